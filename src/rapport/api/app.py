@@ -1,0 +1,35 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+import rapport
+from rapport.api import problems
+from rapport.api.routers import catalog, events, identity, profiles, quarantine
+from rapport.db import Database, connect
+from rapport.settings import Settings, get_settings
+
+
+def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
+    """A Rapport API on ``database`` (default: the configured one). The schema must be migrated."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Rapport",
+        version=rapport.__version__,
+        summary="Customer 360: every event from every source, tied to one person.",
+    )
+    app.state.settings = settings
+    app.state.database = database or connect(settings.database_url)
+    problems.install(app)
+
+    @app.get("/health", tags=["health"], summary="Is the API up and its database reachable?")
+    def health() -> dict[str, str]:
+        db: Database = app.state.database
+        with db.session() as session:
+            session.connection().exec_driver_sql("SELECT 1")
+        return {"status": "ok", "database": db.backend}
+
+    for module in (events, catalog, quarantine, identity, profiles):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,47 @@
+"""Dependencies, as ``Annotated`` types so that route signatures read like prose."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from rapport.db import Database
+from rapport.identity.kinds import KindTable
+from rapport.identity.service import load_kinds
+from rapport.settings import Settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def read_session(request: Request) -> Iterator[Session]:
+    with get_database(request).session() as session:
+        yield session
+
+
+def write_session(request: Request) -> Iterator[Session]:
+    with get_database(request).session(write=True) as session:
+        yield session
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ReadSession = Annotated[Session, Depends(read_session)]
+WriteSession = Annotated[Session, Depends(write_session)]
+
+
+def get_kinds(session: ReadSession, settings: SettingsDep) -> KindTable:
+    return load_kinds(session, region=settings.default_region)
+
+
+Kinds = Annotated[KindTable, Depends(get_kinds)]

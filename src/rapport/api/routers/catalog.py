@@ -1,0 +1,56 @@
+"""The event catalog: list types, read one, add one at run time."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from rapport.api.deps import DatabaseDep, ReadSession
+from rapport.api.problems import Problem, ProblemError
+from rapport.catalog import CatalogError
+from rapport.catalog.schemas import EventTypeIn, EventTypeOut
+from rapport.catalog.service import add_event_type, load_catalog
+
+router = APIRouter(prefix="/v1/event-types", tags=["catalog"])
+
+
+@router.get("", response_model=list[EventTypeOut], summary="Every event type, latest version")
+def list_event_types(session: ReadSession) -> list[EventTypeOut]:
+    return [EventTypeOut.model_validate(t.describe()) for t in load_catalog(session).latest()]
+
+
+@router.get(
+    "/{name}",
+    response_model=list[EventTypeOut],
+    summary="Every version of one event type",
+    responses={404: {"model": Problem}},
+)
+def get_event_type(name: str, session: ReadSession) -> list[EventTypeOut]:
+    versions = load_catalog(session).versions(name)
+    if not versions:
+        raise ProblemError(404, "Not found", f"no event type {name!r}")
+    return [EventTypeOut.model_validate(t.describe()) for t in versions]
+
+
+@router.post(
+    "",
+    response_model=EventTypeOut,
+    status_code=201,
+    summary="Add an event type or a new version",
+    responses={422: {"model": Problem}},
+)
+def post_event_type(body: EventTypeIn, database: DatabaseDep) -> EventTypeOut:
+    """Takes effect at once, without a restart. Posting an existing type adds its next version, which
+    new events are checked against unless they name an older ``schema_version``."""
+    try:
+        with database.session(write=True) as session:
+            event_type = add_event_type(
+                session,
+                type=body.type,
+                schema=body.schema_,
+                description=body.description,
+                subject=body.subject,
+                channel=body.channel,
+            )
+    except CatalogError as exc:
+        raise ProblemError(422, "Invalid event type", str(exc), [f"schema: {exc}"]) from exc
+    return EventTypeOut.model_validate(event_type.describe())

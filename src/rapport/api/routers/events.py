@@ -1,0 +1,149 @@
+"""POST /v1/events: take in a batch of events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from rapport.api.deps import DatabaseDep, SettingsDep
+from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError
+from rapport.ingest import ingest_events
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+class RejectedEvent(BaseModel):
+    index: int
+    id: str | None
+    errors: list[str]
+
+
+class IngestResult(BaseModel):
+    """What became of each event of the batch. Rejected events are kept in the quarantine."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedEvent]
+
+
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["events"],
+    "properties": {
+        "events": {
+            "type": "array",
+            "maxItems": 5000,
+            "items": {
+                "type": "object",
+                "required": ["id", "type", "occurred_at", "source", "identifiers", "data"],
+                "properties": {
+                    "id": {
+                        "type": "string",
+                        "maxLength": 200,
+                        "description": "idempotency key chosen by the client",
+                    },
+                    "type": {"type": "string", "example": "order.placed"},
+                    "schema_version": {"type": "integer", "description": "defaults to the latest version"},
+                    "occurred_at": {"type": "string", "format": "date-time"},
+                    "source": {"type": "string", "maxLength": 200, "example": "pos-store-12"},
+                    "identifiers": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "example": {"email": "jo@example.com", "loyalty_id": "L-77"},
+                    },
+                    "data": {"type": "object"},
+                },
+            },
+        }
+    },
+}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProblemError(
+            413, "Request too large", f"the body is {declared} bytes; at most {limit} are accepted"
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise ProblemError(413, "Request too large", f"the body exceeds {limit} bytes")
+    return bytes(body)
+
+
+def _events_of(body: bytes, max_events: int) -> list[Any]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict) or "events" not in document:
+        raise ProblemError(
+            422,
+            "Invalid request",
+            'events: required property missing; send {"events": [...]}',
+            ["events: required property missing"],
+        )
+    events = document["events"]
+    if not isinstance(events, list):
+        raise ProblemError(
+            422, "Invalid request", "events: expected a list of events", ["events: expected a list of events"]
+        )
+    if len(events) > max_events:
+        raise ProblemError(
+            413,
+            "Batch too large",
+            f"events: {len(events)} events sent; at most {max_events} per request",
+            [f"events: at most {max_events} items"],
+        )
+    return events
+
+
+@router.post(
+    "/events",
+    response_model=IngestResult,
+    summary="Send a batch of events",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ENVELOPE_SCHEMA}}}
+    },
+    responses={
+        200: {"description": "Every event was accepted or recognised as a duplicate"},
+        400: {"model": Problem, "description": "The body is not JSON", "content": {PROBLEM_JSON: {}}},
+        413: {"model": Problem, "description": "Over 5,000 events or 10 MB", "content": {PROBLEM_JSON: {}}},
+        422: {
+            "description": "Some events were rejected (and quarantined); the others were stored. The body "
+            "lists each rejected event with its reasons."
+        },
+    },
+)
+async def post_events(request: Request, database: DatabaseDep, settings: SettingsDep) -> Any:
+    """Validate, deduplicate, resolve and store each event. An id seen before counts as a duplicate and
+    changes nothing, so a batch may safely be sent again."""
+    body = await _read_body(request, settings.max_batch_bytes)
+    events = _events_of(body, settings.max_batch_events)
+
+    def work() -> Any:
+        with database.session(write=True) as session:
+            return ingest_events(session, events=events, settings=settings, transport="http")
+
+    outcome = await run_in_threadpool(work)
+    result = {"accepted": outcome.accepted, "duplicates": outcome.duplicates, "rejected": outcome.rejected}
+    if outcome.rejected:
+        detail = f"{len(outcome.rejected)} of {len(events)} events were rejected and quarantined"
+        return JSONResponse(
+            {
+                "type": "about:blank",
+                "title": "Some events were rejected",
+                "status": 422,
+                "detail": detail,
+                **result,
+            },
+            status_code=422,
+        )
+    return result

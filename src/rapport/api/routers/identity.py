@@ -1,0 +1,159 @@
+"""The identity graph: merges and their undo, conflicts, identifier kinds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.problems import Problem, ProblemError
+from rapport.identity.service import (
+    IdentityError,
+    NotFound,
+    add_kind,
+    list_conflicts,
+    list_merges,
+    load_kinds,
+    undo_merge,
+)
+from rapport.ingest.pipeline import source_priorities
+
+router = APIRouter(prefix="/v1/identity", tags=["identity"])
+
+
+class MergeOut(BaseModel):
+    id: int
+    survivor_id: str
+    absorbed_id: str
+    event_id: str | None
+    reason: str
+    absorbed_identifiers: list[str]
+    merged_at: datetime
+    undone_at: datetime | None
+
+    model_config = {"from_attributes": True}
+
+
+class ConflictOut(BaseModel):
+    id: int
+    event_id: str | None
+    reason: str
+    detail: str
+    profile_ids: list[str]
+    identifiers: list[str]
+    status: str
+    created_at: datetime
+
+    model_config = {"from_attributes": True}
+
+
+class KindOut(BaseModel):
+    name: str
+    priority: int
+    max_per_profile: int | None
+    normaliser: str
+    description: str
+    builtin: bool
+
+
+class KindIn(BaseModel):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,49}$")
+    priority: int = Field(ge=0, le=1000)
+    max_per_profile: int | None = Field(default=None, ge=1)
+    normaliser: Literal["exact", "casefold", "upper", "email", "handle", "phone"] = "exact"
+    description: str = Field(default="", max_length=500)
+
+
+@router.get("/merges", response_model=list[MergeOut], summary="The merge log")
+def get_merges(
+    session: ReadSession,
+    profile_id: str | None = None,
+    after: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> list[MergeOut]:
+    return [
+        MergeOut.model_validate(m)
+        for m in list_merges(session, profile_id=profile_id, after=after, limit=limit)
+    ]
+
+
+@router.post(
+    "/merges/{merge_id}/undo",
+    response_model=MergeOut,
+    summary="Undo a merge",
+    responses={404: {"model": Problem}, 409: {"model": Problem}},
+)
+def post_undo(merge_id: int, database: DatabaseDep, settings: SettingsDep) -> MergeOut:
+    """Gives the absorbed profile back its identifiers and its own events, recomputes both profiles, and
+    keeps the two apart from then on (a later event linking them is recorded as a conflict)."""
+    try:
+        with database.session(write=True) as session:
+            kinds = load_kinds(session, region=settings.default_region)
+            merge = undo_merge(
+                session, merge_id=merge_id, kinds=kinds, priority_of=source_priorities(settings)
+            )
+            return MergeOut.model_validate(merge)
+    except NotFound as exc:
+        raise ProblemError(404, "Not found", str(exc)) from exc
+    except IdentityError as exc:
+        raise ProblemError(409, "Cannot undo", str(exc)) from exc
+
+
+@router.get("/conflicts", response_model=list[ConflictOut], summary="Identifier clashes waiting for review")
+def get_conflicts(
+    session: ReadSession,
+    status: Literal["open", "all"] = "open",
+    after: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> list[ConflictOut]:
+    found = list_conflicts(session, status=None if status == "all" else status, after=after, limit=limit)
+    return [ConflictOut.model_validate(c) for c in found]
+
+
+@router.get("/kinds", response_model=list[KindOut], summary="Identifier kinds and their rules")
+def get_kinds(session: ReadSession, settings: SettingsDep) -> list[KindOut]:
+    table = load_kinds(session, region=settings.default_region)
+    return [
+        KindOut(
+            name=k.name,
+            priority=k.priority,
+            max_per_profile=k.max_per_profile,
+            normaliser=k.normaliser,
+            description=k.description,
+            builtin=k.builtin,
+        )
+        for k in table.kinds.values()
+    ]
+
+
+@router.post(
+    "/kinds",
+    response_model=KindOut,
+    status_code=201,
+    summary="Add an identifier kind",
+    responses={409: {"model": Problem}},
+)
+def post_kind(body: KindIn, database: DatabaseDep) -> KindOut:
+    try:
+        with database.session(write=True) as session:
+            kind = add_kind(
+                session,
+                name=body.name,
+                priority=body.priority,
+                max_per_profile=body.max_per_profile,
+                normaliser=body.normaliser,
+                description=body.description,
+            )
+    except IdentityError as exc:
+        raise ProblemError(409, "Kind exists", str(exc)) from exc
+    return KindOut(
+        name=kind.name,
+        priority=kind.priority,
+        max_per_profile=kind.max_per_profile,
+        normaliser=kind.normaliser,
+        description=kind.description,
+        builtin=False,
+    )

@@ -1,0 +1,164 @@
+"""The customer 360: profiles by id, alias or identifier; their timeline; orders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from rapport.api.deps import Kinds, ReadSession
+from rapport.api.problems import Problem, ProblemError
+from rapport.identity.service import IdentityError
+from rapport.profiles.service import BadCursor, TimelineFilter, order_view, resolve_root, timeline
+from rapport.views import find_by_identifier, profile_360
+
+router = APIRouter(prefix="/v1", tags=["profiles"])
+
+
+class Profile360(BaseModel):
+    """One customer: every trait with its source and time, identifiers by kind, consents, account,
+    orders, open cases, devices and counters."""
+
+    id: str
+    requested_id: str
+    aliases: list[str]
+    created_at: datetime
+    updated_at: datetime
+    traits: dict[str, dict[str, Any]]
+    identifiers: dict[str, list[dict[str, Any]]]
+    consents: list[dict[str, Any]]
+    account: dict[str, Any]
+    orders: list[dict[str, Any]]
+    open_cases: list[dict[str, Any]]
+    devices: list[dict[str, Any]]
+    counters: dict[str, Any]
+
+
+class TimelineItem(BaseModel):
+    id: str
+    type: str
+    schema_version: int
+    occurred_at: datetime
+    received_at: datetime
+    source: str
+    channel: str | None
+    profile_id: str
+    identifiers: dict[str, Any]
+    data: dict[str, Any]
+
+
+class TimelinePage(BaseModel):
+    profile_id: str
+    items: list[TimelineItem]
+    next_cursor: str | None
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    profile_id: str
+    status: str
+    total: float | None
+    currency: str | None
+    placed_at: datetime | None
+    updated_at: datetime
+    versions: int
+    lines: int
+    current: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
+
+
+@router.get(
+    "/profiles", response_model=Profile360, responses=NOT_FOUND, summary="Find a profile by identifier"
+)
+def find_profile(
+    session: ReadSession,
+    kinds: Kinds,
+    identifier: str = Query(
+        ...,
+        description="kind:value, e.g. email:jo@example.com",
+        examples=["email:jo@example.com"],
+        max_length=400,
+    ),
+) -> dict[str, Any]:
+    kind, sep, value = identifier.partition(":")
+    if not sep or not value:
+        raise ProblemError(
+            422,
+            "Invalid request",
+            "identifier: expected kind:value, e.g. email:jo@example.com",
+            ["query.identifier: expected kind:value"],
+        )
+    try:
+        found = find_by_identifier(session, kinds=kinds, kind=kind, value=value)
+    except IdentityError as exc:
+        raise ProblemError(
+            422, "Invalid request", f"identifier: {exc}", [f"query.identifier: {exc}"]
+        ) from exc
+    if found is None:
+        raise ProblemError(404, "Not found", f"no profile holds {identifier}")
+    return found
+
+
+@router.get(
+    "/profiles/{profile_id}", response_model=Profile360, responses=NOT_FOUND, summary="One customer's 360"
+)
+def get_profile(profile_id: str, session: ReadSession) -> dict[str, Any]:
+    """Also answers for the id of a profile that was merged into another (an alias)."""
+    found = profile_360(session, profile_id=profile_id)
+    if found is None:
+        raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
+    return found
+
+
+@router.get(
+    "/profiles/{profile_id}/timeline",
+    response_model=TimelinePage,
+    responses=NOT_FOUND,
+    summary="A customer's events, newest first",
+)
+def get_timeline(
+    profile_id: str,
+    session: ReadSession,
+    types: str | None = Query(None, description="comma-separated event types", max_length=2000),
+    channel: str | None = Query(None, max_length=30),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = Query(None, max_length=200),
+    limit: int = Query(50, ge=1, le=500),
+) -> dict[str, Any]:
+    root = resolve_root(session, profile_id)
+    if root is None:
+        raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise ProblemError(
+                422,
+                "Invalid request",
+                f"{name}: needs a time zone offset",
+                [f"query.{name}: needs a time zone offset"],
+            )
+    chosen = TimelineFilter(
+        types=tuple(t for t in (types or "").split(",") if t), channel=channel, since=since, until=until
+    )
+    try:
+        return timeline(session, profile_id=root, filter=chosen, cursor=cursor, limit=limit)
+    except BadCursor as exc:
+        raise ProblemError(422, "Invalid request", str(exc), [f"query.{exc}"]) from exc
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderOut,
+    responses=NOT_FOUND,
+    summary="An order with every version and what changed",
+)
+def get_order(order_id: str, session: ReadSession) -> dict[str, Any]:
+    found = order_view(session, order_id=order_id)
+    if found is None:
+        raise ProblemError(404, "Not found", f"no order {order_id!r}")
+    return found

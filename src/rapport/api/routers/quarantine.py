@@ -1,0 +1,76 @@
+"""The quarantine: what was rejected and why; replay once fixed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.ingest.quarantine import list_quarantine, replay
+
+router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
+
+
+class QuarantineItem(BaseModel):
+    id: int
+    received_at: datetime
+    transport: str
+    event_id: str | None
+    type: str | None
+    payload: Any
+    raw_text: str | None
+    errors: list[str]
+    status: str
+    attempts: int
+    resolved_at: datetime | None
+
+    model_config = {"from_attributes": True}
+
+
+class QuarantinePage(BaseModel):
+    items: list[QuarantineItem]
+    next_after: int | None = Field(description="pass as ?after= for the next page")
+
+
+class ReplayRequest(BaseModel):
+    ids: list[int] | None = Field(
+        default=None,
+        max_length=5000,
+        description="quarantine ids to replay; all open ones (up to 5,000) when omitted",
+    )
+
+
+class ReplayResult(BaseModel):
+    replayed: int
+    duplicates: int
+    still_rejected: int
+
+
+@router.get("", response_model=QuarantinePage, summary="Rejected input with its reasons")
+def get_quarantine(
+    session: ReadSession,
+    status: Literal["open", "replayed", "all"] = "open",
+    after: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> QuarantinePage:
+    items = list_quarantine(session, status=None if status == "all" else status, after=after, limit=limit)
+    return QuarantinePage(
+        items=[QuarantineItem.model_validate(i) for i in items],
+        next_after=items[-1].id if len(items) == limit else None,
+    )
+
+
+@router.post(
+    "/replay", response_model=ReplayResult, summary="Run quarantined events through the pipeline again"
+)
+def post_replay(
+    database: DatabaseDep, settings: SettingsDep, body: ReplayRequest | None = None
+) -> ReplayResult:
+    with database.session(write=True) as session:
+        outcome = replay(session, settings=settings, ids=body.ids if body else None)
+    return ReplayResult(
+        replayed=outcome.replayed, duplicates=outcome.duplicates, still_rejected=outcome.still_rejected
+    )

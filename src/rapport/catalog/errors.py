@@ -1,0 +1,74 @@
+"""Turn JSON Schema errors into short messages that name the field: ``data.lines: required property missing``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import jsonschema
+
+_TYPE_NAMES = {
+    "object": "an object",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def field_path(prefix: str, path: Iterable[object]) -> str:
+    """``data`` + ``["lines", 0, "sku"]`` -> ``data.lines[0].sku``."""
+    out = prefix
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    for name, python_type in (
+        ("a string", str),
+        ("a number", int | float),
+        ("a list", list),
+        ("an object", dict),
+    ):
+        if isinstance(value, python_type):
+            return name
+    return type(value).__name__
+
+
+def explain(error: jsonschema.ValidationError, prefix: str = "data") -> str:
+    """One line for one schema violation."""
+    where = field_path(prefix, error.absolute_path)
+    rule, expected = error.validator, error.validator_value
+    if rule == "required":
+        # jsonschema reports each missing property as its own error; its name is only in the message.
+        name = error.message.split("'")[1] if error.message.count("'") >= 2 else "?"
+        return f"{where}.{name}: required property missing"
+    if rule == "type":
+        kinds = expected if isinstance(expected, list) else [expected]
+        wanted = " or ".join(_TYPE_NAMES.get(str(k), str(k)) for k in kinds)
+        return f"{where}: expected {wanted}, got {_describe(error.instance)}"
+    if rule == "enum":
+        return f"{where}: must be one of {', '.join(str(v) for v in expected)}"  # type: ignore[union-attr]
+    if rule in ("minimum", "maximum"):
+        return f"{where}: must be {'at least' if rule == 'minimum' else 'at most'} {expected}"
+    if rule in ("minLength", "maxLength"):
+        return (
+            f"{where}: must be {'at least' if rule == 'minLength' else 'at most'} {expected} characters long"
+        )
+    if rule in ("minItems", "maxItems"):
+        return f"{where}: must have {'at least' if rule == 'minItems' else 'at most'} {expected} items"
+    if rule == "minProperties":
+        return f"{where}: must have at least {expected} field(s)"
+    if rule == "pattern":
+        return f"{where}: does not match the pattern {expected}"
+    if rule == "format":
+        return f"{where}: is not a valid {expected}"
+    if rule == "additionalProperties":
+        return f"{where}: {error.message}"
+    return f"{where}: {error.message}"

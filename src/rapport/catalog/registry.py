@@ -1,0 +1,158 @@
+"""Event types in memory: compiled validators for the fast path, full error lists for the slow one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+
+from rapport.catalog.errors import explain
+
+BUILTIN_PACKAGE = "rapport.catalog"
+
+
+class CatalogError(ValueError):
+    """An event type definition that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One version of an event type: the schema of its ``data`` and what Rapport reads from it."""
+
+    type: str
+    version: int
+    schema: dict[str, Any]
+    description: str = ""
+    subject: str | None = None  # data field naming the entity the event is about (order_id, case_id, …)
+    channel: str | dict[str, Any] | None = None  # constant, or {"field": name, "default": value}
+    builtin: bool = False
+    _fast: Callable[[Any], Any] = field(init=False, repr=False, compare=False)
+    _full: jsonschema.Draft7Validator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            jsonschema.Draft7Validator.check_schema(self.schema)
+            fast = fastjsonschema.compile(self.schema)
+        except (jsonschema.SchemaError, fastjsonschema.JsonSchemaDefinitionException) as exc:
+            raise CatalogError(
+                f"schema of {self.type} v{self.version} is not a valid JSON Schema: {exc}"
+            ) from exc
+        if self.schema.get("type") != "object":
+            raise CatalogError(
+                f"schema of {self.type} v{self.version} must describe an object (type: object)"
+            )
+        full = jsonschema.Draft7Validator(
+            self.schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+        )
+        object.__setattr__(self, "_fast", fast)
+        object.__setattr__(self, "_full", full)
+
+    def errors(self, data: Any) -> list[str]:
+        """Every way ``data`` breaks the schema, one line each; empty when it is valid."""
+        try:
+            self._fast(data)
+            return []
+        except fastjsonschema.JsonSchemaValueException:
+            pass
+        found = sorted(self._full.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+        messages = list(dict.fromkeys(explain(error) for error in found))
+        # The two validators may differ at the edges (formats); the fast one said no, so say something.
+        return messages or ["data: does not match the schema of " + self.type]
+
+    def subject_of(self, data: Mapping[str, Any]) -> str | None:
+        if self.subject is None:
+            return None
+        value = data.get(self.subject)
+        return None if value is None else str(value)
+
+    def channel_of(self, data: Mapping[str, Any]) -> str | None:
+        if self.channel is None or isinstance(self.channel, str):
+            return self.channel
+        value = data.get(self.channel.get("field", ""), self.channel.get("default"))
+        return None if value is None else str(value)
+
+    @cached_property
+    def personal_fields(self) -> tuple[str, ...]:
+        """Top-level ``data`` fields the schema marks with ``x-personal``."""
+        props = self.schema.get("properties", {})
+        return tuple(
+            name for name, spec in props.items() if isinstance(spec, dict) and spec.get("x-personal")
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "version": self.version,
+            "description": self.description,
+            "subject": self.subject,
+            "channel": self.channel,
+            "builtin": self.builtin,
+            "personal_fields": list(self.personal_fields),
+            "schema": self.schema,
+        }
+
+
+def event_type_from_document(doc: Mapping[str, Any], *, builtin: bool = False) -> EventType:
+    """Build an :class:`EventType` from its JSON document (the shape of the built-in files)."""
+    try:
+        return EventType(
+            type=doc["type"],
+            version=int(doc.get("version", 1)),
+            schema=doc["schema"],
+            description=doc.get("description", ""),
+            subject=doc.get("subject"),
+            channel=doc.get("channel"),
+            builtin=builtin,
+        )
+    except KeyError as exc:
+        raise CatalogError(f"event type document lacks {exc.args[0]!r}") from exc
+
+
+def load_builtin_types() -> list[EventType]:
+    """The event types that ship with Rapport."""
+    folder = resources.files(BUILTIN_PACKAGE).joinpath("builtin")
+    docs = [
+        json.loads(entry.read_text("utf-8")) for entry in folder.iterdir() if entry.name.endswith(".json")
+    ]
+    return [event_type_from_document(doc, builtin=True) for doc in sorted(docs, key=lambda d: d["type"])]
+
+
+_BUILTINS: list[EventType] | None = None
+
+
+def builtin_types() -> list[EventType]:
+    """The built-in types, compiled once per process."""
+    global _BUILTINS
+    if _BUILTINS is None:
+        _BUILTINS = load_builtin_types()
+    return _BUILTINS
+
+
+class Catalog:
+    """Every known version of every event type; the latest version is used unless one is asked for."""
+
+    def __init__(self, types: Iterable[EventType]) -> None:
+        self._versions: dict[str, dict[int, EventType]] = {}
+        for event_type in types:
+            self._versions.setdefault(event_type.type, {})[event_type.version] = event_type
+        self._latest = {name: versions[max(versions)] for name, versions in self._versions.items()}
+
+    def get(self, name: str, version: int | None = None) -> EventType | None:
+        if version is None:
+            return self._latest.get(name)
+        return self._versions.get(name, {}).get(version)
+
+    def versions(self, name: str) -> list[EventType]:
+        return [v for _, v in sorted(self._versions.get(name, {}).items())]
+
+    def latest(self) -> list[EventType]:
+        return [self._latest[name] for name in sorted(self._latest)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._latest

@@ -1,0 +1,38 @@
+"""What crosses the boundary of the catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class EventTypeIn(BaseModel):
+    """A new event type, or a new version of an existing one."""
+
+    type: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=100, examples=["warranty.claimed"]
+    )
+    description: str = Field(default="", max_length=500)
+    subject: str | None = Field(
+        default=None, max_length=100, description="data field that names the entity the event is about"
+    )
+    channel: str | dict[str, Any] | None = Field(
+        default=None, description='a constant channel, or {"field": "channel", "default": null}'
+    )
+    schema_: dict[str, Any] = Field(alias="schema", description="JSON Schema (draft-07) of the event's data")
+
+    model_config = {"populate_by_name": True}
+
+
+class EventTypeOut(BaseModel):
+    type: str
+    version: int
+    description: str
+    subject: str | None
+    channel: str | dict[str, Any] | None
+    builtin: bool
+    personal_fields: list[str]
+    schema_: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
+
+    model_config = {"populate_by_name": True}

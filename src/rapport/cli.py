@@ -1,0 +1,165 @@
+"""The ``rapport`` command: serve, demo, import, migrate, bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rapport.db import Database, connect, upgrade
+from rapport.ingest.pipeline import Outcome
+from rapport.settings import Settings, get_settings
+
+app = typer.Typer(help="Rapport: customer 360 platform.", no_args_is_help=True, add_completion=False)
+bench_app = typer.Typer(help="Measure the speed goals (see docs/benchmarks.md).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:
+        typer.secho(f"configuration error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+
+def _database(settings: Settings) -> Database:
+    database = connect(settings.database_url)
+    upgrade(database.engine)
+    return database
+
+
+def _serve(settings: Settings, database: Database, host: str, port: int) -> None:
+    import uvicorn
+
+    from rapport.api import create_app
+
+    uvicorn.run(create_app(database, settings), host=host, port=port, log_level="info")
+
+
+def _progress(label: str) -> Callable[[int, Outcome], None]:
+    started = time.perf_counter()
+
+    def report(done: int, outcome: Outcome) -> None:
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        typer.echo(
+            f"\r{label}: {done:,} read, {outcome.accepted:,} accepted, {outcome.duplicates:,} duplicates, "
+            f"{outcome.rejected_count:,} rejected ({rate:,.0f}/s)",
+            nl=False,
+            err=True,
+        )
+
+    return report
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    settings = _settings()
+    _database(settings)
+    typer.echo(f"schema up to date on {settings.database_url.split('@')[-1]}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Serve the API (the schema is migrated first)."""
+    settings = _settings()
+    _serve(settings, _database(settings), host, port)
+
+
+@app.command("import")
+def import_(
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="a .jsonl/.ndjson or .csv file")
+    ],
+    batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 2000,
+) -> None:
+    """Ingest a file of events of any size; rejected lines go to the quarantine."""
+    from rapport.ingest.importer import import_file
+
+    settings = _settings()
+    outcome = import_file(
+        _database(settings), path, settings=settings, batch_size=batch_size, on_progress=_progress(path.name)
+    )
+    typer.echo("", err=True)
+    typer.echo(
+        f"{outcome.accepted:,} accepted, {outcome.duplicates:,} duplicates, "
+        f"{outcome.rejected_count:,} rejected (see GET /v1/quarantine), {outcome.merges:,} merges, "
+        f"{outcome.conflicts:,} conflicts"
+    )
+    for rejection in outcome.rejected[:5]:
+        typer.echo(f"  rejected {rejection['id'] or '(no id)'}: {'; '.join(rejection['errors'])}")
+    if outcome.rejected_count:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=1, help="people in the synthetic world")] = 2000,
+    months: Annotated[int, typer.Option(min=1, max=36)] = 6,
+    seed: Annotated[int, typer.Option()] = 7,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="serve the API afterwards")] = True,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Generate a synthetic world, ingest it through the pipeline, and serve the API."""
+    from rapport.demo.load import load_world
+
+    settings = _settings()
+    database = _database(settings)
+    typer.echo(f"generating a world of {customers:,} customers over {months} months (seed {seed}) …")
+    summary = load_world(
+        database,
+        settings=settings,
+        customers=customers,
+        months=months,
+        seed=seed,
+        on_progress=_progress("ingesting"),
+    )
+    typer.echo("", err=True)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+    if serve_api:
+        typer.echo(
+            f"API: http://{host}:{port}/docs  (try GET http://{host}:{port}/v1/profiles/"
+            f"{summary.get('example_profile', '')})"
+        )
+        _serve(settings, database, host, port)
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    events: Annotated[int, typer.Option(min=1000)] = 200_000,
+    batch_size: Annotated[int, typer.Option(min=100, max=5000)] = 5000,
+) -> None:
+    """Full pipeline vs raw bulk load of the same rows, on the configured backend."""
+    from rapport.bench.ingest import run
+
+    result = run(_settings(), events=events, batch_size=batch_size, echo=lambda s: typer.echo(s, err=True))
+    typer.echo(json.dumps(result))
+
+
+@bench_app.command("profile")
+def bench_profile(
+    profiles: Annotated[int, typer.Option(min=100)] = 50_000,
+    events: Annotated[int, typer.Option(min=1000)] = 1_000_000,
+    reads: Annotated[int, typer.Option(min=10)] = 2000,
+) -> None:
+    """p50/p95 of profile-plus-first-timeline-page reads."""
+    from rapport.bench.profile import run
+
+    result = run(
+        _settings(), profiles=profiles, events=events, reads=reads, echo=lambda s: typer.echo(s, err=True)
+    )
+    typer.echo(json.dumps(result))
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

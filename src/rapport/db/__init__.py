@@ -1,0 +1,7 @@
+"""Storage: engine and sessions, table metadata, migrations and bulk helpers."""
+
+from rapport.db.base import Base, JSONDoc, UTCDateTime, metadata
+from rapport.db.engine import Database, connect
+from rapport.db.migrate import upgrade
+
+__all__ = ["Base", "Database", "JSONDoc", "UTCDateTime", "connect", "metadata", "upgrade"]

@@ -1,0 +1,31 @@
+"""Alembic environment: runs against the engine handed over in ``config.attributes``."""
+
+from __future__ import annotations
+
+from alembic import context
+
+# Every domain's tables must be imported so that the metadata is complete.
+import rapport.catalog.models
+import rapport.identity.models
+import rapport.ingest.models
+import rapport.profiles.models  # noqa: F401
+from rapport.db.base import metadata
+
+config = context.config
+engine = config.attributes.get("engine")
+if engine is None:  # pragma: no cover - only when alembic is run by hand
+    from rapport.db.engine import connect
+    from rapport.settings import get_settings
+
+    engine = connect(get_settings().database_url).engine
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

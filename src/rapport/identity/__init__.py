@@ -1,0 +1,1 @@
+"""The identity graph: identifier kinds and rules, resolution, merges and their undo, conflicts."""

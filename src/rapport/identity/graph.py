@@ -1,0 +1,315 @@
+"""Resolve a batch of events to profiles: find, create and merge, within the identity rules.
+
+The whole batch is decided in memory against one read of the graph, then written in bulk; merges
+are replayed in the order they were decided, so chains (a into b, then b into c) come out right.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
+
+from rapport.db.base import table_of
+from rapport.db.bulk import chunked
+from rapport.events.models import Event
+from rapport.identity.kinds import KindTable
+from rapport.identity.models import Conflict, Identifier, Merge, MergeBlock
+from rapport.profiles.models import Case, Device, Order, Profile
+from rapport.profiles.service import resolve_root
+
+Key = tuple[str, str]  # (kind, normalised value)
+
+
+def key_text(key: Key) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+def new_profile_id() -> str:
+    return "prf_" + uuid.uuid4().hex[:20]
+
+
+class Claim(NamedTuple):
+    """What the resolver needs of an event: who sent it, when, and the identifiers it carries."""
+
+    event_id: str
+    source: str
+    occurred_at: datetime
+    keys: tuple[Key, ...]
+
+
+@dataclass
+class PlannedMerge:
+    survivor: str
+    absorbed: str
+    event_id: str
+    at: datetime
+    reason: str
+    absorbed_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Resolution:
+    """The decisions for one batch: a profile per claim, and what to write to the graph."""
+
+    profile_ids: list[str]
+    merges: list[PlannedMerge]
+    new_profiles: dict[str, datetime]
+    conflicts: list[dict[str, Any]]
+
+    @property
+    def merge_pairs(self) -> list[tuple[str, str]]:
+        return [(m.survivor, m.absorbed) for m in self.merges]
+
+
+class GraphBatch:
+    """Resolves one batch of claims. Use :meth:`resolve`, then :meth:`write` in the same transaction."""
+
+    def __init__(self, connection: Connection, kinds: KindTable, *, now: datetime) -> None:
+        self.connection = connection
+        self.kinds = kinds
+        self.now = now
+        self.owner: dict[Key, str] = {}
+        self.parent: dict[str, str] = {}
+        self.counts: dict[str, Counter[str]] = {}
+        self.attached: dict[str, list[tuple[Key, Claim]]] = {}
+        self.existing: set[str] = set()
+        self.blocked: set[frozenset[str]] = set()
+        self.limited = {name for name, kind in kinds.kinds.items() if kind.max_per_profile is not None}
+
+    # -- reading the graph -------------------------------------------------------------------------
+
+    def _load(self, keys: set[Key]) -> None:
+        table = table_of(Identifier)
+        for chunk in chunked(sorted(keys)):
+            query = select(table.c.kind, table.c.value, table.c.profile_id).where(
+                tuple_(table.c.kind, table.c.value).in_(chunk)
+            )
+            for kind, value, pid in self.connection.execute(query):
+                self.owner[(kind, value)] = pid
+        self.existing = set(self.owner.values())
+        for pid in self.existing:
+            self.counts[pid] = Counter()
+        if self.limited:
+            for ids in chunked(sorted(self.existing)):
+                counted = (
+                    select(table.c.profile_id, table.c.kind, func.count())
+                    .where(table.c.profile_id.in_(ids), table.c.kind.in_(sorted(self.limited)))
+                    .group_by(table.c.profile_id, table.c.kind)
+                )
+                for pid, kind, n in self.connection.execute(counted):
+                    self.counts[pid][kind] = n
+        self._load_blocks()
+
+    def _load_blocks(self) -> None:
+        blocks = self.connection.execute(select(MergeBlock.profile_a, MergeBlock.profile_b)).all()
+        if not blocks:
+            return
+        roots: dict[str, str | None] = {}
+        for a, b in blocks:
+            for pid in (a, b):
+                if pid not in roots:
+                    roots[pid] = resolve_root(self.connection, pid)
+            ra, rb = roots[a], roots[b]
+            if ra and rb and ra != rb:
+                self.blocked.add(frozenset((ra, rb)))
+
+    def root(self, pid: str) -> str:
+        while pid in self.parent:
+            pid = self.parent[pid]
+        return pid
+
+    # -- deciding ------------------------------------------------------------------------------------
+
+    def _merge_problem(self, a: str, b: str) -> str | None:
+        if frozenset((a, b)) in self.blocked:
+            return "these profiles were split by an undone merge"
+        for kind in sorted(self.limited):
+            total = self.counts[a][kind] + self.counts[b][kind]
+            limit = self.kinds.limit(kind)
+            if limit is not None and total > limit:
+                return f"together they would hold {total} {kind} identifiers; at most {limit} allowed"
+        return None
+
+    def resolve(self, claims: Sequence[Claim]) -> Resolution:
+        """Decide a profile for every claim, in order."""
+        self._load({key for claim in claims for key in claim.keys})
+        assignments: list[str] = []
+        merges: list[PlannedMerge] = []
+        new_profiles: dict[str, datetime] = {}
+        conflicts: list[dict[str, Any]] = []
+        priority = self.kinds.priority
+        for claim in claims:
+            keys = sorted(claim.keys, key=lambda k: -priority(k[0]))
+            roots: list[str] = []
+            for key in keys:
+                pid = self.owner.get(key)
+                if pid is not None:
+                    root = self.root(pid)
+                    if root not in roots:
+                        roots.append(root)
+            if not roots:
+                target = new_profile_id()
+                new_profiles[target] = claim.occurred_at
+                self.counts[target] = Counter()
+            else:
+                target = roots[0]
+                for other in roots[1:]:
+                    problem = self._merge_problem(target, other)
+                    if problem is None:
+                        self.parent[other] = target
+                        self.counts[target].update(self.counts[other])
+                        merges.append(
+                            PlannedMerge(
+                                target, other, claim.event_id, claim.occurred_at, "shared identifier"
+                            )
+                        )
+                    else:
+                        conflicts.append(self._conflict(claim, "merge_refused", problem, [target, other]))
+            for key in keys:
+                if key in self.owner:
+                    continue
+                limit = self.kinds.limit(key[0])
+                if limit is not None and self.counts[target][key[0]] >= limit:
+                    conflicts.append(
+                        self._conflict(
+                            claim,
+                            "limit_reached",
+                            f"{key_text(key)} not linked: the profile already holds {limit} {key[0]} "
+                            f"identifier(s)",
+                            [target],
+                        )
+                    )
+                    continue
+                self.owner[key] = target
+                self.counts[target][key[0]] += 1
+                self.attached.setdefault(target, []).append((key, claim))
+            assignments.append(target)
+        return Resolution(
+            profile_ids=[self.root(pid) for pid in assignments],
+            merges=merges,
+            new_profiles=new_profiles,
+            conflicts=conflicts,
+        )
+
+    def _conflict(self, claim: Claim, reason: str, detail: str, profiles: list[str]) -> dict[str, Any]:
+        return {
+            "event_id": claim.event_id,
+            "reason": reason,
+            "detail": detail,
+            "profile_ids": profiles,
+            "identifiers": [key_text(k) for k in claim.keys],
+            "status": "open",
+            "created_at": self.now,
+        }
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def write(self, resolution: Resolution) -> None:
+        """Store the decisions: new profiles, identifiers, merges (in order) and conflicts."""
+        conn = self.connection
+        merges = resolution.merges
+        direct_parent = {m.absorbed: m.survivor for m in merges}
+        if resolution.new_profiles:
+            conn.execute(
+                insert(table_of(Profile)),
+                [
+                    {
+                        "id": pid,
+                        "created_at": at,
+                        "updated_at": self.now,
+                        "merged_into": direct_parent.get(pid),
+                        "traits": {},
+                        "counters": {},
+                        "account": {},
+                        "consents": {},
+                    }
+                    for pid, at in resolution.new_profiles.items()
+                ],
+            )
+        held = self._held_keys(resolution)
+        rows = [
+            {
+                "kind": kind,
+                "value": value,
+                "profile_id": self.root(pid),
+                "source": claim.source,
+                "first_seen_at": claim.occurred_at,
+            }
+            for pid, keys in self.attached.items()
+            for (kind, value), claim in keys
+        ]
+        existing_merges = [m for m in merges if m.absorbed in self.existing]
+        if existing_merges:
+            pairs = [{"b_s": m.survivor, "b_a": m.absorbed} for m in existing_merges]
+            for table, column in (
+                (table_of(Identifier), "profile_id"),
+                (table_of(Event), "profile_id"),
+                (table_of(Order), "profile_id"),
+                (table_of(Case), "profile_id"),
+                (table_of(Device), "profile_id"),
+            ):
+                col = table.c[column]
+                conn.execute(
+                    update(table).where(col == bindparam("b_a")).values({column: bindparam("b_s")}), pairs
+                )
+            conn.execute(
+                update(table_of(Profile))
+                .where(table_of(Profile).c.id == bindparam("b_a"))
+                .values(merged_into=bindparam("b_s"), updated_at=self.now),
+                pairs,
+            )
+        if rows:
+            conn.execute(insert(table_of(Identifier)), rows)
+        if merges:
+            conn.execute(
+                insert(table_of(Merge)),
+                [
+                    {
+                        "survivor_id": m.survivor,
+                        "absorbed_id": m.absorbed,
+                        "event_id": m.event_id,
+                        "reason": m.reason,
+                        "absorbed_identifiers": sorted(held[m.absorbed]),
+                        "merged_at": self.now,
+                        "undone_at": None,
+                    }
+                    for m in merges
+                ],
+            )
+        if resolution.conflicts:
+            conn.execute(insert(table_of(Conflict)), resolution.conflicts)
+
+    def _held_keys(self, resolution: Resolution) -> dict[str, set[str]]:
+        """For each absorbed profile, every identifier it held when it was absorbed."""
+        absorbed_existing = sorted({m.absorbed for m in resolution.merges} & self.existing)
+        held: dict[str, set[str]] = {m.absorbed: set() for m in resolution.merges}
+        table = table_of(Identifier)
+        for chunk in chunked(absorbed_existing):
+            query = select(table.c.profile_id, table.c.kind, table.c.value).where(
+                table.c.profile_id.in_(chunk)
+            )
+            for pid, kind, value in self.connection.execute(query):
+                held[pid].add(f"{kind}:{value}")
+        for pid, keys in self.attached.items():
+            if pid in held:
+                held[pid].update(key_text(k) for k, _ in keys)
+        for m in resolution.merges:  # chains: what b absorbed before c absorbed b belongs to b as well
+            if m.survivor in held:
+                held[m.survivor] |= held[m.absorbed]
+        return held
+
+
+def profile_roots(connection: Connection, ids: Iterable[str]) -> dict[str, str]:
+    """The live profile behind each id (aliases followed); unknown ids are left out."""
+    found: dict[str, str] = {}
+    for pid in ids:
+        root = resolve_root(connection, pid)
+        if root is not None:
+            found[pid] = root
+    return found

@@ -1,0 +1,154 @@
+"""Identifier kinds: how a value is normalised, how much it counts, and how many a profile may hold."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+
+#: Values that mean "nobody" in real data. Never links anyone, whatever the kind.
+BLOCKED_VALUES = frozenset(
+    {
+        "",
+        "null",
+        "none",
+        "nil",
+        "n/a",
+        "na",
+        "undefined",
+        "anonymous",
+        "unknown",
+        "0",
+        "-",
+        "guest",
+        "test",
+        "test@test.com",
+        "test@example.com",
+        "noreply@example.com",
+        "no-reply@example.com",
+        "none@none.com",
+        "a@a.com",
+        "x@x.com",
+        "+440000000000",
+        "+10000000000",
+    }
+)
+
+
+class InvalidIdentifier(ValueError):
+    """A value that cannot be an identifier of its kind; the message says why."""
+
+
+def _trim(value: str) -> str:
+    return value.strip()
+
+
+def _fold(value: str) -> str:
+    return value.strip().casefold()
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _upper(value: str) -> str:
+    return value.strip().upper()
+
+
+def _email(value: str) -> str:
+    folded = value.strip().casefold()
+    if folded in BLOCKED_VALUES:
+        return folded
+    if not _EMAIL.match(folded):
+        raise InvalidIdentifier(f"{value!r} is not an email address")
+    return folded
+
+
+def _handle(value: str) -> str:
+    return value.strip().removeprefix("@").casefold()
+
+
+def phone_normaliser(region: str) -> Callable[[str], str]:
+    """E.164 for numbers written with a country code or in ``region``'s national format."""
+
+    @lru_cache(maxsize=200_000)
+    def normalise(value: str) -> str:
+        stripped = value.strip()
+        if stripped.casefold() in BLOCKED_VALUES:
+            return stripped.casefold()
+        try:
+            number = phonenumbers.parse(stripped, region)
+        except phonenumbers.NumberParseException as exc:
+            raise InvalidIdentifier(f"{value!r} is not a phone number") from exc
+        if not phonenumbers.is_possible_number(number):
+            raise InvalidIdentifier(f"{value!r} is not a possible phone number")
+        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+    return normalise
+
+
+NORMALISERS: dict[str, Callable[[str], str]] = {
+    "exact": _trim,
+    "casefold": _fold,
+    "upper": _upper,
+    "email": _email,
+    "handle": _handle,
+}
+
+
+@dataclass(frozen=True)
+class IdentifierKind:
+    """A kind of identifier. Higher ``priority`` decides which profile an event belongs to in a conflict
+    and which profile survives a merge; ``max_per_profile`` of None means unlimited."""
+
+    name: str
+    priority: int
+    max_per_profile: int | None
+    normaliser: str = "exact"
+    description: str = ""
+    builtin: bool = False
+
+
+BUILTIN_KINDS: tuple[IdentifierKind, ...] = (
+    IdentifierKind("customer_id", 100, 1, "exact", "Customer number in the ERP", True),
+    IdentifierKind("loyalty_id", 90, 2, "upper", "Loyalty card number", True),
+    IdentifierKind("email", 80, 5, "email", "Email address", True),
+    IdentifierKind("phone", 70, 3, "phone", "Phone number (stored as E.164)", True),
+    IdentifierKind("app_install_id", 50, 10, "exact", "Install of the mobile app", True),
+    IdentifierKind("device_serial", 45, None, "upper", "Serial number of a connected product", True),
+    IdentifierKind("twitter", 40, 2, "handle", "Twitter / X handle", True),
+    IdentifierKind("linkedin", 40, 2, "handle", "LinkedIn profile", True),
+    IdentifierKind("facebook", 40, 2, "handle", "Facebook profile", True),
+    IdentifierKind("cookie_id", 10, None, "exact", "Web browser cookie", True),
+)
+
+
+class KindTable:
+    """The identifier kinds in force, with their normalisers bound."""
+
+    def __init__(self, kinds: Iterable[IdentifierKind], *, region: str) -> None:
+        self.kinds = {kind.name: kind for kind in kinds}
+        phone = phone_normaliser(region)
+        # Values repeat a lot in real streams (the same cookie on every page view): cache the work.
+        self._normalisers = {
+            name: phone
+            if kind.normaliser == "phone"
+            else lru_cache(maxsize=100_000)(NORMALISERS[kind.normaliser])
+            for name, kind in self.kinds.items()
+        }
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.kinds
+
+    def priority(self, name: str) -> int:
+        return self.kinds[name].priority
+
+    def limit(self, name: str) -> int | None:
+        return self.kinds[name].max_per_profile
+
+    def normalise(self, kind: str, value: str) -> str | None:
+        """The normalised value, or None when the value is blocked. Raises :class:`InvalidIdentifier`."""
+        normalised = self._normalisers[kind](value)
+        return None if normalised.casefold() in BLOCKED_VALUES else normalised

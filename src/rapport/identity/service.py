@@ -1,0 +1,187 @@
+"""The identity graph as the rest of Rapport sees it: kinds, lookups, merges, undo and conflicts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from threading import Lock
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from rapport.db.locks import lock_identity_graph
+from rapport.events.models import Event
+from rapport.events.store import EventRow
+from rapport.identity.graph import key_text
+from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS, IdentifierKind, InvalidIdentifier, KindTable
+from rapport.identity.models import Conflict, Identifier, IdentifierKindRecord, Merge, MergeBlock
+from rapport.profiles.models import Profile
+from rapport.profiles.projector import rebuild_entities, rebuild_profiles
+from rapport.profiles.service import resolve_root
+
+_kind_cache: dict[tuple[str, str], tuple[tuple[Any, ...], KindTable]] = {}
+_kind_lock = Lock()
+
+
+class IdentityError(ValueError):
+    """A request the identity graph cannot carry out; the message says why."""
+
+
+class NotFound(LookupError):
+    """The thing asked for does not exist."""
+
+
+def load_kinds(session: Session, *, region: str) -> KindTable:
+    """Built-in and operator-defined identifier kinds, cached until an operator changes them."""
+    key = (str(session.get_bind().engine.url), region)
+    revision = tuple(session.execute(select(func.count(), func.max(IdentifierKindRecord.created_at))).one())
+    cached = _kind_cache.get(key)
+    if cached is not None and cached[0] == revision:
+        return cached[1]
+    records = session.scalars(select(IdentifierKindRecord)).all()
+    extra = [
+        IdentifierKind(r.name, r.priority, r.max_per_profile, r.normaliser, r.description) for r in records
+    ]
+    table = KindTable([*BUILTIN_KINDS, *extra], region=region)
+    with _kind_lock:
+        _kind_cache[key] = (revision, table)
+    return table
+
+
+def add_kind(
+    session: Session,
+    *,
+    name: str,
+    priority: int,
+    max_per_profile: int | None,
+    normaliser: str = "exact",
+    description: str = "",
+) -> IdentifierKind:
+    """Add an operator-defined identifier kind."""
+    if name in {k.name for k in BUILTIN_KINDS} or session.get(IdentifierKindRecord, name) is not None:
+        raise IdentityError(f"identifier kind {name!r} exists already")
+    if normaliser not in NORMALISERS and normaliser != "phone":
+        raise IdentityError(f"normaliser must be one of {', '.join([*sorted(NORMALISERS), 'phone'])}")
+    session.add(
+        IdentifierKindRecord(
+            name=name,
+            priority=priority,
+            max_per_profile=max_per_profile,
+            normaliser=normaliser,
+            description=description,
+            created_at=datetime.now(UTC),
+        )
+    )
+    session.flush()
+    return IdentifierKind(name, priority, max_per_profile, normaliser, description)
+
+
+def find_profile(session: Session, *, kinds: KindTable, kind: str, value: str) -> str | None:
+    """The live profile holding identifier ``kind``:``value``, if any."""
+    if kind not in kinds:
+        raise IdentityError(f"unknown identifier kind {kind!r}")
+    try:
+        normalised = kinds.normalise(kind, value)
+    except InvalidIdentifier as exc:
+        raise IdentityError(str(exc)) from exc
+    if normalised is None:
+        return None
+    return session.scalar(
+        select(Identifier.profile_id).where(Identifier.kind == kind, Identifier.value == normalised)
+    )
+
+
+def identifiers_of(session: Session, *, profile_id: str) -> list[Identifier]:
+    return list(
+        session.scalars(
+            select(Identifier)
+            .where(Identifier.profile_id == profile_id)
+            .order_by(Identifier.kind, Identifier.value)
+        )
+    )
+
+
+def list_merges(
+    session: Session, *, profile_id: str | None = None, after: int = 0, limit: int = 50
+) -> list[Merge]:
+    query = select(Merge).where(Merge.id > after).order_by(Merge.id).limit(limit)
+    if profile_id is not None:
+        query = query.where((Merge.survivor_id == profile_id) | (Merge.absorbed_id == profile_id))
+    return list(session.scalars(query))
+
+
+def list_conflicts(
+    session: Session, *, status: str | None = "open", after: int = 0, limit: int = 50
+) -> list[Conflict]:
+    query = select(Conflict).where(Conflict.id > after).order_by(Conflict.id).limit(limit)
+    if status is not None:
+        query = query.where(Conflict.status == status)
+    return list(session.scalars(query))
+
+
+def undo_merge(
+    session: Session, *, merge_id: int, kinds: KindTable, priority_of: Callable[[str], int]
+) -> Merge:
+    """Split a merge: the absorbed profile gets back its identifiers and the events that are only its own,
+    both profiles are recomputed from their events, and they are kept apart from then on."""
+    lock_identity_graph(session)
+    merge = session.get(Merge, merge_id)
+    if merge is None:
+        raise NotFound(f"merge {merge_id} does not exist")
+    if merge.undone_at is not None:
+        raise IdentityError(f"merge {merge_id} was undone already at {merge.undone_at.isoformat()}")
+    absorbed = session.get(Profile, merge.absorbed_id)
+    if absorbed is None or absorbed.merged_into != merge.survivor_id:
+        raise IdentityError(
+            f"merge {merge_id} can no longer be undone: profile {merge.absorbed_id} has changed"
+        )
+    conn = session.connection()
+    holder = resolve_root(conn, merge.survivor_id)
+    assert holder is not None
+    now = datetime.now(UTC)
+    theirs = set(merge.absorbed_identifiers)
+    ours = {key_text((i.kind, i.value)) for i in identifiers_of(session, profile_id=holder)} - theirs
+
+    moved: list[EventRow] = []
+    columns = [Event.__table__.c[name] for name in EventRow._fields]
+    for row in conn.execute(select(Event.__table__.c.seq, *columns).where(Event.profile_id == holder)):
+        fact = EventRow(*row[1:])
+        keys = set()
+        for kind, value in fact.identifiers.items():
+            try:
+                normalised = kinds.normalise(kind, value) if kind in kinds else None
+            except InvalidIdentifier:
+                normalised = None
+            if normalised is not None:
+                keys.add(key_text((kind, normalised)))
+        known = keys & (theirs | ours)
+        if known and known <= theirs:
+            moved.append(fact)
+
+    for text in theirs:
+        kind, _, value = text.partition(":")
+        session.execute(
+            update(Identifier)
+            .where(
+                Identifier.kind == kind,
+                Identifier.value == value,
+                Identifier.profile_id == holder,
+            )
+            .values(profile_id=merge.absorbed_id)
+        )
+    moved_ids = [f.event_id for f in moved]
+    for start in range(0, len(moved_ids), 500):
+        session.execute(
+            update(Event)
+            .where(Event.event_id.in_(moved_ids[start : start + 500]))
+            .values(profile_id=merge.absorbed_id)
+        )
+    absorbed.merged_into = None
+    absorbed.updated_at = now
+    merge.undone_at = now
+    session.add(MergeBlock(profile_a=merge.absorbed_id, profile_b=merge.survivor_id, created_at=now))
+    session.flush()
+    rebuild_profiles(conn, [holder, merge.absorbed_id], priority_of=priority_of, now=now)
+    rebuild_entities(conn, [f._replace(profile_id=merge.absorbed_id) for f in moved])
+    return merge

@@ -1,0 +1,5 @@
+"""The ingest pipeline and its quarantine."""
+
+from rapport.ingest.pipeline import Outcome, ingest_events
+
+__all__ = ["Outcome", "ingest_events"]

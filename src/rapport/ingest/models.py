@@ -1,0 +1,31 @@
+"""Tables of the ingest pipeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rapport.db.base import Base, JSONDoc
+
+
+class QuarantinedEvent(Base):
+    """Input that could not be accepted, kept with its raw payload and the reasons until it is replayed."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (Index("ix_quarantine_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime]
+    transport: Mapped[str] = mapped_column(String(50))
+    event_id: Mapped[str | None] = mapped_column(String(200))
+    type: Mapped[str | None] = mapped_column(String(100))
+    #: the payload as sent when it parsed as JSON; otherwise None and ``raw_text`` holds it
+    payload: Mapped[Any] = mapped_column(JSONDoc, nullable=True)
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    errors: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    attempts: Mapped[int] = mapped_column(default=0)
+    resolved_at: Mapped[datetime | None]

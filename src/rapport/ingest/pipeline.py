@@ -1,0 +1,164 @@
+"""The ingest pipeline: check -> dedupe -> resolve -> append -> project, one batch per transaction.
+
+Every round trip is batched: one query finds duplicates, one reads the identity graph, one bulk
+write appends the events, and the projections are updated per touched profile, not per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from rapport.catalog.service import load_catalog
+from rapport.db.bulk import chunked
+from rapport.db.locks import lock_identity_graph
+from rapport.events.models import Event
+from rapport.events.store import EventRow, append_events
+from rapport.identity.graph import Claim, GraphBatch
+from rapport.identity.service import load_kinds
+from rapport.ingest.envelope import Candidate, Rejection, check
+from rapport.ingest.models import QuarantinedEvent
+from rapport.profiles.projector import project
+from rapport.settings import Settings
+
+
+@dataclass
+class Outcome:
+    """What became of a batch: counts, and every rejected event with its reasons."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    merges: int = 0
+    conflicts: int = 0
+    new_profiles: int = 0
+
+    #: rejections over all batches; ``rejected`` keeps only the first few of a long run
+    rejected_count: int = 0
+
+    def add(self, other: Outcome, *, keep: int = 100) -> None:
+        """Sum ``other`` into this outcome, remembering at most ``keep`` rejections in full."""
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected_count += len(other.rejected)
+        self.rejected.extend(other.rejected[: max(0, keep - len(self.rejected))])
+        self.merges += other.merges
+        self.conflicts += other.conflicts
+        self.new_profiles += other.new_profiles
+
+
+def source_priorities(settings: Settings) -> Callable[[str], int]:
+    """``settings.priority_of_source``, remembered per source (sources are few, events many)."""
+    known: dict[str, int] = {}
+
+    def priority_of(source: str) -> int:
+        if source not in known:
+            known[source] = settings.priority_of_source(source)
+        return known[source]
+
+    return priority_of
+
+
+def _existing_ids(session: Session, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in chunked(ids):
+        found.update(session.scalars(select(Event.event_id).where(Event.event_id.in_(chunk))))
+    return found
+
+
+def quarantine(session: Session, rejections: Sequence[Rejection], *, transport: str, now: datetime) -> None:
+    """Keep rejected input with its reasons, so that nothing a caller sends is dropped."""
+    if rejections:
+        session.execute(
+            insert(QuarantinedEvent),
+            [
+                {
+                    "received_at": now,
+                    "transport": transport,
+                    "event_id": r.event_id,
+                    "type": r.type,
+                    "payload": r.payload,
+                    "raw_text": None,
+                    "errors": r.errors,
+                    "status": "open",
+                    "attempts": 0,
+                    "resolved_at": None,
+                }
+                for r in rejections
+            ],
+        )
+
+
+def ingest_events(
+    session: Session,
+    *,
+    events: Sequence[Any],
+    settings: Settings,
+    transport: str = "http",
+    keep_rejected: bool = True,
+) -> Outcome:
+    """Take in one batch of raw events. Call inside a write transaction; nothing is committed here.
+
+    Rejected events are quarantined (unless ``keep_rejected`` is False, for a replay of the quarantine
+    itself) and reported with their index and reasons; the rest are stored exactly once.
+    """
+    now = datetime.now(UTC)
+    lock_identity_graph(session)
+    catalog = load_catalog(session)
+    kinds = load_kinds(session, region=settings.default_region)
+    outcome = Outcome()
+    fresh: list[Candidate] = []
+    rejections: list[Rejection] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(events):
+        checked = check(raw, index, catalog=catalog, kinds=kinds, now=now, skew=settings.max_future_skew)
+        if isinstance(checked, Rejection):
+            rejections.append(checked)
+        elif checked.event_id in seen:
+            outcome.duplicates += 1
+        else:
+            seen.add(checked.event_id)
+            fresh.append(checked)
+    if fresh:
+        stored = _existing_ids(session, [c.event_id for c in fresh])
+        if stored:
+            outcome.duplicates += sum(1 for c in fresh if c.event_id in stored)
+            fresh = [c for c in fresh if c.event_id not in stored]
+    if keep_rejected:
+        quarantine(session, rejections, transport=transport, now=now)
+    outcome.rejected = [{"index": r.index, "id": r.event_id, "errors": r.errors} for r in rejections]
+    if not fresh:
+        return outcome
+
+    connection = session.connection()
+    graph = GraphBatch(connection, kinds, now=now)
+    resolution = graph.resolve([Claim(c.event_id, c.source, c.occurred_at, c.keys) for c in fresh])
+    graph.write(resolution)
+    rows = [
+        EventRow(
+            c.event_id,
+            c.type,
+            c.schema_version,
+            c.occurred_at,
+            now,
+            c.source,
+            pid,
+            c.subject,
+            c.channel,
+            c.identifiers,
+            c.data,
+        )
+        for c, pid in zip(fresh, resolution.profile_ids, strict=True)
+    ]
+    append_events(connection, rows)
+    project(connection, rows, merges=resolution.merge_pairs, priority_of=source_priorities(settings), now=now)
+    outcome.accepted = len(rows)
+    outcome.merges = len(resolution.merges)
+    outcome.conflicts = len(resolution.conflicts)
+    outcome.new_profiles = len(resolution.new_profiles)
+    return outcome

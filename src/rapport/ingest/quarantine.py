@@ -1,0 +1,67 @@
+"""The quarantine: read what was rejected and why, and run it again once the cause is fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.ingest.models import QuarantinedEvent
+from rapport.ingest.pipeline import ingest_events
+from rapport.settings import Settings
+
+
+@dataclass
+class ReplayOutcome:
+    replayed: int = 0
+    duplicates: int = 0
+    still_rejected: int = 0
+
+
+def list_quarantine(
+    session: Session, *, status: str | None = "open", after: int = 0, limit: int = 50
+) -> list[QuarantinedEvent]:
+    query = (
+        select(QuarantinedEvent).where(QuarantinedEvent.id > after).order_by(QuarantinedEvent.id).limit(limit)
+    )
+    if status is not None:
+        query = query.where(QuarantinedEvent.status == status)
+    return list(session.scalars(query))
+
+
+def replay(
+    session: Session, *, settings: Settings, ids: Sequence[int] | None = None, limit: int = 5_000
+) -> ReplayOutcome:
+    """Run open quarantined events through the pipeline again. Those that pass are stored and marked
+    ``replayed``; the others stay open with today's reasons."""
+    query = select(QuarantinedEvent).where(QuarantinedEvent.status == "open").order_by(QuarantinedEvent.id)
+    if ids is not None:
+        query = query.where(QuarantinedEvent.id.in_(list(ids)))
+    items = list(session.scalars(query.limit(limit)))
+    parsable = [q for q in items if q.raw_text is None]
+    result = ingest_events(
+        session,
+        events=[q.payload for q in parsable],
+        settings=settings,
+        transport="replay",
+        keep_rejected=False,
+    )
+    reasons = {r["index"]: r["errors"] for r in result.rejected}
+    now = datetime.now(UTC)
+    outcome = ReplayOutcome(replayed=result.accepted, duplicates=result.duplicates)
+    for index, item in enumerate(parsable):
+        item.attempts += 1
+        if index in reasons:
+            item.errors = reasons[index]
+            outcome.still_rejected += 1
+        else:
+            item.status, item.resolved_at = "replayed", now
+    for item in items:
+        if item.raw_text is not None:  # never parsed: only a person can fix it
+            item.attempts += 1
+            outcome.still_rejected += 1
+    session.flush()
+    return outcome

@@ -1,0 +1,188 @@
+"""Orders, cases and devices, rebuilt from their events.
+
+Orders and cases are recomputed from all of their events whenever one arrives, so a late or
+out-of-order event always yields the same versions. Devices keep the latest of each fact instead:
+telemetry is too plentiful to replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from rapport.profiles.state import Fact, iso
+
+ORDER_TYPES = ("order.placed", "order.amended", "order.cancelled")
+CASE_TYPES = ("case.opened", "case.updated", "case.closed")
+DEVICE_TYPES = ("device.registered", "device.telemetry")
+
+_ORDER_META = {"order_id", "reason"}
+
+
+class OwnedFact(Fact, Protocol):
+    """A fact that knows which profile it is filed under."""
+
+    @property
+    def profile_id(self) -> str: ...
+
+
+def _chronological(facts: Iterable[OwnedFact]) -> list[OwnedFact]:
+    return sorted(facts, key=lambda f: (f.occurred_at, f.event_id))
+
+
+def _line_key(line: Any) -> str:
+    return str(line.get("sku")) if isinstance(line, dict) else str(line)
+
+
+def diff_lines(before: Sequence[Any], after: Sequence[Any]) -> dict[str, Any]:
+    """What happened to the order lines, by SKU."""
+    old = {_line_key(line): line for line in before}
+    new = {_line_key(line): line for line in after}
+    changes: dict[str, Any] = {}
+    added = [new[k] for k in new if k not in old]
+    removed = [old[k] for k in old if k not in new]
+    changed = [{"sku": k, "from": old[k], "to": new[k]} for k in new if k in old and old[k] != new[k]]
+    if added:
+        changes["added"] = added
+    if removed:
+        changes["removed"] = removed
+    if changed:
+        changes["changed"] = changed
+    return changes
+
+
+def diff_orders(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Field by field, what one version of an order changed from the one before."""
+    changes: dict[str, Any] = {}
+    for name in sorted(set(before) | set(after)):
+        if name == "lines":
+            lines = diff_lines(before.get("lines", []), after.get("lines", []))
+            if lines:
+                changes["lines"] = lines
+        elif before.get(name) != after.get(name):
+            changes[name] = {"from": before.get(name), "to": after.get(name)}
+    return changes
+
+
+def build_order(order_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
+    """The order row for ``order_id`` from all of its events."""
+    snapshot: dict[str, Any] = {}
+    versions: list[dict[str, Any]] = []
+    status, placed_at, owner = "placed", None, ""
+    for fact in _chronological(facts):
+        fields = {k: v for k, v in fact.data.items() if k not in _ORDER_META}
+        if fact.type == "order.placed":
+            after, placed_at = fields, fact.occurred_at
+            status = "cancelled" if status == "cancelled" else "placed"
+        elif fact.type == "order.amended":
+            after = {**snapshot, **fields}
+            status = "cancelled" if status == "cancelled" else "amended"
+        else:
+            after, status = dict(snapshot), "cancelled"
+        versions.append(
+            {
+                "version": len(versions) + 1,
+                "event_id": fact.event_id,
+                "type": fact.type,
+                "occurred_at": iso(fact.occurred_at),
+                "source": fact.source,
+                "reason": fact.data.get("reason"),
+                "order": after,
+                "changes": diff_orders(snapshot, after) if versions else {},
+            }
+        )
+        snapshot, owner = after, fact.profile_id
+    updated_at = datetime.fromisoformat(versions[-1]["occurred_at"])
+    total = snapshot.get("total")
+    return {
+        "order_id": order_id,
+        "profile_id": owner,
+        "status": status,
+        "currency": snapshot.get("currency"),
+        "total": float(total) if isinstance(total, int | float) else None,
+        "placed_at": placed_at,
+        "updated_at": updated_at,
+        "current": snapshot,
+        "versions": versions,
+    }
+
+
+def build_case(case_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
+    """The case row for ``case_id`` from all of its events."""
+    row: dict[str, Any] = {
+        "case_id": case_id,
+        "kind": None,
+        "status": "open",
+        "subject": None,
+        "priority": None,
+        "opened_at": None,
+        "closed_at": None,
+        "history": [],
+    }
+    for fact in _chronological(facts):
+        data = fact.data
+        if fact.type == "case.opened":
+            row.update(
+                kind=data.get("kind"),
+                subject=data.get("subject"),
+                opened_at=fact.occurred_at,
+                priority=data.get("priority", row["priority"] or "normal"),
+            )
+            if row["closed_at"] is None:
+                row["status"] = "open"
+        elif fact.type == "case.updated":
+            if row["closed_at"] is None and data.get("status"):
+                row["status"] = data["status"]
+            if data.get("priority"):
+                row["priority"] = data["priority"]
+        else:
+            row.update(status="closed", closed_at=fact.occurred_at)
+        row["history"].append(
+            {
+                "type": fact.type,
+                "at": iso(fact.occurred_at),
+                "source": fact.source,
+                "event_id": fact.event_id,
+                "data": data,
+            }
+        )
+        row["profile_id"], row["updated_at"] = fact.profile_id, fact.occurred_at
+    return row
+
+
+def update_device(row: dict[str, Any] | None, fact: OwnedFact) -> dict[str, Any]:
+    """The device row after ``fact``; each field keeps its latest report whatever the arrival order."""
+    at = iso(fact.occurred_at)
+    device = row or {
+        "serial": fact.data["serial"],
+        "profile_id": None,
+        "model": None,
+        "kind": None,
+        "firmware": None,
+        "registered_at": None,
+        "last_seen_at": None,
+        "state": {},
+    }
+    data = fact.data
+    if fact.type == "device.registered":
+        if device["registered_at"] is None or fact.occurred_at >= device["registered_at"]:
+            device.update(
+                profile_id=fact.profile_id,
+                model=data.get("model"),
+                registered_at=fact.occurred_at,
+                kind=data.get("kind", device["kind"]),
+            )
+    else:
+        readings = device["state"].setdefault("readings", {})
+        for name, value in data.get("readings", {}).items():
+            if name not in readings or at >= readings[name]["at"]:
+                readings[name] = {"value": value, "at": at}
+        if device["last_seen_at"] is None or fact.occurred_at > device["last_seen_at"]:
+            device["last_seen_at"] = fact.occurred_at
+        if device["profile_id"] is None:
+            device["profile_id"] = fact.profile_id
+    if data.get("firmware") and at >= device["state"].get("firmware_at", ""):
+        device["firmware"] = data["firmware"]
+        device["state"]["firmware_at"] = at
+    return device

@@ -1,0 +1,79 @@
+"""Tables of the 360° view. Every row here is a projection of events and can be rebuilt from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rapport.db.base import Base
+
+
+class Profile(Base):
+    """One customer. ``merged_into`` set means this id is now an alias of another profile."""
+
+    __tablename__ = "profiles"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    merged_into: Mapped[str | None] = mapped_column(String(40), index=True)
+    #: trait -> {"value", "source", "at", "priority", "event_id"}
+    traits: Mapped[dict[str, Any]]
+    #: "events", "first_seen", "last_seen", "messages" {channel: n}, "last_seen_by_channel" {channel: at}
+    counters: Mapped[dict[str, Any]]
+    #: "invoiced" and "paid" {currency: amount}, and the latest of credit_limit, parent_account, …
+    account: Mapped[dict[str, Any]]
+    #: "purpose:channel" -> {"status", "at", "source", "event_id"}
+    consents: Mapped[dict[str, Any]]
+
+
+class Order(Base):
+    """An order with every version it went through."""
+
+    __tablename__ = "orders"
+
+    order_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(40), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    total: Mapped[float | None] = mapped_column(Float)
+    placed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    current: Mapped[dict[str, Any]]
+    #: [{"version", "event_id", "type", "occurred_at", "source", "order", "changes"}, …]
+    versions: Mapped[list[Any]]
+
+
+class Case(Base):
+    """A service case: a complaint, a question, an outage report."""
+
+    __tablename__ = "cases"
+
+    case_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str | None] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(30))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    priority: Mapped[str | None] = mapped_column(String(20))
+    opened_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    history: Mapped[list[Any]]
+
+
+class Device(Base):
+    """A connected product and the latest state it reported (its twin)."""
+
+    __tablename__ = "devices"
+
+    serial: Mapped[str] = mapped_column(String(200), primary_key=True)
+    profile_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    model: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str | None] = mapped_column(String(50))
+    firmware: Mapped[str | None] = mapped_column(String(100))
+    registered_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    state: Mapped[dict[str, Any]]

@@ -1,0 +1,161 @@
+"""Bring the projections up to date with a batch of newly stored events."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from rapport.db.base import table_of
+from rapport.db.bulk import chunked, upsert
+from rapport.events.models import Event
+from rapport.events.store import EventRow
+from rapport.profiles import state as golden
+from rapport.profiles.entities import (
+    CASE_TYPES,
+    DEVICE_TYPES,
+    ORDER_TYPES,
+    OwnedFact,
+    build_case,
+    build_order,
+    update_device,
+)
+from rapport.profiles.models import Case, Device, Order, Profile
+
+STATE_COLUMNS = ("traits", "counters", "account", "consents")
+
+
+def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.State]:
+    """The stored golden-record state of each profile in ``ids`` that exists."""
+    states: dict[str, golden.State] = {}
+    table = table_of(Profile)
+    for chunk in chunked(sorted(set(ids))):
+        query = select(table.c.id, *(table.c[name] for name in STATE_COLUMNS)).where(table.c.id.in_(chunk))
+        for row in connection.execute(query):
+            states[row.id] = {name: getattr(row, name) or {} for name in STATE_COLUMNS}
+    return states
+
+
+def save_states(connection: Connection, states: dict[str, golden.State], *, now: datetime) -> None:
+    """Write each state back to its profile row."""
+    if not states:
+        return
+    table = table_of(Profile)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(updated_at=bindparam("b_now"), **{name: bindparam(f"b_{name}") for name in STATE_COLUMNS})
+    )
+    params = [
+        {"b_id": pid, "b_now": now, **{f"b_{name}": state[name] for name in STATE_COLUMNS}}
+        for pid, state in states.items()
+    ]
+    connection.execute(statement, params)
+
+
+def stored_facts(
+    connection: Connection, types: Sequence[str], subjects: Iterable[str]
+) -> dict[str, list[EventRow]]:
+    """Every stored event of ``types`` about each of ``subjects``."""
+    table = table_of(Event)
+    found: dict[str, list[EventRow]] = defaultdict(list)
+    columns = [table.c[name] for name in EventRow._fields]
+    for chunk in chunked(sorted(set(subjects))):
+        query = select(*columns).where(table.c.subject.in_(chunk), table.c.type.in_(types))
+        for row in connection.execute(query):
+            fact = EventRow(*row)
+            if fact.subject is not None:
+                found[fact.subject].append(fact)
+    return found
+
+
+def rebuild_orders(connection: Connection, order_ids: Iterable[str]) -> None:
+    facts = stored_facts(connection, ORDER_TYPES, order_ids)
+    upsert(
+        connection, table_of(Order), [build_order(oid, rows) for oid, rows in facts.items()], key=["order_id"]
+    )
+
+
+def rebuild_cases(connection: Connection, case_ids: Iterable[str]) -> None:
+    facts = stored_facts(connection, CASE_TYPES, case_ids)
+    upsert(
+        connection, table_of(Case), [build_case(cid, rows) for cid, rows in facts.items()], key=["case_id"]
+    )
+
+
+def update_devices(connection: Connection, facts: Sequence[OwnedFact]) -> None:
+    table = table_of(Device)
+    serials = sorted({str(f.data["serial"]) for f in facts})
+    devices: dict[str, dict[str, Any]] = {}
+    for chunk in chunked(serials):
+        for row in connection.execute(select(table).where(table.c.serial.in_(chunk))):
+            devices[row.serial] = dict(row._mapping)
+    for fact in facts:
+        serial = str(fact.data["serial"])
+        devices[serial] = update_device(devices.get(serial), fact)
+    upsert(connection, table, list(devices.values()), key=["serial"])
+
+
+def project(
+    connection: Connection,
+    rows: Sequence[EventRow],
+    *,
+    merges: Sequence[tuple[str, str]] = (),
+    priority_of: Callable[[str], int],
+    now: datetime,
+) -> None:
+    """Fold ``rows`` (already stored) into the projections; ``merges`` are (survivor, absorbed) pairs made
+    while resolving these rows, in the order they were made."""
+    touched = {row.profile_id for row in rows}
+    for survivor, absorbed in merges:
+        touched.update((survivor, absorbed))
+    states = load_states(connection, touched)
+    for survivor, absorbed in merges:
+        golden.merge(states[survivor], states[absorbed])
+        states[absorbed] = golden.empty_state()
+    for row in rows:
+        golden.apply(states[row.profile_id], row, priority_of)
+    save_states(connection, states, now=now)
+
+    orders = {r.subject for r in rows if r.type in ORDER_TYPES and r.subject}
+    cases = {r.subject for r in rows if r.type in CASE_TYPES and r.subject}
+    devices = [r for r in rows if r.type in DEVICE_TYPES]
+    if orders:
+        rebuild_orders(connection, orders)
+    if cases:
+        rebuild_cases(connection, cases)
+    if devices:
+        update_devices(connection, devices)
+
+
+def rebuild_profiles(
+    connection: Connection, ids: Iterable[str], *, priority_of: Callable[[str], int], now: datetime
+) -> dict[str, golden.State]:
+    """Recompute the golden record of each profile in ``ids`` from all of its events, and store it."""
+    states = {pid: golden.empty_state() for pid in set(ids)}
+    table = table_of(Event)
+    columns = [table.c[name] for name in EventRow._fields]
+    for chunk in chunked(sorted(states)):
+        for row in connection.execute(select(*columns).where(table.c.profile_id.in_(chunk))):
+            fact = EventRow(*row)
+            golden.apply(states[fact.profile_id], fact, priority_of)
+    save_states(connection, states, now=now)
+    return states
+
+
+def rebuild_entities(connection: Connection, facts: Sequence[EventRow]) -> None:
+    """Recompute the orders, cases and devices that ``facts`` are about (after they changed owner)."""
+    orders = {f.subject for f in facts if f.type in ORDER_TYPES and f.subject}
+    cases = {f.subject for f in facts if f.type in CASE_TYPES and f.subject}
+    serials = {f.subject for f in facts if f.type in DEVICE_TYPES and f.subject}
+    rebuild_orders(connection, orders)
+    rebuild_cases(connection, cases)
+    if serials:
+        table = table_of(Device)
+        for chunk in chunked(sorted(serials)):
+            connection.execute(table.delete().where(table.c.serial.in_(chunk)))
+        device_facts = [f for rows in stored_facts(connection, DEVICE_TYPES, serials).values() for f in rows]
+        update_devices(connection, device_facts)

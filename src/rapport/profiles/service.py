@@ -1,0 +1,209 @@
+"""Reading the 360° view: profiles by id or alias, their timeline, orders and cases."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from rapport.events.models import Event
+from rapport.profiles.models import Case, Device, Order, Profile
+
+
+class BadCursor(ValueError):
+    """A timeline cursor that Rapport did not hand out."""
+
+
+def resolve_root(connection: Connection | Session, profile_id: str) -> str | None:
+    """Follow aliases from ``profile_id`` to the live profile; None when the id is unknown."""
+    table = Profile.__table__
+    seen: set[str] = set()
+    current = profile_id
+    while current not in seen:
+        seen.add(current)
+        row = connection.execute(select(table.c.merged_into).where(table.c.id == current)).first()
+        if row is None:
+            return None
+        if row.merged_into is None:
+            return current
+        current = row.merged_into
+    raise RuntimeError(f"alias cycle at profile {profile_id}")  # a bug, never client input
+
+
+def aliases_of(session: Session, *, profile_id: str) -> list[str]:
+    """Every id that now leads to ``profile_id`` (profiles it absorbed, and theirs)."""
+    found: list[str] = []
+    frontier = [profile_id]
+    while frontier:
+        children = list(session.scalars(select(Profile.id).where(Profile.merged_into.in_(frontier))))
+        found.extend(children)
+        frontier = children
+    return sorted(found)
+
+
+def account_view(account: dict[str, Any]) -> dict[str, Any]:
+    """Receivables per currency (invoiced minus paid) and the latest account fields."""
+    invoiced, paid = account.get("invoiced", {}), account.get("paid", {})
+    fields = {name: entry["value"] for name, entry in account.get("fields", {}).items()}
+    return {
+        "receivables": {
+            c: round(invoiced.get(c, 0) - paid.get(c, 0), 2) for c in sorted(set(invoiced) | set(paid))
+        },
+        "invoiced": invoiced,
+        "paid": paid,
+        "credit_limit": fields.get("credit_limit"),
+        "parent_account": fields.get("parent_account"),
+        "fields": fields,
+    }
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "status": order.status,
+        "total": order.total,
+        "currency": order.currency,
+        "placed_at": order.placed_at,
+        "updated_at": order.updated_at,
+        "versions": len(order.versions),
+        "lines": len(order.current.get("lines", [])),
+    }
+
+
+def order_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
+    """Orders and spend per currency, from the orders as they stand (cancelled orders do not count)."""
+    rows = session.execute(
+        select(Order.currency, func.count(), func.sum(Order.total))
+        .where(Order.profile_id == profile_id, Order.status != "cancelled")
+        .group_by(Order.currency)
+    ).all()
+    cancelled = session.scalar(
+        select(func.count()).where(Order.profile_id == profile_id, Order.status == "cancelled")
+    )
+    return {
+        "orders": sum(n for _, n, _ in rows),
+        "orders_cancelled": cancelled or 0,
+        "spend": {c or "": round(total or 0, 2) for c, _, total in rows},
+    }
+
+
+def profile_view(session: Session, *, profile_id: str, recent_orders: int = 20) -> dict[str, Any] | None:
+    """The golden record of a live profile with its account, orders, open cases, devices and counters."""
+    profile = session.get(Profile, profile_id)
+    if profile is None:
+        return None
+    orders = session.scalars(
+        select(Order)
+        .where(Order.profile_id == profile_id)
+        .order_by(Order.updated_at.desc())
+        .limit(recent_orders)
+    ).all()
+    cases = session.scalars(
+        select(Case)
+        .where(Case.profile_id == profile_id, Case.status != "closed")
+        .order_by(Case.opened_at.desc())
+    ).all()
+    devices = session.scalars(
+        select(Device).where(Device.profile_id == profile_id).order_by(Device.serial)
+    ).all()
+    counters = {**profile.counters, **order_counters(session, profile_id=profile_id)}
+    return {
+        "id": profile.id,
+        "created_at": profile.created_at,
+        "updated_at": profile.updated_at,
+        "traits": {
+            name: {k: entry[k] for k in ("value", "source", "at")} for name, entry in profile.traits.items()
+        },
+        "consents": sorted(profile.consents.values(), key=lambda c: (c["purpose"], c["channel"])),
+        "account": account_view(profile.account),
+        "orders": [order_summary(o) for o in orders],
+        "open_cases": [
+            {
+                "case_id": c.case_id,
+                "kind": c.kind,
+                "status": c.status,
+                "subject": c.subject,
+                "priority": c.priority,
+                "opened_at": c.opened_at,
+                "updated_at": c.updated_at,
+            }
+            for c in cases
+        ],
+        "devices": [
+            {
+                "serial": d.serial,
+                "model": d.model,
+                "kind": d.kind,
+                "firmware": d.firmware,
+                "registered_at": d.registered_at,
+                "last_seen_at": d.last_seen_at,
+                "readings": d.state.get("readings", {}),
+            }
+            for d in devices
+        ],
+        "counters": counters,
+    }
+
+
+@dataclass(frozen=True)
+class TimelineFilter:
+    types: tuple[str, ...] = ()
+    channel: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _encode_cursor(at: datetime, seq: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([at.isoformat(), seq])).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        at, seq = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(at), int(seq)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise BadCursor("cursor: not a cursor from a previous timeline page") from exc
+
+
+def timeline(
+    session: Session,
+    *,
+    profile_id: str,
+    filter: TimelineFilter = TimelineFilter(),
+    cursor: str | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """One page of the profile's events, newest first, with the cursor of the next page."""
+    query = select(Event).where(Event.profile_id == profile_id)
+    if filter.types:
+        query = query.where(Event.type.in_(filter.types))
+    if filter.channel:
+        query = query.where(Event.channel == filter.channel)
+    if filter.since:
+        query = query.where(Event.occurred_at >= filter.since)
+    if filter.until:
+        query = query.where(Event.occurred_at < filter.until)
+    if cursor:
+        at, seq = _decode_cursor(cursor)
+        query = query.where(or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.seq < seq)))
+    rows = session.scalars(query.order_by(Event.occurred_at.desc(), Event.seq.desc()).limit(limit + 1)).all()
+    page = rows[:limit]
+    next_cursor = _encode_cursor(page[-1].occurred_at, page[-1].seq) if len(rows) > limit else None
+    return {"profile_id": profile_id, "items": [e.envelope() for e in page], "next_cursor": next_cursor}
+
+
+def order_view(session: Session, *, order_id: str) -> dict[str, Any] | None:
+    order = session.get(Order, order_id)
+    if order is None:
+        return None
+    return {
+        **order_summary(order),
+        "profile_id": order.profile_id,
+        "current": order.current,
+        "history": order.versions,
+    }

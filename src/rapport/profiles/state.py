@@ -1,0 +1,166 @@
+"""The golden record as a pure fold over events.
+
+Every rule here is order independent: a trait keeps the value with the highest
+(source priority, time, event id); sums are sums; first and last seen are min and max. So the same
+events in any order, or two profiles folded apart and then merged, give the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+State = dict[str, dict[str, Any]]
+
+#: Event types whose data fields become traits of the golden record.
+TRAIT_TYPES = frozenset({"profile.updated"})
+MESSAGE_TYPES = frozenset({"message.received", "message.sent"})
+
+
+class Fact(Protocol):
+    """What the fold reads from an event."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+
+def iso(moment: datetime) -> str:
+    """A timestamp as fixed-width UTC text, so that text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def empty_state() -> State:
+    return {"traits": {}, "counters": {}, "account": {}, "consents": {}}
+
+
+def _wins(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    if old is None:
+        return True
+    return (new.get("priority", 0), new["at"], new["event_id"]) > (
+        old.get("priority", 0),
+        old["at"],
+        old["event_id"],
+    )
+
+
+def _keep(bucket: dict[str, Any], key: str, entry: dict[str, Any]) -> None:
+    if _wins(entry, bucket.get(key)):
+        bucket[key] = entry
+
+
+def _add(bucket: dict[str, Any], key: str, amount: float) -> None:
+    bucket[key] = round(bucket.get(key, 0) + amount, 2)
+
+
+def _count(bucket: dict[str, Any], key: str, n: int = 1) -> None:
+    bucket[key] = bucket.get(key, 0) + n
+
+
+def _later(bucket: dict[str, Any], key: str, at: str) -> None:
+    if at > bucket.get(key, ""):
+        bucket[key] = at
+
+
+def _earlier(bucket: dict[str, Any], key: str, at: str) -> None:
+    if key not in bucket or at < bucket[key]:
+        bucket[key] = at
+
+
+def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
+    """Fold one event into ``state`` in place."""
+    at = iso(fact.occurred_at)
+    data = fact.data
+    counters = state["counters"]
+    _count(counters, "events")
+    _earlier(counters, "first_seen", at)
+    _later(counters, "last_seen", at)
+    _count(counters.setdefault("by_type", {}), fact.type)
+    if fact.channel:
+        _later(counters.setdefault("last_seen_by_channel", {}), fact.channel, at)
+    kind = fact.type
+    if kind in MESSAGE_TYPES and fact.channel:
+        _count(counters.setdefault("messages", {}), fact.channel)
+    elif kind in TRAIT_TYPES:
+        prio = priority_of(fact.source)
+        for name, value in data.items():
+            _keep(
+                state["traits"],
+                name,
+                {
+                    "value": value,
+                    "source": fact.source,
+                    "at": at,
+                    "priority": prio,
+                    "event_id": fact.event_id,
+                },
+            )
+    elif kind == "address.changed":
+        name = "address" if data.get("kind", "home") == "home" else f"address_{data['kind']}"
+        _keep(
+            state["traits"],
+            name,
+            {
+                "value": data.get("address"),
+                "source": fact.source,
+                "at": at,
+                "priority": priority_of(fact.source),
+                "event_id": fact.event_id,
+            },
+        )
+    elif kind == "consent.changed":
+        channel = data.get("channel") or "any"
+        _keep(
+            state["consents"],
+            f"{data['purpose']}:{channel}",
+            {
+                "purpose": data["purpose"],
+                "channel": channel,
+                "status": data["status"],
+                "source": fact.source,
+                "at": at,
+                "event_id": fact.event_id,
+            },
+        )
+    elif kind == "invoice.issued":
+        _add(state["account"].setdefault("invoiced", {}), str(data["currency"]), float(data["amount"]))
+    elif kind == "payment.received":
+        _add(state["account"].setdefault("paid", {}), str(data["currency"]), float(data["amount"]))
+    elif kind == "account.updated":
+        fields = state["account"].setdefault("fields", {})
+        for name, value in data.items():
+            _keep(fields, name, {"value": value, "source": fact.source, "at": at, "event_id": fact.event_id})
+
+
+def merge(into: State, other: State) -> None:
+    """Fold the state of another profile into ``into`` in place, as if its events had been applied."""
+    for name, entry in other["traits"].items():
+        _keep(into["traits"], name, entry)
+    for key, entry in other["consents"].items():
+        _keep(into["consents"], key, entry)
+    account, theirs = into["account"], other["account"]
+    for bucket in ("invoiced", "paid"):
+        for currency, amount in theirs.get(bucket, {}).items():
+            _add(account.setdefault(bucket, {}), currency, amount)
+    for name, entry in theirs.get("fields", {}).items():
+        _keep(account.setdefault("fields", {}), name, entry)
+    counters, theirs = into["counters"], other["counters"]
+    if "events" in theirs:
+        _count(counters, "events", theirs["events"])
+        _earlier(counters, "first_seen", theirs["first_seen"])
+        _later(counters, "last_seen", theirs["last_seen"])
+    for bucket in ("by_type", "messages"):
+        for key, n in theirs.get(bucket, {}).items():
+            _count(counters.setdefault(bucket, {}), key, n)
+    for key, at in theirs.get("last_seen_by_channel", {}).items():
+        _later(counters.setdefault("last_seen_by_channel", {}), key, at)

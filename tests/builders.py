@@ -1,0 +1,45 @@
+"""Builders of events for the tests: valid by default, overridable field by field."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rapport.db import Database
+from rapport.ingest import Outcome, ingest_events
+from rapport.settings import Settings
+
+_ids = itertools.count(1)
+BASE = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> str:
+    """A timestamp ``minutes`` after a fixed base, as RFC 3339."""
+    return (BASE + timedelta(minutes=minutes)).isoformat()
+
+
+def event(type: str, *, ids: dict[str, str], minute: float = 0, source: str = "webshop",
+          id: str | None = None, **data: Any) -> dict[str, Any]:
+    return {"id": id or f"evt-{next(_ids)}", "type": type, "occurred_at": at(minute), "source": source,
+            "identifiers": ids, "data": data}
+
+
+def page_view(ids: dict[str, str], minute: float = 0, **kw: Any) -> dict[str, Any]:
+    return event("page.viewed", ids=ids, minute=minute, url=kw.pop("url", "/"), **kw)
+
+
+def order(order_id: str, ids: dict[str, str], minute: float = 0, *, total: float = 10.0,
+          lines: list[dict[str, Any]] | None = None, **kw: Any) -> dict[str, Any]:
+    lines = lines or [{"sku": "SKU-1", "quantity": 1, "unit_price": total}]
+    return event("order.placed", ids=ids, minute=minute, order_id=order_id, currency="EUR", lines=lines,
+                 total=total, **kw)
+
+
+def message(ids: dict[str, str], channel: str = "email", minute: float = 0, **kw: Any) -> dict[str, Any]:
+    return event("message.received", ids=ids, minute=minute, channel=channel, **kw)
+
+
+def ingest(db: Database, settings: Settings, events: list[dict[str, Any]]) -> Outcome:
+    with db.session(write=True) as session:
+        return ingest_events(session, events=events, settings=settings)

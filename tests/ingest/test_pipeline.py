@@ -1,0 +1,107 @@
+"""Ingestion: accepted once, duplicates recognised, bad input quarantined with its reasons."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from builders import event, ingest, order, page_view
+from sqlalchemy import func, select
+
+from rapport.catalog.service import add_event_type
+from rapport.db import Database
+from rapport.events import Event
+from rapport.ingest.models import QuarantinedEvent
+from rapport.ingest.quarantine import replay
+from rapport.settings import Settings
+
+
+def count(db: Database, model: Any) -> int:
+    with db.session() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_valid_events_are_stored_once(db: Database, settings: Settings) -> None:
+    batch = [page_view({"cookie_id": "c-1"}), order("O-1", {"email": "jo@example.com"})]
+    first = ingest(db, settings, batch)
+    again = ingest(db, settings, batch)
+    assert (first.accepted, first.duplicates, first.rejected) == (2, 0, [])
+    assert (again.accepted, again.duplicates) == (0, 2)
+    assert count(db, Event) == 2
+
+
+def test_a_repeated_id_inside_one_batch_is_a_duplicate(db: Database, settings: Settings) -> None:
+    one = page_view({"cookie_id": "c-1"}, id="same")
+    outcome = ingest(db, settings, [one, {**one, "data": {"url": "/other"}}])
+    assert (outcome.accepted, outcome.duplicates) == (1, 1)
+    with db.session() as session:
+        assert session.scalar(select(Event.data)) == {"url": "/"}
+
+
+BAD_EVENTS: list[tuple[str, dict[str, Any], str]] = [
+    ("missing data field", {"data": {"order_id": "O-1", "currency": "EUR", "total": 1}},
+     "data.lines: required property missing"),
+    ("wrong type", {"data": {"order_id": "O-1", "currency": "EUR", "total": "ten", "lines": [
+        {"sku": "A", "quantity": 1, "unit_price": 1}]}}, "data.total: expected a number, got a string"),
+    ("unknown type", {"type": "order.teleported"}, "type: unknown event type 'order.teleported'"),
+    ("no identifiers", {"identifiers": {}}, "identifiers: must hold at least one identifier"),
+    ("missing identifiers", {"identifiers": None}, "identifiers: required property missing"),
+    ("only blocked identifiers", {"identifiers": {"email": "NULL", "cookie_id": "anonymous"}},
+     "identifiers: every identifier is a blocked placeholder value"),
+    ("unknown identifier kind", {"identifiers": {"shoe_size": "42"}}, "identifiers.shoe_size: unknown identifier kind"),
+    ("bad email", {"identifiers": {"email": "not-an-email"}}, "identifiers.email: 'not-an-email' is not an email"),
+    ("bad phone", {"identifiers": {"phone": "12"}}, "identifiers.phone: '12' is not"),
+    ("naive timestamp", {"occurred_at": "2026-05-01T10:00:00"}, "occurred_at: needs a time zone offset"),
+    ("not a timestamp", {"occurred_at": "yesterday"}, "occurred_at: 'yesterday' is not an RFC 3339 timestamp"),
+    ("far future", {"occurred_at": (datetime.now(UTC) + timedelta(days=30)).isoformat()},
+     "occurred_at: lies 29 days"),
+    ("numeric id", {"id": 17}, "id: expected a string, got int"),
+    ("huge string", {"source": "x" * 10_000_000}, "source: must be at most 200 characters long"),
+    ("unknown envelope field", {"identifer": {"email": "jo@example.com"}}, "identifer: unknown envelope field"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "message"), BAD_EVENTS, ids=[c[0] for c in BAD_EVENTS])
+def test_bad_events_are_quarantined_with_a_reason_naming_the_field(
+    db: Database, settings: Settings, case: str, change: dict[str, Any], message: str
+) -> None:
+    good = order("O-9", {"email": "ok@example.com"})
+    bad = {**order("O-1", {"email": "jo@example.com"}), **change}
+    bad = {k: v for k, v in bad.items() if v is not None}
+
+    outcome = ingest(db, settings, [good, bad])
+
+    assert outcome.accepted == 1
+    assert [r["index"] for r in outcome.rejected] == [1]
+    assert any(message in error for error in outcome.rejected[0]["errors"]), outcome.rejected[0]["errors"]
+    with db.session() as session:
+        kept = session.scalars(select(QuarantinedEvent)).one()
+        assert kept.payload == bad if case != "huge string" else kept.payload["source"] == bad["source"]
+        assert kept.errors == outcome.rejected[0]["errors"]
+        assert session.scalar(select(func.count()).select_from(Event)) == 1
+
+
+def test_replay_accepts_quarantined_events_once_the_catalog_knows_their_type(
+    db: Database, settings: Settings
+) -> None:
+    warranty = event("warranty.claimed", ids={"email": "jo@example.com"}, serial="WM-1")
+    assert ingest(db, settings, [warranty]).rejected
+
+    with db.session(write=True) as session:
+        still = replay(session, settings=settings)
+    assert (still.replayed, still.still_rejected) == (0, 1)
+
+    with db.session(write=True) as session:
+        add_event_type(session, type="warranty.claimed", schema={
+            "type": "object", "required": ["serial"], "properties": {"serial": {"type": "string"}}})
+    with db.session(write=True) as session:
+        done = replay(session, settings=settings)
+
+    assert (done.replayed, done.still_rejected) == (1, 0)
+    with db.session() as session:
+        item = session.scalars(select(QuarantinedEvent)).one()
+        assert (item.status, item.attempts) == ("replayed", 2)
+        assert session.scalar(select(Event.type)) == "warranty.claimed"
+    with db.session(write=True) as session:
+        assert replay(session, settings=settings).replayed == 0
