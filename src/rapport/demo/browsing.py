@@ -26,17 +26,27 @@ def _web_session(life: Life, t: float, cookie: str, *, plan: OrderPlan | None) -
     if cookie not in life.consented:
         life.consented.add(cookie)
         status = "granted" if rng.random() < 0.75 else "denied"
-        life.emit(t - 2, "consent.changed", "webshop", {"cookie_id": cookie},
-                  {"purpose": "analytics", "status": status, "channel": "any"})
+        life.emit(
+            t - 2,
+            "consent.changed",
+            "webshop",
+            {"cookie_id": cookie},
+            {"purpose": "analytics", "status": status, "channel": "any"},
+        )
     can_log_in = p.customer_id is not None and t >= p.since
     log_in = can_log_in and cookie not in life.logged_in and (plan is not None or rng.random() < 0.3)
-    views = rng.randint(2, 7) if plan is None else rng.randint(2, 4)
+    views = rng.randint(2, 6) if plan is None else rng.randint(2, 4)
     for i in range(views):
         ids = {"cookie_id": cookie}
         if rng.random() < 0.55:
             product = _product(life)
-            data: Data = {"sku": product.sku, "name": product.name, "url": _BASE + product.path,
-                          "price": life.price(product), "session_id": sid}
+            data: Data = {
+                "sku": product.sku,
+                "name": product.name,
+                "url": _BASE + product.path,
+                "price": life.price(product),
+                "session_id": sid,
+            }
             life.emit(t, "product.viewed", "webshop", ids, data)
         else:
             path, title = rng.choice(PAGES)
@@ -46,13 +56,23 @@ def _web_session(life: Life, t: float, cookie: str, *, plan: OrderPlan | None) -
             life.emit(t, "page.viewed", "webshop", ids, data)
         t += rng.uniform(10, 150)
         if log_in and i == 0:
-            life.emit(t, "page.viewed", "webshop", {"cookie_id": cookie, "email": p.email},
-                      {"url": _BASE + "/account/login", "title": "Sign in", "session_id": sid})
+            life.emit(
+                t,
+                "page.viewed",
+                "webshop",
+                {"cookie_id": cookie, "email": p.email},
+                {"url": _BASE + "/account/login", "title": "Sign in", "session_id": sid},
+            )
             life.logged_in.add(cookie)
             t += rng.uniform(5, 30)
     if plan is not None:
-        life.emit(t, "page.viewed", "webshop", {"cookie_id": cookie},
-                  {"url": _BASE + "/checkout", "title": "Checkout", "session_id": sid})
+        life.emit(
+            t,
+            "page.viewed",
+            "webshop",
+            {"cookie_id": cookie},
+            {"url": _BASE + "/checkout", "title": "Checkout", "session_id": sid},
+        )
         place_order(life, t + rng.uniform(30, 240), plan)
 
 
@@ -64,9 +84,19 @@ def _app_session(life: Life, t: float, install: str, *, plan: OrderPlan | None) 
     for _ in range(rng.randint(1, 4)):
         t += rng.uniform(5, 90)
         product = _product(life)
-        life.emit(t, "product.viewed", "app", dict(ids), {"sku": product.sku, "name": product.name,
-                                                         "url": f"app://product/{product.sku}",
-                                                         "price": life.price(product), "session_id": sid})
+        life.emit(
+            t,
+            "product.viewed",
+            "app",
+            dict(ids),
+            {
+                "sku": product.sku,
+                "name": product.name,
+                "url": f"app://product/{product.sku}",
+                "price": life.price(product),
+                "session_id": sid,
+            },
+        )
     if plan is not None:
         place_order(life, t + rng.uniform(20, 120), plan)
 
@@ -74,14 +104,14 @@ def _app_session(life: Life, t: float, install: str, *, plan: OrderPlan | None) 
 def online(life: Life, plans: list[OrderPlan]) -> None:
     """Website and app sessions in the order they happen; some end in an order."""
     p, rng = life.p, life.rng
-    web: list[tuple[float, OrderPlan | None]] = [(t, None) for t in life.times(1.1 * p.activity)]
+    web: list[tuple[float, OrderPlan | None]] = [(t, None) for t in life.times(0.65 * p.activity)]
     if p.is_new:  # looking around before signing up
         web += [(t, None) for t in life.times(2.0, max(life.start, p.since - 25 * DAY), p.since)]
     app: list[tuple[float, OrderPlan | None]] = []
     if p.app_installs:
-        app = [(t, None) for t in life.times(1.3 * p.activity)]
-    for plan in plans:
-        (app if plan.channel == "app" else web).append((plan.t, plan))
+        app = [(t, None) for t in life.times(0.8 * p.activity)]
+    for order in plans:
+        (app if order.channel == "app" else web).append((order.t, order))
     for t, plan in sorted(web, key=lambda item: item[0]):
         start = life.clock(t, LEISURE, not_before=p.since if plan is not None else min(t, p.since))
         cookie = p.cookies[1] if len(p.cookies) > 1 and rng.random() < 0.35 else p.cookies[0]

@@ -20,10 +20,18 @@ def newsletters(life: Life) -> None:
     if life.marketing_from is None:
         return
     for t in life.times(2.0, life.marketing_from, life.marketing_until):
-        data: Data = {"channel": "email", "message_id": life.numbers.next("message"),
-                      "subject": life.rng.choice(NEWSLETTERS)}
-        life.emit(life.clock(t, OFFICE, not_before=life.marketing_from), "message.sent", "mailer",
-                  {"email": life.p.email}, data)
+        data: Data = {
+            "channel": "email",
+            "message_id": life.numbers.next("message"),
+            "subject": life.rng.choice(NEWSLETTERS),
+        }
+        life.emit(
+            life.clock(t, OFFICE, not_before=life.marketing_from),
+            "message.sent",
+            "mailer",
+            {"email": life.p.email},
+            data,
+        )
 
 
 def _ids_for(life: Life, channel: str) -> dict[str, str]:
@@ -55,17 +63,42 @@ def enquiries(life: Life) -> None:
         subject, body = rng.choice(_QUESTIONS)
         agent = rng.choice(AGENTS)
         if channel == "phone":
-            _message(life, t, "received", "phone", ids,
-                     {"subject": f"Call: {subject.lower()}", "duration_s": round(rng.uniform(40, 900)),
-                      "agent": agent})
+            _message(
+                life,
+                t,
+                "received",
+                "phone",
+                ids,
+                {
+                    "subject": f"Call: {subject.lower()}",
+                    "duration_s": round(rng.uniform(40, 900)),
+                    "agent": agent,
+                },
+            )
             continue
         thread = life.numbers.next("thread")
-        _message(life, t, "received", channel, ids,
-                 {"thread_id": thread, "subject": subject, "body": body.format(city=city)})
+        _message(
+            life,
+            t,
+            "received",
+            channel,
+            ids,
+            {"thread_id": thread, "subject": subject, "body": body.format(city=city)},
+        )
         reply_after = rng.uniform(MINUTE, 4 * MINUTE) if channel == "chat" else rng.uniform(HOUR, 2 * DAY)
-        _message(life, t + reply_after, "sent", channel, ids,
-                 {"thread_id": thread, "subject": f"Re: {subject}", "body": "Thanks for asking! ...",
-                  "agent": agent})
+        _message(
+            life,
+            t + reply_after,
+            "sent",
+            channel,
+            ids,
+            {
+                "thread_id": thread,
+                "subject": f"Re: {subject}",
+                "body": "Thanks for asking! ...",
+                "agent": agent,
+            },
+        )
 
 
 def _case_kind(life: Life, t: float) -> str:
@@ -94,37 +127,68 @@ def cases(life: Life) -> None:
         channel = rng.choice(channels)
         ids = _ids_for(life, channel)
         case_id = life.numbers.next("case")
-        priority = "urgent" if kind == "service_outage" and rng.random() < 0.4 else rng.choice(
-            ("low", "normal", "normal", "high"))
-        opened: Data = {"case_id": case_id, "kind": kind, "subject": subject,
-                        "description": description.format(item=item, order=order), "priority": priority,
-                        "channel": channel}
+        priority = (
+            "urgent"
+            if kind == "service_outage" and rng.random() < 0.4
+            else rng.choice(("low", "normal", "normal", "high"))
+        )
+        opened: Data = {
+            "case_id": case_id,
+            "kind": kind,
+            "subject": subject,
+            "description": description.format(item=item, order=order),
+            "priority": priority,
+            "channel": channel,
+        }
         if not life.emit(t, "case.opened", "contact-centre", dict(ids), opened):
             continue
-        message_channel = "social" if channel == "social" else channel
+        # Calls are followed up in writing.
+        follow_up = "email" if channel == "phone" else channel
+        follow_ids = _ids_for(life, follow_up) if follow_up != channel else ids
         thread, agent = life.numbers.next("thread"), rng.choice(AGENTS)
         staff_ids = life.account_ids() if p.customer_id is not None else dict(ids)
         for step in range(rng.randint(1, 3)):
-            t += rng.uniform(30 * MINUTE, 2 * DAY)
-            _message(life, t, "sent", message_channel, ids,
-                     {"thread_id": thread, "case_id": case_id, "agent": agent,
-                      "body": "Sorry to hear that. Could you send a photo?" if step == 0 else "Any news?"})
+            t = life.clock(t + rng.uniform(30 * MINUTE, 2 * DAY), OFFICE, not_before=t)
+            _message(
+                life,
+                t,
+                "sent",
+                follow_up,
+                follow_ids,
+                {
+                    "thread_id": thread,
+                    "case_id": case_id,
+                    "agent": agent,
+                    "body": "Sorry to hear that. Could you send a photo?" if step == 0 else "Any news?",
+                },
+            )
             if rng.random() < 0.7:
                 t += rng.uniform(10 * MINUTE, DAY)
-                _message(life, t, "received", message_channel, ids,
-                         {"thread_id": thread, "case_id": case_id, "body": "Here you go, see attached."})
+                _message(
+                    life,
+                    t,
+                    "received",
+                    follow_up,
+                    follow_ids,
+                    {"thread_id": thread, "case_id": case_id, "body": "Here you go, see attached."},
+                )
         for status in rng.sample(("in_progress", "pending", "waiting_on_customer"), rng.randint(1, 2)):
-            t += rng.uniform(HOUR, 3 * DAY)
+            t = life.clock(t + rng.uniform(HOUR, 3 * DAY), OFFICE, not_before=t)
             update: Data = {"case_id": case_id, "status": status, "assignee": agent}
             if rng.random() < 0.3:
                 update["note"] = f"Customer says the {item} is still not right."
             life.emit(t, "case.updated", "crm", dict(staff_ids), update)
         if rng.random() < 0.85:
-            t += rng.uniform(HOUR, 10 * DAY)
+            t = life.clock(t + rng.uniform(HOUR, 10 * DAY), OFFICE, not_before=t)
             closed: Data = {"case_id": case_id, "resolution": rng.choice(RESOLUTIONS)}
             if life.emit(t, "case.closed", "crm", dict(staff_ids), closed) and rng.random() < 0.4:
-                feedback(life, t + rng.uniform(HOUR, 2 * DAY), order_id=None, topic="support",
-                         channel=channel if channel != "social" else "email")
+                feedback(
+                    life,
+                    t + rng.uniform(HOUR, 2 * DAY),
+                    order_id=None,
+                    topic="support",
+                    channel=channel if channel != "social" else "email",
+                )
 
 
 def social(life: Life) -> None:
@@ -146,18 +210,33 @@ def social(life: Life) -> None:
             data["shares"] = int(rng.expovariate(1.0))
             if rng.random() < 0.8:
                 data["sentiment_hint"] = sentiment
-            life.emit(life.clock(t, LEISURE, not_before=life.start), "social.posted", "social-listener",
-                      {network: handle}, data)
+            life.emit(
+                life.clock(t, LEISURE, not_before=life.start),
+                "social.posted",
+                "social-listener",
+                {network: handle},
+                data,
+            )
 
 
 def surveys(life: Life) -> None:
     """The occasional Net Promoter survey, by email or at the till."""
     p, rng = life.p, life.rng
     if p.customer_id is not None and rng.random() < 0.15:
-        feedback(life, life.clock(rng.uniform(p.since, life.end), LEISURE), order_id=None, topic="nps",
-                 channel="email")
+        feedback(
+            life,
+            life.clock(rng.uniform(p.since, life.end), LEISURE),
+            order_id=None,
+            topic="nps",
+            channel="email",
+        )
     if p.loyalty_id is not None and rng.random() < 0.05:
         store = life.stores[p.home_store - 1]
         data: Data = {"rating": rng.randint(2, 5), "topic": "store visit", "channel": "store"}
-        life.emit(life.clock(rng.uniform(p.since, life.end), LEISURE), "feedback.submitted", store.pos_source,
-                  {"loyalty_id": p.loyalty_id}, data)
+        life.emit(
+            life.clock(rng.uniform(p.since, life.end), LEISURE),
+            "feedback.submitted",
+            store.pos_source,
+            {"loyalty_id": p.loyalty_id},
+            data,
+        )

@@ -32,4 +32,5 @@ def visits(life: Life) -> None:
             t += rng.uniform(1, 5) * MINUTE
             pos_order(life, t, store, walked)
         if rng.random() < 0.95:  # the door sensor misses a few people on the way out
-            life.emit(t + rng.uniform(1, 4) * MINUTE, "store.exited", store.sensor_source, dict(ids), dict(visit))
+            left = t + rng.uniform(1, 4) * MINUTE
+            life.emit(left, "store.exited", store.sensor_source, dict(ids), dict(visit))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from random import Random
 
 from rapport.demo.model import Person, Store
@@ -16,7 +17,7 @@ MINUTE = 60.0
 MONTH = 30 * DAY
 
 
-def _cumulative(weights: list[float]) -> list[float]:
+def _cumulative(weights: Sequence[float]) -> list[float]:
     return list(itertools.accumulate(weights))
 
 
@@ -117,8 +118,9 @@ class Life:
     def pick_products(self, count: int) -> list[Product]:
         chosen: list[Product] = []
         for _ in range(count):
-            if self.viewed and self.rng.random() < 0.6:
-                chosen.append(self.rng.choice(self.viewed))
+            seen = self.rng.choice(self.viewed) if self.viewed and self.rng.random() < 0.6 else None
+            if seen is not None and (seen.device_kind is None or self.rng.random() < 0.1):
+                chosen.append(seen)
             else:
                 chosen.append(self.rng.choice(CLOTHING if self.rng.random() < 0.7 else HOUSEHOLD))
         unique: dict[str, Product] = {p.sku: p for p in chosen}
@@ -127,7 +129,10 @@ class Life:
     def lines(self, products: list[Product], *, bulk: bool = False) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
         for product in products:
-            quantity = self.rng.randint(2, 12) if bulk else 1 if self.rng.random() < 0.8 else 2
+            if bulk:
+                quantity = self.rng.randint(2, 12)
+            else:
+                quantity = 1 if product.zone == "appliances" or self.rng.random() < 0.8 else 2
             out.append(
                 {
                     "sku": product.sku,

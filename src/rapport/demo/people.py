@@ -174,7 +174,8 @@ class Casting:
         rng, d = self.rng, self._digits
         letters = "ABDEFGHJLNPQRSTUWXYZ"
         if code == "GB":
-            return f"{prefix}{rng.randrange(1, 20)} {rng.randrange(10)}{rng.choice(letters)}{rng.choice(letters)}"
+            inward = f"{rng.randrange(10)}{rng.choice(letters)}{rng.choice(letters)}"
+            return f"{prefix}{rng.randrange(1, 20)} {inward}"
         if code == "NL":
             return f"{prefix}{d(2)} {rng.choice(letters)}{rng.choice(letters)}"
         if code == "SE":

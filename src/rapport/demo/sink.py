@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from random import Random
+from typing import ClassVar
 
 Envelope = dict[str, object]
 Data = dict[str, object]
@@ -25,7 +26,7 @@ class Sink:
     def emit(
         self, pid: str, t: float, type_: str, source: str, identifiers: dict[str, str], data: Data
     ) -> bool:
-        """Record one event for person ``pid`` at epoch second ``t``; False when it falls outside the window."""
+        """Record one event of person ``pid`` at epoch second ``t``; False if it falls outside the window."""
         if not self.start <= t < self.end:
             return False
         truth = self.truth
@@ -59,7 +60,7 @@ class Sink:
 class Numbers:
     """Business document numbers (orders, invoices, cases, ...), unique across the world."""
 
-    _FORMATS: dict[str, tuple[str, int, int]] = {
+    _FORMATS: ClassVar[dict[str, tuple[str, int, int]]] = {
         # kind: (prefix, digits, first value)
         "order": ("O-", 8, 40_000_000),
         "pos_order": ("P-", 8, 70_000_000),

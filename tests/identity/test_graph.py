@@ -1,0 +1,146 @@
+"""The identity graph: merges under the rules, conflicts, aliases, and undo."""
+
+from __future__ import annotations
+
+from builders import event, ingest, message, order, page_view
+from sqlalchemy import select
+
+from rapport.db import Database
+from rapport.identity.models import Conflict, Identifier, Merge
+from rapport.identity.service import load_kinds, undo_merge
+from rapport.ingest.pipeline import source_priorities
+from rapport.profiles.models import Profile
+from rapport.settings import Settings
+from rapport.views import profile_360
+
+
+def holder(db: Database, kind: str, value: str) -> str:
+    with db.session() as session:
+        return session.scalars(select(Identifier.profile_id).where(Identifier.kind == kind,
+                                                                   Identifier.value == value)).one()
+
+
+def live_profiles(db: Database) -> list[str]:
+    with db.session() as session:
+        return list(session.scalars(select(Profile.id).where(Profile.merged_into.is_(None))))
+
+
+def test_identifiers_are_normalised_before_they_link(db: Database, settings: Settings) -> None:
+    ingest(db, settings, [message({"email": "  Jo.Smith@Example.COM "}), message({"phone": "07700 900123"}),
+                          message({"email": "jo.smith@example.com", "phone": "+44 7700 900123"}, minute=5)])
+    assert len(live_profiles(db)) == 1
+    assert holder(db, "phone", "+447700900123") == holder(db, "email", "jo.smith@example.com")
+
+
+def test_an_event_bridging_two_profiles_merges_them_and_the_old_id_stays_an_alias(
+    db: Database, settings: Settings
+) -> None:
+    ingest(db, settings, [page_view({"cookie_id": "c-1"}), order("O-1", {"email": "jo@example.com"}, minute=1)])
+    cookie_profile = holder(db, "cookie_id", "c-1")
+    assert cookie_profile != holder(db, "email", "jo@example.com")
+
+    ingest(db, settings, [event("identity.linked", ids={"cookie_id": "c-1", "email": "jo@example.com"}, minute=2)])
+
+    assert len(live_profiles(db)) == 1
+    with db.session() as session:
+        merge = session.scalars(select(Merge)).one()
+        via_alias = profile_360(session, profile_id=cookie_profile)
+    assert via_alias is not None
+    assert via_alias["id"] == holder(db, "email", "jo@example.com") != cookie_profile
+    assert cookie_profile in via_alias["aliases"]
+    assert via_alias["counters"]["events"] == 3
+    assert via_alias["counters"]["orders"] == 1
+    assert merge.absorbed_identifiers in (["cookie_id:c-1"], ["email:jo@example.com"])
+
+
+def test_a_blocked_value_never_links_anyone(db: Database, settings: Settings) -> None:
+    ingest(db, settings, [message({"email": "a@example.com", "phone": "unknown"}),
+                          message({"email": "b@example.com", "phone": "unknown"})])
+    assert len(live_profiles(db)) == 2
+    with db.session() as session:
+        assert session.scalars(select(Identifier.kind)).all().count("phone") == 0
+
+
+def test_two_customer_numbers_are_never_merged_but_recorded_as_a_conflict(db: Database, settings: Settings) -> None:
+    ingest(db, settings, [
+        order("O-1", {"customer_id": "C-1", "email": "family@example.com"}),
+        order("O-2", {"customer_id": "C-2"}, minute=1),
+        order("O-3", {"customer_id": "C-2", "email": "family@example.com"}, minute=2),
+    ])
+    assert len(live_profiles(db)) == 2
+    with db.session() as session:
+        conflict = session.scalars(select(Conflict)).one()
+        o3 = profile_360(session, profile_id=holder(db, "customer_id", "C-2"))
+    assert conflict.reason == "merge_refused"
+    assert "customer_id" in conflict.detail
+    assert set(conflict.profile_ids) == {holder(db, "customer_id", "C-1"), holder(db, "customer_id", "C-2")}
+    assert o3 is not None and {o["order_id"] for o in o3["orders"]} == {"O-2", "O-3"}
+
+
+def test_a_kind_over_its_limit_is_not_linked_and_is_reported(db: Database, settings: Settings) -> None:
+    ingest(db, settings, [message({"customer_id": "C-1"}), message({"customer_id": "C-1", "loyalty_id": "L-1"}),
+                          message({"customer_id": "C-1", "loyalty_id": "L-2"}),
+                          message({"customer_id": "C-1", "loyalty_id": "L-3"})])
+    with db.session() as session:
+        kinds = session.scalars(select(Identifier.kind)).all()
+        conflict = session.scalars(select(Conflict)).one()
+    assert sorted(kinds) == ["customer_id", "loyalty_id", "loyalty_id"]
+    assert conflict.reason == "limit_reached" and "loyalty_id:L-3" in conflict.detail
+
+
+def test_undo_restores_both_profiles_and_keeps_them_apart(db: Database, settings: Settings) -> None:
+    ingest(db, settings, [
+        order("O-1", {"email": "jo@example.com"}, total=10),
+        message({"email": "jo@example.com"}, channel="chat", minute=1),
+        order("O-2", {"loyalty_id": "L-9"}, minute=2, total=99, source="pos-store-1"),
+        message({"loyalty_id": "L-9"}, channel="phone", minute=3),
+    ])
+    with db.session() as session:
+        before = {pid: profile_360(session, profile_id=pid) for pid in live_profiles(db)}
+    ingest(db, settings, [message({"email": "jo@example.com", "loyalty_id": "L-9"}, channel="email", minute=4)])
+    with db.session() as session:
+        merge = session.scalars(select(Merge)).one()
+    assert len(live_profiles(db)) == 1
+
+    with db.session(write=True) as session:
+        undo_merge(session, merge_id=merge.id, kinds=load_kinds(session, region="GB"),
+                   priority_of=source_priorities(settings))
+
+    assert sorted(live_profiles(db)) == sorted(before)
+    with db.session() as session:
+        after = {pid: profile_360(session, profile_id=pid) for pid in live_profiles(db)}
+    for pid, old in before.items():
+        new = after[pid]
+        assert new is not None and old is not None
+        assert new["identifiers"].keys() == old["identifiers"].keys()
+        assert [o["order_id"] for o in new["orders"]] == [o["order_id"] for o in old["orders"]]
+        assert new["counters"]["spend"] == old["counters"]["spend"]
+    # the bridging message stays with the survivor; everything else is as before
+    total_events = sum(p["counters"]["events"] for p in after.values() if p)
+    assert total_events == 5
+
+    ingest(db, settings, [message({"email": "jo@example.com", "loyalty_id": "L-9"}, minute=6)])
+    assert len(live_profiles(db)) == 2
+    with db.session() as session:
+        assert session.scalars(select(Conflict.reason)).all() == ["merge_refused"]
+
+
+def test_chained_merges_in_one_batch_log_what_each_absorbed_profile_held(db: Database, settings: Settings) -> None:
+    ingest(db, settings, [
+        page_view({"cookie_id": "c-1"}),
+        message({"email": "jo@example.com"}, minute=1),
+        order("O-1", {"customer_id": "C-1"}, minute=2),
+        page_view({"cookie_id": "c-1", "email": "jo@example.com"}, minute=3),
+        message({"customer_id": "C-1", "email": "jo@example.com"}, minute=4),
+    ])
+    assert len(live_profiles(db)) == 1
+    with db.session() as session:
+        merges = session.scalars(select(Merge).order_by(Merge.id)).all()
+        root = live_profiles(db)[0]
+        view = profile_360(session, profile_id=root)
+    assert len(merges) == 2
+    assert view is not None and view["counters"]["events"] == 5
+    assert [set(m.absorbed_identifiers) for m in merges] == [
+        {"cookie_id:c-1"}, {"cookie_id:c-1", "email:jo@example.com"}]
+    assert view["identifiers"].keys() == {"cookie_id", "email", "customer_id"}
+    assert view["counters"]["orders"] == 1
