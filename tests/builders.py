@@ -19,21 +19,49 @@ def at(minutes: float) -> str:
     return (BASE + timedelta(minutes=minutes)).isoformat()
 
 
-def event(type: str, *, ids: dict[str, str], minute: float = 0, source: str = "webshop",
-          id: str | None = None, **data: Any) -> dict[str, Any]:
-    return {"id": id or f"evt-{next(_ids)}", "type": type, "occurred_at": at(minute), "source": source,
-            "identifiers": ids, "data": data}
+def event(
+    type: str,
+    *,
+    ids: dict[str, str],
+    minute: float = 0,
+    source: str = "webshop",
+    id: str | None = None,
+    **data: Any,
+) -> dict[str, Any]:
+    return {
+        "id": id or f"evt-{next(_ids)}",
+        "type": type,
+        "occurred_at": at(minute),
+        "source": source,
+        "identifiers": ids,
+        "data": data,
+    }
 
 
 def page_view(ids: dict[str, str], minute: float = 0, **kw: Any) -> dict[str, Any]:
     return event("page.viewed", ids=ids, minute=minute, url=kw.pop("url", "/"), **kw)
 
 
-def order(order_id: str, ids: dict[str, str], minute: float = 0, *, total: float = 10.0,
-          lines: list[dict[str, Any]] | None = None, **kw: Any) -> dict[str, Any]:
+def order(
+    order_id: str,
+    ids: dict[str, str],
+    minute: float = 0,
+    *,
+    total: float = 10.0,
+    lines: list[dict[str, Any]] | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
     lines = lines or [{"sku": "SKU-1", "quantity": 1, "unit_price": total}]
-    return event("order.placed", ids=ids, minute=minute, order_id=order_id, currency="EUR", lines=lines,
-                 total=total, **kw)
+    return event(
+        "order.placed",
+        ids=ids,
+        minute=minute,
+        order_id=order_id,
+        currency="EUR",
+        lines=lines,
+        total=total,
+        **kw,
+    )
 
 
 def message(ids: dict[str, str], channel: str = "email", minute: float = 0, **kw: Any) -> dict[str, Any]:

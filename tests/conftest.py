@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from support.postgres import create_database, drop_database, postgres_server_url
 
 from rapport.api import create_app
 from rapport.db import Database, connect, metadata, upgrade
 from rapport.settings import Settings
+from support.postgres import create_database, drop_database, postgres_server_url
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -31,7 +31,9 @@ def _postgres_url() -> str:
         pytest.fail(f"PostgreSQL for the tests could not be started: {exc}")
     if url is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("no PostgreSQL server available and CI=true: the PostgreSQL half of the suite must run")
+            pytest.fail(
+                "no PostgreSQL server available and CI=true: the PostgreSQL half of the suite must run"
+            )
         pytest.skip("no PostgreSQL server binaries on this machine")
     return url
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from builders import event, ingest, message, order, page_view
 from sqlalchemy import select
 
+from builders import event, ingest, message, order, page_view
 from rapport.db import Database
 from rapport.identity.models import Conflict, Identifier, Merge
 from rapport.identity.service import load_kinds, undo_merge
@@ -16,8 +16,9 @@ from rapport.views import profile_360
 
 def holder(db: Database, kind: str, value: str) -> str:
     with db.session() as session:
-        return session.scalars(select(Identifier.profile_id).where(Identifier.kind == kind,
-                                                                   Identifier.value == value)).one()
+        return session.scalars(
+            select(Identifier.profile_id).where(Identifier.kind == kind, Identifier.value == value)
+        ).one()
 
 
 def live_profiles(db: Database) -> list[str]:
@@ -26,8 +27,15 @@ def live_profiles(db: Database) -> list[str]:
 
 
 def test_identifiers_are_normalised_before_they_link(db: Database, settings: Settings) -> None:
-    ingest(db, settings, [message({"email": "  Jo.Smith@Example.COM "}), message({"phone": "07700 900123"}),
-                          message({"email": "jo.smith@example.com", "phone": "+44 7700 900123"}, minute=5)])
+    ingest(
+        db,
+        settings,
+        [
+            message({"email": "  Jo.Smith@Example.COM "}),
+            message({"phone": "07700 900123"}),
+            message({"email": "jo.smith@example.com", "phone": "+44 7700 900123"}, minute=5),
+        ],
+    )
     assert len(live_profiles(db)) == 1
     assert holder(db, "phone", "+447700900123") == holder(db, "email", "jo.smith@example.com")
 
@@ -35,11 +43,17 @@ def test_identifiers_are_normalised_before_they_link(db: Database, settings: Set
 def test_an_event_bridging_two_profiles_merges_them_and_the_old_id_stays_an_alias(
     db: Database, settings: Settings
 ) -> None:
-    ingest(db, settings, [page_view({"cookie_id": "c-1"}), order("O-1", {"email": "jo@example.com"}, minute=1)])
+    ingest(
+        db, settings, [page_view({"cookie_id": "c-1"}), order("O-1", {"email": "jo@example.com"}, minute=1)]
+    )
     cookie_profile = holder(db, "cookie_id", "c-1")
     assert cookie_profile != holder(db, "email", "jo@example.com")
 
-    ingest(db, settings, [event("identity.linked", ids={"cookie_id": "c-1", "email": "jo@example.com"}, minute=2)])
+    ingest(
+        db,
+        settings,
+        [event("identity.linked", ids={"cookie_id": "c-1", "email": "jo@example.com"}, minute=2)],
+    )
 
     assert len(live_profiles(db)) == 1
     with db.session() as session:
@@ -54,19 +68,31 @@ def test_an_event_bridging_two_profiles_merges_them_and_the_old_id_stays_an_alia
 
 
 def test_a_blocked_value_never_links_anyone(db: Database, settings: Settings) -> None:
-    ingest(db, settings, [message({"email": "a@example.com", "phone": "unknown"}),
-                          message({"email": "b@example.com", "phone": "unknown"})])
+    ingest(
+        db,
+        settings,
+        [
+            message({"email": "a@example.com", "phone": "unknown"}),
+            message({"email": "b@example.com", "phone": "unknown"}),
+        ],
+    )
     assert len(live_profiles(db)) == 2
     with db.session() as session:
         assert session.scalars(select(Identifier.kind)).all().count("phone") == 0
 
 
-def test_two_customer_numbers_are_never_merged_but_recorded_as_a_conflict(db: Database, settings: Settings) -> None:
-    ingest(db, settings, [
-        order("O-1", {"customer_id": "C-1", "email": "family@example.com"}),
-        order("O-2", {"customer_id": "C-2"}, minute=1),
-        order("O-3", {"customer_id": "C-2", "email": "family@example.com"}, minute=2),
-    ])
+def test_two_customer_numbers_are_never_merged_but_recorded_as_a_conflict(
+    db: Database, settings: Settings
+) -> None:
+    ingest(
+        db,
+        settings,
+        [
+            order("O-1", {"customer_id": "C-1", "email": "family@example.com"}),
+            order("O-2", {"customer_id": "C-2"}, minute=1),
+            order("O-3", {"customer_id": "C-2", "email": "family@example.com"}, minute=2),
+        ],
+    )
     assert len(live_profiles(db)) == 2
     with db.session() as session:
         conflict = session.scalars(select(Conflict)).one()
@@ -78,9 +104,16 @@ def test_two_customer_numbers_are_never_merged_but_recorded_as_a_conflict(db: Da
 
 
 def test_a_kind_over_its_limit_is_not_linked_and_is_reported(db: Database, settings: Settings) -> None:
-    ingest(db, settings, [message({"customer_id": "C-1"}), message({"customer_id": "C-1", "loyalty_id": "L-1"}),
-                          message({"customer_id": "C-1", "loyalty_id": "L-2"}),
-                          message({"customer_id": "C-1", "loyalty_id": "L-3"})])
+    ingest(
+        db,
+        settings,
+        [
+            message({"customer_id": "C-1"}),
+            message({"customer_id": "C-1", "loyalty_id": "L-1"}),
+            message({"customer_id": "C-1", "loyalty_id": "L-2"}),
+            message({"customer_id": "C-1", "loyalty_id": "L-3"}),
+        ],
+    )
     with db.session() as session:
         kinds = session.scalars(select(Identifier.kind)).all()
         conflict = session.scalars(select(Conflict)).one()
@@ -89,22 +122,32 @@ def test_a_kind_over_its_limit_is_not_linked_and_is_reported(db: Database, setti
 
 
 def test_undo_restores_both_profiles_and_keeps_them_apart(db: Database, settings: Settings) -> None:
-    ingest(db, settings, [
-        order("O-1", {"email": "jo@example.com"}, total=10),
-        message({"email": "jo@example.com"}, channel="chat", minute=1),
-        order("O-2", {"loyalty_id": "L-9"}, minute=2, total=99, source="pos-store-1"),
-        message({"loyalty_id": "L-9"}, channel="phone", minute=3),
-    ])
+    ingest(
+        db,
+        settings,
+        [
+            order("O-1", {"email": "jo@example.com"}, total=10),
+            message({"email": "jo@example.com"}, channel="chat", minute=1),
+            order("O-2", {"loyalty_id": "L-9"}, minute=2, total=99, source="pos-store-1"),
+            message({"loyalty_id": "L-9"}, channel="phone", minute=3),
+        ],
+    )
     with db.session() as session:
         before = {pid: profile_360(session, profile_id=pid) for pid in live_profiles(db)}
-    ingest(db, settings, [message({"email": "jo@example.com", "loyalty_id": "L-9"}, channel="email", minute=4)])
+    ingest(
+        db, settings, [message({"email": "jo@example.com", "loyalty_id": "L-9"}, channel="email", minute=4)]
+    )
     with db.session() as session:
         merge = session.scalars(select(Merge)).one()
     assert len(live_profiles(db)) == 1
 
     with db.session(write=True) as session:
-        undo_merge(session, merge_id=merge.id, kinds=load_kinds(session, region="GB"),
-                   priority_of=source_priorities(settings))
+        undo_merge(
+            session,
+            merge_id=merge.id,
+            kinds=load_kinds(session, region="GB"),
+            priority_of=source_priorities(settings),
+        )
 
     assert sorted(live_profiles(db)) == sorted(before)
     with db.session() as session:
@@ -125,14 +168,20 @@ def test_undo_restores_both_profiles_and_keeps_them_apart(db: Database, settings
         assert session.scalars(select(Conflict.reason)).all() == ["merge_refused"]
 
 
-def test_chained_merges_in_one_batch_log_what_each_absorbed_profile_held(db: Database, settings: Settings) -> None:
-    ingest(db, settings, [
-        page_view({"cookie_id": "c-1"}),
-        message({"email": "jo@example.com"}, minute=1),
-        order("O-1", {"customer_id": "C-1"}, minute=2),
-        page_view({"cookie_id": "c-1", "email": "jo@example.com"}, minute=3),
-        message({"customer_id": "C-1", "email": "jo@example.com"}, minute=4),
-    ])
+def test_chained_merges_in_one_batch_log_what_each_absorbed_profile_held(
+    db: Database, settings: Settings
+) -> None:
+    ingest(
+        db,
+        settings,
+        [
+            page_view({"cookie_id": "c-1"}),
+            message({"email": "jo@example.com"}, minute=1),
+            order("O-1", {"customer_id": "C-1"}, minute=2),
+            page_view({"cookie_id": "c-1", "email": "jo@example.com"}, minute=3),
+            message({"customer_id": "C-1", "email": "jo@example.com"}, minute=4),
+        ],
+    )
     assert len(live_profiles(db)) == 1
     with db.session() as session:
         merges = session.scalars(select(Merge).order_by(Merge.id)).all()
@@ -141,6 +190,8 @@ def test_chained_merges_in_one_batch_log_what_each_absorbed_profile_held(db: Dat
     assert len(merges) == 2
     assert view is not None and view["counters"]["events"] == 5
     assert [set(m.absorbed_identifiers) for m in merges] == [
-        {"cookie_id:c-1"}, {"cookie_id:c-1", "email:jo@example.com"}]
+        {"cookie_id:c-1"},
+        {"cookie_id:c-1", "email:jo@example.com"},
+    ]
     assert view["identifiers"].keys() == {"cookie_id", "email", "customer_id"}
     assert view["counters"]["orders"] == 1

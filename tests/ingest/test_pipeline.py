@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from builders import event, ingest, order, page_view
 from sqlalchemy import func, select
 
+from builders import event, ingest, order, page_view
 from rapport.catalog.service import add_event_type
 from rapport.db import Database
 from rapport.events import Event
@@ -40,25 +40,60 @@ def test_a_repeated_id_inside_one_batch_is_a_duplicate(db: Database, settings: S
 
 
 BAD_EVENTS: list[tuple[str, dict[str, Any], str]] = [
-    ("missing data field", {"data": {"order_id": "O-1", "currency": "EUR", "total": 1}},
-     "data.lines: required property missing"),
-    ("wrong type", {"data": {"order_id": "O-1", "currency": "EUR", "total": "ten", "lines": [
-        {"sku": "A", "quantity": 1, "unit_price": 1}]}}, "data.total: expected a number, got a string"),
+    (
+        "missing data field",
+        {"data": {"order_id": "O-1", "currency": "EUR", "total": 1}},
+        "data.lines: required property missing",
+    ),
+    (
+        "wrong type",
+        {
+            "data": {
+                "order_id": "O-1",
+                "currency": "EUR",
+                "total": "ten",
+                "lines": [{"sku": "A", "quantity": 1, "unit_price": 1}],
+            }
+        },
+        "data.total: expected a number, got a string",
+    ),
     ("unknown type", {"type": "order.teleported"}, "type: unknown event type 'order.teleported'"),
     ("no identifiers", {"identifiers": {}}, "identifiers: must hold at least one identifier"),
     ("missing identifiers", {"identifiers": None}, "identifiers: required property missing"),
-    ("only blocked identifiers", {"identifiers": {"email": "NULL", "cookie_id": "anonymous"}},
-     "identifiers: every identifier is a blocked placeholder value"),
-    ("unknown identifier kind", {"identifiers": {"shoe_size": "42"}}, "identifiers.shoe_size: unknown identifier kind"),
-    ("bad email", {"identifiers": {"email": "not-an-email"}}, "identifiers.email: 'not-an-email' is not an email"),
+    (
+        "only blocked identifiers",
+        {"identifiers": {"email": "NULL", "cookie_id": "anonymous"}},
+        "identifiers: every identifier is a blocked placeholder value",
+    ),
+    (
+        "unknown identifier kind",
+        {"identifiers": {"shoe_size": "42"}},
+        "identifiers.shoe_size: unknown identifier kind",
+    ),
+    (
+        "bad email",
+        {"identifiers": {"email": "not-an-email"}},
+        "identifiers.email: 'not-an-email' is not an email",
+    ),
     ("bad phone", {"identifiers": {"phone": "12"}}, "identifiers.phone: '12' is not"),
     ("naive timestamp", {"occurred_at": "2026-05-01T10:00:00"}, "occurred_at: needs a time zone offset"),
-    ("not a timestamp", {"occurred_at": "yesterday"}, "occurred_at: 'yesterday' is not an RFC 3339 timestamp"),
-    ("far future", {"occurred_at": (datetime.now(UTC) + timedelta(days=30)).isoformat()},
-     "occurred_at: lies 29 days"),
+    (
+        "not a timestamp",
+        {"occurred_at": "yesterday"},
+        "occurred_at: 'yesterday' is not an RFC 3339 timestamp",
+    ),
+    (
+        "far future",
+        {"occurred_at": (datetime.now(UTC) + timedelta(days=30)).isoformat()},
+        "occurred_at: lies 29 days",
+    ),
     ("numeric id", {"id": 17}, "id: expected a string, got int"),
     ("huge string", {"source": "x" * 10_000_000}, "source: must be at most 200 characters long"),
-    ("unknown envelope field", {"identifer": {"email": "jo@example.com"}}, "identifer: unknown envelope field"),
+    (
+        "unknown envelope field",
+        {"identifer": {"email": "jo@example.com"}},
+        "identifer: unknown envelope field",
+    ),
 ]
 
 
@@ -93,8 +128,11 @@ def test_replay_accepts_quarantined_events_once_the_catalog_knows_their_type(
     assert (still.replayed, still.still_rejected) == (0, 1)
 
     with db.session(write=True) as session:
-        add_event_type(session, type="warranty.claimed", schema={
-            "type": "object", "required": ["serial"], "properties": {"serial": {"type": "string"}}})
+        add_event_type(
+            session,
+            type="warranty.claimed",
+            schema={"type": "object", "required": ["serial"], "properties": {"serial": {"type": "string"}}},
+        )
     with db.session(write=True) as session:
         done = replay(session, settings=settings)
 

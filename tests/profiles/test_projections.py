@@ -6,11 +6,13 @@ import random
 from collections import Counter
 from typing import Any
 
-from builders import event, ingest, message, order
-from conftest import _empty
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
+from builders import event, ingest, message, order
+from conftest import _empty
 from rapport.db import Database
 from rapport.identity.models import Identifier
 from rapport.ingest.pipeline import source_priorities
@@ -23,13 +25,35 @@ from rapport.views import profile_360
 
 def test_an_order_keeps_every_version_and_what_changed(db: Database, settings: Settings) -> None:
     ids = {"email": "jo@example.com"}
-    ingest(db, settings, [
-        order("O-1", ids, minute=0, total=30, lines=[{"sku": "A", "quantity": 1, "unit_price": 10},
-                                                     {"sku": "B", "quantity": 1, "unit_price": 20}]),
-        event("order.amended", ids=ids, minute=5, order_id="O-1", total=40, reason="customer called",
-              lines=[{"sku": "A", "quantity": 2, "unit_price": 10}, {"sku": "C", "quantity": 1, "unit_price": 20}]),
-        event("order.cancelled", ids=ids, minute=9, order_id="O-1", reason="changed mind"),
-    ])
+    ingest(
+        db,
+        settings,
+        [
+            order(
+                "O-1",
+                ids,
+                minute=0,
+                total=30,
+                lines=[
+                    {"sku": "A", "quantity": 1, "unit_price": 10},
+                    {"sku": "B", "quantity": 1, "unit_price": 20},
+                ],
+            ),
+            event(
+                "order.amended",
+                ids=ids,
+                minute=5,
+                order_id="O-1",
+                total=40,
+                reason="customer called",
+                lines=[
+                    {"sku": "A", "quantity": 2, "unit_price": 10},
+                    {"sku": "C", "quantity": 1, "unit_price": 20},
+                ],
+            ),
+            event("order.cancelled", ids=ids, minute=9, order_id="O-1", reason="changed mind"),
+        ],
+    )
     with db.session() as session:
         view = order_view(session, order_id="O-1")
     assert view is not None
@@ -44,7 +68,9 @@ def test_an_order_keeps_every_version_and_what_changed(db: Database, settings: S
     assert third["type"] == "order.cancelled" and third["changes"] == {}
 
 
-def test_an_amendment_that_arrives_first_still_yields_versions_in_time_order(db: Database, settings: Settings) -> None:
+def test_an_amendment_that_arrives_first_still_yields_versions_in_time_order(
+    db: Database, settings: Settings
+) -> None:
     ids = {"email": "jo@example.com"}
     amended = event("order.amended", ids=ids, minute=5, order_id="O-1", total=12)
     ingest(db, settings, [amended])
@@ -58,14 +84,22 @@ def test_an_amendment_that_arrives_first_still_yields_versions_in_time_order(db:
 
 def test_a_trusted_source_wins_over_a_more_recent_one(db: Database, settings: Settings) -> None:
     ids = {"customer_id": "C-1"}
-    ingest(db, settings, [
-        event("profile.updated", ids=ids, minute=0, source="erp", last_name="Smith", first_name="Joanna"),
-        event("profile.updated", ids=ids, minute=9, source="webshop", last_name="Smyth", locale="en-GB"),
-    ])
+    ingest(
+        db,
+        settings,
+        [
+            event("profile.updated", ids=ids, minute=0, source="erp", last_name="Smith", first_name="Joanna"),
+            event("profile.updated", ids=ids, minute=9, source="webshop", last_name="Smyth", locale="en-GB"),
+        ],
+    )
     with db.session() as session:
         pid = session.scalars(select(Profile.id)).one()
         traits = profile_360(session, profile_id=pid)["traits"]  # type: ignore[index]
-    assert traits["last_name"] == {"value": "Smith", "source": "erp", "at": "2026-05-01T09:00:00.000000+00:00"}
+    assert traits["last_name"] == {
+        "value": "Smith",
+        "source": "erp",
+        "at": "2026-05-01T09:00:00.000000+00:00",
+    }
     assert traits["locale"]["value"] == "en-GB"
 
 
@@ -78,8 +112,13 @@ def person_ids(n: int, rnd: random.Random) -> list[dict[str, str]]:
     """The identifier sets one person shows to different systems. Every prefix of the list is connected,
     so once each set has been used the person is one profile, reached through merges."""
     email, cookie, loyalty = f"p{n}@example.com", f"cookie-{n}", f"L-{n}"
-    return [{"cookie_id": cookie}, {"cookie_id": cookie, "email": email}, {"email": email},
-            {"email": email, "loyalty_id": loyalty}, {"loyalty_id": loyalty}][: rnd.randint(2, 5)]
+    return [
+        {"cookie_id": cookie},
+        {"cookie_id": cookie, "email": email},
+        {"email": email},
+        {"email": email, "loyalty_id": loyalty},
+        {"loyalty_id": loyalty},
+    ][: rnd.randint(2, 5)]
 
 
 def world(seed: int, size: int) -> list[dict[str, Any]]:
@@ -97,22 +136,60 @@ def world(seed: int, size: int) -> list[dict[str, Any]]:
             elif kind == "order":
                 out.append(order(oid, ids, minute, total=round(rnd.uniform(1, 500), 2)))
             elif kind == "amend":
-                out.append(event("order.amended", ids=ids, minute=minute, order_id=oid,
-                                 total=round(rnd.uniform(1, 500), 2)))
+                out.append(
+                    event(
+                        "order.amended",
+                        ids=ids,
+                        minute=minute,
+                        order_id=oid,
+                        total=round(rnd.uniform(1, 500), 2),
+                    )
+                )
             elif kind == "cancel":
                 out.append(event("order.cancelled", ids=ids, minute=minute, order_id=oid))
             elif kind == "invoice":
-                out.append(event("invoice.issued", ids=ids, minute=minute, invoice_id=f"I-{n}-{i}",
-                                 amount=round(rnd.uniform(1, 300), 2), currency="EUR"))
+                out.append(
+                    event(
+                        "invoice.issued",
+                        ids=ids,
+                        minute=minute,
+                        invoice_id=f"I-{n}-{i}",
+                        amount=round(rnd.uniform(1, 300), 2),
+                        currency="EUR",
+                    )
+                )
             elif kind == "pay":
-                out.append(event("payment.received", ids=ids, minute=minute, payment_id=f"P-{n}-{i}",
-                                 amount=round(rnd.uniform(1, 300), 2), currency="EUR"))
+                out.append(
+                    event(
+                        "payment.received",
+                        ids=ids,
+                        minute=minute,
+                        payment_id=f"P-{n}-{i}",
+                        amount=round(rnd.uniform(1, 300), 2),
+                        currency="EUR",
+                    )
+                )
             elif kind == "consent":
-                out.append(event("consent.changed", ids=ids, minute=minute, purpose="marketing", channel="email",
-                                 status=rnd.choice(["granted", "revoked"])))
+                out.append(
+                    event(
+                        "consent.changed",
+                        ids=ids,
+                        minute=minute,
+                        purpose="marketing",
+                        channel="email",
+                        status=rnd.choice(["granted", "revoked"]),
+                    )
+                )
             else:
-                out.append(event("profile.updated", ids=ids, minute=minute, source=rnd.choice(["crm", "webshop"]),
-                                 first_name=rnd.choice(["Jo", "Joanna", "Jojo"])))
+                out.append(
+                    event(
+                        "profile.updated",
+                        ids=ids,
+                        minute=minute,
+                        source=rnd.choice(["crm", "webshop"]),
+                        first_name=rnd.choice(["Jo", "Joanna", "Jojo"]),
+                    )
+                )
     return out
 
 
@@ -120,24 +197,30 @@ def snapshot(db: Database) -> dict[frozenset[str], Any]:
     """Every live profile, keyed by its identifiers (ids differ from run to run), as a person sees it."""
     with db.session() as session:
         keys: dict[str, set[str]] = {}
-        for kind, value, pid in session.execute(select(Identifier.kind, Identifier.value, Identifier.profile_id)):
+        for kind, value, pid in session.execute(
+            select(Identifier.kind, Identifier.value, Identifier.profile_id)
+        ):
             keys.setdefault(pid, set()).add(f"{kind}:{value}")
         out = {}
         for pid, held in keys.items():
             view = profile_360(session, profile_id=pid)
             assert view is not None
-            view["orders"] = sorted((o["order_id"], o["status"], o["total"], o["versions"]) for o in view["orders"])
+            view["orders"] = sorted(
+                (o["order_id"], o["status"], o["total"], o["versions"]) for o in view["orders"]
+            )
             for name in ("id", "requested_id", "aliases", "created_at", "updated_at", "identifiers"):
                 view.pop(name)
             out[frozenset(held)] = view
         return out
 
 
-def ingest_in_batches(db: Database, settings: Settings, events: list[dict[str, Any]], rnd: random.Random) -> None:
+def ingest_in_batches(
+    db: Database, settings: Settings, events: list[dict[str, Any]], rnd: random.Random
+) -> None:
     start = 0
     while start < len(events):
         size = rnd.randint(1, 40)
-        ingest(db, settings, events[start:start + size])
+        ingest(db, settings, events[start : start + size])
         start += size
 
 
@@ -177,11 +260,17 @@ def test_counters_equal_a_recomputation_after_merges(db: Database, settings: Set
     with db.session(write=True) as session:
         live = session.scalars(select(Profile).where(Profile.merged_into.is_(None))).all()
         stored = {p.id: (dict(p.traits), dict(p.counters), dict(p.account), dict(p.consents)) for p in live}
-        rebuilt = rebuild_profiles(session.connection(), stored, priority_of=source_priorities(settings),
-                                   now=live[0].updated_at)
+        rebuilt = rebuild_profiles(
+            session.connection(), stored, priority_of=source_priorities(settings), now=live[0].updated_at
+        )
     for pid, (traits, counters, account, consents) in stored.items():
         assert (traits, counters, account, consents) == (
-            rebuilt[pid]["traits"], rebuilt[pid]["counters"], rebuilt[pid]["account"], rebuilt[pid]["consents"])
+            rebuilt[pid]["traits"],
+            rebuilt[pid]["counters"],
+            rebuilt[pid]["account"],
+            rebuilt[pid]["consents"],
+        )
     assert sorted(c["events"] for _, c, _, _ in stored.values()) == sorted(expected_events.values())
     assert sorted(sorted(c.get("messages", {}).items()) for _, c, _, _ in stored.values()) == sorted(
-        sorted(m.items()) for m in [expected_messages.get(p, Counter()) for p in expected_events])
+        sorted(m.items()) for m in [expected_messages.get(p, Counter()) for p in expected_events]
+    )

@@ -13,3 +13,13 @@ def lock_identity_graph(session: Session) -> None:
     """Hold the graph until the transaction ends. SQLite needs nothing: a write transaction is exclusive."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IDENTITY_LOCK})
+
+
+def prefer_index_lookups(session: Session) -> None:
+    """Every ingest query is a lookup by an indexed key. On a table that grew fast since it was last
+    analysed, PostgreSQL's stale statistics make it scan the whole table instead; forbid that for the
+    rest of the transaction. JIT goes too: a forbidden scan's notional cost would trigger a compile that
+    takes longer than the query."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+        session.execute(text("SET LOCAL jit = off"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from rapport.demo.life import DAY, HOUR, MINUTE, OFFICE, Life
+from rapport.demo.life import DAY, HOUR, MINUTE, OFFICE, SITE, Life
 from rapport.demo.model import Person
 from rapport.demo.people import fold
 from rapport.demo.sink import Data
@@ -72,7 +72,7 @@ def profiles(life: Life) -> None:
             "page.viewed",
             "webshop",
             {"cookie_id": cookie, "email": p.email},
-            {"url": "/account/welcome", "title": "Welcome to Rapport Home"},
+            {"url": f"{SITE}/account/welcome", "title": "Welcome to Rapport Home"},
         )
         life.logged_in.add(cookie)
         crm_at, erp_at = life.later(p.since, MINUTE, 10 * MINUTE), life.later(p.since, 10 * MINUTE, HOUR)
@@ -122,89 +122,51 @@ def profiles(life: Life) -> None:
 
 
 def _consent(
-    life: Life,
-    t: float,
-    source: str,
-    ids: dict[str, str],
-    purpose: str,
-    status: str,
-    channel: str | None,
-    note: str | None = None,
-) -> bool:
+    life: Life, t: float, source: str, ids: dict[str, str], what: str, note: str | None = None
+) -> None:
+    """``what``: "purpose status [channel]", e.g. "marketing granted email"."""
+    purpose, status, *channel = what.split()
     data: Data = {"purpose": purpose, "status": status}
-    if channel is not None:
-        data["channel"] = channel
+    if channel:
+        data["channel"] = channel[0]
     if note is not None:
         data["note"] = note
-    return life.emit(t, "consent.changed", source, ids, data)
+    life.emit(t, "consent.changed", source, ids, data)
 
 
 def consents(life: Life) -> None:
+    """Service consent on signing up; marketing by email for many, some of whom change their mind."""
     p, rng = life.p, life.rng
     first = p.since if p.is_new else life.start
     if p.customer_id is not None:
-        _consent(
-            life,
-            life.later(first, MINUTE, 2 * HOUR),
-            "crm",
-            life.customer_ids(),
-            "service",
-            "granted",
-            "any" if rng.random() < 0.5 else None,
-        )
+        service = "service granted any" if rng.random() < 0.5 else "service granted"
+        _consent(life, life.later(first, MINUTE, 2 * HOUR), "crm", life.customer_ids(), service)
         if rng.random() < 0.4:
-            _consent(
-                life,
-                life.later(first, HOUR, 30 * DAY),
-                "webshop",
-                life.customer_ids(),
-                "personalisation",
-                "granted" if rng.random() < 0.8 else "denied",
-                None,
-            )
+            answer = "personalisation granted" if rng.random() < 0.8 else "personalisation denied"
+            _consent(life, life.later(first, HOUR, 30 * DAY), "webshop", life.customer_ids(), answer)
         if rng.random() < 0.12:
-            _consent(
-                life,
-                life.later(first, HOUR, 60 * DAY),
-                "crm",
-                {"phone": life.phone()},
-                "marketing",
-                "granted",
-                "sms",
-            )
+            at = life.later(first, HOUR, 60 * DAY)
+            _consent(life, at, "crm", {"phone": life.phone()}, "marketing granted sms")
     if p.newsletter and p.household_head is None:
         granted = life.later(first, MINUTE, 10 * DAY if p.is_new else DAY)
         source = "mailer" if p.customer_id is None or rng.random() < 0.4 else "webshop"
         ids = {"email": p.email}
         if source == "mailer" and p.customer_id is None and rng.random() < 0.5:
             ids["cookie_id"] = p.cookies[0]  # signed up in the website footer
-        _consent(life, granted, source, ids, "marketing", "granted", "email")
+        _consent(life, granted, source, ids, "marketing granted email")
         life.marketing_from = granted
         if rng.random() < 0.15:
             revoked = rng.uniform(granted, life.end)
             note = rng.choice(("Unsubscribed via footer link", "Too many emails, please stop", None))
-            _consent(life, revoked, "mailer", {"email": p.email}, "marketing", "revoked", "email", note)
+            _consent(life, revoked, "mailer", {"email": p.email}, "marketing revoked email", note)
             life.marketing_until = revoked
     elif p.customer_id is not None and rng.random() < 0.1:
         _consent(
-            life,
-            life.later(first, HOUR, 5 * DAY),
-            "webshop",
-            {"email": p.email},
-            "marketing",
-            "denied",
-            "email",
+            life, life.later(first, HOUR, 5 * DAY), "webshop", {"email": p.email}, "marketing denied email"
         )
     if p.loyalty_id is not None and rng.random() < 0.7:
-        _consent(
-            life,
-            life.later(first, 0, 20 * DAY),
-            "crm",
-            {"loyalty_id": p.loyalty_id},
-            "in_store_recognition",
-            "granted",
-            None,
-        )
+        at = life.later(first, 0, 20 * DAY)
+        _consent(life, at, "crm", {"loyalty_id": p.loyalty_id}, "in_store_recognition granted")
 
 
 def links(life: Life) -> None:
@@ -259,11 +221,8 @@ def trading(life: Life) -> None:
                 "email": f"{fold(first_name)}.{fold(last_name)}@{domain}",
             }
             if rng.random() < 0.6:
-                contact["phone"] = (
-                    p.country.phone_prefix
-                    + str(rng.randrange(10**5, 10**6))
-                    + "0" * max(0, p.country.phone_digits - 6)
-                )
+                digits = p.country.phone_digits
+                contact["phone"] = f"{p.country.phone_prefix}{rng.randrange(10 ** (digits - 1), 10**digits)}"
             life.emit(
                 life.later(first, DAY, 90 * DAY), "contact_person.added", "crm", life.account_ids(), contact
             )

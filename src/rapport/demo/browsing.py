@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from rapport.demo.commerce import OrderPlan, place_order
-from rapport.demo.life import DAY, LEISURE, Life
+from rapport.demo.life import DAY, LEISURE, SITE, Life
 from rapport.demo.sink import Data
 from rapport.demo.vocab import APPLIANCES, CLOTHING, HOUSEHOLD, PAGES, REFERRERS, Product
-
-_BASE = "https://www.rapport-home.example"
 
 
 def _product(life: Life) -> Product:
@@ -43,14 +41,14 @@ def _web_session(life: Life, t: float, cookie: str, *, plan: OrderPlan | None) -
             data: Data = {
                 "sku": product.sku,
                 "name": product.name,
-                "url": _BASE + product.path,
+                "url": SITE + product.path,
                 "price": life.price(product),
                 "session_id": sid,
             }
             life.emit(t, "product.viewed", "webshop", ids, data)
         else:
             path, title = rng.choice(PAGES)
-            data = {"url": _BASE + path, "title": title, "session_id": sid}
+            data = {"url": SITE + path, "title": title, "session_id": sid}
             if i == 0 and rng.random() < 0.6:
                 data["referrer"] = rng.choice(REFERRERS)
             life.emit(t, "page.viewed", "webshop", ids, data)
@@ -61,7 +59,7 @@ def _web_session(life: Life, t: float, cookie: str, *, plan: OrderPlan | None) -
                 "page.viewed",
                 "webshop",
                 {"cookie_id": cookie, "email": p.email},
-                {"url": _BASE + "/account/login", "title": "Sign in", "session_id": sid},
+                {"url": SITE + "/account/login", "title": "Sign in", "session_id": sid},
             )
             life.logged_in.add(cookie)
             t += rng.uniform(5, 30)
@@ -71,7 +69,7 @@ def _web_session(life: Life, t: float, cookie: str, *, plan: OrderPlan | None) -
             "page.viewed",
             "webshop",
             {"cookie_id": cookie},
-            {"url": _BASE + "/checkout", "title": "Checkout", "session_id": sid},
+            {"url": SITE + "/checkout", "title": "Checkout", "session_id": sid},
         )
         place_order(life, t + rng.uniform(30, 240), plan)
 
@@ -98,7 +96,7 @@ def _app_session(life: Life, t: float, install: str, *, plan: OrderPlan | None) 
             },
         )
     if plan is not None:
-        place_order(life, t + rng.uniform(20, 120), plan)
+        place_order(life, t + rng.uniform(20, 120), plan, app_install=install)
 
 
 def online(life: Life, plans: list[OrderPlan]) -> None:
@@ -112,10 +110,12 @@ def online(life: Life, plans: list[OrderPlan]) -> None:
         app = [(t, None) for t in life.times(0.8 * p.activity)]
     for order in plans:
         (app if order.channel == "app" else web).append((order.t, order))
+    # Move each session to a likely hour first, then live them in order (logins depend on it).
+    web = [(life.clock(t, LEISURE, not_before=p.since if plan else min(t, p.since)), plan) for t, plan in web]
+    app = [(life.clock(t, LEISURE), plan) for t, plan in app]
     for t, plan in sorted(web, key=lambda item: item[0]):
-        start = life.clock(t, LEISURE, not_before=p.since if plan is not None else min(t, p.since))
         cookie = p.cookies[1] if len(p.cookies) > 1 and rng.random() < 0.35 else p.cookies[0]
-        _web_session(life, start, cookie, plan=plan)
+        _web_session(life, t, cookie, plan=plan)
     for t, plan in sorted(app, key=lambda item: item[0]):
         install = p.app_installs[-1] if len(p.app_installs) > 1 and rng.random() < 0.4 else p.app_installs[0]
-        _app_session(life, life.clock(t, LEISURE), install, plan=plan)
+        _app_session(life, t, install, plan=plan)

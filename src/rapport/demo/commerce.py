@@ -37,7 +37,7 @@ def plan_orders(life: Life) -> list[OrderPlan]:
     return plans
 
 
-def place_order(life: Life, t: float, plan: OrderPlan) -> None:
+def place_order(life: Life, t: float, plan: OrderPlan, *, app_install: str | None = None) -> None:
     """A web or app order and everything that follows it: emails, changes, invoice, payment, feedback."""
     p, rng, numbers = life.p, life.rng, life.numbers
     products = life.pick_products(rng.choices((1, 2, 3, 4), weights=(5, 3, 2, 1))[0])
@@ -52,8 +52,8 @@ def place_order(life: Life, t: float, plan: OrderPlan) -> None:
         data["shipping_address"] = dict(p.address_at(t))
     ids = life.customer_ids()
     source = "webshop"
-    if plan.channel == "app":
-        source, ids["app_install_id"] = "app", p.app_installs[0]
+    if app_install is not None:
+        source, ids["app_install_id"] = "app", app_install
     if p.loyalty_online and p.loyalty_id is not None:
         ids["loyalty_id"] = p.loyalty_id
     if not life.emit(t, "order.placed", source, ids, data):

@@ -53,7 +53,7 @@ def _message(life: Life, t: float, direction: str, channel: str, ids: dict[str, 
 
 
 def enquiries(life: Life) -> None:
-    """Quick questions answered on the spot or by return."""
+    """Quick questions answered on the spot or by return, and phone calls either way."""
     p, rng = life.p, life.rng
     city = life.stores[p.home_store - 1].city
     for t in life.times(0.12 * p.activity):
@@ -63,42 +63,21 @@ def enquiries(life: Life) -> None:
         subject, body = rng.choice(_QUESTIONS)
         agent = rng.choice(AGENTS)
         if channel == "phone":
-            _message(
-                life,
-                t,
-                "received",
-                "phone",
-                ids,
-                {
-                    "subject": f"Call: {subject.lower()}",
-                    "duration_s": round(rng.uniform(40, 900)),
-                    "agent": agent,
-                },
-            )
+            direction = "received" if rng.random() < 0.75 else "sent"
+            call: Data = {"subject": f"Call: {subject.lower()}", "duration_s": round(rng.uniform(40, 900))}
+            _message(life, t, direction, "phone", ids, {**call, "agent": agent})
             continue
         thread = life.numbers.next("thread")
-        _message(
-            life,
-            t,
-            "received",
-            channel,
-            ids,
-            {"thread_id": thread, "subject": subject, "body": body.format(city=city)},
-        )
+        question: Data = {"thread_id": thread, "subject": subject, "body": body.format(city=city)}
+        _message(life, t, "received", channel, ids, question)
+        answer: Data = {
+            "thread_id": thread,
+            "subject": f"Re: {subject}",
+            "body": "Thanks for asking! ...",
+            "agent": agent,
+        }
         reply_after = rng.uniform(MINUTE, 4 * MINUTE) if channel == "chat" else rng.uniform(HOUR, 2 * DAY)
-        _message(
-            life,
-            t + reply_after,
-            "sent",
-            channel,
-            ids,
-            {
-                "thread_id": thread,
-                "subject": f"Re: {subject}",
-                "body": "Thanks for asking! ...",
-                "agent": agent,
-            },
-        )
+        _message(life, t + reply_after, "sent", channel, ids, answer)
 
 
 def _case_kind(life: Life, t: float) -> str:

@@ -15,6 +15,7 @@ DAY = 86_400.0
 HOUR = 3_600.0
 MINUTE = 60.0
 MONTH = 30 * DAY
+SITE = "https://www.rapport-home.example"
 
 
 def _cumulative(weights: Sequence[float]) -> list[float]:

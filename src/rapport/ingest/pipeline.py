@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog.service import load_catalog
 from rapport.db.bulk import chunked
-from rapport.db.locks import lock_identity_graph
+from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.models import Event
 from rapport.events.store import EventRow, append_events
 from rapport.identity.graph import Claim, GraphBatch
@@ -109,6 +109,7 @@ def ingest_events(
     """
     now = datetime.now(UTC)
     lock_identity_graph(session)
+    prefer_index_lookups(session)
     catalog = load_catalog(session)
     kinds = load_kinds(session, region=settings.default_region)
     outcome = Outcome()

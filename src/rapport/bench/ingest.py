@@ -1,0 +1,104 @@
+"""``rapport bench ingest``: the full pipeline against a raw bulk load of the same rows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Index, MetaData, Table
+
+from rapport.bench.scratch import scratch_database
+from rapport.db import Database
+from rapport.db.base import table_of
+from rapport.demo import WorldSize, generate_world
+from rapport.events import Event, EventRow, append_events
+from rapport.ingest import Outcome, ingest_events
+from rapport.settings import Settings
+
+#: events per customer in the default demo world, used to size a world for ``--events``
+EVENTS_PER_CUSTOMER = 50
+
+
+def demo_stream(events: int, *, seed: int = 11) -> list[dict[str, Any]]:
+    """At least ``events`` demo-shaped events, oldest first, cut to exactly ``events``."""
+    customers = max(50, events // EVENTS_PER_CUSTOMER)
+    while True:
+        world = generate_world(WorldSize(customers=customers, months=6), seed=seed)
+        if len(world.events) >= events:
+            return world.events[:events]
+        customers = int(customers * events / max(len(world.events), 1) * 1.1) + 1
+
+
+def _raw_table(database: Database) -> str:
+    """An empty copy of the event table (same columns and indexes) for the raw load."""
+    events = table_of(Event)
+    raw = Table("events_raw", MetaData(), *(column._copy() for column in events.columns))
+    Index("ix_events_raw_timeline", raw.c.profile_id, raw.c.occurred_at, raw.c.seq)
+    Index("ix_events_raw_subject", raw.c.subject)
+    raw.metadata.create_all(database.engine)
+    return raw.name
+
+
+def _rows(stream: list[dict[str, Any]]) -> list[EventRow]:
+    now = datetime.now(UTC)
+    return [
+        EventRow(
+            e["id"],
+            e["type"],
+            1,
+            datetime.fromisoformat(e["occurred_at"]),
+            now,
+            e["source"],
+            "raw",
+            None,
+            None,
+            e["identifiers"],
+            e["data"],
+        )
+        for e in stream
+    ]
+
+
+def run(settings: Settings, *, events: int, batch_size: int, echo: Callable[[str], None]) -> dict[str, Any]:
+    """Ingest ``events`` through the pipeline, then the same rows through the raw bulk path."""
+    echo(f"generating {events:,} demo-shaped events …")
+    stream = demo_stream(events)
+    with scratch_database(settings.database_url) as database:
+        echo(f"pipeline on {database.backend}, batches of {batch_size:,} …")
+        total = Outcome()
+        started = time.perf_counter()
+        for start in range(0, len(stream), batch_size):
+            with database.session(write=True) as session:
+                total.add(
+                    ingest_events(session, events=stream[start : start + batch_size], settings=settings)
+                )
+        pipeline_s = time.perf_counter() - started
+
+        table = _raw_table(database)
+        rows = _rows(stream)
+        echo("raw bulk load of the same rows …")
+        started = time.perf_counter()
+        for start in range(0, len(rows), batch_size):
+            with database.engine.begin() as connection:
+                append_events(connection, rows[start : start + batch_size], table=table)
+        raw_s = time.perf_counter() - started
+
+    events_per_s = total.accepted / pipeline_s
+    raw_per_s = len(rows) / raw_s
+    echo(
+        f"pipeline: {total.accepted:,} accepted, {total.duplicates:,} duplicates, {total.rejected_count:,} "
+        f"rejected, {total.new_profiles:,} profiles, {total.merges:,} merges, {total.conflicts:,} conflicts "
+        f"in {pipeline_s:.1f} s"
+    )
+    echo(f"raw:      {len(rows):,} rows in {raw_s:.1f} s")
+    return {
+        "backend": database.backend,
+        "events": len(stream),
+        "batch_size": batch_size,
+        "events_per_s": round(events_per_s),
+        "raw_per_s": round(raw_per_s),
+        "ratio": round(events_per_s / raw_per_s, 3),
+        "rejected": total.rejected_count,
+    }
