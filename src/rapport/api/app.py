@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import rapport
 from rapport.api import problems
+from rapport.api.deps import reject_nul
 from rapport.api.routers import catalog, events, identity, profiles, quarantine
 from rapport.db import Database, connect
 from rapport.settings import Settings, get_settings
@@ -18,6 +19,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         title="Rapport",
         version=rapport.__version__,
         summary="Customer 360: every event from every source, tied to one person.",
+        dependencies=[Depends(reject_nul)],
     )
     app.state.settings = settings
     app.state.database = database or connect(settings.database_url)

@@ -8,10 +8,25 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from rapport.api.problems import ProblemError
 from rapport.db import Database
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
 from rapport.settings import Settings
+
+
+#: The largest id a row of the quarantine or the identity log can have (a 32-bit key on PostgreSQL).
+MAX_ROW_ID = 2_147_483_647
+
+
+def reject_nul(request: Request) -> None:
+    """Refuse a NUL character in a path or query parameter: PostgreSQL text cannot hold one."""
+    params = [("path", k, v) for k, v in request.path_params.items()]
+    params += [("query", k, v) for k, v in request.query_params.multi_items()]
+    for where, name, value in params:
+        if isinstance(value, str) and "\x00" in value:
+            message = f"{where}.{name}: must not contain a NUL character"
+            raise ProblemError(422, "Invalid request", message, [message])
 
 
 def get_database(request: Request) -> Database:

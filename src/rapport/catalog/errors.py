@@ -1,4 +1,4 @@
-"""Turn JSON Schema errors into short messages that name the field: ``data.lines: required property missing``."""
+"""JSON Schema errors as short lines that name the field: ``data.lines: required property missing``."""
 
 from __future__ import annotations
 

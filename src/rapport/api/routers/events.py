@@ -145,5 +145,6 @@ async def post_events(request: Request, database: DatabaseDep, settings: Setting
                 **result,
             },
             status_code=422,
+            media_type=PROBLEM_JSON,
         )
     return result
