@@ -14,7 +14,6 @@ from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
 from rapport.settings import Settings
 
-
 #: The largest id a row of the quarantine or the identity log can have (a 32-bit key on PostgreSQL).
 MAX_ROW_ID = 2_147_483_647
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession, SettingsDep
 from rapport.api.problems import Problem, ProblemError
 from rapport.identity.service import (
     IdentityError,
@@ -64,14 +64,14 @@ class KindIn(BaseModel):
     priority: int = Field(ge=0, le=1000)
     max_per_profile: int | None = Field(default=None, ge=1)
     normaliser: Literal["exact", "casefold", "upper", "email", "handle", "phone"] = "exact"
-    description: str = Field(default="", max_length=500)
+    description: str = Field(default="", max_length=500, pattern=r"^[^\x00]*$")
 
 
 @router.get("/merges", response_model=list[MergeOut], summary="The merge log")
 def get_merges(
     session: ReadSession,
     profile_id: str | None = None,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> list[MergeOut]:
     return [
@@ -86,7 +86,9 @@ def get_merges(
     summary="Undo a merge",
     responses={404: {"model": Problem}, 409: {"model": Problem}},
 )
-def post_undo(merge_id: int, database: DatabaseDep, settings: SettingsDep) -> MergeOut:
+def post_undo(
+    database: DatabaseDep, settings: SettingsDep, merge_id: int = Path(ge=1, le=MAX_ROW_ID)
+) -> MergeOut:
     """Gives the absorbed profile back its identifiers and its own events, recomputes both profiles, and
     keeps the two apart from then on (a later event linking them is recorded as a conflict)."""
     try:
@@ -106,7 +108,7 @@ def post_undo(merge_id: int, database: DatabaseDep, settings: SettingsDep) -> Me
 def get_conflicts(
     session: ReadSession,
     status: Literal["open", "all"] = "open",
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> list[ConflictOut]:
     found = list_conflicts(session, status=None if status == "all" else status, after=after, limit=limit)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -135,13 +135,20 @@ def get_timeline(
     if root is None:
         raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
     for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
+        if moment is None:
+            continue
+        if moment.tzinfo is None:
             raise ProblemError(
                 422,
                 "Invalid request",
                 f"{name}: needs a time zone offset",
                 [f"query.{name}: needs a time zone offset"],
             )
+        try:
+            moment.astimezone(UTC)
+        except OverflowError as exc:
+            message = f"{name}: lies outside the years 1 to 9999 once in UTC"
+            raise ProblemError(422, "Invalid request", message, [f"query.{message}"]) from exc
     chosen = TimelineFilter(
         types=tuple(t for t in (types or "").split(",") if t), channel=channel, since=since, until=until
     )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession, SettingsDep
 from rapport.ingest.quarantine import list_quarantine, replay
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
@@ -36,7 +36,7 @@ class QuarantinePage(BaseModel):
 
 
 class ReplayRequest(BaseModel):
-    ids: list[int] | None = Field(
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] | None = Field(
         default=None,
         max_length=5000,
         description="quarantine ids to replay; all open ones (up to 5,000) when omitted",
@@ -53,7 +53,7 @@ class ReplayResult(BaseModel):
 def get_quarantine(
     session: ReadSession,
     status: Literal["open", "replayed", "all"] = "open",
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> QuarantinePage:
     items = list_quarantine(session, status=None if status == "all" else status, after=after, limit=limit)
