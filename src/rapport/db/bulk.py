@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import ColumnElement, Connection, Table, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
 T = TypeVar("T")
 
@@ -36,3 +37,11 @@ def upsert(
     statement = dialect.insert(table)
     updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
     connection.execute(statement.on_conflict_do_update(index_elements=list(key), set_=updates), list(rows))
+
+
+def one_of(connection: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values``. On PostgreSQL as ``= ANY(array)``: one parameter to send and plan, where a
+    five-thousand-item IN list costs more to plan than to run."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)

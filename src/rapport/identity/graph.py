@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked
+from rapport.db.bulk import chunked, one_of
 from rapport.events.models import Event
 from rapport.identity.kinds import KindTable
 from rapport.identity.models import Conflict, Identifier, Merge, MergeBlock
@@ -87,11 +87,15 @@ class GraphBatch:
     def _load(self, keys: set[Key]) -> None:
         table = table_of(Identifier)
         for chunk in chunked(sorted(keys)):
+            # kind IN … AND value IN … uses the (kind, value) index; the few extra pairs it may
+            # return (a value known under another kind) are dropped here.
             query = select(table.c.kind, table.c.value, table.c.profile_id).where(
-                tuple_(table.c.kind, table.c.value).in_(chunk)
+                table.c.kind.in_(sorted({k for k, _ in chunk})),
+                one_of(self.connection, table.c.value, [v for _, v in chunk]),
             )
             for kind, value, pid in self.connection.execute(query):
-                self.owner[(kind, value)] = pid
+                if (kind, value) in keys:
+                    self.owner[(kind, value)] = pid
         self.existing = set(self.owner.values())
         for pid in self.existing:
             self.counts[pid] = Counter()
@@ -99,7 +103,10 @@ class GraphBatch:
             for ids in chunked(sorted(self.existing)):
                 counted = (
                     select(table.c.profile_id, table.c.kind, func.count())
-                    .where(table.c.profile_id.in_(ids), table.c.kind.in_(sorted(self.limited)))
+                    .where(
+                        one_of(self.connection, table.c.profile_id, ids),
+                        table.c.kind.in_(sorted(self.limited)),
+                    )
                     .group_by(table.c.profile_id, table.c.kind)
                 )
                 for pid, kind, n in self.connection.execute(counted):
@@ -292,7 +299,7 @@ class GraphBatch:
         table = table_of(Identifier)
         for chunk in chunked(absorbed_existing):
             query = select(table.c.profile_id, table.c.kind, table.c.value).where(
-                table.c.profile_id.in_(chunk)
+                one_of(self.connection, table.c.profile_id, chunk)
             )
             for pid, kind, value in self.connection.execute(query):
                 held[pid].add(f"{kind}:{value}")

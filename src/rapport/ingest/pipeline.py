@@ -15,7 +15,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.service import load_catalog
-from rapport.db.bulk import chunked
+from rapport.db.base import table_of
+from rapport.db.bulk import chunked, one_of
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.models import Event
 from rapport.events.store import EventRow, append_events
@@ -66,8 +67,13 @@ def source_priorities(settings: Settings) -> Callable[[str], int]:
 
 def _existing_ids(session: Session, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
+    connection = session.connection()
     for chunk in chunked(ids):
-        found.update(session.scalars(select(Event.event_id).where(Event.event_id.in_(chunk))))
+        found.update(
+            connection.scalars(
+                select(Event.event_id).where(one_of(connection, table_of(Event).c.event_id, chunk))
+            )
+        )
     return found
 
 

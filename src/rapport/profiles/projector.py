@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, upsert
+from rapport.db.bulk import chunked, one_of, upsert
 from rapport.events.models import Event
 from rapport.events.store import EventRow
 from rapport.profiles import state as golden
@@ -33,7 +33,9 @@ def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.
     states: dict[str, golden.State] = {}
     table = table_of(Profile)
     for chunk in chunked(sorted(set(ids))):
-        query = select(table.c.id, *(table.c[name] for name in STATE_COLUMNS)).where(table.c.id.in_(chunk))
+        query = select(table.c.id, *(table.c[name] for name in STATE_COLUMNS)).where(
+            one_of(connection, table.c.id, chunk)
+        )
         for row in connection.execute(query):
             states[row.id] = {name: getattr(row, name) or {} for name in STATE_COLUMNS}
     return states
@@ -64,7 +66,7 @@ def stored_facts(
     found: dict[str, list[EventRow]] = defaultdict(list)
     columns = [table.c[name] for name in EventRow._fields]
     for chunk in chunked(sorted(set(subjects))):
-        query = select(*columns).where(table.c.subject.in_(chunk), table.c.type.in_(types))
+        query = select(*columns).where(one_of(connection, table.c.subject, chunk), table.c.type.in_(types))
         for row in connection.execute(query):
             fact = EventRow(*row)
             if fact.subject is not None:
@@ -91,7 +93,7 @@ def update_devices(connection: Connection, facts: Sequence[OwnedFact]) -> None:
     serials = sorted({str(f.data["serial"]) for f in facts})
     devices: dict[str, dict[str, Any]] = {}
     for chunk in chunked(serials):
-        for row in connection.execute(select(table).where(table.c.serial.in_(chunk))):
+        for row in connection.execute(select(table).where(one_of(connection, table.c.serial, chunk))):
             devices[row.serial] = dict(row._mapping)
     for fact in facts:
         serial = str(fact.data["serial"])
@@ -139,7 +141,7 @@ def rebuild_profiles(
     table = table_of(Event)
     columns = [table.c[name] for name in EventRow._fields]
     for chunk in chunked(sorted(states)):
-        for row in connection.execute(select(*columns).where(table.c.profile_id.in_(chunk))):
+        for row in connection.execute(select(*columns).where(one_of(connection, table.c.profile_id, chunk))):
             fact = EventRow(*row)
             golden.apply(states[fact.profile_id], fact, priority_of)
     save_states(connection, states, now=now)

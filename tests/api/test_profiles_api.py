@@ -1,0 +1,379 @@
+"""The customer 360 over HTTP: profiles by id, alias and identifier; the timeline; orders."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from builders import BASE, event, message, order, page_view
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from rapport.db import Database
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(response: Response, status: int) -> dict[str, Any]:
+    """The problem document of ``response``, after checking it is one, with ``status``."""
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    return body
+
+
+def send(client: TestClient, events: list[dict[str, Any]]) -> None:
+    response = client.post("/v1/events", json={"events": events})
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == len(events)
+
+
+def profile_of(client: TestClient, identifier: str) -> dict[str, Any]:
+    response = client.get("/v1/profiles", params={"identifier": identifier})
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def message_for(email: str) -> dict[str, Any]:
+    return message({"email": email})
+
+
+def with_data(sent: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """``sent`` with some fields of its data changed."""
+    return {**sent, "data": {**sent["data"], **changes}}
+
+
+def moment(minutes: float) -> datetime:
+    return BASE + timedelta(minutes=minutes)
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# -- finding a profile ---------------------------------------------------------------------------------
+
+
+def test_an_unknown_profile_is_a_404_problem(client: TestClient) -> None:
+    assert "prf_nobody" in problem(client.get("/v1/profiles/prf_nobody"), 404)["detail"]
+    problem(client.get("/v1/profiles/prf_nobody/timeline"), 404)
+
+
+def test_a_merged_profile_answers_by_its_old_id_as_an_alias(client: TestClient) -> None:
+    send(client, [page_view({"cookie_id": "c-1"}), order("O-1", {"email": "jo@example.com"}, minute=1)])
+    cookie_profile = profile_of(client, "cookie_id:c-1")["id"]
+    email_profile = profile_of(client, "email:jo@example.com")["id"]
+    assert cookie_profile != email_profile
+
+    send(client, [event("identity.linked", ids={"cookie_id": "c-1", "email": "jo@example.com"}, minute=2)])
+
+    survivor = profile_of(client, "email:jo@example.com")["id"]
+    absorbed = ({cookie_profile, email_profile} - {survivor}).pop()
+    response = client.get(f"/v1/profiles/{absorbed}")
+    assert response.status_code == 200, response.text
+    via_alias = response.json()
+    assert via_alias["id"] == survivor
+    assert via_alias["requested_id"] == absorbed
+    assert via_alias["aliases"] == [absorbed]
+    assert set(via_alias["identifiers"]) == {"cookie_id", "email"}
+    assert via_alias["counters"]["events"] == 3
+    timeline = client.get(f"/v1/profiles/{absorbed}/timeline").json()
+    assert timeline["profile_id"] == survivor
+    assert len(timeline["items"]) == 3
+
+
+def test_a_profile_is_found_by_an_identifier_written_any_way(client: TestClient) -> None:
+    send(client, [message({"email": "jo@example.com", "phone": "+44 7700 900123"})])
+    expected = profile_of(client, "email:jo@example.com")["id"]
+
+    for written in ["email:Jo@Example.com", "email:  JO@EXAMPLE.COM ", "phone:07700 900123", "phone:+447700900123"]:
+        found = profile_of(client, written)
+        assert found["id"] == found["requested_id"] == expected, written
+
+
+@pytest.mark.parametrize(
+    ("identifier", "message"),
+    [
+        ("jo@example.com", "expected kind:value"),
+        ("email:", "expected kind:value"),
+        ("shoe_size:42", "unknown identifier kind 'shoe_size'"),
+        (":jo@example.com", "unknown identifier kind ''"),
+        ("email:not-an-email", "'not-an-email' is not an email address"),
+        ("phone:12", "'12' is not"),
+        ("email:" + "x" * 400, "at most 400 characters"),
+    ],
+    ids=["no colon", "no value", "unknown kind", "no kind", "invalid email", "invalid phone", "too long"],
+)
+def test_a_bad_identifier_parameter_is_a_422_problem(client: TestClient, identifier: str, message: str) -> None:
+    send(client, [message_for("jo@example.com")])
+
+    body = problem(client.get("/v1/profiles", params={"identifier": identifier}), 422)
+
+    assert message in body["detail"]
+    assert any("identifier" in error for error in body["errors"])
+
+
+def test_a_missing_identifier_parameter_is_a_422_problem(client: TestClient) -> None:
+    assert "identifier" in problem(client.get("/v1/profiles"), 422)["detail"]
+
+
+@pytest.mark.parametrize("identifier", ["email:nobody@example.com", "email:test@example.com", "cookie_id:c-9"])
+def test_an_identifier_nobody_holds_is_a_404_problem(client: TestClient, identifier: str) -> None:
+    send(client, [message_for("jo@example.com")])
+    problem(client.get("/v1/profiles", params={"identifier": identifier}), 404)
+
+
+# -- the 360 -------------------------------------------------------------------------------------------
+
+
+def test_the_360_holds_everything_known_about_the_customer(client: TestClient) -> None:
+    me = {"customer_id": "C-1"}
+    send(
+        client,
+        [
+            event("profile.updated", ids={**me, "email": "jo@example.com"}, minute=0, source="crm",
+                  first_name="Joanna", last_name="Smith"),
+            event("profile.updated", ids=me, minute=5, source="webshop", last_name="Smyth", locale="en-GB"),
+            event("profile.updated", ids={**me, "email": "jo.work@example.com"}, minute=6, source="webshop",
+                  company="Acme"),
+            event("consent.changed", ids=me, minute=1, purpose="marketing", channel="email", status="granted"),
+            event("consent.changed", ids=me, minute=7, purpose="marketing", channel="email", status="revoked"),
+            event("consent.changed", ids=me, minute=2, purpose="analytics", status="granted"),
+            event("invoice.issued", ids=me, minute=3, invoice_id="I-1", amount=100, currency="EUR"),
+            event("invoice.issued", ids=me, minute=4, invoice_id="I-2", amount=50.5, currency="EUR"),
+            event("payment.received", ids=me, minute=8, payment_id="P-1", amount=30, currency="EUR"),
+            event("account.updated", ids=me, minute=9, account_id="A-1", credit_limit=5000,
+                  parent_account="ACME-HQ"),
+            event("account.updated", ids=me, minute=12, account_id="A-1", credit_limit=7500),
+            order("O-1", me, minute=10, total=10),
+            with_data(order("O-2", me, minute=11, total=25.5), currency="GBP"),
+            order("O-3", me, minute=13, total=99),
+            event("order.cancelled", ids=me, minute=14, order_id="O-3"),
+            event("case.opened", ids=me, minute=15, case_id="K-1", kind="complaint", subject="Late delivery"),
+            event("case.opened", ids=me, minute=16, case_id="K-2", kind="question", subject="Sizes?"),
+            event("case.closed", ids=me, minute=17, case_id="K-2", resolution="Answered"),
+            event("device.registered", ids=me, minute=18, serial="WM-1", model="WashPro 500",
+                  kind="washing_machine"),
+            event("device.telemetry", ids=me, minute=19, serial="WM-1", readings={"temp_c": 40, "spin_rpm": 1200}),
+            event("device.telemetry", ids=me, minute=20, serial="WM-1", readings={"temp_c": 60}),
+            message(me, channel="email", minute=21),
+            message(me, channel="email", minute=22),
+            message(me, channel="chat", minute=23),
+            event("message.sent", ids=me, minute=24, channel="email"),
+        ],
+    )
+
+    p = profile_of(client, "customer_id:C-1")
+
+    # traits: the trusted source wins over a more recent one; each trait says where and when it came from
+    assert p["traits"]["first_name"] == {"value": "Joanna", "source": "crm", "at": p["traits"]["first_name"]["at"]}
+    assert when(p["traits"]["first_name"]["at"]) == moment(0)
+    assert (p["traits"]["last_name"]["value"], p["traits"]["last_name"]["source"]) == ("Smith", "crm")
+    assert (p["traits"]["locale"]["value"], p["traits"]["locale"]["source"]) == ("en-GB", "webshop")
+    assert when(p["traits"]["company"]["at"]) == moment(6)
+    # identifiers, grouped by kind
+    assert set(p["identifiers"]) == {"customer_id", "email"}
+    assert [i["value"] for i in p["identifiers"]["customer_id"]] == ["C-1"]
+    assert sorted(i["value"] for i in p["identifiers"]["email"]) == ["jo.work@example.com", "jo@example.com"]
+    assert all({"value", "source", "first_seen_at"} <= i.keys() for i in p["identifiers"]["email"])
+    # consents: the latest word per purpose and channel
+    consents = {(c["purpose"], c["channel"]): c["status"] for c in p["consents"]}
+    assert consents == {("marketing", "email"): "revoked", ("analytics", "any"): "granted"}
+    # account: receivables are invoices minus payments; terms from account.updated
+    account = p["account"]
+    assert account["receivables"] == {"EUR": 120.5}
+    assert account["credit_limit"] == 7500
+    assert account["parent_account"] == "ACME-HQ"
+    # orders, including the cancelled one
+    orders = {o["order_id"]: o for o in p["orders"]}
+    assert set(orders) == {"O-1", "O-2", "O-3"}
+    assert orders["O-3"]["status"] == "cancelled"
+    assert (orders["O-2"]["total"], orders["O-2"]["currency"]) == (25.5, "GBP")
+    # only open cases
+    assert [c["case_id"] for c in p["open_cases"]] == ["K-1"]
+    assert p["open_cases"][0]["subject"] == "Late delivery"
+    # devices with their latest readings
+    [device] = p["devices"]
+    assert (device["serial"], device["model"], device["kind"]) == ("WM-1", "WashPro 500", "washing_machine")
+    assert {name: r["value"] for name, r in device["readings"].items()} == {"temp_c": 60, "spin_rpm": 1200}
+    assert when(device["readings"]["spin_rpm"]["at"]) == moment(19)
+    assert when(device["last_seen_at"]) == moment(20)
+    # counters
+    counters = p["counters"]
+    assert counters["orders"] == 2 and counters["orders_cancelled"] == 1
+    assert counters["spend"] == {"EUR": 10.0, "GBP": 25.5}
+    assert counters["messages"] == {"email": 3, "chat": 1}
+    assert when(counters["last_seen_by_channel"]["email"]) == moment(24)
+    assert when(counters["last_seen_by_channel"]["chat"]) == moment(23)
+    assert when(counters["last_seen_by_channel"]["device"]) == moment(20)
+    assert counters["events"] == 25
+
+
+# -- the timeline --------------------------------------------------------------------------------------
+
+
+def walk(client: TestClient, profile_id: str, limit: int, **params: str) -> tuple[list[dict[str, Any]], int]:
+    """Every item of the timeline, following the cursors; and how many pages it took."""
+    items: list[dict[str, Any]] = []
+    pages, cursor = 0, None
+    while True:
+        query = {**params, "limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        response = client.get(f"/v1/profiles/{profile_id}/timeline", params=query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        pages += 1
+        assert len(page["items"]) <= limit
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items, pages
+        assert pages < 100, "the cursor never ends"
+
+
+def test_cursor_pagination_walks_every_event_exactly_once_newest_first(client: TestClient) -> None:
+    ids = {"email": "jo@example.com"}
+    # three events share each moment, so the order must be decided by more than the time
+    sent = [page_view(ids, minute=n // 3, url=f"/p/{n}") for n in range(120)]
+    send(client, sent[60:])
+    send(client, sent[:60])
+    profile_id = profile_of(client, "email:jo@example.com")["id"]
+
+    items, pages = walk(client, profile_id, limit=25)
+
+    got = [item["id"] for item in items]
+    assert len(got) == 120 and set(got) == {e["id"] for e in sent}
+    assert pages == 5
+    times = [when(item["occurred_at"]) for item in items]
+    assert times == sorted(times, reverse=True)
+    assert times[0] == moment(39) and times[-1] == moment(0)
+
+
+def test_the_timeline_filters_by_type_channel_and_time(client: TestClient) -> None:
+    ids = {"email": "jo@example.com"}
+    send(
+        client,
+        [
+            page_view(ids, minute=0),
+            order("O-1", ids, minute=1),
+            message(ids, channel="email", minute=2),
+            message(ids, channel="chat", minute=3),
+            event("message.sent", ids=ids, minute=4, channel="email"),
+            page_view(ids, minute=5),
+        ],
+    )
+    profile_id = profile_of(client, "email:jo@example.com")["id"]
+
+    def seen(**params: str) -> list[tuple[str, int]]:
+        response = client.get(f"/v1/profiles/{profile_id}/timeline", params=params)
+        assert response.status_code == 200, response.text
+        return [(i["type"], int((when(i["occurred_at"]) - BASE).total_seconds() // 60)) for i in response.json()["items"]]
+
+    assert seen(types="order.placed,message.sent") == [("message.sent", 4), ("order.placed", 1)]
+    assert seen(channel="email") == [("message.sent", 4), ("message.received", 2)]
+    # since is inclusive, until exclusive; both may be written in any time zone
+    assert seen(since="2026-05-01T11:02:00+02:00", until="2026-05-01T05:05:00-04:00") == [
+        ("message.sent", 4), ("message.received", 3), ("message.received", 2)]
+    assert seen(since="2026-05-01T09:04:00Z", types="page.viewed") == [("page.viewed", 5)]
+    assert seen(channel="sms") == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"since": "2026-05-01T09:00:00"}, "since: needs a time zone offset"),
+        ({"until": "2026-05-01T09:00:00"}, "until: needs a time zone offset"),
+        ({"since": "yesterday"}, "since"),
+        ({"since": "0001-01-01T00:00:00+14:00"}, "since"),
+        ({"until": "9999-12-31T23:59:59-14:00"}, "until"),
+        ({"cursor": "garbage"}, "cursor: not a cursor from a previous timeline page"),
+        ({"cursor": "%%%"}, "cursor: not a cursor from a previous timeline page"),
+        ({"cursor": base64.urlsafe_b64encode(b'{"a": 1}').decode()}, "cursor: not a cursor"),
+        ({"cursor": "x" * 201}, "cursor"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"channel": "c" * 31}, "channel"),
+    ],
+    ids=["naive since", "naive until", "not a time", "since overflows", "until overflows", "garbage cursor",
+         "percent cursor", "json cursor", "long cursor", "limit 0", "limit 501", "long channel"],
+)
+def test_bad_timeline_parameters_are_a_422_problem(
+    client: TestClient, params: dict[str, str], message: str
+) -> None:
+    send(client, [message_for("jo@example.com")])
+    profile_id = profile_of(client, "email:jo@example.com")["id"]
+
+    body = problem(client.get(f"/v1/profiles/{profile_id}/timeline", params=params), 422)
+
+    assert message in body["detail"]
+
+
+def forged(payload: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rapport.profiles.service._decode_cursor accepts any [timestamp, number] pair: a timestamp without "
+    "an offset makes UTCDateTime refuse the bind ('naive datetime given'), a year-9999 timestamp west of UTC "
+    "overflows when turned to UTC, and a seq beyond 64 bits overflows the driver. GET "
+    "/v1/profiles/{id}/timeline?cursor=<such a cursor> answers 500; expected 422 'cursor: not a cursor from "
+    "a previous timeline page'.",
+)
+@pytest.mark.parametrize(
+    "payload",
+    [["2026-05-01T09:00:00", 1], ["9999-12-31T23:59:59-14:00", 1], ["2026-05-01T09:00:00+00:00", 2**64]],
+    ids=["naive time", "time overflows", "huge seq"],
+)
+def test_a_forged_cursor_is_a_422_problem(client: TestClient, payload: Any) -> None:
+    send(client, [message_for("jo@example.com")])
+    profile_id = profile_of(client, "email:jo@example.com")["id"]
+
+    response = client.get(f"/v1/profiles/{profile_id}/timeline", params={"cursor": forged(payload)})
+
+    problem(response, 422)
+
+
+# -- orders --------------------------------------------------------------------------------------------
+
+
+def test_an_order_shows_every_version_and_what_changed(client: TestClient) -> None:
+    ids = {"email": "jo@example.com"}
+    send(
+        client,
+        [
+            order("O-1", ids, minute=0, total=30, lines=[{"sku": "A", "quantity": 1, "unit_price": 10},
+                                                         {"sku": "B", "quantity": 1, "unit_price": 20}]),
+            event("order.amended", ids=ids, minute=5, order_id="O-1", total=40, reason="customer called",
+                  lines=[{"sku": "A", "quantity": 2, "unit_price": 10}, {"sku": "C", "quantity": 1, "unit_price": 20}]),
+            event("order.cancelled", ids=ids, minute=9, order_id="O-1", reason="changed mind"),
+        ],
+    )
+
+    response = client.get("/v1/orders/O-1")
+
+    assert response.status_code == 200, response.text
+    view = response.json()
+    assert view["profile_id"] == profile_of(client, "email:jo@example.com")["id"]
+    assert (view["status"], view["versions"], view["total"], view["currency"]) == ("cancelled", 3, 40, "EUR")
+    assert when(view["placed_at"]) == moment(0) and when(view["updated_at"]) == moment(9)
+    assert [v["type"] for v in view["history"]] == ["order.placed", "order.amended", "order.cancelled"]
+    placed, amended, cancelled = view["history"]
+    assert placed["changes"] == {}
+    assert amended["reason"] == "customer called"
+    assert amended["changes"]["total"] == {"from": 30, "to": 40}
+    assert amended["changes"]["lines"]["added"] == [{"sku": "C", "quantity": 1, "unit_price": 20}]
+    assert amended["changes"]["lines"]["removed"] == [{"sku": "B", "quantity": 1, "unit_price": 20}]
+    assert cancelled["reason"] == "changed mind"
+    assert view["current"]["lines"][0] == {"sku": "A", "quantity": 2, "unit_price": 10}
+
+
+def test_an_unknown_order_is_a_404_problem(client: TestClient, db: Database) -> None:
+    send(client, [order("O-1", {"email": "jo@example.com"})])
+    assert "O-2" in problem(client.get("/v1/orders/O-2"), 404)["detail"]
