@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 import pytest
-from builders import event, order, page_view
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select
 
+from builders import event, order, page_view
 from rapport.api import create_app
 from rapport.db import Database
 from rapport.events import Event
@@ -166,7 +166,9 @@ def test_an_empty_list_of_events_is_fine(client: TestClient) -> None:
     assert response.json() == {"accepted": 0, "duplicates": 0, "rejected": []}
 
 
-def test_more_than_5000_events_is_a_413_problem_and_nothing_is_stored(client: TestClient, db: Database) -> None:
+def test_more_than_5000_events_is_a_413_problem_and_nothing_is_stored(
+    client: TestClient, db: Database
+) -> None:
     batch = [page_view({"cookie_id": f"c-{n}"}) for n in range(5001)]
 
     response = client.post("/v1/events", json={"events": batch})
@@ -192,7 +194,9 @@ def test_a_body_over_10_mb_is_a_413_problem_and_nothing_is_stored(client: TestCl
     assert stored_ids(db) == set() and quarantined(db) == 0
 
 
-def test_a_streamed_body_over_10_mb_without_a_length_is_a_413_problem(client: TestClient, db: Database) -> None:
+def test_a_streamed_body_over_10_mb_without_a_length_is_a_413_problem(
+    client: TestClient, db: Database
+) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"events": ['
         for n in range(12):
@@ -218,7 +222,10 @@ def roomy_client(db: Database, settings: Settings) -> Iterator[TestClient]:
     [
         ({"source": "s" * (10 * MB)}, "source: must be at most 200 characters long"),
         ({"data": {"url": "/", "title": "t" * (10 * MB)}}, "data.title: must be at most 500 characters long"),
-        ({"identifiers": {"cookie_id": "c" * (10 * MB)}}, "identifiers.cookie_id: must be at most 320 characters long"),
+        (
+            {"identifiers": {"cookie_id": "c" * (10 * MB)}},
+            "identifiers.cookie_id: must be at most 320 characters long",
+        ),
     ],
     ids=["source", "data field", "identifier"],
 )
@@ -235,7 +242,9 @@ def test_a_10_mb_string_in_an_event_is_rejected_with_a_clear_error(
 
 
 def test_an_error_inside_every_event_of_a_batch_is_reported_for_each(client: TestClient) -> None:
-    batch = [event("order.placed", ids={"email": "jo@example.com"}, minute=n, order_id=f"O-{n}") for n in range(3)]
+    batch = [
+        event("order.placed", ids={"email": "jo@example.com"}, minute=n, order_id=f"O-{n}") for n in range(3)
+    ]
 
     body = problem(client.post("/v1/events", json={"events": batch}), 422)
 
@@ -244,44 +253,37 @@ def test_an_error_inside_every_event_of_a_batch_is_reported_for_each(client: Tes
     assert all("data.lines: required property missing" in r["errors"] for r in body["rejected"])
 
 
-def test_a_nul_character_in_an_event_never_loses_the_batch(
-    client: TestClient, db: Database, request: pytest.FixtureRequest
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"data": {"url": "/", "title": "a\x00b"}}, "data.title"),
+        ({"source": "web\x00"}, "source"),
+        ({"identifiers": {"cookie_id": "c\x00"}}, "identifiers.cookie_id"),
+        ({"id": "e\x00"}, "id"),
+        ({"type": "page.viewed\x00"}, "type"),
+    ],
+    ids=["data", "source", "identifier", "id", "type"],
+)
+def test_a_nul_character_in_an_event_rejects_it_naming_the_field_and_never_loses_the_batch(
+    client: TestClient, db: Database, change: dict[str, Any], field: str
 ) -> None:
-    if db.backend == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="rapport.ingest.envelope.check lets NUL characters (\\u0000) through in id, source, "
-                "identifiers and data; PostgreSQL refuses them (text: 'cannot contain NUL', JSONB: "
-                "'unsupported Unicode escape sequence'), so POST /v1/events answers 500 and the good "
-                "events of the batch are lost. Expected: the event is rejected and quarantined with a "
-                "reason naming the field, the rest stored.",
-            )
-        )
-    good = page_view({"cookie_id": "c-1"})
-    with_nul = page_view({"cookie_id": "c-2"}, title="a\x00b")
+    good, with_nul = page_view({"cookie_id": "c-1"}), {**page_view({"cookie_id": "c-2"}), **change}
 
     response = client.post("/v1/events", json={"events": [good, with_nul]})
 
-    assert response.status_code in (200, 422), response.text
-    assert good["id"] in stored_ids(db)
+    body = problem(response, 422)
+    assert [r["index"] for r in body["rejected"]] == [1]
+    assert any(e.startswith(f"{field}: ") and "NUL" in e for e in body["rejected"][0]["errors"]), body
+    assert stored_ids(db) == {good["id"]}
+    listed = client.get("/v1/quarantine")
+    assert listed.status_code == 200, listed.text
+    assert [i["errors"] for i in listed.json()["items"]] == [body["rejected"][0]["errors"]]
 
 
 @pytest.mark.parametrize(("field", "length"), [("id", 201), ("type", 101)])
 def test_an_overlong_id_or_type_is_rejected_and_kept_in_the_quarantine(
-    client: TestClient, db: Database, request: pytest.FixtureRequest, field: str, length: int
+    client: TestClient, db: Database, field: str, length: int
 ) -> None:
-    if db.backend == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="rapport.ingest.pipeline.quarantine stores the raw id and type of a rejected event "
-                "unshortened, but quarantine.event_id is VARCHAR(200) and quarantine.type VARCHAR(100): on "
-                "PostgreSQL an event with a 201-character id or a 101-character type makes POST /v1/events "
-                "answer 500 and the whole batch is lost. Expected: 422 naming the field, the event "
-                "quarantined (with its id/type cut or left out), the good events stored.",
-            )
-        )
     good = page_view({"cookie_id": "c-1"})
     long = {**page_view({"cookie_id": "c-2"}), field: "x" * length}
 

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from builders import BASE, event, message, order, page_view
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from builders import BASE, event, message, order, page_view
 from rapport.db import Database
 
 PROBLEM_JSON = "application/problem+json"
@@ -93,13 +93,18 @@ def test_a_profile_is_found_by_an_identifier_written_any_way(client: TestClient)
     send(client, [message({"email": "jo@example.com", "phone": "+44 7700 900123"})])
     expected = profile_of(client, "email:jo@example.com")["id"]
 
-    for written in ["email:Jo@Example.com", "email:  JO@EXAMPLE.COM ", "phone:07700 900123", "phone:+447700900123"]:
+    for written in [
+        "email:Jo@Example.com",
+        "email:  JO@EXAMPLE.COM ",
+        "phone:07700 900123",
+        "phone:+447700900123",
+    ]:
         found = profile_of(client, written)
         assert found["id"] == found["requested_id"] == expected, written
 
 
 @pytest.mark.parametrize(
-    ("identifier", "message"),
+    ("identifier", "reason"),
     [
         ("jo@example.com", "expected kind:value"),
         ("email:", "expected kind:value"),
@@ -111,12 +116,14 @@ def test_a_profile_is_found_by_an_identifier_written_any_way(client: TestClient)
     ],
     ids=["no colon", "no value", "unknown kind", "no kind", "invalid email", "invalid phone", "too long"],
 )
-def test_a_bad_identifier_parameter_is_a_422_problem(client: TestClient, identifier: str, message: str) -> None:
+def test_a_bad_identifier_parameter_is_a_422_problem(
+    client: TestClient, identifier: str, reason: str
+) -> None:
     send(client, [message_for("jo@example.com")])
 
     body = problem(client.get("/v1/profiles", params={"identifier": identifier}), 422)
 
-    assert message in body["detail"]
+    assert reason in body["detail"]
     assert any("identifier" in error for error in body["errors"])
 
 
@@ -124,7 +131,9 @@ def test_a_missing_identifier_parameter_is_a_422_problem(client: TestClient) -> 
     assert "identifier" in problem(client.get("/v1/profiles"), 422)["detail"]
 
 
-@pytest.mark.parametrize("identifier", ["email:nobody@example.com", "email:test@example.com", "cookie_id:c-9"])
+@pytest.mark.parametrize(
+    "identifier", ["email:nobody@example.com", "email:test@example.com", "cookie_id:c-9"]
+)
 def test_an_identifier_nobody_holds_is_a_404_problem(client: TestClient, identifier: str) -> None:
     send(client, [message_for("jo@example.com")])
     problem(client.get("/v1/profiles", params={"identifier": identifier}), 404)
@@ -138,19 +147,40 @@ def test_the_360_holds_everything_known_about_the_customer(client: TestClient) -
     send(
         client,
         [
-            event("profile.updated", ids={**me, "email": "jo@example.com"}, minute=0, source="crm",
-                  first_name="Joanna", last_name="Smith"),
+            event(
+                "profile.updated",
+                ids={**me, "email": "jo@example.com"},
+                minute=0,
+                source="crm",
+                first_name="Joanna",
+                last_name="Smith",
+            ),
             event("profile.updated", ids=me, minute=5, source="webshop", last_name="Smyth", locale="en-GB"),
-            event("profile.updated", ids={**me, "email": "jo.work@example.com"}, minute=6, source="webshop",
-                  company="Acme"),
-            event("consent.changed", ids=me, minute=1, purpose="marketing", channel="email", status="granted"),
-            event("consent.changed", ids=me, minute=7, purpose="marketing", channel="email", status="revoked"),
+            event(
+                "profile.updated",
+                ids={**me, "email": "jo.work@example.com"},
+                minute=6,
+                source="webshop",
+                company="Acme",
+            ),
+            event(
+                "consent.changed", ids=me, minute=1, purpose="marketing", channel="email", status="granted"
+            ),
+            event(
+                "consent.changed", ids=me, minute=7, purpose="marketing", channel="email", status="revoked"
+            ),
             event("consent.changed", ids=me, minute=2, purpose="analytics", status="granted"),
             event("invoice.issued", ids=me, minute=3, invoice_id="I-1", amount=100, currency="EUR"),
             event("invoice.issued", ids=me, minute=4, invoice_id="I-2", amount=50.5, currency="EUR"),
             event("payment.received", ids=me, minute=8, payment_id="P-1", amount=30, currency="EUR"),
-            event("account.updated", ids=me, minute=9, account_id="A-1", credit_limit=5000,
-                  parent_account="ACME-HQ"),
+            event(
+                "account.updated",
+                ids=me,
+                minute=9,
+                account_id="A-1",
+                credit_limit=5000,
+                parent_account="ACME-HQ",
+            ),
             event("account.updated", ids=me, minute=12, account_id="A-1", credit_limit=7500),
             order("O-1", me, minute=10, total=10),
             with_data(order("O-2", me, minute=11, total=25.5), currency="GBP"),
@@ -159,9 +189,21 @@ def test_the_360_holds_everything_known_about_the_customer(client: TestClient) -
             event("case.opened", ids=me, minute=15, case_id="K-1", kind="complaint", subject="Late delivery"),
             event("case.opened", ids=me, minute=16, case_id="K-2", kind="question", subject="Sizes?"),
             event("case.closed", ids=me, minute=17, case_id="K-2", resolution="Answered"),
-            event("device.registered", ids=me, minute=18, serial="WM-1", model="WashPro 500",
-                  kind="washing_machine"),
-            event("device.telemetry", ids=me, minute=19, serial="WM-1", readings={"temp_c": 40, "spin_rpm": 1200}),
+            event(
+                "device.registered",
+                ids=me,
+                minute=18,
+                serial="WM-1",
+                model="WashPro 500",
+                kind="washing_machine",
+            ),
+            event(
+                "device.telemetry",
+                ids=me,
+                minute=19,
+                serial="WM-1",
+                readings={"temp_c": 40, "spin_rpm": 1200},
+            ),
             event("device.telemetry", ids=me, minute=20, serial="WM-1", readings={"temp_c": 60}),
             message(me, channel="email", minute=21),
             message(me, channel="email", minute=22),
@@ -173,8 +215,9 @@ def test_the_360_holds_everything_known_about_the_customer(client: TestClient) -
     p = profile_of(client, "customer_id:C-1")
 
     # traits: the trusted source wins over a more recent one; each trait says where and when it came from
-    assert p["traits"]["first_name"] == {"value": "Joanna", "source": "crm", "at": p["traits"]["first_name"]["at"]}
-    assert when(p["traits"]["first_name"]["at"]) == moment(0)
+    first_name = p["traits"]["first_name"]
+    assert set(first_name) == {"value", "source", "at"}
+    assert (first_name["value"], first_name["source"], when(first_name["at"])) == ("Joanna", "crm", moment(0))
     assert (p["traits"]["last_name"]["value"], p["traits"]["last_name"]["source"]) == ("Smith", "crm")
     assert (p["traits"]["locale"]["value"], p["traits"]["locale"]["source"]) == ("en-GB", "webshop")
     assert when(p["traits"]["company"]["at"]) == moment(6)
@@ -273,19 +316,25 @@ def test_the_timeline_filters_by_type_channel_and_time(client: TestClient) -> No
     def seen(**params: str) -> list[tuple[str, int]]:
         response = client.get(f"/v1/profiles/{profile_id}/timeline", params=params)
         assert response.status_code == 200, response.text
-        return [(i["type"], int((when(i["occurred_at"]) - BASE).total_seconds() // 60)) for i in response.json()["items"]]
+        return [
+            (i["type"], int((when(i["occurred_at"]) - BASE).total_seconds() // 60))
+            for i in response.json()["items"]
+        ]
 
     assert seen(types="order.placed,message.sent") == [("message.sent", 4), ("order.placed", 1)]
     assert seen(channel="email") == [("message.sent", 4), ("message.received", 2)]
     # since is inclusive, until exclusive; both may be written in any time zone
     assert seen(since="2026-05-01T11:02:00+02:00", until="2026-05-01T05:05:00-04:00") == [
-        ("message.sent", 4), ("message.received", 3), ("message.received", 2)]
+        ("message.sent", 4),
+        ("message.received", 3),
+        ("message.received", 2),
+    ]
     assert seen(since="2026-05-01T09:04:00Z", types="page.viewed") == [("page.viewed", 5)]
     assert seen(channel="sms") == []
 
 
 @pytest.mark.parametrize(
-    ("params", "message"),
+    ("params", "reason"),
     [
         ({"since": "2026-05-01T09:00:00"}, "since: needs a time zone offset"),
         ({"until": "2026-05-01T09:00:00"}, "until: needs a time zone offset"),
@@ -300,32 +349,36 @@ def test_the_timeline_filters_by_type_channel_and_time(client: TestClient) -> No
         ({"limit": "501"}, "limit"),
         ({"channel": "c" * 31}, "channel"),
     ],
-    ids=["naive since", "naive until", "not a time", "since overflows", "until overflows", "garbage cursor",
-         "percent cursor", "json cursor", "long cursor", "limit 0", "limit 501", "long channel"],
+    ids=[
+        "naive since",
+        "naive until",
+        "not a time",
+        "since overflows",
+        "until overflows",
+        "garbage cursor",
+        "percent cursor",
+        "json cursor",
+        "long cursor",
+        "limit 0",
+        "limit 501",
+        "long channel",
+    ],
 )
 def test_bad_timeline_parameters_are_a_422_problem(
-    client: TestClient, params: dict[str, str], message: str
+    client: TestClient, params: dict[str, str], reason: str
 ) -> None:
     send(client, [message_for("jo@example.com")])
     profile_id = profile_of(client, "email:jo@example.com")["id"]
 
     body = problem(client.get(f"/v1/profiles/{profile_id}/timeline", params=params), 422)
 
-    assert message in body["detail"]
+    assert reason in body["detail"]
 
 
 def forged(payload: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rapport.profiles.service._decode_cursor accepts any [timestamp, number] pair: a timestamp without "
-    "an offset makes UTCDateTime refuse the bind ('naive datetime given'), a year-9999 timestamp west of UTC "
-    "overflows when turned to UTC, and a seq beyond 64 bits overflows the driver. GET "
-    "/v1/profiles/{id}/timeline?cursor=<such a cursor> answers 500; expected 422 'cursor: not a cursor from "
-    "a previous timeline page'.",
-)
 @pytest.mark.parametrize(
     "payload",
     [["2026-05-01T09:00:00", 1], ["9999-12-31T23:59:59-14:00", 1], ["2026-05-01T09:00:00+00:00", 2**64]],
@@ -348,10 +401,28 @@ def test_an_order_shows_every_version_and_what_changed(client: TestClient) -> No
     send(
         client,
         [
-            order("O-1", ids, minute=0, total=30, lines=[{"sku": "A", "quantity": 1, "unit_price": 10},
-                                                         {"sku": "B", "quantity": 1, "unit_price": 20}]),
-            event("order.amended", ids=ids, minute=5, order_id="O-1", total=40, reason="customer called",
-                  lines=[{"sku": "A", "quantity": 2, "unit_price": 10}, {"sku": "C", "quantity": 1, "unit_price": 20}]),
+            order(
+                "O-1",
+                ids,
+                minute=0,
+                total=30,
+                lines=[
+                    {"sku": "A", "quantity": 1, "unit_price": 10},
+                    {"sku": "B", "quantity": 1, "unit_price": 20},
+                ],
+            ),
+            event(
+                "order.amended",
+                ids=ids,
+                minute=5,
+                order_id="O-1",
+                total=40,
+                reason="customer called",
+                lines=[
+                    {"sku": "A", "quantity": 2, "unit_price": 10},
+                    {"sku": "C", "quantity": 1, "unit_price": 20},
+                ],
+            ),
             event("order.cancelled", ids=ids, minute=9, order_id="O-1", reason="changed mind"),
         ],
     )

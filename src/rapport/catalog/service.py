@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from threading import Lock
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -58,6 +59,8 @@ def add_event_type(
     channel: str | dict[str, Any] | None = None,
 ) -> EventType:
     """Add ``type`` (or its next version) to the catalog. Raises :class:`CatalogError` on a bad schema."""
+    if b"\\u0000" in orjson.dumps([type, schema, description, subject, channel]):
+        raise CatalogError("the event type contains a NUL character (\\u0000), which cannot be stored")
     if isinstance(channel, dict) and not isinstance(channel.get("field"), str):
         raise CatalogError('channel must be a string or {"field": "<data field>", "default": …}')
     catalog = load_catalog(session)

@@ -22,9 +22,6 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 #: JSON everywhere, stored as JSONB on PostgreSQL.
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
 
-#: How SQLite stores a UTC timestamp; sorts as text in time order. Bulk paths format with it too.
-SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"
-
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always timezone-aware UTC in Python, whatever the backend stores."""

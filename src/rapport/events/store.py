@@ -9,8 +9,6 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection
 
-from rapport.db.base import SQLITE_TIMESTAMP
-
 COLUMNS = (
     "event_id",
     "type",
@@ -47,7 +45,9 @@ def _dumps(value: Any) -> str:
 
 
 def _sqlite_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime(SQLITE_TIMESTAMP)
+    # The text SQLAlchemy stores for a DateTime on SQLite ("2026-05-03 14:22:05.000123", UTC), which sorts
+    # in time order; isoformat makes it several times faster than strftime.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def append_events(connection: Connection, rows: Sequence[EventRow], *, table: str = "events") -> None:

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from rapport.catalog.registry import Catalog
+import orjson
+
+from rapport.catalog.registry import Catalog, EventType
 from rapport.identity.graph import Key
 from rapport.identity.kinds import InvalidIdentifier, KindTable
 
@@ -14,6 +16,8 @@ ENVELOPE_FIELDS = frozenset({"id", "type", "schema_version", "occurred_at", "sou
 MAX_ID = 200
 MAX_SOURCE = 200
 MAX_IDENTIFIER = 320
+MAX_SUBJECT = 200
+MAX_CHANNEL = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,43 @@ def _keys(raw: dict[str, Any], kinds: KindTable, errors: list[str]) -> tuple[Key
     return tuple(keys)
 
 
+def _nul_paths(value: Any, path: str) -> list[str]:
+    """Where NUL characters hide in ``value`` (PostgreSQL can store them neither in text nor in JSONB)."""
+    if isinstance(value, str):
+        return [path or "event"] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = [f"{path or 'event'}: a field name" for key in value if "\x00" in str(key)]
+        for key, item in value.items():
+            found.extend(_nul_paths(item, f"{path}.{key}" if path else str(key)))
+        return found
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _nul_paths(item, f"{path}[{i}]")]
+    return []
+
+
+def has_nul(raw: Any) -> bool:
+    """Cheap test on the serialised form; the walk that names the fields runs only when it is true."""
+    try:
+        return b"\\u0000" in orjson.dumps(raw)
+    except TypeError:
+        return False
+
+
+def _index_errors(event_type: EventType, data: dict[str, Any]) -> list[str]:
+    """The subject and channel are indexed columns; an operator's schema may not bound their length."""
+    found = []
+    subject, channel = event_type.subject_of(data), event_type.channel_of(data)
+    if subject is not None and len(subject) > MAX_SUBJECT:
+        found.append(
+            f"data.{event_type.subject}: must be at most {MAX_SUBJECT} characters long (it names "
+            "what the event is about)"
+        )
+    if channel is not None and len(channel) > MAX_CHANNEL:
+        field = event_type.channel.get("field") if isinstance(event_type.channel, dict) else "channel"
+        found.append(f"data.{field}: must be at most {MAX_CHANNEL} characters long (it is the channel)")
+    return found
+
+
 def check(
     raw: Any, index: int, *, catalog: Catalog, kinds: KindTable, now: datetime, skew: timedelta
 ) -> Candidate | Rejection:
@@ -128,6 +169,11 @@ def check(
     if not isinstance(raw, dict):
         return Rejection(index, None, None, [f"event: expected an object, got {type(raw).__name__}"], raw)
     errors: list[str] = [f"{name}: unknown envelope field" for name in raw if name not in ENVELOPE_FIELDS]
+    if has_nul(raw):
+        errors.extend(
+            f"{path}: contains a NUL character (\\u0000), which cannot be stored"
+            for path in _nul_paths(raw, "")
+        )
     event_id = _text(raw, "id", MAX_ID, errors)
     type_name = _text(raw, "type", 100, errors)
     source = _text(raw, "source", MAX_SOURCE, errors)
@@ -153,6 +199,7 @@ def check(
         errors.append(f"data: expected an object, got {type(data).__name__}")
     elif event_type is not None:
         errors.extend(event_type.errors(data))
+        errors.extend(_index_errors(event_type, data))
     raw_id = raw.get("id") if isinstance(raw.get("id"), str) else None
     raw_type = raw.get("type") if isinstance(raw.get("type"), str) else None
     if errors or event_type is None or event_id is None or source is None or occurred_at is None:

@@ -98,7 +98,7 @@ def import_file(
     total = Outcome()
     read = read_csv if path.suffix.lower() == ".csv" else read_jsonl
     seen = 0
-    with path.open(encoding="utf-8", newline="") as stream:
+    with path.open(encoding="utf-8-sig", newline="") as stream:  # skip a byte-order mark
         for batch in _batches(read(stream), batch_size):
             events = [item for item in batch if not isinstance(item, Unparsable)]
             broken = [item for item in batch if isinstance(item, Unparsable)]

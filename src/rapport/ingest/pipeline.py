@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,7 @@ from rapport.events.models import Event
 from rapport.events.store import EventRow, append_events
 from rapport.identity.graph import Claim, GraphBatch
 from rapport.identity.service import load_kinds
-from rapport.ingest.envelope import Candidate, Rejection, check
+from rapport.ingest.envelope import Candidate, Rejection, check, has_nul
 from rapport.ingest.models import QuarantinedEvent
 from rapport.profiles.projector import project
 from rapport.settings import Settings
@@ -78,7 +79,10 @@ def _existing_ids(session: Session, ids: Sequence[str]) -> set[str]:
 
 
 def quarantine(session: Session, rejections: Sequence[Rejection], *, transport: str, now: datetime) -> None:
-    """Keep rejected input with its reasons, so that nothing a caller sends is dropped."""
+    """Keep rejected input with its reasons, so that nothing a caller sends is dropped.
+
+    What cannot be stored as JSON (NUL characters) is kept as its JSON text, escaped; ids and types
+    too long for their columns are cut in the index columns but kept whole in the payload."""
     if rejections:
         session.execute(
             insert(QuarantinedEvent),
@@ -86,10 +90,10 @@ def quarantine(session: Session, rejections: Sequence[Rejection], *, transport: 
                 {
                     "received_at": now,
                     "transport": transport,
-                    "event_id": r.event_id,
-                    "type": r.type,
-                    "payload": r.payload,
-                    "raw_text": None,
+                    "event_id": _cut(r.event_id, 200),
+                    "type": _cut(r.type, 100),
+                    "payload": None if has_nul(r.payload) else r.payload,
+                    "raw_text": orjson.dumps(r.payload).decode() if has_nul(r.payload) else None,
                     "errors": r.errors,
                     "status": "open",
                     "attempts": 0,
@@ -98,6 +102,10 @@ def quarantine(session: Session, rejections: Sequence[Rejection], *, transport: 
                 for r in rejections
             ],
         )
+
+
+def _cut(text: str | None, limit: int) -> str | None:
+    return None if text is None else text.replace("\x00", "")[:limit]
 
 
 def ingest_events(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, String
+from sqlalchemy import BigInteger, Float, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.db.base import Base
@@ -28,6 +28,8 @@ class Profile(Base):
     account: Mapped[dict[str, Any]]
     #: "purpose:channel" -> {"status", "at", "source", "event_id"}
     consents: Mapped[dict[str, Any]]
+    #: random token of the last write of the state columns (see profiles.statestore)
+    state_version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Order(Base):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select
 
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of, upsert
@@ -23,39 +23,8 @@ from rapport.profiles.entities import (
     build_order,
     update_device,
 )
-from rapport.profiles.models import Case, Device, Order, Profile
-
-STATE_COLUMNS = ("traits", "counters", "account", "consents")
-
-
-def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.State]:
-    """The stored golden-record state of each profile in ``ids`` that exists."""
-    states: dict[str, golden.State] = {}
-    table = table_of(Profile)
-    for chunk in chunked(sorted(set(ids))):
-        query = select(table.c.id, *(table.c[name] for name in STATE_COLUMNS)).where(
-            one_of(connection, table.c.id, chunk)
-        )
-        for row in connection.execute(query):
-            states[row.id] = {name: getattr(row, name) or {} for name in STATE_COLUMNS}
-    return states
-
-
-def save_states(connection: Connection, states: dict[str, golden.State], *, now: datetime) -> None:
-    """Write each state back to its profile row."""
-    if not states:
-        return
-    table = table_of(Profile)
-    statement = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(updated_at=bindparam("b_now"), **{name: bindparam(f"b_{name}") for name in STATE_COLUMNS})
-    )
-    params = [
-        {"b_id": pid, "b_now": now, **{f"b_{name}": state[name] for name in STATE_COLUMNS}}
-        for pid, state in states.items()
-    ]
-    connection.execute(statement, params)
+from rapport.profiles.models import Case, Device, Order
+from rapport.profiles.statestore import load_states, save_states
 
 
 def stored_facts(
@@ -118,9 +87,15 @@ def project(
     for survivor, absorbed in merges:
         golden.merge(states[survivor], states[absorbed])
         states[absorbed] = golden.empty_state()
+    changed: dict[str, set[str]] = {pid: {"counters"} for pid in states}
+    for survivor, absorbed in merges:
+        changed[survivor] = changed[absorbed] = set(golden.COLUMNS)
     for row in rows:
         golden.apply(states[row.profile_id], row, priority_of)
-    save_states(connection, states, now=now)
+        column = golden.COLUMN_OF.get(row.type)
+        if column:
+            changed[row.profile_id].add(column)
+    save_states(connection, states, now=now, changed=changed)
 
     orders = {r.subject for r in rows if r.type in ORDER_TYPES and r.subject}
     cases = {r.subject for r in rows if r.type in CASE_TYPES and r.subject}

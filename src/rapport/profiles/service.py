@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -165,8 +165,11 @@ def _encode_cursor(at: datetime, seq: int) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         at, seq = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at), int(seq)
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None or not isinstance(seq, int) or not 0 <= seq < 2**63:
+            raise ValueError("not a cursor")
+        return moment.astimezone(UTC), seq
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError) as exc:
         raise BadCursor("cursor: not a cursor from a previous timeline page") from exc
 
 

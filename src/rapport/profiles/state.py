@@ -17,6 +17,17 @@ State = dict[str, dict[str, Any]]
 TRAIT_TYPES = frozenset({"profile.updated"})
 MESSAGE_TYPES = frozenset({"message.received", "message.sent"})
 
+COLUMNS = ("traits", "counters", "account", "consents")
+#: Which part of the state, besides the counters, an event type changes.
+COLUMN_OF = {
+    "profile.updated": "traits",
+    "address.changed": "traits",
+    "consent.changed": "consents",
+    "invoice.issued": "account",
+    "payment.received": "account",
+    "account.updated": "account",
+}
+
 
 class Fact(Protocol):
     """What the fold reads from an event."""
@@ -42,6 +53,17 @@ def iso(moment: datetime) -> str:
 
 def empty_state() -> State:
     return {"traits": {}, "counters": {}, "account": {}, "consents": {}}
+
+
+def copy_state(state: State) -> State:
+    """A copy that :func:`apply` and :func:`merge` may change without touching ``state``. Entries
+    (a trait, a consent) are replaced, never changed in place, so two levels are enough."""
+    return {
+        "traits": dict(state["traits"]),
+        "consents": dict(state["consents"]),
+        "counters": {k: dict(v) if isinstance(v, dict) else v for k, v in state["counters"].items()},
+        "account": {k: dict(v) if isinstance(v, dict) else v for k, v in state["account"].items()},
+    }
 
 
 def _wins(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:

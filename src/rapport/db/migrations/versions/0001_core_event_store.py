@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:37:26.578218
+Create Date: 2026-11-22 15:53:30.233753
 """
 
 from collections.abc import Sequence
@@ -221,6 +221,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column("state_version", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_profiles")),
     )
     with op.batch_alter_table("profiles", schema=None) as batch_op:

@@ -1,0 +1,436 @@
+"""Operating Rapport over HTTP: the catalog, the quarantine, the identity graph, health, and junk input."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from builders import event, message, order, page_view
+from rapport.db import Database
+
+PROBLEM_JSON = "application/problem+json"
+
+WARRANTY_V1: dict[str, Any] = {
+    "type": "object",
+    "required": ["serial"],
+    "properties": {"serial": {"type": "string", "maxLength": 64}},
+}
+WARRANTY_V2: dict[str, Any] = {
+    "type": "object",
+    "required": ["serial", "claim_id"],
+    "properties": {"serial": {"type": "string", "maxLength": 64}, "claim_id": {"type": "string"}},
+}
+
+
+def problem(response: Response, status: int) -> dict[str, Any]:
+    """The problem document of ``response``, after checking it is one, with ``status``."""
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    return body
+
+
+def ok(response: Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text[:500]
+    return response.json()
+
+
+def send(client: TestClient, events: list[dict[str, Any]]) -> Response:
+    return client.post("/v1/events", json={"events": events})
+
+
+def profile_id(client: TestClient, identifier: str) -> str:
+    found: str = ok(client.get("/v1/profiles", params={"identifier": identifier}))["id"]
+    return found
+
+
+def add_type(client: TestClient, schema: dict[str, Any], **fields: Any) -> Response:
+    return client.post("/v1/event-types", json={"type": "warranty.claimed", "schema": schema, **fields})
+
+
+# -- the catalog ---------------------------------------------------------------------------------------
+
+
+BUILT_IN_TYPES = {
+    "account.updated", "address.changed", "case.closed", "case.opened", "case.updated", "consent.changed",
+    "contact_person.added", "device.registered", "device.telemetry", "feedback.submitted", "identity.linked",
+    "invoice.issued", "message.received", "message.sent", "order.amended", "order.cancelled", "order.placed",
+    "page.viewed", "payment.received", "product.viewed", "profile.updated", "quote.issued", "social.posted",
+    "store.entered", "store.exited", "store.zone_entered",
+}  # fmt: skip
+
+
+def shipped_type_names() -> set[str]:
+    """The types of the definition files shipped in the package."""
+    folder = resources.files("rapport.catalog").joinpath("builtin")
+    return {
+        json.loads(entry.read_text("utf-8"))["type"]
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json")
+    }
+
+
+def test_the_catalog_lists_every_built_in_type(client: TestClient) -> None:
+    listed = {t["type"]: t for t in ok(client.get("/v1/event-types"))}
+
+    assert BUILT_IN_TYPES | shipped_type_names() <= listed.keys()
+    assert all(listed[name]["builtin"] and listed[name]["version"] == 1 for name in BUILT_IN_TYPES)
+    assert all(listed[name]["schema"]["type"] == "object" for name in BUILT_IN_TYPES)
+    assert listed["order.placed"]["subject"] == "order_id"
+    assert "shipping_address" in listed["order.placed"]["personal_fields"]
+
+
+def test_an_event_type_added_at_run_time_is_used_at_once_and_versioned(client: TestClient) -> None:
+    claim = event("warranty.claimed", ids={"email": "jo@example.com"}, serial="WM-1")
+    assert (
+        "type: unknown event type 'warranty.claimed'"
+        in problem(send(client, [claim]), 422)["rejected"][0]["errors"]
+    )
+
+    first = ok(
+        add_type(client, WARRANTY_V1, description="A customer claimed on a warranty", subject="serial"), 201
+    )
+    assert (first["type"], first["version"], first["builtin"]) == ("warranty.claimed", 1, False)
+    again = {**claim, "id": "claim-2"}
+    assert ok(send(client, [again])) == {"accepted": 1, "duplicates": 0, "rejected": []}
+
+    second = ok(add_type(client, WARRANTY_V2), 201)
+    assert second["version"] == 2
+    assert [v["version"] for v in ok(client.get("/v1/event-types/warranty.claimed"))] == [1, 2]
+    listed = {t["type"]: t["version"] for t in ok(client.get("/v1/event-types"))}
+    assert listed["warranty.claimed"] == 2
+
+    # new events are checked against the latest version unless they name an older one
+    third = {**claim, "id": "claim-3"}
+    assert (
+        "data.claim_id: required property missing"
+        in problem(send(client, [third]), 422)["rejected"][0]["errors"]
+    )
+    assert ok(send(client, [{**claim, "id": "claim-4", "schema_version": 1}]))["accepted"] == 1
+    assert (
+        ok(send(client, [{**claim, "id": "claim-5", "data": {"serial": "WM-1", "claim_id": "W-1"}}]))[
+            "accepted"
+        ]
+        == 1
+    )
+
+
+def test_an_unknown_event_type_is_a_404_problem(client: TestClient) -> None:
+    problem(client.get("/v1/event-types/warranty.claimed"), 404)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"schema": {"type": "object", "properties": {"a": {"type": "nonsense"}}}},
+            "not a valid JSON Schema",
+        ),
+        (
+            {"schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "("}}}},
+            "not a valid",
+        ),
+        ({"schema": {"type": "object", "required": "a"}}, "not a valid JSON Schema"),
+        ({"schema": {"type": "object", "properties": {"a": {"$ref": "#/definitions/nope"}}}}, "not a valid"),
+        ({"schema": {"type": "string"}}, "must describe an object"),
+        ({"schema": {}}, "must describe an object"),
+        ({"schema": WARRANTY_V1, "channel": {"default": "web"}}, "channel must be a string or"),
+        ({"schema": "object"}, "schema"),
+        ({}, "schema"),
+        ({"schema": WARRANTY_V1, "type": "Warranty Claimed"}, "type"),
+        ({"schema": WARRANTY_V1, "type": "warranty"}, "type"),
+    ],
+    ids=[
+        "nonsense type",
+        "bad regex",
+        "required not a list",
+        "dangling ref",
+        "not an object",
+        "empty",
+        "channel without field",
+        "schema not an object",
+        "no schema",
+        "bad name",
+        "name without dot",
+    ],
+)
+def test_an_invalid_event_type_is_a_422_problem_and_is_not_added(
+    client: TestClient, body: dict[str, Any], message: str
+) -> None:
+    response = client.post("/v1/event-types", json={"type": "warranty.claimed", **body})
+
+    assert message in problem(response, 422)["detail"]
+    assert "warranty.claimed" not in {t["type"] for t in ok(client.get("/v1/event-types"))}
+
+
+def test_an_operator_type_with_an_overlong_subject_or_channel_rejects_the_event(client: TestClient) -> None:
+    ok(add_type(client, {"type": "object"}, subject="serial", channel={"field": "via", "default": None}), 201)
+    good = page_view({"cookie_id": "c-1"})
+    long_subject = event("warranty.claimed", ids={"cookie_id": "c-2"}, serial="s" * 201)
+    long_channel = event("warranty.claimed", ids={"cookie_id": "c-2"}, serial="s", via="v" * 31)
+
+    body = problem(send(client, [good, long_subject, long_channel]), 422)
+
+    assert [r["index"] for r in body["rejected"]] == [1, 2]
+    assert any(e.startswith("data.serial: must be at most 200") for e in body["rejected"][0]["errors"])
+    assert any(e.startswith("data.via: must be at most 30") for e in body["rejected"][1]["errors"])
+    timeline = ok(client.get(f"/v1/profiles/{profile_id(client, 'cookie_id:c-1')}/timeline"))
+    assert [i["id"] for i in timeline["items"]] == [good["id"]]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"description": "claims\x00"},
+        {"subject": "serial\x00"},
+        {"schema": {"type": "object", "title": "\x00"}},
+    ],
+    ids=["description", "subject", "schema"],
+)
+def test_an_event_type_with_a_nul_character_is_a_422_problem(
+    client: TestClient, fields: dict[str, Any]
+) -> None:
+    response = client.post(
+        "/v1/event-types", json={"type": "warranty.claimed", "schema": {"type": "object"}, **fields}
+    )
+
+    assert "NUL" in problem(response, 422)["detail"]
+    assert "warranty.claimed" not in {t["type"] for t in ok(client.get("/v1/event-types"))}
+
+
+# -- the quarantine ------------------------------------------------------------------------------------
+
+
+def test_the_quarantine_keeps_rejected_events_and_replays_them_once_fixed(client: TestClient) -> None:
+    good = order("O-1", {"email": "jo@example.com"})
+    claim = event("warranty.claimed", ids={"email": "jo@example.com"}, minute=1, serial="WM-1")
+    problem(send(client, [good, claim]), 422)
+
+    page = ok(client.get("/v1/quarantine"))
+    [item] = page["items"]
+    assert item["payload"] == claim
+    assert item["errors"] == ["type: unknown event type 'warranty.claimed'"]
+    assert (item["event_id"], item["type"], item["status"], item["transport"]) == (
+        claim["id"],
+        "warranty.claimed",
+        "open",
+        "http",
+    )
+    assert item["raw_text"] is None and page["next_after"] is None
+
+    assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 0, "duplicates": 0, "still_rejected": 1}
+    ok(add_type(client, WARRANTY_V1), 201)
+    assert ok(client.post("/v1/quarantine/replay", json={"ids": [item["id"]]})) == {
+        "replayed": 1,
+        "duplicates": 0,
+        "still_rejected": 0,
+    }
+
+    assert ok(client.get("/v1/quarantine"))["items"] == []
+    [done] = ok(client.get("/v1/quarantine", params={"status": "replayed"}))["items"]
+    assert (done["status"], done["attempts"]) == ("replayed", 2) and done["resolved_at"] is not None
+    timeline = ok(client.get(f"/v1/profiles/{profile_id(client, 'email:jo@example.com')}/timeline"))
+    assert [i["id"] for i in timeline["items"]] == [claim["id"], good["id"]]
+    assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 0, "duplicates": 0, "still_rejected": 0}
+
+
+def test_the_quarantine_pages_with_after(client: TestClient) -> None:
+    bad = [event("warranty.claimed", ids={"email": "jo@example.com"}, minute=n, serial="S") for n in range(5)]
+    problem(send(client, bad), 422)
+
+    first = ok(client.get("/v1/quarantine", params={"limit": 3}))
+    rest = ok(client.get("/v1/quarantine", params={"limit": 3, "after": first["next_after"]}))
+
+    assert [i["event_id"] for i in first["items"] + rest["items"]] == [e["id"] for e in bad]
+    assert rest["next_after"] is None
+
+
+def test_an_event_that_is_not_an_object_can_be_listed_from_the_quarantine(client: TestClient) -> None:
+    problem(send(client, [42, 4.5, "text", None, True]), 422)
+
+    items = ok(client.get("/v1/quarantine"))["items"]
+
+    assert [i["payload"] for i in items] == [42, 4.5, "text", None, True]
+    assert ok(client.post("/v1/quarantine/replay"))["still_rejected"] == 5
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"ids": [0]}, {"ids": [2**31]}, {"ids": ["one"]}, {"ids": list(range(1, 5002))}, {"ids": "1"}],
+    ids=["zero", "beyond 32 bits", "not a number", "too many", "not a list"],
+)
+def test_a_bad_replay_request_is_a_422_problem(client: TestClient, body: dict[str, Any]) -> None:
+    problem(client.post("/v1/quarantine/replay", json=body), 422)
+
+
+# -- the identity graph --------------------------------------------------------------------------------
+
+
+def test_a_merge_is_logged_and_can_be_undone_once(client: TestClient) -> None:
+    ok(
+        send(
+            client, [order("O-1", {"email": "jo@example.com"}), order("O-2", {"loyalty_id": "L-9"}, minute=1)]
+        )
+    )
+    by_email, by_card = profile_id(client, "email:jo@example.com"), profile_id(client, "loyalty_id:L-9")
+    bridge = message({"email": "jo@example.com", "loyalty_id": "L-9"}, minute=2)
+    ok(send(client, [bridge]))
+    assert profile_id(client, "email:jo@example.com") == profile_id(client, "loyalty_id:L-9")
+
+    [merge] = ok(client.get("/v1/identity/merges"))
+    assert {merge["survivor_id"], merge["absorbed_id"]} == {by_email, by_card}
+    assert merge["event_id"] == bridge["id"] and merge["undone_at"] is None
+    assert merge["absorbed_identifiers"] in (["email:jo@example.com"], ["loyalty_id:L-9"])
+    assert ok(client.get("/v1/identity/merges", params={"profile_id": merge["absorbed_id"]})) == [merge]
+    assert ok(client.get("/v1/identity/merges", params={"profile_id": "prf_other"})) == []
+
+    undone = ok(client.post(f"/v1/identity/merges/{merge['id']}/undo"))
+
+    assert undone["id"] == merge["id"] and undone["undone_at"] is not None
+    assert profile_id(client, "email:jo@example.com") == by_email
+    assert profile_id(client, "loyalty_id:L-9") == by_card
+    assert [o["order_id"] for o in ok(client.get(f"/v1/profiles/{by_card}"))["orders"]] == ["O-2"]
+    assert "undone already" in problem(client.post(f"/v1/identity/merges/{merge['id']}/undo"), 409)["detail"]
+
+
+@pytest.mark.parametrize(("merge_id", "status"), [("999", 404), ("0", 422), ("x", 422), (str(2**31), 422)])
+def test_undoing_a_merge_that_does_not_exist_is_a_problem(
+    client: TestClient, merge_id: str, status: int
+) -> None:
+    problem(client.post(f"/v1/identity/merges/{merge_id}/undo"), status)
+
+
+def test_two_customer_numbers_sharing_an_email_are_a_conflict(client: TestClient) -> None:
+    ok(
+        send(
+            client,
+            [
+                order("O-1", {"customer_id": "C-1", "email": "family@example.com"}),
+                order("O-2", {"customer_id": "C-2"}, minute=1),
+            ],
+        )
+    )
+    clash = order("O-3", {"customer_id": "C-2", "email": "family@example.com"}, minute=2)
+    ok(send(client, [clash]))
+
+    [conflict] = ok(client.get("/v1/identity/conflicts"))
+
+    assert conflict["event_id"] == clash["id"] and conflict["status"] == "open"
+    assert set(conflict["profile_ids"]) == {
+        profile_id(client, "customer_id:C-1"),
+        profile_id(client, "customer_id:C-2"),
+    }
+    assert "customer_id" in conflict["detail"]
+    assert ok(client.get("/v1/identity/conflicts", params={"status": "all"})) == [conflict]
+    assert ok(client.get("/v1/identity/merges")) == []
+
+
+def test_an_operator_kind_of_identifier_is_used_at_once(client: TestClient) -> None:
+    member = message({"membership_no": "M-100"})
+    assert (
+        "identifiers.membership_no: unknown identifier kind"
+        in problem(send(client, [member]), 422)["rejected"][0]["errors"]
+    )
+    builtin = {k["name"]: k for k in ok(client.get("/v1/identity/kinds"))}
+    assert {"customer_id", "email", "phone", "loyalty_id", "cookie_id"} <= builtin.keys()
+    assert builtin["email"]["builtin"] is True
+
+    added = ok(
+        client.post(
+            "/v1/identity/kinds",
+            json={"name": "membership_no", "priority": 60, "max_per_profile": 1, "normaliser": "upper"},
+        ),
+        201,
+    )
+
+    assert (added["name"], added["builtin"]) == ("membership_no", False)
+    assert ok(client.get("/v1/identity/kinds"))[-1]["name"] == "membership_no"
+    assert ok(send(client, [{**member, "id": "member-2"}]))["accepted"] == 1
+    assert profile_id(client, "membership_no:m-100") == profile_id(client, "membership_no:M-100")
+    assert (
+        "exists already"
+        in problem(client.post("/v1/identity/kinds", json={"name": "membership_no", "priority": 1}), 409)[
+            "detail"
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "email", "priority": 1},
+        {"name": "Membership-No", "priority": 1},
+        {"name": "m", "priority": 1},
+        {"name": "membership_no", "priority": 5000},
+        {"name": "membership_no", "priority": 1, "normaliser": "rot13"},
+        {"name": "membership_no", "priority": 1, "max_per_profile": 0},
+        {"name": "membership_no", "priority": 1, "description": "no\x00"},
+        {"name": "membership_no"},
+    ],
+    ids=[
+        "built-in name",
+        "bad name",
+        "short name",
+        "priority too high",
+        "unknown normaliser",
+        "zero per profile",
+        "nul in description",
+        "no priority",
+    ],
+)
+def test_a_bad_identifier_kind_is_refused_with_a_problem(client: TestClient, body: dict[str, Any]) -> None:
+    response = client.post("/v1/identity/kinds", json=body)
+
+    problem(response, 409 if body["name"] == "email" else 422)
+    assert "membership_no" not in {k["name"] for k in ok(client.get("/v1/identity/kinds"))}
+
+
+# -- health and robustness -----------------------------------------------------------------------------
+
+
+def test_health_says_the_api_and_its_database_are_up(client: TestClient, db: Database) -> None:
+    assert ok(client.get("/health")) == {"status": "ok", "database": db.backend}
+
+
+def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
+    problem(client.get("/v1/nowhere"), 404)
+    problem(client.delete("/v1/events"), 405)
+    problem(client.put("/v1/profiles/prf_1"), 405)
+
+
+JUNK = ["x" * 500, "-1", "%00", "\x00", "99999999999999999999", "2147483648", "0", "1e309", "é☃", " ", "'--"]
+
+
+def test_no_route_answers_5xx_to_junk_parameters(client: TestClient) -> None:
+    ok(send(client, [message({"email": "jo@example.com"})]))
+    failures: list[str] = []
+    for path, operations in client.app.openapi()["paths"].items():
+        for method, operation in operations.items():
+            params = operation.get("parameters", [])
+            body = {} if "requestBody" in operation else None
+            for junk in JUNK:
+                in_path = path
+                for param in params:
+                    if param["in"] == "path":
+                        in_path = in_path.replace("{" + param["name"] + "}", quote(junk, safe=""))
+                queries = [{p["name"]: junk for p in params if p["in"] == "query"}]
+                queries += [{p["name"]: junk} for p in params if p["in"] == "query"]
+                for query in queries:
+                    response = client.request(method.upper(), in_path, params=query, json=body)
+                    where = f"{method.upper()} {in_path[:60]} {str(query)[:80]}"
+                    if response.status_code >= 500:
+                        failures.append(f"{where}: {response.status_code}")
+                    elif response.status_code >= 400 and not response.headers["content-type"].startswith(
+                        PROBLEM_JSON
+                    ):
+                        failures.append(f"{where}: {response.status_code} without a problem document")
+    assert failures == []

@@ -1,0 +1,243 @@
+"""Importing files: JSONL and CSV through the pipeline, bad lines quarantined with where they were."""
+
+from __future__ import annotations
+
+import csv
+import gc
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from builders import event, order, page_view
+from rapport.cli import app
+from rapport.db import Database
+from rapport.events import Event
+from rapport.ingest.importer import import_file
+from rapport.ingest.models import QuarantinedEvent
+from rapport.settings import Settings, get_settings
+
+
+def stored(db: Database) -> dict[str, Event]:
+    with db.session() as session:
+        return {e.event_id: e for e in session.scalars(select(Event))}
+
+
+def quarantine(db: Database) -> list[QuarantinedEvent]:
+    with db.session() as session:
+        return list(session.scalars(select(QuarantinedEvent).order_by(QuarantinedEvent.id)))
+
+
+def unparsable_and_invalid(db: Database) -> tuple[QuarantinedEvent, QuarantinedEvent]:
+    """The one quarantined line that was not JSON, and the one that was JSON but not a valid event."""
+    [broken] = [q for q in quarantine(db) if q.raw_text is not None]
+    [invalid] = [q for q in quarantine(db) if q.raw_text is None]
+    return broken, invalid
+
+
+def jsonl(path: Path, lines: list[Any]) -> Path:
+    """Write ``lines``: dicts as JSON, strings as they are."""
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]], encoding: str = "utf-8") -> Path:
+    with path.open("w", newline="", encoding=encoding) as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+GOOD = [
+    page_view({"cookie_id": "c-1"}, url="/a"),
+    order("O-1", {"email": "jo@example.com"}, minute=1),
+    page_view({"cookie_id": "c-1"}, minute=2, url="/b"),
+]
+
+
+def test_a_jsonl_file_is_imported_and_bad_lines_are_quarantined_with_where_they_were(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    invalid = event(
+        "order.placed", ids={"email": "jo@example.com"}, minute=3, order_id="O-2", currency="EUR", total=5
+    )
+    path = jsonl(tmp_path / "events.jsonl", [GOOD[0], "", "{not json", GOOD[1], "   ", invalid, GOOD[2]])
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.duplicates, outcome.rejected_count) == (3, 0, 2)
+    assert stored(db).keys() == {e["id"] for e in GOOD}
+    broken, rejected = unparsable_and_invalid(db)
+    assert broken.raw_text == "{not json" and broken.payload is None
+    assert len(broken.errors) == 1 and broken.errors[0].startswith("line 3: not valid JSON")
+    assert broken.transport == "file:events.jsonl" and broken.status == "open"
+    assert rejected.payload == invalid and rejected.raw_text is None
+    assert rejected.event_id == invalid["id"]
+    assert rejected.errors == ["data.lines: required property missing"]
+
+
+def test_a_file_imported_twice_gives_only_duplicates_the_second_time(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    path = jsonl(tmp_path / "events.ndjson", GOOD)
+    first = import_file(db, path, settings=settings, batch_size=2)
+
+    second = import_file(db, path, settings=settings, batch_size=2)
+
+    assert (first.accepted, first.duplicates, first.rejected_count) == (3, 0, 0)
+    assert (second.accepted, second.duplicates, second.rejected_count) == (0, 3, 0)
+    assert len(stored(db)) == 3 and quarantine(db) == []
+
+
+def test_progress_is_reported_per_batch(db: Database, settings: Settings, tmp_path: Path) -> None:
+    path = jsonl(tmp_path / "events.jsonl", [page_view({"cookie_id": "c-1"}, minute=n) for n in range(5)])
+    seen: list[tuple[int, int]] = []
+
+    import_file(
+        db, path, settings=settings, batch_size=2, on_progress=lambda n, o: seen.append((n, o.accepted))
+    )
+
+    assert seen == [(2, 2), (4, 4), (5, 5)]
+
+
+def test_a_csv_file_with_dotted_columns_is_imported(db: Database, settings: Settings, tmp_path: Path) -> None:
+    header = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url", "data.title"]
+    path = write_csv(
+        tmp_path / "views.csv",
+        header,
+        [
+            ["v-1", "page.viewed", "2026-05-01T09:00:00+00:00", "web", "jo@example.com", "/home", "Home"],
+            ["v-2", "page.viewed", "2026-05-01T09:01:00Z", "web", "Jo@Example.com", "/shop", ""],
+        ],
+    )
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (2, 0)
+    events = stored(db)
+    assert events["v-1"].data == {"url": "/home", "title": "Home"}
+    assert events["v-2"].data == {"url": "/shop"}
+    assert events["v-1"].identifiers == {"email": "jo@example.com"}
+    assert events["v-1"].profile_id == events["v-2"].profile_id
+
+
+def test_a_csv_file_with_a_data_column_of_json_is_imported(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    lines = [{"sku": "A", "quantity": 2, "unit_price": 5}]
+    header = ["id", "type", "occurred_at", "source", "identifiers.customer_id", "data"]
+    path = write_csv(
+        tmp_path / "orders.csv",
+        header,
+        [
+            [
+                "o-1",
+                "order.placed",
+                "2026-05-01T09:00:00+00:00",
+                "erp",
+                "C-1",
+                json.dumps({"order_id": "O-1", "currency": "EUR", "total": 10, "lines": lines}),
+            ],
+            ["o-2", "order.placed", "2026-05-01T09:05:00+00:00", "erp", "C-1", "{not json"],
+            [
+                "o-3",
+                "order.placed",
+                "2026-05-01T09:06:00+00:00",
+                "erp",
+                "C-1",
+                json.dumps({"order_id": "O-3"}),
+            ],
+        ],
+    )
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (1, 2)
+    assert stored(db)["o-1"].data["lines"] == lines
+    broken, rejected = unparsable_and_invalid(db)
+    assert broken.raw_text is not None and "{not json" in broken.raw_text
+    assert broken.errors[0].startswith("line 3: the data column is not valid JSON")
+    assert rejected.event_id == "o-3" and "data.lines: required property missing" in rejected.errors
+
+
+def test_files_with_a_byte_order_mark_are_imported(db: Database, settings: Settings, tmp_path: Path) -> None:
+    header = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url"]
+    excel = write_csv(
+        tmp_path / "excel.csv",
+        header,
+        [["v-1", "page.viewed", "2026-05-01T09:00:00+00:00", "web", "jo@example.com", "/"]],
+        encoding="utf-8-sig",
+    )
+    lines = tmp_path / "notepad.jsonl"
+    lines.write_text(json.dumps(GOOD[0]) + "\n", encoding="utf-8-sig")
+
+    from_csv = import_file(db, excel, settings=settings)
+    from_jsonl = import_file(db, lines, settings=settings)
+
+    assert (from_csv.accepted, from_csv.rejected_count) == (1, 0)
+    assert (from_jsonl.accepted, from_jsonl.rejected_count) == (1, 0)
+    assert stored(db).keys() == {"v-1", GOOD[0]["id"]}
+
+
+# -- the command line ----------------------------------------------------------------------------------
+
+
+#: ``rapport import`` opens its own engine and leaves it to the end of the process to close. Here the
+#: process goes on: the garbage collector may close those connections during the test (psycopg then warns),
+#: and the fixture collects what is left so that no later test gets the warning.
+cli_leaves_connections_open = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+@pytest.fixture
+def cli(settings: Settings) -> Iterator[CliRunner]:
+    """A runner of ``rapport`` configured for the test database (settings are cached: clear them)."""
+    get_settings.cache_clear()
+    yield CliRunner(env={"RAPPORT_DATABASE_URL": settings.database_url})
+    get_settings.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@cli_leaves_connections_open
+def test_the_import_command_prints_a_summary(cli: CliRunner, db: Database, tmp_path: Path) -> None:
+    path = jsonl(tmp_path / "events.jsonl", GOOD)
+
+    first = cli.invoke(app, ["import", str(path)])
+    again = cli.invoke(app, ["import", str(path), "--batch-size", "2"])
+
+    assert first.exit_code == 0, first.output
+    assert "3 accepted, 0 duplicates, 0 rejected" in first.stdout
+    assert again.exit_code == 0, again.output
+    assert "0 accepted, 3 duplicates, 0 rejected" in again.stdout
+    assert len(stored(db)) == 3
+
+
+@cli_leaves_connections_open
+def test_the_import_command_names_rejected_lines_and_fails(
+    cli: CliRunner, db: Database, tmp_path: Path
+) -> None:
+    path = jsonl(tmp_path / "events.jsonl", [GOOD[0], "{not json", {**GOOD[1], "id": 7}])
+
+    result = cli.invoke(app, ["import", str(path)])
+
+    assert result.exit_code == 1, result.output
+    assert "1 accepted, 0 duplicates, 2 rejected (see GET /v1/quarantine)" in result.stdout
+    assert "rejected (no id): line 2: not valid JSON" in result.stdout
+    assert "id: expected a string, got int" in result.stdout
+    assert len(quarantine(db)) == 2
+
+
+@cli_leaves_connections_open
+def test_the_import_command_refuses_a_missing_file(cli: CliRunner, db: Database, tmp_path: Path) -> None:
+    result = cli.invoke(app, ["import", str(tmp_path / "nowhere.jsonl")])
+
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert stored(db) == {}
