@@ -86,9 +86,13 @@ def import_(
     from rapport.ingest.importer import import_file
 
     settings = _settings()
-    outcome = import_file(
-        _database(settings), path, settings=settings, batch_size=batch_size, on_progress=_progress(path.name)
-    )
+    database = _database(settings)
+    try:
+        outcome = import_file(
+            database, path, settings=settings, batch_size=batch_size, on_progress=_progress(path.name)
+        )
+    finally:
+        database.dispose()
     typer.echo("", err=True)
     typer.echo(
         f"{outcome.accepted:,} accepted, {outcome.duplicates:,} duplicates, "

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import Outcome, ingest_events
@@ -40,16 +41,26 @@ def read_jsonl(stream: TextIO) -> Iterator[Item | Unparsable]:
             yield Unparsable(number, line.rstrip("\n"), f"line {number}: not valid JSON: {exc}")
 
 
-def _cell(value: str) -> Any:
+FieldType = Callable[[str, str], Any]
+
+
+def _cell(value: str, wanted: Any) -> Any:
+    """A CSV cell as the schema wants it: text for string fields, else JSON (numbers, true, lists) if it
+    parses, else the text itself (and the schema check will say what is wrong)."""
+    if wanted == "string":
+        return value
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
         return value
 
 
-def read_csv(stream: TextIO) -> Iterator[Item | Unparsable]:
+def read_csv(
+    stream: TextIO, field_type: FieldType = lambda _type, _field: None
+) -> Iterator[Item | Unparsable]:
     """Columns ``id, type, occurred_at, source``, then ``identifiers.<kind>`` and either a ``data`` column
-    holding a JSON object or ``data.<field>`` columns (numbers and JSON literals are read as such)."""
+    holding a JSON object or ``data.<field>`` columns, read as the type's schema declares each field
+    (``field_type(type, field)`` gives the JSON Schema type)."""
     reader = csv.DictReader(stream)
     for number, row in enumerate(reader, start=2):
         event: dict[str, Any] = {"identifiers": {}, "data": {}}
@@ -60,11 +71,12 @@ def read_csv(stream: TextIO) -> Iterator[Item | Unparsable]:
                 if column.startswith("identifiers."):
                     event["identifiers"][column.removeprefix("identifiers.")] = value
                 elif column.startswith("data."):
-                    event["data"][column.removeprefix("data.")] = _cell(value)
+                    field = column.removeprefix("data.")
+                    event["data"][field] = _cell(value, field_type(row.get("type") or "", field))
                 elif column == "data":
                     event["data"] = orjson.loads(value)
                 else:
-                    event[column] = _cell(value) if column == "schema_version" else value
+                    event[column] = _cell(value, "integer") if column == "schema_version" else value
         except orjson.JSONDecodeError as exc:
             yield Unparsable(
                 number,
@@ -96,10 +108,18 @@ def import_file(
 ) -> Outcome:
     """Ingest every event in ``path`` (``.jsonl``/``.ndjson`` or ``.csv``), one transaction per batch."""
     total = Outcome()
-    read = read_csv if path.suffix.lower() == ".csv" else read_jsonl
     seen = 0
+    with database.session() as session:
+        catalog = load_catalog(session)
+
+    def field_type(type_name: str, field: str) -> Any:
+        event_type = catalog.get(type_name)
+        spec = event_type.schema.get("properties", {}).get(field) if event_type else None
+        return spec.get("type") if isinstance(spec, dict) else None
+
     with path.open(encoding="utf-8-sig", newline="") as stream:  # skip a byte-order mark
-        for batch in _batches(read(stream), batch_size):
+        items = read_csv(stream, field_type) if path.suffix.lower() == ".csv" else read_jsonl(stream)
+        for batch in _batches(items, batch_size):
             events = [item for item in batch if not isinstance(item, Unparsable)]
             broken = [item for item in batch if isinstance(item, Unparsable)]
             with database.session(write=True) as session:
