@@ -87,8 +87,8 @@ class GraphBatch:
     def _load(self, keys: set[Key]) -> None:
         table = table_of(Identifier)
         for chunk in chunked(sorted(keys)):
-            # kind IN … AND value IN … uses the (kind, value) index; the few extra pairs it may
-            # return (a value known under another kind) are dropped here.
+            # Looked up by value through the (value, kind) index; the few extra pairs it may return
+            # (a value known under another kind) are dropped here.
             query = select(table.c.kind, table.c.value, table.c.profile_id).where(
                 table.c.kind.in_(sorted({k for k, _ in chunk})),
                 one_of(self.connection, table.c.value, [v for _, v in chunk]),

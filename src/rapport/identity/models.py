@@ -15,7 +15,8 @@ class Identifier(Base):
     """A normalised identifier (kind + value) and the profile it currently belongs to."""
 
     __tablename__ = "identifiers"
-    __table_args__ = (UniqueConstraint("kind", "value"),)
+    # value first: lookups come as "any of these values", and the kind only narrows them down
+    __table_args__ = (UniqueConstraint("value", "kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(50))

@@ -93,6 +93,46 @@ def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.
     return states
 
 
+def _save_by_copy(
+    connection: Connection,
+    states: Mapping[str, golden.State],
+    by_column: Mapping[str, list[str]],
+    *,
+    now: datetime,
+    token: int,
+) -> None:
+    """PostgreSQL: COPY the new states into a staging table and apply them with one UPDATE; thousands of
+    single-row updates cost several times more. A column left NULL in the stage is left unchanged."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    wanted = {name: set(ids) for name, ids in by_column.items()}
+    with driver.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS profile_state_stage "
+            "(id text, traits jsonb, counters jsonb, account jsonb, consents jsonb) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY profile_state_stage (id, {', '.join(STATE_COLUMNS)}) FROM STDIN") as copy:
+            for pid, state in states.items():
+                copy.write_row(
+                    (
+                        pid,
+                        *(
+                            orjson.dumps(state[name]).decode()
+                            if name == "counters" or pid in wanted[name]
+                            else None
+                            for name in STATE_COLUMNS
+                        ),
+                    )
+                )
+        sets = ", ".join(f"{name} = COALESCE(s.{name}, p.{name})" for name in STATE_COLUMNS)
+        cursor.execute(
+            f"UPDATE profiles AS p SET {sets}, updated_at = %s, state_version = %s "
+            "FROM profile_state_stage AS s WHERE p.id = s.id",
+            (now, token),
+        )
+        cursor.execute("TRUNCATE profile_state_stage")
+
+
 def save_states(
     connection: Connection,
     states: Mapping[str, golden.State],
@@ -112,23 +152,25 @@ def save_states(
         for name in columns:
             if name != "counters":
                 by_column[name].append(profile_id)
-    connection.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(
-            updated_at=bindparam("b_now"), state_version=bindparam("b_token"), counters=bindparam("b_value")
-        ),
-        [
-            {"b_id": pid, "b_now": now, "b_token": token, "b_value": state["counters"]}
-            for pid, state in states.items()
-        ],
-    )
-    for name, ids in by_column.items():
-        if ids:
-            connection.execute(
-                update(table).where(table.c.id == bindparam("b_id")).values({name: bindparam("b_value")}),
-                [{"b_id": pid, "b_value": states[pid][name]} for pid in ids],
-            )
+    if connection.dialect.name == "postgresql":
+        _save_by_copy(connection, states, by_column, now=now, token=token)
+    else:
+        stamp = update(table).where(table.c.id == bindparam("b_id"))
+        connection.execute(
+            stamp.values(
+                updated_at=bindparam("b_now"), state_version=bindparam("b_token"), counters=bindparam("b_v")
+            ),
+            [
+                {"b_id": pid, "b_now": now, "b_token": token, "b_v": state["counters"]}
+                for pid, state in states.items()
+            ],
+        )
+        for name, ids in by_column.items():
+            if ids:
+                connection.execute(
+                    stamp.values({name: bindparam("b_v")}),
+                    [{"b_id": pid, "b_v": states[pid][name]} for pid in ids],
+                )
     cache = cache_for(connection)
     for profile_id, state in states.items():
         cache.put(profile_id, token, state)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:53:30.233753
+Create Date: 2026-11-22 16:02:54.560143
 """
 
 from collections.abc import Sequence
@@ -265,7 +265,7 @@ def upgrade() -> None:
             ["profile_id"], ["profiles.id"], name=op.f("fk_identifiers_profile_id_profiles")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_identifiers")),
-        sa.UniqueConstraint("kind", "value", name=op.f("uq_identifiers_kind")),
+        sa.UniqueConstraint("value", "kind", name=op.f("uq_identifiers_value")),
     )
     with op.batch_alter_table("identifiers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_identifiers_profile_id"), ["profile_id"], unique=False)
