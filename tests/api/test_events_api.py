@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from httpx import Response
+from httpx2 import Response
 from sqlalchemy import func, select
 
 from builders import event, order, page_view

@@ -23,6 +23,13 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
 
 
+def sqlite_timestamp(moment: datetime) -> str:
+    """The text SQLAlchemy stores for a DateTime on SQLite ("2026-05-03 14:22:05.000123", in UTC), which
+    sorts in time order; for bulk paths that bypass SQLAlchemy. isoformat is several times faster than
+    strftime."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always timezone-aware UTC in Python, whatever the backend stores."""
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection
+
+from rapport.db.base import sqlite_timestamp
 
 COLUMNS = (
     "event_id",
@@ -44,12 +46,6 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _sqlite_time(value: datetime) -> str:
-    # The text SQLAlchemy stores for a DateTime on SQLite ("2026-05-03 14:22:05.000123", UTC), which sorts
-    # in time order; isoformat makes it several times faster than strftime.
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
 def append_events(connection: Connection, rows: Sequence[EventRow], *, table: str = "events") -> None:
     """Write ``rows`` in one round trip per backend's bulk path. The caller owns the transaction."""
     if not rows:
@@ -74,8 +70,8 @@ def append_events(connection: Connection, rows: Sequence[EventRow], *, table: st
                     r.event_id,
                     r.type,
                     r.schema_version,
-                    _sqlite_time(r.occurred_at),
-                    _sqlite_time(r.received_at),
+                    sqlite_timestamp(r.occurred_at),
+                    sqlite_timestamp(r.received_at),
                     r.source,
                     r.profile_id,
                     r.subject,

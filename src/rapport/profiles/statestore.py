@@ -14,9 +14,9 @@ from datetime import datetime
 from threading import Lock
 
 import orjson
-from sqlalchemy import Connection, Text, bindparam, select, type_coerce, update
+from sqlalchemy import Connection, Text, select, type_coerce
 
-from rapport.db.base import table_of
+from rapport.db.base import sqlite_timestamp, table_of
 from rapport.db.bulk import chunked, one_of
 from rapport.profiles import state as golden
 from rapport.profiles.models import Profile
@@ -93,44 +93,45 @@ def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.
     return states
 
 
-def _save_by_copy(
-    connection: Connection,
-    states: Mapping[str, golden.State],
-    by_column: Mapping[str, list[str]],
-    *,
-    now: datetime,
-    token: int,
-) -> None:
-    """PostgreSQL: COPY the new states into a staging table and apply them with one UPDATE; thousands of
-    single-row updates cost several times more. A column left NULL in the stage is left unchanged."""
+StateRow = tuple[str, str | None, str | None, str | None, str | None]  # id, then STATE_COLUMNS as JSON
+
+
+def _save_by_copy(connection: Connection, rows: list[StateRow], *, now: datetime, token: int) -> None:
+    """PostgreSQL: COPY the rows into a staging table and apply them with one UPDATE; thousands of
+    single-row updates cost several times more."""
     driver = connection.connection.driver_connection
     assert driver is not None
-    wanted = {name: set(ids) for name, ids in by_column.items()}
     with driver.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS profile_state_stage "
             "(id text, traits jsonb, counters jsonb, account jsonb, consents jsonb) ON COMMIT DELETE ROWS"
         )
         with cursor.copy(f"COPY profile_state_stage (id, {', '.join(STATE_COLUMNS)}) FROM STDIN") as copy:
-            for pid, state in states.items():
-                copy.write_row(
-                    (
-                        pid,
-                        *(
-                            orjson.dumps(state[name]).decode()
-                            if name == "counters" or pid in wanted[name]
-                            else None
-                            for name in STATE_COLUMNS
-                        ),
-                    )
-                )
+            for row in rows:
+                copy.write_row(row)
         sets = ", ".join(f"{name} = COALESCE(s.{name}, p.{name})" for name in STATE_COLUMNS)
         cursor.execute(
             f"UPDATE profiles AS p SET {sets}, updated_at = %s, state_version = %s "
             "FROM profile_state_stage AS s WHERE p.id = s.id",
             (now, token),
         )
-        cursor.execute("TRUNCATE profile_state_stage")
+        cursor.execute("DELETE FROM profile_state_stage")
+
+
+def _save_many(connection: Connection, rows: list[StateRow], *, now: datetime, token: int) -> None:
+    """SQLite: one prepared UPDATE run for every row, straight through the driver."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    sets = ", ".join(f"{name} = COALESCE(?, {name})" for name in STATE_COLUMNS)
+    stamp = sqlite_timestamp(now)
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(
+            f"UPDATE profiles SET {sets}, updated_at = ?, state_version = ? WHERE id = ?",
+            [(*row[1:], stamp, token, row[0]) for row in rows],
+        )
+    finally:
+        cursor.close()
 
 
 def save_states(
@@ -140,37 +141,23 @@ def save_states(
     now: datetime,
     changed: Mapping[str, Iterable[str]] | None = None,
 ) -> None:
-    """Write each state back to its profile row, only the columns in ``changed[id]`` when given
-    (``counters`` is always written, with a fresh token), and remember what was written."""
+    """Write each state back to its profile row: every column, or only those in ``changed[id]`` when
+    given (``counters`` always, with a fresh token); and remember what was written."""
     if not states:
         return
     token = secrets.randbits(62)
-    table = table_of(Profile)
-    by_column: dict[str, list[str]] = {name: [] for name in STATE_COLUMNS if name != "counters"}
-    for profile_id in states:
-        columns = STATE_COLUMNS if changed is None else changed.get(profile_id, STATE_COLUMNS)
-        for name in columns:
-            if name != "counters":
-                by_column[name].append(profile_id)
-    if connection.dialect.name == "postgresql":
-        _save_by_copy(connection, states, by_column, now=now, token=token)
-    else:
-        stamp = update(table).where(table.c.id == bindparam("b_id"))
-        connection.execute(
-            stamp.values(
-                updated_at=bindparam("b_now"), state_version=bindparam("b_token"), counters=bindparam("b_v")
-            ),
-            [
-                {"b_id": pid, "b_now": now, "b_token": token, "b_v": state["counters"]}
-                for pid, state in states.items()
-            ],
+    rows: list[StateRow] = []
+    for pid, state in states.items():
+        wanted = STATE_COLUMNS if changed is None else changed.get(pid, STATE_COLUMNS)
+        traits, counters, account, consents = (
+            orjson.dumps(state[name]).decode() if name == "counters" or name in wanted else None
+            for name in STATE_COLUMNS
         )
-        for name, ids in by_column.items():
-            if ids:
-                connection.execute(
-                    stamp.values({name: bindparam("b_v")}),
-                    [{"b_id": pid, "b_v": states[pid][name]} for pid in ids],
-                )
+        rows.append((pid, traits, counters, account, consents))
+    if connection.dialect.name == "postgresql":
+        _save_by_copy(connection, rows, now=now, token=token)
+    else:
+        _save_many(connection, rows, now=now, token=token)
     cache = cache_for(connection)
     for profile_id, state in states.items():
         cache.put(profile_id, token, state)
