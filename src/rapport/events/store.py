@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection
 
-from rapport.db.base import sqlite_timestamp
+from rapport.db.base import epoch_micros
 
 COLUMNS = (
     "event_id",
@@ -70,8 +70,8 @@ def append_events(connection: Connection, rows: Sequence[EventRow], *, table: st
                     r.event_id,
                     r.type,
                     r.schema_version,
-                    sqlite_timestamp(r.occurred_at),
-                    sqlite_timestamp(r.received_at),
+                    epoch_micros(r.occurred_at),
+                    epoch_micros(r.received_at),
                     r.source,
                     r.profile_id,
                     r.subject,

@@ -16,7 +16,7 @@ from threading import Lock
 import orjson
 from sqlalchemy import Connection, Text, select, type_coerce
 
-from rapport.db.base import sqlite_timestamp, table_of
+from rapport.db.base import epoch_micros, table_of
 from rapport.db.bulk import chunked, one_of
 from rapport.profiles import state as golden
 from rapport.profiles.models import Profile
@@ -42,8 +42,9 @@ class StateCache:
         return golden.copy_state(entry[1])
 
     def put(self, profile_id: str, token: int, state: golden.State) -> None:
+        """Keep ``state``; the caller hands it over and must not change it afterwards."""
         with self._lock:
-            self._entries[profile_id] = (token, golden.copy_state(state))
+            self._entries[profile_id] = (token, state)
             self._entries.move_to_end(profile_id)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
@@ -123,7 +124,7 @@ def _save_many(connection: Connection, rows: list[StateRow], *, now: datetime, t
     driver = connection.connection.driver_connection
     assert driver is not None
     sets = ", ".join(f"{name} = COALESCE(?, {name})" for name in STATE_COLUMNS)
-    stamp = sqlite_timestamp(now)
+    stamp = epoch_micros(now)
     cursor = driver.cursor()
     try:
         cursor.executemany(
@@ -142,7 +143,8 @@ def save_states(
     changed: Mapping[str, Iterable[str]] | None = None,
 ) -> None:
     """Write each state back to its profile row: every column, or only those in ``changed[id]`` when
-    given (``counters`` always, with a fresh token); and remember what was written."""
+    given (``counters`` always, with a fresh token); and remember what was written. The states are
+    handed over to the cache: do not change them afterwards."""
     if not states:
         return
     token = secrets.randbits(62)
