@@ -235,6 +235,7 @@ class GraphBatch:
                         "counters": {},
                         "account": {},
                         "consents": {},
+                        "state_version": 0,
                     }
                     for pid, at in resolution.new_profiles.items()
                 ],

@@ -23,6 +23,8 @@ from rapport.profiles.models import Profile
 
 STATE_COLUMNS = golden.COLUMNS
 CACHE_SIZE = 200_000
+#: the token of a profile created but not yet written: its state is empty, nothing to read
+NEVER_SAVED = 0
 
 
 class StateCache:
@@ -78,6 +80,9 @@ def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.
     for chunk in chunked(sorted(set(ids))):
         query = select(table.c.id, table.c.state_version).where(one_of(connection, table.c.id, chunk))
         for profile_id, token in connection.execute(query):
+            if token == NEVER_SAVED:
+                states[profile_id] = golden.empty_state()
+                continue
             cached = cache.get(profile_id, token)
             if cached is None:
                 missing.append(profile_id)
@@ -147,7 +152,7 @@ def save_states(
     handed over to the cache: do not change them afterwards."""
     if not states:
         return
-    token = secrets.randbits(62)
+    token = secrets.randbits(62) | 1  # never NEVER_SAVED
     rows: list[StateRow] = []
     for pid, state in states.items():
         wanted = STATE_COLUMNS if changed is None else changed.get(pid, STATE_COLUMNS)
