@@ -15,7 +15,7 @@ from rapport.db import Database
 from rapport.db.base import table_of
 from rapport.demo import WorldSize, generate_world
 from rapport.events import Event, EventRow, append_events
-from rapport.ingest import Outcome, ingest_events
+from rapport.ingest import ingest_stream
 from rapport.settings import Settings
 
 #: events per customer in the default demo world, used to size a world for ``--events``
@@ -69,13 +69,9 @@ def run(settings: Settings, *, events: int, batch_size: int, echo: Callable[[str
     gc.freeze()  # the stream is test data held in memory; keep the collector from rescanning it each batch
     with scratch_database(settings.database_url) as database:
         echo(f"pipeline on {database.backend}, batches of {batch_size:,} …")
-        total = Outcome()
         started = time.perf_counter()
-        for start in range(0, len(stream), batch_size):
-            with database.session(write=True) as session:
-                total.add(
-                    ingest_events(session, events=stream[start : start + batch_size], settings=settings)
-                )
+        batches = (stream[start : start + batch_size] for start in range(0, len(stream), batch_size))
+        total = ingest_stream(database, batches, settings=settings, transport="bench")
         pipeline_s = time.perf_counter() - started
 
         table = _raw_table(database)

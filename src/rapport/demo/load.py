@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,7 +12,7 @@ from rapport.db import Database
 from rapport.demo.world import WorldSize, generate_world
 from rapport.events import Event
 from rapport.identity.models import Conflict, Merge
-from rapport.ingest import Outcome, ingest_events
+from rapport.ingest import Outcome, ingest_stream
 from rapport.profiles.models import Order, Profile
 from rapport.settings import Settings
 
@@ -33,19 +33,18 @@ def load_world(
     """
     world = generate_world(WorldSize(customers=customers, months=months), seed=seed)
     gc.freeze()  # the generated world stays in memory; keep the collector from rescanning it every batch
-    total = Outcome()
-    for start in range(0, len(world.events), batch_size):
-        with database.session(write=True) as session:
-            total.add(
-                ingest_events(
-                    session,
-                    events=world.events[start : start + batch_size],
-                    settings=settings,
-                    transport="demo",
-                )
-            )
+    done = 0
+    progress = Outcome()
+
+    def report(events: Sequence[Any], outcome: Outcome) -> None:
+        nonlocal done
+        done += len(events)
+        progress.add(outcome)
         if on_progress:
-            on_progress(min(start + batch_size, len(world.events)), total)
+            on_progress(done, progress)
+
+    batches = (world.events[start : start + batch_size] for start in range(0, len(world.events), batch_size))
+    total = ingest_stream(database, batches, settings=settings, transport="demo", on_batch=report)
     gc.unfreeze()
     with database.session() as session:
         profiles = session.scalar(select(func.count()).where(Profile.merged_into.is_(None)))

@@ -1,5 +1,5 @@
 """The ingest pipeline and its quarantine."""
 
-from rapport.ingest.pipeline import Outcome, ingest_events
+from rapport.ingest.pipeline import Outcome, ingest_events, ingest_stream
 
-__all__ = ["Outcome", "ingest_events"]
+__all__ = ["Outcome", "ingest_events", "ingest_stream"]

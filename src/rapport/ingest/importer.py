@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +14,7 @@ import orjson
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.ingest.models import QuarantinedEvent
-from rapport.ingest.pipeline import Outcome, ingest_events
+from rapport.ingest.pipeline import Outcome, ingest_stream
 from rapport.settings import Settings
 
 
@@ -106,9 +106,9 @@ def import_file(
     batch_size: int = 2_000,
     on_progress: Callable[[int, Outcome], None] | None = None,
 ) -> Outcome:
-    """Ingest every event in ``path`` (``.jsonl``/``.ndjson`` or ``.csv``), one transaction per batch."""
-    total = Outcome()
-    seen = 0
+    """Ingest every event in ``path`` (``.jsonl``/``.ndjson`` or ``.csv``), one transaction per batch.
+    Lines that do not parse go to the quarantine as text, with their line number."""
+    transport = f"file:{path.name}"
     with database.session() as session:
         catalog = load_catalog(session)
 
@@ -117,33 +117,53 @@ def import_file(
         spec = event_type.schema.get("properties", {}).get(field) if event_type else None
         return spec.get("type") if isinstance(spec, dict) else None
 
+    broken_total: list[Unparsable] = []  # the first hundred, to report
+    broken_count = 0
+
+    def parsed(items: Iterable[Item | Unparsable]) -> Iterator[list[Item]]:
+        for batch in _batches(items, batch_size):
+            broken = [item for item in batch if isinstance(item, Unparsable)]
+            if broken:
+                nonlocal broken_count
+                _quarantine_text(database, broken, transport=transport)
+                broken_count += len(broken)
+                broken_total.extend(broken[: max(0, 100 - len(broken_total))])
+            yield [item for item in batch if not isinstance(item, Unparsable)]
+
+    seen = 0
+    progress = Outcome()
+
+    def report(events: Sequence[Any], outcome: Outcome) -> None:
+        nonlocal seen
+        seen += len(events)
+        progress.add(outcome)
+        if on_progress:
+            on_progress(seen, progress)
+
     with path.open(encoding="utf-8-sig", newline="") as stream:  # skip a byte-order mark
         items = read_csv(stream, field_type) if path.suffix.lower() == ".csv" else read_jsonl(stream)
-        for batch in _batches(items, batch_size):
-            events = [item for item in batch if not isinstance(item, Unparsable)]
-            broken = [item for item in batch if isinstance(item, Unparsable)]
-            with database.session(write=True) as session:
-                outcome = ingest_events(
-                    session, events=events, settings=settings, transport=f"file:{path.name}"
-                )
-                now = datetime.now(UTC)
-                session.add_all(
-                    QuarantinedEvent(
-                        received_at=now,
-                        transport=f"file:{path.name}",
-                        event_id=None,
-                        type=None,
-                        payload=None,
-                        raw_text=b.text,
-                        errors=[b.error],
-                        status="open",
-                        attempts=0,
-                    )
-                    for b in broken
-                )
-            outcome.rejected.extend({"index": None, "id": None, "errors": [b.error]} for b in broken)
-            total.add(outcome)
-            seen += len(batch)
-            if on_progress:
-                on_progress(seen, total)
+        total = ingest_stream(
+            database, parsed(items), settings=settings, transport=transport, on_batch=report
+        )
+    total.rejected_count += broken_count
+    total.rejected.extend({"index": None, "id": None, "errors": [b.error]} for b in broken_total)
     return total
+
+
+def _quarantine_text(database: Database, broken: Sequence[Unparsable], *, transport: str) -> None:
+    now = datetime.now(UTC)
+    with database.session(write=True) as session:
+        session.add_all(
+            QuarantinedEvent(
+                received_at=now,
+                transport=transport,
+                event_id=None,
+                type=None,
+                payload=None,
+                raw_text=b.text,
+                errors=[b.error],
+                status="open",
+                attempts=0,
+            )
+            for b in broken
+        )

@@ -6,7 +6,7 @@ write appends the events, and the projections are updated per touched profile, n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,13 +15,16 @@ import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from rapport.catalog.registry import Catalog
 from rapport.catalog.service import load_catalog
+from rapport.db import Database
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.models import Event
 from rapport.events.store import EventRow, append_events
 from rapport.identity.graph import Claim, GraphBatch
+from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
 from rapport.ingest.envelope import Candidate, Rejection, check, has_nul
 from rapport.ingest.models import QuarantinedEvent
@@ -108,45 +111,61 @@ def _cut(text: str | None, limit: int) -> str | None:
     return None if text is None else text.replace("\x00", "")[:limit]
 
 
-def ingest_events(
-    session: Session,
-    *,
-    events: Sequence[Any],
-    settings: Settings,
-    transport: str = "http",
-    keep_rejected: bool = True,
-) -> Outcome:
-    """Take in one batch of raw events. Call inside a write transaction; nothing is committed here.
+@dataclass
+class CheckedBatch:
+    """A batch after the checks that need no database: what may be stored, and what may not."""
 
-    Rejected events are quarantined (unless ``keep_rejected`` is False, for a replay of the quarantine
-    itself) and reported with their index and reasons; the rest are stored exactly once.
-    """
+    fresh: list[Candidate]
+    rejections: list[Rejection]
+    duplicates: int
+    checked_at: datetime
+
+
+def check_batch(
+    events: Sequence[Any], *, catalog: Catalog, kinds: KindTable, settings: Settings
+) -> CheckedBatch:
+    """Check every event of a batch against the catalog and the identifier rules; drop repeats within it."""
     now = datetime.now(UTC)
-    lock_identity_graph(session)
-    prefer_index_lookups(session)
-    catalog = load_catalog(session)
-    kinds = load_kinds(session, region=settings.default_region)
-    outcome = Outcome()
     fresh: list[Candidate] = []
     rejections: list[Rejection] = []
     seen: set[str] = set()
+    duplicates = 0
     for index, raw in enumerate(events):
         checked = check(raw, index, catalog=catalog, kinds=kinds, now=now, skew=settings.max_future_skew)
         if isinstance(checked, Rejection):
             rejections.append(checked)
         elif checked.event_id in seen:
-            outcome.duplicates += 1
+            duplicates += 1
         else:
             seen.add(checked.event_id)
             fresh.append(checked)
+    return CheckedBatch(fresh, rejections, duplicates, now)
+
+
+def store_batch(
+    session: Session,
+    checked: CheckedBatch,
+    *,
+    kinds: KindTable,
+    settings: Settings,
+    transport: str = "http",
+    keep_rejected: bool = True,
+) -> Outcome:
+    """Deduplicate a checked batch against the log, resolve it, append it and project it, in the
+    caller's write transaction."""
+    now = checked.checked_at
+    lock_identity_graph(session)
+    prefer_index_lookups(session)
+    outcome = Outcome(duplicates=checked.duplicates)
+    fresh = checked.fresh
     if fresh:
         stored = _existing_ids(session, [c.event_id for c in fresh])
         if stored:
             outcome.duplicates += sum(1 for c in fresh if c.event_id in stored)
             fresh = [c for c in fresh if c.event_id not in stored]
     if keep_rejected:
-        quarantine(session, rejections, transport=transport, now=now)
-    outcome.rejected = [{"index": r.index, "id": r.event_id, "errors": r.errors} for r in rejections]
+        quarantine(session, checked.rejections, transport=transport, now=now)
+    outcome.rejected = [{"index": r.index, "id": r.event_id, "errors": r.errors} for r in checked.rejections]
     if not fresh:
         return outcome
 
@@ -177,3 +196,48 @@ def ingest_events(
     outcome.conflicts = len(resolution.conflicts)
     outcome.new_profiles = len(resolution.new_profiles)
     return outcome
+
+
+def ingest_events(
+    session: Session,
+    *,
+    events: Sequence[Any],
+    settings: Settings,
+    transport: str = "http",
+    keep_rejected: bool = True,
+) -> Outcome:
+    """Take in one batch of raw events. Call inside a write transaction; nothing is committed here.
+
+    Rejected events are quarantined (unless ``keep_rejected`` is False, for a replay of the quarantine
+    itself) and reported with their index and reasons; the rest are stored exactly once.
+    """
+    catalog = load_catalog(session)
+    kinds = load_kinds(session, region=settings.default_region)
+    checked = check_batch(events, catalog=catalog, kinds=kinds, settings=settings)
+    return store_batch(
+        session, checked, kinds=kinds, settings=settings, transport=transport, keep_rejected=keep_rejected
+    )
+
+
+def ingest_stream(
+    database: Database,
+    batches: Iterable[Sequence[Any]],
+    *,
+    settings: Settings,
+    transport: str,
+    on_batch: Callable[[Sequence[Any], Outcome], None] | None = None,
+) -> Outcome:
+    """Ingest many batches, one transaction each (imports, the demo, benchmarks). The catalog and the
+    identifier kinds are read once, at the start."""
+    with database.session() as session:
+        catalog = load_catalog(session)
+        kinds = load_kinds(session, region=settings.default_region)
+    total = Outcome()
+    for events in batches:
+        checked = check_batch(events, catalog=catalog, kinds=kinds, settings=settings)
+        with database.session(write=True) as session:
+            outcome = store_batch(session, checked, kinds=kinds, settings=settings, transport=transport)
+        total.add(outcome)
+        if on_batch is not None:
+            on_batch(events, outcome)
+    return total
