@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from rapport.api import create_app
@@ -89,3 +90,9 @@ def output_dir() -> Path:
     path = Path(__file__).parent.parent / "test-output"
     path.mkdir(exist_ok=True)
     return path
+
+
+# Property tests explore new examples on a developer's machine and replay the same ones in CI.
+hypothesis_settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI") == "true":
+    hypothesis_settings.load_profile("ci")

@@ -195,3 +195,24 @@ def test_chained_merges_in_one_batch_log_what_each_absorbed_profile_held(
     ]
     assert view["identifiers"].keys() == {"cookie_id", "email", "customer_id"}
     assert view["counters"]["orders"] == 1
+
+
+def test_a_chain_through_a_profile_born_in_the_same_batch_moves_everything_to_the_last_survivor(
+    db: Database, settings: Settings
+) -> None:
+    ingest(db, settings, [message({"loyalty_id": "L-5"}), page_view({"cookie_id": "c-5"}, minute=1)])
+    ingest(
+        db,
+        settings,
+        [
+            message({"email": "p5@example.com"}, minute=2),  # a new profile …
+            page_view({"cookie_id": "c-5", "email": "p5@example.com"}, minute=3),  # … absorbs the cookie's
+            message({"loyalty_id": "L-5", "email": "p5@example.com"}, minute=4),  # … and is absorbed in turn
+        ],
+    )
+
+    (root,) = live_profiles(db)
+    assert holder(db, "cookie_id", "c-5") == holder(db, "email", "p5@example.com") == root
+    with db.session() as session:
+        view = profile_360(session, profile_id=root)
+    assert view is not None and view["counters"]["events"] == 5

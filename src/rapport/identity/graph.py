@@ -254,23 +254,28 @@ class GraphBatch:
         ]
         existing_merges = [m for m in merges if m.absorbed in self.existing]
         if existing_merges:
-            pairs = [{"b_s": m.survivor, "b_a": m.absorbed} for m in existing_merges]
-            for table, column in (
-                (table_of(Identifier), "profile_id"),
-                (table_of(Event), "profile_id"),
-                (table_of(Order), "profile_id"),
-                (table_of(Case), "profile_id"),
-                (table_of(Device), "profile_id"),
+            # What an absorbed profile owned goes straight to the final survivor of the batch: in a chain
+            # (a into b, b into c) where b is new, nothing else would move a's rows on from b.
+            to_root = [{"b_s": self.root(m.survivor), "b_a": m.absorbed} for m in existing_merges]
+            for table in (
+                table_of(Identifier),
+                table_of(Event),
+                table_of(Order),
+                table_of(Case),
+                table_of(Device),
             ):
-                col = table.c[column]
                 conn.execute(
-                    update(table).where(col == bindparam("b_a")).values({column: bindparam("b_s")}), pairs
+                    update(table)
+                    .where(table.c.profile_id == bindparam("b_a"))
+                    .values(profile_id=bindparam("b_s")),
+                    to_root,
                 )
-            conn.execute(
-                update(table_of(Profile))
-                .where(table_of(Profile).c.id == bindparam("b_a"))
+            profiles = table_of(Profile)
+            conn.execute(  # the alias keeps pointing at the direct survivor, as the merge log says
+                update(profiles)
+                .where(profiles.c.id == bindparam("b_a"))
                 .values(merged_into=bindparam("b_s"), updated_at=self.now),
-                pairs,
+                [{"b_s": m.survivor, "b_a": m.absorbed} for m in existing_merges],
             )
         if rows:
             conn.execute(insert(table_of(Identifier)), rows)
