@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
@@ -92,7 +93,10 @@ def output_dir() -> Path:
     return path
 
 
-# Property tests explore new examples on a developer's machine and replay the same ones in CI.
-hypothesis_settings.register_profile("ci", derandomize=True)
-if os.environ.get("CI") == "true":
-    hypothesis_settings.load_profile("ci")
+# Property tests run against the database, so few examples each; they explore new ones on a developer's
+# machine and replay the same ones in CI. --hypothesis-profile=deep searches much longer.
+_quick = {"max_examples": 8, "deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+hypothesis_settings.register_profile("dev", **_quick)
+hypothesis_settings.register_profile("ci", derandomize=True, **_quick)
+hypothesis_settings.register_profile("deep", **{**_quick, "max_examples": 150})
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")

@@ -6,8 +6,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hsettings
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -224,7 +223,6 @@ def ingest_in_batches(
         start += size
 
 
-@hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000))
 def test_shuffled_streams_give_the_same_state(db: Database, settings: Settings, seed: int) -> None:
     events = world(seed, size=12)
@@ -241,7 +239,6 @@ def test_shuffled_streams_give_the_same_state(db: Database, settings: Settings, 
     assert len(in_order) == PEOPLE
 
 
-@hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000))
 def test_counters_equal_a_recomputation_after_merges(db: Database, settings: Settings, seed: int) -> None:
     events = world(seed, size=10)
