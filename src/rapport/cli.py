@@ -141,7 +141,7 @@ def demo(
 @bench_app.command("ingest")
 def bench_ingest(
     events: Annotated[int, typer.Option(min=1000)] = 200_000,
-    batch_size: Annotated[int, typer.Option(min=100, max=5000)] = 5000,
+    batch_size: Annotated[int, typer.Option(min=100, max=50_000)] = 5000,
 ) -> None:
     """Full pipeline vs raw bulk load of the same rows, on the configured backend."""
     from rapport.bench.ingest import run

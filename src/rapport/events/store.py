@@ -40,6 +40,11 @@ class EventRow(NamedTuple):
     channel: str | None
     identifiers: dict[str, Any]
     data: dict[str, Any]
+    #: identifiers and data already serialised as JSON, when the caller has them
+    encoded: tuple[str, str] | None = None
+
+    def json_columns(self) -> tuple[str, str]:
+        return self.encoded or (_dumps(self.identifiers), _dumps(self.data))
 
 
 def _dumps(value: Any) -> str:
@@ -58,7 +63,7 @@ def append_events(connection: Connection, rows: Sequence[EventRow], *, table: st
             cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy,
         ):
             for row in rows:
-                copy.write_row((*row[:9], _dumps(row.identifiers), _dumps(row.data)))
+                copy.write_row((*row[:9], *row.json_columns()))
         return
     placeholders = ", ".join("?" for _ in COLUMNS)
     cursor = driver.cursor()
@@ -76,8 +81,7 @@ def append_events(connection: Connection, rows: Sequence[EventRow], *, table: st
                     r.profile_id,
                     r.subject,
                     r.channel,
-                    _dumps(r.identifiers),
-                    _dumps(r.data),
+                    *r.json_columns(),
                 )
                 for r in rows
             ],

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from rapport.db.locks import lock_identity_graph
 from rapport.events.models import Event
+from rapport.events.store import COLUMNS as EVENT_COLUMNS
 from rapport.events.store import EventRow
 from rapport.identity.graph import key_text
 from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS, IdentifierKind, InvalidIdentifier, KindTable
@@ -144,7 +145,7 @@ def undo_merge(
     ours = {key_text((i.kind, i.value)) for i in identifiers_of(session, profile_id=holder)} - theirs
 
     moved: list[EventRow] = []
-    columns = [Event.__table__.c[name] for name in EventRow._fields]
+    columns = [Event.__table__.c[name] for name in EVENT_COLUMNS]
     for row in conn.execute(select(Event.__table__.c.seq, *columns).where(Event.profile_id == holder)):
         fact = EventRow(*row[1:])
         keys = set()

@@ -35,6 +35,7 @@ class Candidate:
     data: dict[str, Any]
     subject: str | None
     channel: str | None
+    encoded: tuple[str, str]  # identifiers and data as JSON, ready to store
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,12 @@ def _nul_paths(value: Any, path: str) -> list[str]:
     return []
 
 
+def _nul_errors(raw: Any) -> list[str]:
+    return [
+        f"{path}: contains a NUL character (\\u0000), which cannot be stored" for path in _nul_paths(raw, "")
+    ]
+
+
 def has_nul(raw: Any) -> bool:
     """Cheap test on the serialised form; the walk that names the fields runs only when it is true."""
     try:
@@ -169,11 +176,6 @@ def check(
     if not isinstance(raw, dict):
         return Rejection(index, None, None, [f"event: expected an object, got {type(raw).__name__}"], raw)
     errors: list[str] = [f"{name}: unknown envelope field" for name in raw if name not in ENVELOPE_FIELDS]
-    if has_nul(raw):
-        errors.extend(
-            f"{path}: contains a NUL character (\\u0000), which cannot be stored"
-            for path in _nul_paths(raw, "")
-        )
     event_id = _text(raw, "id", MAX_ID, errors)
     type_name = _text(raw, "type", 100, errors)
     source = _text(raw, "source", MAX_SOURCE, errors)
@@ -200,11 +202,19 @@ def check(
     elif event_type is not None:
         errors.extend(event_type.errors(data))
         errors.extend(_index_errors(event_type, data))
+    encoded = None
+    if not errors and isinstance(data, dict):
+        # Serialised once here, for the NUL test and for storage alike.
+        encoded = (orjson.dumps(raw["identifiers"]), orjson.dumps(data))
+        if b"\\u0000" in encoded[0] or b"\\u0000" in encoded[1] or "\x00" in f"{event_id}{type_name}{source}":
+            errors.extend(_nul_errors(raw))
+    elif has_nul(raw):
+        errors.extend(_nul_errors(raw))
     raw_id = raw.get("id") if isinstance(raw.get("id"), str) else None
     raw_type = raw.get("type") if isinstance(raw.get("type"), str) else None
     if errors or event_type is None or event_id is None or source is None or occurred_at is None:
         return Rejection(index, raw_id, raw_type, errors or ["event: invalid"], raw)
-    assert isinstance(data, dict)
+    assert isinstance(data, dict) and encoded is not None
     return Candidate(
         index=index,
         event_id=event_id,
@@ -217,4 +227,5 @@ def check(
         data=data,
         subject=event_type.subject_of(data),
         channel=event_type.channel_of(data),
+        encoded=(encoded[0].decode(), encoded[1].decode()),
     )

@@ -186,6 +186,7 @@ def store_batch(
             c.channel,
             c.identifiers,
             c.data,
+            c.encoded,
         )
         for c, pid in zip(fresh, resolution.profile_ids, strict=True)
     ]
