@@ -13,8 +13,7 @@ from httpx2 import Response
 
 from builders import event, message, order, page_view
 from rapport.db import Database
-
-PROBLEM_JSON = "application/problem+json"
+from support.http import PROBLEM_JSON, ok, problem
 
 WARRANTY_V1: dict[str, Any] = {
     "type": "object",
@@ -26,22 +25,6 @@ WARRANTY_V2: dict[str, Any] = {
     "required": ["serial", "claim_id"],
     "properties": {"serial": {"type": "string", "maxLength": 64}, "claim_id": {"type": "string"}},
 }
-
-
-def problem(response: Response, status: int) -> dict[str, Any]:
-    """The problem document of ``response``, after checking it is one, with ``status``."""
-    assert response.status_code == status, response.text[:500]
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body: dict[str, Any] = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    return body
-
-
-def ok(response: Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text[:500]
-    return response.json()
 
 
 def send(client: TestClient, events: list[dict[str, Any]]) -> Response:

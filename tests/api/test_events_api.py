@@ -8,7 +8,6 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from httpx2 import Response
 from sqlalchemy import func, select
 
 from builders import event, order, page_view
@@ -17,20 +16,9 @@ from rapport.db import Database
 from rapport.events import Event
 from rapport.ingest.models import QuarantinedEvent
 from rapport.settings import Settings
+from support.http import problem
 
-PROBLEM_JSON = "application/problem+json"
 MB = 1024 * 1024
-
-
-def problem(response: Response, status: int) -> dict[str, Any]:
-    """The problem document of ``response``, after checking it is one, with ``status``."""
-    assert response.status_code == status, response.text[:500]
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body: dict[str, Any] = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    return body
 
 
 def stored_ids(db: Database) -> set[str]:

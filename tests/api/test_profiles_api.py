@@ -9,23 +9,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from httpx2 import Response
 
 from builders import BASE, event, message, order, page_view
 from rapport.db import Database
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def problem(response: Response, status: int) -> dict[str, Any]:
-    """The problem document of ``response``, after checking it is one, with ``status``."""
-    assert response.status_code == status, response.text[:500]
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body: dict[str, Any] = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    return body
+from support.http import problem
 
 
 def send(client: TestClient, events: list[dict[str, Any]]) -> None:

@@ -3,50 +3,39 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from threading import Lock
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.models import EventTypeVersion
 from rapport.catalog.registry import Catalog, CatalogError, EventType, builtin_types, event_type_from_document
+from rapport.db.revisions import RevisionCache
 
-_cache: dict[str, tuple[tuple[Any, ...], Catalog]] = {}
-_cache_lock = Lock()
-
-
-def _revision(session: Session) -> tuple[Any, ...]:
-    count, newest = session.execute(select(func.count(), func.max(EventTypeVersion.created_at))).one()
-    return (count, newest)
+_catalogs: RevisionCache[Catalog] = RevisionCache(EventTypeVersion.created_at)
 
 
 def load_catalog(session: Session) -> Catalog:
     """The current catalog. Cheap to call per batch: it is rebuilt only when an operator changed a type."""
-    key = str(session.get_bind().engine.url)
-    revision = _revision(session)
-    cached = _cache.get(key)
-    if cached is not None and cached[0] == revision:
-        return cached[1]
-    rows = session.scalars(select(EventTypeVersion)).all()
-    operator_types = [
-        event_type_from_document(
-            {
-                "type": r.type,
-                "version": r.version,
-                "schema": r.schema,
-                "description": r.description,
-                "subject": r.subject,
-                "channel": r.channel,
-            }
-        )
-        for r in rows
-    ]
-    catalog = Catalog([*builtin_types(), *operator_types])
-    with _cache_lock:
-        _cache[key] = (revision, catalog)
-    return catalog
+
+    def build() -> Catalog:
+        operator_types = [
+            event_type_from_document(
+                {
+                    "type": r.type,
+                    "version": r.version,
+                    "schema": r.schema,
+                    "description": r.description,
+                    "subject": r.subject,
+                    "channel": r.channel,
+                }
+            )
+            for r in session.scalars(select(EventTypeVersion))
+        ]
+        return Catalog([*builtin_types(), *operator_types])
+
+    return _catalogs.get(session, build)
 
 
 def add_event_type(

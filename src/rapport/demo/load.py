@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -33,18 +33,8 @@ def load_world(
     """
     world = generate_world(WorldSize(customers=customers, months=months), seed=seed)
     gc.freeze()  # the generated world stays in memory; keep the collector from rescanning it every batch
-    done = 0
-    progress = Outcome()
-
-    def report(events: Sequence[Any], outcome: Outcome) -> None:
-        nonlocal done
-        done += len(events)
-        progress.add(outcome)
-        if on_progress:
-            on_progress(done, progress)
-
     batches = (world.events[start : start + batch_size] for start in range(0, len(world.events), batch_size))
-    total = ingest_stream(database, batches, settings=settings, transport="demo", on_batch=report)
+    total = ingest_stream(database, batches, settings=settings, transport="demo", on_progress=on_progress)
     gc.unfreeze()
     with database.session() as session:
         profiles = session.scalar(select(func.count()).where(Profile.merged_into.is_(None)))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from threading import Lock
-from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rapport.db.locks import lock_identity_graph
+from rapport.db.revisions import RevisionCache
 from rapport.events.models import Event
 from rapport.events.store import COLUMNS as EVENT_COLUMNS
 from rapport.events.store import EventRow
@@ -21,8 +20,7 @@ from rapport.profiles.models import Profile
 from rapport.profiles.projector import rebuild_entities, rebuild_profiles
 from rapport.profiles.service import resolve_root
 
-_kind_cache: dict[tuple[str, str], tuple[tuple[Any, ...], KindTable]] = {}
-_kind_lock = Lock()
+_kinds: RevisionCache[KindTable] = RevisionCache(IdentifierKindRecord.created_at)
 
 
 class IdentityError(ValueError):
@@ -35,19 +33,15 @@ class NotFound(LookupError):
 
 def load_kinds(session: Session, *, region: str) -> KindTable:
     """Built-in and operator-defined identifier kinds, cached until an operator changes them."""
-    key = (str(session.get_bind().engine.url), region)
-    revision = tuple(session.execute(select(func.count(), func.max(IdentifierKindRecord.created_at))).one())
-    cached = _kind_cache.get(key)
-    if cached is not None and cached[0] == revision:
-        return cached[1]
-    records = session.scalars(select(IdentifierKindRecord)).all()
-    extra = [
-        IdentifierKind(r.name, r.priority, r.max_per_profile, r.normaliser, r.description) for r in records
-    ]
-    table = KindTable([*BUILTIN_KINDS, *extra], region=region)
-    with _kind_lock:
-        _kind_cache[key] = (revision, table)
-    return table
+
+    def build() -> KindTable:
+        extra = [
+            IdentifierKind(r.name, r.priority, r.max_per_profile, r.normaliser, r.description)
+            for r in session.scalars(select(IdentifierKindRecord))
+        ]
+        return KindTable([*BUILTIN_KINDS, *extra], region=region)
+
+    return _kinds.get(session, build, variant=region)
 
 
 def add_kind(

@@ -13,6 +13,7 @@ import orjson
 
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
+from rapport.db.bulk import chunked
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import Outcome, ingest_stream
 from rapport.settings import Settings
@@ -87,17 +88,6 @@ def read_csv(
         yield event
 
 
-def _batches(items: Iterable[Item | Unparsable], size: int) -> Iterator[list[Item | Unparsable]]:
-    batch: list[Item | Unparsable] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def import_file(
     database: Database,
     path: Path,
@@ -121,7 +111,7 @@ def import_file(
     broken_count = 0
 
     def parsed(items: Iterable[Item | Unparsable]) -> Iterator[list[Item]]:
-        for batch in _batches(items, batch_size):
+        for batch in chunked(items, batch_size):
             broken = [item for item in batch if isinstance(item, Unparsable)]
             if broken:
                 nonlocal broken_count
@@ -130,20 +120,10 @@ def import_file(
                 broken_total.extend(broken[: max(0, 100 - len(broken_total))])
             yield [item for item in batch if not isinstance(item, Unparsable)]
 
-    seen = 0
-    progress = Outcome()
-
-    def report(events: Sequence[Any], outcome: Outcome) -> None:
-        nonlocal seen
-        seen += len(events)
-        progress.add(outcome)
-        if on_progress:
-            on_progress(seen, progress)
-
     with path.open(encoding="utf-8-sig", newline="") as stream:  # skip a byte-order mark
         items = read_csv(stream, field_type) if path.suffix.lower() == ".csv" else read_jsonl(stream)
         total = ingest_stream(
-            database, parsed(items), settings=settings, transport=transport, on_batch=report
+            database, parsed(items), settings=settings, transport=transport, on_progress=on_progress
         )
     total.rejected_count += broken_count
     total.rejected.extend({"index": None, "id": None, "errors": [b.error]} for b in broken_total)

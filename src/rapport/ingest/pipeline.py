@@ -226,19 +226,21 @@ def ingest_stream(
     *,
     settings: Settings,
     transport: str,
-    on_batch: Callable[[Sequence[Any], Outcome], None] | None = None,
+    on_progress: Callable[[int, Outcome], None] | None = None,
 ) -> Outcome:
-    """Ingest many batches, one transaction each (imports, the demo, benchmarks). The catalog and the
-    identifier kinds are read once, at the start."""
+    """Ingest many batches, one transaction each (imports, the demo, benchmarks), and report after each
+    batch how many events were read and what became of them so far. The catalog and the identifier kinds
+    are read once, at the start."""
     with database.session() as session:
         catalog = load_catalog(session)
         kinds = load_kinds(session, region=settings.default_region)
     total = Outcome()
+    read = 0
     for events in batches:
         checked = check_batch(events, catalog=catalog, kinds=kinds, settings=settings)
         with database.session(write=True) as session:
-            outcome = store_batch(session, checked, kinds=kinds, settings=settings, transport=transport)
-        total.add(outcome)
-        if on_batch is not None:
-            on_batch(events, outcome)
+            total.add(store_batch(session, checked, kinds=kinds, settings=settings, transport=transport))
+        read += len(events)
+        if on_progress is not None:
+            on_progress(read, total)
     return total
