@@ -64,7 +64,9 @@ def test_an_order_keeps_every_version_and_what_changed(db: Database, settings: S
     assert second["changes"]["lines"]["added"] == [{"sku": "C", "quantity": 1, "unit_price": 20}]
     assert second["changes"]["lines"]["removed"] == [{"sku": "B", "quantity": 1, "unit_price": 20}]
     assert second["changes"]["lines"]["changed"][0]["sku"] == "A"
-    assert third["type"] == "order.cancelled" and third["changes"] == {}
+    assert second["changes"]["status"] == {"from": "placed", "to": "amended"}
+    assert third["type"] == "order.cancelled"
+    assert third["changes"] == {"status": {"from": "amended", "to": "cancelled"}}
 
 
 def test_an_amendment_that_arrives_first_still_yields_versions_in_time_order(

@@ -72,6 +72,7 @@ def build_order(order_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
     status, placed_at, owner = "placed", None, ""
     for fact in _chronological(facts):
         fields = {k: v for k, v in fact.data.items() if k not in _ORDER_META}
+        before = status
         if fact.type == "order.placed":
             after, placed_at = fields, fact.occurred_at
             status = "cancelled" if status == "cancelled" else "placed"
@@ -80,6 +81,9 @@ def build_order(order_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
             status = "cancelled" if status == "cancelled" else "amended"
         else:
             after, status = dict(snapshot), "cancelled"
+        changes = diff_orders(snapshot, after) if versions else {}
+        if versions and status != before:
+            changes["status"] = {"from": before, "to": status}
         versions.append(
             {
                 "version": len(versions) + 1,
@@ -88,8 +92,9 @@ def build_order(order_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
                 "occurred_at": iso(fact.occurred_at),
                 "source": fact.source,
                 "reason": fact.data.get("reason"),
+                "status": status,
                 "order": after,
-                "changes": diff_orders(snapshot, after) if versions else {},
+                "changes": changes,
             }
         )
         snapshot, owner = after, fact.profile_id
