@@ -232,7 +232,6 @@ class GraphBatch:
                         "updated_at": self.now,
                         "merged_into": direct_parent.get(pid),
                         "traits": {},
-                        "counters": {},
                         "account": {},
                         "consents": {},
                         "state_version": 0,

@@ -18,12 +18,11 @@ class Profile(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     created_at: Mapped[datetime]
+    #: when the golden record (traits, account, consents) last changed
     updated_at: Mapped[datetime]
     merged_into: Mapped[str | None] = mapped_column(String(40), index=True)
     #: trait -> {"value", "source", "at", "priority", "event_id"}
     traits: Mapped[dict[str, Any]]
-    #: "events", "first_seen", "last_seen", "messages" {channel: n}, "last_seen_by_channel" {channel: at}
-    counters: Mapped[dict[str, Any]]
     #: "invoiced" and "paid" {currency: amount}, and the latest of credit_limit, parent_account, …
     account: Mapped[dict[str, Any]]
     #: "purpose:channel" -> {"status", "at", "source", "event_id"}

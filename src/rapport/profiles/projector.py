@@ -81,21 +81,21 @@ def project(
 ) -> None:
     """Fold ``rows`` (already stored) into the projections; ``merges`` are (survivor, absorbed) pairs made
     while resolving these rows, in the order they were made."""
-    touched = {row.profile_id for row in rows}
+    # Only the events that change the golden record, and the profiles of merges, touch profile rows.
+    stateful = [row for row in rows if row.type in golden.COLUMN_OF]
+    touched = {row.profile_id for row in stateful}
     for survivor, absorbed in merges:
         touched.update((survivor, absorbed))
     states = load_states(connection, touched)
+    changed: dict[str, set[str]] = {pid: set() for pid in states}
     for survivor, absorbed in merges:
         golden.merge(states[survivor], states[absorbed])
         states[absorbed] = golden.empty_state()
-    changed: dict[str, set[str]] = {pid: {"counters"} for pid in states}
-    for survivor, absorbed in merges:
-        changed[survivor] = changed[absorbed] = set(golden.COLUMNS)
-    for row in rows:
+        changed[survivor] = set(golden.COLUMNS)
+        changed[absorbed] = set(golden.COLUMNS)
+    for row in stateful:
         golden.apply(states[row.profile_id], row, priority_of)
-        column = golden.COLUMN_OF.get(row.type)
-        if column:
-            changed[row.profile_id].add(column)
+        changed[row.profile_id].add(golden.COLUMN_OF[row.type])
     save_states(connection, states, now=now, changed=changed)
 
     orders = {r.subject for r in rows if r.type in ORDER_TYPES and r.subject}
@@ -117,7 +117,10 @@ def rebuild_profiles(
     table = table_of(Event)
     columns = [table.c[name] for name in EVENT_COLUMNS]
     for chunk in chunked(sorted(states)):
-        for row in connection.execute(select(*columns).where(one_of(connection, table.c.profile_id, chunk))):
+        query = select(*columns).where(
+            one_of(connection, table.c.profile_id, chunk), table.c.type.in_(sorted(golden.COLUMN_OF))
+        )
+        for row in connection.execute(query):
             fact = EventRow(*row)
             golden.apply(states[fact.profile_id], fact, priority_of)
     save_states(connection, states, now=now)

@@ -92,6 +92,38 @@ def order_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
     }
 
 
+MESSAGE_TYPES = ("message.received", "message.sent")
+
+
+def event_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
+    """Events in all and per type, messages per channel, first and last seen (in all and per channel):
+    aggregated from the profile's events when asked, so they always equal a recount."""
+    rows = session.execute(
+        select(
+            Event.type, Event.channel, func.count(), func.min(Event.occurred_at), func.max(Event.occurred_at)
+        )
+        .where(Event.profile_id == profile_id)
+        .group_by(Event.type, Event.channel)
+    ).all()
+    by_type: dict[str, int] = {}
+    messages: dict[str, int] = {}
+    last_by_channel: dict[str, datetime] = {}
+    for kind, channel, n, _first, last in rows:
+        by_type[kind] = by_type.get(kind, 0) + n
+        if channel is not None:
+            last_by_channel[channel] = max(last, last_by_channel.get(channel, last))
+            if kind in MESSAGE_TYPES:
+                messages[channel] = messages.get(channel, 0) + n
+    return {
+        "events": sum(by_type.values()),
+        "first_seen": min((row[3] for row in rows), default=None),
+        "last_seen": max((row[4] for row in rows), default=None),
+        "by_type": by_type,
+        "messages": messages,
+        "last_seen_by_channel": last_by_channel,
+    }
+
+
 def profile_view(session: Session, *, profile_id: str, recent_orders: int = 20) -> dict[str, Any] | None:
     """The golden record of a live profile with its account, orders, open cases, devices and counters."""
     profile = session.get(Profile, profile_id)
@@ -111,7 +143,10 @@ def profile_view(session: Session, *, profile_id: str, recent_orders: int = 20) 
     devices = session.scalars(
         select(Device).where(Device.profile_id == profile_id).order_by(Device.serial)
     ).all()
-    counters = {**profile.counters, **order_counters(session, profile_id=profile_id)}
+    counters = {
+        **event_counters(session, profile_id=profile_id),
+        **order_counters(session, profile_id=profile_id),
+    }
     return {
         "id": profile.id,
         "created_at": profile.created_at,

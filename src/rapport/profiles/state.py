@@ -1,8 +1,10 @@
-"""The golden record as a pure fold over events.
+"""The golden record as a pure fold over events: traits, consents and the account.
 
-Every rule here is order independent: a trait keeps the value with the highest
-(source priority, time, event id); sums are sums; first and last seen are min and max. So the same
-events in any order, or two profiles folded apart and then merged, give the same state.
+Every rule here is order independent: a trait or a consent keeps the entry with the highest
+(source priority, time, event id); amounts are sums. So the same events in any order, or two profiles
+folded apart and then merged, give the same state. Only the event types in :data:`COLUMN_OF` change
+the state; counters (events, last seen, messages per channel) are aggregated from the event log when
+they are read (see profiles.service), so that the many other events need no profile write at all.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ State = dict[str, dict[str, Any]]
 
 #: Event types whose data fields become traits of the golden record.
 TRAIT_TYPES = frozenset({"profile.updated"})
-MESSAGE_TYPES = frozenset({"message.received", "message.sent"})
 
-COLUMNS = ("traits", "counters", "account", "consents")
-#: Which part of the state, besides the counters, an event type changes.
+COLUMNS = ("traits", "account", "consents")
+#: Which part of the state an event type changes; other types leave it alone.
 COLUMN_OF = {
     "profile.updated": "traits",
     "address.changed": "traits",
@@ -52,7 +53,7 @@ def iso(moment: datetime) -> str:
 
 
 def empty_state() -> State:
-    return {"traits": {}, "counters": {}, "account": {}, "consents": {}}
+    return {"traits": {}, "account": {}, "consents": {}}
 
 
 def copy_state(state: State) -> State:
@@ -61,7 +62,6 @@ def copy_state(state: State) -> State:
     return {
         "traits": dict(state["traits"]),
         "consents": dict(state["consents"]),
-        "counters": {k: dict(v) if isinstance(v, dict) else v for k, v in state["counters"].items()},
         "account": {k: dict(v) if isinstance(v, dict) else v for k, v in state["account"].items()},
     }
 
@@ -85,35 +85,14 @@ def _add(bucket: dict[str, Any], key: str, amount: float) -> None:
     bucket[key] = round(bucket.get(key, 0) + amount, 2)
 
 
-def _count(bucket: dict[str, Any], key: str, n: int = 1) -> None:
-    bucket[key] = bucket.get(key, 0) + n
-
-
-def _later(bucket: dict[str, Any], key: str, at: str) -> None:
-    if at > bucket.get(key, ""):
-        bucket[key] = at
-
-
-def _earlier(bucket: dict[str, Any], key: str, at: str) -> None:
-    if key not in bucket or at < bucket[key]:
-        bucket[key] = at
-
-
 def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
     """Fold one event into ``state`` in place."""
+    kind = fact.type
+    if kind not in COLUMN_OF:
+        return
     at = iso(fact.occurred_at)
     data = fact.data
-    counters = state["counters"]
-    _count(counters, "events")
-    _earlier(counters, "first_seen", at)
-    _later(counters, "last_seen", at)
-    _count(counters.setdefault("by_type", {}), fact.type)
-    if fact.channel:
-        _later(counters.setdefault("last_seen_by_channel", {}), fact.channel, at)
-    kind = fact.type
-    if kind in MESSAGE_TYPES and fact.channel:
-        _count(counters.setdefault("messages", {}), fact.channel)
-    elif kind in TRAIT_TYPES:
+    if kind in TRAIT_TYPES:
         prio = priority_of(fact.source)
         for name, value in data.items():
             _keep(
@@ -158,7 +137,7 @@ def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
         _add(state["account"].setdefault("invoiced", {}), str(data["currency"]), float(data["amount"]))
     elif kind == "payment.received":
         _add(state["account"].setdefault("paid", {}), str(data["currency"]), float(data["amount"]))
-    elif kind == "account.updated":
+    else:  # account.updated
         fields = state["account"].setdefault("fields", {})
         for name, value in data.items():
             _keep(fields, name, {"value": value, "source": fact.source, "at": at, "event_id": fact.event_id})
@@ -176,13 +155,3 @@ def merge(into: State, other: State) -> None:
             _add(account.setdefault(bucket, {}), currency, amount)
     for name, entry in theirs.get("fields", {}).items():
         _keep(account.setdefault("fields", {}), name, entry)
-    counters, theirs = into["counters"], other["counters"]
-    if "events" in theirs:
-        _count(counters, "events", theirs["events"])
-        _earlier(counters, "first_seen", theirs["first_seen"])
-        _later(counters, "last_seen", theirs["last_seen"])
-    for bucket in ("by_type", "messages"):
-        for key, n in theirs.get(bucket, {}).items():
-            _count(counters.setdefault(bucket, {}), key, n)
-    for key, at in theirs.get("last_seen_by_channel", {}).items():
-        _later(counters.setdefault("last_seen_by_channel", {}), key, at)

@@ -99,7 +99,7 @@ def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.
     return states
 
 
-StateRow = tuple[str, str | None, str | None, str | None, str | None]  # id, then STATE_COLUMNS as JSON
+StateRow = tuple[str, str | None, str | None, str | None]  # id, then STATE_COLUMNS as JSON (None: unchanged)
 
 
 def _save_by_copy(connection: Connection, rows: list[StateRow], *, now: datetime, token: int) -> None:
@@ -110,7 +110,7 @@ def _save_by_copy(connection: Connection, rows: list[StateRow], *, now: datetime
     with driver.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS profile_state_stage "
-            "(id text, traits jsonb, counters jsonb, account jsonb, consents jsonb) ON COMMIT DELETE ROWS"
+            "(id text, traits jsonb, account jsonb, consents jsonb) ON COMMIT DELETE ROWS"
         )
         with cursor.copy(f"COPY profile_state_stage (id, {', '.join(STATE_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
@@ -148,19 +148,18 @@ def save_states(
     changed: Mapping[str, Iterable[str]] | None = None,
 ) -> None:
     """Write each state back to its profile row: every column, or only those in ``changed[id]`` when
-    given (``counters`` always, with a fresh token); and remember what was written. The states are
-    handed over to the cache: do not change them afterwards."""
+    given, with a fresh token; and remember what was written. The states are handed over to the cache:
+    do not change them afterwards."""
     if not states:
         return
     token = secrets.randbits(62) | 1  # never NEVER_SAVED
     rows: list[StateRow] = []
     for pid, state in states.items():
         wanted = STATE_COLUMNS if changed is None else changed.get(pid, STATE_COLUMNS)
-        traits, counters, account, consents = (
-            orjson.dumps(state[name]).decode() if name == "counters" or name in wanted else None
-            for name in STATE_COLUMNS
+        traits, account, consents = (
+            orjson.dumps(state[name]).decode() if name in wanted else None for name in STATE_COLUMNS
         )
-        rows.append((pid, traits, counters, account, consents))
+        rows.append((pid, traits, account, consents))
     if connection.dialect.name == "postgresql":
         _save_by_copy(connection, rows, now=now, token=token)
     else:

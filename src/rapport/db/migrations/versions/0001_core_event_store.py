@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 16:02:54.560143
+Create Date: 2026-11-22 16:36:54.148791
 """
 
 from collections.abc import Sequence
@@ -203,11 +203,6 @@ def upgrade() -> None:
         sa.Column("merged_into", sa.String(length=40), nullable=True),
         sa.Column(
             "traits",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
-        sa.Column(
-            "counters",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
