@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import ColumnElement, Connection, Table, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+
+from rapport.db.base import epoch_micros
 
 T = TypeVar("T")
 
@@ -45,3 +49,57 @@ def one_of(connection: Connection, column: ColumnElement[Any], values: Sequence[
     if connection.dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+def _driver_value(value: Any, sqlite: bool) -> Any:
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    if sqlite and isinstance(value, datetime):
+        return epoch_micros(value)
+    return value
+
+
+def insert_rows(
+    connection: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert plain rows (datetimes, dicts and lists allowed) straight through the driver: COPY on
+    PostgreSQL, one prepared INSERT on SQLite. For hot paths where SQLAlchemy's per-row work shows."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    names = ", ".join(columns)
+    if connection.dialect.name == "postgresql":
+        with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([_driver_value(v, False) for v in row])
+        return
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(
+            f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in columns)})",
+            [[_driver_value(v, True) for v in row] for row in rows],
+        )
+    finally:
+        cursor.close()
+
+
+def select_rows(
+    connection: Connection, table: Table, columns: Sequence[str], key: str, values: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """``SELECT columns FROM table WHERE key IN values`` as plain tuples, straight through the driver."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    names = ", ".join(columns)
+    found: list[tuple[Any, ...]] = []
+    cursor = driver.cursor()
+    try:
+        if connection.dialect.name == "postgresql":
+            cursor.execute(f"SELECT {names} FROM {table.name} WHERE {key} = ANY(%s)", (list(values),))
+            found.extend(cursor.fetchall())
+        else:
+            for chunk in chunked(values):
+                marks = ", ".join("?" for _ in chunk)
+                cursor.execute(f"SELECT {names} FROM {table.name} WHERE {key} IN ({marks})", chunk)
+                found.extend(cursor.fetchall())
+    finally:
+        cursor.close()
+    return found

@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, one_of
+from rapport.db.bulk import chunked, insert_rows, one_of, select_rows
 from rapport.events.models import Event
 from rapport.identity.kinds import KindTable
 from rapport.identity.models import Conflict, Identifier, Merge, MergeBlock
 from rapport.profiles.models import Case, Device, Order, Profile
 from rapport.profiles.service import resolve_root
+from rapport.profiles.statestore import NEVER_SAVED
 
 Key = tuple[str, str]  # (kind, normalised value)
 
@@ -86,16 +87,14 @@ class GraphBatch:
 
     def _load(self, keys: set[Key]) -> None:
         table = table_of(Identifier)
-        for chunk in chunked(sorted(keys)):
-            # Looked up by value through the (value, kind) index; the few extra pairs it may return
-            # (a value known under another kind) are dropped here.
-            query = select(table.c.kind, table.c.value, table.c.profile_id).where(
-                table.c.kind.in_(sorted({k for k, _ in chunk})),
-                one_of(self.connection, table.c.value, [v for _, v in chunk]),
-            )
-            for kind, value, pid in self.connection.execute(query):
-                if (kind, value) in keys:
-                    self.owner[(kind, value)] = pid
+        # Looked up by value through the (value, kind) index; the few extra pairs this may return (a value
+        # known under another kind) are dropped here.
+        values = sorted({value for _, value in keys})
+        for kind, value, pid in select_rows(
+            self.connection, table, ["kind", "value", "profile_id"], "value", values
+        ):
+            if (kind, value) in keys:
+                self.owner[(kind, value)] = pid
         self.existing = set(self.owner.values())
         for pid in self.existing:
             self.counts[pid] = Counter()
@@ -223,31 +222,27 @@ class GraphBatch:
         merges = resolution.merges
         direct_parent = {m.absorbed: m.survivor for m in merges}
         if resolution.new_profiles:
-            conn.execute(
-                insert(table_of(Profile)),
+            insert_rows(
+                conn,
+                table_of(Profile),
                 [
-                    {
-                        "id": pid,
-                        "created_at": at,
-                        "updated_at": self.now,
-                        "merged_into": direct_parent.get(pid),
-                        "traits": {},
-                        "account": {},
-                        "consents": {},
-                        "state_version": 0,
-                    }
+                    "id",
+                    "created_at",
+                    "updated_at",
+                    "merged_into",
+                    "traits",
+                    "account",
+                    "consents",
+                    "state_version",
+                ],
+                [
+                    (pid, at, self.now, direct_parent.get(pid), {}, {}, {}, NEVER_SAVED)
                     for pid, at in resolution.new_profiles.items()
                 ],
             )
         held = self._held_keys(resolution)
         rows = [
-            {
-                "kind": kind,
-                "value": value,
-                "profile_id": self.root(pid),
-                "source": claim.source,
-                "first_seen_at": claim.occurred_at,
-            }
+            (kind, value, self.root(pid), claim.source, claim.occurred_at)
             for pid, keys in self.attached.items()
             for (kind, value), claim in keys
         ]
@@ -263,12 +258,7 @@ class GraphBatch:
                 table_of(Case),
                 table_of(Device),
             ):
-                conn.execute(
-                    update(table)
-                    .where(table.c.profile_id == bindparam("b_a"))
-                    .values(profile_id=bindparam("b_s")),
-                    to_root,
-                )
+                move_rows(conn, table, to_root)
             profiles = table_of(Profile)
             conn.execute(  # the alias keeps pointing at the direct survivor, as the merge log says
                 update(profiles)
@@ -277,7 +267,9 @@ class GraphBatch:
                 [{"b_s": m.survivor, "b_a": m.absorbed} for m in existing_merges],
             )
         if rows:
-            conn.execute(insert(table_of(Identifier)), rows)
+            insert_rows(
+                conn, table_of(Identifier), ["kind", "value", "profile_id", "source", "first_seen_at"], rows
+            )
         if merges:
             conn.execute(
                 insert(table_of(Merge)),
@@ -315,6 +307,20 @@ class GraphBatch:
             if m.survivor in held:
                 held[m.survivor] |= held[m.absorbed]
         return held
+
+
+def move_rows(connection: Connection, table: Table, moves: list[dict[str, str]]) -> None:
+    """Re-file every row of ``table`` owned by ``b_a`` under ``b_s``, for each pair in ``moves``."""
+    if connection.dialect.name == "postgresql":  # one statement for all pairs
+        connection.exec_driver_sql(
+            f"UPDATE {table.name} AS t SET profile_id = m.s FROM unnest(%s::text[], %s::text[]) AS m(a, s) "
+            "WHERE t.profile_id = m.a",
+            ([m["b_a"] for m in moves], [m["b_s"] for m in moves]),
+        )
+        return
+    connection.execute(
+        update(table).where(table.c.profile_id == bindparam("b_a")).values(profile_id=bindparam("b_s")), moves
+    )
 
 
 def profile_roots(connection: Connection, ids: Iterable[str]) -> dict[str, str]:

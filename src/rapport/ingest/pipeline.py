@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from rapport.catalog.registry import Catalog
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, one_of
+from rapport.db.bulk import select_rows
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.models import Event
 from rapport.events.store import EventRow, append_events
@@ -70,15 +70,8 @@ def source_priorities(settings: Settings) -> Callable[[str], int]:
 
 
 def _existing_ids(session: Session, ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    connection = session.connection()
-    for chunk in chunked(ids):
-        found.update(
-            connection.scalars(
-                select(Event.event_id).where(one_of(connection, table_of(Event).c.event_id, chunk))
-            )
-        )
-    return found
+    rows = select_rows(session.connection(), table_of(Event), ["event_id"], "event_id", ids)
+    return {event_id for (event_id,) in rows}
 
 
 def quarantine(session: Session, rejections: Sequence[Rejection], *, transport: str, now: datetime) -> None:
