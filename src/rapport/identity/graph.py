@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
@@ -35,13 +35,17 @@ def new_profile_id() -> str:
     return "prf_" + uuid.uuid4().hex[:20]
 
 
-class Claim(NamedTuple):
+class Claim(Protocol):
     """What the resolver needs of an event: who sent it, when, and the identifiers it carries."""
 
-    event_id: str
-    source: str
-    occurred_at: datetime
-    keys: tuple[Key, ...]
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def keys(self) -> tuple[Key, ...]: ...
 
 
 @dataclass

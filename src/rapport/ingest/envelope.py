@@ -154,10 +154,9 @@ def has_nul(raw: Any) -> bool:
         return False
 
 
-def _index_errors(event_type: EventType, data: dict[str, Any]) -> list[str]:
+def _index_errors(event_type: EventType, subject: str | None, channel: str | None) -> list[str]:
     """The subject and channel are indexed columns; an operator's schema may not bound their length."""
     found = []
-    subject, channel = event_type.subject_of(data), event_type.channel_of(data)
     if subject is not None and len(subject) > MAX_SUBJECT:
         found.append(
             f"data.{event_type.subject}: must be at most {MAX_SUBJECT} characters long (it names "
@@ -183,6 +182,7 @@ def check(
     keys = _keys(raw, kinds, errors)
     data = raw.get("data")
     event_type = None
+    subject = channel = None
     if type_name is not None:
         version = raw.get("schema_version")
         if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
@@ -201,7 +201,8 @@ def check(
         errors.append(f"data: expected an object, got {type(data).__name__}")
     elif event_type is not None:
         errors.extend(event_type.errors(data))
-        errors.extend(_index_errors(event_type, data))
+        subject, channel = event_type.subject_of(data), event_type.channel_of(data)
+        errors.extend(_index_errors(event_type, subject, channel))
     encoded = None
     if not errors and isinstance(data, dict):
         # Serialised once here, for the NUL test and for storage alike.
@@ -225,7 +226,7 @@ def check(
         identifiers=raw["identifiers"],
         keys=keys,
         data=data,
-        subject=event_type.subject_of(data),
-        channel=event_type.channel_of(data),
+        subject=subject,
+        channel=channel,
         encoded=(encoded[0].decode(), encoded[1].decode()),
     )

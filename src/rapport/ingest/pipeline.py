@@ -23,7 +23,7 @@ from rapport.db.bulk import select_rows
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.models import Event
 from rapport.events.store import EventRow, append_events
-from rapport.identity.graph import Claim, GraphBatch
+from rapport.identity.graph import GraphBatch
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
 from rapport.ingest.envelope import Candidate, Rejection, check, has_nul
@@ -164,7 +164,7 @@ def store_batch(
 
     connection = session.connection()
     graph = GraphBatch(connection, kinds, now=now)
-    resolution = graph.resolve([Claim(c.event_id, c.source, c.occurred_at, c.keys) for c in fresh])
+    resolution = graph.resolve(fresh)
     graph.write(resolution)
     rows = [
         EventRow(
