@@ -43,14 +43,14 @@ class Outcome:
     conflicts: int = 0
     new_profiles: int = 0
 
-    #: rejections over all batches; ``rejected`` keeps only the first few of a long run
+    #: how many were rejected; ``rejected`` keeps only the first hundred of a long run
     rejected_count: int = 0
 
     def add(self, other: Outcome, *, keep: int = 100) -> None:
         """Sum ``other`` into this outcome, remembering at most ``keep`` rejections in full."""
         self.accepted += other.accepted
         self.duplicates += other.duplicates
-        self.rejected_count += len(other.rejected)
+        self.rejected_count += other.rejected_count
         self.rejected.extend(other.rejected[: max(0, keep - len(self.rejected))])
         self.merges += other.merges
         self.conflicts += other.conflicts
@@ -159,6 +159,7 @@ def store_batch(
     if keep_rejected:
         quarantine(session, checked.rejections, transport=transport, now=now)
     outcome.rejected = [{"index": r.index, "id": r.event_id, "errors": r.errors} for r in checked.rejections]
+    outcome.rejected_count = len(outcome.rejected)
     if not fresh:
         return outcome
 
