@@ -64,6 +64,35 @@ def order(
     )
 
 
+def amended_then_cancelled(order_id: str, ids: dict[str, str]) -> list[dict[str, Any]]:
+    """An order of lines A and B (30), amended to two of A and one C (40), then cancelled."""
+    return [
+        order(
+            order_id,
+            ids,
+            minute=0,
+            total=30,
+            lines=[
+                {"sku": "A", "quantity": 1, "unit_price": 10},
+                {"sku": "B", "quantity": 1, "unit_price": 20},
+            ],
+        ),
+        event(
+            "order.amended",
+            ids=ids,
+            minute=5,
+            order_id=order_id,
+            total=40,
+            reason="customer called",
+            lines=[
+                {"sku": "A", "quantity": 2, "unit_price": 10},
+                {"sku": "C", "quantity": 1, "unit_price": 20},
+            ],
+        ),
+        event("order.cancelled", ids=ids, minute=9, order_id=order_id, reason="changed mind"),
+    ]
+
+
 def message(ids: dict[str, str], channel: str = "email", minute: float = 0, **kw: Any) -> dict[str, Any]:
     return event("message.received", ids=ids, minute=minute, channel=channel, **kw)
 

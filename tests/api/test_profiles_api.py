@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from builders import BASE, event, message, order, page_view
+from builders import BASE, amended_then_cancelled, event, message, order, page_view
 from rapport.db import Database
 from support.http import problem
 
@@ -385,34 +385,7 @@ def test_a_forged_cursor_is_a_422_problem(client: TestClient, payload: Any) -> N
 
 def test_an_order_shows_every_version_and_what_changed(client: TestClient) -> None:
     ids = {"email": "jo@example.com"}
-    send(
-        client,
-        [
-            order(
-                "O-1",
-                ids,
-                minute=0,
-                total=30,
-                lines=[
-                    {"sku": "A", "quantity": 1, "unit_price": 10},
-                    {"sku": "B", "quantity": 1, "unit_price": 20},
-                ],
-            ),
-            event(
-                "order.amended",
-                ids=ids,
-                minute=5,
-                order_id="O-1",
-                total=40,
-                reason="customer called",
-                lines=[
-                    {"sku": "A", "quantity": 2, "unit_price": 10},
-                    {"sku": "C", "quantity": 1, "unit_price": 20},
-                ],
-            ),
-            event("order.cancelled", ids=ids, minute=9, order_id="O-1", reason="changed mind"),
-        ],
-    )
+    send(client, amended_then_cancelled("O-1", ids))
 
     response = client.get("/v1/orders/O-1")
 

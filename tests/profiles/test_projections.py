@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from builders import event, ingest, message, order
+from builders import amended_then_cancelled, event, ingest, message, order
 from conftest import _empty
 from rapport.db import Database
 from rapport.identity.models import Identifier
@@ -24,35 +24,7 @@ from rapport.views import profile_360
 
 def test_an_order_keeps_every_version_and_what_changed(db: Database, settings: Settings) -> None:
     ids = {"email": "jo@example.com"}
-    ingest(
-        db,
-        settings,
-        [
-            order(
-                "O-1",
-                ids,
-                minute=0,
-                total=30,
-                lines=[
-                    {"sku": "A", "quantity": 1, "unit_price": 10},
-                    {"sku": "B", "quantity": 1, "unit_price": 20},
-                ],
-            ),
-            event(
-                "order.amended",
-                ids=ids,
-                minute=5,
-                order_id="O-1",
-                total=40,
-                reason="customer called",
-                lines=[
-                    {"sku": "A", "quantity": 2, "unit_price": 10},
-                    {"sku": "C", "quantity": 1, "unit_price": 20},
-                ],
-            ),
-            event("order.cancelled", ids=ids, minute=9, order_id="O-1", reason="changed mind"),
-        ],
-    )
+    ingest(db, settings, amended_then_cancelled("O-1", ids))
     with db.session() as session:
         view = order_view(session, order_id="O-1")
     assert view is not None
