@@ -216,3 +216,23 @@ def test_a_chain_through_a_profile_born_in_the_same_batch_moves_everything_to_th
     with db.session() as session:
         view = profile_360(session, profile_id=root)
     assert view is not None and view["counters"]["events"] == 5
+
+
+def test_the_same_clash_again_counts_as_another_occurrence_of_one_conflict(
+    db: Database, settings: Settings
+) -> None:
+    ingest(
+        db,
+        settings,
+        [
+            order("O-1", {"customer_id": "C-1", "email": "family@example.com"}),
+            order("O-2", {"customer_id": "C-2"}, minute=1),
+        ],
+    )
+    clash = {"customer_id": "C-2", "email": "family@example.com"}
+    ingest(db, settings, [message(clash, minute=2), message(clash, minute=3, id="second")])
+    ingest(db, settings, [message(clash, minute=4, id="third")])
+
+    with db.session() as session:
+        conflict = session.scalars(select(Conflict)).one()
+    assert (conflict.occurrences, conflict.last_event_id) == (3, "third")

@@ -31,14 +31,20 @@ def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
         yield chunk
 
 
+def dialect_insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows ON CONFLICT, for the connection's backend."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 def upsert(
     connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: Sequence[str]
 ) -> None:
     """Insert ``rows``, replacing every non-key column of rows whose ``key`` already exists."""
     if not rows:
         return
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
+    statement = dialect_insert(connection, table)
     updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
     connection.execute(statement.on_conflict_do_update(index_elements=list(key), set_=updates), list(rows))
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, insert_rows, one_of, select_rows
+from rapport.db.bulk import chunked, dialect_insert, insert_rows, one_of, select_rows
 from rapport.events.models import Event
 from rapport.identity.kinds import KindTable
 from rapport.identity.models import Conflict, Identifier, Merge, MergeBlock
@@ -152,7 +152,7 @@ class GraphBatch:
         assignments: list[str] = []
         merges: list[PlannedMerge] = []
         new_profiles: dict[str, datetime] = {}
-        conflicts: list[dict[str, Any]] = []
+        conflicts: dict[str, dict[str, Any]] = {}
         priority = self.kinds.priority
         for claim in claims:
             keys = sorted(claim.keys, key=lambda k: -priority(k[0]))
@@ -180,20 +180,19 @@ class GraphBatch:
                             )
                         )
                     else:
-                        conflicts.append(self._conflict(claim, "merge_refused", problem, [target, other]))
+                        self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
             for key in keys:
                 if key in self.owner:
                     continue
                 limit = self.kinds.limit(key[0])
                 if limit is not None and self.counts[target][key[0]] >= limit:
-                    conflicts.append(
-                        self._conflict(
-                            claim,
-                            "limit_reached",
-                            f"{key_text(key)} not linked: the profile already holds {limit} {key[0]} "
-                            f"identifier(s)",
-                            [target],
-                        )
+                    self._conflict(
+                        conflicts,
+                        claim,
+                        "limit_reached",
+                        f"{key_text(key)} not linked: the profile has its {limit} {key[0]} already",
+                        [target],
+                        about=key_text(key),
                     )
                     continue
                 self.owner[key] = target
@@ -204,18 +203,36 @@ class GraphBatch:
             profile_ids=[self.root(pid) for pid in assignments],
             merges=merges,
             new_profiles=new_profiles,
-            conflicts=conflicts,
+            conflicts=list(conflicts.values()),
         )
 
-    def _conflict(self, claim: Claim, reason: str, detail: str, profiles: list[str]) -> dict[str, Any]:
-        return {
+    def _conflict(
+        self,
+        found: dict[str, dict[str, Any]],
+        claim: Claim,
+        reason: str,
+        detail: str,
+        profiles: list[str],
+        *,
+        about: str = "",
+    ) -> None:
+        key = f"{reason}:{'|'.join(sorted(profiles))}:{about}"
+        if key in found:
+            found[key]["occurrences"] += 1
+            found[key]["last_event_id"] = claim.event_id
+            return
+        found[key] = {
+            "key": key,
             "event_id": claim.event_id,
+            "last_event_id": claim.event_id,
+            "occurrences": 1,
             "reason": reason,
             "detail": detail,
             "profile_ids": profiles,
             "identifiers": [key_text(k) for k in claim.keys],
             "status": "open",
             "created_at": self.now,
+            "updated_at": self.now,
         }
 
     # -- writing -------------------------------------------------------------------------------------
@@ -291,7 +308,19 @@ class GraphBatch:
                 ],
             )
         if resolution.conflicts:
-            conn.execute(insert(table_of(Conflict)), resolution.conflicts)
+            table = table_of(Conflict)
+            statement = dialect_insert(conn, table)
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["key"],
+                    set_={
+                        "occurrences": table.c.occurrences + statement.excluded.occurrences,
+                        "last_event_id": statement.excluded.last_event_id,
+                        "updated_at": statement.excluded.updated_at,
+                    },
+                ),
+                resolution.conflicts,
+            )
 
     def _held_keys(self, resolution: Resolution) -> dict[str, set[str]]:
         """For each absorbed profile, every identifier it held when it was absorbed."""

@@ -66,16 +66,22 @@ class MergeBlock(Base):
 
 
 class Conflict(Base):
-    """An event whose identifiers point at people the rules do not allow to be joined: for review."""
+    """Identifiers that point at people the rules do not allow to be joined: for a data steward to
+    review. The same clash seen again counts as another occurrence of one conflict, not a new one."""
 
     __tablename__ = "identity_conflicts"
     __table_args__ = (Index("ix_identity_conflicts_status_id", "status", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    event_id: Mapped[str | None] = mapped_column(String(200))
+    #: what makes two clashes the same: the reason and the profiles (and identifier) involved
+    key: Mapped[str] = mapped_column(String(400), unique=True)
+    event_id: Mapped[str | None] = mapped_column(String(200))  # the first event that showed it
+    last_event_id: Mapped[str | None] = mapped_column(String(200))
+    occurrences: Mapped[int] = mapped_column(default=1)
     reason: Mapped[str] = mapped_column(String(50))
     detail: Mapped[str] = mapped_column(String(1000))
     profile_ids: Mapped[list[Any]]
     identifiers: Mapped[list[Any]]
     status: Mapped[str] = mapped_column(String(20), default="open")
     created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -38,14 +38,19 @@ class MergeOut(BaseModel):
 
 
 class ConflictOut(BaseModel):
+    """A clash for review; seen again, it counts another occurrence."""
+
     id: int
     event_id: str | None
+    last_event_id: str | None
+    occurrences: int
     reason: str
     detail: str
     profile_ids: list[str]
     identifiers: list[str]
     status: str
     created_at: datetime
+    updated_at: datetime
 
     model_config = {"from_attributes": True}
 

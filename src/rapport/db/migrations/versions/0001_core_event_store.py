@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 16:36:54.148791
+Create Date: 2026-11-22 16:51:32.893017
 """
 
 from collections.abc import Sequence
@@ -124,7 +124,10 @@ def upgrade() -> None:
     op.create_table(
         "identity_conflicts",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=400), nullable=False),
         sa.Column("event_id", sa.String(length=200), nullable=True),
+        sa.Column("last_event_id", sa.String(length=200), nullable=True),
+        sa.Column("occurrences", sa.Integer(), nullable=False),
         sa.Column("reason", sa.String(length=50), nullable=False),
         sa.Column("detail", sa.String(length=1000), nullable=False),
         sa.Column(
@@ -139,7 +142,9 @@ def upgrade() -> None:
         ),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("created_at", rapport.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", rapport.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_conflicts")),
+        sa.UniqueConstraint("key", name=op.f("uq_identity_conflicts_key")),
     )
     with op.batch_alter_table("identity_conflicts", schema=None) as batch_op:
         batch_op.create_index("ix_identity_conflicts_status_id", ["status", "id"], unique=False)
