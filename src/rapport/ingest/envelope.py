@@ -174,7 +174,10 @@ def check(
     """A :class:`Candidate` when ``raw`` is a valid event, else a :class:`Rejection` with every reason."""
     if not isinstance(raw, dict):
         return Rejection(index, None, None, [f"event: expected an object, got {type(raw).__name__}"], raw)
-    errors: list[str] = [f"{name}: unknown envelope field" for name in raw if name not in ENVELOPE_FIELDS]
+    unknown = raw.keys() - ENVELOPE_FIELDS
+    errors: list[str] = (
+        [f"{name}: unknown envelope field" for name in raw if name in unknown] if unknown else []
+    )
     event_id = _text(raw, "id", MAX_ID, errors)
     type_name = _text(raw, "type", 100, errors)
     source = _text(raw, "source", MAX_SOURCE, errors)
@@ -211,9 +214,9 @@ def check(
             errors.extend(_nul_errors(raw))
     elif has_nul(raw):
         errors.extend(_nul_errors(raw))
-    raw_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-    raw_type = raw.get("type") if isinstance(raw.get("type"), str) else None
     if errors or event_type is None or event_id is None or source is None or occurred_at is None:
+        raw_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+        raw_type = raw.get("type") if isinstance(raw.get("type"), str) else None
         return Rejection(index, raw_id, raw_type, errors or ["event: invalid"], raw)
     assert isinstance(data, dict) and encoded is not None
     return Candidate(

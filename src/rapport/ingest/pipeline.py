@@ -119,12 +119,13 @@ def check_batch(
 ) -> CheckedBatch:
     """Check every event of a batch against the catalog and the identifier rules; drop repeats within it."""
     now = datetime.now(UTC)
+    skew = settings.max_future_skew
     fresh: list[Candidate] = []
     rejections: list[Rejection] = []
     seen: set[str] = set()
     duplicates = 0
     for index, raw in enumerate(events):
-        checked = check(raw, index, catalog=catalog, kinds=kinds, now=now, skew=settings.max_future_skew)
+        checked = check(raw, index, catalog=catalog, kinds=kinds, now=now, skew=skew)
         if isinstance(checked, Rejection):
             rejections.append(checked)
         elif checked.event_id in seen:
