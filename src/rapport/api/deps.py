@@ -39,19 +39,15 @@ def get_settings(request: Request) -> Settings:
 
 
 def read_session(request: Request) -> Iterator[Session]:
+    """A read-only session for the request. Routes that write open their own transaction, so that it
+    is committed before the answer is sent."""
     with get_database(request).session() as session:
-        yield session
-
-
-def write_session(request: Request) -> Iterator[Session]:
-    with get_database(request).session(write=True) as session:
         yield session
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ReadSession = Annotated[Session, Depends(read_session)]
-WriteSession = Annotated[Session, Depends(write_session)]
 
 
 def get_kinds(session: ReadSession, settings: SettingsDep) -> KindTable:
