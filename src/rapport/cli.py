@@ -97,7 +97,7 @@ def import_(
     typer.echo(
         f"{outcome.accepted:,} accepted, {outcome.duplicates:,} duplicates, "
         f"{outcome.rejected_count:,} rejected (see GET /v1/quarantine), {outcome.merges:,} merges, "
-        f"{outcome.conflicts:,} conflicts"
+        f"{outcome.conflicts:,} identity clashes"
     )
     for rejection in outcome.rejected[:5]:
         typer.echo(f"  rejected {rejection['id'] or '(no id)'}: {'; '.join(rejection['errors'])}")

@@ -87,8 +87,8 @@ def run(settings: Settings, *, events: int, batch_size: int, echo: Callable[[str
     raw_per_s = len(rows) / raw_s
     echo(
         f"pipeline: {total.accepted:,} accepted, {total.duplicates:,} duplicates, {total.rejected_count:,} "
-        f"rejected, {total.new_profiles:,} profiles, {total.merges:,} merges, {total.conflicts:,} conflicts "
-        f"in {pipeline_s:.1f} s"
+        f"rejected, {total.new_profiles:,} profiles, {total.merges:,} merges, {total.conflicts:,} identity "
+        f"clashes in {pipeline_s:.1f} s"
     )
     echo(f"raw:      {len(rows):,} rows in {raw_s:.1f} s")
     return {

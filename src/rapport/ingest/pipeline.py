@@ -189,7 +189,7 @@ def store_batch(
     project(connection, rows, merges=resolution.merge_pairs, priority_of=source_priorities(settings), now=now)
     outcome.accepted = len(rows)
     outcome.merges = len(resolution.merges)
-    outcome.conflicts = len(resolution.conflicts)
+    outcome.conflicts = sum(c["occurrences"] for c in resolution.conflicts)  # clashes seen
     outcome.new_profiles = len(resolution.new_profiles)
     return outcome
 
