@@ -236,3 +236,36 @@ def test_the_same_clash_again_counts_as_another_occurrence_of_one_conflict(
     with db.session() as session:
         conflict = session.scalars(select(Conflict)).one()
     assert (conflict.occurrences, conflict.last_event_id) == (3, "third")
+
+
+def test_undoing_an_old_merge_after_a_later_one_gives_back_only_what_it_joined(
+    db: Database, settings: Settings
+) -> None:
+    ingest(db, settings, [order("O-A", {"cookie_id": "c-a"}, total=5)])
+    ingest(db, settings, [message({"email": "b@example.com"}, minute=1)])
+    ingest(db, settings, [page_view({"cookie_id": "c-a", "email": "b@example.com"}, minute=2)])  # a into b
+    ingest(db, settings, [message({"customer_id": "C-1"}, minute=3)])
+    ingest(db, settings, [message({"customer_id": "C-1", "email": "b@example.com"}, minute=4)])  # b into c
+    with db.session() as session:
+        first = session.scalars(select(Merge).order_by(Merge.id)).first()
+    assert first is not None and len(live_profiles(db)) == 1
+
+    with db.session(write=True) as session:
+        undo_merge(
+            session,
+            merge_id=first.id,
+            kinds=load_kinds(session, region="GB"),
+            priority_of=source_priorities(settings),
+        )
+
+    assert len(live_profiles(db)) == 2
+    cookie_holder, email_holder = holder(db, "cookie_id", "c-a"), holder(db, "email", "b@example.com")
+    assert cookie_holder != email_holder
+    assert email_holder == holder(db, "customer_id", "C-1")
+    with db.session() as session:
+        restored = profile_360(session, profile_id=cookie_holder)
+        rest = profile_360(session, profile_id=email_holder)
+    assert restored is not None and rest is not None
+    assert [o["order_id"] for o in restored["orders"]] == ["O-A"]
+    assert restored["counters"]["events"] == 1  # its order; the bridging view stays with the survivor
+    assert rest["orders"] == [] and rest["counters"]["events"] == 4
