@@ -3,6 +3,8 @@
 Each save stamps the rows it writes with a random token (``state_version``). A cached state is used
 only while the row still carries the token it was cached with, so a write by another process, a
 rolled-back transaction or a rebuild simply makes the cache miss: correctness never depends on it.
+That holds as long as every write of the state columns (traits, account, consents) goes through
+:func:`save_states`, which sets a fresh token; anything else that changes them must do the same.
 """
 
 from __future__ import annotations
