@@ -65,27 +65,32 @@ def _driver_value(value: Any, sqlite: bool) -> Any:
     return value
 
 
-def insert_rows(
-    connection: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+def write_rows(
+    connection: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
-    """Insert plain rows (datetimes, dicts and lists allowed) straight through the driver: COPY on
-    PostgreSQL, one prepared INSERT on SQLite. For hot paths where SQLAlchemy's per-row work shows."""
+    """Insert rows whose values the driver takes as they are, straight through it: COPY on PostgreSQL,
+    one prepared INSERT on SQLite. For hot paths where SQLAlchemy's per-row work shows."""
     driver = connection.connection.driver_connection
     assert driver is not None
     names = ", ".join(columns)
     if connection.dialect.name == "postgresql":
-        with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([_driver_value(v, False) for v in row])
+                copy.write_row(row)
         return
     cursor = driver.cursor()
     try:
-        cursor.executemany(
-            f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in columns)})",
-            [[_driver_value(v, True) for v in row] for row in rows],
-        )
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})", rows)
     finally:
         cursor.close()
+
+
+def insert_rows(
+    connection: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """:func:`write_rows` for plain Python values: datetimes, dicts and lists are converted first."""
+    sqlite = connection.dialect.name == "sqlite"
+    write_rows(connection, table.name, columns, ([_driver_value(v, sqlite) for v in row] for row in rows))
 
 
 def select_rows(

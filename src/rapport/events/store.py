@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import Connection
 
 from rapport.db.base import epoch_micros
+from rapport.db.bulk import write_rows
 
 COLUMNS = (
     "event_id",
@@ -52,39 +53,18 @@ def _dumps(value: Any) -> str:
 
 
 def append_events(connection: Connection, rows: Sequence[EventRow], *, table: str = "events") -> None:
-    """Write ``rows`` in one round trip per backend's bulk path. The caller owns the transaction."""
-    if not rows:
-        return
-    driver = connection.connection.driver_connection
-    assert driver is not None
+    """Write ``rows`` through the backend's bulk path. The caller owns the transaction."""
     if connection.dialect.name == "postgresql":
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row((*row[:9], *row.json_columns()))
-        return
-    placeholders = ", ".join("?" for _ in COLUMNS)
-    cursor = driver.cursor()
-    try:
-        cursor.executemany(
-            f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({placeholders})",
-            [
-                (
-                    r.event_id,
-                    r.type,
-                    r.schema_version,
-                    epoch_micros(r.occurred_at),
-                    epoch_micros(r.received_at),
-                    r.source,
-                    r.profile_id,
-                    r.subject,
-                    r.channel,
-                    *r.json_columns(),
-                )
-                for r in rows
-            ],
+        values: Iterable[tuple[Any, ...]] = ((*row[:9], *row.json_columns()) for row in rows)
+    else:  # SQLite stores timestamps as integer microseconds
+        values = (
+            (
+                *row[:3],
+                epoch_micros(row.occurred_at),
+                epoch_micros(row.received_at),
+                *row[5:9],
+                *row.json_columns(),
+            )
+            for row in rows
         )
-    finally:
-        cursor.close()
+    write_rows(connection, table, COLUMNS, values)
