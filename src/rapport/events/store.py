@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import ColumnElement, Connection, select
 
-from rapport.db.base import epoch_micros
+from rapport.db.base import epoch_micros, table_of
 from rapport.db.bulk import write_rows
+from rapport.events.models import Event
 
 COLUMNS = (
     "event_id",
@@ -50,6 +51,14 @@ class EventRow(NamedTuple):
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def select_events(connection: Connection, *where: ColumnElement[bool]) -> Iterator[EventRow]:
+    """The stored events that match every condition in ``where``."""
+    table = table_of(Event)
+    query = select(*(table.c[name] for name in COLUMNS)).where(*where)
+    for row in connection.execute(query):
+        yield EventRow(*row)
 
 
 def append_events(connection: Connection, rows: Sequence[EventRow], *, table: str = "events") -> None:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from rapport.db.bulk import chunked
 from rapport.db.locks import lock_identity_graph
 from rapport.db.revisions import RevisionCache
 from rapport.events.models import Event
-from rapport.events.store import COLUMNS as EVENT_COLUMNS
-from rapport.events.store import EventRow
+from rapport.events.store import EventRow, select_events
 from rapport.identity.graph import key_text
 from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS, IdentifierKind, InvalidIdentifier, KindTable
 from rapport.identity.models import Conflict, Identifier, IdentifierKindRecord, Merge, MergeBlock
@@ -139,9 +139,7 @@ def undo_merge(
     ours = {key_text((i.kind, i.value)) for i in identifiers_of(session, profile_id=holder)} - theirs
 
     moved: list[EventRow] = []
-    columns = [Event.__table__.c[name] for name in EVENT_COLUMNS]
-    for row in conn.execute(select(Event.__table__.c.seq, *columns).where(Event.profile_id == holder)):
-        fact = EventRow(*row[1:])
+    for fact in select_events(conn, Event.profile_id == holder):
         keys = set()
         for kind, value in fact.identifiers.items():
             try:
@@ -165,13 +163,8 @@ def undo_merge(
             )
             .values(profile_id=merge.absorbed_id)
         )
-    moved_ids = [f.event_id for f in moved]
-    for start in range(0, len(moved_ids), 500):
-        session.execute(
-            update(Event)
-            .where(Event.event_id.in_(moved_ids[start : start + 500]))
-            .values(profile_id=merge.absorbed_id)
-        )
+    for chunk in chunked([f.event_id for f in moved]):
+        session.execute(update(Event).where(Event.event_id.in_(chunk)).values(profile_id=merge.absorbed_id))
     absorbed.merged_into = None
     absorbed.updated_at = now
     merge.undone_at = now

@@ -12,8 +12,7 @@ from sqlalchemy import Connection, select
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of, upsert
 from rapport.events.models import Event
-from rapport.events.store import COLUMNS as EVENT_COLUMNS
-from rapport.events.store import EventRow
+from rapport.events.store import EventRow, select_events
 from rapport.profiles import state as golden
 from rapport.profiles.entities import (
     CASE_TYPES,
@@ -34,11 +33,10 @@ def stored_facts(
     """Every stored event of ``types`` about each of ``subjects``."""
     table = table_of(Event)
     found: dict[str, list[EventRow]] = defaultdict(list)
-    columns = [table.c[name] for name in EVENT_COLUMNS]
     for chunk in chunked(sorted(set(subjects))):
-        query = select(*columns).where(one_of(connection, table.c.subject, chunk), table.c.type.in_(types))
-        for row in connection.execute(query):
-            fact = EventRow(*row)
+        for fact in select_events(
+            connection, one_of(connection, table.c.subject, chunk), table.c.type.in_(types)
+        ):
             if fact.subject is not None:
                 found[fact.subject].append(fact)
     return found
@@ -115,13 +113,9 @@ def rebuild_profiles(
     """Recompute the golden record of each profile in ``ids`` from all of its events, and store it."""
     states = {pid: golden.empty_state() for pid in set(ids)}
     table = table_of(Event)
-    columns = [table.c[name] for name in EVENT_COLUMNS]
+    stateful = table.c.type.in_(sorted(golden.COLUMN_OF))
     for chunk in chunked(sorted(states)):
-        query = select(*columns).where(
-            one_of(connection, table.c.profile_id, chunk), table.c.type.in_(sorted(golden.COLUMN_OF))
-        )
-        for row in connection.execute(query):
-            fact = EventRow(*row)
+        for fact in select_events(connection, one_of(connection, table.c.profile_id, chunk), stateful):
             golden.apply(states[fact.profile_id], fact, priority_of)
     save_states(connection, states, now=now)
     return states
