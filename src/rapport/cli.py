@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -163,7 +162,3 @@ def bench_profile(
         _settings(), profiles=profiles, events=events, reads=reads, echo=lambda s: typer.echo(s, err=True)
     )
     typer.echo(json.dumps(result))
-
-
-def main() -> None:  # pragma: no cover
-    sys.exit(app())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -123,15 +123,10 @@ def load_builtin_types() -> list[EventType]:
     return [event_type_from_document(doc, builtin=True) for doc in sorted(docs, key=lambda d: d["type"])]
 
 
-_BUILTINS: list[EventType] | None = None
-
-
+@cache
 def builtin_types() -> list[EventType]:
     """The built-in types, compiled once per process."""
-    global _BUILTINS
-    if _BUILTINS is None:
-        _BUILTINS = load_builtin_types()
-    return _BUILTINS
+    return load_builtin_types()
 
 
 class Catalog:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -53,9 +53,7 @@ class PlannedMerge:
     survivor: str
     absorbed: str
     event_id: str
-    at: datetime
     reason: str
-    absorbed_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -174,11 +172,7 @@ class GraphBatch:
                     if problem is None:
                         self.parent[other] = target
                         self.counts[target].update(self.counts[other])
-                        merges.append(
-                            PlannedMerge(
-                                target, other, claim.event_id, claim.occurred_at, "shared identifier"
-                            )
-                        )
+                        merges.append(PlannedMerge(target, other, claim.event_id, "shared identifier"))
                     else:
                         self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
             for key in keys:
@@ -354,13 +348,3 @@ def move_rows(connection: Connection, table: Table, moves: list[dict[str, str]])
     connection.execute(
         update(table).where(table.c.profile_id == bindparam("b_a")).values(profile_id=bindparam("b_s")), moves
     )
-
-
-def profile_roots(connection: Connection, ids: Iterable[str]) -> dict[str, str]:
-    """The live profile behind each id (aliases followed); unknown ids are left out."""
-    found: dict[str, str] = {}
-    for pid in ids:
-        root = resolve_root(connection, pid)
-        if root is not None:
-            found[pid] = root
-    return found
