@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.models import EventTypeVersion
-from rapport.catalog.registry import Catalog, CatalogError, EventType, builtin_types, event_type_from_document
+from rapport.catalog.registry import Catalog, CatalogError, EventType, builtin_types
 from rapport.db.revisions import RevisionCache
 
 _catalogs: RevisionCache[Catalog] = RevisionCache(EventTypeVersion.created_at)
@@ -21,16 +21,7 @@ def load_catalog(session: Session) -> Catalog:
 
     def build() -> Catalog:
         operator_types = [
-            event_type_from_document(
-                {
-                    "type": r.type,
-                    "version": r.version,
-                    "schema": r.schema,
-                    "description": r.description,
-                    "subject": r.subject,
-                    "channel": r.channel,
-                }
-            )
+            EventType(r.type, r.version, r.schema, r.description, r.subject, r.channel)
             for r in session.scalars(select(EventTypeVersion))
         ]
         return Catalog([*builtin_types(), *operator_types])
@@ -55,16 +46,7 @@ def add_event_type(
     catalog = load_catalog(session)
     versions = catalog.versions(type)
     version = versions[-1].version + 1 if versions else 1
-    event_type = event_type_from_document(
-        {
-            "type": type,
-            "version": version,
-            "schema": schema,
-            "description": description,
-            "subject": subject,
-            "channel": channel,
-        }
-    )
+    event_type = EventType(type, version, schema, description, subject, channel)
     session.add(
         EventTypeVersion(
             type=type,
