@@ -45,6 +45,11 @@ class ProblemError(Exception):
         self.extra = extra
 
 
+def invalid_query(message: str) -> ProblemError:
+    """A 422 for a query parameter; ``message`` starts with the parameter's name."""
+    return ProblemError(422, "Invalid request", message, [f"query.{message}"])
+
+
 def problem_response(
     status: int,
     title: str,

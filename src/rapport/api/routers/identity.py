@@ -63,6 +63,8 @@ class KindOut(BaseModel):
     description: str
     builtin: bool
 
+    model_config = {"from_attributes": True}
+
 
 class KindIn(BaseModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,49}$")
@@ -123,17 +125,7 @@ def get_conflicts(
 @router.get("/kinds", response_model=list[KindOut], summary="Identifier kinds and their rules")
 def get_kinds(session: ReadSession, settings: SettingsDep) -> list[KindOut]:
     table = load_kinds(session, region=settings.default_region)
-    return [
-        KindOut(
-            name=k.name,
-            priority=k.priority,
-            max_per_profile=k.max_per_profile,
-            normaliser=k.normaliser,
-            description=k.description,
-            builtin=k.builtin,
-        )
-        for k in table.kinds.values()
-    ]
+    return [KindOut.model_validate(kind) for kind in table.kinds.values()]
 
 
 @router.post(
@@ -156,11 +148,4 @@ def post_kind(body: KindIn, database: DatabaseDep) -> KindOut:
             )
     except IdentityError as exc:
         raise ProblemError(409, "Kind exists", str(exc)) from exc
-    return KindOut(
-        name=kind.name,
-        priority=kind.priority,
-        max_per_profile=kind.max_per_profile,
-        normaliser=kind.normaliser,
-        description=kind.description,
-        builtin=False,
-    )
+    return KindOut.model_validate(kind)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from rapport.api.deps import Kinds, ReadSession
-from rapport.api.problems import Problem, ProblemError
+from rapport.api.problems import Problem, ProblemError, invalid_query
 from rapport.identity.service import IdentityError
 from rapport.profiles.service import BadCursor, TimelineFilter, order_view, resolve_root, timeline
 from rapport.views import find_by_identifier, profile_360
@@ -96,9 +96,7 @@ def find_profile(
     try:
         found = find_by_identifier(session, kinds=kinds, kind=kind, value=value)
     except IdentityError as exc:
-        raise ProblemError(
-            422, "Invalid request", f"identifier: {exc}", [f"query.identifier: {exc}"]
-        ) from exc
+        raise invalid_query(f"identifier: {exc}") from exc
     if found is None:
         raise ProblemError(404, "Not found", f"no profile holds {identifier}")
     return found
@@ -138,24 +136,18 @@ def get_timeline(
         if moment is None:
             continue
         if moment.tzinfo is None:
-            raise ProblemError(
-                422,
-                "Invalid request",
-                f"{name}: needs a time zone offset",
-                [f"query.{name}: needs a time zone offset"],
-            )
+            raise invalid_query(f"{name}: needs a time zone offset")
         try:
             moment.astimezone(UTC)
         except OverflowError as exc:
-            message = f"{name}: lies outside the years 1 to 9999 once in UTC"
-            raise ProblemError(422, "Invalid request", message, [f"query.{message}"]) from exc
+            raise invalid_query(f"{name}: lies outside the years 1 to 9999 once in UTC") from exc
     chosen = TimelineFilter(
         types=tuple(t for t in (types or "").split(",") if t), channel=channel, since=since, until=until
     )
     try:
         return timeline(session, profile_id=root, filter=chosen, cursor=cursor, limit=limit)
     except BadCursor as exc:
-        raise ProblemError(422, "Invalid request", str(exc), [f"query.{exc}"]) from exc
+        raise invalid_query(str(exc)) from exc
 
 
 @router.get(
