@@ -16,10 +16,10 @@ from datetime import datetime
 from threading import Lock
 
 import orjson
-from sqlalchemy import Connection, Text, select, type_coerce
+from sqlalchemy import Connection
 
 from rapport.db.base import epoch_micros, table_of
-from rapport.db.bulk import chunked, one_of
+from rapport.db.bulk import select_rows
 from rapport.profiles import state as golden
 from rapport.profiles.models import Profile
 
@@ -65,12 +65,13 @@ def cache_for(connection: Connection) -> StateCache:
 
 
 def _decode(value: object) -> dict[str, object]:
+    """A state column as the driver returns it: JSON text on SQLite, already decoded on PostgreSQL."""
     if value is None:
         return {}
     if isinstance(value, str | bytes):
         loaded = orjson.loads(value)
         return loaded if isinstance(loaded, dict) else {}
-    return value if isinstance(value, dict) else {}  # PostgreSQL's driver decodes JSONB itself
+    return value if isinstance(value, dict) else {}
 
 
 def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.State]:
@@ -79,25 +80,17 @@ def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.
     table = table_of(Profile)
     states: dict[str, golden.State] = {}
     missing: list[str] = []
-    for chunk in chunked(sorted(set(ids))):
-        query = select(table.c.id, table.c.state_version).where(one_of(connection, table.c.id, chunk))
-        for profile_id, token in connection.execute(query):
-            if token == NEVER_SAVED:
-                states[profile_id] = golden.empty_state()
-                continue
-            cached = cache.get(profile_id, token)
-            if cached is None:
-                missing.append(profile_id)
-            else:
-                states[profile_id] = cached
-    # Read as text and decode here: cheaper than SQLAlchemy's per-value JSON processing.
-    raw_columns = [type_coerce(table.c[name], Text) for name in STATE_COLUMNS]
-    for chunk in chunked(missing):
-        query = select(table.c.id, *raw_columns).where(one_of(connection, table.c.id, chunk))
-        for row in connection.execute(query):
-            states[row[0]] = {
-                name: _decode(value) for name, value in zip(STATE_COLUMNS, row[1:], strict=True)
-            }
+    for profile_id, token in select_rows(connection, table, ["id", "state_version"], "id", sorted(set(ids))):
+        if token == NEVER_SAVED:
+            states[profile_id] = golden.empty_state()
+            continue
+        cached = cache.get(profile_id, token)
+        if cached is None:
+            missing.append(profile_id)
+        else:
+            states[profile_id] = cached
+    for row in select_rows(connection, table, ["id", *STATE_COLUMNS], "id", missing):
+        states[row[0]] = {name: _decode(value) for name, value in zip(STATE_COLUMNS, row[1:], strict=True)}
     return states
 
 
