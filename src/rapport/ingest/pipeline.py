@@ -81,23 +81,24 @@ def quarantine(session: Session, rejections: Sequence[Rejection], *, transport: 
     too long for their columns are cut in the index columns but kept whole in the payload."""
     if rejections:
         session.execute(
-            insert(QuarantinedEvent),
-            [
-                {
-                    "received_at": now,
-                    "transport": transport,
-                    "event_id": _cut(r.event_id, 200),
-                    "type": _cut(r.type, 100),
-                    "payload": None if has_nul(r.payload) else r.payload,
-                    "raw_text": orjson.dumps(r.payload).decode() if has_nul(r.payload) else None,
-                    "errors": r.errors,
-                    "status": "open",
-                    "attempts": 0,
-                    "resolved_at": None,
-                }
-                for r in rejections
-            ],
+            insert(QuarantinedEvent), [_quarantine_row(r, transport=transport, now=now) for r in rejections]
         )
+
+
+def _quarantine_row(rejection: Rejection, *, transport: str, now: datetime) -> dict[str, Any]:
+    storable = not has_nul(rejection.payload)
+    return {
+        "received_at": now,
+        "transport": transport,
+        "event_id": _cut(rejection.event_id, 200),
+        "type": _cut(rejection.type, 100),
+        "payload": rejection.payload if storable else None,
+        "raw_text": None if storable else orjson.dumps(rejection.payload).decode(),
+        "errors": rejection.errors,
+        "status": "open",
+        "attempts": 0,
+        "resolved_at": None,
+    }
 
 
 def _cut(text: str | None, limit: int) -> str | None:
