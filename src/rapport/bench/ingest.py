@@ -36,8 +36,8 @@ def _raw_table(database: Database) -> str:
     """An empty copy of the event table (same columns and indexes) for the raw load."""
     events = table_of(Event)
     raw = Table("events_raw", MetaData(), *(column._copy() for column in events.columns))
-    Index("ix_events_raw_timeline", raw.c.profile_id, raw.c.occurred_at, raw.c.seq)
-    Index("ix_events_raw_subject", raw.c.subject)
+    for index in events.indexes:
+        Index(f"{index.name}_raw", *(raw.c[column.name] for column in index.columns), unique=index.unique)
     raw.metadata.create_all(database.engine)
     return raw.name
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import random
 import statistics
 import time
@@ -13,8 +12,9 @@ from typing import Any
 from sqlalchemy import select
 
 from rapport.bench.scratch import scratch_database
+from rapport.db.bulk import chunked
 from rapport.identity.models import Identifier
-from rapport.ingest import Outcome, ingest_events
+from rapport.ingest import ingest_stream
 from rapport.profiles.service import timeline
 from rapport.settings import Settings
 from rapport.views import profile_360
@@ -75,17 +75,9 @@ def run(
     """Load ``events`` over ``profiles`` through the pipeline, then time ``reads`` random reads."""
     with scratch_database(settings.database_url) as database:
         echo(f"loading {events:,} events over {profiles:,} profiles on {database.backend} …")
-        total, batch, started = Outcome(), [], time.perf_counter()
-        for item in synthetic_events(profiles, events):
-            batch.append(item)
-            if len(batch) == BATCH:
-                with database.session(write=True) as session:
-                    total.add(ingest_events(session, events=batch, settings=settings))
-                batch = []
-                gc.collect(0)
-        if batch:
-            with database.session(write=True) as session:
-                total.add(ingest_events(session, events=batch, settings=settings))
+        started = time.perf_counter()
+        batches = chunked(synthetic_events(profiles, events), BATCH)
+        total = ingest_stream(database, batches, settings=settings, transport="bench")
         echo(f"loaded {total.accepted:,} events in {time.perf_counter() - started:.0f} s")
         if database.backend == "postgresql":
             with database.engine.connect() as conn:
