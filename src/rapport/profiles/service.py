@@ -77,18 +77,17 @@ def order_summary(order: Order) -> dict[str, Any]:
 
 def order_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
     """Orders and spend per currency, from the orders as they stand (cancelled orders do not count)."""
+    cancelled = Order.status == "cancelled"
     rows = session.execute(
-        select(Order.currency, func.count(), func.sum(Order.total))
-        .where(Order.profile_id == profile_id, Order.status != "cancelled")
-        .group_by(Order.currency)
+        select(Order.currency, cancelled, func.count(), func.sum(Order.total))
+        .where(Order.profile_id == profile_id)
+        .group_by(Order.currency, cancelled)
     ).all()
-    cancelled = session.scalar(
-        select(func.count()).where(Order.profile_id == profile_id, Order.status == "cancelled")
-    )
+    standing = [(currency, n, total) for currency, is_cancelled, n, total in rows if not is_cancelled]
     return {
-        "orders": sum(n for _, n, _ in rows),
-        "orders_cancelled": cancelled or 0,
-        "spend": {c or "": round(total or 0, 2) for c, _, total in rows},
+        "orders": sum(n for _, n, _ in standing),
+        "orders_cancelled": sum(n for _, is_cancelled, n, _ in rows if is_cancelled),
+        "spend": {c or "": round(total or 0, 2) for c, _, total in standing},
     }
 
 
