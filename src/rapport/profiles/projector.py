@@ -27,6 +27,11 @@ from rapport.profiles.models import Case, Device, Order
 from rapport.profiles.statestore import load_states, save_states
 
 
+def subjects_of(rows: Iterable[EventRow], types: Sequence[str]) -> set[str]:
+    """The entities (orders, cases, devices, …) that events of ``types`` among ``rows`` are about."""
+    return {row.subject for row in rows if row.type in types and row.subject}
+
+
 def stored_facts(
     connection: Connection, types: Sequence[str], subjects: Iterable[str]
 ) -> dict[str, list[EventRow]]:
@@ -96,13 +101,9 @@ def project(
         changed[row.profile_id].add(golden.COLUMN_OF[row.type])
     save_states(connection, states, now=now, changed=changed)
 
-    orders = {r.subject for r in rows if r.type in ORDER_TYPES and r.subject}
-    cases = {r.subject for r in rows if r.type in CASE_TYPES and r.subject}
+    rebuild_orders(connection, subjects_of(rows, ORDER_TYPES))
+    rebuild_cases(connection, subjects_of(rows, CASE_TYPES))
     devices = [r for r in rows if r.type in DEVICE_TYPES]
-    if orders:
-        rebuild_orders(connection, orders)
-    if cases:
-        rebuild_cases(connection, cases)
     if devices:
         update_devices(connection, devices)
 
@@ -123,11 +124,9 @@ def rebuild_profiles(
 
 def rebuild_entities(connection: Connection, facts: Sequence[EventRow]) -> None:
     """Recompute the orders, cases and devices that ``facts`` are about (after they changed owner)."""
-    orders = {f.subject for f in facts if f.type in ORDER_TYPES and f.subject}
-    cases = {f.subject for f in facts if f.type in CASE_TYPES and f.subject}
-    serials = {f.subject for f in facts if f.type in DEVICE_TYPES and f.subject}
-    rebuild_orders(connection, orders)
-    rebuild_cases(connection, cases)
+    rebuild_orders(connection, subjects_of(facts, ORDER_TYPES))
+    rebuild_cases(connection, subjects_of(facts, CASE_TYPES))
+    serials = subjects_of(facts, DEVICE_TYPES)
     if serials:
         table = table_of(Device)
         for chunk in chunked(sorted(serials)):
