@@ -83,6 +83,11 @@ def _add(bucket: dict[str, Any], key: str, amount: float) -> None:
     bucket[key] = round(bucket.get(key, 0) + amount, 2)
 
 
+def _entry(fact: Fact, at: str, value: Any, **extra: Any) -> dict[str, Any]:
+    """A value as one event reported it, with what survivorship compares."""
+    return {"value": value, "source": fact.source, "at": at, **extra, "event_id": fact.event_id}
+
+
 def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
     """Fold one event into ``state`` in place."""
     kind = fact.type
@@ -93,30 +98,10 @@ def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
     if kind in TRAIT_TYPES:
         prio = priority_of(fact.source)
         for name, value in data.items():
-            _keep(
-                state["traits"],
-                name,
-                {
-                    "value": value,
-                    "source": fact.source,
-                    "at": at,
-                    "priority": prio,
-                    "event_id": fact.event_id,
-                },
-            )
+            _keep(state["traits"], name, _entry(fact, at, value, priority=prio))
     elif kind == "address.changed":
         name = "address" if data.get("kind", "home") == "home" else f"address_{data['kind']}"
-        _keep(
-            state["traits"],
-            name,
-            {
-                "value": data.get("address"),
-                "source": fact.source,
-                "at": at,
-                "priority": priority_of(fact.source),
-                "event_id": fact.event_id,
-            },
-        )
+        _keep(state["traits"], name, _entry(fact, at, data.get("address"), priority=priority_of(fact.source)))
     elif kind == "consent.changed":
         channel = data.get("channel") or "any"
         _keep(
@@ -138,7 +123,7 @@ def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
     else:  # account.updated
         fields = state["account"].setdefault("fields", {})
         for name, value in data.items():
-            _keep(fields, name, {"value": value, "source": fact.source, "at": at, "event_id": fact.event_id})
+            _keep(fields, name, _entry(fact, at, value))
 
 
 def merge(into: State, other: State) -> None:
