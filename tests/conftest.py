@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,9 +21,13 @@ from sqlalchemy import text
 from rapport.api import create_app
 from rapport.db import Database, connect, metadata, upgrade
 from rapport.settings import Settings
+from rapport.trust.roles import Role
+from support.keys import new_key
 from support.postgres import create_database, drop_database, postgres_server_url
 
 BACKENDS = ["sqlite", "postgresql"]
+#: a secret that is not the demo default, as a production deployment must have
+TEST_SECRET = "tests-only-secret-0123456789abcdefghijklmnop"
 
 
 def _postgres_url() -> str:
@@ -77,13 +81,34 @@ def db(migrated: Database) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(db: Database) -> Settings:
-    return Settings(database_url=str(db.engine.url.render_as_string(hide_password=False)))
+    return Settings(
+        database_url=str(db.engine.url.render_as_string(hide_password=False)), secret_key=TEST_SECRET
+    )
 
 
 @pytest.fixture
-def client(db: Database, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(db, settings), raise_server_exceptions=False) as test_client:
-        yield test_client
+def api_client(db: Database, settings: Settings) -> Iterator[Callable[..., TestClient]]:
+    """Clients of one app: ``api_client(role)`` calls with a new key of that role, ``api_client(None)``
+    with no key at all, ``api_client(key="…")`` with the given key."""
+    app = create_app(db, settings)
+    opened: list[TestClient] = []
+
+    def make(role: Role | None = None, *, key: str | None = None) -> TestClient:
+        secret = key or (new_key(db, role) if role is not None else None)
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        test_client = TestClient(app, raise_server_exceptions=False, headers=headers)
+        opened.append(test_client.__enter__())
+        return test_client
+
+    yield make
+    for test_client in opened:
+        test_client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(api_client: Callable[..., TestClient]) -> TestClient:
+    """A client with an admin key: it may call every route."""
+    return api_client(Role.ADMIN)
 
 
 @pytest.fixture

@@ -6,8 +6,11 @@ import fnmatch
 from datetime import timedelta
 from functools import lru_cache
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The secret the demo runs with. Anything else refuses to start with it (see :meth:`Settings.check_secrets`).
+DEMO_SECRET = "rapport-demo-secret-not-for-production"
 
 
 class Settings(BaseSettings):
@@ -33,6 +36,25 @@ class Settings(BaseSettings):
         "more recent one from a lower-priority source.",
     )
 
+    secret_key: SecretStr = Field(
+        default=SecretStr(DEMO_SECRET),
+        description="Keys the hashes of erased identifiers. Set it to a long random value outside the demo; "
+        "changing it later makes earlier erasures unrecognisable.",
+    )
+    demo: bool = Field(default=False, description="Demo mode: the demo secret is allowed.")
+    rate_limit_per_minute: int = Field(
+        default=1200, ge=1, description="Requests one API key may make per minute (per server process)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API; none by default."
+    )
+    max_string_length: int = Field(
+        default=65_536, ge=1, description="The longest string an event's data may hold, in characters."
+    )
+    max_nesting: int = Field(
+        default=32, ge=1, description="How deeply an event's data may nest objects and lists."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
@@ -46,6 +68,19 @@ class Settings(BaseSettings):
         if len(value) != 2 or not value.isalpha():
             raise ValueError("RAPPORT_DEFAULT_REGION must be a two-letter region code such as GB")
         return value.upper()
+
+    def check_secrets(self) -> None:
+        """Refuse to run outside demo mode with a secret left at its default or too short to be one."""
+        if self.demo:
+            return
+        secret = self.secret_key.get_secret_value()
+        if secret == DEMO_SECRET:
+            raise ValueError(
+                "RAPPORT_SECRET_KEY is left at the demo default; set it to a long random value, e.g. "
+                "the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if len(secret) < 32:
+            raise ValueError("RAPPORT_SECRET_KEY must be at least 32 characters long")
 
     @property
     def max_future_skew(self) -> timedelta:

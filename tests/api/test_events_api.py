@@ -16,7 +16,9 @@ from rapport.db import Database
 from rapport.events import Event
 from rapport.ingest.models import QuarantinedEvent
 from rapport.settings import Settings
+from rapport.trust.roles import Role
 from support.http import problem
+from support.keys import new_key
 
 MB = 1024 * 1024
 
@@ -200,8 +202,9 @@ def test_a_streamed_body_over_10_mb_without_a_length_is_a_413_problem(
 @pytest.fixture
 def roomy_client(db: Database, settings: Settings) -> Iterator[TestClient]:
     """An API that takes bodies of up to 50 MB, so that one event alone may hold 10 MB."""
-    roomy = Settings(database_url=settings.database_url, max_batch_bytes=50_000_000)
-    with TestClient(create_app(db, roomy), raise_server_exceptions=False) as test_client:
+    roomy = settings.model_copy(update={"max_batch_bytes": 50_000_000})
+    headers = {"Authorization": f"Bearer {new_key(db, Role.INGEST)}"}
+    with TestClient(create_app(db, roomy), raise_server_exceptions=False, headers=headers) as test_client:
         yield test_client
 
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 import rapport
-from rapport.api import problems
+from rapport.api import guards, problems
 from rapport.api.deps import reject_nul
-from rapport.api.routers import catalog, events, identity, profiles, quarantine
+from rapport.api.ratelimit import RateLimiter
+from rapport.api.routers import audit, catalog, consent, events, identity, keys, profiles, quarantine, rights
 from rapport.db import Database, connect
 from rapport.settings import Settings, get_settings
 
 
 def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
-    """A Rapport API on ``database`` (default: the configured one). The schema must be migrated."""
+    """A Rapport API on ``database`` (default: the configured one). The schema must be migrated.
+
+    Refuses (ValueError) to run outside demo mode with the demo secret."""
     settings = settings or get_settings()
+    settings.check_secrets()
     app = FastAPI(
         title="Rapport",
         version=rapport.__version__,
@@ -23,7 +27,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     )
     app.state.settings = settings
     app.state.database = database or connect(settings.database_url)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     problems.install(app)
+    guards.install(app, settings)
 
     @app.get("/health", tags=["health"], summary="Is the API up and its database reachable?")
     def health() -> dict[str, str]:
@@ -32,6 +38,6 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
             session.connection().exec_driver_sql("SELECT 1")
         return {"status": "ok", "database": db.backend}
 
-    for module in (events, catalog, quarantine, identity, profiles):
+    for module in (events, catalog, quarantine, identity, profiles, consent, rights, keys, audit):
         app.include_router(module.router)
     return app

@@ -85,3 +85,13 @@ class Conflict(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class ErasedIdentifier(Base):
+    """A keyed hash of an identifier whose owner was erased: later events carrying it are held back
+    instead of silently rebuilding the person. The value itself is not kept."""
+
+    __tablename__ = "erased_identifiers"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime]

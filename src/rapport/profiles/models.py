@@ -27,6 +27,8 @@ class Profile(Base):
     account: Mapped[dict[str, Any]]
     #: "purpose:channel" -> {"status", "at", "source", "event_id"}
     consents: Mapped[dict[str, Any]]
+    #: when the person was erased on request: personal data is gone, aggregates remain
+    erased_at: Mapped[datetime | None]
     #: random token of the last write of the state columns (see profiles.statestore)
     state_version: Mapped[int] = mapped_column(BigInteger, default=0)
 

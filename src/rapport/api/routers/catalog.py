@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from rapport.api.auth import require
 from rapport.api.deps import DatabaseDep, ReadSession
 from rapport.api.problems import Problem, ProblemError
 from rapport.catalog import CatalogError
 from rapport.catalog.schemas import EventTypeIn, EventTypeOut
 from rapport.catalog.service import add_event_type, load_catalog
+from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1/event-types", tags=["catalog"])
 
 
-@router.get("", response_model=list[EventTypeOut], summary="Every event type, latest version")
+@router.get(
+    "",
+    response_model=list[EventTypeOut],
+    summary="Every event type, latest version",
+    dependencies=[require(P.REFERENCE_READ)],
+)
 def list_event_types(session: ReadSession) -> list[EventTypeOut]:
     return [EventTypeOut.model_validate(t.describe()) for t in load_catalog(session).latest()]
 
@@ -23,6 +30,7 @@ def list_event_types(session: ReadSession) -> list[EventTypeOut]:
     response_model=list[EventTypeOut],
     summary="Every version of one event type",
     responses={404: {"model": Problem}},
+    dependencies=[require(P.REFERENCE_READ)],
 )
 def get_event_type(name: str, session: ReadSession) -> list[EventTypeOut]:
     versions = load_catalog(session).versions(name)
@@ -37,6 +45,7 @@ def get_event_type(name: str, session: ReadSession) -> list[EventTypeOut]:
     status_code=201,
     summary="Add an event type or a new version",
     responses={422: {"model": Problem}},
+    dependencies=[require(P.CATALOG_WRITE)],
 )
 def post_event_type(body: EventTypeIn, database: DatabaseDep) -> EventTypeOut:
     """Takes effect at once, without a restart. Posting an existing type adds its next version, which

@@ -10,9 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from rapport.api.auth import require
 from rapport.api.deps import DatabaseDep, SettingsDep
 from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError
 from rapport.ingest import ingest_events
+from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -121,6 +123,7 @@ def _events_of(body: bytes, max_events: int) -> list[Any]:
             "lists each rejected event with its reasons."
         },
     },
+    dependencies=[require(P.EVENTS_WRITE)],
 )
 async def post_events(request: Request, database: DatabaseDep, settings: SettingsDep) -> Any:
     """Validate, deduplicate, resolve and store each event. An id seen before counts as a duplicate and

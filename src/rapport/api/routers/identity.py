@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
+from rapport.api.auth import require
 from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession, SettingsDep
 from rapport.api.problems import Problem, ProblemError
 from rapport.identity.service import (
@@ -20,6 +21,7 @@ from rapport.identity.service import (
     undo_merge,
 )
 from rapport.ingest.pipeline import source_priorities
+from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1/identity", tags=["identity"])
 
@@ -74,7 +76,12 @@ class KindIn(BaseModel):
     description: str = Field(default="", max_length=500, pattern=r"^[^\x00]*$")
 
 
-@router.get("/merges", response_model=list[MergeOut], summary="The merge log")
+@router.get(
+    "/merges",
+    response_model=list[MergeOut],
+    summary="The merge log",
+    dependencies=[require(P.IDENTITY_REVIEW)],
+)
 def get_merges(
     session: ReadSession,
     profile_id: str | None = None,
@@ -92,6 +99,7 @@ def get_merges(
     response_model=MergeOut,
     summary="Undo a merge",
     responses={404: {"model": Problem}, 409: {"model": Problem}},
+    dependencies=[require(P.IDENTITY_REVIEW)],
 )
 def post_undo(
     database: DatabaseDep, settings: SettingsDep, merge_id: int = Path(ge=1, le=MAX_ROW_ID)
@@ -111,7 +119,12 @@ def post_undo(
         raise ProblemError(409, "Cannot undo", str(exc)) from exc
 
 
-@router.get("/conflicts", response_model=list[ConflictOut], summary="Identifier clashes waiting for review")
+@router.get(
+    "/conflicts",
+    response_model=list[ConflictOut],
+    summary="Identifier clashes waiting for review",
+    dependencies=[require(P.IDENTITY_REVIEW)],
+)
 def get_conflicts(
     session: ReadSession,
     status: Literal["open", "all"] = "open",
@@ -122,7 +135,12 @@ def get_conflicts(
     return [ConflictOut.model_validate(c) for c in found]
 
 
-@router.get("/kinds", response_model=list[KindOut], summary="Identifier kinds and their rules")
+@router.get(
+    "/kinds",
+    response_model=list[KindOut],
+    summary="Identifier kinds and their rules",
+    dependencies=[require(P.REFERENCE_READ)],
+)
 def get_kinds(session: ReadSession, settings: SettingsDep) -> list[KindOut]:
     table = load_kinds(session, region=settings.default_region)
     return [KindOut.model_validate(kind) for kind in table.kinds.values()]
@@ -134,6 +152,7 @@ def get_kinds(session: ReadSession, settings: SettingsDep) -> list[KindOut]:
     status_code=201,
     summary="Add an identifier kind",
     responses={409: {"model": Problem}},
+    dependencies=[require(P.CATALOG_WRITE)],
 )
 def post_kind(body: KindIn, database: DatabaseDep) -> KindOut:
     try:

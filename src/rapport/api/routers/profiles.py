@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from rapport.api.auth import require
 from rapport.api.deps import Kinds, ReadSession
 from rapport.api.problems import Problem, ProblemError, invalid_query
 from rapport.identity.service import IdentityError
 from rapport.profiles.service import BadCursor, TimelineFilter, order_view, resolve_root, timeline
+from rapport.trust.roles import Permission as P
 from rapport.views import find_by_identifier, profile_360
 
 router = APIRouter(prefix="/v1", tags=["profiles"])
@@ -73,7 +75,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 
 
 @router.get(
-    "/profiles", response_model=Profile360, responses=NOT_FOUND, summary="Find a profile by identifier"
+    "/profiles",
+    response_model=Profile360,
+    responses=NOT_FOUND,
+    summary="Find a profile by identifier",
+    dependencies=[require(P.PROFILES_READ)],
 )
 def find_profile(
     session: ReadSession,
@@ -103,7 +109,11 @@ def find_profile(
 
 
 @router.get(
-    "/profiles/{profile_id}", response_model=Profile360, responses=NOT_FOUND, summary="One customer's 360"
+    "/profiles/{profile_id}",
+    response_model=Profile360,
+    responses=NOT_FOUND,
+    summary="One customer's 360",
+    dependencies=[require(P.PROFILES_READ)],
 )
 def get_profile(profile_id: str, session: ReadSession) -> dict[str, Any]:
     """Also answers for the id of a profile that was merged into another (an alias)."""
@@ -118,6 +128,7 @@ def get_profile(profile_id: str, session: ReadSession) -> dict[str, Any]:
     response_model=TimelinePage,
     responses=NOT_FOUND,
     summary="A customer's events, newest first",
+    dependencies=[require(P.PROFILES_READ)],
 )
 def get_timeline(
     profile_id: str,
@@ -155,6 +166,7 @@ def get_timeline(
     response_model=OrderOut,
     responses=NOT_FOUND,
     summary="An order with every version and what changed",
+    dependencies=[require(P.PROFILES_READ)],
 )
 def get_order(order_id: str, session: ReadSession) -> dict[str, Any]:
     found = order_view(session, order_id=order_id)

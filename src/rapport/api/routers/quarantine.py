@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from rapport.api.auth import require
 from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession, SettingsDep
 from rapport.ingest.quarantine import list_quarantine, replay
+from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
 
@@ -49,7 +51,12 @@ class ReplayResult(BaseModel):
     still_rejected: int
 
 
-@router.get("", response_model=QuarantinePage, summary="Rejected input with its reasons")
+@router.get(
+    "",
+    response_model=QuarantinePage,
+    summary="Rejected input with its reasons",
+    dependencies=[require(P.QUARANTINE_MANAGE)],
+)
 def get_quarantine(
     session: ReadSession,
     status: Literal["open", "replayed", "all"] = "open",
@@ -64,7 +71,10 @@ def get_quarantine(
 
 
 @router.post(
-    "/replay", response_model=ReplayResult, summary="Run quarantined events through the pipeline again"
+    "/replay",
+    response_model=ReplayResult,
+    summary="Run quarantined events through the pipeline again",
+    dependencies=[require(P.QUARANTINE_MANAGE)],
 )
 def post_replay(
     database: DatabaseDep, settings: SettingsDep, body: ReplayRequest | None = None

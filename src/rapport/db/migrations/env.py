@@ -8,7 +8,8 @@ from alembic import context
 import rapport.catalog.models
 import rapport.identity.models
 import rapport.ingest.models
-import rapport.profiles.models  # noqa: F401
+import rapport.profiles.models
+import rapport.trust.models  # noqa: F401
 from rapport.db.base import metadata
 
 config = context.config

@@ -1,0 +1,88 @@
+"""Who is calling and what they may do: ``Authorization: Bearer <key>``, checked against the role table
+(rapport.trust.roles) on every route but ``GET /health``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from rapport.api.deps import get_database
+from rapport.api.problems import ProblemError
+from rapport.api.ratelimit import RateLimiter, retry_after
+from rapport.trust import audit
+from rapport.trust.keys import Caller, RefusedKey, authenticate
+from rapport.trust.roles import Permission, allows
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `rapport keys create --role …`")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rapport"'}
+
+
+def current_caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Caller:
+    """The caller behind the request's key; 401 without a usable key, 429 over the key's rate."""
+    if credentials is None:
+        raise ProblemError(
+            401,
+            "Unauthorized",
+            "an API key is required: send Authorization: Bearer <key>",
+            headers=_CHALLENGE,
+        )
+    with get_database(request).session() as session:
+        try:
+            caller = authenticate(session, secret=credentials.credentials)
+        except RefusedKey as exc:
+            raise ProblemError(401, "Unauthorized", str(exc), headers=_CHALLENGE) from exc
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = limiter.take(caller.key_id)
+    if wait:
+        raise ProblemError(
+            429,
+            "Too many requests",
+            f"the key {caller.name!r} is over its limit of {limiter.capacity:.0f} requests a minute",
+            headers={"Retry-After": retry_after(wait)},
+        )
+    request.state.caller = caller
+    return caller
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def require(permission: Permission) -> Any:
+    """A route dependency: the caller's role must allow ``permission``, else 403."""
+
+    def check(caller: CurrentCaller) -> Caller:
+        if not allows(caller.role, permission):
+            raise ProblemError(
+                403,
+                "Forbidden",
+                f"the {caller.role.value} role may not do this (it needs {permission.value})",
+            )
+        return caller
+
+    return Depends(check)
+
+
+class Auditor:
+    """Records what the caller did, in a transaction of its own (reads run in read-only sessions)."""
+
+    def __init__(self, request: Request, caller: CurrentCaller) -> None:
+        self.database = get_database(request)
+        self.caller = caller
+
+    def __call__(self, action: str, target_type: str, target_id: str, **detail: Any) -> None:
+        with self.database.session(write=True) as session:
+            audit.record(
+                session,
+                caller=self.caller,
+                action=action,
+                target_type=target_type,
+                target_id=target_id,
+                detail=detail,
+            )
+
+
+Audit = Annotated[Auditor, Depends(Auditor)]

@@ -1,0 +1,98 @@
+"""What every answer and every request goes through: request-size limits, security headers, CORS."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rapport.api.problems import problem_response
+from rapport.settings import Settings
+
+#: the largest body of any request but a batch of events
+MAX_REQUEST_BYTES = 1024 * 1024
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+]
+#: API answers run no scripts and may not be framed; the interactive docs load their own scripts
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+DOC_PATHS = ("/docs", "/redoc")
+
+
+class RequestLimits:
+    """Refuse a body over :data:`MAX_REQUEST_BYTES` with 413, whether it announces its length or streams.
+    ``POST /v1/events`` is left to its own, configurable limit (see routers.events)."""
+
+    def __init__(self, app: ASGIApp, *, exempt: tuple[str, ...]) -> None:
+        self.app = app
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        limit = MAX_REQUEST_BYTES
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            detail = f"the body is {int(declared)} bytes; at most {limit} are accepted"
+            await problem_response(413, "Request too large", detail)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:  # raised inside the app, whose handlers answer with a 413 problem
+                raise HTTPException(413, f"the body exceeds {limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class SecurityHeaders:
+    """The same protective headers on every answer, errors included; answers are never cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(SECURITY_HEADERS)
+        if not scope["path"].startswith(DOC_PATHS):
+            extra.append(API_CSP)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in extra if n not in names]
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the guards. CORS stays closed unless ``RAPPORT_CORS_ORIGINS`` names origins."""
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(RequestLimits, exempt=("/v1/events",))
+    app.add_middleware(SecurityHeaders)

@@ -1,0 +1,34 @@
+"""A per-key rate limit: a token bucket per key, kept in the server process."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+
+class RateLimiter:
+    """``per_minute`` requests per key and minute, in bursts of up to a minute's worth."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.refill_per_s = per_minute / 60.0
+        self._buckets: dict[object, tuple[float, float]] = {}  # key -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def take(self, key: object) -> float:
+        """Spend one request of ``key``: 0 when allowed, else the seconds until the next one is."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, at = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - at) * self.refill_per_s)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.refill_per_s
+
+
+def retry_after(wait_s: float) -> str:
+    """A Retry-After value: whole seconds, at least one."""
+    return str(max(1, math.ceil(wait_s)))

@@ -1,0 +1,54 @@
+"""The audit trail, read-only: there is no route that changes or removes an entry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from rapport.api.auth import require
+from rapport.api.deps import MAX_ROW_ID, ReadSession
+from rapport.trust import audit
+from rapport.trust.roles import Permission as P
+
+router = APIRouter(prefix="/v1/audit", tags=["trust"])
+
+
+class AuditItem(BaseModel):
+    id: int
+    at: datetime
+    key_name: str
+    role: str
+    action: str
+    target_type: str
+    target_id: str
+    detail: dict[str, Any]
+
+    model_config = {"from_attributes": True}
+
+
+class AuditPage(BaseModel):
+    items: list[AuditItem]
+    next_after: int | None = Field(description="pass as ?after= for the next page")
+
+
+@router.get(
+    "",
+    response_model=AuditPage,
+    summary="Who read, exported or erased whom, and who changed keys and the catalog; oldest first",
+    dependencies=[require(P.AUDIT_READ)],
+)
+def get_audit(
+    session: ReadSession,
+    after: int = Query(0, ge=0, le=MAX_ROW_ID),
+    limit: int = Query(100, ge=1, le=1000),
+    action: str | None = Query(None, max_length=50, examples=["profile.read"]),
+    target_id: str | None = Query(None, max_length=200, description="e.g. a profile id"),
+) -> AuditPage:
+    items = audit.page(session, after=after, limit=limit, action=action, target_id=target_id)
+    return AuditPage(
+        items=[AuditItem.model_validate(i) for i in items],
+        next_after=items[-1].id if len(items) == limit else None,
+    )

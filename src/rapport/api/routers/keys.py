@@ -1,0 +1,87 @@
+"""API keys: create (the secret is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from rapport.api.auth import Audit, CurrentCaller, require
+from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession
+from rapport.api.problems import Problem, ProblemError
+from rapport.trust.keys import create_key, list_keys, revoke_key
+from rapport.trust.roles import Permission as P
+from rapport.trust.roles import Role
+
+router = APIRouter(prefix="/v1/keys", tags=["trust"])
+
+
+class KeyIn(BaseModel):
+    name: str = Field(
+        min_length=1, max_length=200, description="who or what uses the key", examples=["store 12 desk"]
+    )
+    role: Role
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="never expires when omitted")
+
+
+class KeyOut(BaseModel):
+    id: int
+    name: str
+    role: Role
+    prefix: str = Field(description="the first characters of the key, to tell keys apart")
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    model_config = {"from_attributes": True}
+
+
+class NewKey(KeyOut):
+    key: str = Field(description="the key itself: shown this once, Rapport keeps only its hash")
+
+
+@router.get(
+    "",
+    response_model=list[KeyOut],
+    summary="Every key, revoked ones too",
+    dependencies=[require(P.KEYS_MANAGE)],
+)
+def get_keys(session: ReadSession) -> list[KeyOut]:
+    return [KeyOut.model_validate(k) for k in list_keys(session)]
+
+
+@router.post(
+    "",
+    response_model=NewKey,
+    status_code=201,
+    summary="Create a key; its secret is in this answer only",
+    dependencies=[require(P.KEYS_MANAGE)],
+)
+def post_key(body: KeyIn, database: DatabaseDep, caller: CurrentCaller, audit: Audit) -> NewKey:
+    expires = timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    with database.session(write=True) as session:
+        key, secret = create_key(
+            session, name=body.name, role=body.role, created_by=caller.name, expires_in=expires
+        )
+        created = NewKey.model_validate({**KeyOut.model_validate(key).model_dump(), "key": secret})
+    audit("key.create", "key", str(created.id), name=created.name, role=created.role.value)
+    return created
+
+
+@router.delete(
+    "/{key_id}",
+    response_model=KeyOut,
+    summary="Revoke a key, at once",
+    responses={404: {"model": Problem}},
+    dependencies=[require(P.KEYS_MANAGE)],
+)
+def delete_key(key_id: int = Path(ge=1, le=MAX_ROW_ID), *, database: DatabaseDep, audit: Audit) -> KeyOut:
+    with database.session(write=True) as session:
+        key = revoke_key(session, key_id=key_id)
+        if key is None:
+            raise ProblemError(404, "Not found", f"no key {key_id}")
+        revoked = KeyOut.model_validate(key)
+    audit("key.revoke", "key", str(key_id), name=revoked.name)
+    return revoked

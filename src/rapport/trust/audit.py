@@ -1,0 +1,57 @@
+"""The audit trail: who read, exported or erased a person, and who changed keys or the catalog.
+
+Entries are only ever added. They name the profile, never an identifier value, so that an erasure
+leaves no copy of one here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.trust.keys import Caller
+from rapport.trust.models import AuditEntry
+
+
+def record(
+    session: Session,
+    *,
+    caller: Caller,
+    action: str,
+    target_type: str,
+    target_id: str,
+    detail: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Add one entry in the caller's transaction, so that it commits (or not) with what it records."""
+    session.add(
+        AuditEntry(
+            at=now or datetime.now(UTC),
+            key_name=caller.name,
+            role=caller.role.value,
+            action=action,
+            target_type=target_type,
+            target_id=target_id[:200],
+            detail=detail or {},
+        )
+    )
+
+
+def page(
+    session: Session,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    action: str | None = None,
+    target_id: str | None = None,
+) -> list[AuditEntry]:
+    """Entries oldest first, after the entry with id ``after``."""
+    query = select(AuditEntry).where(AuditEntry.id > after)
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
+    if target_id is not None:
+        query = query.where(AuditEntry.target_id == target_id)
+    return list(session.scalars(query.order_by(AuditEntry.id).limit(limit)))
