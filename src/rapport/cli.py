@@ -1,30 +1,47 @@
-"""The ``rapport`` command: serve, demo, import, migrate, bench."""
+"""The ``rapport`` command: serve, demo, import, migrate, keys, bench."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from rapport.db import Database, connect, upgrade
 from rapport.ingest.pipeline import Outcome
 from rapport.settings import Settings, get_settings
+from rapport.trust.roles import Role
 
 app = typer.Typer(help="Rapport: customer 360 platform.", no_args_is_help=True, add_completion=False)
 bench_app = typer.Typer(help="Measure the speed goals (see docs/benchmarks.md).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
-def _settings() -> Settings:
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"configuration error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _settings(*, demo: bool = False, secrets: bool = False) -> Settings:
+    """The settings; with ``secrets``, refuse the demo secret unless this is the demo."""
     try:
-        return get_settings()
+        settings = get_settings()
     except ValueError as exc:
-        typer.secho(f"configuration error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
+        _fail(str(exc))
+    if demo:
+        settings = settings.model_copy(update={"demo": True})
+    if secrets:
+        try:
+            settings.check_secrets()
+        except ValueError as exc:
+            _fail(str(exc))
+    return settings
 
 
 def _database(settings: Settings) -> Database:
@@ -69,8 +86,8 @@ def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
 ) -> None:
-    """Serve the API (the schema is migrated first)."""
-    settings = _settings()
+    """Serve the API (the schema is migrated first). Needs RAPPORT_SECRET_KEY outside the demo."""
+    settings = _settings(secrets=True)
     _serve(settings, _database(settings), host, port)
 
 
@@ -84,7 +101,7 @@ def import_(
     """Ingest a file of events of any size; rejected lines go to the quarantine."""
     from rapport.ingest.importer import import_file
 
-    settings = _settings()
+    settings = _settings(secrets=True)
     database = _database(settings)
     try:
         outcome = import_file(
@@ -116,7 +133,7 @@ def demo(
     """Generate a synthetic world, ingest it through the pipeline, and serve the API."""
     from rapport.demo.load import load_world
 
-    settings = _settings()
+    settings = _settings(demo=True)
     database = _database(settings)
     typer.echo(f"generating a world of {customers:,} customers over {months} months (seed {seed}) …")
     summary = load_world(
@@ -129,12 +146,81 @@ def demo(
     )
     typer.echo("", err=True)
     typer.echo(json.dumps(summary, indent=2, default=str))
+    secret = _new_key(database, name="demo admin", role=Role.ADMIN, expires_in_days=30)
+    typer.echo(f"admin key for the demo (shown once, valid 30 days): {secret}")
     if serve_api:
         typer.echo(
-            f"API: http://{host}:{port}/docs  (try GET http://{host}:{port}/v1/profiles/"
-            f"{summary.get('example_profile', '')})"
+            f"API: http://{host}:{port}/docs  (try: curl -H 'Authorization: Bearer {secret}' "
+            f"http://{host}:{port}/v1/profiles/{summary.get('example_profile', '')})"
         )
         _serve(settings, database, host, port)
+
+
+def _new_key(database: Database, *, name: str, role: Role, expires_in_days: int | None) -> str:
+    from rapport.trust.keys import create_key
+
+    expires = timedelta(days=expires_in_days) if expires_in_days else None
+    with database.session(write=True) as session:
+        _, secret = create_key(session, name=name, role=role, created_by="command line", expires_in=expires)
+    return secret
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="what the key may do (see the role table in the README)")],
+    name: Annotated[str, typer.Option(help="who or what uses it, e.g. 'store 12 desk'")],
+    expires_in_days: Annotated[
+        int | None, typer.Option(min=1, max=3650, help="never expires if omitted")
+    ] = None,
+) -> None:
+    """Create a key and print it once: Rapport keeps only its hash."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        _fail("--name must be 1 to 200 characters")
+    database = _database(_settings())
+    try:
+        typer.echo(_new_key(database, name=name, role=role, expires_in_days=expires_in_days))
+    finally:
+        database.dispose()
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key: id, role, name, prefix, and whether it is active, expired or revoked."""
+    from datetime import UTC, datetime
+
+    from rapport.trust.keys import list_keys
+
+    database = _database(_settings())
+    now = datetime.now(UTC)
+    with database.session() as session:
+        for key in list_keys(session):
+            state = (
+                f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+                if key.revoked_at
+                else f"expired {key.expires_at:%Y-%m-%d %H:%M}"
+                if key.expires_at and key.expires_at <= now
+                else "active"
+            )
+            typer.echo(f"{key.id}\t{key.role}\t{key.prefix}…\t{state}\t{key.name}")
+    database.dispose()
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(min=1, help="the id `rapport keys list` shows")],
+) -> None:
+    """Revoke a key at once."""
+    from rapport.trust.keys import revoke_key
+
+    database = _database(_settings())
+    with database.session(write=True) as session:
+        key = revoke_key(session, key_id=key_id)
+        if key is None:
+            typer.secho(f"no key {key_id}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        typer.echo(f"revoked key {key.id} ({key.name})")
+    database.dispose()
 
 
 @bench_app.command("ingest")

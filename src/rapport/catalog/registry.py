@@ -85,6 +85,11 @@ class EventType:
             name for name, spec in props.items() if isinstance(spec, dict) and spec.get("x-personal")
         )
 
+    @cached_property
+    def declared_fields(self) -> frozenset[str]:
+        """Top-level ``data`` fields the schema declares (personal or not)."""
+        return frozenset(self.schema.get("properties", {}))
+
     def describe(self) -> dict[str, Any]:
         return {
             "type": self.type,
@@ -148,6 +153,9 @@ class Catalog:
 
     def latest(self) -> list[EventType]:
         return [self._latest[name] for name in sorted(self._latest)]
+
+    def all_versions(self) -> list[EventType]:
+        return [v for name in sorted(self._versions) for v in self.versions(name)]
 
     def __contains__(self, name: object) -> bool:
         return name in self._latest

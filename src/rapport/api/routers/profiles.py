@@ -8,12 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from rapport.api.auth import require
+from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import Kinds, ReadSession
 from rapport.api.problems import Problem, ProblemError, invalid_query
+from rapport.catalog.service import load_catalog
 from rapport.identity.service import IdentityError
+from rapport.profiles.models import Profile
 from rapport.profiles.service import BadCursor, TimelineFilter, order_view, resolve_root, timeline
+from rapport.trust.redact import Redactor
 from rapport.trust.roles import Permission as P
+from rapport.trust.roles import allows
 from rapport.views import find_by_identifier, profile_360
 
 router = APIRouter(prefix="/v1", tags=["profiles"])
@@ -71,7 +75,30 @@ class OrderOut(BaseModel):
     history: list[dict[str, Any]]
 
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such profile"},
+    410: {"model": Problem, "description": "The person was erased on request"},
+}
+
+
+def live_root(session: ReadSession, profile_id: str) -> str:
+    """The profile ``profile_id`` stands for (aliases followed): 404 when unknown, 410 when erased."""
+    root = resolve_root(session, profile_id)
+    profile = None if root is None else session.get(Profile, root)
+    if profile is None:
+        raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
+    if profile.erased_at is not None:
+        raise ProblemError(
+            410, "Gone", f"profile {profile_id!r} was erased on request at {profile.erased_at}"
+        )
+    return profile.id
+
+
+def redactor_for(caller: CurrentCaller, session: ReadSession) -> Redactor | None:
+    """A redactor when the caller may not see personal data (analysts), else None."""
+    if allows(caller.role, P.PERSONAL_READ):
+        return None
+    return Redactor(load_catalog(session))
 
 
 @router.get(
@@ -84,6 +111,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 def find_profile(
     session: ReadSession,
     kinds: Kinds,
+    caller: CurrentCaller,
+    audit: Audit,
     identifier: str = Query(
         ...,
         description="kind:value, e.g. email:jo@example.com",
@@ -105,7 +134,9 @@ def find_profile(
         raise invalid_query(f"identifier: {exc}") from exc
     if found is None:
         raise ProblemError(404, "Not found", f"no profile holds {identifier}")
-    return found
+    audit("profile.read", "profile", found["id"], by=kind)  # the kind only: values stay out of the log
+    redactor = redactor_for(caller, session)
+    return redactor.profile(found) if redactor else found
 
 
 @router.get(
@@ -115,12 +146,15 @@ def find_profile(
     summary="One customer's 360",
     dependencies=[require(P.PROFILES_READ)],
 )
-def get_profile(profile_id: str, session: ReadSession) -> dict[str, Any]:
+def get_profile(profile_id: str, session: ReadSession, caller: CurrentCaller, audit: Audit) -> dict[str, Any]:
     """Also answers for the id of a profile that was merged into another (an alias)."""
+    live_root(session, profile_id)
     found = profile_360(session, profile_id=profile_id)
     if found is None:
         raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
-    return found
+    audit("profile.read", "profile", found["id"])
+    redactor = redactor_for(caller, session)
+    return redactor.profile(found) if redactor else found
 
 
 @router.get(
@@ -133,6 +167,8 @@ def get_profile(profile_id: str, session: ReadSession) -> dict[str, Any]:
 def get_timeline(
     profile_id: str,
     session: ReadSession,
+    caller: CurrentCaller,
+    audit: Audit,
     types: str | None = Query(None, description="comma-separated event types", max_length=2000),
     channel: str | None = Query(None, max_length=30),
     since: datetime | None = None,
@@ -140,9 +176,7 @@ def get_timeline(
     cursor: str | None = Query(None, max_length=200),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
-    root = resolve_root(session, profile_id)
-    if root is None:
-        raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
+    root = live_root(session, profile_id)
     for name, moment in (("since", since), ("until", until)):
         if moment is None:
             continue
@@ -156,9 +190,14 @@ def get_timeline(
         types=tuple(t for t in (types or "").split(",") if t), channel=channel, since=since, until=until
     )
     try:
-        return timeline(session, profile_id=root, filter=chosen, cursor=cursor, limit=limit)
+        page = timeline(session, profile_id=root, filter=chosen, cursor=cursor, limit=limit)
     except BadCursor as exc:
         raise invalid_query(str(exc)) from exc
+    audit("profile.timeline", "profile", root)
+    redactor = redactor_for(caller, session)
+    if redactor:
+        page["items"] = [redactor.event(item) for item in page["items"]]
+    return page
 
 
 @router.get(
@@ -168,8 +207,10 @@ def get_timeline(
     summary="An order with every version and what changed",
     dependencies=[require(P.PROFILES_READ)],
 )
-def get_order(order_id: str, session: ReadSession) -> dict[str, Any]:
+def get_order(order_id: str, session: ReadSession, caller: CurrentCaller, audit: Audit) -> dict[str, Any]:
     found = order_view(session, order_id=order_id)
     if found is None:
         raise ProblemError(404, "Not found", f"no order {order_id!r}")
-    return found
+    audit("order.read", "profile", found["profile_id"], order_id=order_id)
+    redactor = redactor_for(caller, session)
+    return redactor.order(found) if redactor else found
