@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from rapport.api.auth import require
+from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession
 from rapport.api.problems import Problem, ProblemError
 from rapport.catalog import CatalogError
@@ -47,7 +47,7 @@ def get_event_type(name: str, session: ReadSession) -> list[EventTypeOut]:
     responses={422: {"model": Problem}},
     dependencies=[require(P.CATALOG_WRITE)],
 )
-def post_event_type(body: EventTypeIn, database: DatabaseDep) -> EventTypeOut:
+def post_event_type(body: EventTypeIn, database: DatabaseDep, audit: Audit) -> EventTypeOut:
     """Takes effect at once, without a restart. Posting an existing type adds its next version, which
     new events are checked against unless they name an older ``schema_version``."""
     try:
@@ -62,4 +62,5 @@ def post_event_type(body: EventTypeIn, database: DatabaseDep) -> EventTypeOut:
             )
     except CatalogError as exc:
         raise ProblemError(422, "Invalid event type", str(exc), [f"schema: {exc}"]) from exc
+    audit("event_type.create", "event_type", event_type.type, version=event_type.version)
     return EventTypeOut.model_validate(event_type.describe())

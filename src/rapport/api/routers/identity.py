@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from rapport.api.auth import require
+from rapport.api.auth import Audit, require
 from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession, SettingsDep
 from rapport.api.problems import Problem, ProblemError
 from rapport.identity.service import (
@@ -154,7 +154,7 @@ def get_kinds(session: ReadSession, settings: SettingsDep) -> list[KindOut]:
     responses={409: {"model": Problem}},
     dependencies=[require(P.CATALOG_WRITE)],
 )
-def post_kind(body: KindIn, database: DatabaseDep) -> KindOut:
+def post_kind(body: KindIn, database: DatabaseDep, audit: Audit) -> KindOut:
     try:
         with database.session(write=True) as session:
             kind = add_kind(
@@ -167,4 +167,5 @@ def post_kind(body: KindIn, database: DatabaseDep) -> KindOut:
             )
     except IdentityError as exc:
         raise ProblemError(409, "Kind exists", str(exc)) from exc
+    audit("identifier_kind.create", "identifier_kind", body.name)
     return KindOut.model_validate(kind)

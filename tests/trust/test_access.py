@@ -1,0 +1,133 @@
+"""What each reader sees and what the audit trail keeps of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from builders import event, order
+from rapport.trust.roles import Role
+from support.http import ok, problem
+
+JO = {"email": "jo@example.com", "loyalty_id": "L-77"}
+
+
+def jo_on_file(client: TestClient) -> str:
+    """Jo with a name, an address, an order shipped home and a message; returns Jo's profile id."""
+    shipped = order("o-1", JO, minute=2)
+    shipped["data"]["shipping_address"] = {
+        "line1": "12 Baker Street",
+        "city": "London",
+        "postcode": "NW1 6XE",
+        "country": "GB",
+    }
+    batch = [
+        event("profile.updated", ids=JO, minute=1, first_name="Jo", last_name="Bloggs", locale="en-GB"),
+        shipped,
+        event("message.received", ids=JO, minute=3, channel="email", subject="Where is it?", body="Jo here"),
+    ]
+    assert ok(client.post("/v1/events", json={"events": batch}))["accepted"] == 3
+    profile_id: str = ok(client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}))["id"]
+    return profile_id
+
+
+def text_of(answer: Any) -> str:
+    return str(answer).lower()
+
+
+def test_an_agent_sees_contact_details_and_an_analyst_does_not(api_client: Callable[..., TestClient]) -> None:
+    agent, analyst = api_client(Role.AGENT), api_client(Role.ANALYST)
+    jo = jo_on_file(agent)
+
+    seen_by_agent = ok(agent.get(f"/v1/profiles/{jo}"))
+    seen_by_analyst = ok(analyst.get(f"/v1/profiles/{jo}"))
+    timeline = ok(analyst.get(f"/v1/profiles/{jo}/timeline"))
+    the_order = ok(analyst.get("/v1/orders/o-1"))
+
+    assert seen_by_agent["identifiers"]["email"][0]["value"] == "jo@example.com"
+    assert seen_by_agent["traits"]["first_name"]["value"] == "Jo"
+    for answer in (seen_by_analyst, timeline, the_order):
+        for secret in ("jo@example.com", "l-77", "bloggs", "baker street", "jo here"):
+            assert secret not in text_of(answer)
+    # what is not personal stays readable: counts, totals, the locale, the kinds of identifier held
+    assert seen_by_analyst["traits"]["locale"]["value"] == "en-GB"
+    assert set(seen_by_analyst["identifiers"]) == {"email", "loyalty_id"}
+    assert seen_by_analyst["counters"]["orders"] == seen_by_agent["counters"]["orders"] == 1
+    assert the_order["total"] == 10.0
+    assert [item["type"] for item in timeline["items"]] == [
+        "message.received",
+        "order.placed",
+        "profile.updated",
+    ]
+
+
+def test_every_read_of_a_person_is_in_the_audit_log_with_key_role_and_target(
+    api_client: Callable[..., TestClient],
+) -> None:
+    agent = api_client(Role.AGENT)
+    jo = jo_on_file(agent)  # one find by identifier
+    ok(agent.get(f"/v1/profiles/{jo}"))
+    ok(agent.get(f"/v1/profiles/{jo}/timeline"))
+    ok(agent.get("/v1/orders/o-1"))
+    admin = api_client(Role.ADMIN)
+
+    entries = ok(admin.get("/v1/audit", params={"target_id": jo}))["items"]
+
+    assert [e["action"] for e in entries] == [
+        "profile.read",
+        "profile.read",
+        "profile.timeline",
+        "order.read",
+    ]
+    assert {(e["key_name"], e["role"], e["target_type"]) for e in entries} == {
+        ("test agent", "agent", "profile")
+    }
+    assert entries[0]["detail"] == {"by": "email"}  # the kind of identifier searched by, never its value
+    assert "jo@example.com" not in text_of(ok(admin.get("/v1/audit")))
+
+
+def test_key_changes_and_catalog_changes_are_audited(client: TestClient) -> None:
+    created = ok(client.post("/v1/keys", json={"name": "store 12 desk", "role": "agent"}), 201)
+    ok(client.delete(f"/v1/keys/{created['id']}"))
+    schema = {"type": "object", "properties": {"level": {"type": "integer"}}}
+    ok(client.post("/v1/event-types", json={"type": "loyalty.tier_changed", "schema": schema}), 201)
+
+    actions = [(e["action"], e["target_id"]) for e in ok(client.get("/v1/audit"))["items"]]
+
+    assert actions == [
+        ("key.create", str(created["id"])),
+        ("key.revoke", str(created["id"])),
+        ("event_type.create", "loyalty.tier_changed"),
+    ]
+
+
+def test_the_audit_log_cannot_be_changed_through_the_api(client: TestClient) -> None:
+    ok(client.post("/v1/keys", json={"name": "x", "role": "ingest"}), 201)
+    entry = ok(client.get("/v1/audit"))["items"][0]
+
+    for method in ("PUT", "PATCH", "DELETE", "POST"):
+        assert client.request(method, "/v1/audit").status_code == 405
+        assert client.request(method, f"/v1/audit/{entry['id']}").status_code in (404, 405)
+    assert ok(client.get("/v1/audit"))["items"][0] == entry
+
+
+def test_a_new_key_is_shown_once_and_kept_only_as_a_hash(
+    client: TestClient, api_client: Callable[..., Any]
+) -> None:
+    created = ok(
+        client.post("/v1/keys", json={"name": "store 12 desk", "role": "agent", "expires_in_days": 30}), 201
+    )
+
+    listed = ok(client.get("/v1/keys"))
+
+    assert created["key"].startswith(created["prefix"]) and len(created["key"]) > 40
+    assert all("key" not in k for k in listed)
+    assert created["key"] not in text_of(listed)
+    assert created["expires_at"] is not None
+    assert ok(api_client(key=created["key"]).get("/v1/event-types"))
+
+
+def test_revoking_an_unknown_key_is_a_404_problem(client: TestClient) -> None:
+    problem(client.delete("/v1/keys/4242"), 404)
