@@ -17,10 +17,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from rapport.api import create_app
 from rapport.db import Database, connect, metadata, upgrade
-from rapport.settings import Settings
+from rapport.settings import Settings, get_settings
 from rapport.trust.roles import Role
 from support.keys import new_key
 from support.postgres import create_database, drop_database, postgres_server_url
@@ -109,6 +110,15 @@ def api_client(db: Database, settings: Settings) -> Iterator[Callable[..., TestC
 def client(api_client: Callable[..., TestClient]) -> TestClient:
     """A client with an admin key: it may call every route."""
     return api_client(Role.ADMIN)
+
+
+@pytest.fixture
+def cli(settings: Settings) -> Iterator[CliRunner]:
+    """A runner of ``rapport`` configured for the test database (settings are cached: clear them)."""
+    get_settings.cache_clear()
+    env = {"RAPPORT_DATABASE_URL": settings.database_url, "RAPPORT_SECRET_KEY": TEST_SECRET}
+    yield CliRunner(env=env)
+    get_settings.cache_clear()
 
 
 @pytest.fixture

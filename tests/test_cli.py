@@ -1,11 +1,12 @@
-"""The command line as an operator uses it: demo, migrate, the benchmarks."""
+"""The command line as an operator uses it: demo, migrate, keys, the benchmarks."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
+from pathlib import Path
 
-import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from rapport.cli import app
@@ -14,16 +15,11 @@ from rapport.settings import Settings, get_settings
 from rapport.views import profile_360
 
 
-@pytest.fixture
-def cli(settings: Settings) -> Iterator[CliRunner]:
-    get_settings.cache_clear()
-    yield CliRunner(env={"RAPPORT_DATABASE_URL": settings.database_url})
-    get_settings.cache_clear()
-
-
 def last_json(output: str) -> dict[str, object]:
+    """The last JSON object printed: a one-line object, or one spread over lines from "{" to "}"."""
     start = output.rindex("\n{") + 1 if "\n{" in output else output.index("{")
-    return json.loads(output[start:])  # type: ignore[no-any-return]
+    end = output.find("\n}", start)
+    return json.loads(output[start : end + 2] if end >= 0 else output[start:])  # type: ignore[no-any-return]
 
 
 def test_the_demo_loads_a_world_and_summarises_it(cli: CliRunner, db: Database) -> None:
@@ -69,3 +65,53 @@ def test_the_profile_benchmark_reports_percentiles(cli: CliRunner, db: Database)
     figures = last_json(result.stdout)
     assert figures["events"] == 1000
     assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]  # type: ignore[operator]
+
+
+def test_a_key_made_on_the_command_line_opens_the_api_for_its_role(
+    cli: CliRunner, api_client: Callable[..., TestClient]
+) -> None:
+    made = cli.invoke(app, ["keys", "create", "--role", "agent", "--name", "store 12 desk"])
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip()
+
+    desk = api_client(key=key)
+    assert desk.get("/v1/event-types").status_code == 200
+    assert desk.get("/v1/keys").status_code == 403
+
+    listed = cli.invoke(app, ["keys", "list"])
+    key_id = listed.stdout.split("\t")[0]
+    assert "agent" in listed.stdout and "store 12 desk" in listed.stdout and "active" in listed.stdout
+    assert key not in listed.stdout
+
+    revoked = cli.invoke(app, ["keys", "revoke", key_id])
+    assert revoked.exit_code == 0, revoked.output
+    assert "was revoked" in desk.get("/v1/event-types").json()["detail"]
+    assert "revoked" in cli.invoke(app, ["keys", "list"]).stdout
+
+
+def test_a_key_needs_a_known_role(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["keys", "create", "--role", "root", "--name", "x"])
+    assert result.exit_code == 2
+    assert "root" in result.output
+
+
+def test_the_demo_prints_an_admin_key(cli: CliRunner, api_client: Callable[..., TestClient]) -> None:
+    result = cli.invoke(app, ["demo", "--customers", "5", "--months", "1", "--no-serve"])
+    assert result.exit_code == 0, result.output
+
+    key = result.stdout.split("admin key for the demo (shown once, valid 30 days): ")[1].split()[0]
+    assert api_client(key=key).get("/v1/audit").status_code == 200
+
+
+def test_outside_the_demo_the_demo_secret_is_refused(settings: Settings, tmp_path: Path) -> None:
+    get_settings.cache_clear()
+    path = tmp_path / "none.jsonl"
+    path.write_text("")
+    try:
+        result = CliRunner(env={"RAPPORT_DATABASE_URL": settings.database_url}).invoke(
+            app, ["import", str(path)]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "RAPPORT_SECRET_KEY is left at the demo default" in result.output

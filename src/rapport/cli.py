@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -44,10 +45,15 @@ def _settings(*, demo: bool = False, secrets: bool = False) -> Settings:
     return settings
 
 
-def _database(settings: Settings) -> Database:
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    """The configured database, migrated, and closed again when the command ends."""
     database = connect(settings.database_url)
-    upgrade(database.engine)
-    return database
+    try:
+        upgrade(database.engine)
+        yield database
+    finally:
+        database.dispose()
 
 
 def _serve(settings: Settings, database: Database, host: str, port: int) -> None:
@@ -77,7 +83,8 @@ def _progress(label: str) -> Callable[[int, Outcome], None]:
 def migrate() -> None:
     """Create or upgrade the database schema."""
     settings = _settings()
-    _database(settings)
+    with _database(settings):
+        pass
     typer.echo(f"schema up to date on {settings.database_url.split('@')[-1]}")
 
 
@@ -88,7 +95,8 @@ def serve(
 ) -> None:
     """Serve the API (the schema is migrated first). Needs RAPPORT_SECRET_KEY outside the demo."""
     settings = _settings(secrets=True)
-    _serve(settings, _database(settings), host, port)
+    with _database(settings) as database:
+        _serve(settings, database, host, port)
 
 
 @app.command("import")
@@ -102,13 +110,10 @@ def import_(
     from rapport.ingest.importer import import_file
 
     settings = _settings(secrets=True)
-    database = _database(settings)
-    try:
+    with _database(settings) as database:
         outcome = import_file(
             database, path, settings=settings, batch_size=batch_size, on_progress=_progress(path.name)
         )
-    finally:
-        database.dispose()
     typer.echo("", err=True)
     typer.echo(
         f"{outcome.accepted:,} accepted, {outcome.duplicates:,} duplicates, "
@@ -134,26 +139,26 @@ def demo(
     from rapport.demo.load import load_world
 
     settings = _settings(demo=True)
-    database = _database(settings)
-    typer.echo(f"generating a world of {customers:,} customers over {months} months (seed {seed}) …")
-    summary = load_world(
-        database,
-        settings=settings,
-        customers=customers,
-        months=months,
-        seed=seed,
-        on_progress=_progress("ingesting"),
-    )
-    typer.echo("", err=True)
-    typer.echo(json.dumps(summary, indent=2, default=str))
-    secret = _new_key(database, name="demo admin", role=Role.ADMIN, expires_in_days=30)
-    typer.echo(f"admin key for the demo (shown once, valid 30 days): {secret}")
-    if serve_api:
-        typer.echo(
-            f"API: http://{host}:{port}/docs  (try: curl -H 'Authorization: Bearer {secret}' "
-            f"http://{host}:{port}/v1/profiles/{summary.get('example_profile', '')})"
+    with _database(settings) as database:
+        typer.echo(f"generating a world of {customers:,} customers over {months} months (seed {seed}) …")
+        summary = load_world(
+            database,
+            settings=settings,
+            customers=customers,
+            months=months,
+            seed=seed,
+            on_progress=_progress("ingesting"),
         )
-        _serve(settings, database, host, port)
+        typer.echo("", err=True)
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        secret = _new_key(database, name="demo admin", role=Role.ADMIN, expires_in_days=30)
+        typer.echo(f"admin key for the demo (shown once, valid 30 days): {secret}")
+        if serve_api:
+            typer.echo(
+                f"API: http://{host}:{port}/docs  (try: curl -H 'Authorization: Bearer {secret}' "
+                f"http://{host}:{port}/v1/profiles/{summary.get('example_profile', '')})"
+            )
+            _serve(settings, database, host, port)
 
 
 def _new_key(database: Database, *, name: str, role: Role, expires_in_days: int | None) -> str:
@@ -177,11 +182,8 @@ def keys_create(
     name = name.strip()
     if not name or len(name) > 200:
         _fail("--name must be 1 to 200 characters")
-    database = _database(_settings())
-    try:
+    with _database(_settings()) as database:
         typer.echo(_new_key(database, name=name, role=role, expires_in_days=expires_in_days))
-    finally:
-        database.dispose()
 
 
 @keys_app.command("list")
@@ -191,9 +193,8 @@ def keys_list() -> None:
 
     from rapport.trust.keys import list_keys
 
-    database = _database(_settings())
     now = datetime.now(UTC)
-    with database.session() as session:
+    with _database(_settings()) as database, database.session() as session:
         for key in list_keys(session):
             state = (
                 f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
@@ -203,7 +204,6 @@ def keys_list() -> None:
                 else "active"
             )
             typer.echo(f"{key.id}\t{key.role}\t{key.prefix}…\t{state}\t{key.name}")
-    database.dispose()
 
 
 @keys_app.command("revoke")
@@ -213,14 +213,12 @@ def keys_revoke(
     """Revoke a key at once."""
     from rapport.trust.keys import revoke_key
 
-    database = _database(_settings())
-    with database.session(write=True) as session:
+    with _database(_settings()) as database, database.session(write=True) as session:
         key = revoke_key(session, key_id=key_id)
         if key is None:
             typer.secho(f"no key {key_id}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
         typer.echo(f"revoked key {key.id} ({key.name})")
-    database.dispose()
 
 
 @bench_app.command("ingest")

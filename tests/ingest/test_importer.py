@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -18,7 +16,7 @@ from rapport.db import Database
 from rapport.events import Event
 from rapport.ingest.importer import import_file
 from rapport.ingest.models import QuarantinedEvent
-from rapport.settings import Settings, get_settings
+from rapport.settings import Settings
 
 
 def stored(db: Database) -> dict[str, Event]:
@@ -209,14 +207,6 @@ def test_files_with_a_byte_order_mark_are_imported(db: Database, settings: Setti
 
 
 # -- the command line ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(settings: Settings) -> Iterator[CliRunner]:
-    """A runner of ``rapport`` configured for the test database (settings are cached: clear them)."""
-    get_settings.cache_clear()
-    yield CliRunner(env={"RAPPORT_DATABASE_URL": settings.database_url})
-    get_settings.cache_clear()
 
 
 def test_the_import_command_prints_a_summary(cli: CliRunner, db: Database, tmp_path: Path) -> None:
