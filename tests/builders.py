@@ -100,3 +100,18 @@ def message(ids: dict[str, str], channel: str = "email", minute: float = 0, **kw
 def ingest(db: Database, settings: Settings, events: list[dict[str, Any]]) -> Outcome:
     with db.session(write=True) as session:
         return ingest_events(session, events=events, settings=settings)
+
+
+def consent(
+    ids: dict[str, str],
+    purpose: str,
+    status: str,
+    channel: str | None = None,
+    *,
+    minute: float = 0,
+    source: str = "webshop",
+    **kw: Any,
+) -> dict[str, Any]:
+    """A consent.changed event; without ``channel`` it covers every channel."""
+    data = {"purpose": purpose, "status": status, **({"channel": channel} if channel else {}), **kw}
+    return event("consent.changed", ids=ids, minute=minute, source=source, **data)

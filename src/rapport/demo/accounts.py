@@ -135,7 +135,8 @@ def _consent(
 
 
 def consents(life: Life) -> None:
-    """Service consent on signing up; marketing by email for many, some of whom change their mind."""
+    """Service consent on signing up; marketing by email for many, some of whom change their mind; a few
+    ask to be left alone."""
     p, rng = life.p, life.rng
     first = p.since if p.is_new else life.start
     if p.customer_id is not None:
@@ -167,6 +168,10 @@ def consents(life: Life) -> None:
     if p.loyalty_id is not None and rng.random() < 0.7:
         at = life.later(first, 0, 20 * DAY)
         _consent(life, at, "crm", {"loyalty_id": p.loyalty_id}, "in_store_recognition granted")
+    if rng.random() < 0.03:  # "leave me alone": no personalisation, no recognition in store
+        at = rng.uniform(first + HOUR, life.end)
+        source = "webshop" if rng.random() < 0.6 else "crm"
+        _consent(life, at, source, life.customer_ids(), "leave_me_alone granted")
 
 
 def links(life: Life) -> None:

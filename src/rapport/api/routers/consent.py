@@ -2,6 +2,236 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.orm import Session
+
+from rapport.api.auth import Audit, CurrentCaller, require
+from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError, invalid_query
+from rapport.trust import consent
+from rapport.trust.consent import ANY, CHANNELS, MESSAGE_CHANNELS, PURPOSES
+from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1", tags=["trust"])
+
+
+class ConsentEntry(BaseModel):
+    """One recorded consent: the latest word of a source for a purpose on a channel."""
+
+    purpose: str
+    channel: str = Field(description="a channel, or any for every channel")
+    status: str = Field(description="granted, denied or revoked")
+    source: str
+    at: datetime
+    event_id: str
+
+
+class ChannelState(BaseModel):
+    status: str | None = Field(
+        description="what was recorded (for this channel or every channel); null: nothing"
+    )
+    allowed: bool
+    reason: str
+    basis: ConsentEntry | None
+
+
+class HistoryItem(BaseModel):
+    event_id: str
+    occurred_at: datetime
+    source: str
+    purpose: str | None
+    channel: str
+    status: str | None
+
+
+class Ledger(BaseModel):
+    """A person's consents: what each purpose and channel allows now, and every change, oldest first."""
+
+    profile_id: str
+    requested_id: str
+    current: dict[str, dict[str, ChannelState]] = Field(
+        description="purpose -> channel (and any) -> the status recorded and whether it is allowed now"
+    )
+    leave_me_alone: bool = Field(
+        description="the person asks for no personalisation and no recognition in store"
+    )
+    leave_me_alone_basis: ConsentEntry | None
+    history: list[HistoryItem]
+
+
+class DecisionOut(BaseModel):
+    """May we contact this person for this purpose on this channel now, and why."""
+
+    allowed: bool
+    purpose: str
+    channel: str
+    reason: str
+    basis: ConsentEntry | None
+
+
+class MessageIn(BaseModel):
+    purpose: str = Field(max_length=50, json_schema_extra={"enum": list(PURPOSES)}, examples=["marketing"])
+    channel: str = Field(
+        max_length=30, json_schema_extra={"enum": list(MESSAGE_CHANNELS)}, examples=["email"]
+    )
+    subject: str | None = Field(default=None, max_length=200)
+    body: str = Field(min_length=1, max_length=10_000)
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
+
+class MessageOut(BaseModel):
+    """The message was allowed and recorded as a message.sent event on the person's timeline."""
+
+    event_id: str
+    profile_id: str
+    channel: str
+    purpose: str
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        403: "The key's role may not do this",
+        404: "No such profile",
+        409: "The person's consent does not allow it (the detail says why)",
+        410: "The person was erased on request",
+        422: "An unknown purpose or channel, or a bad body",
+    }
+    return {
+        s: {"model": Problem, "description": described[s], "content": {PROBLEM_JSON: {}}} for s in statuses
+    }
+
+
+def _missing(profile_id: str) -> ProblemError:
+    return ProblemError(404, "Not found", f"no profile {profile_id!r}")
+
+
+def _gone(profile_id: str, erased_at: datetime) -> ProblemError:
+    return ProblemError(410, "Gone", f"profile {profile_id!r} was erased on request at {erased_at}")
+
+
+def _live(session: Session, profile_id: str) -> str:
+    """The live profile ``profile_id`` stands for: 404 when unknown, 410 when erased."""
+    ref = consent.lookup(session, profile_id=profile_id)
+    if ref is None:
+        raise _missing(profile_id)
+    if ref.erased_at is not None:
+        raise _gone(profile_id, ref.erased_at)
+    return ref.id
+
+
+@router.get(
+    "/profiles/{profile_id}/consents",
+    response_model=Ledger,
+    responses=_problems(403, 404, 410),
+    summary="A person's consents now, per purpose and channel, and their history",
+    dependencies=[require(P.PROFILES_READ)],
+)
+def get_ledger(profile_id: str, session: ReadSession, audit: Audit) -> dict[str, Any]:
+    """Also answers for the id of a profile that was merged into another (an alias)."""
+    found = consent.ledger(session, profile_id=profile_id)
+    if found is None:
+        raise _missing(profile_id)
+    if found["erased_at"] is not None:
+        raise _gone(profile_id, found["erased_at"])
+    audit("consent.read", "profile", found["profile_id"])
+    return found
+
+
+@router.get(
+    "/profiles/{profile_id}/consent",
+    response_model=DecisionOut,
+    responses=_problems(403, 404, 410, 422),
+    summary="May we contact this person for this purpose on this channel now?",
+    dependencies=[require(P.PROFILES_READ)],
+)
+def get_decision(
+    profile_id: str,
+    session: ReadSession,
+    purpose: str = Query(max_length=50, examples=["marketing"], json_schema_extra={"enum": list(PURPOSES)}),
+    channel: str = Query(
+        max_length=30,
+        examples=["email"],
+        description="a channel, or any for a use that is not about one channel (analytics, recognition)",
+        json_schema_extra={"enum": [*CHANNELS, ANY]},
+    ),
+) -> DecisionOut:
+    """Every feature that acts on a customer asks this first (in code: rapport.trust.consent.may_contact)."""
+    try:
+        consent.check_question(purpose=purpose, channel=channel)
+    except ValueError as exc:
+        raise invalid_query(str(exc)) from exc
+    decision = consent.may_contact(
+        session, profile_id=_live(session, profile_id), purpose=purpose, channel=channel
+    )
+    if decision is None:
+        raise _missing(profile_id)
+    return DecisionOut.model_validate(decision, from_attributes=True)
+
+
+@router.post(
+    "/profiles/{profile_id}/messages",
+    response_model=MessageOut,
+    status_code=201,
+    responses=_problems(403, 404, 409, 410, 422),
+    summary="Record a message to a person, if their consent allows it now",
+    dependencies=[require(P.PROFILES_CONTACT)],
+)
+def post_message(
+    profile_id: str,
+    message: MessageIn,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    caller: CurrentCaller,
+    audit: Audit,
+) -> MessageOut:
+    """Asks the consent ledger first: a message the person's consent does not allow is refused with 409
+    and its reason, and nothing is recorded. An allowed one becomes a message.sent event (source
+    rapport-api) on the person's timeline; delivering it is for the channel's own system."""
+    try:
+        consent.check_message(purpose=message.purpose, channel=message.channel)
+    except ValueError as exc:
+        raise ProblemError(422, "Invalid request", str(exc), [str(exc)]) from exc
+    with database.session(write=True) as session:
+        _live(session, profile_id)
+        try:
+            outreach = consent.send_message(
+                session,
+                profile_id=profile_id,
+                purpose=message.purpose,
+                channel=message.channel,
+                subject=message.subject,
+                body=message.body,
+                agent=caller.name,
+                settings=settings,
+            )
+        except consent.CannotAddress as exc:
+            raise ProblemError(409, "Cannot address", str(exc)) from exc
+        if outreach is None:
+            raise _missing(profile_id)
+    audit(
+        "profile.contact",
+        "profile",
+        outreach.profile_id,
+        purpose=message.purpose,
+        channel=message.channel,
+        allowed=outreach.decision.allowed,
+        event_id=outreach.event_id,
+    )
+    if outreach.event_id is None:
+        raise ProblemError(409, "No consent", outreach.decision.reason)
+    return MessageOut(
+        event_id=outreach.event_id,
+        profile_id=outreach.profile_id,
+        channel=message.channel,
+        purpose=message.purpose,
+    )
