@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from rapport.catalog.errors import field_path
 from rapport.catalog.registry import Catalog, EventType
 from rapport.identity.graph import Key
 from rapport.identity.kinds import InvalidIdentifier, KindTable
+from rapport.settings import Settings
 
 ENVELOPE_FIELDS = frozenset({"id", "type", "schema_version", "occurred_at", "source", "identifiers", "data"})
 MAX_ID = 200
@@ -18,6 +20,30 @@ MAX_SOURCE = 200
 MAX_IDENTIFIER = 320
 MAX_SUBJECT = 200
 MAX_CHANNEL = 30
+#: at most this many strings or branches over the limits are named, one line each, per event
+MAX_LIMIT_ERRORS = 10
+
+
+class Limits(Protocol):
+    """How long the strings in an event's data may be and how deeply it may nest. The settings are one
+    (``RAPPORT_MAX_STRING_LENGTH``, ``RAPPORT_MAX_NESTING``)."""
+
+    @property
+    def max_string_length(self) -> int: ...
+
+    @property
+    def max_nesting(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DataLimits:
+    """Limits of one's own, e.g. for a test; the defaults are those of the settings."""
+
+    max_string_length: int = Settings.model_fields["max_string_length"].default
+    max_nesting: int = Settings.model_fields["max_nesting"].default
+
+
+DEFAULT_LIMITS = DataLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +72,7 @@ class Rejection:
     event_id: str | None
     type: str | None
     errors: list[str]
+    #: the event as sent; as its JSON text when the JSON columns cannot hold it (nested over 254 levels)
     payload: Any
 
 
@@ -154,6 +181,97 @@ def has_nul(raw: Any) -> bool:
         return False
 
 
+def _short(path: str, limit: int = 120) -> str:
+    return path if len(path) <= limit else path[: limit - 1] + "…"
+
+
+def _limit_errors(data: dict[str, Any], limits: Limits) -> tuple[list[str], bool]:
+    """Every string and field name of ``data`` over the length limit and every branch nested deeper than
+    allowed, by path in document order, and whether any is nested too deeply. Walks without recursion,
+    and no deeper than the limit."""
+    longest, deepest = limits.max_string_length, limits.max_nesting
+    found: list[str] = []
+    too_deep = False
+    todo: list[tuple[Any, str, int]] = [(data, "data", 0)]
+    while todo:
+        value, path, depth = todo.pop()
+        if isinstance(value, str):
+            if len(value) > longest:
+                found.append(f"{_short(path)}: must be at most {longest} characters long")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > deepest:
+            found.append(f"{_short(path)}: nested deeper than {deepest} levels")
+            too_deep = True
+            continue
+        children: list[tuple[Any, str, int]] = []
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = str(key)
+                if len(name) > longest:
+                    name = name[:20] + "…"
+                    where = _short(field_path(path, [name]))
+                    found.append(f"{where}: a field name must be at most {longest} characters long")
+                children.append((item, field_path(path, [name]), depth + 1))
+        else:
+            children = [(item, field_path(path, [n]), depth + 1) for n, item in enumerate(value)]
+        todo.extend(reversed(children))
+    return found, too_deep
+
+
+def _capped(errors: list[str]) -> list[str]:
+    if len(errors) <= MAX_LIMIT_ERRORS:
+        return errors
+    return [*errors[:MAX_LIMIT_ERRORS], f"data: {len(errors) - MAX_LIMIT_ERRORS} more over the limits"]
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as JSON text, however deeply it nests (orjson stops at 254 levels, Python's json at the
+    recursion limit)."""
+    out: list[str] = []
+    todo: list[tuple[bool, Any]] = [(False, value)]  # (literal text?, text or value)
+    while todo:
+        literal, item = todo.pop()
+        if literal:
+            out.append(item)
+        elif isinstance(item, dict):
+            todo.append((True, "}"))
+            entries = list(item.items())
+            for n in range(len(entries) - 1, -1, -1):
+                key, member = entries[n]
+                todo.append((False, member))
+                todo.append((True, ("," if n else "") + orjson.dumps(str(key)).decode() + ":"))
+            todo.append((True, "{"))
+        elif isinstance(item, list | tuple):
+            todo.append((True, "]"))
+            for n in range(len(item) - 1, -1, -1):
+                todo.append((False, item[n]))
+                if n:
+                    todo.append((True, ","))
+            todo.append((True, "["))
+        elif isinstance(item, int) and not isinstance(item, bool):
+            out.append(str(item))  # of any size
+        else:
+            out.append(orjson.dumps(item, default=str).decode())
+    return "".join(out)
+
+
+def _printable(errors: list[str]) -> list[str]:
+    """``errors`` with the NUL characters of field names they quote written as ``\\u0000``: a reason must
+    be storable even when the event is not."""
+    return [e.replace("\x00", "\\u0000") for e in errors] if any("\x00" in e for e in errors) else errors
+
+
+def _storable(raw: Any) -> Any:
+    """``raw`` when the JSON columns can hold it, else its JSON text, so that it can be quarantined."""
+    try:
+        orjson.dumps(raw)
+    except TypeError:
+        return _json_text(raw)
+    return raw
+
+
 def _index_errors(event_type: EventType, subject: str | None, channel: str | None) -> list[str]:
     """The subject and channel are indexed columns; an operator's schema may not bound their length."""
     found = []
@@ -169,11 +287,22 @@ def _index_errors(event_type: EventType, subject: str | None, channel: str | Non
 
 
 def check(
-    raw: Any, index: int, *, catalog: Catalog, kinds: KindTable, now: datetime, skew: timedelta
+    raw: Any,
+    index: int,
+    *,
+    catalog: Catalog,
+    kinds: KindTable,
+    now: datetime,
+    skew: timedelta,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Candidate | Rejection:
-    """A :class:`Candidate` when ``raw`` is a valid event, else a :class:`Rejection` with every reason."""
+    """A :class:`Candidate` when ``raw`` is valid, else a :class:`Rejection` with every reason.
+
+    Data nested deeper than ``limits`` allow is not checked against its schema; a string over the length
+    limit is named unless the schema already names its field."""
     if not isinstance(raw, dict):
-        return Rejection(index, None, None, [f"event: expected an object, got {type(raw).__name__}"], raw)
+        problem = f"event: expected an object, got {type(raw).__name__}"
+        return Rejection(index, None, None, [problem], _storable(raw))
     unknown = raw.keys() - ENVELOPE_FIELDS
     errors: list[str] = (
         [f"{name}: unknown envelope field" for name in raw if name in unknown] if unknown else []
@@ -198,18 +327,42 @@ def check(
                 if type_name not in catalog
                 else f"schema_version: {type_name} has no version {version}"
             )
+    data_json = None
     if data is None:
         errors.append("data: required property missing")
     elif not isinstance(data, dict):
         errors.append(f"data: expected an object, got {type(data).__name__}")
-    elif event_type is not None:
-        errors.extend(event_type.errors(data))
-        subject, channel = event_type.subject_of(data), event_type.channel_of(data)
-        errors.extend(_index_errors(event_type, subject, channel))
+    else:
+        # Serialised once here, for the limits, the NUL test and storage alike.
+        try:
+            data_json = orjson.dumps(data)
+        except TypeError as exc:  # nested over 254 levels, or an integer beyond 64 bits
+            over, too_deep = _limit_errors(data, limits)
+            if not too_deep:
+                over.append(f"data: cannot be stored as JSON ({exc})")
+            too_deep = True  # not checked further
+        else:
+            # A bound that costs a count instead of a walk: no string is longer than the whole text, and
+            # no branch nests deeper than there are { and [ in it (data's own brace included).
+            size = len(data_json)
+            if size > limits.max_string_length + 2 or (
+                size - len(data_json.translate(None, b"{[")) > limits.max_nesting + 1
+            ):
+                over, too_deep = _limit_errors(data, limits)
+            else:
+                over, too_deep = [], False
+        if event_type is not None and not too_deep:
+            errors.extend(event_type.errors(data))
+            subject, channel = event_type.subject_of(data), event_type.channel_of(data)
+            errors.extend(_index_errors(event_type, subject, channel))
+            if over:  # one reason per field: the schema's own limit is the more telling
+                named = {e.partition(": ")[0] for e in errors}
+                over = [e for e in over if e.partition(": ")[0] not in named]
+        if over:
+            errors.extend(_capped(over))
     encoded = None
-    if not errors and isinstance(data, dict):
-        # Serialised once here, for the NUL test and for storage alike.
-        encoded = (orjson.dumps(raw["identifiers"]), orjson.dumps(data))
+    if not errors and data_json is not None:
+        encoded = (orjson.dumps(raw["identifiers"]), data_json)
         if b"\\u0000" in encoded[0] or b"\\u0000" in encoded[1] or "\x00" in f"{event_id}{type_name}{source}":
             errors.extend(_nul_errors(raw))
     elif has_nul(raw):
@@ -217,7 +370,7 @@ def check(
     if errors or event_type is None or event_id is None or source is None or occurred_at is None:
         raw_id = raw.get("id") if isinstance(raw.get("id"), str) else None
         raw_type = raw.get("type") if isinstance(raw.get("type"), str) else None
-        return Rejection(index, raw_id, raw_type, errors or ["event: invalid"], raw)
+        return Rejection(index, raw_id, raw_type, _printable(errors) or ["event: invalid"], _storable(raw))
     assert isinstance(data, dict) and encoded is not None
     return Candidate(
         index=index,

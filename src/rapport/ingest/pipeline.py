@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from rapport.catalog.registry import Catalog
@@ -23,9 +23,10 @@ from rapport.db.bulk import select_rows
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.models import Event
 from rapport.events.store import EventRow, append_events
-from rapport.identity.graph import GraphBatch
+from rapport.identity.graph import GraphBatch, Key
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
+from rapport.identity.tombstones import any_erased, erased_among, lift
 from rapport.ingest.envelope import Candidate, Rejection, check, has_nul
 from rapport.ingest.models import QuarantinedEvent
 from rapport.profiles.projector import project
@@ -126,7 +127,7 @@ def check_batch(
     seen: set[str] = set()
     duplicates = 0
     for index, raw in enumerate(events):
-        checked = check(raw, index, catalog=catalog, kinds=kinds, now=now, skew=skew)
+        checked = check(raw, index, catalog=catalog, kinds=kinds, now=now, skew=skew, limits=settings)
         if isinstance(checked, Rejection):
             rejections.append(checked)
         elif checked.event_id in seen:
@@ -135,6 +136,55 @@ def check_batch(
             seen.add(checked.event_id)
             fresh.append(checked)
     return CheckedBatch(fresh, rejections, duplicates, now)
+
+
+def _grants_consent(candidate: Candidate) -> bool:
+    return candidate.type == "consent.changed" and candidate.data.get("status") == "granted"
+
+
+def _payload(candidate: Candidate) -> dict[str, Any]:
+    """The event as it was sent (near enough to be replayed), for the quarantine."""
+    return {
+        "id": candidate.event_id,
+        "type": candidate.type,
+        "schema_version": candidate.schema_version,
+        "occurred_at": candidate.occurred_at.isoformat(),
+        "source": candidate.source,
+        "identifiers": candidate.identifiers,
+        "data": candidate.data,
+    }
+
+
+def hold_back_erased(
+    connection: Connection, fresh: Sequence[Candidate], *, secret: str
+) -> tuple[list[Candidate], list[Rejection]]:
+    """Split off the events that carry an identifier of a person erased on request: they must not
+    silently rebuild the person. A consent.changed that grants consent again is the exception: it lifts
+    the tombstones of its identifiers, and it and the events after it are taken in."""
+    erased = erased_among(connection, {key for c in fresh for key in c.keys}, secret)
+    if not erased:
+        return list(fresh), []
+    kept: list[Candidate] = []
+    held_back: list[Rejection] = []
+    lifted: set[Key] = set()
+    for candidate in fresh:
+        hits = [key for key in candidate.keys if key in erased and key not in lifted]
+        if not hits:
+            kept.append(candidate)
+        elif _grants_consent(candidate):
+            lifted.update(hits)
+            kept.append(candidate)
+        else:
+            errors = [
+                f"erased: identifiers.{kind} belongs to a person erased on request"
+                for kind in dict.fromkeys(kind for kind, _ in hits)
+            ]
+            held_back.append(
+                Rejection(candidate.index, candidate.event_id, candidate.type, errors, _payload(candidate))
+            )
+    if lifted:
+        lift(connection, lifted, secret)
+    return kept, held_back
 
 
 def store_batch(
@@ -158,14 +208,19 @@ def store_batch(
         if stored:
             outcome.duplicates += sum(1 for c in fresh if c.event_id in stored)
             fresh = [c for c in fresh if c.event_id not in stored]
+    rejections = checked.rejections
+    connection = session.connection()
+    if fresh and any_erased(connection):  # hashing only once someone was ever erased
+        fresh, held_back = hold_back_erased(connection, fresh, secret=settings.secret_key.get_secret_value())
+        if held_back:
+            rejections = sorted([*rejections, *held_back], key=lambda r: r.index)
     if keep_rejected:
-        quarantine(session, checked.rejections, transport=transport, now=now)
-    outcome.rejected = [{"index": r.index, "id": r.event_id, "errors": r.errors} for r in checked.rejections]
+        quarantine(session, rejections, transport=transport, now=now)
+    outcome.rejected = [{"index": r.index, "id": r.event_id, "errors": r.errors} for r in rejections]
     outcome.rejected_count = len(outcome.rejected)
     if not fresh:
         return outcome
 
-    connection = session.connection()
     graph = GraphBatch(connection, kinds, now=now)
     resolution = graph.resolve(fresh)
     graph.write(resolution)

@@ -1,0 +1,514 @@
+"""Erasure on request: remove a person's personal data and keep what is not personal.
+
+The person is a live profile and every profile merged into it (its aliases). Erasing them
+
+- keeps a keyed hash (tombstone) of each of their identifiers and deletes the identifiers, so that a
+  later event carrying one is quarantined instead of silently rebuilding the person;
+- scrubs each of their events: no identifiers, only the ``data`` fields the catalog declares and does
+  not mark ``x-personal``, and any string left that holds one of their identifier values becomes
+  ``[erased]`` (an event id or a subject that holds one is replaced too);
+- drops personal traits from the golden record (account sums and consents stay) and rebuilds their
+  orders and cases from the scrubbed events; deletes their devices;
+- deletes the identity conflicts and quarantined input that mention them, and writes tombstones in
+  place of their identifiers in the merge log;
+- marks the profile and its aliases ``erased_at``.
+
+Counters that are aggregated from the event log (events per type, first and last seen) and order
+counts and sums survive, because events and orders stay filed under the profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from rapport.catalog.registry import Catalog
+from rapport.db.base import table_of
+from rapport.db.bulk import chunked, one_of, select_rows
+from rapport.db.locks import lock_identity_graph
+from rapport.events.models import Event
+from rapport.events.store import EventRow, select_events
+from rapport.identity.graph import Key, key_text
+from rapport.identity.kinds import InvalidIdentifier, KindTable
+from rapport.identity.models import Conflict, Identifier, Merge
+from rapport.identity.tombstones import bury, digest
+from rapport.ingest.models import QuarantinedEvent
+from rapport.profiles import state as golden
+from rapport.profiles.entities import CASE_TYPES, ORDER_TYPES
+from rapport.profiles.models import Case, Device, Order, Profile
+from rapport.profiles.projector import rebuild_cases, rebuild_orders
+from rapport.profiles.service import aliases_of, resolve_root
+from rapport.profiles.statestore import load_states, save_states
+
+__all__ = ["ERASED", "ErasedProfile", "ErasureReport", "erase", "person_of"]
+
+#: what a string that held an identifier value becomes
+ERASED = "[erased]"
+#: identifier values shorter than this are not searched for inside other text: they would match
+#: unrelated words (they are still removed wherever they are stored as identifiers)
+MIN_SEARCHED = 4
+#: the data field each trait-making event type turns into traits (None: every field is a trait)
+_TRAIT_FIELD = {"profile.updated": None, "address.changed": "address"}
+
+
+class ErasedProfile(Exception):
+    """The profile was erased on request; nothing about the person is left to read or erase."""
+
+    def __init__(self, profile_id: str, erased_at: datetime) -> None:
+        super().__init__(f"profile {profile_id!r} was erased on request at {erased_at.isoformat()}")
+        self.profile_id = profile_id
+        self.erased_at = erased_at
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What an erasure removed or rewrote. Counts only: never a value."""
+
+    profile_id: str
+    aliases: list[str]
+    erased_at: datetime
+    identifiers: int
+    events_scrubbed: int
+    other_events_scrubbed: int
+    traits_removed: int
+    orders_rebuilt: int
+    cases_rebuilt: int
+    entities_removed: int
+    devices_removed: int
+    merges_scrubbed: int
+    conflicts_removed: int
+    quarantine_removed: int
+
+
+def person_of(session: Session, *, profile_id: str) -> tuple[str, list[str]] | None:
+    """The live profile behind ``profile_id`` and its aliases; None when unknown. Raises
+    :class:`ErasedProfile` when the person was erased."""
+    root = resolve_root(session, profile_id)
+    if root is None:
+        return None
+    profile = session.get(Profile, root)
+    assert profile is not None
+    if profile.erased_at is not None:
+        raise ErasedProfile(profile_id, profile.erased_at)
+    return root, aliases_of(session, profile_id=root)
+
+
+# -- what belongs to the person ---------------------------------------------------------------------
+
+
+def _normalised(kinds: KindTable, kind: str, value: Any) -> Key | None:
+    if kind not in kinds or not isinstance(value, str):
+        return None
+    try:
+        normalised = kinds.normalise(kind, value)
+    except InvalidIdentifier:
+        return None
+    return None if normalised is None else (kind, normalised)
+
+
+def _their_keys(
+    connection: Connection, ids: Sequence[str], events: Sequence[EventRow], kinds: KindTable
+) -> set[Key]:
+    """Identifiers linked to the person, and those their events carry that no one else holds (refused
+    by a limit, say)."""
+    table = table_of(Identifier)
+    owned = {
+        (kind, value)
+        for kind, value in select_rows(connection, table, ["kind", "value"], "profile_id", list(ids))
+    }
+    carried = {
+        key
+        for fact in events
+        for kind, value in fact.identifiers.items()
+        if (key := _normalised(kinds, kind, value)) is not None
+    } - owned
+    if carried:
+        values = sorted({value for _, value in carried})
+        for kind, value, pid in select_rows(
+            connection, table, ["kind", "value", "profile_id"], "value", values
+        ):
+            if pid not in ids:
+                carried.discard((kind, value))
+    return owned | carried
+
+
+def _needles(keys: Iterable[Key], events: Sequence[EventRow], kinds: KindTable) -> list[str]:
+    """Every form of the person's identifier values to look for in text, lower case: as normalised
+    and as their events sent them."""
+    keys = set(keys)
+    forms = {value for _, value in keys}
+    for fact in events:
+        for kind, value in fact.identifiers.items():
+            if _normalised(kinds, kind, value) in keys:
+                forms.update((value, value.strip()))
+    return sorted({form.lower() for form in forms if len(form.strip()) >= MIN_SEARCHED})
+
+
+def _mentions(text: str, needles: Sequence[str]) -> bool:
+    lowered = text.lower()
+    return any(needle in lowered for needle in needles)
+
+
+def _scrub(value: Any, needles: Sequence[str]) -> Any:
+    """``value`` with every string that holds one of ``needles`` replaced (and every such key dropped)."""
+    if isinstance(value, str):
+        return ERASED if _mentions(value, needles) else value
+    if isinstance(value, dict):
+        return {k: _scrub(v, needles) for k, v in value.items() if not _mentions(str(k), needles)}
+    if isinstance(value, list):
+        return [_scrub(v, needles) for v in value]
+    return value
+
+
+def _like_any(column: ColumnElement[Any], needles: Sequence[str]) -> ColumnElement[bool]:
+    """Does ``column``, as lower-case text, contain any of ``needles``?"""
+    if not needles:
+        return false()
+    text = func.lower(cast(column, Text))
+    patterns = ["%" + n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for n in needles]
+    return or_(*(text.like(p, escape="\\") for p in patterns))
+
+
+# -- the steps ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Scrubbed:
+    rows: list[EventRow]
+    renamed: dict[str, str]
+
+
+def _without_personal(value: Any, spec: Any) -> Any:
+    """``value`` without the nested fields that its schema ``spec`` marks ``x-personal``."""
+    if not isinstance(spec, dict):
+        return value
+    if isinstance(value, dict) and isinstance(spec.get("properties"), dict):
+        props = spec["properties"]
+        return {
+            k: _without_personal(v, props.get(k))
+            for k, v in value.items()
+            if not (isinstance(props.get(k), dict) and props[k].get("x-personal"))
+        }
+    if isinstance(value, list) and isinstance(spec.get("items"), dict):
+        return [_without_personal(v, spec["items"]) for v in value]
+    return value
+
+
+def _scrub_data(
+    catalog: Catalog, type_name: str, version: int, data: Mapping[str, Any], needles: Sequence[str]
+) -> dict[str, Any]:
+    """An event's data as it may stay: only the fields its schema declares and does not mark personal
+    (nested personal fields go too), with the person's identifier values replaced."""
+    event_type = catalog.get(type_name, version) or catalog.get(type_name)
+    if event_type is None:
+        return {}
+    props = event_type.schema.get("properties", {})
+    personal = set(event_type.personal_fields)
+    return {
+        name: _scrub(_without_personal(value, props[name]), needles)
+        for name, value in data.items()
+        if name in props and name not in personal
+    }
+
+
+def _scrub_events(
+    connection: Connection,
+    events: Sequence[EventRow],
+    *,
+    catalog: Catalog,
+    needles: Sequence[str],
+    secret: str,
+) -> _Scrubbed:
+    renamed: dict[str, str] = {}
+    scrubbed: list[EventRow] = []
+    params: list[dict[str, Any]] = []
+    for fact in events:
+        data = _scrub_data(catalog, fact.type, fact.schema_version, fact.data, needles)
+        event_id = fact.event_id
+        if _mentions(event_id, needles):
+            # still unique, and the same for the same id, but no longer readable
+            event_id = renamed[fact.event_id] = f"erased-{digest('event_id', event_id, secret)[:32]}"
+        subject = None if fact.subject is not None and _mentions(fact.subject, needles) else fact.subject
+        scrubbed.append(fact._replace(event_id=event_id, subject=subject, identifiers={}, data=data))
+        params.append(
+            {"b_old": fact.event_id, "b_id": event_id, "b_subject": subject, "b_ids": {}, "b_data": data}
+        )
+    if params:
+        table = table_of(Event)
+        connection.execute(
+            update(table)
+            .where(table.c.event_id == bindparam("b_old"))
+            .values(
+                event_id=bindparam("b_id"),
+                subject=bindparam("b_subject"),
+                identifiers=bindparam("b_ids", type_=table.c.identifiers.type),
+                data=bindparam("b_data", type_=table.c.data.type),
+            ),
+            params,
+        )
+    return _Scrubbed(scrubbed, renamed)
+
+
+def _trait_field(type_name: str, trait: str) -> str | None:
+    """The data field a trait came from; None when the type is not known to make traits."""
+    if type_name not in _TRAIT_FIELD:
+        return None
+    return _TRAIT_FIELD[type_name] or trait
+
+
+def _clean_state(
+    state: golden.State,
+    facts: Mapping[str, EventRow],
+    renamed: Mapping[str, str],
+    needles: Sequence[str],
+) -> tuple[golden.State, int]:
+    """The state without the entries whose field the scrubbed events no longer hold (the same as folding
+    the scrubbed events again); returns it and how many traits went."""
+
+    def origin(entry: dict[str, Any]) -> EventRow | None:
+        old = entry.get("event_id", "")
+        return facts.get(renamed.get(old, old))
+
+    def cleaned(entry: dict[str, Any]) -> dict[str, Any]:
+        old = entry.get("event_id", "")
+        result: dict[str, Any] = _scrub({**entry, "event_id": renamed.get(old, old)}, needles)
+        return result
+
+    traits = {}
+    for name, entry in state["traits"].items():
+        fact = origin(entry)
+        field = None if fact is None else _trait_field(fact.type, name)
+        if fact is not None and field is not None and field in fact.data:
+            traits[name] = cleaned(entry)
+    account = dict(state["account"])
+    if "fields" in account:
+        account["fields"] = {
+            name: cleaned(entry)
+            for name, entry in account["fields"].items()
+            if (fact := origin(entry)) is not None and name in fact.data
+        }
+    consents = {key: cleaned(entry) for key, entry in state["consents"].items()}
+    return (
+        {"traits": traits, "account": _scrub(account, needles), "consents": consents},
+        len(state["traits"]) - len(traits),
+    )
+
+
+def _rebuild_entities(
+    connection: Connection, ids: Sequence[str], events: Sequence[EventRow]
+) -> tuple[int, int, int]:
+    """Orders and cases again from the scrubbed events; those whose id held a value go. Returns orders
+    rebuilt, cases rebuilt, entities removed."""
+    counts: list[int] = []
+    removed = 0
+    for model, key, types, rebuild in (
+        (Order, "order_id", ORDER_TYPES, rebuild_orders),
+        (Case, "case_id", CASE_TYPES, rebuild_cases),
+    ):
+        table = table_of(model)
+        entity_ids = {fact.subject for fact in events if fact.type in types and fact.subject}
+        entity_ids |= {row[0] for row in select_rows(connection, table, [key], "profile_id", list(ids))}
+        wanted = sorted(entity_ids)
+        for chunk in chunked(wanted):
+            connection.execute(delete(table).where(one_of(connection, table.c[key], chunk)))
+        rebuild(connection, wanted)
+        rebuilt = len(select_rows(connection, table, [key], key, wanted)) if wanted else 0
+        counts.append(rebuilt)
+        removed += len(wanted) - rebuilt
+    return counts[0], counts[1], removed
+
+
+def _delete_devices(connection: Connection, ids: Sequence[str], keys: set[Key]) -> int:
+    table = table_of(Device)
+    serials = sorted({value for kind, value in keys if kind == "device_serial"})
+    condition = one_of(connection, table.c.profile_id, list(ids))
+    if serials:
+        condition = or_(
+            condition, one_of(connection, func.upper(table.c.serial, type_=table.c.serial.type), serials)
+        )
+    return connection.execute(delete(table).where(condition)).rowcount
+
+
+def _scrub_merges(
+    connection: Connection, ids: Sequence[str], keys: set[Key], renamed: Mapping[str, str], secret: str
+) -> int:
+    """In the merge log, a tombstone in place of each of the person's identifiers."""
+    table = table_of(Merge)
+    texts = {key_text(key): f"{key[0]}:erased-{digest(*key, secret)}" for key in keys}
+    involved = or_(
+        one_of(connection, table.c.survivor_id, list(ids)), one_of(connection, table.c.absorbed_id, list(ids))
+    )
+    changes = []
+    for merge_id, held, event_id in connection.execute(
+        select(table.c.id, table.c.absorbed_identifiers, table.c.event_id).where(involved)
+    ):
+        new_held = sorted(texts.get(text, text) for text in held)
+        new_event_id = renamed.get(event_id, event_id) if event_id is not None else None
+        if new_held != sorted(held) or new_event_id != event_id:
+            changes.append({"b_id": merge_id, "b_held": new_held, "b_event": new_event_id})
+    if changes:
+        connection.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                absorbed_identifiers=bindparam("b_held", type_=table.c.absorbed_identifiers.type),
+                event_id=bindparam("b_event"),
+            ),
+            changes,
+        )
+    return len(changes)
+
+
+def _scrub_foreign_events(
+    connection: Connection, ids: Sequence[str], keys: set[Key], needles: Sequence[str], kinds: KindTable
+) -> int:
+    """Events filed under someone else that carry one of the person's identifiers (a merge that was
+    refused or undone): that identifier goes; the event, the other person's, stays as it was."""
+    table = table_of(Event)
+    found = connection.execute(
+        select(table.c.event_id, table.c.identifiers).where(
+            not_(one_of(connection, table.c.profile_id, list(ids))),
+            _like_any(table.c.identifiers, needles),
+        )
+    ).all()
+    changes = []
+    for event_id, identifiers in found:
+        kept = {
+            kind: value
+            for kind, value in identifiers.items()
+            if _normalised(kinds, kind, value) not in keys and not _mentions(str(value), needles)
+        }
+        if kept != identifiers:
+            changes.append({"b_id": event_id, "b_ids": kept})
+    if changes:
+        connection.execute(
+            update(table)
+            .where(table.c.event_id == bindparam("b_id"))
+            .values(identifiers=bindparam("b_ids", type_=table.c.identifiers.type)),
+            changes,
+        )
+    return len(changes)
+
+
+# -- the whole --------------------------------------------------------------------------------------
+
+
+def erase(
+    session: Session,
+    *,
+    profile_id: str,
+    secret: str,
+    catalog: Catalog,
+    kinds: KindTable,
+    now: datetime,
+) -> ErasureReport | None:
+    """Erase the person behind ``profile_id`` (an alias is followed), in the caller's write transaction.
+    None when the profile is unknown; raises :class:`ErasedProfile` when it was erased already."""
+    lock_identity_graph(session)
+    found = person_of(session, profile_id=profile_id)
+    if found is None:
+        return None
+    root, aliases = found
+    ids = [root, *aliases]
+    connection = session.connection()
+    events = list(select_events(connection, one_of(connection, table_of(Event).c.profile_id, ids)))
+    keys = _their_keys(connection, ids, events, kinds)
+    needles = _needles(keys, events, kinds)
+
+    bury(connection, keys, secret, now)
+    identifiers = table_of(Identifier)
+    connection.execute(delete(identifiers).where(one_of(connection, identifiers.c.profile_id, ids)))
+
+    scrubbed = _scrub_events(connection, events, catalog=catalog, needles=needles, secret=secret)
+    facts = {fact.event_id: fact for fact in scrubbed.rows}
+    states = load_states(connection, ids)
+    traits_removed = 0
+    for pid in list(states):
+        states[pid], removed = _clean_state(states[pid], facts, scrubbed.renamed, needles)
+        traits_removed += removed
+    save_states(connection, states, now=now)
+
+    orders, cases, entities_removed = _rebuild_entities(connection, ids, events)
+    devices = _delete_devices(connection, ids, keys)
+    merges = _scrub_merges(connection, ids, keys, scrubbed.renamed, secret)
+
+    conflicts = table_of(Conflict)
+    mentioned = [f'"{pid}"' for pid in ids] + list(needles)
+    about_them = or_(
+        _like_any(conflicts.c.profile_ids, [m.lower() for m in mentioned]),
+        *(
+            _like_any(column, needles)
+            for column in (conflicts.c.key, conflicts.c.detail, conflicts.c.identifiers)
+            if needles
+        ),
+    )
+    clashes = connection.execute(delete(conflicts).where(about_them)).rowcount
+    merge_table = table_of(Merge)
+    undone = connection.execute(
+        select(merge_table.c.id)
+        .where(
+            merge_table.c.undone_at.is_not(None),
+            or_(
+                one_of(connection, merge_table.c.survivor_id, ids),
+                one_of(connection, merge_table.c.absorbed_id, ids),
+            ),
+        )
+        .limit(1)
+    ).first()
+    # Someone else's event carries one of their identifiers only after a clash or an undone merge;
+    # otherwise the scan over the whole event log is skipped.
+    other_events = (
+        _scrub_foreign_events(connection, ids, keys, needles, kinds)
+        if needles and (clashes or undone is not None)
+        else 0
+    )
+
+    removed_input = 0
+    if needles:
+        quarantine = table_of(QuarantinedEvent)
+        removed_input = connection.execute(
+            delete(quarantine).where(
+                or_(
+                    _like_any(quarantine.c.payload, needles),
+                    _like_any(quarantine.c.raw_text, needles),
+                    _like_any(quarantine.c.event_id, needles),
+                )
+            )
+        ).rowcount
+
+    profiles = table_of(Profile)
+    connection.execute(update(profiles).where(one_of(connection, profiles.c.id, ids)).values(erased_at=now))
+    return ErasureReport(
+        profile_id=root,
+        aliases=aliases,
+        erased_at=now,
+        identifiers=len(keys),
+        events_scrubbed=len(events),
+        other_events_scrubbed=other_events,
+        traits_removed=traits_removed,
+        orders_rebuilt=orders,
+        cases_rebuilt=cases,
+        entities_removed=entities_removed,
+        devices_removed=devices,
+        merges_scrubbed=merges,
+        conflicts_removed=clashes,
+        quarantine_removed=removed_input,
+    )

@@ -1,0 +1,136 @@
+"""Export on request: everything Rapport holds about a person, as one machine-readable document.
+
+The document (format ``rapport.export/1``) holds the 360 view, the identifiers, the consents now (as
+recorded, and what they allow purpose by purpose and channel by channel) and every consent event, every
+event of the person oldest first with its full envelope, every order with every version, the cases with
+their history, the devices with their twin state, and the merges that involve the person's profiles.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from rapport.events.models import Event
+from rapport.identity.models import Merge
+from rapport.identity.service import identifiers_of
+from rapport.profiles.models import Case, Device, Order
+from rapport.trust.consent import ledger
+from rapport.trust.erasure import person_of
+from rapport.views import profile_360
+
+__all__ = ["FORMAT", "export"]
+
+FORMAT = "rapport.export/1"
+
+
+def _order(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "status": order.status,
+        "currency": order.currency,
+        "total": order.total,
+        "placed_at": order.placed_at,
+        "updated_at": order.updated_at,
+        "current": order.current,
+        "versions": order.versions,
+    }
+
+
+def _case(case: Case) -> dict[str, Any]:
+    return {
+        "case_id": case.case_id,
+        "kind": case.kind,
+        "status": case.status,
+        "subject": case.subject,
+        "priority": case.priority,
+        "opened_at": case.opened_at,
+        "updated_at": case.updated_at,
+        "closed_at": case.closed_at,
+        "history": case.history,
+    }
+
+
+def _device(device: Device) -> dict[str, Any]:
+    return {
+        "serial": device.serial,
+        "model": device.model,
+        "kind": device.kind,
+        "firmware": device.firmware,
+        "registered_at": device.registered_at,
+        "last_seen_at": device.last_seen_at,
+        "state": device.state,
+    }
+
+
+def _merge(merge: Merge) -> dict[str, Any]:
+    return {
+        "id": merge.id,
+        "survivor_id": merge.survivor_id,
+        "absorbed_id": merge.absorbed_id,
+        "event_id": merge.event_id,
+        "reason": merge.reason,
+        "absorbed_identifiers": merge.absorbed_identifiers,
+        "merged_at": merge.merged_at,
+        "undone_at": merge.undone_at,
+    }
+
+
+def export(session: Session, *, profile_id: str, now: datetime | None = None) -> dict[str, Any] | None:
+    """Everything about the person behind ``profile_id`` (an alias is followed); None when unknown.
+    Raises :class:`rapport.trust.erasure.ErasedProfile` when the person was erased."""
+    found = person_of(session, profile_id=profile_id)
+    if found is None:
+        return None
+    root, aliases = found
+    ids = [root, *aliases]
+    view = profile_360(session, profile_id=profile_id)
+    consent = ledger(session, profile_id=root)
+    assert view is not None and consent is not None
+    events = [
+        e.envelope()
+        for e in session.scalars(
+            select(Event).where(Event.profile_id.in_(ids)).order_by(Event.occurred_at, Event.seq)
+        )
+    ]
+    orders = session.scalars(
+        select(Order).where(Order.profile_id.in_(ids)).order_by(Order.placed_at, Order.order_id)
+    )
+    cases = session.scalars(
+        select(Case).where(Case.profile_id.in_(ids)).order_by(Case.opened_at, Case.case_id)
+    )
+    devices = session.scalars(select(Device).where(Device.profile_id.in_(ids)).order_by(Device.serial))
+    merges = session.scalars(
+        select(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.absorbed_id.in_(ids))).order_by(Merge.id)
+    )
+    return {
+        "format": FORMAT,
+        "exported_at": now or datetime.now(UTC),
+        "profile_id": root,
+        "requested_id": profile_id,
+        "aliases": aliases,
+        "profile": view,
+        "identifiers": [
+            {
+                "kind": i.kind,
+                "value": i.value,
+                "source": i.source,
+                "first_seen_at": i.first_seen_at,
+            }
+            for i in identifiers_of(session, profile_id=root)
+        ],
+        "consents": {
+            "current": view["consents"],
+            "history": [e for e in events if e["type"] == "consent.changed"],
+            "decisions": consent["current"],
+            "leave_me_alone": consent["leave_me_alone"],
+        },
+        "events": events,
+        "orders": [_order(o) for o in orders],
+        "cases": [_case(c) for c in cases],
+        "devices": [_device(d) for d in devices],
+        "merges": [_merge(m) for m in merges],
+    }
