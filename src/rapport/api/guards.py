@@ -7,7 +7,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rapport.api.problems import problem_response
+from rapport.api.problems import internal_error, problem_response
 from rapport.settings import Settings
 
 #: the largest body of any request but a batch of events
@@ -71,9 +71,12 @@ class SecurityHeaders:
         extra = list(SECURITY_HEADERS)
         if not scope["path"].startswith(DOC_PATHS):
             extra.append(API_CSP)
+        started = False
 
         async def with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
                 headers += [(n, v) for n, v in extra if n not in names]
@@ -82,7 +85,14 @@ class SecurityHeaders:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception:
+            # The server's own 500 would be sent from outside every middleware, without these headers:
+            # answer here, and let the error go on to be logged (the server's answer is then dropped).
+            if not started:
+                await internal_error()(scope, receive, with_headers)
+            raise
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -93,6 +103,7 @@ def install(app: FastAPI, settings: Settings) -> None:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After", "WWW-Authenticate"],
         )
     app.add_middleware(RequestLimits, exempt=("/v1/events",))
     app.add_middleware(SecurityHeaders)

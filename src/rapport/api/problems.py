@@ -76,8 +76,84 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts)
 
 
+#: error answers every operation may give, by what it needs: any (parameters), a key, a body
+ANY_OPERATION = {"422": "The request is invalid; `errors` names each field and says what is wrong"}
+WITH_KEY = {
+    "401": "No usable API key: missing, not Bearer, unknown, expired or revoked; `detail` says which",
+    "403": "The key's role may not do this; `detail` names the role and the permission it lacks",
+    "429": "The key is over its rate limit; try again after `Retry-After` seconds",
+}
+WITH_BODY = {"400": "The body is not JSON text in UTF-8", "413": "The body is too large"}
+ANSWER_HEADERS = {
+    "401": {"WWW-Authenticate": {"description": "`Bearer`: send an API key", "schema": {"type": "string"}}},
+    "429": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_FASTAPI_422 = "#/components/schemas/HTTPValidationError"
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Describe error answers in an OpenAPI ``document`` as what they are: ``application/problem+json``.
+
+    Every operation gets the errors it can give without saying so (422 for a bad parameter; 401, 403
+    and 429 behind a key; 400 and 413 with a body), and an error a route documents with a model as JSON
+    is moved to the problem media type, keeping its schema."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for item in document.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            implied = dict(ANY_OPERATION)
+            if operation.get("security"):
+                implied |= WITH_KEY
+            if "requestBody" in operation:
+                implied |= WITH_BODY
+            for status, description in implied.items():
+                responses.setdefault(status, {"description": description})
+            for status, answer in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    _as_problem(status, answer, implied)
+            operation["responses"] = dict(sorted(responses.items()))
+    if not _mentions(document["paths"], _FASTAPI_422):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+    return document
+
+
+def _as_problem(status: str, answer: dict[str, Any], implied: dict[str, str]) -> None:
+    content = answer.get("content") or {}
+    schema = (content.get("application/json") or content.get(PROBLEM_JSON) or {}).get("schema")
+    if schema is None or schema.get("$ref") == _FASTAPI_422:
+        schema = _PROBLEM_REF
+        if status in implied:
+            answer["description"] = implied[status]
+    answer["content"] = {PROBLEM_JSON: {"schema": schema}}
+    if status in ANSWER_HEADERS:
+        answer.setdefault("headers", ANSWER_HEADERS[status])
+
+
+def _mentions(value: Any, ref: str) -> bool:
+    if isinstance(value, dict):
+        return value.get("$ref") == ref or any(_mentions(v, ref) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions(v, ref) for v in value)
+    return False
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers that turn every error into a problem document."""
+    """Register the handlers that turn every error into a problem document, and say so in the OpenAPI
+    document (:func:`document_problems`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
@@ -85,20 +161,41 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        found = exc.errors()
+        broken = next((e for e in found if e.get("type") == "json_invalid"), None)
+        if broken is not None:  # as POST /v1/events answers it: the body as a whole is wrong
+            reason = (broken.get("ctx") or {}).get("error") or broken["msg"]
+            detail = f"the body is not valid JSON: {reason} (at character {broken['loc'][-1]})"
+            return problem_response(400, "Malformed JSON", detail, [f"body: {reason}"])
+        errors = [f"{_location(e['loc'])}: {e['msg']}" for e in found]
         return problem_response(422, "Invalid request", errors[0] if errors else "invalid request", errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large"}
+        titles = {
+            400: "Malformed body",
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Request too large",
+        }
+        detail = str(exc.detail)
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = (
+                "the body could not be read: send JSON text in UTF-8, nested at most a few hundred levels"
+            )
         return problem_response(
             exc.status_code,
             titles.get(exc.status_code, "Error"),
-            str(exc.detail),
+            detail,
             headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "Internal error", "Rapport failed to answer; this is a bug on our side.")
+        return internal_error()
+
+
+def internal_error() -> JSONResponse:
+    """The answer to an error of ours: a 500 that gives nothing away."""
+    return problem_response(500, "Internal error", "Rapport failed to answer; this is a bug on our side.")

@@ -43,6 +43,10 @@ class EventType:
             raise CatalogError(
                 f"schema of {self.type} v{self.version} is not a valid JSON Schema: {exc}"
             ) from exc
+        except (SyntaxError, RecursionError) as exc:  # the compiled validator nests too deeply for Python
+            raise CatalogError(
+                f"schema of {self.type} v{self.version} nests too deeply to be compiled into a validator"
+            ) from exc
         if self.schema.get("type") != "object":
             raise CatalogError(
                 f"schema of {self.type} v{self.version} must describe an object (type: object)"

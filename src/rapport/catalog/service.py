@@ -39,7 +39,11 @@ def add_event_type(
     channel: str | dict[str, Any] | None = None,
 ) -> EventType:
     """Add ``type`` (or its next version) to the catalog. Raises :class:`CatalogError` on a bad schema."""
-    if b"\\u0000" in orjson.dumps([type, schema, description, subject, channel]):
+    try:
+        stored = orjson.dumps([type, schema, description, subject, channel])
+    except TypeError as exc:  # nested over 254 levels, or an integer beyond 64 bits
+        raise CatalogError(f"schema: cannot be stored as JSON ({exc})") from exc
+    if b"\\u0000" in stored:
         raise CatalogError("the event type contains a NUL character (\\u0000), which cannot be stored")
     if isinstance(channel, dict) and not isinstance(channel.get("field"), str):
         raise CatalogError('channel must be a string or {"field": "<data field>", "default": …}')

@@ -33,6 +33,15 @@ class IngestResult(BaseModel):
     rejected: list[RejectedEvent]
 
 
+class RejectedBatch(Problem):
+    """A problem document. When events were rejected it also says what became of each event of the
+    batch; when the body itself is wrong (no list of events), only what is wrong."""
+
+    accepted: int | None = None
+    duplicates: int | None = None
+    rejected: list[RejectedEvent] | None = None
+
+
 ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["events"],
@@ -116,11 +125,12 @@ def _events_of(body: bytes, max_events: int) -> list[Any]:
     },
     responses={
         200: {"description": "Every event was accepted or recognised as a duplicate"},
-        400: {"model": Problem, "description": "The body is not JSON", "content": {PROBLEM_JSON: {}}},
-        413: {"model": Problem, "description": "Over 5,000 events or 10 MB", "content": {PROBLEM_JSON: {}}},
+        400: {"model": Problem, "description": "The body is not JSON"},
+        413: {"model": Problem, "description": "Over 5,000 events or 10 MB (both configurable)"},
         422: {
+            "model": RejectedBatch,
             "description": "Some events were rejected (and quarantined); the others were stored. The body "
-            "lists each rejected event with its reasons."
+            "lists each rejected event with its reasons. Or the body holds no list of events.",
         },
     },
     dependencies=[require(P.EVENTS_WRITE)],

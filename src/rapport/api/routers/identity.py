@@ -71,7 +71,7 @@ class KindOut(BaseModel):
 class KindIn(BaseModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,49}$")
     priority: int = Field(ge=0, le=1000)
-    max_per_profile: int | None = Field(default=None, ge=1)
+    max_per_profile: int | None = Field(default=None, ge=1, le=10_000)
     normaliser: Literal["exact", "casefold", "upper", "email", "handle", "phone"] = "exact"
     description: str = Field(default="", max_length=500, pattern=r"^[^\x00]*$")
 

@@ -19,7 +19,11 @@ router = APIRouter(prefix="/v1/keys", tags=["trust"])
 
 class KeyIn(BaseModel):
     name: str = Field(
-        min_length=1, max_length=200, description="who or what uses the key", examples=["store 12 desk"]
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00]*$",
+        description="who or what uses the key",
+        examples=["store 12 desk"],
     )
     role: Role
     expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="never expires when omitted")

@@ -1,0 +1,410 @@
+"""Abuse limits and bad credentials: what a caller sees for a missing, wrong, expired or revoked key, a key
+of the wrong role, too many requests, a foreign origin, an oversized body or oversized event data, and
+that none of these changes anything. Also: the protective headers on every answer, and the refusal to
+start with the demo secret."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from builders import page_view
+from rapport.api import create_app
+from rapport.db import Database, metadata
+from rapport.settings import DEMO_SECRET, Settings
+from rapport.trust.keys import create_key
+from rapport.trust.roles import Role
+from support.http import ok, problem
+from support.keys import new_key
+
+MB = 1024 * 1024
+JSON_BODY = {"content-type": "application/json"}
+JO = {"email": "jo@example.com"}
+#: the headers every answer carries, whatever its status
+PROTECTIVE = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "strict-transport-security": "max-age=31536000; includeSubDomains",
+    "cache-control": "no-store",
+}
+
+
+def rows(db: Database) -> dict[str, int]:
+    """How many rows each table holds: equal before and after means nothing changed."""
+    with db.session() as session:
+        return {
+            table.name: session.scalar(select(func.count()).select_from(table)) or 0
+            for table in metadata.sorted_tables
+        }
+
+
+def send(client: TestClient, *events: dict[str, Any]) -> Any:
+    return client.post("/v1/events", json={"events": list(events)})
+
+
+def app_client(db: Database, settings: Settings, key: str | None = None, **changes: Any) -> TestClient:
+    """A client of an app of its own, built with ``changes`` to the settings."""
+    app = create_app(db, settings.model_copy(update=changes))
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return TestClient(app, raise_server_exceptions=False, headers=headers)
+
+
+@pytest.fixture
+def anonymous(api_client: Callable[..., TestClient]) -> TestClient:
+    return api_client(None)
+
+
+# -- keys ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("authorization", "reason"),
+    [
+        (None, "an API key is required"),
+        ("Basic am86c2VjcmV0", "an API key is required: send Authorization: Bearer <key>"),
+        ("Bearer rk_not-a-key-anyone-was-given", "the API key is not known"),
+        ("Bearer ", "an API key is required"),
+    ],
+    ids=["none", "basic", "unknown", "empty"],
+)
+def test_a_missing_or_unknown_key_is_a_401_with_a_challenge_and_changes_nothing(
+    anonymous: TestClient, db: Database, authorization: str | None, reason: str
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    before = rows(db)
+
+    answers = [
+        anonymous.post("/v1/events", json={"events": [page_view(JO)]}, headers=headers),
+        anonymous.post("/v1/keys", json={"name": "mine now", "role": "admin"}, headers=headers),
+        anonymous.get("/v1/keys", headers=headers),
+    ]
+
+    for response in answers:
+        assert reason in problem(response, 401)["detail"]
+        assert response.headers["www-authenticate"] == 'Bearer realm="rapport"'
+    assert rows(db) == before
+
+
+def test_an_expired_key_is_a_401_saying_when_it_expired(anonymous: TestClient, db: Database) -> None:
+    with db.session(write=True) as session:
+        key, secret = create_key(
+            session,
+            name="last week's",
+            role=Role.ADMIN,
+            created_by="tests",
+            expires_in=timedelta(days=1),
+            now=datetime.now(UTC) - timedelta(days=7),
+        )
+        prefix = key.prefix
+    before = rows(db)
+
+    response = anonymous.post("/v1/keys", json={"name": "x", "role": "admin"}, headers=_bearer(secret))
+
+    detail = problem(response, 401)["detail"]
+    assert f"the API key {prefix}… expired at" in detail and secret not in detail
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert rows(db) == before
+
+
+def test_a_revoked_key_is_refused_at_once_saying_so(
+    client: TestClient, anonymous: TestClient, db: Database
+) -> None:
+    secret = new_key(db, Role.INGEST, name="till 3")
+    assert ok(anonymous.get("/v1/event-types", headers=_bearer(secret)))
+    listed = ok(client.get("/v1/keys"))
+    key_id = next(k["id"] for k in listed if k["name"] == "till 3")
+
+    revoked = ok(client.delete(f"/v1/keys/{key_id}"))
+    before = rows(db)
+    response = anonymous.post("/v1/events", json={"events": [page_view(JO)]}, headers=_bearer(secret))
+
+    assert revoked["revoked_at"] is not None
+    assert "was revoked at" in problem(response, 401)["detail"]
+    assert rows(db) == before
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path", "body", "needs"),
+    [
+        (Role.INGEST, "GET", "/v1/keys", None, "keys:manage"),
+        (Role.ANALYST, "POST", "/v1/events", {"events": [page_view(JO)]}, "events:write"),
+        (Role.AGENT, "POST", "/v1/keys", {"name": "mine now", "role": "admin"}, "keys:manage"),
+        (Role.AGENT, "GET", "/v1/audit", None, "audit:read"),
+    ],
+    ids=["ingest lists keys", "analyst sends events", "agent makes a key", "agent reads the audit"],
+)
+def test_a_key_of_the_wrong_role_is_a_403_naming_the_role_and_changes_nothing(
+    api_client: Callable[..., TestClient],
+    db: Database,
+    role: Role,
+    method: str,
+    path: str,
+    body: Any,
+    needs: str,
+) -> None:
+    caller = api_client(role)
+    before = rows(db)
+
+    response = caller.request(method, path, json=body)
+
+    detail = problem(response, 403)["detail"]
+    assert f"the {role.value} role may not do this" in detail and needs in detail
+    assert rows(db) == before
+
+
+def test_health_needs_no_key(anonymous: TestClient, db: Database) -> None:
+    assert ok(anonymous.get("/health")) == {"status": "ok", "database": db.backend}
+
+
+def _bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+# -- the rate limit -----------------------------------------------------------------------------------
+
+
+def test_a_key_over_its_rate_is_a_429_with_retry_after_while_other_keys_are_served(
+    db: Database, settings: Settings
+) -> None:
+    busy, calm = new_key(db, Role.ADMIN, name="busy"), new_key(db, Role.ADMIN, name="calm")
+    with app_client(db, settings, rate_limit_per_minute=3) as api:
+        served = [api.get("/v1/event-types", headers=_bearer(busy)).status_code for _ in range(3)]
+        before = rows(db)
+
+        refused = api.post("/v1/events", json={"events": [page_view(JO)]}, headers=_bearer(busy))
+        other = api.get("/v1/event-types", headers=_bearer(calm))
+
+        assert served == [200, 200, 200]
+        assert "over its limit of 3 requests a minute" in problem(refused, 429)["detail"]
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert rows(db) == before
+        assert other.status_code == 200
+
+
+# -- CORS and the protective headers ------------------------------------------------------------------
+
+CONSOLE = "https://console.example.com"
+PREFLIGHT = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
+
+
+def test_cors_is_closed_by_default(client: TestClient) -> None:
+    preflight = client.options("/v1/event-types", headers={"Origin": CONSOLE, **PREFLIGHT})
+    simple = client.get("/v1/event-types", headers={"Origin": CONSOLE})
+
+    assert preflight.status_code >= 400
+    assert "access-control-allow-origin" not in preflight.headers
+    assert simple.status_code == 200 and "access-control-allow-origin" not in simple.headers
+
+
+def test_cors_opens_for_a_configured_origin_only(db: Database, settings: Settings) -> None:
+    key = new_key(db, Role.ANALYST)
+    with app_client(db, settings, key, cors_origins=[CONSOLE]) as api:
+        preflight = api.options("/v1/event-types", headers={"Origin": CONSOLE, **PREFLIGHT})
+        simple = api.get("/v1/event-types", headers={"Origin": CONSOLE})
+        foreign = api.options("/v1/event-types", headers={"Origin": "https://evil.example", **PREFLIGHT})
+
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == CONSOLE
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    assert simple.headers["access-control-allow-origin"] == CONSOLE
+    assert "access-control-allow-origin" not in foreign.headers
+
+
+def test_every_answer_carries_the_protective_headers(
+    client: TestClient, anonymous: TestClient, db: Database, settings: Settings
+) -> None:
+    app = create_app(db, settings)
+
+    @app.get("/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug of ours")
+
+    with TestClient(app, raise_server_exceptions=False) as bare:
+        answers = {
+            200: client.get("/health"),
+            401: anonymous.get("/v1/keys"),
+            404: client.get("/v1/nowhere"),
+            422: client.get("/v1/audit", params={"limit": 0}),
+            413: client.post("/v1/keys", content=b" " * (2 * MB), headers=JSON_BODY),
+            500: bare.get("/v1/boom"),
+        }
+
+    for status, response in answers.items():
+        assert response.status_code == status, response.text[:200]
+        assert {name: response.headers.get(name) for name in PROTECTIVE} == PROTECTIVE, status
+    assert answers[500].json()["detail"] == "Rapport failed to answer; this is a bug on our side."
+
+
+# -- request size -------------------------------------------------------------------------------------
+
+
+def test_a_2_mb_body_is_a_413_problem_and_changes_nothing(client: TestClient, db: Database) -> None:
+    body = orjson.dumps({"name": "x" * (2 * MB), "role": "admin"})
+    before = rows(db)
+
+    response = client.post("/v1/keys", content=body, headers=JSON_BODY)
+
+    assert "at most 1048576 are accepted" in problem(response, 413)["detail"]
+    assert rows(db) == before
+
+
+def test_a_streamed_2_mb_body_without_a_length_is_a_413_problem_and_changes_nothing(
+    client: TestClient, db: Database
+) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"role": "admin", "name": "'
+        for _ in range(32):
+            yield b"x" * (64 * 1024)
+        yield b'"}'
+
+    before = rows(db)
+
+    response = client.post("/v1/keys", content=chunks(), headers=JSON_BODY)
+
+    assert "exceeds 1048576 bytes" in problem(response, 413)["detail"]
+    assert rows(db) == before
+
+
+def test_a_body_that_is_not_json_is_a_400_problem(client: TestClient, db: Database) -> None:
+    before = rows(db)
+
+    response = client.post("/v1/keys", content=b'{"name": "x", ', headers=JSON_BODY)
+
+    assert "the body is not valid JSON" in problem(response, 400)["detail"]
+    assert rows(db) == before
+
+
+# -- secrets ------------------------------------------------------------------------------------------
+
+
+def test_the_demo_secret_is_refused_outside_demo_mode(db: Database, settings: Settings) -> None:
+    demo_secret = settings.model_copy(update={"secret_key": SecretStr(DEMO_SECRET)})
+    short_secret = settings.model_copy(update={"secret_key": SecretStr("too-short")})
+
+    with pytest.raises(ValueError, match="RAPPORT_SECRET_KEY is left at the demo default"):
+        create_app(db, demo_secret)
+    with pytest.raises(ValueError, match="RAPPORT_SECRET_KEY must be at least 32 characters"):
+        create_app(db, short_secret)
+    assert create_app(db, demo_secret.model_copy(update={"demo": True})) is not None
+
+
+def test_the_secret_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAPPORT_SECRET_KEY", "from-the-environment-0123456789abcdef")
+
+    assert Settings().secret_key.get_secret_value() == "from-the-environment-0123456789abcdef"
+    assert "from-the-environment" not in repr(Settings())
+
+
+# -- limits on event data -----------------------------------------------------------------------------
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """``{"a": {"a": … {}}}``: ``depth`` objects inside one another."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_a_string_over_the_limit_in_event_data_is_rejected_naming_the_field(
+    client: TestClient, db: Database
+) -> None:
+    long = page_view(JO, note="x" * 65_537)
+    before = rows(db)
+
+    body = problem(send(client, long), 422)
+
+    assert body["rejected"] == [
+        {"index": 0, "id": long["id"], "errors": ["data.note: must be at most 65536 characters long"]}
+    ]
+    problem(client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}), 404)
+    assert rows(db) == {**before, "quarantine": before["quarantine"] + 1}
+
+
+def test_a_string_at_the_limit_is_taken(client: TestClient) -> None:
+    assert ok(send(client, page_view(JO, note="x" * 65_536)))["accepted"] == 1
+
+
+@pytest.mark.parametrize("depth", [33, 300], ids=["just over", "deeper than orjson goes"])
+def test_data_nested_over_the_limit_is_rejected_naming_the_branch(
+    client: TestClient, db: Database, depth: int
+) -> None:
+    deep = page_view(JO, tree=nested(depth))
+    before = rows(db)
+
+    body = problem(send(client, deep), 422)
+
+    [error] = body["rejected"][0]["errors"]
+    assert error == "data.tree" + ".a" * 32 + ": nested deeper than 32 levels"
+    problem(client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}), 404)
+    assert rows(db) == {**before, "quarantine": before["quarantine"] + 1}
+    [kept] = ok(client.get("/v1/quarantine"))["items"]
+    assert kept["errors"] == [error]
+
+
+def test_data_nested_to_the_limit_is_taken(client: TestClient) -> None:
+    assert ok(send(client, page_view(JO, tree=nested(32))))["accepted"] == 1
+
+
+def test_the_limits_come_from_the_settings(db: Database, settings: Settings) -> None:
+    key = new_key(db, Role.INGEST)
+    with app_client(db, settings, key, max_string_length=10, max_nesting=2) as api:
+        body = problem(send(api, page_view(JO, note="x" * 11, tree={"a": {"b": {}}})), 422)
+
+    assert body["rejected"][0]["errors"] == [
+        "data.note: must be at most 10 characters long",
+        "data.tree.a.b: nested deeper than 2 levels",
+    ]
+
+
+# -- other input that must not be a 5xx ---------------------------------------------------------------
+
+
+def test_an_event_type_schema_that_cannot_be_stored_or_compiled_is_a_422_problem(
+    client: TestClient, db: Database
+) -> None:
+    lists: dict[str, Any] = {"type": "string"}
+    for _ in range(30):  # a loop each in the compiled validator, and Python nests at most 20 blocks
+        lists = {"type": "array", "items": lists}
+    schema = {"type": "object", "properties": {"grid": lists}}
+    huge = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 2**70}}}
+    before = rows(db)
+
+    deep = client.post("/v1/event-types", json={"type": "deep.thing", "schema": schema})
+    big = client.post("/v1/event-types", json={"type": "big.thing", "schema": huge})
+
+    assert "nests too deeply to be compiled" in problem(deep, 422)["detail"]
+    assert "schema: cannot be stored as JSON" in problem(big, 422)["detail"]
+    assert rows(db) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/keys", {"name": "desk\x00", "role": "agent"}, "name"),
+        (
+            "/v1/identity/kinds",
+            {"name": "member_no", "priority": 5, "max_per_profile": 2**63},
+            "max_per_profile",
+        ),
+    ],
+    ids=["NUL in a key's name", "a limit beyond any column"],
+)
+def test_a_value_no_column_can_hold_is_a_422_problem(
+    client: TestClient, db: Database, path: str, body: dict[str, Any], field: str
+) -> None:
+    before = rows(db)
+
+    response = client.post(path, json=body)
+
+    assert problem(response, 422)["errors"][0].startswith(f"{field}: ")
+    assert rows(db) == before
