@@ -131,6 +131,8 @@ def undo_merge(
         raise IdentityError(
             f"merge {merge_id} can no longer be undone: profile {merge.absorbed_id} has changed"
         )
+    if absorbed.erased_at is not None:
+        raise IdentityError(f"merge {merge_id} can no longer be undone: the person was erased on request")
     conn = session.connection()
     holder = resolve_root(conn, merge.survivor_id)
     assert holder is not None
