@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import inspect, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.events.models import Event
@@ -27,56 +27,9 @@ __all__ = ["FORMAT", "export"]
 FORMAT = "rapport.export/1"
 
 
-def _order(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "status": order.status,
-        "currency": order.currency,
-        "total": order.total,
-        "placed_at": order.placed_at,
-        "updated_at": order.updated_at,
-        "current": order.current,
-        "versions": order.versions,
-    }
-
-
-def _case(case: Case) -> dict[str, Any]:
-    return {
-        "case_id": case.case_id,
-        "kind": case.kind,
-        "status": case.status,
-        "subject": case.subject,
-        "priority": case.priority,
-        "opened_at": case.opened_at,
-        "updated_at": case.updated_at,
-        "closed_at": case.closed_at,
-        "history": case.history,
-    }
-
-
-def _device(device: Device) -> dict[str, Any]:
-    return {
-        "serial": device.serial,
-        "model": device.model,
-        "kind": device.kind,
-        "firmware": device.firmware,
-        "registered_at": device.registered_at,
-        "last_seen_at": device.last_seen_at,
-        "state": device.state,
-    }
-
-
-def _merge(merge: Merge) -> dict[str, Any]:
-    return {
-        "id": merge.id,
-        "survivor_id": merge.survivor_id,
-        "absorbed_id": merge.absorbed_id,
-        "event_id": merge.event_id,
-        "reason": merge.reason,
-        "absorbed_identifiers": merge.absorbed_identifiers,
-        "merged_at": merge.merged_at,
-        "undone_at": merge.undone_at,
-    }
+def _columns(row: object) -> dict[str, Any]:
+    """Every column of a mapped row, by name: an export holds all that is kept."""
+    return {attr.key: getattr(row, attr.key) for attr in inspect(row).mapper.column_attrs}
 
 
 def export(session: Session, *, profile_id: str, now: datetime | None = None) -> dict[str, Any] | None:
@@ -129,8 +82,8 @@ def export(session: Session, *, profile_id: str, now: datetime | None = None) ->
             "leave_me_alone": consent["leave_me_alone"],
         },
         "events": events,
-        "orders": [_order(o) for o in orders],
-        "cases": [_case(c) for c in cases],
-        "devices": [_device(d) for d in devices],
-        "merges": [_merge(m) for m in merges],
+        "orders": [_columns(o) for o in orders],
+        "cases": [_columns(c) for c in cases],
+        "devices": [_columns(d) for d in devices],
+        "merges": [_columns(m) for m in merges],
     }
