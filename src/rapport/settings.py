@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     max_nesting: int = Field(
         default=32, ge=1, description="How deeply an event's data may nest objects and lists."
     )
+    spark_master: str | None = Field(
+        default=None,
+        description="Spark master URL (e.g. local[2] or spark://host:7077) for probabilistic matching on "
+        "Splink's Spark backend; unset, matching runs on an embedded DuckDB.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -8,7 +8,18 @@ import rapport
 from rapport.api import guards, problems
 from rapport.api.deps import reject_nul
 from rapport.api.ratelimit import RateLimiter
-from rapport.api.routers import audit, catalog, consent, events, identity, keys, profiles, quarantine, rights
+from rapport.api.routers import (
+    audit,
+    catalog,
+    consent,
+    events,
+    identity,
+    keys,
+    matching,
+    profiles,
+    quarantine,
+    rights,
+)
 from rapport.db import Database, connect
 from rapport.settings import Settings, get_settings
 
@@ -38,6 +49,6 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
             session.connection().exec_driver_sql("SELECT 1")
         return {"status": "ok", "database": db.backend}
 
-    for module in (events, catalog, quarantine, identity, profiles, consent, rights, keys, audit):
+    for module in (events, catalog, quarantine, identity, matching, profiles, consent, rights, keys, audit):
         app.include_router(module.router)
     return app

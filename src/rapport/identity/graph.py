@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
-from rapport.db.base import table_of
+from rapport.db.base import EPOCH, ONE_MICROSECOND, table_of
 from rapport.db.bulk import chunked, dialect_insert, insert_rows, one_of, select_rows
 from rapport.events.models import Event
 from rapport.identity.kinds import KindTable
 from rapport.identity.models import Conflict, Identifier, Merge, MergeBlock
 from rapport.profiles.models import Case, Device, Order, Profile
-from rapport.profiles.service import resolve_root
 from rapport.profiles.statestore import NEVER_SAVED
 
 Key = tuple[str, str]  # (kind, normalised value)
@@ -52,8 +51,31 @@ class Claim(Protocol):
 class PlannedMerge:
     survivor: str
     absorbed: str
-    event_id: str
+    #: the event that tied the two together; None for an explicit merge (a steward's, a matching run's)
+    event_id: str | None
     reason: str
+
+
+#: why a merge is refused when the pair is blocked (see :class:`~rapport.identity.models.MergeBlock`)
+KEPT_APART = "these profiles are kept apart: a merge of them was undone, or a data steward rejected it"
+
+
+@dataclass(frozen=True)
+class MergeRequest:
+    """Merge these two live profiles (an explicit merge, not one an event implies)."""
+
+    a: str
+    b: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MergeDecision:
+    """What became of a :class:`MergeRequest`: a planned merge, or the reason there is none."""
+
+    request: MergeRequest
+    merge: PlannedMerge | None
+    refused: str | None
 
 
 @dataclass
@@ -118,11 +140,8 @@ class GraphBatch:
         blocks = self.connection.execute(select(MergeBlock.profile_a, MergeBlock.profile_b)).all()
         if not blocks:
             return
-        roots: dict[str, str | None] = {}
+        roots = resolve_roots(self.connection, {pid for pair in blocks for pid in pair})
         for a, b in blocks:
-            for pid in (a, b):
-                if pid not in roots:
-                    roots[pid] = resolve_root(self.connection, pid)
             ra, rb = roots[a], roots[b]
             if ra and rb and ra != rb:
                 self.blocked.add(frozenset((ra, rb)))
@@ -136,7 +155,7 @@ class GraphBatch:
 
     def _merge_problem(self, a: str, b: str) -> str | None:
         if frozenset((a, b)) in self.blocked:
-            return "these profiles were split by an undone merge"
+            return KEPT_APART
         for kind in sorted(self.limited):
             total = self.counts[a][kind] + self.counts[b][kind]
             limit = self.kinds.limit(kind)
@@ -199,6 +218,94 @@ class GraphBatch:
             new_profiles=new_profiles,
             conflicts=list(conflicts.values()),
         )
+
+    # -- explicit merges ---------------------------------------------------------------------------
+
+    def _load_profiles(self, ids: set[str]) -> None:
+        """Read what the rules need to know of the live profiles ``ids``: their limited identifiers and
+        the blocks between them."""
+        table = table_of(Identifier)
+        self.existing |= ids
+        for pid in ids:
+            self.counts.setdefault(pid, Counter())
+        if self.limited:
+            for chunk in chunked(sorted(ids)):
+                counted = (
+                    select(table.c.profile_id, table.c.kind, func.count())
+                    .where(
+                        one_of(self.connection, table.c.profile_id, chunk),
+                        table.c.kind.in_(sorted(self.limited)),
+                    )
+                    .group_by(table.c.profile_id, table.c.kind)
+                )
+                for pid, kind, n in self.connection.execute(counted):
+                    self.counts[pid][kind] = n
+        self._load_blocks()
+
+    def _rank(self, ids: set[str]) -> dict[str, tuple[int, datetime, str]]:
+        """How strongly each profile should survive a merge: the priority of its best identifier, then
+        the earliest creation, then the id (the sort key is smallest for the strongest)."""
+        best: dict[str, int] = dict.fromkeys(ids, 0)
+        table = table_of(Identifier)
+        for chunk in chunked(sorted(ids)):
+            kinds = select(table.c.profile_id, table.c.kind).where(
+                one_of(self.connection, table.c.profile_id, chunk)
+            )
+            for pid, kind in self.connection.execute(kinds.distinct()):
+                if kind in self.kinds:
+                    best[pid] = max(best[pid], self.kinds.priority(kind))
+        created = dict(
+            select_rows(self.connection, table_of(Profile), ["id", "created_at"], "id", sorted(ids))
+        )
+        return {pid: (-best[pid], _as_datetime(created[pid]), pid) for pid in ids}
+
+    def plan_merges(
+        self, requests: Sequence[MergeRequest], *, independent: bool = False
+    ) -> tuple[Resolution, list[MergeDecision]]:
+        """Decide explicit merges of live profiles, in order, under the same rules as the merges events
+        imply (kind limits, so never two ``customer_id``; never a pair kept apart). The survivor is the
+        profile holding the highest-priority identifier, else the older one. Use :meth:`write` to store
+        the resolution (then merge the golden records, as :func:`rapport.identity.service.merge_profiles`
+        does). With ``independent``, each request is judged on its own and nothing is planned."""
+        wanted = {pid for r in requests for pid in (r.a, r.b)}
+        roots = resolve_roots(self.connection, wanted)
+        erased = {
+            pid
+            for pid, at in select_rows(
+                self.connection, table_of(Profile), ["id", "erased_at"], "id", sorted(wanted)
+            )
+            if at is not None
+        }
+        live = {pid for pid in wanted if roots[pid] == pid and pid not in erased}
+        self._load_profiles(live)
+        rank = {} if independent else self._rank(live)
+        members: dict[str, set[str]] = {pid: {pid} for pid in live}
+        merges: list[PlannedMerge] = []
+        decisions: list[MergeDecision] = []
+        for request in requests:
+            problem = next(
+                (_not_live(pid, roots[pid], erased) for pid in (request.a, request.b) if pid not in live),
+                None,
+            )
+            merge: PlannedMerge | None = None
+            if problem is None:
+                a, b = self.root(request.a), self.root(request.b)
+                if a == b:
+                    problem = "the two profiles are one already"
+                elif any(frozenset((x, y)) in self.blocked for x in members[a] for y in members[b]):
+                    problem = KEPT_APART
+                else:
+                    problem = self._merge_problem(a, b)
+                if problem is None and not independent:
+                    survivor, absorbed = sorted((a, b), key=lambda pid: rank[pid])
+                    self.parent[absorbed] = survivor
+                    self.counts[survivor].update(self.counts[absorbed])
+                    members[survivor] |= members.pop(absorbed)
+                    rank[survivor] = min(rank[survivor], rank[absorbed])
+                    merge = PlannedMerge(survivor, absorbed, None, request.reason[:200])
+                    merges.append(merge)
+            decisions.append(MergeDecision(request, merge, problem))
+        return Resolution(profile_ids=[], merges=merges, new_profiles={}, conflicts=[]), decisions
 
     def _conflict(
         self,
@@ -334,6 +441,48 @@ class GraphBatch:
             if m.survivor in held:
                 held[m.survivor] |= held[m.absorbed]
         return held
+
+
+def _not_live(pid: str, root: str | None, erased: set[str]) -> str:
+    if root is None:
+        return f"profile {pid} does not exist"
+    if pid in erased:
+        return f"profile {pid} was erased on request"
+    return f"profile {pid} was merged into {root}"
+
+
+def _as_datetime(value: object) -> datetime:
+    """A timestamp as the driver returns it: integer microseconds on SQLite, a datetime on PostgreSQL."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    assert isinstance(value, int)
+    return EPOCH + value * ONE_MICROSECOND
+
+
+def resolve_roots(connection: Connection, ids: Iterable[str]) -> dict[str, str | None]:
+    """The live profile each of ``ids`` leads to, following aliases; None for an unknown id. One query
+    per step along the longest chain of aliases, whatever the number of ids."""
+    parent: dict[str, str | None] = {}
+    missing: set[str] = set()
+    pending = set(ids)
+    table = table_of(Profile)
+    while pending:
+        rows = select_rows(connection, table, ["id", "merged_into"], "id", sorted(pending))
+        for pid, into in rows:
+            parent[pid] = into
+        missing |= pending - parent.keys()
+        pending = {into for into in parent.values() if into is not None and into not in parent} - missing
+    roots: dict[str, str | None] = {}
+    for start in set(ids):
+        current: str | None = start
+        seen: set[str] = set()
+        while current is not None and current not in missing and parent[current] is not None:
+            if current in seen:
+                raise RuntimeError(f"alias cycle at profile {start}")  # a bug, never client input
+            seen.add(current)
+            current = parent[current]
+        roots[start] = None if current is None or current in missing else current
+    return roots
 
 
 def move_rows(connection: Connection, table: Table, moves: list[dict[str, str]]) -> None:

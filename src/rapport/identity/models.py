@@ -40,7 +40,8 @@ class IdentifierKindRecord(Base):
 
 
 class Merge(Base):
-    """One profile absorbed into another because an event tied their identifiers together."""
+    """One profile absorbed into another: because an event tied their identifiers together (``event_id``),
+    or explicitly, by a data steward or a matching run (``reason`` says which)."""
 
     __tablename__ = "identity_merges"
 
@@ -56,7 +57,8 @@ class Merge(Base):
 
 
 class MergeBlock(Base):
-    """Two profiles that must not be merged again automatically (set when a merge is undone)."""
+    """Two profiles that must not be merged again automatically: set when a merge is undone, and when a
+    data steward rejects a suggested match. An event tying them together records a conflict instead."""
 
     __tablename__ = "identity_merge_blocks"
 

@@ -8,16 +8,17 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from rapport.db.bulk import chunked
+from rapport.db.base import table_of
+from rapport.db.bulk import chunked, dialect_insert, one_of
 from rapport.db.locks import lock_identity_graph
 from rapport.db.revisions import RevisionCache
 from rapport.events.models import Event
 from rapport.events.store import EventRow, select_events
-from rapport.identity.graph import key_text
+from rapport.identity.graph import GraphBatch, MergeDecision, MergeRequest, key_text
 from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS, IdentifierKind, InvalidIdentifier, KindTable
 from rapport.identity.models import Conflict, Identifier, IdentifierKindRecord, Merge, MergeBlock
 from rapport.profiles.models import Profile
-from rapport.profiles.projector import rebuild_entities, rebuild_profiles
+from rapport.profiles.projector import project, rebuild_entities, rebuild_profiles
 from rapport.profiles.service import resolve_root
 
 _kinds: RevisionCache[KindTable] = RevisionCache(IdentifierKindRecord.created_at)
@@ -175,3 +176,67 @@ def undo_merge(
     rebuild_profiles(conn, [holder, merge.absorbed_id], priority_of=priority_of, now=now)
     rebuild_entities(conn, [f._replace(profile_id=merge.absorbed_id) for f in moved])
     return merge
+
+
+def merge_profiles(
+    session: Session, *, requests: list[MergeRequest], kinds: KindTable, now: datetime | None = None
+) -> list[tuple[MergeDecision, int | None]]:
+    """Merge pairs of live profiles explicitly (a steward's decision, a matching run's), in order, the
+    way merges that events imply are made: under the same rules (never two ``customer_id``, never a
+    pair kept apart), logged with ``reason``, undoable with :func:`undo_merge`; identifiers, events,
+    orders, cases and devices move to the survivor, and the golden records are merged.
+
+    Returns each request's decision with the id of its entry in the merge log (None when refused)."""
+    lock_identity_graph(session)
+    now = now or datetime.now(UTC)
+    conn = session.connection()
+    graph = GraphBatch(conn, kinds, now=now)
+    resolution, decisions = graph.plan_merges(requests)
+    if not resolution.merges:
+        return [(d, None) for d in decisions]
+    graph.write(resolution)
+    # no events are folded in, only whole states merged: the source priorities are not needed
+    project(conn, [], merges=resolution.merge_pairs, priority_of=lambda _source: 0, now=now)
+    absorbed = [m.absorbed for m in resolution.merges]
+    logged: dict[str, int] = {}
+    log = table_of(Merge)
+    for chunk in chunked(absorbed):
+        rows = conn.execute(
+            select(log.c.absorbed_id, log.c.id).where(
+                one_of(conn, log.c.absorbed_id, chunk), log.c.undone_at.is_(None)
+            )
+        )
+        logged.update({pid: mid for pid, mid in rows})
+    return [(d, logged[d.merge.absorbed] if d.merge else None) for d in decisions]
+
+
+def keep_apart(session: Session, *, a: str, b: str, now: datetime | None = None) -> None:
+    """Never merge profiles ``a`` and ``b`` automatically: an event that ties them together records a
+    conflict instead, and matching does not suggest them again. (Undoing a merge does the same.)"""
+    if a == b:
+        raise IdentityError("a profile cannot be kept apart from itself")
+    lock_identity_graph(session)
+    conn = session.connection()
+    table = table_of(MergeBlock)
+    first, second = sorted((a, b))
+    already = session.scalar(
+        select(MergeBlock.profile_a).where(
+            ((MergeBlock.profile_a == first) & (MergeBlock.profile_b == second))
+            | ((MergeBlock.profile_a == second) & (MergeBlock.profile_b == first))
+        )
+    )
+    if already is None:
+        session.execute(
+            dialect_insert(conn, table)
+            .values(profile_a=first, profile_b=second, created_at=now or datetime.now(UTC))
+            .on_conflict_do_nothing()
+        )
+
+
+def merge_obstacles(session: Session, *, pairs: list[tuple[str, str]], kinds: KindTable) -> list[str | None]:
+    """For each pair of profiles on its own, why the identity rules forbid merging them (not live, one
+    already, kept apart, over a kind's limit such as two ``customer_id``), or None when they allow it."""
+    graph = GraphBatch(session.connection(), kinds, now=datetime.now(UTC))
+    requests = [MergeRequest(a, b, "") for a, b in pairs]
+    _, decisions = graph.plan_merges(requests, independent=True)
+    return [d.refused for d in decisions]

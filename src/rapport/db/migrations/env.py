@@ -8,6 +8,7 @@ from alembic import context
 import rapport.catalog.models
 import rapport.identity.models
 import rapport.ingest.models
+import rapport.matching.models
 import rapport.profiles.models
 import rapport.trust.models  # noqa: F401
 from rapport.db.base import metadata
