@@ -25,22 +25,11 @@ from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of
 from rapport.events.models import Event
 from rapport.identity.models import Identifier
+from rapport.matching.design import FIELDS
 from rapport.profiles.models import Profile
 
 __all__ = ["FIELDS", "Record", "changed_profiles", "live_profile_ids", "profile_records"]
 
-FIELDS = (
-    "first_name",
-    "last_name",
-    "birth_date",
-    "street",
-    "city",
-    "postcode",
-    "phone",
-    "email_local",
-    "email_domain",
-    "customer_id",
-)
 #: fields that say something about who a person is; a profile with none of them (a browser cookie and
 #: nothing else) cannot be matched to anyone and is left out
 TELLING = ("first_name", "last_name", "birth_date", "street", "postcode", "phone", "email_local")
