@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,6 +13,8 @@ from rapport.api.problems import ProblemError
 from rapport.db import Database
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
+from rapport.profiles.models import Profile
+from rapport.profiles.service import resolve_root
 from rapport.settings import Settings
 
 #: The largest id a row of the quarantine or the identity log can have (a 32-bit key on PostgreSQL).
@@ -55,3 +58,26 @@ def get_kinds(session: ReadSession, settings: SettingsDep) -> KindTable:
 
 
 Kinds = Annotated[KindTable, Depends(get_kinds)]
+
+
+def profile_missing(profile_id: str) -> ProblemError:
+    return ProblemError(404, "Not found", f"no profile {profile_id!r}")
+
+
+def profile_gone(profile_id: str, erased_at: datetime) -> ProblemError:
+    """The 410 for a person erased on request, saying when."""
+    when = erased_at.isoformat()
+    return ProblemError(
+        410, "Gone", f"profile {profile_id!r} was erased on request at {when}", erased_at=when
+    )
+
+
+def live_profile(session: Session, profile_id: str) -> str:
+    """The live profile ``profile_id`` stands for (aliases followed): 404 when unknown, 410 when erased."""
+    root = resolve_root(session, profile_id)
+    profile = None if root is None else session.get(Profile, root)
+    if profile is None:
+        raise profile_missing(profile_id)
+    if profile.erased_at is not None:
+        raise profile_gone(profile_id, profile.erased_at)
+    return profile.id

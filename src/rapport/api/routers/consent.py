@@ -7,10 +7,16 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy.orm import Session
 
 from rapport.api.auth import Audit, CurrentCaller, require
-from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import (
+    DatabaseDep,
+    ReadSession,
+    SettingsDep,
+    live_profile,
+    profile_gone,
+    profile_missing,
+)
 from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError, invalid_query
 from rapport.trust import consent
 from rapport.trust.consent import ANY, CHANNELS, MESSAGE_CHANNELS, PURPOSES
@@ -111,24 +117,6 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _missing(profile_id: str) -> ProblemError:
-    return ProblemError(404, "Not found", f"no profile {profile_id!r}")
-
-
-def _gone(profile_id: str, erased_at: datetime) -> ProblemError:
-    return ProblemError(410, "Gone", f"profile {profile_id!r} was erased on request at {erased_at}")
-
-
-def _live(session: Session, profile_id: str) -> str:
-    """The live profile ``profile_id`` stands for: 404 when unknown, 410 when erased."""
-    ref = consent.lookup(session, profile_id=profile_id)
-    if ref is None:
-        raise _missing(profile_id)
-    if ref.erased_at is not None:
-        raise _gone(profile_id, ref.erased_at)
-    return ref.id
-
-
 @router.get(
     "/profiles/{profile_id}/consents",
     response_model=Ledger,
@@ -140,9 +128,9 @@ def get_ledger(profile_id: str, session: ReadSession, audit: Audit) -> dict[str,
     """Also answers for the id of a profile that was merged into another (an alias)."""
     found = consent.ledger(session, profile_id=profile_id)
     if found is None:
-        raise _missing(profile_id)
+        raise profile_missing(profile_id)
     if found["erased_at"] is not None:
-        raise _gone(profile_id, found["erased_at"])
+        raise profile_gone(profile_id, found["erased_at"])
     audit("consent.read", "profile", found["profile_id"])
     return found
 
@@ -171,10 +159,10 @@ def get_decision(
     except ValueError as exc:
         raise invalid_query(str(exc)) from exc
     decision = consent.may_contact(
-        session, profile_id=_live(session, profile_id), purpose=purpose, channel=channel
+        session, profile_id=live_profile(session, profile_id), purpose=purpose, channel=channel
     )
     if decision is None:
-        raise _missing(profile_id)
+        raise profile_missing(profile_id)
     return DecisionOut.model_validate(decision, from_attributes=True)
 
 
@@ -202,7 +190,7 @@ def post_message(
     except ValueError as exc:
         raise ProblemError(422, "Invalid request", str(exc), [str(exc)]) from exc
     with database.session(write=True) as session:
-        _live(session, profile_id)
+        live_profile(session, profile_id)
         try:
             outreach = consent.send_message(
                 session,
@@ -217,7 +205,7 @@ def post_message(
         except consent.CannotAddress as exc:
             raise ProblemError(409, "Cannot address", str(exc)) from exc
         if outreach is None:
-            raise _missing(profile_id)
+            raise profile_missing(profile_id)
     audit(
         "profile.contact",
         "profile",

@@ -9,12 +9,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from rapport.api.auth import Audit, CurrentCaller, require
-from rapport.api.deps import Kinds, ReadSession
+from rapport.api.deps import Kinds, ReadSession, live_profile, profile_missing
 from rapport.api.problems import Problem, ProblemError, invalid_query
 from rapport.catalog.service import load_catalog
 from rapport.identity.service import IdentityError
-from rapport.profiles.models import Profile
-from rapport.profiles.service import BadCursor, TimelineFilter, order_view, resolve_root, timeline
+from rapport.profiles.service import BadCursor, TimelineFilter, order_view, timeline
 from rapport.trust.redact import Redactor
 from rapport.trust.roles import Permission as P
 from rapport.trust.roles import allows
@@ -81,19 +80,6 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def live_root(session: ReadSession, profile_id: str) -> str:
-    """The profile ``profile_id`` stands for (aliases followed): 404 when unknown, 410 when erased."""
-    root = resolve_root(session, profile_id)
-    profile = None if root is None else session.get(Profile, root)
-    if profile is None:
-        raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
-    if profile.erased_at is not None:
-        raise ProblemError(
-            410, "Gone", f"profile {profile_id!r} was erased on request at {profile.erased_at}"
-        )
-    return profile.id
-
-
 def redactor_for(caller: CurrentCaller, session: ReadSession) -> Redactor | None:
     """A redactor when the caller may not see personal data (analysts), else None."""
     if allows(caller.role, P.PERSONAL_READ):
@@ -148,10 +134,10 @@ def find_profile(
 )
 def get_profile(profile_id: str, session: ReadSession, caller: CurrentCaller, audit: Audit) -> dict[str, Any]:
     """Also answers for the id of a profile that was merged into another (an alias)."""
-    live_root(session, profile_id)
-    found = profile_360(session, profile_id=profile_id)
+    found = profile_360(session, profile_id=live_profile(session, profile_id))
     if found is None:
-        raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
+        raise profile_missing(profile_id)
+    found["requested_id"] = profile_id
     audit("profile.read", "profile", found["id"])
     redactor = redactor_for(caller, session)
     return redactor.profile(found) if redactor else found
@@ -176,7 +162,7 @@ def get_timeline(
     cursor: str | None = Query(None, max_length=200),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
-    root = live_root(session, profile_id)
+    root = live_profile(session, profile_id)
     for name, moment in (("since", since), ("until", until)):
         if moment is None:
             continue

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep, profile_gone
 from rapport.api.problems import Problem, ProblemError
 from rapport.catalog.service import load_catalog
 from rapport.identity.service import load_kinds
@@ -68,10 +68,6 @@ class ErasureOut(BaseModel):
     quarantine_removed: int
 
 
-def _gone(exc: ErasedProfile) -> ProblemError:
-    return ProblemError(410, "Gone", str(exc), erased_at=exc.erased_at.isoformat())
-
-
 @router.get(
     "/profiles/{profile_id}/export",
     response_model=ExportOut,
@@ -85,7 +81,7 @@ def get_export(profile_id: str, session: ReadSession, audit: Audit) -> dict[str,
     try:
         document = export(session, profile_id=profile_id)
     except ErasedProfile as exc:
-        raise _gone(exc) from exc
+        raise profile_gone(exc.profile_id, exc.erased_at) from exc
     if document is None:
         raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
     audit("profile.export", "profile", document["profile_id"], events=len(document["events"]))
@@ -114,7 +110,7 @@ def delete_profile(profile_id: str, database: DatabaseDep, settings: SettingsDep
                 now=datetime.now(UTC),
             )
     except ErasedProfile as exc:
-        raise _gone(exc) from exc
+        raise profile_gone(exc.profile_id, exc.erased_at) from exc
     if report is None:
         raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
     result = ErasureOut.model_validate(asdict(report))
