@@ -119,15 +119,22 @@ class GraphBatch:
         ):
             if (kind, value) in keys:
                 self.owner[(kind, value)] = pid
-        self.existing = set(self.owner.values())
-        for pid in self.existing:
-            self.counts[pid] = Counter()
+        self._load_profiles(set(self.owner.values()))
+
+    def _load_profiles(self, ids: set[str]) -> None:
+        """Read what the rules need to know of the live profiles ``ids`` (those a batch's identifiers
+        lead to, or those an explicit merge names): their limited identifiers and the blocks between
+        them."""
+        table = table_of(Identifier)
+        self.existing |= ids
+        for pid in ids:
+            self.counts.setdefault(pid, Counter())
         if self.limited:
-            for ids in chunked(sorted(self.existing)):
+            for chunk in chunked(sorted(ids)):
                 counted = (
                     select(table.c.profile_id, table.c.kind, func.count())
                     .where(
-                        one_of(self.connection, table.c.profile_id, ids),
+                        one_of(self.connection, table.c.profile_id, chunk),
                         table.c.kind.in_(sorted(self.limited)),
                     )
                     .group_by(table.c.profile_id, table.c.kind)
@@ -220,27 +227,6 @@ class GraphBatch:
         )
 
     # -- explicit merges ---------------------------------------------------------------------------
-
-    def _load_profiles(self, ids: set[str]) -> None:
-        """Read what the rules need to know of the live profiles ``ids``: their limited identifiers and
-        the blocks between them."""
-        table = table_of(Identifier)
-        self.existing |= ids
-        for pid in ids:
-            self.counts.setdefault(pid, Counter())
-        if self.limited:
-            for chunk in chunked(sorted(ids)):
-                counted = (
-                    select(table.c.profile_id, table.c.kind, func.count())
-                    .where(
-                        one_of(self.connection, table.c.profile_id, chunk),
-                        table.c.kind.in_(sorted(self.limited)),
-                    )
-                    .group_by(table.c.profile_id, table.c.kind)
-                )
-                for pid, kind, n in self.connection.execute(counted):
-                    self.counts[pid][kind] = n
-        self._load_blocks()
 
     def _rank(self, ids: set[str]) -> dict[str, tuple[int, datetime, str]]:
         """How strongly each profile should survive a merge: the priority of its best identifier, then
