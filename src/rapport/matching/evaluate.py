@@ -16,19 +16,29 @@ from typing import Any
 
 from rapport.matching.engine import MatchingError, ScoredPair
 
-__all__ = ["check_thresholds", "evaluate", "figures"]
+__all__ = ["BadThresholds", "check_thresholds", "evaluate", "figures"]
+
+
+class BadThresholds(MatchingError):
+    """Thresholds that are not 0 ≤ review ≤ auto_merge ≤ 1; the message names both."""
 
 
 def check_thresholds(*, auto_merge: float, review: float) -> None:
-    """Both thresholds are probabilities and review is not above auto-merge; else a MatchingError."""
-    for name, value in (("auto-merge", auto_merge), ("review", review)):
-        if not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise MatchingError(f"the {name} threshold must lie between 0 and 1, got {value!r}")
-    if review > auto_merge:
-        raise MatchingError(
-            f"the review threshold ({review}) must not be above the auto-merge threshold ({auto_merge}): "
-            "pairs between the two are the ones shown to a steward"
-        )
+    """Refuse thresholds that are not probabilities (NaN included) or out of order, naming both."""
+    numbers = all(isinstance(v, int | float) for v in (auto_merge, review))
+    if numbers and 0 <= review <= auto_merge <= 1:
+        return
+    probabilities = numbers and all(0 <= v <= 1 for v in (auto_merge, review))
+    why = (
+        "the review threshold must not be above the auto-merge threshold: pairs between the two are "
+        "the ones shown to a steward"
+        if probabilities
+        else "each threshold must lie between 0 and 1"
+    )
+    raise BadThresholds(
+        f"thresholds out of order: need 0 ≤ review ≤ auto_merge ≤ 1, got review={review!r} and "
+        f"auto_merge={auto_merge!r}; {why}"
+    )
 
 
 def figures(predicted: set[frozenset[str]], truth: set[frozenset[str]], threshold: float) -> dict[str, Any]:

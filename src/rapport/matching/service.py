@@ -34,6 +34,7 @@ from rapport.db.locks import lock_identity_graph
 from rapport.events.models import Event
 from rapport.identity.service import load_kinds
 from rapport.matching.decide import Progress, apply_decisions
+from rapport.matching.evaluate import BadThresholds, check_thresholds
 from rapport.matching.models import MatchRun
 from rapport.matching.records import Record, changed_profiles, profile_records
 from rapport.settings import Settings
@@ -55,10 +56,6 @@ DEFAULT_AUTO_MERGE = 0.99
 DEFAULT_REVIEW = 0.8
 
 
-class BadThresholds(ValueError):
-    """Thresholds that are not 0 ≤ review ≤ auto_merge ≤ 1; the message names both."""
-
-
 class RunFailed(RuntimeError):
     """A run the engine could not carry out (too little data to train on, a model that cannot be read):
     recorded as failed with the reason; the identity graph is as it was."""
@@ -66,15 +63,6 @@ class RunFailed(RuntimeError):
     def __init__(self, run: MatchRun, reason: str) -> None:
         super().__init__(f"matching run {run.id} failed: {reason}; the identity graph is unchanged")
         self.run = run
-
-
-def check_thresholds(*, auto_merge: float, review: float) -> None:
-    """Refuse thresholds out of order or outside [0, 1], naming both."""
-    if not (0 <= review <= auto_merge <= 1):  # also false for NaN
-        raise BadThresholds(
-            f"thresholds out of order: need 0 ≤ review ≤ auto_merge ≤ 1, got review={review} and "
-            f"auto_merge={auto_merge}"
-        )
 
 
 # -- the steps of a run --------------------------------------------------------------------------------
