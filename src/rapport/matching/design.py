@@ -48,6 +48,7 @@ COLUMNS = (
     "email_local",
     "email_key",  # the distinct characters of the local part, sorted: the same for "cjones" and "cjnoes"
     "email_domain",
+    "email",  # the whole address, for typos anywhere in it
     "customer_id",
 )
 
@@ -132,6 +133,7 @@ def _prepare(records: Sequence[Mapping[str, object]]) -> Columns:
     last_name = _apply(fold, field("last_name"))
     birth_date = _apply(clean_date, field("birth_date"))
     email_local = _apply(_lower, field("email_local"))
+    email_domain = _apply(_lower, field("email_domain"))
     return {
         "unique_id": ids,
         "first_name": _apply(fold, field("first_name")),
@@ -146,7 +148,11 @@ def _prepare(records: Sequence[Mapping[str, object]]) -> Columns:
         "phone": _apply(_phone, field("phone")),
         "email_local": email_local,
         "email_key": [None if local is None else "".join(sorted(set(local))) for local in email_local],
-        "email_domain": _apply(_lower, field("email_domain")),
+        "email_domain": email_domain,
+        "email": [
+            None if local is None or domain is None else f"{local}@{domain}"
+            for local, domain in zip(email_local, email_domain, strict=True)
+        ],
         "customer_id": _apply(_code, field("customer_id")),
     }
 
@@ -168,6 +174,11 @@ _DAY_MONTH_SWAPPED = (
     "AND substr(birth_date_l, 6, 2) = substr(birth_date_r, 9, 2) "
     "AND substr(birth_date_l, 9, 2) = substr(birth_date_r, 6, 2)"
 )
+
+
+#: two addresses at most one edit apart (Damerau-Levenshtein) differ by more than one replaced letter when
+#: their lengths differ (a letter missing or doubled) or a plain edit distance says 2 (two letters swapped)
+_NOT_ONE_LETTER_REPLACED = "length(email_l) <> length(email_r) OR levenshtein(email_l, email_r) = 2"
 
 
 def comparisons() -> list[Any]:
@@ -265,8 +276,20 @@ def comparisons() -> list[Any]:
                 "exact match with domain",
                 0.55,
             ),
-            exact("email_local", 0.05),
-            dl("email_local", 0.08),
+            # A letter missing, doubled or two swapped anywhere in the address: a slip of the keyboard,
+            # and a strong sign, since whole addresses are unique. One letter replaced is not: it is how
+            # "j.smith" and "a.smith" differ, whose initials say they are two people.
+            level(
+                cll.And(
+                    cll.LevenshteinLevel("email", 2),
+                    cll.DamerauLevenshteinLevel("email", 1),
+                    cll.CustomLevel(_NOT_ONE_LETTER_REPLACED),
+                ),
+                "a letter missing, doubled or swapped",
+                0.06,
+            ),
+            exact("email_local", 0.04),
+            dl("email_local", 0.03),
             else_m=0.32,
         ),
         comparison("customer_id", exact("customer_id", 0.3), else_m=0.7),
@@ -280,8 +303,9 @@ def blocking_rules() -> list[Any]:
 
     return [
         block_on("phone"),
-        block_on("email_local", "email_domain"),
+        block_on("email_local"),
         block_on("email_key", "first_name_canon"),
+        block_on("first_name_canon", "last_name", "email_domain"),
         block_on("customer_id"),
         block_on("postcode", "birth_year"),
         block_on("postcode", "last_name_key"),

@@ -16,7 +16,12 @@ from typing import Any
 
 from rapport.matching.engine import MatchingError, ScoredPair
 
-__all__ = ["BadThresholds", "check_thresholds", "evaluate", "figures"]
+__all__ = ["DEFAULT_AUTO_MERGE", "DEFAULT_REVIEW", "BadThresholds", "check_thresholds", "evaluate", "figures"]
+
+#: merge on its own only what is all but certain
+DEFAULT_AUTO_MERGE = 0.99
+#: show a steward every pair more likely one person than two
+DEFAULT_REVIEW = 0.5
 
 
 class BadThresholds(MatchingError):

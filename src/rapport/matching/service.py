@@ -34,7 +34,7 @@ from rapport.db.locks import lock_identity_graph
 from rapport.events.models import Event
 from rapport.identity.service import load_kinds
 from rapport.matching.decide import Progress, apply_decisions
-from rapport.matching.evaluate import BadThresholds, check_thresholds
+from rapport.matching.evaluate import DEFAULT_AUTO_MERGE, DEFAULT_REVIEW, BadThresholds, check_thresholds
 from rapport.matching.models import MatchRun
 from rapport.matching.records import Record, changed_profiles, profile_records
 from rapport.settings import Settings
@@ -51,9 +51,6 @@ __all__ = [
     "list_runs",
     "resolve",
 ]
-
-DEFAULT_AUTO_MERGE = 0.99
-DEFAULT_REVIEW = 0.8
 
 
 class RunFailed(RuntimeError):
