@@ -269,3 +269,45 @@ def test_undoing_an_old_merge_after_a_later_one_gives_back_only_what_it_joined(
     assert [o["order_id"] for o in restored["orders"]] == ["O-A"]
     assert restored["counters"]["events"] == 1  # its order; the bridging view stays with the survivor
     assert rest["orders"] == [] and rest["counters"]["events"] == 4
+
+
+def _registered(serial: str, ids: dict[str, str], minute: float) -> dict[str, object]:
+    return event(
+        "device.registered", ids={**ids, "device_serial": serial}, minute=minute, serial=serial, model="WM-1"
+    )
+
+
+def _reading(serial: str, minute: float) -> dict[str, object]:
+    return event(
+        "device.telemetry", ids={"device_serial": serial}, minute=minute, serial=serial, readings={"t": 1}
+    )
+
+
+def test_a_device_sold_on_passes_to_its_new_owner_without_merging_the_two(
+    db: Database, settings: Settings
+) -> None:
+    ingest(db, settings, [_registered("WM-77", {"email": "first@example.com"}, 0), _reading("WM-77", 1)])
+    first = holder(db, "email", "first@example.com")
+    assert holder(db, "device_serial", "WM-77") == first
+
+    # a newcomer registers the machine they bought second-hand, then it reports; in one batch too
+    outcome = ingest(
+        db,
+        settings,
+        [_registered("WM-77", {"email": "second@example.com"}, 10), _reading("WM-77", 11)],
+    )
+
+    second = holder(db, "email", "second@example.com")
+    assert second != first and holder(db, "device_serial", "WM-77") == second
+    assert (outcome.merges, outcome.conflicts) == (0, 0)
+    assert holder(db, "email", "first@example.com") == first  # the first owner keeps what is theirs
+    with db.session() as session:
+        assert session.scalars(select(Conflict)).all() == []
+    ingest(db, settings, [_reading("WM-77", 12)])
+    with db.session() as session:
+        from rapport.events.models import Event
+
+        owners = (
+            session.execute(select(Event.profile_id).where(Event.type == "device.telemetry")).scalars().all()
+        )
+    assert owners == [first, second, second]

@@ -18,9 +18,9 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, updat
 from rapport.db.base import EPOCH, ONE_MICROSECOND, table_of
 from rapport.db.bulk import chunked, dialect_insert, insert_rows, one_of, select_rows
 from rapport.events.models import Event
-from rapport.identity.kinds import KindTable
+from rapport.identity.kinds import TRANSFERABLE, KindTable
 from rapport.identity.models import Conflict, Identifier, Merge, MergeBlock
-from rapport.profiles.models import Case, Device, Order, Profile
+from rapport.profiles.models import Case, Order, Profile
 from rapport.profiles.statestore import NEVER_SAVED
 
 Key = tuple[str, str]  # (kind, normalised value)
@@ -103,6 +103,8 @@ class GraphBatch:
         self.parent: dict[str, str] = {}
         self.counts: dict[str, Counter[str]] = {}
         self.attached: dict[str, list[tuple[Key, Claim]]] = {}
+        self.transferred: dict[Key, str] = {}  # stored identifiers passed to another profile
+        self.first_seen: set[Key] = set()  # identifiers this batch attaches
         self.existing: set[str] = set()
         self.blocked: set[frozenset[str]] = set()
         self.limited = {name for name, kind in kinds.kinds.items() if kind.max_per_profile is not None}
@@ -180,8 +182,9 @@ class GraphBatch:
         priority = self.kinds.priority
         for claim in claims:
             keys = sorted(claim.keys, key=lambda k: -priority(k[0]))
+            personal = [key for key in keys if key[0] not in TRANSFERABLE]
             roots: list[str] = []
-            for key in keys:
+            for key in personal or keys:
                 pid = self.owner.get(key)
                 if pid is not None:
                     root = self.root(pid)
@@ -203,6 +206,8 @@ class GraphBatch:
                         self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
             for key in keys:
                 if key in self.owner:
+                    if personal and key[0] in TRANSFERABLE and self.root(self.owner[key]) != target:
+                        self._transfer(key, target)
                     continue
                 limit = self.kinds.limit(key[0])
                 if limit is not None and self.counts[target][key[0]] >= limit:
@@ -216,6 +221,7 @@ class GraphBatch:
                     )
                     continue
                 self.owner[key] = target
+                self.first_seen.add(key)
                 self.counts[target][key[0]] += 1
                 self.attached.setdefault(target, []).append((key, claim))
             assignments.append(target)
@@ -225,6 +231,13 @@ class GraphBatch:
             new_profiles=new_profiles,
             conflicts=list(conflicts.values()),
         )
+
+    def _transfer(self, key: Key, target: str) -> None:
+        """Pass ``key`` to ``target``. One first seen in this batch is stored with its final holder (see
+        :meth:`write`); one stored before is moved there."""
+        if key not in self.first_seen:
+            self.transferred[key] = target
+        self.owner[key] = target
 
     # -- explicit merges ---------------------------------------------------------------------------
 
@@ -349,9 +362,9 @@ class GraphBatch:
                 ],
             )
         held = self._held_keys(resolution)
-        rows = [
-            (kind, value, self.root(pid), claim.source, claim.occurred_at)
-            for pid, keys in self.attached.items()
+        rows = [  # by the holder at the end of the batch: a transferable identifier may have passed on
+            (kind, value, self.root(self.owner[(kind, value)]), claim.source, claim.occurred_at)
+            for keys in self.attached.values()
             for (kind, value), claim in keys
         ]
         existing_merges = [m for m in merges if m.absorbed in self.existing]
@@ -364,7 +377,6 @@ class GraphBatch:
                 table_of(Event),
                 table_of(Order),
                 table_of(Case),
-                table_of(Device),
             ):
                 move_rows(conn, table, to_root)
             profiles = table_of(Profile)
@@ -377,6 +389,17 @@ class GraphBatch:
         if rows:
             insert_rows(
                 conn, table_of(Identifier), ["kind", "value", "profile_id", "source", "first_seen_at"], rows
+            )
+        if self.transferred:
+            table = table_of(Identifier)
+            conn.execute(
+                update(table)
+                .where(table.c.kind == bindparam("b_kind"), table.c.value == bindparam("b_value"))
+                .values(profile_id=bindparam("b_pid")),
+                [
+                    {"b_kind": kind, "b_value": value, "b_pid": self.root(pid)}
+                    for (kind, value), pid in sorted(self.transferred.items())
+                ],
             )
         if merges:
             conn.execute(

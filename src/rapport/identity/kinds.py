@@ -125,6 +125,12 @@ BUILTIN_KINDS: tuple[IdentifierKind, ...] = (
 )
 
 
+#: Kinds that name a thing a person owns, not the person: they pass to whoever claims them with an
+#: identifier of their own (a second-hand washing machine), and never merge two people. An event that
+#: carries only such an identifier (a device's reading) belongs to its present holder.
+TRANSFERABLE = frozenset({"device_serial"})
+
+
 class KindTable:
     """The identifier kinds in force, with their normalisers bound."""
 
