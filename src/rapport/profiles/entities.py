@@ -1,8 +1,7 @@
-"""Orders, cases and devices, rebuilt from their events.
+"""Orders and cases, rebuilt from their events.
 
 Orders and cases are recomputed from all of their events whenever one arrives, so a late or
-out-of-order event always yields the same versions. Devices keep the latest of each fact instead:
-telemetry is too plentiful to replay.
+out-of-order event always yields the same versions. (Devices are projected in rapport.things.devices.)
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from rapport.profiles.state import Fact, iso
 
 ORDER_TYPES = ("order.placed", "order.amended", "order.cancelled")
 CASE_TYPES = ("case.opened", "case.updated", "case.closed")
-DEVICE_TYPES = ("device.registered", "device.telemetry")
 
 _ORDER_META = {"order_id", "reason"}
 
@@ -155,39 +153,3 @@ def build_case(case_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
         row["profile_id"], row["updated_at"] = fact.profile_id, fact.occurred_at
     return row
 
-
-def update_device(row: dict[str, Any] | None, fact: OwnedFact) -> dict[str, Any]:
-    """The device row after ``fact``; each field keeps its latest report whatever the arrival order."""
-    at = iso(fact.occurred_at)
-    device = row or {
-        "serial": fact.data["serial"],
-        "profile_id": None,
-        "model": None,
-        "kind": None,
-        "firmware": None,
-        "registered_at": None,
-        "last_seen_at": None,
-        "state": {},
-    }
-    data = fact.data
-    if fact.type == "device.registered":
-        if device["registered_at"] is None or fact.occurred_at >= device["registered_at"]:
-            device.update(
-                profile_id=fact.profile_id,
-                model=data.get("model"),
-                registered_at=fact.occurred_at,
-                kind=data.get("kind", device["kind"]),
-            )
-    else:
-        readings = device["state"].setdefault("readings", {})
-        for name, value in data.get("readings", {}).items():
-            if name not in readings or at >= readings[name]["at"]:
-                readings[name] = {"value": value, "at": at}
-        if device["last_seen_at"] is None or fact.occurred_at > device["last_seen_at"]:
-            device["last_seen_at"] = fact.occurred_at
-        if device["profile_id"] is None:
-            device["profile_id"] = fact.profile_id
-    if data.get("firmware") and at >= device["state"].get("firmware_at", ""):
-        device["firmware"] = data["firmware"]
-        device["state"]["firmware_at"] = at
-    return device

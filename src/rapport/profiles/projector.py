@@ -5,25 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of, upsert
 from rapport.events.models import Event
 from rapport.events.store import EventRow, select_events
 from rapport.profiles import state as golden
-from rapport.profiles.entities import (
-    CASE_TYPES,
-    DEVICE_TYPES,
-    ORDER_TYPES,
-    OwnedFact,
-    build_case,
-    build_order,
-    update_device,
-)
-from rapport.profiles.models import Case, Device, Order
+from rapport.profiles.entities import CASE_TYPES, ORDER_TYPES, build_case, build_order
+from rapport.profiles.models import Case, Order
 from rapport.profiles.statestore import load_states, save_states
 
 
@@ -61,19 +52,6 @@ def rebuild_cases(connection: Connection, case_ids: Iterable[str]) -> None:
     )
 
 
-def update_devices(connection: Connection, facts: Sequence[OwnedFact]) -> None:
-    table = table_of(Device)
-    serials = sorted({str(f.data["serial"]) for f in facts})
-    devices: dict[str, dict[str, Any]] = {}
-    for chunk in chunked(serials):
-        for row in connection.execute(select(table).where(one_of(connection, table.c.serial, chunk))):
-            devices[row.serial] = dict(row._mapping)
-    for fact in facts:
-        serial = str(fact.data["serial"])
-        devices[serial] = update_device(devices.get(serial), fact)
-    upsert(connection, table, list(devices.values()), key=["serial"])
-
-
 def project(
     connection: Connection,
     rows: Sequence[EventRow],
@@ -103,9 +81,6 @@ def project(
 
     rebuild_orders(connection, subjects_of(rows, ORDER_TYPES))
     rebuild_cases(connection, subjects_of(rows, CASE_TYPES))
-    devices = [r for r in rows if r.type in DEVICE_TYPES]
-    if devices:
-        update_devices(connection, devices)
 
 
 def rebuild_profiles(
@@ -123,13 +98,7 @@ def rebuild_profiles(
 
 
 def rebuild_entities(connection: Connection, facts: Sequence[EventRow]) -> None:
-    """Recompute the orders, cases and devices that ``facts`` are about (after they changed owner)."""
+    """Recompute the orders and cases that ``facts`` are about (after they changed owner). Devices need
+    nothing: their owner is read through the event log (rapport.things.devices)."""
     rebuild_orders(connection, subjects_of(facts, ORDER_TYPES))
     rebuild_cases(connection, subjects_of(facts, CASE_TYPES))
-    serials = subjects_of(facts, DEVICE_TYPES)
-    if serials:
-        table = table_of(Device)
-        for chunk in chunked(sorted(serials)):
-            connection.execute(table.delete().where(table.c.serial.in_(chunk)))
-        device_facts = [f for rows in stored_facts(connection, DEVICE_TYPES, serials).values() for f in rows]
-        update_devices(connection, device_facts)

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from rapport.events.models import Event
 from rapport.identity.models import Merge
 from rapport.identity.service import identifiers_of
-from rapport.profiles.models import Case, Device, Order
+from rapport.profiles.models import Case, Order
+from rapport.things.devices import devices_of
 from rapport.trust.consent import ledger
 from rapport.trust.erasure import person_of
 from rapport.views import profile_360
@@ -55,7 +56,6 @@ def export(session: Session, *, profile_id: str, now: datetime | None = None) ->
     cases = session.scalars(
         select(Case).where(Case.profile_id.in_(ids)).order_by(Case.opened_at, Case.case_id)
     )
-    devices = session.scalars(select(Device).where(Device.profile_id.in_(ids)).order_by(Device.serial))
     merges = session.scalars(
         select(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.absorbed_id.in_(ids))).order_by(Merge.id)
     )
@@ -84,6 +84,6 @@ def export(session: Session, *, profile_id: str, now: datetime | None = None) ->
         "events": events,
         "orders": [_columns(o) for o in orders],
         "cases": [_columns(c) for c in cases],
-        "devices": [_columns(d) for d in devices],
+        "devices": devices_of(session, profile_ids=ids, now=now or datetime.now(UTC)),
         "merges": [_columns(m) for m in merges],
     }

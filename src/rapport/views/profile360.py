@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import find_profile, identifiers_of
 from rapport.profiles.service import aliases_of, profile_view, resolve_root
+from rapport.things.devices import devices_of
 
 
 def profile_360(session: Session, *, profile_id: str) -> dict[str, Any] | None:
@@ -33,6 +35,7 @@ def profile_360(session: Session, *, profile_id: str) -> dict[str, Any] | None:
         "requested_id": profile_id,
         "aliases": aliases_of(session, profile_id=root),
         "identifiers": grouped,
+        "devices": devices_of(session, profile_ids=[root], now=datetime.now(UTC)),
     }
 
 

@@ -1,0 +1,194 @@
+"""Connected products: one device with its twin, owner, readings and alerts; the thresholds per model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from rapport.api.auth import Audit, require
+from rapport.api.deps import DatabaseDep, ReadSession, live_profile
+from rapport.api.problems import Problem, ProblemError, invalid_query
+from rapport.things.devices import (
+    BadHistory,
+    DeviceModelError,
+    all_models,
+    device_view,
+    devices_of,
+    list_devices,
+    parse_bucket,
+    put_model,
+)
+from rapport.trust.roles import Permission as P
+
+router = APIRouter(prefix="/v1", tags=["devices"])
+
+#: a reading name that can be looked up inside the stored JSON on both backends
+READING_NAME = r'^[^"\\\x00-\x1f]{1,200}$'
+
+
+class DeviceSummary(BaseModel):
+    """A device: registry, owner (a profile id), health ("ok", "alert" or "silent"), the latest value of
+    each reading, the latest event it reported, and what is wrong with it now."""
+
+    serial: str
+    model: str | None
+    kind: str | None
+    firmware: str | None
+    owner: str | None
+    registered_at: datetime | None
+    last_seen_at: datetime | None
+    health: str
+    readings: dict[str, dict[str, Any]]
+    last_report: dict[str, Any] | None
+    open_alerts: list[dict[str, Any]]
+
+
+class DeviceOut(DeviceSummary):
+    """One device in full: also who owned it when, its latest reports and its readings downsampled."""
+
+    ownership: list[dict[str, Any]] = Field(description="registrations that changed the owner, oldest first")
+    recent_readings: list[dict[str, Any]] = Field(description="the last 50 telemetry reports, newest first")
+    history: dict[str, Any] = Field(
+        description="since, until, bucket_seconds, and per reading the buckets {at, min, avg, max, count}"
+    )
+
+
+class DevicePage(BaseModel):
+    items: list[DeviceSummary]
+    next_after: str | None = Field(description="pass as `after` for the next page; null on the last one")
+
+
+class Threshold(BaseModel):
+    """The range a reading should stay in, and the unit it is reported in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = Field(None, min_length=1, max_length=20, examples=["°C"])
+
+
+class DeviceModelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    thresholds: dict[str, Threshold] = Field(default_factory=dict, max_length=100)
+    silent_after_seconds: int | None = Field(
+        None, description="how long the device may stay quiet before it counts as silent; null: never"
+    )
+
+
+class DeviceModelOut(BaseModel):
+    model: str
+    thresholds: dict[str, dict[str, Any]]
+    silent_after_seconds: int | None
+    builtin: bool = Field(description="the built-in defaults, not set by an operator")
+    updated_at: datetime | None
+
+
+def _moment(name: str, moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise invalid_query(f"{name}: needs a time zone offset")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise invalid_query(f"{name}: lies outside the years 1 to 9999 once in UTC") from exc
+
+
+@router.get(
+    "/devices",
+    response_model=DevicePage,
+    responses={404: {"model": Problem}, 410: {"model": Problem}},
+    summary="Devices, by serial, or those a person owns",
+    dependencies=[require(P.PROFILES_READ)],
+)
+def get_devices(
+    session: ReadSession,
+    audit: Audit,
+    owner: str | None = Query(None, max_length=40, description="a profile id (an alias is followed)"),
+    after: str = Query("", max_length=200, description="the last serial of the previous page"),
+    limit: int = Query(100, ge=1, le=500),
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    if owner is not None:
+        root = live_profile(session, owner)
+        audit("devices.read", "profile", root)
+        return {"items": devices_of(session, profile_ids=[root], now=now), "next_after": None}
+    items = list_devices(session, after=after, limit=limit, now=now)
+    return {"items": items, "next_after": items[-1]["serial"] if len(items) == limit else None}
+
+
+@router.get(
+    "/devices/{serial}",
+    response_model=DeviceOut,
+    responses={404: {"model": Problem, "description": "No device has this serial"}},
+    summary="One device: twin, owner, recent readings, downsampled history, open alerts",
+    dependencies=[require(P.PROFILES_READ)],
+)
+def get_device(
+    serial: str,
+    session: ReadSession,
+    audit: Audit,
+    reading: str | None = Query(
+        None, pattern=READING_NAME, description="the reading whose history to give; default: every one"
+    ),
+    since: datetime | None = Query(None, description="start of the history; default: 7 days before until"),
+    until: datetime | None = Query(None, description="end of the history; default: now"),
+    bucket: str = Query("1h", max_length=10, description="bucket size: 15m, 1h, 1d, …"),
+) -> dict[str, Any]:
+    try:
+        found = device_view(
+            session,
+            serial=serial,
+            now=datetime.now(UTC),
+            reading=reading,
+            since=_moment("since", since),
+            until=_moment("until", until),
+            bucket=parse_bucket(bucket),
+        )
+    except BadHistory as exc:
+        raise invalid_query(str(exc)) from exc
+    if found is None:
+        raise ProblemError(404, "Not found", f"no device {serial!r}")
+    audit("device.read", "profile", found["owner"] or "-")  # the profile: a serial is an identifier value
+    return found
+
+
+@router.get(
+    "/device-models",
+    response_model=list[DeviceModelOut],
+    summary="Every model with thresholds: built in, or set by an operator",
+    dependencies=[require(P.REFERENCE_READ)],
+)
+def get_device_models(session: ReadSession) -> list[dict[str, Any]]:
+    return [config.as_dict() for config in all_models(session).values()]
+
+
+@router.put(
+    "/device-models/{model:path}",
+    response_model=DeviceModelOut,
+    responses={422: {"model": Problem}},
+    summary="Set the thresholds of a model (replacing its built-in defaults)",
+    dependencies=[require(P.CATALOG_WRITE)],
+)
+def put_device_model(model: str, body: DeviceModelIn, database: DatabaseDep, audit: Audit) -> dict[str, Any]:
+    """Takes effect at once: health and open alerts are computed against the model's thresholds when
+    asked, and the next readings are checked against them."""
+    thresholds = {name: rule.model_dump(exclude_none=True) for name, rule in body.thresholds.items()}
+    try:
+        with database.session(write=True) as session:
+            config = put_model(
+                session,
+                model=model,
+                thresholds=thresholds,
+                silent_after_seconds=body.silent_after_seconds,
+                now=datetime.now(UTC),
+            )
+    except DeviceModelError as exc:
+        raise ProblemError(422, "Invalid device model", str(exc), [f"body.{exc}"]) from exc
+    audit("device_model.set", "device_model", model)
+    return config.as_dict()

@@ -1,0 +1,185 @@
+"""Derived events: ``device.alert``, appended to the event log under the device owner's profile.
+
+An alert's id is derived from the event that triggered it (``{event id}:alert:{what}``), so deriving it
+again (a replay, a second sweep) finds a duplicate and appends nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy.orm import Session
+
+from rapport.db.base import table_of
+from rapport.db.bulk import select_rows
+from rapport.db.locks import lock_identity_graph
+from rapport.events.models import Event
+from rapport.events.store import EventRow, append_events
+from rapport.things.devices.models import Device
+from rapport.things.devices.thresholds import all_models
+from rapport.things.devices.twin import ALERT, Trigger
+
+#: the source of the events Rapport derives itself
+SOURCE = "rapport"
+CHANNEL = "device"
+MAX_ID = 200
+
+
+def alert_id(trigger_id: str, what: str) -> str:
+    """The id of the alert about ``what`` that event ``trigger_id`` raised; hashed when it would be too
+    long for an event id."""
+    text = f"{trigger_id}:alert:{what}"
+    return text if len(text) <= MAX_ID else "alert-" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def alert_row(
+    *,
+    serial: str,
+    trigger_id: str,
+    what: str,
+    occurred_at: datetime,
+    profile_id: str,
+    data: Mapping[str, Any],
+    now: datetime,
+) -> EventRow:
+    """A ``device.alert`` ready for the event log."""
+    return EventRow(
+        alert_id(trigger_id, what),
+        ALERT,
+        1,
+        occurred_at,
+        now,
+        SOURCE,
+        profile_id,
+        serial,
+        CHANNEL,
+        {"device_serial": serial},
+        {"serial": serial, **data},
+    )
+
+
+def profiles_of(connection: Connection, event_ids: Iterable[str | None]) -> dict[str, str]:
+    """The profile each stored event is filed under (it follows merges), by event id."""
+    wanted = sorted({e for e in event_ids if e})
+    if not wanted:
+        return {}
+    return dict(select_rows(connection, table_of(Event), ["event_id", "profile_id"], "event_id", wanted))
+
+
+def rows_for(
+    connection: Connection,
+    triggers: Sequence[tuple[str, Trigger]],
+    twins: Mapping[str, Mapping[str, Any]],
+    *,
+    filed: Mapping[str, str],
+    now: datetime,
+) -> list[EventRow]:
+    """The alerts of ``triggers`` (serial, trigger), each under the device owner's profile, or when the
+    device has no owner yet, under the profile of the event that triggered it. ``filed`` maps the ids of
+    events at hand to their profiles; the others are looked up."""
+    if not triggers:
+        return []
+    wanted = {twins[serial]["owner_event_id"] for serial, _ in triggers}
+    wanted |= {t.fact.event_id for _, t in triggers}
+    known = dict(filed)
+    known.update(profiles_of(connection, [e for e in wanted if e and e not in known]))
+    rows: list[EventRow] = []
+    for serial, trigger in triggers:
+        owner = known.get(twins[serial]["owner_event_id"] or "") or known.get(trigger.fact.event_id)
+        if owner is None:
+            continue
+        rows.append(
+            alert_row(
+                serial=serial,
+                trigger_id=trigger.fact.event_id,
+                what=trigger.what,
+                occurred_at=trigger.fact.occurred_at,
+                profile_id=owner,
+                data=trigger.data,
+                now=now,
+            )
+        )
+    return rows
+
+
+def append_new(connection: Connection, rows: Sequence[EventRow]) -> list[EventRow]:
+    """Append the alerts among ``rows`` that are not in the log yet; returns those appended."""
+    unique = {row.event_id: row for row in rows}
+    if not unique:
+        return []
+    stored = {e for (e,) in select_rows(connection, table_of(Event), ["event_id"], "event_id", list(unique))}
+    fresh = [row for event_id, row in unique.items() if event_id not in stored]
+    if fresh:
+        append_events(connection, fresh)
+    return fresh
+
+
+def span(allowance: timedelta) -> str:
+    """A duration as people say it: "21 days", "6 hours", "90 seconds"."""
+    seconds = int(allowance.total_seconds())
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def find_silent(session: Session, *, now: datetime) -> list[EventRow]:
+    """Report every device that has been silent longer than its model allows: one ``device.alert``
+    (reason "silent") per silence, dated when the silence began. Call it as often as you like: a silence
+    already reported is not reported again, and a device that speaks again can fall silent again.
+    Returns the alerts appended. Runs in the caller's write transaction."""
+    lock_identity_graph(session)
+    connection = session.connection()
+    table = table_of(Device)
+    quiet: list[tuple[dict[str, Any], timedelta]] = []
+    for model, config in all_models(session).items():
+        if config.silent_after_seconds is None:
+            continue
+        allowance = timedelta(seconds=config.silent_after_seconds)
+        found = connection.execute(
+            select(table).where(
+                table.c.model == model,
+                table.c.last_seen_at < now - allowance,
+                table.c.last_event_id.is_not(None),
+                or_(table.c.silence_alerted.is_(None), table.c.silence_alerted != table.c.last_event_id),
+            )
+        )
+        quiet.extend((dict(row._mapping), allowance) for row in found)
+    if not quiet:
+        return []
+    twins = {twin["serial"]: twin for twin, _ in quiet}
+    known = profiles_of(connection, [t["owner_event_id"] for t in twins.values()])
+    known.update(profiles_of(connection, [t["last_event_id"] for t in twins.values()]))
+    rows = []
+    for twin, allowance in quiet:
+        owner = known.get(twin["owner_event_id"] or "") or known.get(twin["last_event_id"])
+        if owner is None:
+            continue
+        rows.append(
+            alert_row(
+                serial=twin["serial"],
+                trigger_id=twin["last_event_id"],
+                what="silent",
+                occurred_at=twin["last_seen_at"] + allowance,
+                profile_id=owner,
+                data={
+                    "reason": "silent",
+                    "last_seen_at": twin["last_seen_at"].isoformat(),
+                    "detail": f"no report for more than {span(allowance)}",
+                },
+                now=now,
+            )
+        )
+    appended = append_new(connection, rows)
+    connection.execute(
+        update(table)
+        .where(table.c.serial == bindparam("b_serial"))
+        .values(silence_alerted=bindparam("b_event")),
+        [{"b_serial": t["serial"], "b_event": t["last_event_id"]} for t, _ in quiet],
+    )
+    return appended

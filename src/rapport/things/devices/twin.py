@@ -1,0 +1,221 @@
+"""A device's twin, folded from its events one at a time.
+
+Every field keeps the latest report by ``occurred_at`` whatever the order of arrival (two reports of the
+same moment: the larger event id wins), so a shuffled stream gives the same twin. Folding also notices
+what a person should hear about (:class:`Trigger`): a reported fault, or a reading that crosses out of its
+model's range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from rapport.profiles.state import iso
+from rapport.things.devices.thresholds import ModelConfig, breach
+
+REGISTERED = "device.registered"
+TELEMETRY = "device.telemetry"
+REPORTED = "device.reported"
+ALERT = "device.alert"
+#: the events a twin is folded from
+DEVICE_TYPES = (REGISTERED, TELEMETRY, REPORTED)
+#: what a device reports when something is wrong with it
+FAULT_EVENTS = frozenset({"fault", "error"})
+
+Stamp = tuple[str, str]  # (occurred_at as fixed-width text, event id): the order of reports
+
+
+class DeviceFact(Protocol):
+    """What the fold reads from an event."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Something the fold noticed: it becomes a ``device.alert`` whose id is derived from ``fact`` and
+    ``what`` (a reading name, or "fault"), so that noticing it again changes nothing."""
+
+    fact: DeviceFact
+    what: str
+    data: dict[str, Any]
+
+
+def stamp(fact: DeviceFact) -> Stamp:
+    return iso(fact.occurred_at), fact.event_id
+
+
+def new_twin(serial: str) -> dict[str, Any]:
+    """The row of a device nothing is known about yet."""
+    return {
+        "serial": serial,
+        "model": None,
+        "kind": None,
+        "firmware": None,
+        "registered_at": None,
+        "owner_event_id": None,
+        "last_seen_at": None,
+        "last_event_id": None,
+        "silence_alerted": None,
+        "state": {},
+    }
+
+
+def _later(fact: DeviceFact, moment: datetime | str | None, event_id: str | None) -> bool:
+    if moment is None:
+        return True
+    at = moment if isinstance(moment, str) else iso(moment)
+    return stamp(fact) > (at, event_id or "")
+
+
+def _firmware(twin: dict[str, Any], fact: DeviceFact) -> None:
+    firmware = fact.data.get("firmware")
+    if not isinstance(firmware, str) or not firmware:
+        return
+    since = twin["state"].get("firmware_from")
+    if since is None or stamp(fact) > tuple(since):
+        twin["firmware"] = firmware
+        twin["state"]["firmware_from"] = list(stamp(fact))
+
+
+def _seen(twin: dict[str, Any], fact: DeviceFact) -> None:
+    if _later(fact, twin["last_seen_at"], twin["last_event_id"]):
+        twin["last_seen_at"], twin["last_event_id"] = fact.occurred_at, fact.event_id
+
+
+def register(twin: dict[str, Any], fact: DeviceFact) -> None:
+    """A ``device.registered``: the latest registration names the owner, the model and the kind."""
+    if _later(fact, twin["registered_at"], twin["owner_event_id"]):
+        twin.update(
+            model=fact.data.get("model"),
+            kind=fact.data.get("kind"),
+            registered_at=fact.occurred_at,
+            owner_event_id=fact.event_id,
+        )
+    _firmware(twin, fact)
+
+
+def _describe(name: str, value: float, bound: str, limit: float, unit: str | None) -> str:
+    side = "above the maximum" if bound == "max" else "below the minimum"
+    suffix = f" {unit}" if unit else ""
+    return f"{name} {value:g}{suffix} is {side} of {limit:g}{suffix}"
+
+
+def telemetry(
+    twin: dict[str, Any], fact: DeviceFact, rules: Mapping[str, Mapping[str, Any]]
+) -> list[Trigger]:
+    """A ``device.telemetry``: each reading newer than the twin's replaces it. A reading that leaves its
+    range (the twin's previous value was inside it, or there was none) is a trigger; a reading older than
+    the twin's is kept in the series only and triggers nothing."""
+    readings: dict[str, Any] = twin["state"].setdefault("readings", {})
+    units = fact.data.get("units") if isinstance(fact.data.get("units"), dict) else {}
+    at, event_id = stamp(fact)
+    triggers: list[Trigger] = []
+    for name, value in sorted(fact.data.get("readings", {}).items()):
+        before = readings.get(name)
+        if before is not None and (before["at"], before.get("event_id", "")) >= (at, event_id):
+            continue
+        rule = rules.get(name)
+        crossed = breach(value, rule)
+        if crossed is not None and (before is None or breach(before["value"], rule) is None):
+            bound, limit = crossed
+            unit = (rule or {}).get("unit")
+            data = {"reason": "threshold", "reading": name, "value": value, "bound": bound, "limit": limit}
+            triggers.append(
+                Trigger(fact, name, {**data, "detail": _describe(name, value, bound, limit, unit)})
+            )
+        entry: dict[str, Any] = {"value": value, "at": at, "event_id": event_id}
+        if isinstance(units, dict) and isinstance(units.get(name), str):
+            entry["unit"] = units[name]
+        readings[name] = entry
+    _seen(twin, fact)
+    _firmware(twin, fact)
+    return triggers
+
+
+def report(twin: dict[str, Any], fact: DeviceFact) -> list[Trigger]:
+    """A ``device.reported``: the latest report is kept; every fault is a trigger, however late."""
+    data = fact.data
+    latest = twin["state"].get("report")
+    if latest is None or stamp(fact) > (latest["at"], latest["event_id"]):
+        twin["state"]["report"] = {
+            "event": data.get("event"),
+            "code": data.get("code"),
+            "detail": data.get("detail"),
+            "at": iso(fact.occurred_at),
+            "event_id": fact.event_id,
+        }
+    _seen(twin, fact)
+    if data.get("event") not in FAULT_EVENTS:
+        return []
+    code = data.get("code")
+    alert: dict[str, Any] = {"reason": "fault", "event": data["event"]}
+    if code is not None:
+        alert["code"] = str(code)
+    detail = data.get("detail")
+    alert["detail"] = (
+        str(detail)
+        if detail
+        else f"the device reported a {data['event']}" + (f" with code {code}" if code is not None else "")
+    )
+    return [Trigger(fact, "fault", alert)]
+
+
+def silent_since(twin: Mapping[str, Any], config: ModelConfig | None, now: datetime) -> datetime | None:
+    """When the device fell silent (its last report plus its model's allowance), if it has by ``now``."""
+    seen = twin["last_seen_at"]
+    if config is None or config.silent_after_seconds is None or seen is None:
+        return None
+    since: datetime = seen + timedelta(seconds=config.silent_after_seconds)
+    return since if since <= now else None
+
+
+def open_alerts(twin: Mapping[str, Any], config: ModelConfig | None, now: datetime) -> list[dict[str, Any]]:
+    """What is wrong with the device now: a silence, a fault it reported last, readings out of range."""
+    alerts: list[dict[str, Any]] = []
+    silent = silent_since(twin, config, now)
+    if silent is not None:
+        alerts.append({"reason": "silent", "since": silent, "last_seen_at": twin["last_seen_at"]})
+    latest = twin["state"].get("report")
+    if latest and latest.get("event") in FAULT_EVENTS:
+        alerts.append(
+            {
+                "reason": "fault",
+                "code": latest.get("code"),
+                "detail": latest.get("detail"),
+                "since": latest["at"],
+            }
+        )
+    rules = config.thresholds if config else {}
+    for name, reading in sorted(twin["state"].get("readings", {}).items()):
+        crossed = breach(reading["value"], rules.get(name))
+        if crossed is not None:
+            bound, limit = crossed
+            alerts.append(
+                {
+                    "reason": "threshold",
+                    "reading": name,
+                    "value": reading["value"],
+                    "bound": bound,
+                    "limit": limit,
+                    "at": reading["at"],
+                }
+            )
+    return alerts
+
+
+def health(alerts: list[dict[str, Any]]) -> str:
+    """ "silent" when the device stopped reporting, "alert" when something else is wrong, else "ok"."""
+    if any(alert["reason"] == "silent" for alert in alerts):
+        return "silent"
+    return "alert" if alerts else "ok"

@@ -1,0 +1,141 @@
+"""The devices API: one device with its downsampled history, the devices of a person, model thresholds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from device_events import BASE, configure, reading, registered, reported
+from fastapi.testclient import TestClient
+
+from builders import ingest, page_view
+from rapport.db import Database
+from rapport.settings import Settings
+from rapport.trust.roles import Role
+from support.http import ok, problem
+
+ANN = {"customer_id": "C-ANN"}
+
+
+def when(minutes: float) -> str:
+    return (BASE + timedelta(minutes=minutes)).isoformat()
+
+
+def buckets(device: dict[str, Any], name: str) -> list[tuple[str, float, float, float, int]]:
+    return [(b["at"], b["min"], b["avg"], b["max"], b["count"]) for b in device["history"]["readings"][name]]
+
+
+def test_the_history_is_downsampled_per_bucket(db: Database, settings: Settings, client: TestClient) -> None:
+    ingest(
+        db,
+        settings,
+        [
+            registered("FR-1", ANN, minute=0),
+            reading("FR-1", 0, temp_c=1.0, humidity=40),
+            reading("FR-1", 10, temp_c=2.0),
+            reading("FR-1", 50, temp_c=3.0),
+            reading("FR-1", 70, temp_c=4.0),
+            reading("FR-1", 80, temp_c=6.0),
+            reading("FR-1", 20, humidity=50),  # no temp_c: not in its buckets
+            reading("FR-1", 24 * 60, temp_c=10.0),  # the next day
+        ],
+    )
+    hourly = {"since": when(0), "until": when(120), "bucket": "1h"}
+
+    one = ok(client.get("/v1/devices/FR-1", params={**hourly, "reading": "temp_c"}))
+    every = ok(client.get("/v1/devices/FR-1", params=hourly))
+    daily = ok(
+        client.get(
+            "/v1/devices/FR-1",
+            params={"since": "2026-05-01T00:00:00Z", "until": "2026-05-03T00:00:00Z", "bucket": "1d"},
+        )
+    )
+
+    assert set(one["history"]["readings"]) == {"temp_c"}
+    assert buckets(one, "temp_c") == [
+        ("2026-05-01T09:00:00Z", 1.0, 2.0, 3.0, 3),
+        ("2026-05-01T10:00:00Z", 4.0, 5.0, 6.0, 2),
+    ]
+    assert set(every["history"]["readings"]) == {"temp_c", "humidity"}
+    assert buckets(every, "humidity") == [("2026-05-01T09:00:00Z", 40.0, 45.0, 50.0, 2)]
+    assert buckets(daily, "temp_c") == [
+        ("2026-05-01T00:00:00Z", 1.0, 3.2, 6.0, 5),
+        ("2026-05-02T00:00:00Z", 10.0, 10.0, 10.0, 1),
+    ]
+    assert daily["history"]["bucket_seconds"] == 86_400
+
+
+def test_one_device_in_full(db: Database, settings: Settings, client: TestClient) -> None:
+    configure(db)
+    ingest(db, settings, [page_view(ANN)])
+    ingest(
+        db,
+        settings,
+        [
+            registered("FR-2", ANN, minute=0, firmware="2.1"),
+            *(reading("FR-2", 1 + i, temp_c=4.0) for i in range(60)),
+            reading("FR-2", 90, id="warm", temp_c=8.0),
+            reported("FR-2", "door_left_open", minute=91),
+        ],
+    )
+    owner = ok(client.get("/v1/profiles", params={"identifier": "customer_id:C-ANN"}))
+
+    device = ok(client.get("/v1/devices/FR-2"))
+
+    assert device["owner"] == owner["id"] and device["firmware"] == "2.1"
+    assert [o["profile_id"] for o in device["ownership"]] == [owner["id"]]
+    assert len(device["recent_readings"]) == 50 and device["recent_readings"][0]["event_id"] == "warm"
+    assert device["last_report"]["event"] == "door_left_open"
+    assert [(a["reason"], a["reading"], a["value"]) for a in device["open_alerts"]] == [
+        ("threshold", "temp_c", 8.0)
+    ]
+    assert device["health"] == "alert"
+    [summary] = owner["devices"]  # the profile 360 shows the twin and its health
+    assert (summary["serial"], summary["health"], summary["readings"]["temp_c"]["value"]) == (
+        "FR-2",
+        "alert",
+        8.0,
+    )
+    assert [d["serial"] for d in ok(client.get("/v1/devices", params={"owner": owner["id"]}))["items"]] == [
+        "FR-2"
+    ]
+
+
+def test_unknown_devices_and_bad_history_requests_are_problems(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    ingest(db, settings, [registered("FR-3", ANN, minute=0), reading("FR-3", 1, temp_c=4.0)])
+
+    assert problem(client.get("/v1/devices/NOPE"), 404)["detail"] == "no device 'NOPE'"
+    problem(client.get("/v1/devices", params={"owner": "prf_nobody"}), 404)
+    assert problem(client.get("/v1/devices/FR-3", params={"bucket": "1y"}), 422)["detail"].startswith(
+        "bucket:"
+    )
+    too_fine = {"bucket": "1m", "since": "2020-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
+    assert "at most 5000 buckets" in problem(client.get("/v1/devices/FR-3", params=too_fine), 422)["detail"]
+    backwards = {"since": when(10), "until": when(0)}
+    assert problem(client.get("/v1/devices/FR-3", params=backwards), 422)["detail"].startswith("since:")
+    naive = {"since": "2026-05-01T00:00:00"}
+    assert problem(client.get("/v1/devices/FR-3", params=naive), 422)["detail"].startswith("since:")
+    problem(client.get("/v1/devices/FR-3", params={"reading": 'te"mp'}), 422)
+
+
+def test_an_admin_sets_the_thresholds_of_a_model_and_others_read_them(
+    db: Database, settings: Settings, api_client: Any
+) -> None:
+    admin, agent = api_client(Role.ADMIN), api_client(Role.AGENT)
+    body = {"thresholds": {"temp_c": {"max": 6, "unit": "°C"}}, "silent_after_seconds": 7200}
+
+    stored = ok(admin.put("/v1/device-models/Glacier fridge freezer, 70/30", json=body))
+
+    assert stored["builtin"] is False and stored["thresholds"] == {"temp_c": {"max": 6.0, "unit": "°C"}}
+    listed = {m["model"]: m for m in ok(agent.get("/v1/device-models"))}
+    assert listed["Glacier fridge freezer, 70/30"]["thresholds"] == stored["thresholds"]
+    assert listed["Glacier fridge freezer, 50/50"]["builtin"] is True  # the other defaults stay
+    problem(agent.put("/v1/device-models/X", json=body), 403)
+    bad = {"thresholds": {"temp_c": {"min": 9, "max": 6}}}
+    assert problem(admin.put("/v1/device-models/X", json=bad), 422)["detail"] == (
+        "thresholds.temp_c: min 9.0 is above max 6.0"
+    )
+    problem(admin.put("/v1/device-models/X", json={"thresholds": {"t": {"limit": 3}}}), 422)
+    problem(admin.put("/v1/device-models/X", json={"silent_after_seconds": 5}), 422)
