@@ -15,6 +15,7 @@ import pytest
 
 import rapport.demo
 from rapport.demo import World, WorldSize, generate_world, iter_events
+from rapport.demo.instore import deliveries
 
 CATALOG_DIR = Path(rapport.demo.__file__).resolve().parent.parent / "catalog" / "builtin"
 END = datetime(2026, 5, 3, 14, tzinfo=UTC)
@@ -126,7 +127,8 @@ def test_every_type_used_has_a_catalog_file_and_most_types_are_used(
     used = {str(e["type"]) for e in world.events}
     assert used <= set(catalog)
     bigger = generate_world(WorldSize(customers=300, months=6), seed=3, end=END)
-    assert {str(e["type"]) for e in bigger.events} == set(catalog)
+    stocked = deliveries(bigger.events, bigger.stores)  # the stores' stock, loaded beside the world
+    assert {str(e["type"]) for e in [*bigger.events, *stocked]} == set(catalog)
 
 
 def test_envelopes_have_the_agreed_shape(world: World) -> None:

@@ -49,6 +49,14 @@ ALLOWED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/keys"): ADMIN,
     ("DELETE", "/v1/keys/{key_id}"): ADMIN,
     ("GET", "/v1/audit"): ADMIN,
+    ("GET", "/v1/devices"): READERS,
+    ("GET", "/v1/devices/{serial}"): READERS,
+    ("GET", "/v1/device-models"): ALL,
+    ("PUT", "/v1/device-models/{model}"): ADMIN,
+    ("GET", "/v1/stores"): ALL,
+    ("PUT", "/v1/stores/{store_id}"): ADMIN,
+    ("GET", "/v1/stores/{store_id}/analytics"): READERS,
+    ("GET", "/v1/profiles/{profile_id}/visits"): READERS,
 }
 PUBLIC = {("GET", "/health")}
 
@@ -64,7 +72,9 @@ def call(client: TestClient, method: str, path: str) -> Any:
     url = (
         url.replace("{name}", "nothing.here").replace("{profile_id}", "nobody").replace("{order_id}", "none")
     )
-    body = {} if method == "POST" else None
+    url = url.replace("{serial}", "NO-SUCH-SERIAL").replace("{model}", "No such model")
+    url = url.replace("{store_id}", "no-such-store")
+    body = {} if method in ("POST", "PUT") else None
     return client.request(method, url, json=body)
 
 

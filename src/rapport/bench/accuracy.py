@@ -93,6 +93,7 @@ def demo(
 
     from rapport.bench.scratch import scratch_database
     from rapport.demo import WorldSize, generate_world
+    from rapport.demo.stores import register_stores
     from rapport.identity.kinds import BUILTIN_KINDS, InvalidIdentifier, KindTable
     from rapport.identity.models import Identifier
     from rapport.ingest import ingest_stream
@@ -113,6 +114,7 @@ def demo(
             person.setdefault((kind, normalised), pid)
     echo(f"ingesting the demo world: {customers:,} customers, {len(world.events):,} events …")
     with scratch_database(settings.database_url) as database:
+        register_stores(database, world.stores)
         batches = (world.events[start : start + 2000] for start in range(0, len(world.events), 2000))
         ingest_stream(database, batches, settings=settings, transport="demo")
         with database.session() as session:

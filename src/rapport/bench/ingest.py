@@ -14,6 +14,8 @@ from rapport.bench.scratch import scratch_database
 from rapport.db import Database
 from rapport.db.base import table_of
 from rapport.demo import WorldSize, generate_world
+from rapport.demo.instore import stores_named
+from rapport.demo.stores import register_stores
 from rapport.events import Event, EventRow, append_events
 from rapport.ingest import ingest_stream
 from rapport.settings import Settings
@@ -68,6 +70,7 @@ def run(settings: Settings, *, events: int, batch_size: int, echo: Callable[[str
     stream = demo_stream(events)
     gc.freeze()  # the stream is test data held in memory; keep the collector from rescanning it each batch
     with scratch_database(settings.database_url) as database:
+        register_stores(database, stores_named(stream))  # their presence events are taken in only then
         echo(f"pipeline on {database.backend}, batches of {batch_size:,} …")
         started = time.perf_counter()
         batches = (stream[start : start + batch_size] for start in range(0, len(stream), batch_size))

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from rapport.db import Database
+from rapport.demo.stores import open_stores
 from rapport.demo.world import WorldSize, generate_world
 from rapport.events import Event
 from rapport.identity.models import Conflict, Merge
@@ -32,6 +33,7 @@ def load_world(
     Loading twice is harmless: the event ids are stable, so a second load finds only duplicates.
     """
     world = generate_world(WorldSize(customers=customers, months=months), seed=seed)
+    open_stores(database, world, settings=settings)  # registered and stocked before their sensors report
     gc.freeze()  # the generated world stays in memory; keep the collector from rescanning it every batch
     batches = (world.events[start : start + batch_size] for start in range(0, len(world.events), batch_size))
     total = ingest_stream(database, batches, settings=settings, transport="demo", on_progress=on_progress)

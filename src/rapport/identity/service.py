@@ -17,6 +17,7 @@ from rapport.events.store import EventRow, select_events
 from rapport.identity.graph import GraphBatch, MergeDecision, MergeRequest, key_text
 from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS, IdentifierKind, InvalidIdentifier, KindTable
 from rapport.identity.models import Conflict, Identifier, IdentifierKindRecord, Merge, MergeBlock
+from rapport.profiles.followers import profiles_changed
 from rapport.profiles.models import Profile
 from rapport.profiles.projector import project, rebuild_entities, rebuild_profiles
 from rapport.profiles.service import resolve_root
@@ -175,6 +176,7 @@ def undo_merge(
     session.flush()
     rebuild_profiles(conn, [holder, merge.absorbed_id], priority_of=priority_of, now=now)
     rebuild_entities(conn, [f._replace(profile_id=merge.absorbed_id) for f in moved])
+    profiles_changed(conn, [holder, merge.absorbed_id])
     return merge
 
 
@@ -197,6 +199,7 @@ def merge_profiles(
     graph.write(resolution)
     # no events are folded in, only whole states merged: the source priorities are not needed
     project(conn, [], merges=resolution.merge_pairs, priority_of=lambda _source: 0, now=now)
+    profiles_changed(conn, [pid for pair in resolution.merge_pairs for pid in pair])
     absorbed = [m.absorbed for m in resolution.merges]
     logged: dict[str, int] = {}
     log = table_of(Merge)

@@ -31,6 +31,8 @@ from rapport.ingest.envelope import Candidate, Rejection, check, has_nul
 from rapport.ingest.models import QuarantinedEvent
 from rapport.profiles.projector import project
 from rapport.settings import Settings
+from rapport.things.devices import project_devices, screen_devices
+from rapport.things.stores import project_visits, screen_store_events
 
 
 @dataclass
@@ -214,6 +216,16 @@ def store_batch(
         fresh, held_back = hold_back_erased(connection, fresh, secret=settings.secret_key.get_secret_value())
         if held_back:
             rejections = sorted([*rejections, *held_back], key=lambda r: r.index)
+    if fresh:
+        fresh, refused = screen_store_events(connection, fresh, now=now)
+        if refused:
+            unknown = [Rejection(c.index, c.event_id, c.type, errors, _payload(c)) for c, errors in refused]
+            rejections = sorted([*rejections, *unknown], key=lambda r: r.index)
+    if fresh:
+        fresh, unfit = screen_devices(connection, fresh)
+        if unfit:
+            misfits = [Rejection(c.index, c.event_id, c.type, errors, _payload(c)) for c, errors in unfit]
+            rejections = sorted([*rejections, *misfits], key=lambda r: r.index)
     if keep_rejected:
         quarantine(session, rejections, transport=transport, now=now)
     outcome.rejected = [{"index": r.index, "id": r.event_id, "errors": r.errors} for r in rejections]
@@ -243,6 +255,8 @@ def store_batch(
     ]
     append_events(connection, rows)
     project(connection, rows, merges=resolution.merge_pairs, priority_of=source_priorities(settings), now=now)
+    project_visits(connection, rows, merges=resolution.merge_pairs, now=now)
+    project_devices(connection, rows, now=now)
     outcome.accepted = len(rows)
     outcome.merges = len(resolution.merges)
     outcome.conflicts = sum(c["occurrences"] for c in resolution.conflicts)  # clashes seen

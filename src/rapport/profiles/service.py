@@ -1,4 +1,9 @@
-"""Reading the 360° view: profiles by id or alias, their timeline, orders and cases."""
+"""Reading the 360° view: profiles by id or alias, their timeline, orders and cases.
+
+What a device says about itself (telemetry, its reports) stays off the timeline and out of the counters:
+it is read per device (rapport.things.devices); what matters to the person reaches the timeline as
+``device.alert`` events.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.events.models import Event
-from rapport.profiles.models import Case, Device, Order, Profile
+from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
+from rapport.profiles.models import Case, Order, Profile, about_people
 
 
 class BadCursor(ValueError):
@@ -96,12 +102,13 @@ MESSAGE_TYPES = ("message.received", "message.sent")
 
 def event_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
     """Events in all and per type, messages per channel, first and last seen (in all and per channel):
-    aggregated from the profile's events when asked, so they always equal a recount."""
+    aggregated from the profile's events when asked, so they always equal a recount. Device chatter
+    (``MACHINE_TYPES``) is not counted: a device's own figures are on the device."""
     rows = session.execute(
         select(
             Event.type, Event.channel, func.count(), func.min(Event.occurred_at), func.max(Event.occurred_at)
         )
-        .where(Event.profile_id == profile_id)
+        .where(Event.profile_id == profile_id, about_people(Event.type))
         .group_by(Event.type, Event.channel)
     ).all()
     by_type: dict[str, int] = {}
@@ -124,7 +131,7 @@ def event_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
 
 
 def profile_view(session: Session, *, profile_id: str, recent_orders: int = 20) -> dict[str, Any] | None:
-    """The golden record of a live profile with its account, orders, open cases, devices and counters."""
+    """The golden record of a live profile with its account, orders, open cases and counters."""
     profile = session.get(Profile, profile_id)
     if profile is None:
         return None
@@ -138,9 +145,6 @@ def profile_view(session: Session, *, profile_id: str, recent_orders: int = 20) 
         select(Case)
         .where(Case.profile_id == profile_id, Case.status != "closed")
         .order_by(Case.opened_at.desc())
-    ).all()
-    devices = session.scalars(
-        select(Device).where(Device.profile_id == profile_id).order_by(Device.serial)
     ).all()
     counters = {
         **event_counters(session, profile_id=profile_id),
@@ -167,18 +171,6 @@ def profile_view(session: Session, *, profile_id: str, recent_orders: int = 20) 
                 "updated_at": c.updated_at,
             }
             for c in cases
-        ],
-        "devices": [
-            {
-                "serial": d.serial,
-                "model": d.model,
-                "kind": d.kind,
-                "firmware": d.firmware,
-                "registered_at": d.registered_at,
-                "last_seen_at": d.last_seen_at,
-                "readings": d.state.get("readings", {}),
-            }
-            for d in devices
         ],
         "counters": counters,
     }
@@ -215,8 +207,12 @@ def timeline(
     cursor: str | None = None,
     limit: int = 50,
 ) -> dict[str, Any]:
-    """One page of the profile's events, newest first, with the cursor of the next page."""
-    query = select(Event).where(Event.profile_id == profile_id)
+    """One page of the profile's events, newest first, with the cursor of the next page; without what
+    devices say about themselves (``MACHINE_TYPES``)."""
+    query = select(Event).where(Event.profile_id == profile_id, about_people(Event.type))
+    consents = session.scalar(select(Profile.consents).where(Profile.id == profile_id))
+    if not recognised_in_store(consents or {}):  # what store sensors saw is theirs only with consent
+        query = query.where(Event.type.not_in(PRESENCE_TYPES))
     if filter.types:
         query = query.where(Event.type.in_(filter.types))
     if filter.channel:

@@ -5,7 +5,7 @@ came to be; and the one question every feature that acts on a customer must ask 
     if decision is None or not decision.allowed:
         return  # decision.reason says why, e.g. "marketing by email was revoked by mailer at …"
 
-The rules (:func:`decide`):
+The rules (:func:`decide`, whose one home is :mod:`rapport.profiles.consent`):
 
 - For a purpose and a channel, the latest (by time, then event id) of the consent recorded for that
   channel and the consent recorded for every channel (``any``) counts: a later blanket revoke overrides an
@@ -21,7 +21,6 @@ The rules (:func:`decide`):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +32,17 @@ from rapport.db.locks import lock_identity_graph
 from rapport.events.models import Event
 from rapport.identity.service import identifiers_of, load_kinds
 from rapport.ingest import ingest_events
+from rapport.profiles.consent import (
+    ANY,
+    CHANNELS,
+    LEAVE_ME_ALONE,
+    PURPOSES,
+    Decision,
+    check_question,
+    decide,
+    left_alone,
+    recorded,
+)
 from rapport.profiles.models import Profile
 from rapport.profiles.service import resolve_root
 from rapport.settings import Settings
@@ -58,41 +68,10 @@ __all__ = [
     "send_message",
 ]
 
-#: What a person's data may be used for.
-PURPOSES = ("service", "marketing", "personalisation", "analytics", "in_store_recognition")
-#: How a person may be reached.
-CHANNELS = ("email", "sms", "push", "phone", "social", "in_app")
-#: The channel of a consent given or refused for every channel at once.
-ANY = "any"
-#: A preference, recorded like a consent: granted, the person asks to be left alone.
-LEAVE_ME_ALONE = "leave_me_alone"
-#: The purposes that being left alone switches off.
-QUIETED = frozenset({"personalisation", "in_store_recognition"})
-#: The purposes allowed when nothing is recorded.
-NO_OPT_IN = frozenset({"service"})
 #: The channels a ``message.sent`` event can record.
 MESSAGE_CHANNELS = CHANNELS
 #: Where the messages this module records come from.
 MESSAGE_SOURCE = "rapport-api"
-
-_PURPOSE_LABELS = {"in_store_recognition": "in-store recognition"}
-_CHANNEL_LABELS = {"sms": "SMS", "in_app": "in-app message"}
-
-Entry = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The answer to "may we contact this profile for this purpose on this channel now?"."""
-
-    allowed: bool
-    purpose: str
-    channel: str
-    #: why, as a sentence to show a person
-    reason: str
-    #: the consent entry the answer rests on ({purpose, channel, status, source, at, event_id}), or None
-    #: when nothing was recorded and the default applies
-    basis: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -120,92 +99,11 @@ class CannotAddress(Exception):
 # -- the rules -------------------------------------------------------------------------------------------
 
 
-def check_question(*, purpose: str, channel: str) -> None:
-    """ValueError, its message starting with the parameter's name, for an unknown purpose or channel."""
-    if purpose == LEAVE_ME_ALONE:
-        raise ValueError(
-            f"purpose: {LEAVE_ME_ALONE} is a preference, not a purpose to contact someone for; "
-            f"expected one of {', '.join(PURPOSES)}"
-        )
-    if purpose not in PURPOSES:
-        raise ValueError(
-            f"purpose: {purpose!r} is not a consent purpose; expected one of {', '.join(PURPOSES)}"
-        )
-    if channel not in CHANNELS and channel != ANY:
-        raise ValueError(
-            f"channel: {channel!r} is not a consent channel; expected one of {', '.join((*CHANNELS, ANY))}"
-        )
-
-
 def check_message(*, purpose: str, channel: str) -> None:
     """ValueError, as :func:`check_question`, for a message that cannot be recorded on ``channel``."""
     check_question(purpose=purpose, channel=channel)
     if channel not in MESSAGE_CHANNELS:
         raise ValueError(f"channel: a message can go by {', '.join(MESSAGE_CHANNELS)}; not by {channel!r}")
-
-
-def _purpose_label(purpose: str) -> str:
-    return _PURPOSE_LABELS.get(purpose, purpose.replace("_", " "))
-
-
-def _what(purpose: str, channel: str) -> str:
-    """'marketing by email', 'marketing on every channel'."""
-    how = "on every channel" if channel == ANY else f"by {_CHANNEL_LABELS.get(channel, channel)}"
-    return f"{_purpose_label(purpose)} {how}"
-
-
-def _when(at: str) -> str:
-    return datetime.fromisoformat(at).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _latest(*entries: Entry | None) -> Entry | None:
-    present = [e for e in entries if e is not None]
-    return max(present, key=lambda e: (e["at"], e["event_id"]), default=None)
-
-
-def recorded(consents: Mapping[str, Entry], *, purpose: str, channel: str) -> Entry | None:
-    """The consent entry that counts for ``purpose`` on ``channel``: the later of the one recorded for
-    that channel and the one recorded for every channel."""
-    specific = consents.get(f"{purpose}:{channel}")
-    return specific if channel == ANY else _latest(specific, consents.get(f"{purpose}:{ANY}"))
-
-
-def left_alone(consents: Mapping[str, Entry]) -> Entry | None:
-    """The latest leave-me-alone entry, whatever channel it was recorded on; None when never recorded."""
-    prefix = f"{LEAVE_ME_ALONE}:"
-    return _latest(*(entry for key, entry in consents.items() if key.startswith(prefix)))
-
-
-def decide(consents: Mapping[str, Entry], *, purpose: str, channel: str) -> Decision:
-    """May the person whose consent state is ``consents`` (``Profile.consents``) be contacted for
-    ``purpose`` on ``channel``? Pure: the same state always gives the same answer.
-
-    >>> decide({}, purpose="service", channel="email").allowed
-    True
-    >>> decide({}, purpose="marketing", channel="email").reason
-    'marketing by email: nothing recorded, and marketing needs an opt-in'
-    """
-    check_question(purpose=purpose, channel=channel)
-    if purpose in QUIETED:
-        quiet = left_alone(consents)
-        if quiet is not None and quiet["status"] == "granted":
-            reason = (
-                f"{_what(purpose, channel)} is off: the person asked to be left alone "
-                f"({quiet['source']} recorded it at {_when(quiet['at'])})"
-            )
-            return Decision(False, purpose, channel, reason, dict(quiet))
-    basis = recorded(consents, purpose=purpose, channel=channel)
-    if basis is None:
-        if purpose in NO_OPT_IN:
-            reason = f"{_what(purpose, channel)}: nothing recorded, and {purpose} needs no opt-in"
-            return Decision(True, purpose, channel, reason, None)
-        reason = f"{_what(purpose, channel)}: nothing recorded, and {_purpose_label(purpose)} needs an opt-in"
-        return Decision(False, purpose, channel, reason, None)
-    reason = (
-        f"{_what(basis['purpose'], basis['channel'])} was {basis['status']} "
-        f"by {basis['source']} at {_when(basis['at'])}"
-    )
-    return Decision(basis["status"] == "granted", purpose, channel, reason, dict(basis))
 
 
 def _erased(purpose: str, channel: str, ref: ProfileRef) -> Decision:

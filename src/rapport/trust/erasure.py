@@ -8,10 +8,12 @@ The person is a live profile and every profile merged into it (its aliases). Era
   not mark ``x-personal``, and any string left that holds one of their identifier values becomes
   ``[erased]`` (an event id or a subject that holds one is replaced too);
 - drops personal traits from the golden record (account sums and consents stay) and rebuilds their
-  orders and cases from the scrubbed events; deletes their devices;
+  orders and cases from the scrubbed events; deletes their devices with their telemetry series and
+  ownership history (their alerts are events, scrubbed like the rest);
 - deletes the identity conflicts and quarantined input that mention them, and writes tombstones in
   place of their identifiers in the merge log;
-- marks the profile and its aliases ``erased_at``.
+- marks the profile and its aliases ``erased_at``, and rebuilds their store visits tied to no one (they
+  still count, anonymously, in the stores' figures).
 
 Counters that are aggregated from the event log (events per type, first and last seen) and order
 counts and sums survive, because events and orders stay filed under the profile.
@@ -53,10 +55,12 @@ from rapport.identity.tombstones import bury, digest
 from rapport.ingest.models import QuarantinedEvent
 from rapport.profiles import state as golden
 from rapport.profiles.entities import CASE_TYPES, ORDER_TYPES
-from rapport.profiles.models import Case, Device, Order, Profile
+from rapport.profiles.models import Case, Order, Profile
 from rapport.profiles.projector import rebuild_cases, rebuild_orders
 from rapport.profiles.service import aliases_of, resolve_root
 from rapport.profiles.statestore import load_states, save_states
+from rapport.things.devices import forget_devices
+from rapport.things.stores import rebuild_visits
 
 __all__ = ["ERASED", "ErasedProfile", "ErasureReport", "erase", "person_of"]
 
@@ -337,14 +341,8 @@ def _rebuild_entities(
 
 
 def _delete_devices(connection: Connection, ids: Sequence[str], keys: set[Key]) -> int:
-    table = table_of(Device)
-    serials = sorted({value for kind, value in keys if kind == "device_serial"})
-    condition = one_of(connection, table.c.profile_id, list(ids))
-    if serials:
-        condition = or_(
-            condition, one_of(connection, func.upper(table.c.serial, type_=table.c.serial.type), serials)
-        )
-    return connection.execute(delete(table).where(condition)).rowcount
+    serials = {value for kind, value in keys if kind == "device_serial"}
+    return forget_devices(connection, profile_ids=ids, serials=serials)
 
 
 def _scrub_merges(
@@ -496,6 +494,7 @@ def erase(
 
     profiles = table_of(Profile)
     connection.execute(update(profiles).where(one_of(connection, profiles.c.id, ids)).values(erased_at=now))
+    rebuild_visits(connection, owners=ids, now=now)  # counted in the stores' figures, tied to no one
     return ErasureReport(
         profile_id=root,
         aliases=aliases,

@@ -3,18 +3,22 @@
 | permission        | allows                                          | ingest | agent | analyst | admin |
 | ----------------- | ----------------------------------------------- | ------ | ----- | ------- | ----- |
 | events:write      | send events (`POST /v1/events`)                 | yes    | yes   |         | yes   |
-| reference:read    | read the catalog and the identifier kinds       | yes    | yes   | yes     | yes   |
-| profiles:read     | read a profile, its timeline, orders, consents  |        | yes   | yes (*) | yes   |
+| reference:read    | read catalog, identifier kinds, device models   | yes    | yes   | yes     | yes   |
+| profiles:read     | profiles, timelines, orders, consents, devices  |        | yes   | yes (*) | yes   |
 | profiles:contact  | act on a person (a message, subject to consent) |        | yes   |         | yes   |
 | personal:read     | see contact details and other personal fields   |        | yes   |         | yes   |
 | identity:review   | merges, undo, identifier clashes                |        |       |         | yes   |
 | quarantine:manage | read and replay the quarantine                  |        |       |         | yes   |
 | subjects:rights   | export and erase a person                       |        |       |         | yes   |
-| catalog:write     | add event types and identifier kinds            |        |       |         | yes   |
+| catalog:write     | add event types, kinds; set device models       |        |       |         | yes   |
 | keys:manage       | create, list and revoke keys                    |        |       |         | yes   |
 | audit:read        | read the audit log                              |        |       |         | yes   |
 
 (*) an analyst sees profiles with personal fields and identifier values masked.
+
+Stores: listing them needs reference:read; registering one needs catalog:write, since like an event type
+it changes what the ingest accepts; a store's figures (no person named) and a customer's visits need
+profiles:read.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ import rapport.identity.models
 import rapport.ingest.models
 import rapport.matching.models
 import rapport.profiles.models
+import rapport.things.devices.models
+import rapport.things.stores.models
 import rapport.trust.models  # noqa: F401
 from rapport.db.base import metadata
 

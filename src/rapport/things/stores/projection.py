@@ -1,0 +1,125 @@
+"""Keeping the visits table up to date: rebuilt per (profile, store) from every event that shapes them.
+
+Whatever touches a person's visits at a store makes them be rebuilt from all the events that make them,
+in one pass for the whole batch (a handful of queries, however many events):
+
+- a presence event: that person's visits at that store;
+- a till order (``order.placed`` with channel ``store``): the person's visits at the order's store;
+- a merge, an undone merge, an erasure: all of the person's visits (they move events between profiles);
+- a ``consent.changed``: not rebuilt, but tied to the person or to no one, as their consent now says;
+- a stock delivery (``inventory.received``): the visits at that store that bought that SKU after it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, select, update
+
+from rapport.db.base import table_of
+from rapport.db.bulk import chunked, one_of
+from rapport.events.models import Event
+from rapport.events.store import EventRow
+from rapport.profiles.consent import PRESENCE_TYPES
+from rapport.profiles.followers import follow_profiles
+from rapport.profiles.state import iso
+from rapport.things.stores.build import NO_EXIT_GRACE
+from rapport.things.stores.models import Visit
+from rapport.things.stores.rebuild import (
+    INVENTORY_TYPE,
+    SALE_TYPE,
+    Touched,
+    rebuild,
+    recognised,
+    store_of,
+    touch,
+)
+
+__all__ = ["project_visits", "rebuild_store", "rebuild_visits"]
+
+
+def project_visits(
+    connection: Connection,
+    rows: Sequence[EventRow],
+    *,
+    merges: Sequence[tuple[str, str]] = (),
+    now: datetime,
+) -> None:
+    """Bring the visits up to date with ``rows`` (already stored) and the ``merges`` made with them."""
+    touched: Touched = {}
+    consented: set[str] = set()
+    deliveries: dict[str, dict[str, datetime]] = defaultdict(dict)  # store -> sku -> earliest delivery
+    for row in rows:
+        if row.type in PRESENCE_TYPES:
+            touch(touched, row.profile_id, row.subject or store_of(row), row.occurred_at)
+        elif row.type == SALE_TYPE and row.channel == "store":
+            touch(touched, row.profile_id, store_of(row), row.occurred_at)
+        elif row.type == "consent.changed":
+            consented.add(row.profile_id)
+        elif row.type == INVENTORY_TYPE and (store := store_of(row)) and row.subject:
+            earliest = deliveries[store].get(row.subject, row.occurred_at)
+            deliveries[store][row.subject] = min(row.occurred_at, earliest)
+    for survivor, absorbed in merges:
+        touch(touched, survivor, None)
+        touch(touched, absorbed, None)
+    for owner, store, since in _buyers_since(connection, deliveries):
+        touch(touched, owner, store, since)
+    if touched:
+        rebuild(connection, touched, now=now)
+    if consented:
+        _rekey(connection, consented)
+
+
+def _rekey(connection: Connection, owners: Collection[str]) -> None:
+    """Tie the visits of ``owners`` to them, or to no one, as their consent now says."""
+    table = table_of(Visit)
+    known = recognised(connection, owners)
+    for ids, profile_id in ((known, table.c.owner_id), (set(owners) - known, None)):
+        for chunk in chunked(sorted(ids)):
+            mine = one_of(connection, table.c.owner_id, chunk)
+            connection.execute(update(table).where(mine).values(profile_id=profile_id))
+
+
+def _buyers_since(
+    connection: Connection, deliveries: Mapping[str, Mapping[str, datetime]]
+) -> set[tuple[str, str, datetime]]:
+    """(owner, store, delivery) of the visits that bought a delivered SKU after its delivery."""
+    table = table_of(Visit)
+    found: set[tuple[str, str, datetime]] = set()
+    for store, skus in deliveries.items():
+        since = min(skus.values()) - NO_EXIT_GRACE
+        query = select(table.c.owner_id, table.c["items"]).where(
+            table.c.store_id == store, table.c.order_id.is_not(None), table.c.exited_at >= since
+        )
+        for owner, items in connection.execute(query):
+            for item in items:
+                delivered = skus.get(item.get("sku"))
+                if delivered is not None and item.get("sold_at", "") >= iso(delivered):
+                    found.add((owner, store, delivered))
+    return found
+
+
+def rebuild_visits(connection: Connection, *, owners: Collection[str], now: datetime) -> None:
+    """Rebuild every visit of ``owners`` (profile ids) from their events, e.g. after an erasure."""
+    rebuild(connection, dict.fromkeys(owners), now=now)
+
+
+def rebuild_store(connection: Connection, *, store_id: str, now: datetime) -> None:
+    """Rebuild every visit at ``store_id`` (after its timeout changed)."""
+    table = table_of(Event)
+    owners = connection.scalars(
+        select(table.c.profile_id)
+        .where(table.c.subject == store_id, table.c.type.in_(PRESENCE_TYPES))
+        .distinct()
+    ).all()
+    touched: Touched = {owner: {store_id: None} for owner in owners}
+    rebuild(connection, touched, now=now)
+
+
+def _follow(connection: Connection, profile_ids: Collection[str]) -> None:
+    rebuild_visits(connection, owners=profile_ids, now=datetime.now(UTC))
+
+
+follow_profiles("store visits", _follow)

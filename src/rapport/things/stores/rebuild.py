@@ -1,0 +1,280 @@
+"""Rebuilding the visits of (profile, store) pairs from their events, batched: one pass for all pairs.
+
+A pair is rebuilt from its first event, or, when only events from some moment on are new, from a
+moment before which nothing new can change a visit: the moment of the first new event itself when the
+visits before it ended a day before (:data:`QUIET`), else the entry of a visit before the new events
+that began long enough after the one before it that no till order can belong to both (:data:`SAFE_GAP`).
+Cutting events into visits runs forward, so the visits before that moment stay as they are; the property
+tests check batch-by-batch results against a rebuild from scratch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, or_, select
+
+from rapport.db.base import table_of
+from rapport.db.bulk import chunked, one_of, upsert
+from rapport.events.models import Event
+from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
+from rapport.profiles.models import Profile
+from rapport.things.stores.build import (
+    CLOCK_TOLERANCE,
+    NO_EXIT_GRACE,
+    Built,
+    Receipt,
+    Sale,
+    add_shelf_times,
+    attach_sales,
+    build_visits,
+)
+from rapport.things.stores.models import Store, Visit
+
+__all__ = ["INVENTORY_TYPE", "SALE_TYPE", "Seen", "Touched", "rebuild", "recognised", "store_of", "touch"]
+
+INVENTORY_TYPE = "inventory.received"
+SALE_TYPE = "order.placed"
+DEFAULT_TIMEOUT = timedelta(hours=3)
+#: a visit this long after the one before it is a place to start again: no till order fits both
+SAFE_GAP = NO_EXIT_GRACE + 2 * CLOCK_TOLERANCE
+#: visits that ended this long before the new events cannot be changed by them: longer than any store's
+#: timeout (a later sighting would have continued the visit) and than an exit is noted on a visit
+QUIET = timedelta(hours=24) + CLOCK_TOLERANCE
+#: how far before the new events a place to start again is looked for; beyond, the pair is rebuilt whole
+LOOKBACK = timedelta(days=7)
+
+#: owner -> None (every visit at every store) or store -> the moment from which events are new (None: all)
+Touched = dict[str, dict[str, datetime | None] | None]
+
+
+class Seen(NamedTuple):
+    """What visit building reads of a stored presence event, till order or delivery."""
+
+    event_id: str
+    type: str
+    occurred_at: datetime
+    profile_id: str
+    subject: str | None
+    data: dict[str, Any]
+
+
+def store_of(fact: Any) -> str | None:
+    """The store an event's data names."""
+    value = fact.data.get("store_id")
+    return value if isinstance(value, str) else None
+
+
+def touch(touched: Touched, owner: str, store: str | None, since: datetime | None = None) -> None:
+    """Mark ``owner``'s visits at ``store`` (every store when None) for rebuilding, from ``since`` on
+    (from the start when None)."""
+    if store is None:
+        touched[owner] = None
+        return
+    stores = touched.setdefault(owner, {})
+    if stores is None:
+        return
+    if store in stores:
+        before = stores[store]
+        stores[store] = None if before is None or since is None else min(before, since)
+    else:
+        stores[store] = since
+
+
+def _seen(connection: Connection, *where: ColumnElement[bool]) -> Iterator[Seen]:
+    table = table_of(Event)
+    columns = [table.c[name] for name in Seen._fields]
+    for row in connection.execute(select(*columns).where(*where)):
+        yield Seen(*row)
+
+
+def _anchors(connection: Connection, touched: Touched) -> None:
+    """Replace each pair's moment of new events by the moment to rebuild from: that moment itself when
+    the visits before it ended long enough before (:data:`QUIET`), else the entry of a visit before it
+    with a gap of :data:`SAFE_GAP` before that, else None (rebuild it whole)."""
+    partial = {
+        (owner, store): since
+        for owner, stores in touched.items()
+        if stores is not None
+        for store, since in stores.items()
+        if since is not None
+    }
+    if not partial:
+        return
+    bound = min(partial.values()) - LOOKBACK
+    table = table_of(Visit)
+    stored: dict[tuple[str, str], list[tuple[datetime, datetime]]] = defaultdict(list)
+    for chunk in chunked(sorted({owner for owner, _ in partial})):
+        query = select(table.c.owner_id, table.c.store_id, table.c.entered_at, table.c.exited_at).where(
+            one_of(connection, table.c.owner_id, chunk), table.c.exited_at >= bound
+        )
+        for owner, store, entered_at, exited_at in connection.execute(query):
+            if (owner, store) in partial:
+                stored[(owner, store)].append((entered_at, exited_at))
+    for (owner, store), since in partial.items():
+        visits = sorted(stored.get((owner, store), []))
+        ended = max((exited_at for entered_at, exited_at in visits if entered_at < since), default=bound)
+        anchor = since if since - ended > QUIET else _after_a_gap(visits, since=since, bound=bound)
+        stores = touched[owner]
+        assert stores is not None
+        stores[store] = anchor
+
+
+def _after_a_gap(
+    visits: list[tuple[datetime, datetime]], *, since: datetime, bound: datetime
+) -> datetime | None:
+    """The entry of the latest visit before ``since`` that began :data:`SAFE_GAP` after the one before
+    it ended (visits not read all ended before ``bound``)."""
+    for n in range(len(visits) - 1, -1, -1):
+        entered_at = visits[n][0]
+        before = visits[n - 1][1] if n else bound
+        if entered_at < since and before < entered_at - SAFE_GAP:
+            return entered_at
+    return None
+
+
+Presence = dict[tuple[str, str], list[Seen]]
+
+
+def _read(connection: Connection, touched: Touched) -> tuple[Presence, dict[str, list[Sale]]]:
+    """The presence events of each touched pair and the till orders of each owner, from where each
+    pair is rebuilt (a little before, for exits that came early)."""
+    events = table_of(Event)
+    wanted = or_(
+        events.c.type.in_(PRESENCE_TYPES), and_(events.c.type == SALE_TYPE, events.c.channel == "store")
+    )
+    whole: list[str] = []
+    windowed: dict[str, datetime] = {}  # owner -> the earliest moment any of their pairs is rebuilt from
+    for owner, stores in sorted(touched.items()):
+        moments = [] if stores is None else list(stores.values())
+        if stores is None or None in moments:
+            whole.append(owner)
+        else:
+            windowed[owner] = min(m for m in moments if m is not None)
+    queries: list[tuple[list[str], datetime | None]] = [(chunk, None) for chunk in chunked(whole)]
+    if windowed:
+        earliest = min(windowed.values()) - CLOCK_TOLERANCE
+        queries += [(chunk, earliest) for chunk in chunked(sorted(windowed))]
+    presence: Presence = defaultdict(list)
+    sales: dict[str, list[Sale]] = defaultdict(list)
+    for chunk, start in queries:
+        where = [one_of(connection, events.c.profile_id, chunk), wanted]
+        if start is not None:
+            where.append(events.c.occurred_at >= start)
+        for fact in _seen(connection, *where):
+            stores = touched[fact.profile_id]
+            if fact.type == SALE_TYPE:
+                sales[fact.profile_id].append(_sale(fact))
+                continue
+            store = fact.subject or store_of(fact)
+            if store is None or (stores is not None and store not in stores):
+                continue
+            since = None if stores is None else stores[store]
+            if since is None or fact.occurred_at >= since - CLOCK_TOLERANCE:
+                presence[(fact.profile_id, store)].append(fact)
+    return presence, sales
+
+
+def rebuild(connection: Connection, touched: Touched, *, now: datetime) -> None:
+    """Rebuild the touched visits (see :data:`Touched`) in one pass."""
+    _anchors(connection, touched)
+    presence, sales = _read(connection, touched)
+    timeouts = _timeouts(connection, {store for _, store in presence})
+    built: list[Built] = []
+    for (owner, store), facts in sorted(presence.items()):
+        stores = touched[owner]
+        since = None if stores is None else stores[store]
+        visits = build_visits(owner, store, facts, timeout=timeouts.get(store, DEFAULT_TIMEOUT))
+        mine = sales.get(owner, [])
+        attach_sales(visits, mine if since is None else [s for s in mine if s.at >= since - CLOCK_TOLERANCE])
+        built.extend(visits)
+    add_shelf_times(
+        built, _receipts(connection, {(v.store_id, item["sku"]) for v in built for item in v.items})
+    )
+    _forget(connection, touched)
+    known = recognised(connection, touched)
+    rows = [v.row(recognised=v.owner_id in known, now=now) for v in built]
+    upsert(connection, table_of(Visit), rows, key=["visit_id"])
+
+
+def _sale(fact: Seen) -> Sale:
+    data = fact.data
+    total = data.get("total")
+    lines = data.get("lines")
+    return Sale(
+        order_id=str(data.get("order_id")),
+        at=fact.occurred_at,
+        store_id=store_of(fact),
+        total=float(total) if isinstance(total, int | float) else None,
+        currency=data.get("currency") if isinstance(data.get("currency"), str) else None,
+        lines=tuple(line for line in lines if isinstance(line, dict)) if isinstance(lines, list) else (),
+    )
+
+
+def recognised(connection: Connection, owners: Iterable[str]) -> set[str]:
+    """The profiles among ``owners`` that allow in-store recognition now."""
+    table = table_of(Profile)
+    found: set[str] = set()
+    for chunk in chunked(sorted(owners)):
+        query = select(table.c.id, table.c.consents, table.c.erased_at).where(
+            one_of(connection, table.c.id, chunk)
+        )
+        for pid, consents, erased_at in connection.execute(query):
+            if recognised_in_store(consents or {}, erased=erased_at is not None):
+                found.add(pid)
+    return found
+
+
+def _timeouts(connection: Connection, stores: Collection[str]) -> dict[str, timedelta]:
+    if not stores:
+        return {}
+    table = table_of(Store)
+    query = select(table.c.store_id, table.c.visit_timeout_s).where(table.c.store_id.in_(sorted(stores)))
+    return {store: timedelta(seconds=seconds) for store, seconds in connection.execute(query)}
+
+
+def _receipts(
+    connection: Connection, bought: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], list[Receipt]]:
+    """Every delivery of the ``bought`` (store, SKU) pairs, oldest first (a delivery's subject is its SKU)."""
+    table = table_of(Event)
+    found: dict[tuple[str, str], list[Receipt]] = defaultdict(list)
+    for chunk in chunked(sorted({sku for _, sku in bought})):
+        mine = one_of(connection, table.c.subject, chunk)
+        for fact in _seen(connection, mine, table.c.type == INVENTORY_TYPE):
+            key = (store_of(fact) or "", fact.subject or "")
+            if key in bought:
+                zone, quantity = fact.data.get("zone"), fact.data.get("quantity")
+                found[key].append(
+                    Receipt(
+                        fact.occurred_at,
+                        zone if isinstance(zone, str) else None,
+                        quantity if isinstance(quantity, int) else 0,
+                    )
+                )
+    for receipts in found.values():
+        receipts.sort()
+    return found
+
+
+def _forget(connection: Connection, touched: Touched) -> None:
+    """Delete the visits about to be rebuilt: all of an owner's, all of a pair's, or a pair's from the
+    visit it is rebuilt from."""
+    table = table_of(Visit)
+    everywhere = sorted(owner for owner, stores in touched.items() if stores is None)
+    for chunk in chunked(everywhere):
+        connection.execute(delete(table).where(one_of(connection, table.c.owner_id, chunk)))
+    whole: list[dict[str, Any]] = []
+    partly: list[dict[str, Any]] = []
+    for owner, stores in sorted(touched.items()):
+        for store, since in sorted((stores or {}).items()):
+            pair = {"b_owner": owner, "b_store": store}
+            (whole if since is None else partly).append(pair if since is None else {**pair, "b_since": since})
+    mine = [table.c.owner_id == bindparam("b_owner"), table.c.store_id == bindparam("b_store")]
+    if whole:
+        connection.execute(delete(table).where(*mine), whole)
+    if partly:
+        connection.execute(delete(table).where(*mine, table.c.entered_at >= bindparam("b_since")), partly)
