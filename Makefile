@@ -35,6 +35,7 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED)
 	scripts/test-services
+	scripts/test-browser
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 import rapport
+from rapport import console
 from rapport.api import guards, problems
 from rapport.api.deps import reject_nul
 from rapport.api.ratelimit import RateLimiter
@@ -12,6 +13,7 @@ from rapport.api.routers import (
     audit,
     catalog,
     consent,
+    devices,
     events,
     identity,
     keys,
@@ -19,6 +21,7 @@ from rapport.api.routers import (
     profiles,
     quarantine,
     rights,
+    stores,
 )
 from rapport.db import Database, connect
 from rapport.settings import Settings, get_settings
@@ -51,4 +54,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     for module in (events, catalog, quarantine, identity, matching, profiles, consent, rights, keys, audit):
         app.include_router(module.router)
+    app.include_router(devices.router)
+    app.include_router(stores.router)
+    console.install(app)
     return app

@@ -64,8 +64,18 @@ def create_key(
 
 def authenticate(session: Session, *, secret: str, now: datetime | None = None) -> Caller:
     """The caller a presented key belongs to, or :class:`RefusedKey` saying why it is refused."""
+    return authenticate_hash(session, key_hash=fingerprint(secret), now=now)
+
+
+def fingerprint(secret: str) -> str:
+    """What is stored of a key: enough to recognise it, useless as a key (a console session keeps this)."""
+    return _hash(secret)
+
+
+def authenticate_hash(session: Session, *, key_hash: str, now: datetime | None = None) -> Caller:
+    """As :func:`authenticate`, for a key known by its :func:`fingerprint`."""
     now = now or datetime.now(UTC)
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == _hash(secret)))
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
     if key is None:
         raise RefusedKey("the API key is not known")
     if key.revoked_at is not None:

@@ -1,0 +1,193 @@
+"""The admin view: API keys, event types, the audit log."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from rapport.catalog import CatalogError
+from rapport.catalog.schemas import EventTypeIn
+from rapport.catalog.service import add_event_type, load_catalog
+from rapport.console.web import (
+    CurrentViewer,
+    PageError,
+    PageSession,
+    Viewer,
+    check_form,
+    database_of,
+    need,
+    record,
+    redirect,
+    render,
+)
+from rapport.trust import audit
+from rapport.trust.keys import create_key, list_keys, revoke_key
+from rapport.trust.models import AuditEntry
+from rapport.trust.roles import Permission as P
+from rapport.trust.roles import Role
+
+router = APIRouter(prefix="/admin")
+
+PAGE = 100
+MAX_ID = 2_147_483_647
+EXAMPLE_SCHEMA = '{\n  "type": "object",\n  "properties": {}\n}'
+
+
+@router.get("", response_class=HTMLResponse)
+def admin(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    if not any(viewer.may(p) for p in (P.KEYS_MANAGE, P.CATALOG_WRITE, P.AUDIT_READ)):
+        raise PageError(403, "Not for your role", "Only administrators work here.", link="/")
+    return render(request, "admin/index.html", viewer=viewer)
+
+
+def _keys_page(
+    request: Request,
+    session: PageSession,
+    viewer: Viewer,
+    *,
+    new: dict[str, Any] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    context = {"keys": list_keys(session), "roles": list(Role), "new": new, "error": error}
+    return render(request, "admin/keys.html", context, viewer=viewer, status=status)
+
+
+@router.get("/keys", response_class=HTMLResponse, dependencies=[need(P.KEYS_MANAGE)])
+def get_keys(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
+    return _keys_page(request, session, viewer)
+
+
+@router.post("/keys", response_class=HTMLResponse, dependencies=[need(P.KEYS_MANAGE)])
+async def post_key(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
+    """A new key: its secret is on this page only."""
+    form = await check_form(request, viewer)
+    name, role, days = (
+        form.get("name", "").strip(),
+        form.get("role", ""),
+        form.get("expires_in_days", "").strip(),
+    )
+    if not name or len(name) > 200 or "\x00" in name:
+        return _keys_page(
+            request, session, viewer, error="Name: give the key a name (up to 200 characters).", status=422
+        )
+    if role not in {r.value for r in Role}:
+        return _keys_page(request, session, viewer, error="Role: choose one of the roles.", status=422)
+    if days and (not days.isdigit() or not 1 <= int(days) <= 3650):
+        return _keys_page(
+            request, session, viewer, error="Expires in: a number of days from 1 to 3650.", status=422
+        )
+    with database_of(request).session(write=True) as write:
+        key, secret = create_key(
+            write,
+            name=name,
+            role=Role(role),
+            created_by=viewer.caller.name,
+            expires_in=timedelta(days=int(days)) if days else None,
+        )
+        created = {"id": key.id, "name": key.name, "role": key.role, "secret": secret}
+    record(request, viewer, "key.create", "key", str(created["id"]), name=name, role=role)
+    session.expire_all()
+    return _keys_page(request, session, viewer, new=created, status=201)
+
+
+@router.post("/keys/{key_id}/revoke", dependencies=[need(P.KEYS_MANAGE)])
+async def post_revoke(request: Request, key_id: str, viewer: CurrentViewer) -> Response:
+    await check_form(request, viewer)
+    if not key_id.isdigit() or not 1 <= int(key_id) <= MAX_ID:
+        raise PageError(404, "No such key", f"There is no key {key_id[:20]!r}.", link="/admin/keys")
+    with database_of(request).session(write=True) as session:
+        key = revoke_key(session, key_id=int(key_id))
+        if key is None:
+            raise PageError(404, "No such key", f"There is no key {key_id}.", link="/admin/keys")
+    record(request, viewer, "key.revoke", "key", key_id)
+    return redirect("/admin/keys")
+
+
+def _types_page(
+    request: Request,
+    session: PageSession,
+    viewer: Viewer,
+    *,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    added: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    form = form or {"type": request.query_params.get("type", "")[:100], "schema": EXAMPLE_SCHEMA}
+    context = {"types": load_catalog(session).latest(), "form": form, "error": error, "added": added}
+    return render(request, "admin/event_types.html", context, viewer=viewer, status=status)
+
+
+@router.get("/event-types", response_class=HTMLResponse, dependencies=[need(P.REFERENCE_READ)])
+def get_event_types(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
+    return _types_page(request, session, viewer, added=request.query_params.get("added"))
+
+
+@router.post("/event-types", response_class=HTMLResponse, dependencies=[need(P.CATALOG_WRITE)])
+async def post_event_type(request: Request, session: PageSession, viewer: CurrentViewer) -> Response:
+    """Add an event type (or its next version); in force at once."""
+    form = await check_form(request, viewer)
+    try:
+        schema = json.loads(form.get("schema", ""))
+        body = EventTypeIn.model_validate(
+            {
+                "type": form.get("type", "").strip(),
+                "description": form.get("description", ""),
+                "subject": form.get("subject") or None,
+                "schema": schema,
+            }
+        )
+    except json.JSONDecodeError as exc:
+        return _types_page(
+            request, session, viewer, form=form, error=f"Schema: not JSON ({exc.msg}).", status=422
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _types_page(request, session, viewer, form=form, error=problems, status=422)
+    try:
+        with database_of(request).session(write=True) as write:
+            added = add_event_type(
+                write,
+                type=body.type,
+                schema=body.schema_,
+                description=body.description,
+                subject=body.subject,
+                channel=body.channel,
+            )
+            name, version = added.type, added.version
+    except CatalogError as exc:
+        return _types_page(request, session, viewer, form=form, error=str(exc), status=422)
+    record(request, viewer, "event_type.create", "event_type", name, version=version)
+    return redirect(f"/admin/event-types?added={name}")
+
+
+@router.get("/audit", response_class=HTMLResponse, dependencies=[need(P.AUDIT_READ)])
+def get_audit(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
+    """The audit log, newest first, filtered by action or target."""
+    action = request.query_params.get("action", "")[:50] or None
+    target = request.query_params.get("target", "")[:200] or None
+    before = request.query_params.get("before", "")
+    newest = session.scalar(select(func.max(AuditEntry.id))) or 0
+    top = min(int(before) - 1, newest) if before.isdigit() and int(before) <= MAX_ID else newest
+    items: list[AuditEntry] = []
+    window = PAGE
+    while len(items) < PAGE and top > 0:
+        found = audit.page(session, after=max(0, top - window), limit=window, action=action, target_id=target)
+        items = [e for e in reversed(found) if e.id <= top][:PAGE]
+        if top - window <= 0 or len(items) >= PAGE:
+            break
+        window *= 4
+    context = {
+        "items": items,
+        "action": action or "",
+        "target": target or "",
+        "before": items[-1].id if len(items) == PAGE else None,
+    }
+    return render(request, "admin/audit.html", context, viewer=viewer)

@@ -1,0 +1,127 @@
+"""How values read on a page: times and ages, amounts, channel icons."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+#: a symbol per channel; the channel's name is always written beside it for screen readers
+CHANNEL_ICONS = {
+    "email": "✉",
+    "sms": "✆",
+    "phone": "☎",
+    "chat": "✎",
+    "web": "⌂",
+    "app": "▣",
+    "in_app": "▣",
+    "push": "♫",
+    "store": "▤",
+    "pos": "¤",
+    "social": "☺",
+    "device": "⚙",
+    "account": "▦",
+    "erp": "▦",
+    "crm": "☷",
+}
+
+
+def when(moment: Any) -> str:
+    """A moment as ``2026-05-03 14:22 UTC``; text is kept as it is."""
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return str(moment)
+    if not isinstance(moment, datetime):
+        return "—" if moment is None else str(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return str(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def age(moment: Any, now: datetime | None = None) -> str:
+    """How long ago: ``3 days ago``, ``5 months ago``."""
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return ""
+    if not isinstance(moment, datetime):
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    if seconds < 0:
+        return "in the future"
+    for size, unit in (
+        (365 * 86400, "year"),
+        (30 * 86400, "month"),
+        (86400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+    ):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"
+
+
+def money(amount: Any, currency: str | None = None) -> str:
+    """``59.90 EUR``."""
+    if amount is None:
+        return "—"
+    try:
+        text = f"{float(amount):,.2f}"
+    except (TypeError, ValueError):
+        return str(amount)
+    return f"{text} {currency}" if currency else text
+
+
+def icon(channel: str | None) -> str:
+    """The symbol of a channel (or of a source named after one)."""
+    if not channel:
+        return "•"
+    for name, symbol in CHANNEL_ICONS.items():
+        if channel == name or channel.startswith(name):
+            return symbol
+    return "•"
+
+
+#: the fields of an event's data worth a line on the timeline, in the order they are shown
+SUMMARY_FIELDS = (
+    "subject",
+    "title",
+    "order_id",
+    "case_id",
+    "invoice_id",
+    "url",
+    "product",
+    "sku",
+    "store_id",
+    "zone",
+    "serial",
+    "purpose",
+    "status",
+    "rating",
+    "reason",
+    "text",
+    "body",
+    "message",
+)
+
+
+def summarise(item: dict[str, Any]) -> str:
+    """One line saying what an event was about."""
+    data = item.get("data") or {}
+    parts: list[str] = []
+    for name in SUMMARY_FIELDS:
+        value = data.get(name)
+        if value is None or isinstance(value, dict | list):
+            continue
+        text = str(value)
+        parts.append(text if len(text) <= 80 else text[:79] + "…")
+        if len(parts) == 3:
+            break
+    if data.get("total") is not None:
+        parts.append(money(data["total"], data.get("currency")))
+    return " · ".join(parts)

@@ -1,0 +1,71 @@
+"""Signing in with an API key, and out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from rapport.console.web import (
+    COOKIE,
+    CurrentViewer,
+    check_form,
+    database_of,
+    end_session,
+    form_of,
+    redirect,
+    render,
+    start_session,
+)
+from rapport.trust.keys import RefusedKey, authenticate
+
+router = APIRouter()
+
+
+def _safe_next(url: str | None) -> str:
+    """Only a path of this site: never an open redirect."""
+    if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return "/"
+    return url
+
+
+def sign_in_page(
+    request: Request, *, error: str | None = None, next_url: str | None = None, status: int = 200
+) -> HTMLResponse:
+    response = render(request, "signin.html", {"error": error, "next": _safe_next(next_url)}, status=status)
+    if request.cookies.get(COOKIE):
+        end_session(response)
+    return response
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def get_sign_in(request: Request, next: str | None = None) -> HTMLResponse:
+    return sign_in_page(request, next_url=next)
+
+
+@router.post("/signin")
+async def post_sign_in(request: Request) -> Response:
+    """A good key opens a session; a wrong one shows the form again, saying why."""
+    form = await form_of(request)
+    key = str(form.get("key", "")).strip()
+    next_url = str(form.get("next", "/"))
+    if not key:
+        return sign_in_page(request, error="Paste your API key to sign in.", next_url=next_url, status=422)
+    if len(key) > 200 or "\x00" in key:
+        return sign_in_page(request, error="That is not an API key.", next_url=next_url, status=401)
+    with database_of(request).session() as session:
+        try:
+            authenticate(session, secret=key)
+        except RefusedKey as exc:
+            message = f"Sign-in refused: {exc}. Check the key and try again."
+            return sign_in_page(request, error=message, next_url=next_url, status=401)
+    response = redirect(_safe_next(next_url))
+    start_session(request, response, key=key)
+    return response
+
+
+@router.post("/signout")
+async def post_sign_out(request: Request, viewer: CurrentViewer) -> Response:
+    await check_form(request, viewer)
+    response = redirect("/signin")
+    end_session(response)
+    return response

@@ -1,0 +1,190 @@
+"""The data steward's view: the quarantine, identity conflicts, match suggestions, the merge log."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+
+from rapport.console.web import (
+    CurrentViewer,
+    PageError,
+    PageSession,
+    check_form,
+    database_of,
+    need,
+    record,
+    redirect,
+    render,
+    settings_of,
+)
+from rapport.identity.models import Merge
+from rapport.identity.service import (
+    IdentityError,
+    NotFound,
+    list_conflicts,
+    list_merges,
+    load_kinds,
+    undo_merge,
+)
+from rapport.ingest.pipeline import source_priorities
+from rapport.ingest.quarantine import list_quarantine, replay
+from rapport.matching.suggestions import (
+    SuggestionConflict,
+    SuggestionNotFound,
+    accept,
+    list_suggestions,
+    reject,
+)
+from rapport.trust.roles import Permission as P
+
+router = APIRouter(prefix="/steward")
+
+PAGE = 50
+MAX_ID = 2_147_483_647
+
+
+def _number(text: str | None, name: str) -> int:
+    if text is None or not text.isdigit() or not 0 <= int(text) <= MAX_ID:
+        raise PageError(422, "Bad request", f"{name}: {str(text)[:20]!r} is not a number")
+    return int(text)
+
+
+def _unknown_type(errors: list[str]) -> str | None:
+    """The event type an item was refused for not knowing, if that is why."""
+    for error in errors:
+        if "unknown event type" in error:
+            return error.rsplit(" ", 1)[-1].strip("'\"")
+    return None
+
+
+@router.get("", response_class=HTMLResponse)
+def steward(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    if not (viewer.may(P.IDENTITY_REVIEW) or viewer.may(P.QUARANTINE_MANAGE)):
+        raise PageError(403, "Not for your role", "Only data stewards (the admin role) work here.", link="/")
+    return render(request, "steward/index.html", viewer=viewer)
+
+
+@router.get("/quarantine", response_class=HTMLResponse, dependencies=[need(P.QUARANTINE_MANAGE)])
+def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
+    """What was refused and why, with its payload; replay one or all once the cause is fixed."""
+    status = request.query_params.get("status", "open")
+    status = status if status in ("open", "replayed", "all") else "open"
+    after = _number(request.query_params.get("after", "0"), "after")
+    items = list_quarantine(session, status=None if status == "all" else status, after=after, limit=PAGE)
+    rows = [{"item": i, "unknown_type": _unknown_type(i.errors)} for i in items]
+    context = {
+        "rows": rows,
+        "status": status,
+        "next_after": items[-1].id if len(items) == PAGE else None,
+        "outcome": {
+            k: int(v)
+            for k in ("replayed", "duplicates", "still")
+            if (v := request.query_params.get(k, "")).isdigit()
+        },
+    }
+    return render(request, "steward/quarantine.html", context, viewer=viewer)
+
+
+@router.post("/quarantine/replay", dependencies=[need(P.QUARANTINE_MANAGE)])
+async def post_replay(request: Request, viewer: CurrentViewer) -> Response:
+    form = await check_form(request, viewer)
+    ids = [_number(form["id"], "id")] if form.get("id") else None
+    with database_of(request).session(write=True) as session:
+        outcome = replay(session, settings=settings_of(request), ids=ids)
+    record(
+        request,
+        viewer,
+        "quarantine.replay",
+        "quarantine",
+        form.get("id") or "open",
+        replayed=outcome.replayed,
+    )
+    return redirect(
+        f"/steward/quarantine?replayed={outcome.replayed}&duplicates={outcome.duplicates}"
+        f"&still={outcome.still_rejected}"
+    )
+
+
+@router.get("/conflicts", response_class=HTMLResponse, dependencies=[need(P.IDENTITY_REVIEW)])
+def get_conflicts(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
+    after = _number(request.query_params.get("after", "0"), "after")
+    items = list_conflicts(session, status="open", after=after, limit=PAGE)
+    context = {"items": items, "next_after": items[-1].id if len(items) == PAGE else None}
+    return render(request, "steward/conflicts.html", context, viewer=viewer)
+
+
+@router.get("/suggestions", response_class=HTMLResponse, dependencies=[need(P.IDENTITY_REVIEW)])
+def get_suggestions(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
+    """Two profiles side by side with the evidence for and against; accept or reject."""
+    after = _number(request.query_params.get("after", "0"), "after")
+    items = list_suggestions(session, status="open", after=after, limit=PAGE)
+    context: dict[str, Any] = {
+        "items": items,
+        "next_after": items[-1]["id"] if len(items) == PAGE else None,
+        "done": re.fullmatch(r"(accept|reject)ed-(\d+)", request.query_params.get("done", "")),
+        "merge": request.query_params.get("merge", "").isdigit() and request.query_params["merge"],
+    }
+    return render(request, "steward/suggestions.html", context, viewer=viewer)
+
+
+@router.post("/suggestions/{suggestion_id}/{decision}", dependencies=[need(P.IDENTITY_REVIEW)])
+async def post_decision(
+    request: Request, suggestion_id: str, decision: str, viewer: CurrentViewer
+) -> Response:
+    await check_form(request, viewer)
+    number = _number(suggestion_id, "suggestion")
+    if decision not in ("accept", "reject"):
+        raise PageError(404, "Not found", "A suggestion can be accepted or rejected, nothing else.")
+    try:
+        with database_of(request).session(write=True) as session:
+            if decision == "accept":
+                kinds = load_kinds(session, region=settings_of(request).default_region)
+                decided = accept(session, suggestion_id=number, decided_by=viewer.caller.name, kinds=kinds)
+            else:
+                decided = reject(session, suggestion_id=number, decided_by=viewer.caller.name)
+    except SuggestionNotFound as exc:
+        raise PageError(404, "No such suggestion", str(exc), link="/steward/suggestions") from exc
+    except SuggestionConflict as exc:
+        raise PageError(409, "Cannot do that", str(exc), link="/steward/suggestions") from exc
+    record(
+        request, viewer, f"match.{decision}", "match_suggestion", str(number), merge_id=decided["merge_id"]
+    )
+    merge = f"&merge={decided['merge_id']}" if decided["merge_id"] else ""
+    return redirect(f"/steward/suggestions?done={decision}ed-{number}{merge}")
+
+
+@router.get("/merges", response_class=HTMLResponse, dependencies=[need(P.IDENTITY_REVIEW)])
+def get_merges(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
+    """The merge log, newest first, each with an undo."""
+    newest = session.scalar(select(func.max(Merge.id))) or 0
+    before = request.query_params.get("before")
+    top = min(_number(before, "before") - 1, newest) if before else newest
+    items = list(reversed(list_merges(session, after=max(0, top - PAGE), limit=PAGE)))
+    items = [m for m in items if m.id <= top]
+    context = {
+        "items": items,
+        "before": items[-1].id if items and items[-1].id > 1 else None,
+        "undone": request.query_params.get("undone", "").isdigit() and request.query_params["undone"],
+    }
+    return render(request, "steward/merges.html", context, viewer=viewer)
+
+
+@router.post("/merges/{merge_id}/undo", dependencies=[need(P.IDENTITY_REVIEW)])
+async def post_undo(request: Request, merge_id: str, viewer: CurrentViewer) -> Response:
+    await check_form(request, viewer)
+    number = _number(merge_id, "merge")
+    settings = settings_of(request)
+    try:
+        with database_of(request).session(write=True) as session:
+            kinds = load_kinds(session, region=settings.default_region)
+            undo_merge(session, merge_id=number, kinds=kinds, priority_of=source_priorities(settings))
+    except NotFound as exc:
+        raise PageError(404, "No such merge", str(exc), link="/steward/merges") from exc
+    except IdentityError as exc:
+        raise PageError(409, "Cannot undo", str(exc), link="/steward/merges") from exc
+    record(request, viewer, "merge.undo", "merge", str(number))
+    return redirect(f"/steward/merges?undone={number}")

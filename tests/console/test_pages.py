@@ -1,0 +1,218 @@
+"""Every page of the console, for every role, on both backends: the page a role may see answers 200, the
+others a 403 page; without a session, the sign-in page; forms need their token; a revoked key ends the
+session."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from builders import amended_then_cancelled, event, ingest
+from rapport.api import create_app
+from rapport.db import Database
+from rapport.identity.service import find_profile, load_kinds
+from rapport.settings import Settings
+from rapport.things.stores import put_store
+from rapport.trust.keys import revoke_key
+from rapport.trust.models import ApiKey
+from rapport.trust.roles import Role
+from support.keys import new_key
+from things.devices.device_events import reading, registered
+
+ALL = frozenset(Role)
+READERS = frozenset({Role.AGENT, Role.ANALYST, Role.ADMIN})
+ADMIN = frozenset({Role.ADMIN})
+#: a client signed in with a new key of a role (None: not signed in), or with the given key
+SignedIn = Callable[..., TestClient]
+JO = {"email": "jo@example.com", "loyalty_id": "L-77"}
+
+#: every page, and the roles that may see it (as the same data through the API)
+PAGES: dict[str, frozenset[Role]] = {
+    "/": ALL,
+    "/search?q=jo": READERS,
+    "/search?q=jo&partial=1": READERS,
+    "/customers/{jo}": READERS,
+    "/customers/{jo}/timeline?partial=1": READERS,
+    "/orders/O-1": READERS,
+    "/devices/FR-1": READERS,
+    "/stores": READERS,
+    "/stores/s1": READERS,
+    "/steward": ADMIN,
+    "/steward/quarantine": ADMIN,
+    "/steward/conflicts": ADMIN,
+    "/steward/suggestions": ADMIN,
+    "/steward/merges": ADMIN,
+    "/admin": ADMIN,
+    "/admin/keys": ADMIN,
+    "/admin/event-types": ALL,
+    "/admin/audit": ADMIN,
+}
+
+
+@pytest.fixture
+def world(db: Database, settings: Settings) -> str:
+    """Jo, with an amended order, a message, a fridge that reports, and a store; returns Jo's profile id."""
+    with db.session(write=True) as session:
+        put_store(session, store_id="s1", name="High Street", zones=["front", "back"], now=datetime.now(UTC))
+    events = [event("profile.updated", ids=JO, first_name="Jo", last_name="Bloggs")]
+    events += amended_then_cancelled("O-1", JO)
+    events += [event("message.received", ids=JO, minute=20, channel="email", subject="Hello")]
+    events += [registered("FR-1", JO, minute=30), reading("FR-1", minute=31, temp_c=4.5)]
+    outcome = ingest(db, settings, events)
+    assert not outcome.rejected, outcome.rejected
+    with db.session() as session:
+        found = find_profile(
+            session, kinds=load_kinds(session, region="GB"), kind="email", value="jo@example.com"
+        )
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def browser_for(db: Database, settings: Settings) -> Iterator[SignedIn]:
+    """``browser_for(role)``: a client signed in with a new key of ``role`` (None: not signed in)."""
+    app = create_app(db, settings)
+    opened: list[TestClient] = []
+
+    def make(role: Role | None, *, key: str | None = None) -> TestClient:
+        client = TestClient(app, base_url="https://testserver", raise_server_exceptions=False)
+        opened.append(client.__enter__())
+        secret = key or (new_key(db, role) if role else None)
+        if secret:
+            answer = client.post("/signin", data={"key": secret, "next": "/"}, follow_redirects=False)
+            assert answer.status_code == 303, answer.text
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no form token"
+    return found[1]
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_page_answers_each_role_as_the_role_table_says(
+    world: str, browser_for: SignedIn, role: Role
+) -> None:
+    client = browser_for(role)
+    for path, allowed in PAGES.items():
+        answer = client.get(path.replace("{jo}", world))
+        if role in allowed:
+            assert answer.status_code == 200, (path, answer.status_code, answer.text[-500:])
+            assert answer.headers["content-type"].startswith("text/html")
+        else:
+            assert answer.status_code == 403, (path, answer.status_code)
+            assert "Not for your role" in answer.text
+        assert "Traceback" not in answer.text
+
+
+def test_without_a_session_every_page_asks_to_sign_in(world: str, browser_for: SignedIn) -> None:
+    client = browser_for(None)
+    for path in PAGES:
+        answer = client.get(path.replace("{jo}", world))
+        assert answer.status_code == 401, path
+        assert 'name="key"' in answer.text
+
+
+def test_a_wrong_key_gets_the_sign_in_page_with_the_reason(browser_for: SignedIn, db: Database) -> None:
+    client = browser_for(None)
+    answer = client.post("/signin", data={"key": "rk_wrong"})
+    assert answer.status_code == 401
+    assert "the API key is not known" in answer.text
+    assert "rapport_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_the_session_cookie_is_http_only_same_site_and_secure(db: Database, settings: Settings) -> None:
+    client = TestClient(create_app(db, settings), base_url="https://testserver")
+    key = new_key(db, Role.AGENT)
+    answer = client.post("/signin", data={"key": key}, follow_redirects=False)
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie
+    assert answer.headers["location"] == "/"
+    # the cookie holds no key: copied, it does not open the API
+    value = client.cookies["rapport_session"]
+    assert (
+        key.lower() not in cookie and key not in base64.urlsafe_b64decode(value.split(".")[0] + "==").decode()
+    )
+    assert client.get("/v1/profiles", headers={"Authorization": f"Bearer {value}"}).status_code == 401
+
+
+def test_revoking_the_key_ends_the_session(world: str, browser_for: SignedIn, db: Database) -> None:
+    client = browser_for(None)
+    secret = new_key(db, Role.AGENT, name="desk 4")
+    browser_for(None, key=secret)
+    client.post("/signin", data={"key": secret})
+    assert client.get(f"/customers/{world}").status_code == 200
+    with db.session(write=True) as session:
+        key = session.scalars(select(ApiKey).where(ApiKey.name == "desk 4")).one()
+        revoke_key(session, key_id=key.id)
+    answer = client.get(f"/customers/{world}")
+    assert answer.status_code == 401
+    assert "was revoked" in answer.text
+
+
+def test_a_form_without_its_token_changes_nothing(world: str, browser_for: SignedIn) -> None:
+    client = browser_for(Role.ADMIN)
+    answer = client.post("/admin/keys", data={"name": "sneaky", "role": "admin", "csrf": "forged"})
+    assert answer.status_code == 403
+    assert "sneaky" not in client.get("/admin/keys").text
+    token = csrf_of(client.get("/admin/keys").text)
+    answer = client.post("/admin/keys", data={"name": "desk 9", "role": "agent", "csrf": token})
+    assert answer.status_code == 201
+    assert re.search(r'value="rk_[^"]+"', answer.text), "the new key is shown once"
+
+
+def test_the_360_page_shows_the_golden_record_timeline_and_orders(world: str, browser_for: SignedIn) -> None:
+    client = browser_for(Role.AGENT)
+    html = client.get(f"/customers/{world}").text
+    assert "Jo Bloggs" in html and "jo@example.com" in html and "L-77" in html
+    assert 'href="/orders/O-1"' in html and 'href="/devices/FR-1"' in html
+    assert "Hello" in html  # the message, on the timeline
+    order = client.get("/orders/O-1").text
+    assert "customer called" in order and "Versions (3)" in order
+
+
+def test_an_analyst_sees_the_360_page_masked(world: str, browser_for: SignedIn) -> None:
+    html = browser_for(Role.ANALYST).get(f"/customers/{world}").text
+    assert "[redacted]" in html
+    assert "jo@example.com" not in html and "Bloggs" not in html
+
+
+def test_bad_input_gets_a_clear_page(world: str, browser_for: SignedIn) -> None:
+    client = browser_for(Role.ADMIN)
+    cases = {
+        "/customers/nobody": 404,
+        f"/customers/{world}/timeline?cursor=not-a-cursor": 422,
+        f"/customers/{world}?since=yesterday": 422,
+        "/orders/none": 404,
+        "/devices/NONE": 404,
+        "/stores/none": 404,
+        "/steward/quarantine?after=abc": 422,
+        "/search?q=" + "x" * 5000: 200,
+        "/search?q=%25_%5C": 200,
+    }
+    for path, status in cases.items():
+        answer = client.get(path)
+        assert answer.status_code == status, (path, answer.status_code, answer.text[-300:])
+        assert answer.headers["content-type"].startswith("text/html")
+    token = csrf_of(client.get("/steward/merges").text)
+    assert client.post("/steward/merges/999/undo", data={"csrf": token}).status_code == 404
+    assert client.post("/steward/suggestions/999/accept", data={"csrf": token}).status_code == 404
+
+
+def test_search_finds_by_name_identifier_and_order_number(world: str, browser_for: SignedIn) -> None:
+    client = browser_for(Role.AGENT)
+    for query in ("bloggs", "Jo Bl", "JO@EXAMPLE.COM", "jo@exa", "l-77", "O-1"):
+        html = client.get("/search", params={"q": query, "partial": "1"}).text
+        assert f'href="/customers/{world}"' in html, query
+    assert "No customer matches" in client.get("/search", params={"q": "zebra", "partial": "1"}).text
