@@ -1,4 +1,4 @@
-"""The ``rapport`` command: serve, demo, import, migrate, keys, bench."""
+"""The ``rapport`` command: serve, demo, import, mqtt, migrate, keys, bench."""
 
 from __future__ import annotations
 
@@ -130,6 +130,57 @@ def import_(
 
 
 @app.command()
+def mqtt(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes sharing the load")] = 1,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=20_000, help="messages stored per transaction")
+    ] = 2000,
+    linger_ms: Annotated[
+        int, typer.Option(min=0, max=10_000, help="how long a batch may wait to fill, in milliseconds")
+    ] = 50,
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="client id prefix: the workers are <prefix>-1 … <prefix>-N [rapport-<host>]"),
+    ] = None,
+    group: Annotated[str, typer.Option(help="shared-subscription group the workers join")] = "rapport",
+    share: Annotated[
+        bool,
+        typer.Option(
+            "--share/--no-share",
+            help="join the group's shared subscriptions; --no-share subscribes plainly (one worker only), "
+            "which survives a restart of Mosquitto without relying on publishers to resend (see the README)",
+        ),
+    ] = True,
+) -> None:
+    """Store device telemetry, device events and store presence from the MQTT broker (RAPPORT_MQTT_URL)
+    through the ingest pipeline, until Ctrl-C or SIGTERM. Needs RAPPORT_SECRET_KEY outside the demo."""
+    from rapport.mqtt.supervisor import default_client_id, serve
+    from rapport.mqtt.worker import WorkerOptions
+
+    for name, value in (("--client-id", client_id), ("--group", group)):
+        if value is not None and (not value or len(value) > 50 or any(c in value for c in "/+#$ ")):
+            _fail(f"{name} must be 1 to 50 characters without /, +, #, $ or spaces")
+    if not share and workers > 1:
+        _fail("--no-share takes a single worker: with plain subscriptions every worker would get everything")
+    settings = _settings(secrets=True)
+    with _database(settings):
+        pass  # migrated once, before the workers start
+    options = WorkerOptions(
+        client_id=client_id or default_client_id(),
+        group=group,
+        shared=share,
+        batch_size=batch_size,
+        linger=linger_ms / 1000,
+    )
+    typer.echo(
+        f"reading {settings.mqtt_url.split('@')[-1]} with {workers} worker(s) into "
+        f"{settings.database_url.split('@')[-1]}; Ctrl-C stops",
+        err=True,
+    )
+    serve(settings, options, workers=workers)
+
+
+@app.command()
 def demo(
     customers: Annotated[int, typer.Option(min=1, help="people in the synthetic world")] = 2000,
     months: Annotated[int, typer.Option(min=1, max=36)] = 6,
@@ -158,6 +209,7 @@ def demo(
         typer.echo(f"admin key for the demo (shown once, valid 30 days): {secret}")
         if serve_api:
             typer.echo(
+                f"console: http://{host}:{port}/  (sign in with the key above)\n"
                 f"API: http://{host}:{port}/docs  (try: curl -H 'Authorization: Bearer {secret}' "
                 f"http://{host}:{port}/v1/profiles/{summary.get('example_profile', '')})"
             )
@@ -323,6 +375,36 @@ def bench_identity(
             echo=lambda s: typer.echo(s, err=True),
         )
     except MatchingError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(result))
+
+
+@bench_app.command("mqtt")
+def bench_mqtt(
+    messages: Annotated[int, typer.Option(min=100, help="telemetry messages to publish")] = 200_000,
+    devices: Annotated[int, typer.Option(min=1, help="registered devices they come from")] = 1000,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="worker processes")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, max=20_000, help="messages per transaction")] = 5000,
+    broker: Annotated[
+        str | None, typer.Option(help="an mqtt:// broker to use instead of a private Mosquitto")
+    ] = None,
+) -> None:
+    """MQTT end to end: messages stored per second, and how many were lost or stored twice."""
+    from rapport.bench.mqtt import run
+    from rapport.mqtt.broker import BrokerUnavailable
+
+    try:
+        result = run(
+            _settings(),
+            messages=messages,
+            devices=devices,
+            workers=workers,
+            batch_size=batch_size,
+            broker_url=broker,
+            echo=lambda s: typer.echo(s, err=True),
+        )
+    except BrokerUnavailable as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(result))

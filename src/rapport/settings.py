@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from datetime import timedelta
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,11 @@ class Settings(BaseSettings):
     max_nesting: int = Field(
         default=32, ge=1, description="How deeply an event's data may nest objects and lists."
     )
+    mqtt_url: str = Field(
+        default="mqtt://127.0.0.1:1883",
+        description="The MQTT broker `rapport mqtt` reads from: mqtt://[user:password@]host[:port], or "
+        "mqtts://… for TLS (port 8883 by default).",
+    )
     spark_master: str | None = Field(
         default=None,
         description="Spark master URL (e.g. local[2] or spark://host:7077) for probabilistic matching on "
@@ -65,6 +71,18 @@ class Settings(BaseSettings):
     def _known_backend(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("RAPPORT_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+            raise ValueError("RAPPORT_MQTT_URL must be an mqtt://host[:port] or mqtts://host[:port] URL")
+        try:
+            parsed.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError as exc:
+            raise ValueError(f"RAPPORT_MQTT_URL has a bad port: {exc}") from None
         return value
 
     @field_validator("default_region")

@@ -1,0 +1,2 @@
+"""The MQTT transport: topics and payloads in, envelopes through the ingest pipeline, acknowledged once
+committed."""

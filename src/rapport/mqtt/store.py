@@ -1,0 +1,99 @@
+"""A batch of messages into the ingest pipeline: one transaction, nothing dropped.
+
+Messages that cannot become envelopes go to the quarantine with their topic; envelopes go through the
+same pipeline as ``POST /v1/events`` (check, dedupe, resolve, append, project), and what it rejects is
+quarantined too. Only :func:`store_messages` touches the database; the worker calls it off the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import exc as sa_exc
+
+from rapport.catalog.service import load_catalog
+from rapport.db import Database
+from rapport.identity.service import load_kinds
+from rapport.ingest.envelope import Rejection
+from rapport.ingest.pipeline import Outcome, check_batch, quarantine, store_batch
+from rapport.mqtt.topics import Unreadable, translate
+from rapport.settings import Settings
+
+log = logging.getLogger("rapport.mqtt")
+TRANSPORT = "mqtt"
+
+
+class Message(Protocol):
+    """What a message must have to be stored: the topic it came on and its payload."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def payload(self) -> bytes: ...
+
+
+def _rejection(unreadable: Unreadable) -> Rejection:
+    return Rejection(-1, None, None, [unreadable.reason], unreadable.as_quarantined())
+
+
+def store_messages(database: Database, messages: Sequence[Message], *, settings: Settings) -> Outcome:
+    """Translate, check and store ``messages`` in one write transaction; committed when this returns."""
+    envelopes: list[dict[str, Any]] = []
+    unreadable: list[Unreadable] = []
+    for message in messages:
+        translated = translate(message.topic, message.payload)
+        if isinstance(translated, Unreadable):
+            unreadable.append(translated)
+        else:
+            envelopes.append(translated)
+    with database.session() as session:
+        catalog = load_catalog(session)
+        kinds = load_kinds(session, region=settings.default_region)
+    checked = check_batch(envelopes, catalog=catalog, kinds=kinds, settings=settings)
+    with database.session(write=True) as session:
+        quarantine(session, [_rejection(u) for u in unreadable], transport=TRANSPORT, now=checked.checked_at)
+        outcome = store_batch(session, checked, kinds=kinds, settings=settings, transport=TRANSPORT)
+    if unreadable:
+        outcome.rejected_count += len(unreadable)
+        outcome.rejected.extend(
+            {"index": None, "id": None, "topic": u.topic, "errors": [u.reason]} for u in unreadable[:100]
+        )
+    return outcome
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached or is busy (try the same batch again later),
+    rather than that something in the batch cannot be stored."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | OSError)
+
+
+def store_isolating_faults(database: Database, messages: Sequence[Message], *, settings: Settings) -> Outcome:
+    """:func:`store_messages`, but a batch that fails for a reason of its own (not an unavailable
+    database) is split until the message at fault is found; that one is quarantined with the error and
+    the rest are stored. Errors of an unavailable database are raised: retry the batch later."""
+    try:
+        return store_messages(database, messages, settings=settings)
+    except Exception as error:
+        if unavailable(error):
+            raise
+        if len(messages) == 1:
+            return _quarantine_fault(database, messages[0], error)
+        middle = len(messages) // 2
+        outcome = store_isolating_faults(database, messages[:middle], settings=settings)
+        outcome.add(store_isolating_faults(database, messages[middle:], settings=settings))
+        return outcome
+
+
+def _quarantine_fault(database: Database, message: Message, error: Exception) -> Outcome:
+    reason = f"could not be stored: {type(error).__name__}: {error}"[:2000]
+    log.error("message on %s %s", message.topic, reason)
+    unreadable = Unreadable(message.topic, message.payload, reason)
+    with database.session(write=True) as session:
+        quarantine(session, [_rejection(unreadable)], transport=TRANSPORT, now=datetime.now(UTC))
+    return Outcome(rejected=[{"index": None, "id": None, "errors": [reason]}], rejected_count=1)

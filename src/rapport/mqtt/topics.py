@@ -1,0 +1,168 @@
+"""Topics and payloads: what Rapport subscribes to, and how a message becomes an event envelope.
+
+- ``rapport/devices/{serial}/telemetry``: ``{"ts", "readings": {name: number}, "units"?, "firmware"?,
+  "id"?}`` becomes a ``device.telemetry`` event;
+- ``rapport/devices/{serial}/events``: ``{"ts", "event", "code"?, "detail"?, "id"?}`` a ``device.reported``;
+- ``rapport/stores/{store_id}/presence``: ``{"ts", "event", "zone"?, "identifiers", "id"?}`` a
+  ``store.entered``, ``store.zone_entered`` or ``store.exited``, as ``event`` says.
+
+A message without an ``id`` gets one derived from its topic, the instant of its ``ts`` and, for device
+events and presence, what happened (see :func:`derived_id`), so that a device sending the same message
+again sends a duplicate.
+
+>>> payload = b'{"ts": "2026-05-01T09:00:00Z", "readings": {"t": 4}}'
+>>> envelope = translate("rapport/devices/SN-1/telemetry", payload)
+>>> envelope["type"], envelope["identifiers"], envelope["data"]
+('device.telemetry', {'device_serial': 'SN-1'}, {'serial': 'SN-1', 'readings': {'t': 4}})
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+TELEMETRY = "rapport/devices/+/telemetry"
+DEVICE_EVENTS = "rapport/devices/+/events"
+PRESENCE = "rapport/stores/+/presence"
+FILTERS = (TELEMETRY, DEVICE_EVENTS, PRESENCE)
+#: the shared-subscription group all workers join unless told otherwise
+GROUP = "rapport"
+SOURCE = "mqtt"
+PRESENCE_EVENTS = ("entered", "zone_entered", "exited")
+#: the longest serial or store id a topic may carry (the catalog's limit for both)
+MAX_KEY = 64
+
+_OPTIONAL = {
+    "telemetry": ("readings", "units", "firmware"),
+    "events": ("event", "code", "detail"),
+}
+
+
+def subscriptions(group: str = GROUP, *, shared: bool = True) -> list[str]:
+    """The subscriptions a worker makes: shared by the workers of ``group`` (each gets a share), or plain
+    (the one worker gets everything)."""
+    return [f"$share/{group}/{f}" if shared else f for f in FILTERS]
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A message that cannot become an envelope, and why: it goes to the quarantine with its topic."""
+
+    topic: str
+    payload: bytes
+    reason: str
+
+    def as_quarantined(self) -> dict[str, Any]:
+        """The message as the quarantine keeps it: topic and payload text (base64 when not UTF-8)."""
+        try:
+            return {"topic": self.topic, "payload": self.payload.decode("utf-8")}
+        except UnicodeDecodeError:
+            return {"topic": self.topic, "payload_base64": base64.b64encode(self.payload).decode("ascii")}
+
+
+def derived_id(topic: str, moment: datetime, what: dict[str, Any] | None = None) -> str:
+    """A stable event id for a message that brings none: the topic, the instant and, for reports and
+    presence, what happened (``what``: the event, its code or zone, who was seen). The same message sent
+    twice gets the same id; a fault and a door alarm of one device in the same second do not."""
+    parts = [topic, repr(moment.timestamp())]  # the instant, however its offset was written
+    if what is not None:
+        parts.append(orjson.dumps(what, option=orjson.OPT_SORT_KEYS).decode())
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+    return f"mqtt:{digest}"
+
+
+def _timestamp(body: dict[str, Any]) -> datetime | str:
+    """The instant of ``ts``, or the reason it is not one."""
+    value = body.get("ts")
+    if value is None:
+        return "ts: required property missing"
+    if not isinstance(value, str):
+        return f"ts: expected an RFC 3339 string such as 2026-05-01T09:00:00Z, got {type(value).__name__}"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return f"ts: {value[:40]!r} is not an RFC 3339 timestamp"
+    if moment.tzinfo is None:
+        return f"ts: {value[:40]!r} needs a time zone offset, e.g. 2026-05-01T09:00:00Z"
+    return moment
+
+
+def _route(topic: str) -> tuple[str, str] | str:
+    """(kind, key) of a topic Rapport reads, e.g. ("telemetry", "SN-1"); else the reason it is not one."""
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == "rapport":
+        _, family, key, kind = parts
+        if (family, kind) in (("devices", "telemetry"), ("devices", "events"), ("stores", "presence")):
+            if not key:
+                return f"topic {topic!r}: the {'serial' if family == 'devices' else 'store id'} is empty"
+            if len(key) > MAX_KEY:
+                return f"topic {topic!r}: the serial or store id is longer than {MAX_KEY} characters"
+            return kind, key
+    return f"topic {topic!r} is not one Rapport reads ({', '.join(FILTERS)})"
+
+
+def translate(topic: str, payload: bytes) -> dict[str, Any] | Unreadable:
+    """The event envelope for one message, or :class:`Unreadable` with the reason. Whether the envelope
+    is valid (types, units, known devices and stores) is for the ingest pipeline to say."""
+    route = _route(topic)
+    if isinstance(route, str):
+        return Unreadable(topic, payload, route)
+    kind, key = route
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return Unreadable(topic, payload, f"payload: not valid JSON ({exc})")
+    if not isinstance(body, dict):
+        return Unreadable(topic, payload, f"payload: expected a JSON object, got {_json_type(body)}")
+    moment = _timestamp(body)
+    if isinstance(moment, str):
+        return Unreadable(topic, payload, moment)
+    if kind == "presence":
+        event = body.get("event")
+        if event not in PRESENCE_EVENTS:
+            return Unreadable(topic, payload, f"event: {event!r} is not one of {', '.join(PRESENCE_EVENTS)}")
+        identifiers = body.get("identifiers")
+        data: dict[str, Any] = {"store_id": key}
+        if "zone" in body:
+            data["zone"] = body["zone"]
+        type_ = f"store.{event}"
+        what = {"event": event, "zone": body.get("zone"), "identifiers": identifiers}
+        event_id = body["id"] if "id" in body else derived_id(topic, moment, what)
+    else:
+        identifiers = {"device_serial": key}
+        data = {"serial": key}
+        for name in _OPTIONAL[kind]:
+            if name in body:
+                data[name] = body[name]
+        if kind == "telemetry":  # a device reports one set of readings per instant
+            type_, what = "device.telemetry", None
+        else:
+            type_, what = "device.reported", {"event": body.get("event"), "code": body.get("code")}
+        event_id = body["id"] if "id" in body else derived_id(topic, moment, what)
+    envelope: dict[str, Any] = {
+        "id": event_id,
+        "type": type_,
+        "occurred_at": body["ts"],
+        "source": SOURCE,
+        "data": data,
+    }
+    if identifiers is not None:
+        envelope["identifiers"] = identifiers
+    return envelope
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"

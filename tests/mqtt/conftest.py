@@ -1,0 +1,63 @@
+"""Brokers for the MQTT tests: the Mosquitto on 127.0.0.1:1883 when one runs, else one the tests start;
+and a private one per test for the tests that restart it. ``scripts/test-services`` installs Mosquitto
+where it is missing. Under CI=true a missing broker fails the run instead of skipping."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
+
+from rapport.db import Database
+from rapport.mqtt.broker import BrokerUnavailable, LocalBroker, accepts_connections, mosquitto_binary
+from rapport.settings import Settings
+
+SHARED_BROKER = ("127.0.0.1", 1883)
+
+
+def _unavailable(why: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why}; with CI=true the MQTT tests must run (scripts/test-services installs mosquitto)")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """A running broker: the one on 127.0.0.1:1883, or a private one for the session."""
+    if accepts_connections(*SHARED_BROKER):
+        yield f"mqtt://{SHARED_BROKER[0]}:{SHARED_BROKER[1]}"
+        return
+    try:
+        broker = LocalBroker()
+    except BrokerUnavailable as exc:
+        _unavailable(str(exc))
+    with broker:
+        yield broker.url
+
+
+@pytest.fixture
+def mosquitto() -> str:
+    """The Mosquitto binary, for tests that start brokers of their own."""
+    binary = mosquitto_binary()
+    if binary is None:
+        _unavailable("mosquitto is not installed")
+    return binary
+
+
+@pytest.fixture
+def own_broker() -> Iterator[LocalBroker]:
+    """A private broker for one test, which the test may stop and start again."""
+    try:
+        broker = LocalBroker()
+    except BrokerUnavailable as exc:
+        _unavailable(str(exc))
+    with broker:
+        yield broker
+
+
+@pytest.fixture
+def mqtt_settings(settings: Settings, broker_url: str, db: Database) -> Settings:
+    """The test database's settings, reading from the shared broker."""
+    return settings.model_copy(update={"mqtt_url": broker_url})
