@@ -152,4 +152,3 @@ def build_case(case_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
         )
         row["profile_id"], row["updated_at"] = fact.profile_id, fact.occurred_at
     return row
-

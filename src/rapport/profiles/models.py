@@ -88,4 +88,3 @@ class Case(Base):
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     history: Mapped[list[Any]]
-
