@@ -16,13 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 from rapport.api import create_app
-from rapport.db import Database, connect, metadata, upgrade
+from rapport.db import Database, connect, upgrade
 from rapport.settings import Settings, get_settings
 from rapport.trust.roles import Role
+from support.database import empty
 from support.keys import new_key
 from support.postgres import create_database, drop_database, postgres_server_url
 
@@ -63,20 +63,10 @@ def migrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     drop_database(server, name)
 
 
-def _empty(database: Database) -> None:
-    tables = [t.name for t in reversed(metadata.sorted_tables)]
-    with database.engine.begin() as conn:
-        if database.backend == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
-        else:
-            for table in tables:
-                conn.execute(text(f"DELETE FROM {table}"))
-
-
 @pytest.fixture
 def db(migrated: Database) -> Iterator[Database]:
     """The database of the current backend, empty at the start of each test."""
-    _empty(migrated)
+    empty(migrated)
     yield migrated
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from builders import ingest
 from rapport.cli import app
 from rapport.db import Database
 from rapport.settings import Settings, get_settings
+from rapport.things.devices import put_model
 from rapport.views import profile_360
 
 
@@ -115,3 +118,30 @@ def test_outside_the_demo_the_demo_secret_is_refused(settings: Settings, tmp_pat
         get_settings.cache_clear()
     assert result.exit_code == 2
     assert "RAPPORT_SECRET_KEY is left at the demo default" in result.output
+
+
+def test_the_device_sweep_reports_a_silent_device_once(
+    cli: CliRunner, db: Database, settings: Settings
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    stamp = long_ago.isoformat()
+    ingest(
+        db,
+        settings,
+        [
+            {"id": "reg-1", "type": "device.registered", "occurred_at": stamp, "source": "crm",
+             "identifiers": {"email": "jo@example.com", "device_serial": "WM-1"},
+             "data": {"serial": "WM-1", "model": "WM-1"}},
+            {"id": "tel-1", "type": "device.telemetry", "occurred_at": stamp, "source": "mqtt",
+             "identifiers": {"device_serial": "WM-1"}, "data": {"serial": "WM-1", "readings": {"t": 1}}},
+        ],
+    )  # fmt: skip
+    with db.session(write=True) as session:
+        put_model(session, model="WM-1", thresholds={}, silent_after_seconds=86400, now=datetime.now(UTC))
+
+    first = cli.invoke(app, ["devices", "sweep"])
+    again = cli.invoke(app, ["devices", "sweep"])
+
+    assert first.exit_code == 0, first.output
+    assert "1 device(s) gone silent: WM-1" in first.output
+    assert "0 device(s) gone silent" in again.output

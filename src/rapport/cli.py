@@ -25,6 +25,8 @@ keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=T
 app.add_typer(keys_app, name="keys")
 identity_app = typer.Typer(help="Identity resolution: probabilistic matching.", no_args_is_help=True)
 app.add_typer(identity_app, name="identity")
+devices_app = typer.Typer(help="Connected devices.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
 
 
 def _fail(message: str) -> NoReturn:
@@ -188,12 +190,33 @@ def demo(
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="serve the API afterwards")] = True,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
+    broker: Annotated[
+        bool,
+        typer.Option(
+            "--broker/--no-broker",
+            help="send the sensors' and devices' events through the MQTT broker when one answers",
+        ),
+    ] = True,
 ) -> None:
     """Generate a synthetic world, ingest it through the pipeline, and serve the API."""
-    from rapport.demo.load import load_world
+    from rapport.demo.load import Sensors, load_world
+    from rapport.mqtt.demo import broker_answers, send_through_broker
 
     settings = _settings(demo=True)
     with _database(settings) as database:
+        sensors: Sensors | None = None
+        if broker and broker_answers(settings.mqtt_url):
+            typer.echo(
+                f"store sensors and devices will report through the MQTT broker at {settings.mqtt_url}"
+            )
+
+            def sensors(events: list[dict[str, object]]) -> Outcome:
+                typer.echo("", err=True)
+                return send_through_broker(
+                    database, events, settings=settings, on_progress=_progress("stored from MQTT")
+                )
+        elif broker:
+            typer.echo(f"no MQTT broker answers at {settings.mqtt_url}: sensors and devices loaded directly")
         typer.echo(f"generating a world of {customers:,} customers over {months} months (seed {seed}) …")
         summary = load_world(
             database,
@@ -202,6 +225,7 @@ def demo(
             months=months,
             seed=seed,
             on_progress=_progress("ingesting"),
+            sensors=sensors,
         )
         typer.echo("", err=True)
         typer.echo(json.dumps(summary, indent=2, default=str))
@@ -274,6 +298,30 @@ def keys_revoke(
             typer.secho(f"no key {key_id}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
         typer.echo(f"revoked key {key.id} ({key.name})")
+
+
+@devices_app.command("sweep")
+def devices_sweep(
+    every: Annotated[
+        float, typer.Option(min=0, help="repeat every this many seconds until stopped (0: once)")
+    ] = 0,
+) -> None:
+    """Raise a `device.alert` for each device silent longer than its model allows (once per silence)."""
+    from datetime import UTC, datetime
+
+    from rapport.things.devices import find_silent
+
+    settings = _settings()
+    with _database(settings) as database:
+        while True:
+            with database.session(write=True) as session:
+                alerts = find_silent(session, now=datetime.now(UTC))
+            typer.echo(
+                f"{len(alerts)} device(s) gone silent: {', '.join(str(a.subject) for a in alerts) or '-'}"
+            )
+            if not every:
+                return
+            time.sleep(every)
 
 
 @identity_app.command("resolve")

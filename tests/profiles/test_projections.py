@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from builders import amended_then_cancelled, event, ingest, message, order
-from conftest import _empty
 from rapport.db import Database
 from rapport.identity.models import Identifier
 from rapport.ingest.pipeline import source_priorities
@@ -20,6 +19,7 @@ from rapport.profiles.projector import rebuild_profiles
 from rapport.profiles.service import order_view
 from rapport.settings import Settings
 from rapport.views import profile_360
+from support.database import empty
 
 
 def test_an_order_keeps_every_version_and_what_changed(db: Database, settings: Settings) -> None:
@@ -200,13 +200,13 @@ def ingest_in_batches(
 @given(seed=st.integers(0, 10_000))
 def test_shuffled_streams_give_the_same_state(db: Database, settings: Settings, seed: int) -> None:
     events = world(seed, size=12)
-    _empty(db)
+    empty(db)
     ingest_in_batches(db, settings, sorted(events, key=lambda e: e["occurred_at"]), random.Random(seed))
     in_order = snapshot(db)
 
     shuffled = list(events)
     random.Random(seed + 1).shuffle(shuffled)
-    _empty(db)
+    empty(db)
     ingest_in_batches(db, settings, shuffled, random.Random(seed + 2))
 
     assert snapshot(db) == in_order
@@ -219,7 +219,7 @@ def test_state_and_counters_equal_a_recomputation_after_merges(
 ) -> None:
     events = world(seed, size=10)
     random.Random(seed).shuffle(events)
-    _empty(db)
+    empty(db)
     ingest_in_batches(db, settings, events, random.Random(seed))
 
     expected_events: Counter[str] = Counter()

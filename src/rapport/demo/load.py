@@ -17,6 +17,13 @@ from rapport.ingest import Outcome, ingest_stream
 from rapport.profiles.models import Order, Profile
 from rapport.settings import Settings
 
+#: what store sensors and connected products report themselves
+SENSED = frozenset(
+    {"device.telemetry", "device.reported", "store.entered", "store.zone_entered", "store.exited"}
+)
+#: sends sensed events the way the devices do, and says what became of them
+Sensors = Callable[[list[dict[str, Any]]], Outcome]
+
 
 def load_world(
     database: Database,
@@ -27,16 +34,25 @@ def load_world(
     seed: int = 7,
     batch_size: int = 2_000,
     on_progress: Callable[[int, Outcome], None] | None = None,
+    sensors: Sensors | None = None,
 ) -> dict[str, Any]:
-    """Generate the world, ingest it in batches, and summarise what the database now holds.
+    """Generate the world, ingest it in batches, and summarise what the database now holds. With
+    ``sensors``, the events that store sensors and devices report (:data:`SENSED`) are handed to it after
+    the rest, to send them the way such devices do (through an MQTT broker).
 
     Loading twice is harmless: the event ids are stable, so a second load finds only duplicates.
     """
     world = generate_world(WorldSize(customers=customers, months=months), seed=seed)
     open_stores(database, world, settings=settings)  # registered and stocked before their sensors report
+    events, sensed = world.events, []
+    if sensors is not None:
+        sensed = [e for e in world.events if e["type"] in SENSED]
+        events = [e for e in world.events if e["type"] not in SENSED]
     gc.freeze()  # the generated world stays in memory; keep the collector from rescanning it every batch
-    batches = (world.events[start : start + batch_size] for start in range(0, len(world.events), batch_size))
+    batches = (events[start : start + batch_size] for start in range(0, len(events), batch_size))
     total = ingest_stream(database, batches, settings=settings, transport="demo", on_progress=on_progress)
+    if sensors is not None:
+        total.add(sensors(sensed))
     gc.unfreeze()
     with database.session() as session:
         profiles = session.scalar(select(func.count()).where(Profile.merged_into.is_(None)))
@@ -58,6 +74,7 @@ def load_world(
         summary = {
             "people_in_world": world.people,
             "events_generated": len(world.events),
+            "events_sent_by_sensors_and_devices": len(sensed),
             "events_accepted": total.accepted,
             "duplicates": total.duplicates,
             "rejected": total.rejected_count,

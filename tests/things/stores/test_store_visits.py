@@ -24,11 +24,11 @@ from store_world import (
 )
 
 from builders import BASE, event, ingest
-from conftest import _empty
 from rapport.db import Database
 from rapport.profiles.state import iso
 from rapport.settings import Settings
 from rapport.things.stores import rebuild_visits
+from support.database import empty
 
 DAY = 24 * 60
 
@@ -269,14 +269,14 @@ def ingest_in_batches(
 @given(seed=st.integers(0, 10_000))
 def test_shuffled_streams_give_the_same_visits(db: Database, settings: Settings, seed: int) -> None:
     events = stream(seed)
-    _empty(db)
+    empty(db)
     register(db)
     ingest_in_batches(db, settings, sorted(events, key=lambda e: e["occurred_at"]), random.Random(seed))
     in_order = snapshot(db)
 
     shuffled = list(events)
     random.Random(seed + 1).shuffle(shuffled)
-    _empty(db)
+    empty(db)
     register(db)
     ingest_in_batches(db, settings, shuffled, random.Random(seed + 2))
 

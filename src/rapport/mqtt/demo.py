@@ -1,0 +1,102 @@
+"""The demo world's sensors and devices, sent through a real broker when one answers.
+
+The demo's store sensors and connected products report over MQTT, as real ones would: their events are
+turned into the messages those devices send (:func:`as_message`), published at QoS 1, and taken in by a
+worker of :mod:`rapport.mqtt.worker`, the same way as in production. The message ids are the events' ids,
+so a demo loaded twice, or partly in-process first, stores each event once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from rapport.db import Database
+from rapport.demo.load import SENSED
+from rapport.ingest import Outcome
+from rapport.mqtt.broker import accepts_connections
+from rapport.mqtt.client import Broker
+from rapport.mqtt.publisher import publish_all
+from rapport.mqtt.worker import BatchDone, Worker, WorkerOptions
+from rapport.settings import Settings
+
+__all__ = ["as_message", "broker_answers", "send_through_broker"]
+
+_DEVICE_FIELDS = {
+    "device.telemetry": ("readings", "units", "firmware"),
+    "device.reported": ("event", "code", "detail"),
+}
+
+
+def as_message(event: dict[str, Any]) -> tuple[str, bytes] | None:
+    """The (topic, payload) a device or a store sensor sends for ``event``; None for other events."""
+    kind, data = event["type"], event["data"]
+    body: dict[str, Any] = {"id": event["id"], "ts": event["occurred_at"]}
+    if kind in _DEVICE_FIELDS:
+        body.update((name, data[name]) for name in _DEVICE_FIELDS[kind] if name in data)
+        leaf = "telemetry" if kind == "device.telemetry" else "events"
+        return f"rapport/devices/{data['serial']}/{leaf}", orjson.dumps(body)
+    if kind in SENSED:
+        body.update(event=kind.removeprefix("store."), identifiers=event["identifiers"])
+        if "zone" in data:
+            body["zone"] = data["zone"]
+        return f"rapport/stores/{data['store_id']}/presence", orjson.dumps(body)
+    return None
+
+
+def broker_answers(url: str) -> bool:
+    """Whether something accepts connections where ``url`` points."""
+    broker = Broker.from_url(url)
+    return accepts_connections(broker.host, broker.port)
+
+
+def send_through_broker(
+    database: Database,
+    events: Sequence[dict[str, Any]],
+    *,
+    settings: Settings,
+    on_progress: Callable[[int, Outcome], None] | None = None,
+    quiet_for: float = 10.0,
+) -> Outcome:
+    """Publish ``events`` (sensor and device events) to the broker of ``settings.mqtt_url`` and store them
+    through a worker of their own; return once every message is stored or quarantined, or nothing has
+    moved for ``quiet_for`` seconds after the last was published."""
+    messages = [m for m in map(as_message, events) if m is not None]
+    total = Outcome()
+
+    def on_batch(batch: BatchDone) -> None:
+        total.add(batch.outcome)
+        if on_progress is not None:
+            on_progress(total.accepted + total.duplicates + total.rejected_count, total)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        options = WorkerOptions(
+            client_id=f"rapport-demo-{uuid.uuid4().hex[:8]}", shared=False, report_every=0
+        )
+        worker = Worker(database, settings=settings, options=options, on_batch=on_batch, on_ready=ready.set)
+        consuming = asyncio.create_task(worker.run(stop))
+        await asyncio.wait_for(ready.wait(), 30)
+        broker = Broker.from_url(settings.mqtt_url)
+        await publish_all(broker, messages, client_id=f"{options.client_id}-sensors", resend_unsubscribed=1.0)
+        seen, since = -1, time.monotonic()
+        while time.monotonic() - since < quiet_for:
+            handled = total.accepted + total.duplicates + total.rejected_count
+            if handled >= len(messages):
+                break
+            if handled != seen:
+                seen, since = handled, time.monotonic()
+            await asyncio.sleep(0.1)
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
+
+    asyncio.run(run())
+    return total
