@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -260,6 +261,15 @@ _READINGS: dict[str, tuple[tuple[str, float, float], ...]] = {
 }
 
 
+#: faults a connected appliance reports: (code, what it means)
+_FAULTS = (
+    ("E21", "drain pump blocked"),
+    ("E35", "water supply too low"),
+    ("F07", "heating element not responding"),
+    ("B12", "battery below 20 % of its capacity"),
+)
+
+
 def register_device(life: Life, t: float, device: Device, bought: float) -> None:
     """The owner registers an appliance; it then reports readings every week or so."""
     p, rng = life.p, life.rng
@@ -297,3 +307,10 @@ def register_device(life: Life, t: float, device: Device, bought: float) -> None
             {"device_serial": device.serial},
             {"serial": device.serial, "readings": readings, "firmware": firmware},
         )
+        # now and then a fault, reported by the device itself (chosen by a hash, not by the world's
+        # random numbers, so the rest of the world stays as it was)
+        luck = zlib.crc32(f"{device.serial}:{t:.0f}".encode())
+        if luck % 25 == 0:
+            code, detail = _FAULTS[luck // 25 % len(_FAULTS)]
+            fault = {"serial": device.serial, "event": "fault", "code": code, "detail": detail}
+            life.emit(t + 60, "device.reported", "iot-hub", {"device_serial": device.serial}, fault)

@@ -105,6 +105,9 @@ class GraphBatch:
         self.attached: dict[str, list[tuple[Key, Claim]]] = {}
         self.transferred: dict[Key, str] = {}  # stored identifiers passed to another profile
         self.first_seen: set[Key] = set()  # identifiers this batch attaches
+        # profiles that hold transferable identifiers only (a device heard before anyone registered it):
+        # the first person to claim one of those takes the whole profile over, by a merge
+        self.placeholders: set[str] = set()
         self.existing: set[str] = set()
         self.blocked: set[frozenset[str]] = set()
         self.limited = {name for name, kind in kinds.kinds.items() if kind.max_per_profile is not None}
@@ -122,6 +125,17 @@ class GraphBatch:
             if (kind, value) in keys:
                 self.owner[(kind, value)] = pid
         self._load_profiles(set(self.owner.values()))
+        self._load_placeholders({pid for key, pid in self.owner.items() if key[0] in TRANSFERABLE})
+
+    def _load_placeholders(self, ids: set[str]) -> None:
+        table = table_of(Identifier)
+        personal: set[str] = set()
+        for chunk in chunked(sorted(ids)):
+            query = select(table.c.profile_id).where(
+                one_of(self.connection, table.c.profile_id, chunk), table.c.kind.not_in(sorted(TRANSFERABLE))
+            )
+            personal.update(self.connection.scalars(query.distinct()))
+        self.placeholders |= ids - personal
 
     def _load_profiles(self, ids: set[str]) -> None:
         """Read what the rules need to know of the live profiles ``ids`` (those a batch's identifiers
@@ -190,10 +204,18 @@ class GraphBatch:
                     root = self.root(pid)
                     if root not in roots:
                         roots.append(root)
+            if personal:
+                for key in keys:
+                    if key[0] in TRANSFERABLE and key in self.owner:
+                        root = self.root(self.owner[key])
+                        if root in self.placeholders and root not in roots:
+                            roots.append(root)
             if not roots:
                 target = new_profile_id()
                 new_profiles[target] = claim.occurred_at
                 self.counts[target] = Counter()
+                if not personal:
+                    self.placeholders.add(target)
             else:
                 target = roots[0]
                 for other in roots[1:]:
@@ -222,6 +244,8 @@ class GraphBatch:
                     continue
                 self.owner[key] = target
                 self.first_seen.add(key)
+                if key[0] not in TRANSFERABLE:
+                    self.placeholders.discard(target)
                 self.counts[target][key[0]] += 1
                 self.attached.setdefault(target, []).append((key, claim))
             assignments.append(target)

@@ -171,7 +171,10 @@ def get_device_models(session: ReadSession) -> list[dict[str, Any]]:
 @router.put(
     "/device-models/{model:path}",
     response_model=DeviceModelOut,
-    responses={422: {"model": Problem}},
+    responses={
+        404: {"model": Problem, "description": "The path names no model (a line break in the name)"},
+        422: {"model": Problem},
+    },
     summary="Set the thresholds of a model (replacing its built-in defaults)",
     dependencies=[require(P.CATALOG_WRITE)],
 )
