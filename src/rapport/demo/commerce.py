@@ -312,5 +312,5 @@ def register_device(life: Life, t: float, device: Device, bought: float) -> None
         luck = zlib.crc32(f"{device.serial}:{t:.0f}".encode())
         if luck % 25 == 0:
             code, detail = _FAULTS[luck // 25 % len(_FAULTS)]
-            fault = {"serial": device.serial, "event": "fault", "code": code, "detail": detail}
+            fault: Data = {"serial": device.serial, "event": "fault", "code": code, "detail": detail}
             life.emit(t + 60, "device.reported", "iot-hub", {"device_serial": device.serial}, fault)
