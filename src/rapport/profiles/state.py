@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from rapport.events.facts import Fact as EventFact
+
 State = dict[str, dict[str, Any]]
 
 #: Event types whose data fields become traits of the golden record.
@@ -30,19 +32,11 @@ COLUMN_OF = {
 }
 
 
-class Fact(Protocol):
-    """What the fold reads from an event."""
+class Fact(EventFact, Protocol):
+    """What the fold reads from an event: also its source, for survivorship."""
 
     @property
-    def event_id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
     def source(self) -> str: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
 
 
 def iso(moment: datetime) -> str:

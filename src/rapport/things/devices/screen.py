@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Connection
 
 from rapport.db.base import EPOCH, ONE_MICROSECOND, table_of
 from rapport.db.bulk import select_rows
+from rapport.events.facts import Fact
 from rapport.profiles.state import iso
 from rapport.things.devices.models import Device
 from rapport.things.devices.thresholds import load_models, same_unit
@@ -20,19 +21,11 @@ from rapport.things.devices.twin import REGISTERED, REPORTED, TELEMETRY
 EARLIEST = datetime(2000, 1, 2, tzinfo=UTC)
 
 
-class Screened(Protocol):
+class Screened(Fact, Protocol):
     """What the checks read of a candidate event."""
 
     @property
     def index(self) -> int: ...
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
 
 
 C = TypeVar("C", bound=Screened)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
+from rapport.events.facts import Fact
 from rapport.profiles.state import iso
 from rapport.things.devices.thresholds import ModelConfig, breach
 
@@ -28,30 +29,17 @@ FAULT_EVENTS = frozenset({"fault", "error"})
 Stamp = tuple[str, str]  # (occurred_at as fixed-width text, event id): the order of reports
 
 
-class DeviceFact(Protocol):
-    """What the fold reads from an event."""
-
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class Trigger:
     """Something the fold noticed: it becomes a ``device.alert`` whose id is derived from ``fact`` and
     ``what`` (a reading name, or "fault"), so that noticing it again changes nothing."""
 
-    fact: DeviceFact
+    fact: Fact
     what: str
     data: dict[str, Any]
 
 
-def stamp(fact: DeviceFact) -> Stamp:
+def stamp(fact: Fact) -> Stamp:
     return iso(fact.occurred_at), fact.event_id
 
 
@@ -71,14 +59,14 @@ def new_twin(serial: str) -> dict[str, Any]:
     }
 
 
-def _later(fact: DeviceFact, moment: datetime | str | None, event_id: str | None) -> bool:
+def _later(fact: Fact, moment: datetime | str | None, event_id: str | None) -> bool:
     if moment is None:
         return True
     at = moment if isinstance(moment, str) else iso(moment)
     return stamp(fact) > (at, event_id or "")
 
 
-def _firmware(twin: dict[str, Any], fact: DeviceFact) -> None:
+def _firmware(twin: dict[str, Any], fact: Fact) -> None:
     firmware = fact.data.get("firmware")
     if not isinstance(firmware, str) or not firmware:
         return
@@ -88,12 +76,12 @@ def _firmware(twin: dict[str, Any], fact: DeviceFact) -> None:
         twin["state"]["firmware_from"] = list(stamp(fact))
 
 
-def _seen(twin: dict[str, Any], fact: DeviceFact) -> None:
+def _seen(twin: dict[str, Any], fact: Fact) -> None:
     if _later(fact, twin["last_seen_at"], twin["last_event_id"]):
         twin["last_seen_at"], twin["last_event_id"] = fact.occurred_at, fact.event_id
 
 
-def register(twin: dict[str, Any], fact: DeviceFact) -> None:
+def register(twin: dict[str, Any], fact: Fact) -> None:
     """A ``device.registered``: the latest registration names the owner, the model and the kind."""
     if _later(fact, twin["registered_at"], twin["owner_event_id"]):
         twin.update(
@@ -111,9 +99,7 @@ def _describe(name: str, value: float, bound: str, limit: float, unit: str | Non
     return f"{name} {value:g}{suffix} is {side} of {limit:g}{suffix}"
 
 
-def telemetry(
-    twin: dict[str, Any], fact: DeviceFact, rules: Mapping[str, Mapping[str, Any]]
-) -> list[Trigger]:
+def telemetry(twin: dict[str, Any], fact: Fact, rules: Mapping[str, Mapping[str, Any]]) -> list[Trigger]:
     """A ``device.telemetry``: each reading newer than the twin's replaces it. A reading that leaves its
     range (the twin's previous value was inside it, or there was none) is a trigger; a reading older than
     the twin's is kept in the series only and triggers nothing."""
@@ -143,7 +129,7 @@ def telemetry(
     return triggers
 
 
-def report(twin: dict[str, Any], fact: DeviceFact) -> list[Trigger]:
+def report(twin: dict[str, Any], fact: Fact) -> list[Trigger]:
     """A ``device.reported``: the latest report is kept; every fault is a trigger, however late."""
     data = fact.data
     latest = twin["state"].get("report")

@@ -29,8 +29,9 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
+from rapport.events.facts import Fact
 from rapport.profiles.state import iso
 
 __all__ = [
@@ -57,19 +58,6 @@ NO_EXIT_GRACE = timedelta(minutes=30)
 #: an exit that ended no visit is noted on the visit before it only within this time
 STRAY_EXIT_REACH = timedelta(hours=12)
 NO_ENTRY = "no entry was seen: the visit starts at its first zone"
-
-
-class Fact(Protocol):
-    """What visit building reads from a stored event."""
-
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
