@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,6 +49,18 @@ class ProblemError(Exception):
 def invalid_query(message: str) -> ProblemError:
     """A 422 for a query parameter; ``message`` starts with the parameter's name."""
     return ProblemError(422, "Invalid request", message, [f"query.{message}"])
+
+
+def utc_moment(name: str, moment: datetime | None) -> datetime | None:
+    """A query parameter's moment in UTC; a 422 naming ``name`` when it has no offset or cannot be UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise invalid_query(f"{name}: needs a time zone offset")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise invalid_query(f"{name}: lies outside the years 1 to 9999 once in UTC") from exc
 
 
 def problem_response(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession, live_profile
-from rapport.api.problems import Problem, ProblemError, invalid_query
+from rapport.api.problems import Problem, ProblemError, invalid_query, utc_moment
 from rapport.things.devices import (
     BadHistory,
     DeviceModelError,
@@ -88,17 +88,6 @@ class DeviceModelOut(BaseModel):
     updated_at: datetime | None
 
 
-def _moment(name: str, moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        raise invalid_query(f"{name}: needs a time zone offset")
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError as exc:
-        raise invalid_query(f"{name}: lies outside the years 1 to 9999 once in UTC") from exc
-
-
 @router.get(
     "/devices",
     response_model=DevicePage,
@@ -146,8 +135,8 @@ def get_device(
             serial=serial,
             now=datetime.now(UTC),
             reading=reading,
-            since=_moment("since", since),
-            until=_moment("until", until),
+            since=utc_moment("since", since),
+            until=utc_moment("until", until),
             bucket=parse_bucket(bucket),
         )
     except BadHistory as exc:

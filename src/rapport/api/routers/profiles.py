@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import Kinds, ReadSession, live_profile, profile_missing
-from rapport.api.problems import Problem, ProblemError, invalid_query
+from rapport.api.problems import Problem, ProblemError, invalid_query, utc_moment
 from rapport.catalog.service import load_catalog
 from rapport.identity.service import IdentityError
 from rapport.profiles.service import BadCursor, TimelineFilter, order_view, timeline
@@ -164,14 +164,7 @@ def get_timeline(
 ) -> dict[str, Any]:
     root = live_profile(session, profile_id)
     for name, moment in (("since", since), ("until", until)):
-        if moment is None:
-            continue
-        if moment.tzinfo is None:
-            raise invalid_query(f"{name}: needs a time zone offset")
-        try:
-            moment.astimezone(UTC)
-        except OverflowError as exc:
-            raise invalid_query(f"{name}: lies outside the years 1 to 9999 once in UTC") from exc
+        utc_moment(name, moment)
     chosen = TimelineFilter(
         types=tuple(t for t in (types or "").split(",") if t), channel=channel, since=since, until=until
     )

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import DatabaseDep, ReadSession, live_profile
-from rapport.api.problems import Problem, ProblemError, invalid_query
+from rapport.api.problems import Problem, ProblemError, invalid_query, utc_moment
 from rapport.api.routers.profiles import NOT_FOUND, redactor_for
 from rapport.things.stores import BadStore, list_stores, put_store
 from rapport.things.stores.analytics import BadPeriod, store_analytics
@@ -77,17 +77,6 @@ class CustomerVisits(BaseModel):
     style: dict[str, Any] | None
 
 
-def _moment(name: str, moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        raise invalid_query(f"{name}: needs a time zone offset")
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError as exc:
-        raise invalid_query(f"{name}: lies outside the years 1 to 9999 once in UTC") from exc
-
-
 @router.get(
     "/stores",
     response_model=list[StoreOut],
@@ -148,8 +137,8 @@ def get_store_analytics(
         found = store_analytics(
             session,
             store_id=store_id,
-            since=_moment("since", since),
-            until=_moment("until", until),
+            since=utc_moment("since", since),
+            until=utc_moment("until", until),
             now=datetime.now(UTC),
         )
     except BadPeriod as exc:
