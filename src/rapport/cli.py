@@ -200,6 +200,7 @@ def demo(
 ) -> None:
     """Generate a synthetic world, ingest it through the pipeline, and serve the API."""
     from rapport.demo.load import Sensors, load_world
+    from rapport.mqtt.client import MqttError
     from rapport.mqtt.demo import broker_answers, send_through_broker
 
     settings = _settings(demo=True)
@@ -212,9 +213,12 @@ def demo(
 
             def sensors(events: list[dict[str, object]]) -> Outcome:
                 typer.echo("", err=True)
-                return send_through_broker(
-                    database, events, settings=settings, on_progress=_progress("stored from MQTT")
-                )
+                try:
+                    return send_through_broker(
+                        database, events, settings=settings, on_progress=_progress("stored from MQTT")
+                    )
+                except MqttError as exc:
+                    _fail(f"the demo's sensors could not report through the broker: {exc}")
         elif broker:
             typer.echo(f"no MQTT broker answers at {settings.mqtt_url}: sensors and devices loaded directly")
         typer.echo(f"generating a world of {customers:,} customers over {months} months (seed {seed}) …")

@@ -21,12 +21,15 @@ from rapport.db import Database
 from rapport.demo.load import SENSED
 from rapport.ingest import Outcome
 from rapport.mqtt.broker import accepts_connections
-from rapport.mqtt.client import Broker
+from rapport.mqtt.client import Broker, MqttError
 from rapport.mqtt.publisher import publish_all
 from rapport.mqtt.worker import BatchDone, Worker, WorkerOptions
 from rapport.settings import Settings
 
 __all__ = ["as_message", "broker_answers", "send_through_broker"]
+
+#: messages published at a time: with half a lot still unstored at most, a broker's default queue holds them
+LOT = 2_000
 
 _DEVICE_FIELDS = {
     "device.telemetry": ("readings", "units", "firmware"),
@@ -62,18 +65,33 @@ def send_through_broker(
     *,
     settings: Settings,
     on_progress: Callable[[int, Outcome], None] | None = None,
-    quiet_for: float = 10.0,
+    quiet_for: float = 30.0,
 ) -> Outcome:
     """Publish ``events`` (sensor and device events) to the broker of ``settings.mqtt_url`` and store them
     through a worker of their own; return once every message is stored or quarantined, or nothing has
-    moved for ``quiet_for`` seconds after the last was published."""
+    moved for ``quiet_for`` seconds. The messages go out a few thousand at a time, each lot once the worker
+    has nearly caught up with the one before: a broker holds only so many messages for a subscriber
+    (Mosquitto: the subscriber's Receive Maximum plus ``max_queued_messages``) and drops the rest."""
     messages = [m for m in map(as_message, events) if m is not None]
     total = Outcome()
+
+    def handled() -> int:
+        return total.accepted + total.duplicates + total.rejected_count
 
     def on_batch(batch: BatchDone) -> None:
         total.add(batch.outcome)
         if on_progress is not None:
-            on_progress(total.accepted + total.duplicates + total.rejected_count, total)
+            on_progress(handled(), total)
+
+    async def caught_up(target: int) -> bool:
+        seen, since = -1, time.monotonic()
+        while handled() < target:
+            if handled() != seen:
+                seen, since = handled(), time.monotonic()
+            elif time.monotonic() - since > quiet_for:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -85,18 +103,21 @@ def send_through_broker(
         consuming = asyncio.create_task(worker.run(stop))
         await asyncio.wait_for(ready.wait(), 30)
         broker = Broker.from_url(settings.mqtt_url)
-        await publish_all(broker, messages, client_id=f"{options.client_id}-sensors", resend_unsubscribed=1.0)
-        seen, since = -1, time.monotonic()
-        while time.monotonic() - since < quiet_for:
-            handled = total.accepted + total.duplicates + total.rejected_count
-            if handled >= len(messages):
+        for start in range(0, len(messages), LOT):
+            if not await caught_up(start - LOT // 2):
                 break
-            if handled != seen:
-                seen, since = handled, time.monotonic()
-            await asyncio.sleep(0.1)
+            lot = messages[start : start + LOT]
+            await publish_all(broker, lot, client_id=f"{options.client_id}-sensors", resend_unsubscribed=1.0)
+        await caught_up(len(messages))
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await consuming
 
     asyncio.run(run())
+    missing = len(messages) - handled()
+    if missing > 0:
+        raise MqttError(
+            f"{missing:,} of {len(messages):,} messages sent through {settings.mqtt_url} were not stored "
+            "(see the broker's log; Mosquitto drops what it cannot queue: max_queued_messages)"
+        )
     return total
