@@ -214,15 +214,27 @@ def get_order(request: Request, order_id: str, session: PageSession, viewer: Cur
     return render(request, "order.html", {"o": found}, viewer=viewer)
 
 
+#: how far back a device's charts reach from its last report
+CHART_SPAN = timedelta(days=182)
+
+
 @router.get("/devices/{serial}", response_class=HTMLResponse, dependencies=[need(P.PROFILES_READ)])
 def get_device(request: Request, serial: str, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
-    """A device's health, readings and the last seven days it reported, as charts."""
+    """A device's health, readings and the half year up to its last report, as charts (devices report
+    from every few seconds to every few weeks: a day per point shows both)."""
     now = datetime.now(UTC)
     probe = device_view(session, serial=serial[:200], now=now, since=now - timedelta(minutes=1), until=now)
     if probe is None:
         raise PageError(404, "No such device", f"No device has the serial {serial!r}.", link="/")
     until = probe["last_seen_at"] or now
-    found = device_view(session, serial=serial[:200], now=now, since=until - timedelta(days=7), until=until)
+    found = device_view(
+        session,
+        serial=serial[:200],
+        now=now,
+        since=until - CHART_SPAN,
+        until=until + timedelta(seconds=1),  # the last report included
+        bucket=timedelta(days=1),
+    )
     assert found is not None
     units = {name: r.get("unit") for name, r in found["readings"].items()}
     chart_list = [
