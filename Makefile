@@ -48,6 +48,8 @@ serve: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/rapport bench ingest --events 200000
 	$(BIN)/rapport bench profile
+	$(BIN)/rapport bench identity --profiles 1000000
+	$(BIN)/rapport bench mqtt --messages 200000
 
 clean:
 	rm -rf $(VENV) test-output
