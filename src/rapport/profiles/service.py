@@ -100,17 +100,17 @@ def order_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
 MESSAGE_TYPES = ("message.received", "message.sent")
 
 
-def event_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
+def event_counters(session: Session, *, profile_id: str, presence: bool = True) -> dict[str, Any]:
     """Events in all and per type, messages per channel, first and last seen (in all and per channel):
     aggregated from the profile's events when asked, so they always equal a recount. Device chatter
-    (``MACHINE_TYPES``) is not counted: a device's own figures are on the device."""
-    rows = session.execute(
-        select(
-            Event.type, Event.channel, func.count(), func.min(Event.occurred_at), func.max(Event.occurred_at)
-        )
-        .where(Event.profile_id == profile_id, about_people(Event.type))
-        .group_by(Event.type, Event.channel)
-    ).all()
+    (``MACHINE_TYPES``) is not counted: a device's own figures are on the device; nor, with ``presence``
+    False, what store sensors saw (a person who does not allow in-store recognition)."""
+    query = select(
+        Event.type, Event.channel, func.count(), func.min(Event.occurred_at), func.max(Event.occurred_at)
+    ).where(Event.profile_id == profile_id, about_people(Event.type))
+    if not presence:
+        query = query.where(Event.type.not_in(PRESENCE_TYPES))
+    rows = session.execute(query.group_by(Event.type, Event.channel)).all()
     by_type: dict[str, int] = {}
     messages: dict[str, int] = {}
     last_by_channel: dict[str, datetime] = {}
@@ -147,7 +147,9 @@ def profile_view(session: Session, *, profile_id: str, recent_orders: int = 20) 
         .order_by(Case.opened_at.desc())
     ).all()
     counters = {
-        **event_counters(session, profile_id=profile_id),
+        **event_counters(
+            session, profile_id=profile_id, presence=recognised_in_store(profile.consents or {})
+        ),
         **order_counters(session, profile_id=profile_id),
     }
     return {

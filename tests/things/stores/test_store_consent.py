@@ -29,7 +29,7 @@ from rapport.identity.graph import MergeRequest
 from rapport.identity.models import Merge
 from rapport.identity.service import load_kinds, merge_profiles, undo_merge
 from rapport.ingest.pipeline import source_priorities
-from rapport.profiles.service import timeline
+from rapport.profiles.service import profile_view, timeline
 from rapport.settings import Settings
 from rapport.things.stores.analytics import store_analytics
 from rapport.things.stores.customer import customer_visits
@@ -68,6 +68,11 @@ def test_without_consent_a_visit_is_counted_anonymously_and_is_not_on_the_timeli
     assert visit.profile_id is None
     assert (figures(db)["visits"], figures(db)["anonymous"]) == (1, 1)
     assert presence_on_timeline(db, AL) == []
+    with db.session() as session:
+        counted = profile_view(session, profile_id=profile_of(db, AL))
+    assert counted is not None
+    assert counted["counters"]["by_type"] == {"page.viewed": 1} and counted["counters"]["events"] == 1
+    assert "store" not in counted["counters"]["last_seen_by_channel"]
     with db.session() as session:
         mine = customer_visits(session, profile_id=profile_of(db, AL), now=datetime.now(UTC))
     assert (mine["recognised"], mine["visits"], mine["summary"]) == (False, [], None)
