@@ -34,6 +34,12 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _error(message: str) -> NoReturn:
+    """Stop a command that cannot do what was asked, saying why (exit code 2)."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
 def _settings(*, demo: bool = False, secrets: bool = False) -> Settings:
     """The settings; with ``secrets``, refuse the demo secret unless this is the demo."""
     try:
@@ -218,7 +224,7 @@ def demo(
                         database, events, settings=settings, on_progress=_progress("stored from MQTT")
                     )
                 except MqttError as exc:
-                    _fail(f"the demo's sensors could not report through the broker: {exc}")
+                    _error(f"the demo's sensors could not report through the broker: {exc}")
         elif broker:
             typer.echo(f"no MQTT broker answers at {settings.mqtt_url}: sensors and devices loaded directly")
         typer.echo(f"generating a world of {customers:,} customers over {months} months (seed {seed}) …")
@@ -349,8 +355,7 @@ def identity_resolve(
     try:
         check_thresholds(auto_merge=auto_merge, review=review)
     except BadThresholds as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
+        _error(str(exc))
     settings = _settings()
     started = time.perf_counter()
     with _database(settings) as database:
@@ -427,8 +432,7 @@ def bench_identity(
             echo=lambda s: typer.echo(s, err=True),
         )
     except MatchingError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
+        _error(str(exc))
     typer.echo(json.dumps(result))
 
 
@@ -457,8 +461,7 @@ def bench_mqtt(
             echo=lambda s: typer.echo(s, err=True),
         )
     except BrokerUnavailable as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
+        _error(str(exc))
     typer.echo(json.dumps(result))
 
 
@@ -490,8 +493,7 @@ def identity_evaluate(
             echo=lambda s: typer.echo(s, err=True),
         )
     except MatchingError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
+        _error(str(exc))
     for decision, label in (("auto_merge", "auto-merge"), ("with_review", "auto-merge + review")):
         f = result[decision]
         typer.echo(
