@@ -5,16 +5,9 @@ came to be; and the one question every feature that acts on a customer must ask 
     if decision is None or not decision.allowed:
         return  # decision.reason says why, e.g. "marketing by email was revoked by mailer at …"
 
-The rules (:func:`decide`, whose one home is :mod:`rapport.profiles.consent`):
+The rules (:func:`decide`) are written down once, in :mod:`rapport.profiles.consent`, their one home;
+this ledger adds one:
 
-- For a purpose and a channel, the latest (by time, then event id) of the consent recorded for that
-  channel and the consent recorded for every channel (``any``) counts: a later blanket revoke overrides an
-  earlier grant by email, and a later grant by email overrides an earlier blanket denial.
-- ``granted`` allows; ``denied`` and ``revoked`` do not.
-- With nothing recorded, ``service`` is allowed (serving a customer about their own orders and cases
-  needs no opt-in) and every other purpose is not (opt-in).
-- While the person asks to be left alone (``leave_me_alone`` granted, on whatever channel it was
-  recorded), personalisation and in-store recognition are not allowed, whatever else they consented to.
 - An erased person may not be contacted for anything.
 """
 
