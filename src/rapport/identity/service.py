@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
@@ -89,14 +89,15 @@ def find_profile(session: Session, *, kinds: KindTable, kind: str, value: str) -
     )
 
 
+_HELD = (
+    select(Identifier)
+    .where(Identifier.profile_id == bindparam("profile_id"))
+    .order_by(Identifier.kind, Identifier.value)
+)
+
+
 def identifiers_of(session: Session, *, profile_id: str) -> list[Identifier]:
-    return list(
-        session.scalars(
-            select(Identifier)
-            .where(Identifier.profile_id == profile_id)
-            .order_by(Identifier.kind, Identifier.value)
-        )
-    )
+    return list(session.scalars(_HELD, {"profile_id": profile_id}))
 
 
 def list_merges(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.events.models import Event
@@ -25,14 +25,54 @@ class BadCursor(ValueError):
     """A timeline cursor that Rapport did not hand out."""
 
 
+# The reads of a 360 are built once, here, with parameters: building a statement costs more Python time
+# than the database takes to answer it, and a prebuilt one also keeps its cache key.
+_MERGED_INTO = select(Profile.__table__.c.merged_into).where(Profile.__table__.c.id == bindparam("id"))
+_ABSORBED = select(Profile.id).where(Profile.merged_into.in_(bindparam("frontier", expanding=True)))
+_CONSENTS = select(Profile.consents).where(Profile.id == bindparam("profile_id"))
+_RECENT_ORDERS = (
+    select(Order)
+    .where(Order.profile_id == bindparam("profile_id"))
+    .order_by(Order.updated_at.desc())
+    .limit(bindparam("limit"))
+)
+_OPEN_CASES = (
+    select(Case)
+    .where(Case.profile_id == bindparam("profile_id"), Case.status != "closed")
+    .order_by(Case.opened_at.desc())
+)
+_CANCELLED = Order.status == "cancelled"
+_ORDER_COUNTS = (
+    select(Order.currency, _CANCELLED, func.count(), func.sum(Order.total))
+    .where(Order.profile_id == bindparam("profile_id"))
+    .group_by(Order.currency, _CANCELLED)
+)
+_PEOPLE_EVENTS = (Event.profile_id == bindparam("profile_id"), about_people(Event.type))
+_NOT_PRESENCE = Event.type.not_in(PRESENCE_TYPES)
+_EVENT_COUNTS = select(
+    Event.type, Event.channel, func.count(), func.min(Event.occurred_at), func.max(Event.occurred_at)
+).group_by(Event.type, Event.channel)
+#: with presence (True) and without (False)
+_EVENT_COUNTS_WITH = {
+    True: _EVENT_COUNTS.where(*_PEOPLE_EVENTS),
+    False: _EVENT_COUNTS.where(*_PEOPLE_EVENTS, _NOT_PRESENCE),
+}
+_PAGE = (
+    select(Event)
+    .where(*_PEOPLE_EVENTS)
+    .order_by(Event.occurred_at.desc(), Event.seq.desc())
+    .limit(bindparam("limit"))
+)
+_PAGE_WITH = {True: _PAGE, False: _PAGE.where(_NOT_PRESENCE)}
+
+
 def resolve_root(connection: Connection | Session, profile_id: str) -> str | None:
     """Follow aliases from ``profile_id`` to the live profile; None when the id is unknown."""
-    table = Profile.__table__
     seen: set[str] = set()
     current = profile_id
     while current not in seen:
         seen.add(current)
-        row = connection.execute(select(table.c.merged_into).where(table.c.id == current)).first()
+        row = connection.execute(_MERGED_INTO, {"id": current}).first()
         if row is None:
             return None
         if row.merged_into is None:
@@ -46,7 +86,7 @@ def aliases_of(session: Session, *, profile_id: str) -> list[str]:
     found: list[str] = []
     frontier = [profile_id]
     while frontier:
-        children = list(session.scalars(select(Profile.id).where(Profile.merged_into.in_(frontier))))
+        children = list(session.scalars(_ABSORBED, {"frontier": frontier}))
         found.extend(children)
         frontier = children
     return sorted(found)
@@ -83,12 +123,7 @@ def order_summary(order: Order) -> dict[str, Any]:
 
 def order_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
     """Orders and spend per currency, from the orders as they stand (cancelled orders do not count)."""
-    cancelled = Order.status == "cancelled"
-    rows = session.execute(
-        select(Order.currency, cancelled, func.count(), func.sum(Order.total))
-        .where(Order.profile_id == profile_id)
-        .group_by(Order.currency, cancelled)
-    ).all()
+    rows = session.execute(_ORDER_COUNTS, {"profile_id": profile_id}).all()
     standing = [(currency, n, total) for currency, is_cancelled, n, total in rows if not is_cancelled]
     return {
         "orders": sum(n for _, n, _ in standing),
@@ -105,12 +140,7 @@ def event_counters(session: Session, *, profile_id: str, presence: bool = True) 
     aggregated from the profile's events when asked, so they always equal a recount. Device chatter
     (``MACHINE_TYPES``) is not counted: a device's own figures are on the device; nor, with ``presence``
     False, what store sensors saw (a person who does not allow in-store recognition)."""
-    query = select(
-        Event.type, Event.channel, func.count(), func.min(Event.occurred_at), func.max(Event.occurred_at)
-    ).where(Event.profile_id == profile_id, about_people(Event.type))
-    if not presence:
-        query = query.where(Event.type.not_in(PRESENCE_TYPES))
-    rows = session.execute(query.group_by(Event.type, Event.channel)).all()
+    rows = session.execute(_EVENT_COUNTS_WITH[presence], {"profile_id": profile_id}).all()
     by_type: dict[str, int] = {}
     messages: dict[str, int] = {}
     last_by_channel: dict[str, datetime] = {}
@@ -135,17 +165,8 @@ def profile_view(session: Session, *, profile_id: str, recent_orders: int = 20) 
     profile = session.get(Profile, profile_id)
     if profile is None:
         return None
-    orders = session.scalars(
-        select(Order)
-        .where(Order.profile_id == profile_id)
-        .order_by(Order.updated_at.desc())
-        .limit(recent_orders)
-    ).all()
-    cases = session.scalars(
-        select(Case)
-        .where(Case.profile_id == profile_id, Case.status != "closed")
-        .order_by(Case.opened_at.desc())
-    ).all()
+    orders = session.scalars(_RECENT_ORDERS, {"profile_id": profile_id, "limit": recent_orders}).all()
+    cases = session.scalars(_OPEN_CASES, {"profile_id": profile_id}).all()
     counters = {
         **event_counters(
             session, profile_id=profile_id, presence=recognised_in_store(profile.consents or {})
@@ -211,10 +232,9 @@ def timeline(
 ) -> dict[str, Any]:
     """One page of the profile's events, newest first, with the cursor of the next page; without what
     devices say about themselves (``MACHINE_TYPES``)."""
-    query = select(Event).where(Event.profile_id == profile_id, about_people(Event.type))
-    consents = session.scalar(select(Profile.consents).where(Profile.id == profile_id))
-    if not recognised_in_store(consents or {}):  # what store sensors saw is theirs only with consent
-        query = query.where(Event.type.not_in(PRESENCE_TYPES))
+    consents = session.scalar(_CONSENTS, {"profile_id": profile_id})
+    # what store sensors saw is theirs only with consent
+    query = _PAGE_WITH[recognised_in_store(consents or {})]
     if filter.types:
         query = query.where(Event.type.in_(filter.types))
     if filter.channel:
@@ -226,7 +246,7 @@ def timeline(
     if cursor:
         at, seq = _decode_cursor(cursor)
         query = query.where(or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.seq < seq)))
-    rows = session.scalars(query.order_by(Event.occurred_at.desc(), Event.seq.desc()).limit(limit + 1)).all()
+    rows = session.scalars(query, {"profile_id": profile_id, "limit": limit + 1}).all()
     page = rows[:limit]
     next_cursor = _encode_cursor(page[-1].occurred_at, page[-1].seq) if len(rows) > limit else None
     return {"profile_id": profile_id, "items": [e.envelope() for e in page], "next_cursor": next_cursor}

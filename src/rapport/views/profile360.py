@@ -9,13 +9,17 @@ from sqlalchemy.orm import Session
 
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import find_profile, identifiers_of
+from rapport.profiles.models import Profile
 from rapport.profiles.service import aliases_of, profile_view, resolve_root
 from rapport.things.devices import devices_of
 
 
 def profile_360(session: Session, *, profile_id: str) -> dict[str, Any] | None:
     """Everything about the profile ``profile_id`` (an alias is followed); None when unknown."""
-    root = resolve_root(session, profile_id)
+    found = session.get(Profile, profile_id)  # kept by the session: profile_view reads it from there
+    if found is None:
+        return None
+    root = profile_id if found.merged_into is None else resolve_root(session, profile_id)
     if root is None:
         return None
     view = profile_view(session, profile_id=root)

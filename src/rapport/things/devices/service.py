@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
@@ -60,16 +60,19 @@ def _summaries(
     ]
 
 
+_devices, _events = table_of(Device), table_of(Event)
+#: built once: the 360 asks on every read
+_OWNED = (
+    select(_devices, _events.c.profile_id.label("owner_profile"))
+    .join(_events, _events.c.event_id == _devices.c.owner_event_id)
+    .where(_events.c.profile_id.in_(bindparam("profile_ids", expanding=True)), _events.c.type == REGISTERED)
+    .order_by(_devices.c.serial)
+)
+
+
 def devices_of(session: Session, *, profile_ids: Sequence[str], now: datetime) -> list[dict[str, Any]]:
     """The devices the people ``profile_ids`` own now (theirs is the registration in force), by serial."""
-    devices, events = table_of(Device), table_of(Event)
-    connection = session.connection()
-    rows = session.execute(
-        select(devices, events.c.profile_id.label("owner_profile"))
-        .join(events, events.c.event_id == devices.c.owner_event_id)
-        .where(one_of(connection, events.c.profile_id, list(profile_ids)), events.c.type == REGISTERED)
-        .order_by(devices.c.serial)
-    ).all()
+    rows = session.execute(_OWNED, {"profile_ids": list(profile_ids)}).all()
     twins = [dict(row._mapping) for row in rows]
     owners = {t["owner_event_id"]: t["owner_profile"] for t in twins}
     return _summaries(session, twins, owners, now)
