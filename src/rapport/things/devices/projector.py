@@ -88,7 +88,9 @@ def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: da
             connection, table_of(DeviceReading), ["event_id", "serial", "occurred_at", "readings"], series
         )
 
-    filed = {row.event_id: row.profile_id for row in rows}
-    alerts = append_new(connection, rows_for(connection, triggers, twins, filed=filed, now=now))
+    alerts: list[EventRow] = []
+    if triggers:
+        filed = {row.event_id: row.profile_id for row in rows}
+        alerts = append_new(connection, rows_for(connection, triggers, twins, filed=filed, now=now))
     upsert(connection, table_of(Device), list(twins.values()), key=["serial"])
     return alerts

@@ -62,8 +62,9 @@ def new_twin(serial: str) -> dict[str, Any]:
 def _later(fact: Fact, moment: datetime | str | None, event_id: str | None) -> bool:
     if moment is None:
         return True
-    at = moment if isinstance(moment, str) else iso(moment)
-    return stamp(fact) > (at, event_id or "")
+    if isinstance(moment, datetime):  # the same order as the stamps', without writing either out
+        return (fact.occurred_at, fact.event_id) > (moment, event_id or "")
+    return stamp(fact) > (moment, event_id or "")
 
 
 def _firmware(twin: dict[str, Any], fact: Fact) -> None:
@@ -104,12 +105,15 @@ def telemetry(twin: dict[str, Any], fact: Fact, rules: Mapping[str, Mapping[str,
     range (the twin's previous value was inside it, or there was none) is a trigger; a reading older than
     the twin's is kept in the series only and triggers nothing."""
     readings: dict[str, Any] = twin["state"].setdefault("readings", {})
-    units = fact.data.get("units") if isinstance(fact.data.get("units"), dict) else {}
-    at, event_id = stamp(fact)
+    units = fact.data.get("units")
+    if not isinstance(units, dict):
+        units = {}
+    mark = stamp(fact)
+    at, event_id = mark
     triggers: list[Trigger] = []
     for name, value in sorted(fact.data.get("readings", {}).items()):
         before = readings.get(name)
-        if before is not None and (before["at"], before.get("event_id", "")) >= (at, event_id):
+        if before is not None and (before["at"], before.get("event_id", "")) >= mark:
             continue
         rule = rules.get(name)
         crossed = breach(value, rule)
@@ -121,8 +125,9 @@ def telemetry(twin: dict[str, Any], fact: Fact, rules: Mapping[str, Mapping[str,
                 Trigger(fact, name, {**data, "detail": _describe(name, value, bound, limit, unit)})
             )
         entry: dict[str, Any] = {"value": value, "at": at, "event_id": event_id}
-        if isinstance(units, dict) and isinstance(units.get(name), str):
-            entry["unit"] = units[name]
+        given = units.get(name)
+        if isinstance(given, str):
+            entry["unit"] = given
         readings[name] = entry
     _seen(twin, fact)
     _firmware(twin, fact)
