@@ -182,7 +182,7 @@ def hold_back_erased(
                 for kind in dict.fromkeys(kind for kind, _ in hits)
             ]
             held_back.append(
-                Rejection(candidate.index, candidate.event_id, candidate.type, errors, _payload(candidate))
+                Rejection(candidate.position, candidate.event_id, candidate.type, errors, _payload(candidate))
             )
     if lifted:
         lift(connection, lifted, secret)
@@ -219,12 +219,14 @@ def store_batch(
     if fresh:
         fresh, refused = screen_store_events(connection, fresh, now=now)
         if refused:
-            unknown = [Rejection(c.index, c.event_id, c.type, errors, _payload(c)) for c, errors in refused]
+            unknown = [
+                Rejection(c.position, c.event_id, c.type, errors, _payload(c)) for c, errors in refused
+            ]
             rejections = sorted([*rejections, *unknown], key=lambda r: r.index)
     if fresh:
         fresh, unfit = screen_devices(connection, fresh)
         if unfit:
-            misfits = [Rejection(c.index, c.event_id, c.type, errors, _payload(c)) for c, errors in unfit]
+            misfits = [Rejection(c.position, c.event_id, c.type, errors, _payload(c)) for c, errors in unfit]
             rejections = sorted([*rejections, *misfits], key=lambda r: r.index)
     if keep_rejected:
         quarantine(session, rejections, transport=transport, now=now)

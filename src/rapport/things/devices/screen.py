@@ -25,7 +25,7 @@ class Screened(Fact, Protocol):
     """What the checks read of a candidate event."""
 
     @property
-    def index(self) -> int: ...
+    def position(self) -> int: ...
 
 
 C = TypeVar("C", bound=Screened)
@@ -60,7 +60,7 @@ def screen_devices(connection: Connection, fresh: Sequence[C]) -> tuple[list[C],
     errors: dict[int, list[str]] = {}
     for c in reports:
         if c.occurred_at < EARLIEST:
-            errors.setdefault(c.index, []).append(
+            errors.setdefault(c.position, []).append(
                 f"occurred_at: {c.occurred_at.isoformat()} is before {EARLIEST.date()}: the device's clock "
                 "is not set, so its report cannot be placed in time"
             )
@@ -76,12 +76,12 @@ def screen_devices(connection: Connection, fresh: Sequence[C]) -> tuple[list[C],
             for name, unit in sorted(c.data["units"].items()):
                 declared = config.thresholds.get(name, {}).get("unit")
                 if declared and isinstance(unit, str) and not same_unit(unit, declared):
-                    errors.setdefault(c.index, []).append(
+                    errors.setdefault(c.position, []).append(
                         f"data.units.{name}: {unit!r}, but model {model!r} reports {name} in {declared!r}: "
                         f"send the reading in {declared!r}, or correct the model's unit"
                     )
     if not errors:
         return list(fresh), []
-    return [c for c in fresh if c.index not in errors], [
-        (c, errors[c.index]) for c in fresh if c.index in errors
+    return [c for c in fresh if c.position not in errors], [
+        (c, errors[c.position]) for c in fresh if c.position in errors
     ]
