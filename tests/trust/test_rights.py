@@ -291,6 +291,7 @@ def test_export_holds_the_golden_record_identifiers_consents_and_every_event(
     ]
     assert [c["case_id"] for c in document["cases"]] == ["CASE-JO-1"]
     assert [d["serial"] for d in document["devices"]] == [SERIAL]
+    assert document["store_visits"] == []  # Jo was never seen in a store
     assert [m["absorbed_id"] for m in document["merges"]] == [jo.cookie_profile]
 
 

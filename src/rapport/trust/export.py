@@ -3,7 +3,9 @@
 The document (format ``rapport.export/1``) holds the 360 view, the identifiers, the consents now (as
 recorded, and what they allow purpose by purpose and channel by channel) and every consent event, every
 event of the person oldest first with its full envelope, every order with every version, the cases with
-their history, the devices with their twin state, and the merges that involve the person's profiles.
+their history, the devices with their twin state, the store visits kept under the person's profiles
+(those counted only anonymously, without in-store consent, too: they are still kept by profile), and the
+merges that involve the person's profiles.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rapport.identity.models import Merge
 from rapport.identity.service import identifiers_of
 from rapport.profiles.models import Case, Order
 from rapport.things.devices import devices_of
+from rapport.things.stores.models import Visit
 from rapport.trust.consent import ledger
 from rapport.trust.erasure import person_of
 from rapport.views import profile_360
@@ -56,6 +59,9 @@ def export(session: Session, *, profile_id: str, now: datetime | None = None) ->
     cases = session.scalars(
         select(Case).where(Case.profile_id.in_(ids)).order_by(Case.opened_at, Case.case_id)
     )
+    visits = session.scalars(
+        select(Visit).where(Visit.owner_id.in_(ids)).order_by(Visit.entered_at, Visit.visit_id)
+    )
     merges = session.scalars(
         select(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.absorbed_id.in_(ids))).order_by(Merge.id)
     )
@@ -85,5 +91,6 @@ def export(session: Session, *, profile_id: str, now: datetime | None = None) ->
         "orders": [_columns(o) for o in orders],
         "cases": [_columns(c) for c in cases],
         "devices": devices_of(session, profile_ids=ids, now=now or datetime.now(UTC)),
+        "store_visits": [{**_columns(v), "recognised": v.profile_id is not None} for v in visits],
         "merges": [_columns(m) for m in merges],
     }

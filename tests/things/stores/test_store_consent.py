@@ -34,6 +34,7 @@ from rapport.settings import Settings
 from rapport.things.stores.analytics import store_analytics
 from rapport.things.stores.customer import customer_visits
 from rapport.trust.erasure import erase
+from rapport.trust.export import export
 
 APP = {"app_install_id": "app-jo-1"}
 
@@ -79,6 +80,27 @@ def test_without_consent_a_visit_is_counted_anonymously_and_is_not_on_the_timeli
     assert mine["reason"] == (
         "in-store recognition on every channel: nothing recorded, and in-store recognition needs an opt-in"
     )
+
+
+def test_an_export_holds_every_visit_kept_under_the_person_and_says_which_were_recognised(
+    db: Database, settings: Settings
+) -> None:
+    register(db)
+    ingest(db, settings, [*trip(JO, 0), recognise(JO, minute=50), leave_me_alone(JO, minute=55)])
+    ingest(db, settings, [*trip(JO, 100), *trip(AL, 0)])
+
+    with db.session() as session:
+        document = export(session, profile_id=profile_of(db, JO))
+
+    assert document is not None
+    kept = [(v["owner_id"], v["entered_at"], v["recognised"]) for v in document["store_visits"]]
+    assert kept == [(profile_of(db, JO), moment(0), False), (profile_of(db, JO), moment(100), False)]
+    assert [v["zones"][0]["zone"] for v in document["store_visits"]] == ["shoes", "shoes"]
+
+    ingest(db, settings, [consent(JO, "leave_me_alone", "revoked", minute=200, source="crm")])
+    with db.session() as session:
+        again = export(session, profile_id=profile_of(db, JO))
+    assert again is not None and [v["recognised"] for v in again["store_visits"]] == [True, True]
 
 
 def test_leave_me_alone_turns_recognition_off_whatever_was_granted_and_back_on_when_revoked(

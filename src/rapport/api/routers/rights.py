@@ -46,6 +46,10 @@ class ExportOut(BaseModel):
     orders: list[dict[str, Any]] = Field(description="with every version")
     cases: list[dict[str, Any]]
     devices: list[dict[str, Any]]
+    store_visits: list[dict[str, Any]] = Field(
+        description="every visit kept under the person's profiles; recognised false for those counted "
+        "only anonymously (no in-store consent)"
+    )
     merges: list[dict[str, Any]]
 
 
