@@ -32,6 +32,20 @@ def list_quarantine(
     return list(session.scalars(query))
 
 
+#: the keys of a message kept as it arrived because it never became an envelope (MQTT: its topic, and its
+#: payload as text or, when not UTF-8, base64)
+MESSAGE_KEYS = (frozenset({"topic", "payload"}), frozenset({"topic", "payload_base64"}))
+
+
+def _never_an_envelope(item: QuarantinedEvent) -> bool:
+    """JSON that could not be stored, or a message that could not be read: running it again cannot
+    change a thing; only its sender can, by sending it again mended."""
+    if item.raw_text is not None:
+        return True
+    payload = item.payload
+    return isinstance(payload, dict) and item.event_id is None and frozenset(payload) in MESSAGE_KEYS
+
+
 def replay(
     session: Session, *, settings: Settings, ids: Sequence[int] | None = None, limit: int = 5_000
 ) -> ReplayOutcome:
@@ -41,7 +55,7 @@ def replay(
     if ids is not None:
         query = query.where(QuarantinedEvent.id.in_(list(ids)))
     items = list(session.scalars(query.limit(limit)))
-    parsable = [q for q in items if q.raw_text is None]
+    parsable = [q for q in items if not _never_an_envelope(q)]
     result = ingest_events(
         session,
         events=[q.payload for q in parsable],
@@ -60,7 +74,7 @@ def replay(
         else:
             item.status, item.resolved_at = "replayed", now
     for item in items:
-        if item.raw_text is not None:  # never parsed: only a person can fix it
+        if _never_an_envelope(item):  # keeps its reasons
             item.attempts += 1
             outcome.still_rejected += 1
     session.flush()

@@ -1,0 +1,69 @@
+"""A message that could not be read stays in the quarantine as it arrived, with its reason, however often
+the quarantine is replayed; a message that became an event but was refused is replayed like any other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy import select
+
+from rapport.db import Database
+from rapport.events.models import Event
+from rapport.ingest.models import QuarantinedEvent
+from rapport.ingest.quarantine import replay
+from rapport.mqtt.store import store_messages
+from rapport.settings import Settings
+from rapport.things.stores import put_store
+
+
+@dataclass(frozen=True)
+class Sent:
+    topic: str
+    payload: bytes
+
+
+def held(db: Database) -> dict[str, tuple[str, list[str]]]:
+    """The quarantine by topic: status and reasons."""
+    with db.session() as session:
+        items = session.scalars(select(QuarantinedEvent).order_by(QuarantinedEvent.id)).all()
+    return {
+        item.payload.get("topic") or item.payload["data"]["store_id"]: (item.status, item.errors)
+        for item in items
+    }
+
+
+def test_an_unreadable_message_keeps_its_reason_and_a_refused_one_goes_in_once_its_cause_is_fixed(
+    db: Database, settings: Settings
+) -> None:
+    seen = {"ts": "2026-05-01T09:00:00Z", "event": "entered", "identifiers": {"loyalty_id": "L-1"}}
+    messages = [
+        Sent("rapport/devices/FR-1/telemetry", b"not json"),
+        Sent("rapport/stores/store-9/presence", orjson.dumps(seen)),  # no such store yet
+    ]
+    outcome = store_messages(db, messages, settings=settings)
+    assert (outcome.accepted, outcome.rejected_count) == (0, 2)
+    before = held(db)
+    assert before["rapport/devices/FR-1/telemetry"][1][0].startswith("payload: not valid JSON")
+    assert before["store-9"][0] == "open"
+
+    with db.session(write=True) as session:
+        put_store(
+            session,
+            store_id="store-9",
+            name="Nine",
+            zones=["tills"],
+            timezone="UTC",
+            visit_timeout_s=3600,
+            now=datetime.now(UTC),
+        )
+    with db.session(write=True) as session:
+        again = replay(session, settings=settings)
+
+    assert (again.replayed, again.still_rejected) == (1, 1)
+    after = held(db)
+    assert after["rapport/devices/FR-1/telemetry"] == ("open", before["rapport/devices/FR-1/telemetry"][1])
+    assert after["store-9"] == ("replayed", before["store-9"][1])
+    with db.session() as session:
+        assert session.scalars(select(Event.type)).all() == ["store.entered"]
