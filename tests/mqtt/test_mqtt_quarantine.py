@@ -1,19 +1,23 @@
 """A message that could not be read stays in the quarantine as it arrived, with its reason, however often
-the quarantine is replayed; a message that became an event but was refused is replayed like any other."""
+the quarantine is replayed; a message that became an event but was refused is replayed like any other;
+a message the database will not take, for a reason of its own, is found in its batch and quarantined
+while the rest of the batch is stored."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from rapport.db import Database
 from rapport.events.models import Event
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.quarantine import replay
-from rapport.mqtt.store import store_messages
+from rapport.mqtt.store import store_isolating_faults, store_messages
 from rapport.settings import Settings
 from rapport.things.stores import put_store
 
@@ -48,16 +52,7 @@ def test_an_unreadable_message_keeps_its_reason_and_a_refused_one_goes_in_once_i
     assert before["rapport/devices/FR-1/telemetry"][1][0].startswith("payload: not valid JSON")
     assert before["store-9"][0] == "open"
 
-    with db.session(write=True) as session:
-        put_store(
-            session,
-            store_id="store-9",
-            name="Nine",
-            zones=["tills"],
-            timezone="UTC",
-            visit_timeout_s=3600,
-            now=datetime.now(UTC),
-        )
+    _store(db, "store-9")
     with db.session(write=True) as session:
         again = replay(session, settings=settings)
 
@@ -67,3 +62,74 @@ def test_an_unreadable_message_keeps_its_reason_and_a_refused_one_goes_in_once_i
     assert after["store-9"] == ("replayed", before["store-9"][1])
     with db.session() as session:
         assert session.scalars(select(Event.type)).all() == ["store.entered"]
+
+
+def _store(db: Database, store_id: str) -> None:
+    with db.session(write=True) as session:
+        put_store(
+            session,
+            store_id=store_id,
+            name=store_id,
+            zones=["tills"],
+            timezone="UTC",
+            visit_timeout_s=3600,
+            now=datetime.now(UTC),
+        )
+
+
+@contextmanager
+def refusing(db: Database, event_id: str) -> Iterator[None]:
+    """A trigger in the database that refuses to store the event ``event_id``: a fault that no check
+    before the write can see."""
+    if db.backend == "sqlite":
+        create = [
+            f"CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.event_id = '{event_id}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"
+        ]
+        drop = ["DROP TRIGGER refuse"]
+    else:
+        create = [
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.event_id = '{event_id}' THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; "
+            "RETURN NEW; END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ]
+        drop = ["DROP TRIGGER refuse ON events", "DROP FUNCTION refuse()"]
+    with db.engine.begin() as connection:
+        for statement in create:
+            connection.execute(text(statement))
+    try:
+        yield
+    finally:
+        with db.engine.begin() as connection:
+            for statement in drop:
+                connection.execute(text(statement))
+
+
+def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch_is_stored(
+    db: Database, settings: Settings
+) -> None:
+    _store(db, "store-1")
+
+    def seen(n: int) -> Sent:
+        body = {
+            "id": f"seen-{n}",
+            "ts": f"2026-05-01T09:0{n}:00Z",
+            "event": "entered",
+            "identifiers": {"loyalty_id": f"L-{n}"},
+        }
+        return Sent("rapport/stores/store-1/presence", orjson.dumps(body))
+
+    with refusing(db, "seen-3"):
+        outcome = store_isolating_faults(db, [seen(n) for n in range(1, 6)], settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (4, 1)
+    with db.session() as session:
+        stored = session.scalars(select(Event.event_id).order_by(Event.event_id)).all()
+        [item] = session.scalars(select(QuarantinedEvent)).all()
+    assert stored == ["seen-1", "seen-2", "seen-4", "seen-5"]
+    assert item.payload["topic"] == "rapport/stores/store-1/presence"
+    assert orjson.loads(item.payload["payload"])["id"] == "seen-3"
+    assert (
+        item.errors[0].startswith("could not be stored: ") and "refused by the test trigger" in item.errors[0]
+    )
