@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from builders import event, ingest, message, order, page_view
 from rapport.db import Database
+from rapport.events.models import Event
 from rapport.identity.models import Conflict, Identifier, Merge
 from rapport.identity.service import load_kinds, undo_merge
 from rapport.ingest.pipeline import source_priorities
@@ -305,9 +306,41 @@ def test_a_device_sold_on_passes_to_its_new_owner_without_merging_the_two(
         assert session.scalars(select(Conflict)).all() == []
     ingest(db, settings, [_reading("WM-77", 12)])
     with db.session() as session:
-        from rapport.events.models import Event
-
         owners = (
             session.execute(select(Event.profile_id).where(Event.type == "device.telemetry")).scalars().all()
         )
     assert owners == [first, second, second]
+
+
+def test_only_a_registration_passes_a_device_on_another_persons_mention_of_it_does_not(
+    db: Database, settings: Settings
+) -> None:
+    ingest(db, settings, [_registered("WM-88", {"email": "owner@example.com"}, 0)])
+    owner = holder(db, "email", "owner@example.com")
+
+    # a neighbour calls about the machine, naming its serial with their own email
+    outcome = ingest(
+        db,
+        settings,
+        [
+            event(
+                "case.opened",
+                ids={"email": "neighbour@example.com", "device_serial": "WM-88"},
+                minute=5,
+                case_id="CASE-88",
+                kind="complaint",
+                subject="It floods my kitchen",
+            ),
+            _reading("WM-88", 6),
+        ],
+    )
+
+    neighbour = holder(db, "email", "neighbour@example.com")
+    assert (outcome.accepted, outcome.merges, outcome.conflicts) == (2, 0, 0)
+    assert neighbour != owner and holder(db, "device_serial", "WM-88") == owner
+    with db.session() as session:
+        filed = dict(
+            session.execute(select(Event.type, Event.profile_id).where(Event.subject.is_not(None))).all()
+        )
+        readings = session.scalars(select(Event.profile_id).where(Event.type == "device.telemetry")).all()
+    assert filed["case.opened"] == neighbour and readings == [owner]

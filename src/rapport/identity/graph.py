@@ -40,6 +40,8 @@ class Claim(Protocol):
     @property
     def event_id(self) -> str: ...
     @property
+    def type(self) -> str: ...
+    @property
     def source(self) -> str: ...
     @property
     def occurred_at(self) -> datetime: ...
@@ -228,7 +230,8 @@ class GraphBatch:
                         self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
             for key in keys:
                 if key in self.owner:
-                    if personal and key[0] in TRANSFERABLE and self.root(self.owner[key]) != target:
+                    passed_on = bool(personal) and TRANSFERABLE.get(key[0]) == claim.type
+                    if passed_on and self.root(self.owner[key]) != target:
                         self._transfer(key, target)
                     continue
                 limit = self.kinds.limit(key[0])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 
 import phonenumbers
 
@@ -125,10 +126,12 @@ BUILTIN_KINDS: tuple[IdentifierKind, ...] = (
 )
 
 
-#: Kinds that name a thing a person owns, not the person: they pass to whoever claims them with an
-#: identifier of their own (a second-hand washing machine), and never merge two people. An event that
-#: carries only such an identifier (a device's reading) belongs to its present holder.
-TRANSFERABLE = frozenset({"device_serial"})
+#: Kinds that name a thing a person owns, not the person, each with the event that passes it on. They
+#: never merge two people, and an event that carries only such an identifier (a device's reading) belongs
+#: to its present holder. It passes to someone else by that event alone (the new owner of a second-hand
+#: washing machine registers it); any other event of another person that names it (a neighbour's call
+#: about the machine) leaves it where it is.
+TRANSFERABLE: Mapping[str, str] = MappingProxyType({"device_serial": "device.registered"})
 
 
 class KindTable:
