@@ -197,7 +197,7 @@ class GraphBatch:
         conflicts: dict[str, dict[str, Any]] = {}
         priority = self.kinds.priority
         for claim in claims:
-            keys = sorted(claim.keys, key=lambda k: -priority(k[0]))
+            keys = sorted(claim.keys, key=lambda k: -priority(k[0])) if len(claim.keys) > 1 else claim.keys
             personal = [key for key in keys if key[0] not in TRANSFERABLE]
             roots: list[str] = []
             for key in personal or keys:
@@ -230,7 +230,7 @@ class GraphBatch:
                         self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
             for key in keys:
                 if key in self.owner:
-                    passed_on = bool(personal) and TRANSFERABLE.get(key[0]) == claim.type
+                    passed_on = key[0] in TRANSFERABLE and personal and TRANSFERABLE[key[0]] == claim.type
                     if passed_on and self.root(self.owner[key]) != target:
                         self._transfer(key, target)
                     continue
