@@ -5,10 +5,14 @@ where it is missing. Under CI=true a missing broker fails the run instead of ski
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from mqtt_world import LOCKED_LOGIN
 
 from rapport.db import Database
 from rapport.mqtt.broker import BrokerUnavailable, LocalBroker, accepts_connections, mosquitto_binary
@@ -61,3 +65,19 @@ def own_broker() -> Iterator[LocalBroker]:
 def mqtt_settings(settings: Settings, broker_url: str, db: Database) -> Settings:
     """The test database's settings, reading from the shared broker."""
     return settings.model_copy(update={"mqtt_url": broker_url})
+
+
+@pytest.fixture
+def locked_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A private broker that lets in the user and password of ``LOCKED_LOGIN`` and no one anonymous."""
+    tool = shutil.which("mosquitto_passwd")
+    if tool is None:
+        _unavailable("mosquitto_passwd is not installed (it comes with Debian's mosquitto)")
+    passwords = tmp_path / "passwords"
+    subprocess.run([tool, "-b", "-c", str(passwords), *LOCKED_LOGIN], check=True, capture_output=True)
+    try:
+        broker = LocalBroker(extra_config=f"allow_anonymous false\npassword_file {passwords}\n")
+    except BrokerUnavailable as exc:
+        _unavailable(str(exc))
+    with broker:
+        yield broker

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import orjson
 import paho.mqtt.client as paho
@@ -29,6 +29,10 @@ from rapport.settings import Settings
 #: readings are timed an hour ago and on, well inside what the pipeline accepts
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 NUMBER = "n"
+
+
+#: who may log in to the ``locked_broker`` fixture's broker: the password holds what a URL must encode
+LOCKED_LOGIN = ("rapport", "s3:cr@t/ok")
 
 
 def unique(prefix: str) -> str:
@@ -127,6 +131,8 @@ def publish_with_paho(url: str, messages: list[tuple[str, bytes]], *, qos: int =
     """Publish with a standard client, as a device would, and wait until the broker has every one."""
     parts = urlsplit(url)
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=unique("device"), protocol=paho.MQTTv5)
+    if parts.username is not None:
+        client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     client.loop_start()
     try:
