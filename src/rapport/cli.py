@@ -162,6 +162,7 @@ def mqtt(
 ) -> None:
     """Store device telemetry, device events and store presence from the MQTT broker (RAPPORT_MQTT_URL)
     through the ingest pipeline, until Ctrl-C or SIGTERM. Needs RAPPORT_SECRET_KEY outside the demo."""
+    from rapport.mqtt.client import Broker
     from rapport.mqtt.supervisor import default_client_id, serve
     from rapport.mqtt.worker import WorkerOptions
 
@@ -181,7 +182,7 @@ def mqtt(
         linger=linger_ms / 1000,
     )
     typer.echo(
-        f"reading {settings.mqtt_url.split('@')[-1]} with {workers} worker(s) into "
+        f"reading {Broker.from_url(settings.mqtt_url)} with {workers} worker(s) into "
         f"{settings.database_url.split('@')[-1]}; Ctrl-C stops",
         err=True,
     )
@@ -206,16 +207,15 @@ def demo(
 ) -> None:
     """Generate a synthetic world, ingest it through the pipeline, and serve the API."""
     from rapport.demo.load import Sensors, load_world
-    from rapport.mqtt.client import MqttError
+    from rapport.mqtt.client import Broker, MqttError
     from rapport.mqtt.demo import broker_answers, send_through_broker
 
     settings = _settings(demo=True)
+    where = Broker.from_url(settings.mqtt_url)  # shown without the user and password
     with _database(settings) as database:
         sensors: Sensors | None = None
         if broker and broker_answers(settings.mqtt_url):
-            typer.echo(
-                f"store sensors and devices will report through the MQTT broker at {settings.mqtt_url}"
-            )
+            typer.echo(f"store sensors and devices will report through the MQTT broker at {where}")
 
             def sensors(events: list[dict[str, object]]) -> Outcome:
                 typer.echo("", err=True)
@@ -226,7 +226,7 @@ def demo(
                 except MqttError as exc:
                     _error(f"the demo's sensors could not report through the broker: {exc}")
         elif broker:
-            typer.echo(f"no MQTT broker answers at {settings.mqtt_url}: sensors and devices loaded directly")
+            typer.echo(f"no MQTT broker answers at {where}: sensors and devices loaded directly")
         typer.echo(f"generating a world of {customers:,} customers over {months} months (seed {seed}) …")
         summary = load_world(
             database,

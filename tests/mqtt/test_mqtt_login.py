@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import quote
 
+import orjson
 import pytest
 from mqtt_world import (
     LOCKED_LOGIN,
@@ -17,7 +18,9 @@ from mqtt_world import (
     stored_numbers,
     unique,
 )
+from typer.testing import CliRunner
 
+from rapport.cli import app
 from rapport.db import Database
 from rapport.mqtt.broker import LocalBroker
 from rapport.mqtt.client import Broker, MqttError, open_connection
@@ -60,3 +63,19 @@ def test_a_wrong_password_or_none_is_refused_with_the_broker_s_reason(locked_bro
     for said in (wrong, anonymous):
         assert said.startswith(f"mqtt://{at} refused the connection: "), said
     assert "nope" not in wrong  # the password is never repeated
+
+
+def test_the_demo_logs_in_too_and_never_prints_the_password(
+    cli: CliRunner, db: Database, locked_broker: LocalBroker
+) -> None:
+    url = f"mqtt://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{locked_broker.port}"
+
+    result = cli.invoke(
+        app, ["demo", "--customers", "15", "--months", "1", "--no-serve"], env={"RAPPORT_MQTT_URL": url}
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"report through the MQTT broker at mqtt://127.0.0.1:{locked_broker.port}\n" in result.output
+    summary = orjson.loads(result.stdout[result.stdout.index("{") : result.stdout.rindex("}") + 1])
+    assert summary["events_sent_by_sensors_and_devices"] > 0 and summary["rejected"] == 0
+    assert PASSWORD not in result.output and quote(PASSWORD, safe="") not in result.output

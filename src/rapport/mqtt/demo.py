@@ -116,8 +116,9 @@ def send_through_broker(
     asyncio.run(run())
     missing = len(messages) - handled()
     if missing > 0:
+        where = Broker.from_url(settings.mqtt_url)  # shown without the user and password
         raise MqttError(
-            f"{missing:,} of {len(messages):,} messages sent through {settings.mqtt_url} were not stored "
-            "(see the broker's log; Mosquitto drops what it cannot queue: max_queued_messages)"
+            f"{missing:,} of {len(messages):,} messages sent through {where} were not stored (see the "
+            "broker's log; Mosquitto drops what it cannot queue: max_queued_messages)"
         )
     return total
