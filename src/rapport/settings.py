@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, FilePath, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The secret the demo runs with. Anything else refuses to start with it (see :meth:`Settings.check_secrets`).
@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         default="mqtt://127.0.0.1:1883",
         description="The MQTT broker `rapport mqtt` reads from: mqtt://[user:password@]host[:port], or "
         "mqtts://… for TLS (port 8883 by default).",
+    )
+    mqtt_ca_file: FilePath | None = Field(
+        default=None,
+        description="For mqtts://: a PEM file of the certificate authorities to trust, for a broker whose "
+        "certificate a private authority signed; unset, the system's trusted authorities.",
     )
     spark_master: str | None = Field(
         default=None,

@@ -81,3 +81,31 @@ def locked_broker(tmp_path: Path) -> Iterator[LocalBroker]:
         _unavailable(str(exc))
     with broker:
         yield broker
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, Path]]:
+    """A private broker that speaks only TLS, with a certificate for 127.0.0.1 signed by an authority of
+    the test's own, and that authority's certificate (PEM) for the clients to trust."""
+    tool = shutil.which("openssl")
+    if tool is None:
+        _unavailable("openssl is not installed (scripts/test-services installs it)")
+
+    def openssl(*args: str) -> None:
+        subprocess.run([tool, *args], check=True, capture_output=True, cwd=tmp_path)
+
+    (tmp_path / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=Rapport tests CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")  # fmt: skip
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "server.ext")  # fmt: skip
+    try:
+        broker = LocalBroker(
+            extra_config=f"certfile {tmp_path / 'server.pem'}\nkeyfile {tmp_path / 'server.key'}\n"
+        )
+    except BrokerUnavailable as exc:
+        _unavailable(str(exc))
+    with broker:
+        yield broker, tmp_path / "ca.pem"

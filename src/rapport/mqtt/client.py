@@ -16,10 +16,12 @@ import ssl
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from rapport.mqtt import codec
 from rapport.mqtt.codec import Ack, Control, Incoming, ProtocolError
+from rapport.settings import Settings
 
 
 class MqttError(Exception):
@@ -35,9 +37,16 @@ class Broker:
     tls: bool = False
     username: str | None = None
     password: str | None = None
+    #: the certificate authorities to trust for TLS (PEM); None: the system's
+    ca_file: Path | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> Broker:
+    def configured(cls, settings: Settings) -> Broker:
+        """The broker of ``RAPPORT_MQTT_URL``, trusting ``RAPPORT_MQTT_CA_FILE`` for TLS."""
+        return cls.from_url(settings.mqtt_url, ca_file=settings.mqtt_ca_file)
+
+    @classmethod
+    def from_url(cls, url: str, *, ca_file: Path | None = None) -> Broker:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError(f"not an mqtt:// or mqtts:// URL: {parts.scheme}://{parts.hostname or ''}")
@@ -48,6 +57,7 @@ class Broker:
             tls=tls,
             username=unquote(parts.username) if parts.username is not None else None,
             password=unquote(parts.password) if parts.password is not None else None,
+            ca_file=ca_file,
         )
 
     def __str__(self) -> str:
@@ -277,7 +287,10 @@ async def open_connection(
 ) -> Connection:
     """Connect and log in to ``broker``; raise :class:`MqttError` with the reason if that fails."""
     loop = asyncio.get_running_loop()
-    context = ssl.create_default_context() if broker.tls else None
+    try:
+        context = ssl.create_default_context(cafile=broker.ca_file) if broker.tls else None
+    except (OSError, ValueError) as exc:  # not a PEM file of certificates
+        raise MqttError(f"cannot trust the certificate authorities in {broker.ca_file}: {exc}") from None
     try:
         _, connection = await asyncio.wait_for(
             loop.create_connection(

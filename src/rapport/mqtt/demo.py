@@ -102,7 +102,7 @@ def send_through_broker(
         worker = Worker(database, settings=settings, options=options, on_batch=on_batch, on_ready=ready.set)
         consuming = asyncio.create_task(worker.run(stop))
         await asyncio.wait_for(ready.wait(), 30)
-        broker = Broker.from_url(settings.mqtt_url)
+        broker = Broker.configured(settings)
         for start in range(0, len(messages), LOT):
             if not await caught_up(start - LOT // 2):
                 break

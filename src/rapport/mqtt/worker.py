@@ -107,7 +107,7 @@ class Worker:
         self.database = database
         self.settings = settings
         self.options = options
-        self.broker = Broker.from_url(settings.mqtt_url)
+        self.broker = Broker.configured(settings)
         self.on_batch = on_batch
         self.on_ready = on_ready
         self.total = Outcome()
