@@ -67,8 +67,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     database.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium through Playwright, for one module: Playwright's sync driver runs an event loop in the
+    test's thread while it lives, and a later test could not run one of its own (``asyncio.run``)."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"no browser at {CHROMIUM}: run scripts/test-browser")

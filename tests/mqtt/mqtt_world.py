@@ -8,10 +8,11 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -143,6 +144,25 @@ def publish_with_paho(url: str, messages: list[tuple[str, bytes]], *, qos: int =
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+T = TypeVar("T")
+
+
+def apart(call: Callable[[], T]) -> T:
+    """``call()`` in a thread of its own, for code that runs an event loop of its own (``asyncio.run``):
+    the test's thread may run one already (Playwright's, when the browser tests share the session)."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(call).result()
+
+
+def run_apart(make: Callable[[], Awaitable[T]]) -> T:
+    """Run the coroutine ``make()`` to its end on an event loop of its own (see :func:`apart`)."""
+
+    async def main() -> T:
+        return await make()
+
+    return apart(lambda: asyncio.run(main()))
 
 
 class ThreadWorker:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mqtt_world import apart
 from sqlalchemy import func, select
 
 from rapport.db import Database
@@ -41,7 +42,7 @@ def test_the_demo_sends_its_sensors_through_the_broker(db: Database, mqtt_settin
 
     def sensors(events: list[dict[str, object]]):  # type: ignore[no-untyped-def]
         sent.append(len(events))
-        return send_through_broker(db, events, settings=mqtt_settings)
+        return apart(lambda: send_through_broker(db, events, settings=mqtt_settings))
 
     summary = load_world(db, settings=mqtt_settings, customers=60, months=1, seed=3, sensors=sensors)
 

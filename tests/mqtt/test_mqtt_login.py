@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import quote
 
 import orjson
@@ -11,10 +10,12 @@ import pytest
 from mqtt_world import (
     LOCKED_LOGIN,
     ThreadWorker,
+    apart,
     eventually,
     publish_with_paho,
     readings,
     register,
+    run_apart,
     stored_numbers,
     unique,
 )
@@ -35,7 +36,7 @@ def _refusal(url: str) -> str:
         await connection.close()
 
     with pytest.raises(MqttError) as refused:
-        asyncio.run(attempt())
+        run_apart(attempt)
     return str(refused.value)
 
 
@@ -70,8 +71,10 @@ def test_the_demo_logs_in_too_and_never_prints_the_password(
 ) -> None:
     url = f"mqtt://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{locked_broker.port}"
 
-    result = cli.invoke(
-        app, ["demo", "--customers", "15", "--months", "1", "--no-serve"], env={"RAPPORT_MQTT_URL": url}
+    result = apart(
+        lambda: cli.invoke(
+            app, ["demo", "--customers", "15", "--months", "1", "--no-serve"], env={"RAPPORT_MQTT_URL": url}
+        )
     )
 
     assert result.exit_code == 0, result.output

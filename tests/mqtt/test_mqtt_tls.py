@@ -3,11 +3,10 @@ trusts the authority named by ``RAPPORT_MQTT_CA_FILE``; without it, the refusal 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-from mqtt_world import ThreadWorker, eventually, readings, register, stored_numbers, unique
+from mqtt_world import ThreadWorker, eventually, readings, register, run_apart, stored_numbers, unique
 
 from rapport.db import Database
 from rapport.mqtt.broker import LocalBroker
@@ -27,8 +26,8 @@ def test_the_worker_reads_a_tls_broker_whose_authority_it_is_told_to_trust(
     register(db, tls_settings, serials)
 
     with ThreadWorker(db, tls_settings, group=unique("g")):
-        sent = asyncio.run(
-            publish_all(Broker.configured(tls_settings), readings(serials, 5), client_id=unique("device"))
+        sent = run_apart(
+            lambda: publish_all(Broker.configured(tls_settings), readings(serials, 5), client_id=unique("d"))
         )
         eventually(lambda: len(stored_numbers(db, serials)) == 5, what="5 readings stored")
 
@@ -50,7 +49,7 @@ def test_without_the_authority_the_broker_s_certificate_is_named_as_the_problem(
 
     unverified = r"cannot reach mqtts://127\.0\.0\.1:\d+: .*CERTIFICATE_VERIFY_FAILED"
     with pytest.raises(MqttError, match=unverified):
-        asyncio.run(attempt(None))
+        run_apart(lambda: attempt(None))
     untrusted = r"cannot trust the certificate authorities in .*not-a-certificate\.pem"
     with pytest.raises(MqttError, match=untrusted):
-        asyncio.run(attempt(not_pem))
+        run_apart(lambda: attempt(not_pem))
