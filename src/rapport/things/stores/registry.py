@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import Connection, select
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
 from rapport.db.bulk import select_rows
+from rapport.events.facts import Fact
 from rapport.identity.kinds import BUILTIN_KINDS
 from rapport.identity.models import IdentifierKindRecord
 from rapport.identity.service import add_kind
@@ -35,7 +36,6 @@ __all__ = [
     "STORE_EVENT_PREFIXES",
     "VISITOR_KIND",
     "BadStore",
-    "Screened",
     "check_store",
     "get_store",
     "list_stores",
@@ -157,21 +157,10 @@ def get_store(session: Session, *, store_id: str) -> Store | None:
     return session.get(Store, store_id)
 
 
-class Screened(Protocol):
-    """What the screening reads from an incoming event."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
+E = TypeVar("E", bound=Fact)
 
 
-E = TypeVar("E", bound=Screened)
-
-
-def _store_of(event: Screened) -> str | None:
+def _store_of(event: Fact) -> str | None:
     if not event.type.startswith(STORE_EVENT_PREFIXES):
         return None
     value = event.data.get("store_id")
