@@ -163,10 +163,11 @@ def get_timeline(
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
     root = live_profile(session, profile_id)
-    for name, moment in (("since", since), ("until", until)):
-        utc_moment(name, moment)
     chosen = TimelineFilter(
-        types=tuple(t for t in (types or "").split(",") if t), channel=channel, since=since, until=until
+        types=tuple(t for t in (types or "").split(",") if t),
+        channel=channel,
+        since=utc_moment("since", since),
+        until=utc_moment("until", until),
     )
     try:
         page = timeline(session, profile_id=root, filter=chosen, cursor=cursor, limit=limit)
