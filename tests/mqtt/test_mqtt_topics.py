@@ -62,6 +62,24 @@ def test_a_resent_reading_gets_the_same_id_however_its_instant_is_written() -> N
     assert len({first["id"], later["id"], other["id"]}) == 3
 
 
+def test_derived_ids_sort_by_the_instant_whatever_the_device() -> None:
+    # so that the event log's index of ids grows at its end as readings come in
+    moments = [
+        "2026-05-01T09:00:00Z",
+        "2026-05-01T10:59:59.5+02:00",
+        "2026-05-01T09:00:01Z",
+        "2027-01-01T00:00:00Z",
+    ]
+    envelopes = [
+        translate(f"rapport/devices/{serial}/telemetry", b'{"ts": "%s", "readings": {}}' % ts.encode())
+        for serial, ts in zip(["Z-9", "A-1", "M-5", "B-2"], moments, strict=True)
+    ]
+    ids = [envelope["id"] for envelope in envelopes if isinstance(envelope, dict)]
+
+    assert len(ids) == 4
+    assert sorted(ids) == [ids[1], ids[0], ids[2], ids[3]]
+
+
 def test_a_device_event_becomes_device_reported() -> None:
     envelope = translate(
         "rapport/devices/WM-9/events",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -12,6 +13,7 @@ from sqlalchemy import Connection, select
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, insert_rows, one_of, upsert
 from rapport.events.store import EventRow
+from rapport.profiles.state import iso
 from rapport.things.devices.alerts import append_new, rows_for
 from rapport.things.devices.models import Device, DeviceReading, DeviceRegistration
 from rapport.things.devices.thresholds import load_models
@@ -37,8 +39,11 @@ def load_twins(connection: Connection, serials: Iterable[str]) -> dict[str, dict
     return found
 
 
-def _order(row: EventRow) -> tuple[datetime, str]:
-    return row.occurred_at, row.event_id
+def _in_order(rows: Iterable[EventRow]) -> list[EventRow]:
+    """``rows`` by (occurred_at, event_id): two stable sorts on one key each, without a tuple per row."""
+    ordered = sorted(rows, key=attrgetter("event_id"))
+    ordered.sort(key=attrgetter("occurred_at"))
+    return ordered
 
 
 def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: datetime) -> list[EventRow]:
@@ -52,7 +57,7 @@ def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: da
     for serial in serials - twins.keys():
         twins[serial] = new_twin(serial)
 
-    registrations = sorted((f for f in facts if f.type == REGISTERED), key=_order)
+    registrations = _in_order(f for f in facts if f.type == REGISTERED)
     for fact in registrations:
         register(twins[fact.data["serial"]], fact)
     if registrations:
@@ -68,21 +73,23 @@ def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: da
 
     configs = load_models(connection, (t["model"] for t in twins.values()))
     triggers: list[tuple[str, Trigger]] = []
-    reports = sorted((f for f in facts if f.type != REGISTERED), key=_order)
+    reports = _in_order(f for f in facts if f.type != REGISTERED)
+    stamps: dict[datetime, str] = {}  # readings of many devices share their instant: write each once
+    series: list[tuple[Any, ...]] = []
     for fact in reports:
         serial = fact.data["serial"]
         twin = twins[serial]
         if fact.type == TELEMETRY:
+            moment = fact.occurred_at
+            at = stamps.get(moment)
+            if at is None:
+                at = stamps[moment] = iso(moment)
             config = configs.get(twin["model"] or "")
-            found = telemetry(twin, fact, config.thresholds if config else {})
+            found = telemetry(twin, fact, config.thresholds if config else {}, at)
+            series.append((fact.event_id, serial, moment, fact.data["readings"]))
         else:
             found = report(twin, fact)
         triggers.extend((serial, trigger) for trigger in found)
-    series = [
-        (f.event_id, f.data["serial"], f.occurred_at, f.data["readings"])
-        for f in reports
-        if f.type == TELEMETRY
-    ]
     if series:
         insert_rows(
             connection, table_of(DeviceReading), ["event_id", "serial", "occurred_at", "readings"], series

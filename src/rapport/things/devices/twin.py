@@ -97,23 +97,29 @@ def _describe(name: str, value: float, bound: str, limit: float, unit: str | Non
     return f"{name} {value:g}{suffix} is {side} of {limit:g}{suffix}"
 
 
-def telemetry(twin: dict[str, Any], fact: Fact, rules: Mapping[str, Mapping[str, Any]]) -> list[Trigger]:
+def telemetry(
+    twin: dict[str, Any], fact: Fact, rules: Mapping[str, Mapping[str, Any]], at: str | None = None
+) -> list[Trigger]:
     """A ``device.telemetry``: each reading newer than the twin's replaces it. A reading that leaves its
     range (the twin's previous value was inside it, or there was none) is a trigger; a reading older than
-    the twin's is kept in the series only and triggers nothing."""
+    the twin's is kept in the series only and triggers nothing. ``at`` is ``iso(fact.occurred_at)`` when
+    the caller has it already."""
     readings: dict[str, Any] = twin["state"].setdefault("readings", {})
     units = fact.data.get("units")
     if not isinstance(units, dict):
         units = {}
-    mark = stamp(fact)
-    at, event_id = mark
+    if at is None:
+        at = iso(fact.occurred_at)
+    event_id = fact.event_id
     triggers: list[Trigger] = []
-    for name, value in sorted(fact.data.get("readings", {}).items()):
+    for name, value in fact.data.get("readings", {}).items():
         before = readings.get(name)
-        if before is not None and (before["at"], before.get("event_id", "")) >= mark:
-            continue
+        if before is not None:
+            then = before["at"]
+            if then > at or (then == at and before.get("event_id", "") >= event_id):
+                continue
         rule = rules.get(name)
-        crossed = breach(value, rule)
+        crossed = breach(value, rule) if rule else None
         if crossed is not None and (before is None or breach(before["value"], rule) is None):
             bound, limit = crossed
             unit = (rule or {}).get("unit")
@@ -127,7 +133,10 @@ def telemetry(twin: dict[str, Any], fact: Fact, rules: Mapping[str, Mapping[str,
             entry["unit"] = given
         readings[name] = entry
     _seen(twin, fact)
-    _firmware(twin, fact)
+    if "firmware" in fact.data:
+        _firmware(twin, fact)
+    if len(triggers) > 1:
+        triggers.sort(key=lambda trigger: trigger.what)
     return triggers
 
 
