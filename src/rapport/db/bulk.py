@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -78,9 +78,18 @@ def write_rows(
             for row in rows:
                 copy.write_row(row)
         return
+    execute_many(
+        connection, f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})", rows
+    )
+
+
+def execute_many(connection: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    """SQLite: run one prepared ``statement`` for every row, straight through the driver."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
     cursor = driver.cursor()
     try:
-        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})", rows)
+        cursor.executemany(statement, rows)
     finally:
         cursor.close()
 
@@ -91,6 +100,40 @@ def insert_rows(
     """:func:`write_rows` for plain Python values: datetimes, dicts and lists are converted first."""
     sqlite = connection.dialect.name == "sqlite"
     write_rows(connection, table.name, columns, ([_driver_value(v, sqlite) for v in row] for row in rows))
+
+
+def upsert_rows(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: Sequence[str]
+) -> None:
+    """:func:`upsert` straight through the driver, for hot paths: on PostgreSQL a COPY into a staging
+    table and one INSERT … ON CONFLICT from it, on SQLite one prepared statement. Every row has the same
+    columns and no two the same key; values are converted as :func:`insert_rows` does, so a JSON column
+    must hold an object or a list, never None or a bare string."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    names = ", ".join(columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    sqlite = connection.dialect.name == "sqlite"
+    values = ([_driver_value(row[c], sqlite) for c in columns] for row in rows)
+    if sqlite:
+        marks = ", ".join("?" for _ in columns)
+        execute_many(connection, f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {conflict}", values)
+        return
+    stage = f"{table.name}_stage"
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS) "
+            "ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            for row in values:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage} {conflict}")
+        cursor.execute(f"DELETE FROM {stage}")
 
 
 def select_rows(

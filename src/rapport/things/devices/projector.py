@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, insert_rows, one_of, upsert
+from rapport.db.bulk import chunked, insert_rows, one_of, upsert_rows
 from rapport.events.store import EventRow
 from rapport.profiles.state import iso
 from rapport.things.devices.alerts import append_new, rows_for
@@ -99,5 +99,5 @@ def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: da
     if triggers:
         filed = {row.event_id: row.profile_id for row in rows}
         alerts = append_new(connection, rows_for(connection, triggers, twins, filed=filed, now=now))
-    upsert(connection, table_of(Device), list(twins.values()), key=["serial"])
+    upsert_rows(connection, table_of(Device), list(twins.values()), key=["serial"])
     return alerts
