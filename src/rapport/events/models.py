@@ -18,7 +18,7 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_profile_timeline", "profile_id", "occurred_at", "seq"),
-        Index("ix_events_subject", "subject"),
+        Index("ix_events_subject_type", "subject", "type"),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
