@@ -61,15 +61,29 @@ def project_visits(
         elif row.type == INVENTORY_TYPE and (store := store_of(row)) and row.subject:
             earliest = deliveries[store].get(row.subject, row.occurred_at)
             deliveries[store][row.subject] = min(row.occurred_at, earliest)
+    # Only people with visits have presence events to move or consent to apply: most merges and consent
+    # changes are of people never seen in a store, and are skipped with one query.
+    visitors = _with_visits(connection, {*consented, *(pid for pair in merges for pid in pair)})
     for survivor, absorbed in merges:
-        touch(touched, survivor, None)
-        touch(touched, absorbed, None)
+        if survivor in visitors or absorbed in visitors:
+            touch(touched, survivor, None)
+            touch(touched, absorbed, None)
     for owner, store, since in _buyers_since(connection, deliveries):
         touch(touched, owner, store, since)
     if touched:
         rebuild(connection, touched, now=now)
-    if consented:
-        _rekey(connection, consented)
+    if consented & visitors:
+        _rekey(connection, consented & visitors)
+
+
+def _with_visits(connection: Connection, owners: Collection[str]) -> set[str]:
+    """The profiles among ``owners`` that own visits."""
+    table = table_of(Visit)
+    found: set[str] = set()
+    for chunk in chunked(sorted(owners)):
+        query = select(table.c.owner_id).where(one_of(connection, table.c.owner_id, chunk)).distinct()
+        found.update(connection.scalars(query))
+    return found
 
 
 def _rekey(connection: Connection, owners: Collection[str]) -> None:
