@@ -15,13 +15,17 @@ class Identifier(Base):
     """A normalised identifier (kind + value) and the profile it currently belongs to."""
 
     __tablename__ = "identifiers"
-    # value first: lookups come as "any of these values", and the kind only narrows them down
-    __table_args__ = (UniqueConstraint("value", "kind"),)
+    # value first: lookups come as "any of these values", and the kind only narrows them down; a
+    # profile's identifiers are counted by kind (for the limits) from its index alone
+    __table_args__ = (
+        UniqueConstraint("value", "kind"),
+        Index("ix_identifiers_profile_kind", "profile_id", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(50))
     value: Mapped[str] = mapped_column(String(320))
-    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
     source: Mapped[str] = mapped_column(String(200))
     first_seen_at: Mapped[datetime]
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, one_of, upsert
+from rapport.db.bulk import chunked, one_of, select_rows, upsert_rows
 from rapport.events.models import Event
 from rapport.events.store import EventRow, select_events
 from rapport.profiles import state as golden
@@ -38,18 +38,41 @@ def stored_facts(
     return found
 
 
+def facts_with(
+    connection: Connection, rows: Sequence[EventRow], types: Sequence[str], entities: Table
+) -> dict[str, list[EventRow]]:
+    """Every event of ``types`` about each entity that ``rows`` (just stored) are about. An entity with
+    no row in ``entities`` yet had no events before these, so its events are taken from ``rows`` instead
+    of read back; only the others are."""
+    fresh: dict[str, list[EventRow]] = defaultdict(list)
+    for row in rows:
+        if row.type in types and row.subject:
+            fresh[row.subject].append(row)
+    if not fresh:
+        return {}
+    key = entities.primary_key.columns.values()[0].name
+    known = {subject for (subject,) in select_rows(connection, entities, [key], key, sorted(fresh))}
+    facts = stored_facts(connection, types, known) if known else {}
+    facts.update((subject, mine) for subject, mine in fresh.items() if subject not in known)
+    return facts
+
+
+def _save_orders(connection: Connection, facts: Mapping[str, Sequence[EventRow]]) -> None:
+    orders = [build_order(oid, rows) for oid, rows in facts.items()]
+    upsert_rows(connection, table_of(Order), orders, key=["order_id"])
+
+
+def _save_cases(connection: Connection, facts: Mapping[str, Sequence[EventRow]]) -> None:
+    cases = [build_case(cid, rows) for cid, rows in facts.items()]
+    upsert_rows(connection, table_of(Case), cases, key=["case_id"])
+
+
 def rebuild_orders(connection: Connection, order_ids: Iterable[str]) -> None:
-    facts = stored_facts(connection, ORDER_TYPES, order_ids)
-    upsert(
-        connection, table_of(Order), [build_order(oid, rows) for oid, rows in facts.items()], key=["order_id"]
-    )
+    _save_orders(connection, stored_facts(connection, ORDER_TYPES, order_ids))
 
 
 def rebuild_cases(connection: Connection, case_ids: Iterable[str]) -> None:
-    facts = stored_facts(connection, CASE_TYPES, case_ids)
-    upsert(
-        connection, table_of(Case), [build_case(cid, rows) for cid, rows in facts.items()], key=["case_id"]
-    )
+    _save_cases(connection, stored_facts(connection, CASE_TYPES, case_ids))
 
 
 def project(
@@ -79,8 +102,8 @@ def project(
         changed[row.profile_id].add(golden.COLUMN_OF[row.type])
     save_states(connection, states, now=now, changed=changed)
 
-    rebuild_orders(connection, subjects_of(rows, ORDER_TYPES))
-    rebuild_cases(connection, subjects_of(rows, CASE_TYPES))
+    _save_orders(connection, facts_with(connection, rows, ORDER_TYPES, table_of(Order)))
+    _save_cases(connection, facts_with(connection, rows, CASE_TYPES, table_of(Case)))
 
 
 def rebuild_profiles(
