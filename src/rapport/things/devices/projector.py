@@ -8,10 +8,11 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, select
+import orjson
+from sqlalchemy import Connection
 
-from rapport.db.base import table_of
-from rapport.db.bulk import chunked, insert_rows, one_of, upsert_rows
+from rapport.db.base import EPOCH, ONE_MICROSECOND, UTCDateTime, table_of
+from rapport.db.bulk import insert_rows, select_rows, upsert_rows
 from rapport.events.store import EventRow
 from rapport.profiles.state import iso
 from rapport.things.devices.alerts import append_new, rows_for
@@ -30,13 +31,19 @@ from rapport.things.devices.twin import (
 
 
 def load_twins(connection: Connection, serials: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The stored twin of each of ``serials`` that has one."""
+    """The stored twin of each of ``serials`` that has one, read straight through the driver."""
     table = table_of(Device)
-    found: dict[str, dict[str, Any]] = {}
-    for chunk in chunked(sorted(set(serials))):
-        for row in connection.execute(select(table).where(one_of(connection, table.c.serial, chunk))):
-            found[row.serial] = dict(row._mapping)
-    return found
+    columns = [column.name for column in table.columns]
+    rows = select_rows(connection, table, columns, "serial", sorted(set(serials)))
+    twins = {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
+    if connection.dialect.name == "sqlite":  # there timestamps are microseconds, and JSON is text
+        moments = [column.name for column in table.columns if isinstance(column.type, UTCDateTime)]
+        for twin in twins.values():
+            for name in moments:
+                if twin[name] is not None:
+                    twin[name] = EPOCH + twin[name] * ONE_MICROSECOND
+            twin["state"] = orjson.loads(twin["state"])
+    return twins
 
 
 def _in_order(rows: Iterable[EventRow]) -> list[EventRow]:
