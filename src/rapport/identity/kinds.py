@@ -134,19 +134,22 @@ BUILTIN_KINDS: tuple[IdentifierKind, ...] = (
 TRANSFERABLE: Mapping[str, str] = MappingProxyType({"device_serial": "device.registered"})
 
 
+#: how many normalised values a kind table remembers before it starts again
+REMEMBERED = 200_000
+
+
 class KindTable:
     """The identifier kinds in force, with their normalisers bound."""
 
     def __init__(self, kinds: Iterable[IdentifierKind], *, region: str) -> None:
         self.kinds = {kind.name: kind for kind in kinds}
         phone = phone_normaliser(region)
-        # Values repeat a lot in real streams (the same cookie on every page view): cache the work.
         self._normalisers = {
-            name: phone
-            if kind.normaliser == "phone"
-            else lru_cache(maxsize=100_000)(NORMALISERS[kind.normaliser])
+            name: phone if kind.normaliser == "phone" else NORMALISERS[kind.normaliser]
             for name, kind in self.kinds.items()
         }
+        # Values repeat a lot in real streams (the same cookie on every page view): remember the answers.
+        self._normalised: dict[tuple[str, str], str | None] = {}
 
     def __contains__(self, name: object) -> bool:
         return name in self.kinds
@@ -159,5 +162,14 @@ class KindTable:
 
     def normalise(self, kind: str, value: str) -> str | None:
         """The normalised value, or None when the value is blocked. Raises :class:`InvalidIdentifier`."""
-        normalised = self._normalisers[kind](value)
-        return None if normalised.casefold() in BLOCKED_VALUES else normalised
+        try:
+            return self._normalised[(kind, value)]
+        except KeyError:
+            pass
+        normalised: str | None = self._normalisers[kind](value)
+        if normalised is not None and normalised.casefold() in BLOCKED_VALUES:
+            normalised = None
+        if len(self._normalised) >= REMEMBERED:
+            self._normalised.clear()
+        self._normalised[(kind, value)] = normalised
+        return normalised
