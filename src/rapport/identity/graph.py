@@ -116,7 +116,10 @@ class GraphBatch:
 
     # -- reading the graph -------------------------------------------------------------------------
 
-    def _load(self, keys: set[Key]) -> None:
+    def _load(self, keys: set[Key], *, several: set[Key] | None = None) -> None:
+        """Read the owners of ``keys``; count the identifiers of the owners of ``several`` (the keys of
+        claims that carry more than one, the only claims that can attach an identifier to a profile that
+        holds some already, or merge two)."""
         table = table_of(Identifier)
         # Looked up by value through the (value, kind) index; the few extra pairs this may return (a value
         # known under another kind) are dropped here.
@@ -126,7 +129,8 @@ class GraphBatch:
         ):
             if (kind, value) in keys:
                 self.owner[(kind, value)] = pid
-        self._load_profiles(set(self.owner.values()))
+        counted = None if several is None else {self.owner[key] for key in several if key in self.owner}
+        self._load_profiles(set(self.owner.values()), counted=counted)
         self._load_placeholders({pid for key, pid in self.owner.items() if key[0] in TRANSFERABLE})
 
     def _load_placeholders(self, ids: set[str]) -> None:
@@ -139,27 +143,34 @@ class GraphBatch:
             personal.update(self.connection.scalars(query.distinct()))
         self.placeholders |= ids - personal
 
-    def _load_profiles(self, ids: set[str]) -> None:
+    def _load_profiles(self, ids: set[str], *, counted: set[str] | None = None) -> None:
         """Read what the rules need to know of the live profiles ``ids`` (those a batch's identifiers
-        lead to, or those an explicit merge names): their limited identifiers and the blocks between
-        them."""
-        table = table_of(Identifier)
+        lead to, or those an explicit merge names): the blocks between them, and how many identifiers of
+        each limited kind those of ``counted`` hold (all of ``ids`` when None; the others are counted
+        when a rule first asks)."""
         self.existing |= ids
-        for pid in ids:
-            self.counts.setdefault(pid, Counter())
-        if self.limited:
-            for chunk in chunked(sorted(ids)):
-                counted = (
-                    select(table.c.profile_id, table.c.kind, func.count())
-                    .where(
-                        one_of(self.connection, table.c.profile_id, chunk),
-                        table.c.kind.in_(sorted(self.limited)),
-                    )
-                    .group_by(table.c.profile_id, table.c.kind)
-                )
-                for pid, kind, n in self.connection.execute(counted):
-                    self.counts[pid][kind] = n
+        self._count(ids if counted is None else counted)
         self._load_blocks()
+
+    def _count(self, ids: Iterable[str]) -> None:
+        """Read how many identifiers of each limited kind the profiles ``ids`` hold, unless known."""
+        todo = sorted({pid for pid in ids if pid not in self.counts})
+        for pid in todo:
+            self.counts[pid] = Counter()
+        if not self.limited:
+            return
+        table = table_of(Identifier)
+        for chunk in chunked(todo):
+            counted = (
+                select(table.c.profile_id, table.c.kind, func.count())
+                .where(
+                    one_of(self.connection, table.c.profile_id, chunk),
+                    table.c.kind.in_(sorted(self.limited)),
+                )
+                .group_by(table.c.profile_id, table.c.kind)
+            )
+            for pid, kind, n in self.connection.execute(counted):
+                self.counts[pid][kind] = n
 
     def _load_blocks(self) -> None:
         blocks = self.connection.execute(select(MergeBlock.profile_a, MergeBlock.profile_b)).all()
@@ -181,6 +192,7 @@ class GraphBatch:
     def _merge_problem(self, a: str, b: str) -> str | None:
         if frozenset((a, b)) in self.blocked:
             return KEPT_APART
+        self._count((a, b))
         for kind in sorted(self.limited):
             total = self.counts[a][kind] + self.counts[b][kind]
             limit = self.kinds.limit(kind)
@@ -190,7 +202,10 @@ class GraphBatch:
 
     def resolve(self, claims: Sequence[Claim]) -> Resolution:
         """Decide a profile for every claim, in order."""
-        self._load({key for claim in claims for key in claim.keys})
+        self._load(
+            {key for claim in claims for key in claim.keys},
+            several={key for claim in claims if len(claim.keys) > 1 for key in claim.keys},
+        )
         assignments: list[str] = []
         merges: list[PlannedMerge] = []
         new_profiles: dict[str, datetime] = {}
@@ -235,6 +250,8 @@ class GraphBatch:
                         self._transfer(key, target)
                     continue
                 limit = self.kinds.limit(key[0])
+                if target not in self.counts:
+                    self._count((target,))
                 if limit is not None and self.counts[target][key[0]] >= limit:
                     self._conflict(
                         conflicts,
