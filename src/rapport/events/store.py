@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from rapport.db.base import epoch_micros, table_of
 from rapport.db.bulk import write_rows
@@ -59,6 +59,13 @@ def select_events(connection: Connection, *where: ColumnElement[bool]) -> Iterat
     query = select(*(table.c[name] for name in COLUMNS)).where(*where)
     for row in connection.execute(query):
         yield EventRow(*row)
+
+
+def log_position(connection: Connection) -> int:
+    """Where the event log ends now: the ``seq`` of its last event (0 when empty). Events appended
+    after this call in the same transaction lie beyond it."""
+    table = table_of(Event)
+    return int(connection.execute(select(func.coalesce(func.max(table.c.seq), 0))).scalar_one())
 
 
 def append_events(connection: Connection, rows: Sequence[EventRow], *, table: str = "events") -> None:

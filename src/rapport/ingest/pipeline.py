@@ -22,7 +22,7 @@ from rapport.db.base import table_of
 from rapport.db.bulk import select_rows
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.models import Event
-from rapport.events.store import EventRow, append_events
+from rapport.events.store import EventRow, append_events, log_position
 from rapport.identity.graph import GraphBatch, Key
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
@@ -255,9 +255,10 @@ def store_batch(
         )
         for c, pid in zip(fresh, resolution.profile_ids, strict=True)
     ]
+    logged_up_to = log_position(connection)
     append_events(connection, rows)
     project(connection, rows, merges=resolution.merge_pairs, priority_of=source_priorities(settings), now=now)
-    project_visits(connection, rows, merges=resolution.merge_pairs, now=now)
+    project_visits(connection, rows, merges=resolution.merge_pairs, now=now, logged_up_to=logged_up_to)
     project_devices(connection, rows, now=now)
     outcome.accepted = len(rows)
     outcome.merges = len(resolution.merges)

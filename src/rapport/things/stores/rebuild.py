@@ -11,7 +11,7 @@ tests check batch-by-batch results against a rebuild from scratch.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, or_, 
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of, upsert
 from rapport.events.models import Event
+from rapport.events.store import EventRow
 from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
 from rapport.profiles.models import Profile
 from rapport.things.stores.build import (
@@ -139,9 +140,13 @@ def _after_a_gap(
 Presence = dict[tuple[str, str], list[Seen]]
 
 
-def _read(connection: Connection, touched: Touched) -> tuple[Presence, dict[str, list[Sale]]]:
+def _read(
+    connection: Connection, touched: Touched, fresh: Sequence[EventRow] = (), logged_up_to: int | None = None
+) -> tuple[Presence, dict[str, list[Sale]]]:
     """The presence events of each touched pair and the till orders of each owner, from where each
-    pair is rebuilt (a little before, for exits that came early)."""
+    pair is rebuilt (a little before, for exits that came early). With ``logged_up_to``, only events up
+    to that position of the log are read back, and ``fresh`` (the events logged after it) are taken as
+    they are."""
     events = table_of(Event)
     wanted = or_(
         events.c.type.in_(PRESENCE_TYPES), and_(events.c.type == SALE_TYPE, events.c.channel == "store")
@@ -154,34 +159,54 @@ def _read(connection: Connection, touched: Touched) -> tuple[Presence, dict[str,
             whole.append(owner)
         else:
             windowed[owner] = min(m for m in moments if m is not None)
+    earliest = min(windowed.values()) - CLOCK_TOLERANCE if windowed else None
     queries: list[tuple[list[str], datetime | None]] = [(chunk, None) for chunk in chunked(whole)]
-    if windowed:
-        earliest = min(windowed.values()) - CLOCK_TOLERANCE
-        queries += [(chunk, earliest) for chunk in chunked(sorted(windowed))]
+    queries += [(chunk, earliest) for chunk in chunked(sorted(windowed))]
     presence: Presence = defaultdict(list)
     sales: dict[str, list[Sale]] = defaultdict(list)
+
+    def take(fact: Seen) -> None:
+        stores = touched[fact.profile_id]
+        if fact.type == SALE_TYPE:
+            sales[fact.profile_id].append(_sale(fact))
+            return
+        store = fact.subject or store_of(fact)
+        if store is None or (stores is not None and store not in stores):
+            return
+        since = None if stores is None else stores[store]
+        if since is None or fact.occurred_at >= since - CLOCK_TOLERANCE:
+            presence[(fact.profile_id, store)].append(fact)
+
     for chunk, start in queries:
         where = [one_of(connection, events.c.profile_id, chunk), wanted]
         if start is not None:
             where.append(events.c.occurred_at >= start)
+        if logged_up_to is not None:
+            where.append(events.c.seq <= logged_up_to)
         for fact in _seen(connection, *where):
-            stores = touched[fact.profile_id]
-            if fact.type == SALE_TYPE:
-                sales[fact.profile_id].append(_sale(fact))
-                continue
-            store = fact.subject or store_of(fact)
-            if store is None or (stores is not None and store not in stores):
-                continue
-            since = None if stores is None else stores[store]
-            if since is None or fact.occurred_at >= since - CLOCK_TOLERANCE:
-                presence[(fact.profile_id, store)].append(fact)
+            take(fact)
+    for row in fresh:  # the same selection as the queries'
+        if row.profile_id not in touched:
+            continue
+        if row.type not in PRESENCE_TYPES and (row.type != SALE_TYPE or row.channel != "store"):
+            continue
+        if earliest is None or row.profile_id not in windowed or row.occurred_at >= earliest:
+            take(Seen(row.event_id, row.type, row.occurred_at, row.profile_id, row.subject, row.data))
     return presence, sales
 
 
-def rebuild(connection: Connection, touched: Touched, *, now: datetime) -> None:
-    """Rebuild the touched visits (see :data:`Touched`) in one pass."""
+def rebuild(
+    connection: Connection,
+    touched: Touched,
+    *,
+    now: datetime,
+    fresh: Sequence[EventRow] = (),
+    logged_up_to: int | None = None,
+) -> None:
+    """Rebuild the touched visits (see :data:`Touched`) in one pass. ``fresh`` and ``logged_up_to`` are
+    for a batch just logged: its events, and the position of the log before them (see :func:`_read`)."""
     _anchors(connection, touched)
-    presence, sales = _read(connection, touched)
+    presence, sales = _read(connection, touched, fresh, logged_up_to)
     timeouts = _timeouts(connection, {store for _, store in presence})
     built: list[Built] = []
     for (owner, store), facts in sorted(presence.items()):
