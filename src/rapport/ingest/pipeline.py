@@ -27,6 +27,7 @@ from rapport.identity.graph import GraphBatch, Key
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
 from rapport.identity.tombstones import any_erased, erased_among, lift
+from rapport.ingest.collector import bulk_collection
 from rapport.ingest.envelope import Candidate, Rejection, check, has_nul
 from rapport.ingest.models import QuarantinedEvent
 from rapport.profiles.projector import project
@@ -304,11 +305,12 @@ def ingest_stream(
         kinds = load_kinds(session, region=settings.default_region)
     total = Outcome()
     read = 0
-    for events in batches:
-        checked = check_batch(events, catalog=catalog, kinds=kinds, settings=settings)
-        with database.session(write=True) as session:
-            total.add(store_batch(session, checked, kinds=kinds, settings=settings, transport=transport))
-        read += len(events)
-        if on_progress is not None:
-            on_progress(read, total)
+    with bulk_collection():
+        for events in batches:
+            checked = check_batch(events, catalog=catalog, kinds=kinds, settings=settings)
+            with database.session(write=True) as session:
+                total.add(store_batch(session, checked, kinds=kinds, settings=settings, transport=transport))
+            read += len(events)
+            if on_progress is not None:
+                on_progress(read, total)
     return total

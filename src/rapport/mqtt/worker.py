@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rapport.db import Database
+from rapport.ingest.collector import bulk_collection
 from rapport.ingest.pipeline import Outcome
 from rapport.mqtt import codec
 from rapport.mqtt.client import Broker, Connection, MqttError, open_connection
@@ -118,39 +119,44 @@ class Worker:
         watchers = [asyncio.create_task(self._report(stop))]
         if self.options.parent_pid is not None:
             watchers.append(asyncio.create_task(self._watch_parent(stop)))
-        backoff = Backoff()
         try:
-            while not stop.is_set():
-                try:
-                    connection = await open_connection(
-                        self.broker,
-                        client_id=self.options.client_id,
-                        clean_start=False,
-                        session_expiry=self.options.session_expiry,
-                        receive_maximum=self.options.window,
-                        keepalive=self.options.keepalive,
-                    )
-                except MqttError as exc:
-                    delay = backoff.next()
-                    log.warning("%s; trying again in %.1f s", exc, delay)
-                    await _pause(delay, stop)
-                    continue
-                try:
-                    await self._subscribe(connection)
-                    backoff.reset()
-                    await self._consume(connection, stop)
-                except MqttError as exc:
-                    connection.close_reason = connection.close_reason or str(exc)
-                finally:
-                    await connection.close()
-                if not stop.is_set():
-                    delay = backoff.next()
-                    log.warning("%s: %s; reconnecting in %.1f s", self.broker, connection.close_reason, delay)
-                    await _pause(delay, stop)
+            with bulk_collection():
+                await self._serve(stop)
         finally:
             for watcher in watchers:
                 watcher.cancel()
         return self.total
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        """Connect, consume, and on a lost connection connect again with backoff, until stopped."""
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                connection = await open_connection(
+                    self.broker,
+                    client_id=self.options.client_id,
+                    clean_start=False,
+                    session_expiry=self.options.session_expiry,
+                    receive_maximum=self.options.window,
+                    keepalive=self.options.keepalive,
+                )
+            except MqttError as exc:
+                delay = backoff.next()
+                log.warning("%s; trying again in %.1f s", exc, delay)
+                await _pause(delay, stop)
+                continue
+            try:
+                await self._subscribe(connection)
+                backoff.reset()
+                await self._consume(connection, stop)
+            except MqttError as exc:
+                connection.close_reason = connection.close_reason or str(exc)
+            finally:
+                await connection.close()
+            if not stop.is_set():
+                delay = backoff.next()
+                log.warning("%s: %s; reconnecting in %.1f s", self.broker, connection.close_reason, delay)
+                await _pause(delay, stop)
 
     async def _subscribe(self, connection: Connection) -> None:
         filters = subscriptions(self.options.group, shared=self.options.shared)
