@@ -173,30 +173,34 @@ def screen_store_events(
     """Split off the store events that may not be stored: those naming a store that is not registered,
     and presence events from a clock running ahead. Returns the rest, and each refused event with its
     reasons. One query for the whole batch."""
-    named = {store for e in events if (store := _store_of(e)) is not None}
-    if not named:
+    ours = [e for e in events if e.type.startswith(STORE_EVENT_PREFIXES)]  # most events are not
+    if not ours:
         return list(events), []
-    known = {
-        row[0] for row in select_rows(connection, table_of(Store), ["store_id"], "store_id", sorted(named))
-    }
-    kept: list[E] = []
+    named = {store for e in ours if (store := _store_of(e)) is not None}
+    stores = table_of(Store)
+    known = (
+        {row[0] for row in select_rows(connection, stores, ["store_id"], "store_id", sorted(named))}
+        if named
+        else set()
+    )
+    latest = now + SENSOR_CLOCK_AHEAD
     refused: list[tuple[E, list[str]]] = []
-    for event in events:
+    for event in ours:
         store = _store_of(event)
         errors = []
         if store is not None and store not in known:
             errors.append(
                 f"data.store_id: unknown store {store!r}; register it first (PUT /v1/stores/{store})"
             )
-        ahead = event.occurred_at - now
-        if event.type in PRESENCE_TYPES and ahead > SENSOR_CLOCK_AHEAD:
-            ahead = timedelta(seconds=round(ahead.total_seconds()))
+        if event.type in PRESENCE_TYPES and event.occurred_at > latest:
+            ahead = timedelta(seconds=round((event.occurred_at - now).total_seconds()))
             errors.append(
                 f"occurred_at: lies {ahead} ahead of the time it arrived; a store sensor's clock may run "
                 f"at most {SENSOR_CLOCK_AHEAD} ahead: set the sensor's clock"
             )
         if errors:
             refused.append((event, errors))
-        else:
-            kept.append(event)
-    return kept, refused
+    if not refused:
+        return list(events), []
+    out = {id(event) for event, _ in refused}
+    return [e for e in events if id(e) not in out], refused
