@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, or_, select
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, one_of, upsert
+from rapport.db.bulk import chunked, one_of, upsert_rows
 from rapport.events.models import Event
 from rapport.events.store import EventRow
 from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
@@ -222,7 +222,7 @@ def rebuild(
     _forget(connection, touched)
     known = recognised(connection, touched)
     rows = [v.row(recognised=v.owner_id in known, now=now) for v in built]
-    upsert(connection, table_of(Visit), rows, key=["visit_id"])
+    upsert_rows(connection, table_of(Visit), rows, key=["visit_id"])
 
 
 def _sale(fact: Seen) -> Sale:
