@@ -347,7 +347,7 @@ def check(
             # no branch nests deeper than there are { and [ in it (data's own brace included).
             size = len(data_json)
             if size > limits.max_string_length + 2 or (
-                size - len(data_json.translate(None, b"{[")) > limits.max_nesting + 1
+                data_json.count(b"{") + data_json.count(b"[") > limits.max_nesting + 1
             ):
                 over, too_deep = _limit_errors(data, limits)
             else:
