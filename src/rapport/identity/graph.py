@@ -116,10 +116,12 @@ class GraphBatch:
 
     # -- reading the graph -------------------------------------------------------------------------
 
-    def _load(self, keys: set[Key], *, several: set[Key] | None = None) -> None:
-        """Read the owners of ``keys``; count the identifiers of the owners of ``several`` (the keys of
-        claims that carry more than one, the only claims that can attach an identifier to a profile that
-        holds some already, or merge two)."""
+    def _load(self, claims: Sequence[Claim]) -> None:
+        """Read the owners of the claims' identifiers, and count the identifiers of the profiles that
+        a claim may attach an identifier to or merge: those of a claim with several identifiers, some
+        unknown or known to different profiles. (A claim of one identifier can do neither to a profile
+        that holds identifiers already; the rules count any other profile when they first ask.)"""
+        keys = {key for claim in claims for key in claim.keys}
         table = table_of(Identifier)
         # Looked up by value through the (value, kind) index; the few extra pairs this may return (a value
         # known under another kind) are dropped here.
@@ -129,7 +131,12 @@ class GraphBatch:
         ):
             if (kind, value) in keys:
                 self.owner[(kind, value)] = pid
-        counted = None if several is None else {self.owner[key] for key in several if key in self.owner}
+        counted: set[str] = set()
+        for claim in claims:
+            if len(claim.keys) > 1:
+                owners = {self.owner.get(key) for key in claim.keys}
+                if len(owners) > 1:  # an unknown identifier (None), or two profiles
+                    counted.update(pid for pid in owners if pid is not None)
         self._load_profiles(set(self.owner.values()), counted=counted)
         self._load_placeholders({pid for key, pid in self.owner.items() if key[0] in TRANSFERABLE})
 
@@ -202,10 +209,7 @@ class GraphBatch:
 
     def resolve(self, claims: Sequence[Claim]) -> Resolution:
         """Decide a profile for every claim, in order."""
-        self._load(
-            {key for claim in claims for key in claim.keys},
-            several={key for claim in claims if len(claim.keys) > 1 for key in claim.keys},
-        )
+        self._load(claims)
         assignments: list[str] = []
         merges: list[PlannedMerge] = []
         new_profiles: dict[str, datetime] = {}
