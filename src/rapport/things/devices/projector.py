@@ -104,7 +104,7 @@ def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: da
 
     alerts: list[EventRow] = []
     if triggers:
-        filed = {row.event_id: row.profile_id for row in rows}
+        filed = {f.event_id: f.profile_id for f in facts}  # the triggers and the registrations at hand
         alerts = append_new(connection, rows_for(connection, triggers, twins, filed=filed, now=now))
     upsert_rows(connection, table_of(Device), list(twins.values()), key=["serial"])
     return alerts
