@@ -34,6 +34,14 @@ def epoch_micros(moment: datetime) -> int:
     return (moment - EPOCH) // ONE_MICROSECOND
 
 
+def stored_moment(value: int | datetime) -> datetime:
+    """A stored timestamp as the driver returns it (integer microseconds on SQLite, a datetime on
+    PostgreSQL) as an aware UTC datetime: for reads that bypass SQLAlchemy's types."""
+    if isinstance(value, int):
+        return EPOCH + value * ONE_MICROSECOND
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always timezone-aware UTC in Python: ``timestamptz`` on PostgreSQL, integer
     microseconds since 1970 on SQLite (which has no timestamp type of its own)."""
@@ -56,10 +64,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, int):
-            return EPOCH + value * ONE_MICROSECOND
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        assert isinstance(value, int | datetime)
+        return stored_moment(value)
 
 
 def table_of(model: type[DeclarativeBase]) -> Table:

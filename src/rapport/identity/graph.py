@@ -10,12 +10,12 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
-from rapport.db.base import EPOCH, ONE_MICROSECOND, table_of
+from rapport.db.base import stored_moment, table_of
 from rapport.db.bulk import chunked, dialect_insert, insert_rows, one_of, select_rows
 from rapport.events.models import Event
 from rapport.identity.kinds import TRANSFERABLE, KindTable
@@ -304,7 +304,7 @@ class GraphBatch:
         created = dict(
             select_rows(self.connection, table_of(Profile), ["id", "created_at"], "id", sorted(ids))
         )
-        return {pid: (-best[pid], _as_datetime(created[pid]), pid) for pid in ids}
+        return {pid: (-best[pid], stored_moment(created[pid]), pid) for pid in ids}
 
     def plan_merges(
         self, requests: Sequence[MergeRequest], *, independent: bool = False
@@ -506,14 +506,6 @@ def _not_live(pid: str, root: str | None, erased: set[str]) -> str:
     if pid in erased:
         return f"profile {pid} was erased on request"
     return f"profile {pid} was merged into {root}"
-
-
-def _as_datetime(value: object) -> datetime:
-    """A timestamp as the driver returns it: integer microseconds on SQLite, a datetime on PostgreSQL."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    assert isinstance(value, int)
-    return EPOCH + value * ONE_MICROSECOND
 
 
 def resolve_roots(connection: Connection, ids: Iterable[str]) -> dict[str, str | None]:

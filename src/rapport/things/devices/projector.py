@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
-from rapport.db.base import EPOCH, ONE_MICROSECOND, UTCDateTime, table_of
+from rapport.db.base import UTCDateTime, stored_moment, table_of
 from rapport.db.bulk import insert_rows, select_rows, upsert_rows
 from rapport.events.store import EventRow
 from rapport.profiles.state import iso
@@ -36,12 +36,12 @@ def load_twins(connection: Connection, serials: Iterable[str]) -> dict[str, dict
     columns = [column.name for column in table.columns]
     rows = select_rows(connection, table, columns, "serial", sorted(set(serials)))
     twins = {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
-    if connection.dialect.name == "sqlite":  # there timestamps are microseconds, and JSON is text
-        moments = [column.name for column in table.columns if isinstance(column.type, UTCDateTime)]
-        for twin in twins.values():
-            for name in moments:
-                if twin[name] is not None:
-                    twin[name] = EPOCH + twin[name] * ONE_MICROSECOND
+    moments = [column.name for column in table.columns if isinstance(column.type, UTCDateTime)]
+    for twin in twins.values():
+        for name in moments:
+            if twin[name] is not None:
+                twin[name] = stored_moment(twin[name])
+        if isinstance(twin["state"], str):  # SQLite gives JSON as its text
             twin["state"] = orjson.loads(twin["state"])
     return twins
 

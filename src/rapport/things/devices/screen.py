@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 
 from sqlalchemy import Connection
 
-from rapport.db.base import EPOCH, ONE_MICROSECOND, table_of
+from rapport.db.base import stored_moment, table_of
 from rapport.db.bulk import select_rows
 from rapport.events.facts import Fact
 from rapport.profiles.state import iso
@@ -39,9 +39,7 @@ def _models(connection: Connection, fresh: Sequence[Screened], serials: set[str]
     latest: dict[str, tuple[str, str]] = {}
     for serial, model, registered_at in stored:
         if model:
-            if isinstance(registered_at, int):  # SQLite's microseconds, read straight from the driver
-                registered_at = EPOCH + registered_at * ONE_MICROSECOND
-            latest[serial] = (iso(registered_at) if registered_at else "", model)
+            latest[serial] = (iso(stored_moment(registered_at)) if registered_at else "", model)
     for c in fresh:
         serial = str(c.data.get("serial"))
         wanted = c.type == REGISTERED and serial in serials and isinstance(c.data.get("model"), str)
