@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from types import MappingProxyType
 
 import phonenumbers
@@ -72,9 +71,9 @@ def _handle(value: str) -> str:
 
 
 def phone_normaliser(region: str) -> Callable[[str], str]:
-    """E.164 for numbers written with a country code or in ``region``'s national format."""
+    """E.164 for numbers written with a country code or in ``region``'s national format. (The kind
+    table remembers the answers.)"""
 
-    @lru_cache(maxsize=200_000)
     def normalise(value: str) -> str:
         stripped = value.strip()
         if stripped.casefold() in BLOCKED_VALUES:
