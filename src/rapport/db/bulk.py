@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -89,6 +90,18 @@ def write_rows(
 ) -> None:
     """Insert rows whose values the driver takes as they are, straight through it: COPY on PostgreSQL,
     one prepared INSERT on SQLite. For hot paths where SQLAlchemy's per-row work shows."""
+    with writing_rows(connection, table, columns, rows):
+        pass
+
+
+@contextmanager
+def writing_rows(
+    connection: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> Iterator[None]:
+    """:func:`write_rows`, with a block that runs while the server may still be writing them. On
+    PostgreSQL the rows are streamed before the block and the server is waited for when it ends, so the
+    work of the block and the server's run side by side; the connection is busy meanwhile, so the block
+    must not use it. On SQLite the rows are written before the block."""
     driver = connection.connection.driver_connection
     assert driver is not None
     names = ", ".join(columns)
@@ -96,10 +109,12 @@ def write_rows(
         with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+            yield
         return
     execute_many(
         connection, f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})", rows
     )
+    yield
 
 
 def execute_many(connection: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:

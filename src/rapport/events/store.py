@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, select
 
 from rapport.db.base import epoch_micros, table_of
-from rapport.db.bulk import write_rows
+from rapport.db.bulk import writing_rows
 from rapport.events.models import Event
 
 COLUMNS = (
@@ -61,15 +62,16 @@ def select_events(connection: Connection, *where: ColumnElement[bool]) -> Iterat
         yield EventRow(*row)
 
 
-def log_position(connection: Connection) -> int:
-    """Where the event log ends now: the ``seq`` of its last event (0 when empty). Events appended
-    after this call in the same transaction lie beyond it."""
-    table = table_of(Event)
-    return int(connection.execute(select(func.coalesce(func.max(table.c.seq), 0))).scalar_one())
-
-
 def append_events(connection: Connection, rows: Sequence[EventRow], *, table: str = "events") -> None:
     """Write ``rows`` through the backend's bulk path. The caller owns the transaction."""
+    with appending(connection, rows, table=table):
+        pass
+
+
+@contextmanager
+def appending(connection: Connection, rows: Sequence[EventRow], *, table: str = "events") -> Iterator[None]:
+    """:func:`append_events`, with a block that runs while PostgreSQL is still writing the rows (see
+    :func:`rapport.db.bulk.writing_rows`): the block must not use the connection."""
     if connection.dialect.name == "postgresql":
         values: Iterable[tuple[Any, ...]] = ((*row[:9], *row.json_columns()) for row in rows)
     else:  # SQLite stores timestamps as integer microseconds
@@ -83,4 +85,5 @@ def append_events(connection: Connection, rows: Sequence[EventRow], *, table: st
             )
             for row in rows
         )
-    write_rows(connection, table, COLUMNS, values)
+    with writing_rows(connection, table, COLUMNS, values):
+        yield

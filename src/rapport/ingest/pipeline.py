@@ -7,6 +7,7 @@ write appends the events, and the projections are updated per touched profile, n
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,7 @@ from rapport.db.base import table_of
 from rapport.db.bulk import select_rows
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.models import Event
-from rapport.events.store import EventRow, append_events, log_position
+from rapport.events.store import EventRow, append_events, appending
 from rapport.identity.graph import GraphBatch, Key
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
@@ -198,9 +199,14 @@ def store_batch(
     settings: Settings,
     transport: str = "http",
     keep_rejected: bool = True,
+    hold: ExitStack | None = None,
 ) -> Outcome:
-    """Deduplicate a checked batch against the log, resolve it, append it and project it, in the
-    caller's write transaction."""
+    """Deduplicate a checked batch against the log, resolve it, project it and append it, in the caller's
+    write transaction.
+
+    The log is written last. With ``hold``, the end of that write is left to it: on PostgreSQL the
+    server may still be writing the log when this returns, and the connection is busy until ``hold``
+    closes, so the caller can do other work (check the next batch) meanwhile."""
     now = checked.checked_at
     lock_identity_graph(session)
     prefer_index_lookups(session)
@@ -256,11 +262,13 @@ def store_batch(
         )
         for c, pid in zip(fresh, resolution.profile_ids, strict=True)
     ]
-    logged_up_to = log_position(connection)
-    append_events(connection, rows)
     project(connection, rows, merges=resolution.merge_pairs, priority_of=source_priorities(settings), now=now)
-    project_visits(connection, rows, merges=resolution.merge_pairs, now=now, logged_up_to=logged_up_to)
-    project_devices(connection, rows, now=now)
+    project_visits(connection, rows, merges=resolution.merge_pairs, now=now)
+    alerts = project_devices(connection, rows, now=now)
+    if hold is None:
+        append_events(connection, [*rows, *alerts])
+    else:
+        hold.enter_context(appending(connection, [*rows, *alerts]))
     outcome.accepted = len(rows)
     outcome.merges = len(resolution.merges)
     outcome.conflicts = sum(c["occurrences"] for c in resolution.conflicts)  # clashes seen
@@ -298,19 +306,41 @@ def ingest_stream(
     on_progress: Callable[[int, Outcome], None] | None = None,
 ) -> Outcome:
     """Ingest many batches, one transaction each (imports, the demo, benchmarks), and report after each
-    batch how many events were read and what became of them so far. The catalog and the identifier kinds
-    are read once, at the start."""
+    batch commits how many events were read and what became of them so far. The catalog and the
+    identifier kinds are read once, at the start. Each batch is checked while PostgreSQL is still writing
+    the log of the batch before (``store_batch``'s ``hold``); that batch commits right after."""
     with database.session() as session:
         catalog = load_catalog(session)
         kinds = load_kinds(session, region=settings.default_region)
     total = Outcome()
     read = 0
+
+    def committed(count: int, outcome: Outcome) -> None:
+        nonlocal read
+        total.add(outcome)
+        read += count
+        if on_progress is not None:
+            on_progress(read, total)
+
+    held = ExitStack()  # the batch before: its transaction, and the end of its log's write
+    stored: tuple[int, Outcome] | None = None  # what became of it, reported once it commits
+    iterator = iter(batches)
     with bulk_collection():
-        for events in batches:
-            checked = check_batch(events, catalog=catalog, kinds=kinds, settings=settings)
-            with database.session(write=True) as session:
-                total.add(store_batch(session, checked, kinds=kinds, settings=settings, transport=transport))
-            read += len(events)
-            if on_progress is not None:
-                on_progress(read, total)
-    return total
+        while True:
+            try:
+                events = next(iterator, None)
+                if events is not None:
+                    checked = check_batch(events, catalog=catalog, kinds=kinds, settings=settings)
+            finally:
+                held.close()  # the batch before is stored whatever becomes of this one: it commits
+            if stored is not None:
+                committed(*stored)
+            if events is None:
+                return total
+            with ExitStack() as batch:
+                session = batch.enter_context(database.session(write=True))
+                outcome = store_batch(
+                    session, checked, kinds=kinds, settings=settings, transport=transport, hold=batch
+                )
+                held = batch.pop_all()
+            stored = (len(events), outcome)

@@ -41,9 +41,9 @@ def stored_facts(
 def facts_with(
     connection: Connection, rows: Sequence[EventRow], types: Sequence[str], entities: Table
 ) -> dict[str, list[EventRow]]:
-    """Every event of ``types`` about each entity that ``rows`` (just stored) are about. An entity with
-    no row in ``entities`` yet had no events before these, so its events are taken from ``rows`` instead
-    of read back; only the others are."""
+    """Every event of ``types`` about each entity that ``rows`` (being stored, not yet in the log) are
+    about: ``rows`` themselves, and the events in the log. Those are read back only for the entities that
+    have a row in ``entities``: one without a row had no events before these."""
     fresh: dict[str, list[EventRow]] = defaultdict(list)
     for row in rows:
         if row.type in types and row.subject:
@@ -52,9 +52,8 @@ def facts_with(
         return {}
     key = entities.primary_key.columns.values()[0].name
     known = {subject for (subject,) in select_rows(connection, entities, [key], key, sorted(fresh))}
-    facts = stored_facts(connection, types, known) if known else {}
-    facts.update((subject, mine) for subject, mine in fresh.items() if subject not in known)
-    return facts
+    stored = stored_facts(connection, types, known) if known else {}
+    return {subject: [*stored.get(subject, ()), *mine] for subject, mine in fresh.items()}
 
 
 def _save_orders(connection: Connection, facts: Mapping[str, Sequence[EventRow]]) -> None:
@@ -83,8 +82,9 @@ def project(
     priority_of: Callable[[str], int],
     now: datetime,
 ) -> None:
-    """Fold ``rows`` (already stored) into the projections; ``merges`` are (survivor, absorbed) pairs made
-    while resolving these rows, in the order they were made."""
+    """Fold ``rows`` into the projections; ``merges`` are (survivor, absorbed) pairs made while resolving
+    these rows, in the order they were made. The rows are appended to the log after this, in the same
+    transaction: what is read from the log here is what was there before them."""
     # Only the events that change the golden record, and the profiles of merges, touch profile rows.
     stateful = [row for row in rows if row.type in golden.COLUMN_OF]
     touched = {row.profile_id for row in stateful}

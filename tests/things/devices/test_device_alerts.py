@@ -179,3 +179,28 @@ def test_an_alert_of_a_device_nobody_registered_yet_follows_its_events_to_the_ow
     [alert] = alerts(db)
     assert alert["id"] == "f1:alert:fault"
     assert alert["profile_id"] == owner_of(db, "FR-4") != unowned
+
+
+def test_an_alert_is_logged_after_the_reading_that_raised_it(db: Database, settings: Settings) -> None:
+    configure(db)
+    ingest(db, settings, [registered("FR-2", ANN, minute=0), reading("FR-2", 1, id="hot", temp_c=9.0)])
+
+    with db.session() as session:
+        logged = list(session.scalars(select(Event.event_id).order_by(Event.seq)))
+    assert logged.index("hot:alert:temp_c") > logged.index("hot")
+
+
+def test_an_event_that_came_with_an_alerts_id_keeps_it(db: Database, settings: Settings) -> None:
+    configure(db)
+    sent = [
+        registered("FR-3", ANN, minute=0),
+        reading("FR-3", 1, id="warm", temp_c=9.0),
+        page_view(ANN, minute=2, id="warm:alert:temp_c"),
+    ]
+
+    outcome = ingest(db, settings, sent)
+
+    assert (outcome.accepted, outcome.rejected_count) == (3, 0)
+    with db.session() as session:
+        kept = session.scalars(select(Event.type).where(Event.event_id == "warm:alert:temp_c")).all()
+    assert kept == ["page.viewed"]

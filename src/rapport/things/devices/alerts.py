@@ -106,13 +106,23 @@ def rows_for(
     return rows
 
 
-def append_new(connection: Connection, rows: Sequence[EventRow]) -> list[EventRow]:
-    """Append the alerts among ``rows`` that are not in the log yet; returns those appended."""
+def not_stored(
+    connection: Connection, rows: Sequence[EventRow], *, beside: Iterable[str] = ()
+) -> list[EventRow]:
+    """The alerts among ``rows`` that are neither in the log nor among ``beside`` (the ids of the events
+    they are to be appended with)."""
     unique = {row.event_id: row for row in rows}
     if not unique:
         return []
+    for event_id in beside:
+        unique.pop(event_id, None)
     stored = {e for (e,) in select_rows(connection, table_of(Event), ["event_id"], "event_id", list(unique))}
-    fresh = [row for event_id, row in unique.items() if event_id not in stored]
+    return [row for event_id, row in unique.items() if event_id not in stored]
+
+
+def append_new(connection: Connection, rows: Sequence[EventRow]) -> list[EventRow]:
+    """Append the alerts among ``rows`` that are not in the log yet; returns those appended."""
+    fresh = not_stored(connection, rows)
     if fresh:
         append_events(connection, fresh)
     return fresh

@@ -1,5 +1,6 @@
-"""Bring the devices up to date with a batch of newly stored events, in bulk: one read of the twins and
-models, one write each of the registrations, the series, the alerts and the twins."""
+"""Bring the devices up to date with a batch of events being stored, in bulk: one read of the twins and
+models, one write each of the registrations, the series and the twins. The alerts they raise go back to
+the caller, to be appended with the batch."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rapport.db.base import UTCDateTime, stored_moment, table_of
 from rapport.db.bulk import insert_rows, select_rows, upsert_rows
 from rapport.events.store import EventRow
 from rapport.profiles.state import iso
-from rapport.things.devices.alerts import append_new, rows_for
+from rapport.things.devices.alerts import not_stored, rows_for
 from rapport.things.devices.models import Device, DeviceReading, DeviceRegistration
 from rapport.things.devices.thresholds import load_models
 from rapport.things.devices.twin import (
@@ -54,8 +55,9 @@ def _in_order(rows: Iterable[EventRow]) -> list[EventRow]:
 
 
 def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: datetime) -> list[EventRow]:
-    """Fold the device events among ``rows`` (already stored) into the twins, the ownership history and
-    the telemetry series, and append the alerts they raise. Returns the alerts appended."""
+    """Fold the device events among ``rows`` (being stored) into the twins, the ownership history and the
+    telemetry series. Returns the alerts they raise that the log does not hold yet, for the caller to
+    append after ``rows``."""
     facts = [r for r in rows if r.type in DEVICE_TYPES and isinstance(r.data.get("serial"), str)]
     if not facts:
         return []
@@ -105,6 +107,7 @@ def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: da
     alerts: list[EventRow] = []
     if triggers:
         filed = {f.event_id: f.profile_id for f in facts}  # the triggers and the registrations at hand
-        alerts = append_new(connection, rows_for(connection, triggers, twins, filed=filed, now=now))
+        raised = rows_for(connection, triggers, twins, filed=filed, now=now)
+        alerts = not_stored(connection, raised, beside=(row.event_id for row in rows))
     upsert_rows(connection, table_of(Device), list(twins.values()), key=["serial"])
     return alerts

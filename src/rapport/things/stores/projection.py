@@ -46,11 +46,9 @@ def project_visits(
     *,
     merges: Sequence[tuple[str, str]] = (),
     now: datetime,
-    logged_up_to: int | None = None,
 ) -> None:
-    """Bring the visits up to date with ``rows`` (already stored) and the ``merges`` made with them.
-    ``logged_up_to``, the position of the event log before ``rows`` were appended, spares reading them
-    back."""
+    """Bring the visits up to date with ``rows`` (being stored: appended to the log after this, in the
+    same transaction) and the ``merges`` made with them."""
     touched: Touched = {}
     consented: set[str] = set()
     deliveries: dict[str, dict[str, datetime]] = defaultdict(dict)  # store -> sku -> earliest delivery
@@ -74,8 +72,7 @@ def project_visits(
     for owner, store, since in _buyers_since(connection, deliveries):
         touch(touched, owner, store, since)
     if touched:
-        fresh = rows if logged_up_to is not None else ()
-        rebuild(connection, touched, now=now, fresh=fresh, logged_up_to=logged_up_to)
+        rebuild(connection, touched, now=now, fresh=rows)
     if consented & visitors:
         _rekey(connection, consented & visitors)
 

@@ -141,12 +141,11 @@ Presence = dict[tuple[str, str], list[Seen]]
 
 
 def _read(
-    connection: Connection, touched: Touched, fresh: Sequence[EventRow] = (), logged_up_to: int | None = None
+    connection: Connection, touched: Touched, fresh: Sequence[EventRow] = ()
 ) -> tuple[Presence, dict[str, list[Sale]]]:
     """The presence events of each touched pair and the till orders of each owner, from where each
-    pair is rebuilt (a little before, for exits that came early). With ``logged_up_to``, only events up
-    to that position of the log are read back, and ``fresh`` (the events logged after it) are taken as
-    they are."""
+    pair is rebuilt (a little before, for exits that came early): those in the log, and those among
+    ``fresh`` (events being stored, not in the log yet)."""
     events = table_of(Event)
     wanted = or_(
         events.c.type.in_(PRESENCE_TYPES), and_(events.c.type == SALE_TYPE, events.c.channel == "store")
@@ -181,8 +180,6 @@ def _read(
         where = [one_of(connection, events.c.profile_id, chunk), wanted]
         if start is not None:
             where.append(events.c.occurred_at >= start)
-        if logged_up_to is not None:
-            where.append(events.c.seq <= logged_up_to)
         for fact in _seen(connection, *where):
             take(fact)
     for row in fresh:  # the same selection as the queries'
@@ -201,12 +198,11 @@ def rebuild(
     *,
     now: datetime,
     fresh: Sequence[EventRow] = (),
-    logged_up_to: int | None = None,
 ) -> None:
-    """Rebuild the touched visits (see :data:`Touched`) in one pass. ``fresh`` and ``logged_up_to`` are
-    for a batch just logged: its events, and the position of the log before them (see :func:`_read`)."""
+    """Rebuild the touched visits (see :data:`Touched`) in one pass, from the log and ``fresh``, the
+    events of a batch being stored (not in the log yet)."""
     _anchors(connection, touched)
-    presence, sales = _read(connection, touched, fresh, logged_up_to)
+    presence, sales = _read(connection, touched, fresh)
     timeouts = _timeouts(connection, {store for _, store in presence})
     built: list[Built] = []
     for (owner, store), facts in sorted(presence.items()):
@@ -216,9 +212,8 @@ def rebuild(
         mine = sales.get(owner, [])
         attach_sales(visits, mine if since is None else [s for s in mine if s.at >= since - CLOCK_TOLERANCE])
         built.extend(visits)
-    add_shelf_times(
-        built, _receipts(connection, {(v.store_id, item["sku"]) for v in built for item in v.items})
-    )
+    bought = {(v.store_id, item["sku"]) for v in built for item in v.items}
+    add_shelf_times(built, _receipts(connection, bought, fresh))
     _forget(connection, touched)
     known = recognised(connection, touched)
     rows = [v.row(recognised=v.owner_id in known, now=now) for v in built]
@@ -262,24 +257,33 @@ def _timeouts(connection: Connection, stores: Collection[str]) -> dict[str, time
 
 
 def _receipts(
-    connection: Connection, bought: Collection[tuple[str, str]]
+    connection: Connection, bought: Collection[tuple[str, str]], fresh: Sequence[EventRow] = ()
 ) -> dict[tuple[str, str], list[Receipt]]:
-    """Every delivery of the ``bought`` (store, SKU) pairs, oldest first (a delivery's subject is its SKU)."""
-    table = table_of(Event)
+    """Every delivery of the ``bought`` (store, SKU) pairs, oldest first (a delivery's subject is its SKU),
+    in the log or among ``fresh``."""
     found: dict[tuple[str, str], list[Receipt]] = defaultdict(list)
-    for chunk in chunked(sorted({sku for _, sku in bought})):
-        mine = one_of(connection, table.c.subject, chunk)
-        for fact in _seen(connection, mine, table.c.type == INVENTORY_TYPE):
-            key = (store_of(fact) or "", fact.subject or "")
-            if key in bought:
-                zone, quantity = fact.data.get("zone"), fact.data.get("quantity")
-                found[key].append(
-                    Receipt(
-                        fact.occurred_at,
-                        zone if isinstance(zone, str) else None,
-                        quantity if isinstance(quantity, int) else 0,
-                    )
+
+    def take(fact: Seen | EventRow) -> None:
+        key = (store_of(fact) or "", fact.subject or "")
+        if key in bought:
+            zone, quantity = fact.data.get("zone"), fact.data.get("quantity")
+            found[key].append(
+                Receipt(
+                    fact.occurred_at,
+                    zone if isinstance(zone, str) else None,
+                    quantity if isinstance(quantity, int) else 0,
                 )
+            )
+
+    table = table_of(Event)
+    for chunk in chunked(sorted({sku for _, sku in bought})):
+        for fact in _seen(
+            connection, one_of(connection, table.c.subject, chunk), table.c.type == INVENTORY_TYPE
+        ):
+            take(fact)
+    for row in fresh:
+        if row.type == INVENTORY_TYPE:
+            take(row)
     for receipts in found.values():
         receipts.sort()
     return found
