@@ -7,6 +7,7 @@ write appends the events, and the projections are updated per touched profile, n
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -307,8 +308,8 @@ def ingest_stream(
 ) -> Outcome:
     """Ingest many batches, one transaction each (imports, the demo, benchmarks), and report after each
     batch commits how many events were read and what became of them so far. The catalog and the
-    identifier kinds are read once, at the start. Each batch is checked while PostgreSQL is still writing
-    the log of the batch before (``store_batch``'s ``hold``); that batch commits right after."""
+    identifier kinds are read once, at the start. Each batch is read and checked while the batch before
+    is finished in a thread: PostgreSQL still writing its log (``store_batch``'s ``hold``), its commit."""
     with database.session() as session:
         catalog = load_catalog(session)
         kinds = load_kinds(session, region=settings.default_region)
@@ -322,17 +323,18 @@ def ingest_stream(
         if on_progress is not None:
             on_progress(read, total)
 
-    held = ExitStack()  # the batch before: its transaction, and the end of its log's write
-    stored: tuple[int, Outcome] | None = None  # what became of it, reported once it commits
+    stored: tuple[int, Outcome] | None = None  # what became of the batch before, reported once it commits
+    finishing: Future[None] | None = None  # the batch before: the end of its log's write, and its commit
     iterator = iter(batches)
-    with bulk_collection():
+    with bulk_collection(), ThreadPoolExecutor(1, thread_name_prefix="rapport-commit") as finisher:
         while True:
             try:
                 events = next(iterator, None)
                 if events is not None:
                     checked = check_batch(events, catalog=catalog, kinds=kinds, settings=settings)
             finally:
-                held.close()  # the batch before is stored whatever becomes of this one: it commits
+                if finishing is not None:  # the batch before is stored whatever becomes of this one
+                    finishing.result()
             if stored is not None:
                 committed(*stored)
             if events is None:
@@ -344,3 +346,6 @@ def ingest_stream(
                 )
                 held = batch.pop_all()
             stored = (len(events), outcome)
+            # The database waits (PostgreSQL writing the log, SQLite writing its pages at commit) leave
+            # Python's lock free, so the next batch is read and checked meanwhile.
+            finishing = finisher.submit(held.close)
