@@ -78,6 +78,20 @@ def test_a_jsonl_file_is_imported_and_bad_lines_are_quarantined_with_where_they_
     assert rejected.errors == ["data.lines: required property missing"]
 
 
+def test_a_bad_line_after_the_first_batch_is_quarantined_beside_the_batch_still_being_stored(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """The quarantine of a later batch's broken lines is written while the batch before is still being
+    finished (SQLite allows one writer at a time: it waits for that commit, and nothing is lost)."""
+    path = jsonl(tmp_path / "events.jsonl", [GOOD[0], GOOD[1], "{not json", GOOD[2], "[1, 2"])
+
+    outcome = import_file(db, path, settings=settings, batch_size=2)
+
+    assert (outcome.accepted, outcome.rejected_count) == (3, 2)
+    assert stored(db).keys() == {e["id"] for e in GOOD}
+    assert sorted(q.raw_text or "" for q in quarantine(db)) == ["[1, 2", "{not json"]
+
+
 def test_a_file_imported_twice_gives_only_duplicates_the_second_time(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
