@@ -1,7 +1,8 @@
-"""The ingest pipeline: check -> dedupe -> resolve -> append -> project, one batch per transaction.
+"""The ingest pipeline: check -> dedupe -> resolve -> project -> append, one batch per transaction.
 
-Every round trip is batched: one query finds duplicates, one reads the identity graph, one bulk
-write appends the events, and the projections are updated per touched profile, not per event.
+Every round trip is batched: one query finds duplicates, one reads the identity graph, the projections
+are updated per touched profile, not per event, and one bulk write appends the events. The log is
+written last so that a stream can check its next batch while the database is still writing it.
 """
 
 from __future__ import annotations
