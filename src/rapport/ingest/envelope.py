@@ -355,10 +355,7 @@ def check(
         if event_type is not None and not too_deep:
             errors.extend(event_type.errors(data))
             subject, channel = event_type.subject_of(data), event_type.channel_of(data)
-            if (subject is not None and len(subject) > MAX_SUBJECT) or (
-                channel is not None and len(channel) > MAX_CHANNEL
-            ):
-                errors.extend(_index_errors(event_type, subject, channel))
+            errors.extend(_index_errors(event_type, subject, channel))
             if over:  # one reason per field: the schema's own limit is the more telling
                 named = {e.partition(": ")[0] for e in errors}
                 over = [e for e in over if e.partition(": ")[0] not in named]
