@@ -115,7 +115,7 @@ def import_(
     path: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="a .jsonl/.ndjson or .csv file")
     ],
-    batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 2000,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 5000,
 ) -> None:
     """Ingest a file of events of any size; rejected lines go to the quarantine."""
     from rapport.ingest.importer import import_file

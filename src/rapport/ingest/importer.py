@@ -93,7 +93,7 @@ def import_file(
     path: Path,
     *,
     settings: Settings,
-    batch_size: int = 2_000,
+    batch_size: int = 5_000,
     on_progress: Callable[[int, Outcome], None] | None = None,
 ) -> Outcome:
     """Ingest every event in ``path`` (``.jsonl``/``.ndjson`` or ``.csv``), one transaction per batch.
