@@ -4,6 +4,7 @@ scroll their timeline, and the steward's and admin's work."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlparse
 
 import pytest
 from console_harness import Screens, Server
@@ -262,7 +263,10 @@ def test_the_store_view_shows_visits_and_a_heat_map_of_its_zones(
 def test_nothing_overflows_a_narrow_window(page: Page, server: Server, screen: Screens, path: str) -> None:
     # given a phone-sized window
     page.set_viewport_size({"width": 375, "height": 800})
-    sign_in(page, server, then=path.replace("{long}", server.seeded.long_history))
+    target = path.replace("{long}", server.seeded.long_history)
+    sign_in(page, server, then=target)
+    # (measured once the page has loaded, its style sheet included: the sign-in page has a heading too)
+    page.wait_for_url(lambda url: urlparse(url).path == target)
     expect(page.locator("main h1").first).to_be_visible()
     # then the page is no wider than the window
     width = page.evaluate("document.documentElement.scrollWidth")
