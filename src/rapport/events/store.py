@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -85,30 +85,13 @@ def _once_per_moment(convert: Callable[[datetime], Any]) -> Callable[[datetime],
 def appending(connection: Connection, rows: Sequence[EventRow], *, table: str = "events") -> Iterator[None]:
     """:func:`append_events`, with a block that runs while PostgreSQL is still writing the rows (see
     :func:`rapport.db.bulk.writing_rows`): the block must not use the connection."""
-    if connection.dialect.name == "postgresql":
-        # Timestamps go as isoformat text: the driver's own rendering costs half as much again.
-        received = _once_per_moment(datetime.isoformat)
-        values: Iterable[tuple[Any, ...]] = (
-            (
-                *row[:3],
-                row.occurred_at.isoformat(),
-                received(row.received_at),
-                *row[5:9],
-                *row.json_columns(),
-            )
-            for row in rows
-        )
-    else:  # SQLite stores timestamps as integer microseconds
-        received = _once_per_moment(epoch_micros)
-        values = (
-            (
-                *row[:3],
-                epoch_micros(row.occurred_at),
-                received(row.received_at),
-                *row[5:9],
-                *row.json_columns(),
-            )
-            for row in rows
-        )
+    # PostgreSQL takes timestamps as isoformat text (the driver's own rendering costs half as much again),
+    # SQLite as integer microseconds.
+    stamp = datetime.isoformat if connection.dialect.name == "postgresql" else epoch_micros
+    received = _once_per_moment(stamp)
+    values = (
+        (*row[:3], stamp(row.occurred_at), received(row.received_at), *row[5:9], *row.json_columns())
+        for row in rows
+    )
     with writing_rows(connection, table, COLUMNS, values):
         yield
