@@ -9,9 +9,14 @@ import pytest
 from sqlalchemy import func, select
 
 from builders import event, ingest, order, page_view
-from rapport.catalog.service import add_event_type
+from rapport.catalog.registry import Catalog
+from rapport.catalog.service import add_event_type, load_catalog
 from rapport.db import Database
 from rapport.events import Event
+from rapport.events.store import AlreadyInLog
+from rapport.identity.kinds import KindTable
+from rapport.identity.service import load_kinds
+from rapport.ingest.pipeline import check_batch, store_batch
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.quarantine import replay
 from rapport.settings import Settings
@@ -29,6 +34,28 @@ def test_valid_events_are_stored_once(db: Database, settings: Settings) -> None:
     assert (first.accepted, first.duplicates, first.rejected) == (2, 0, [])
     assert (again.accepted, again.duplicates) == (0, 2)
     assert count(db, Event) == 2
+
+
+def test_without_the_look_up_a_stored_id_stops_the_whole_batch(db: Database, settings: Settings) -> None:
+    first = page_view({"cookie_id": "c-1"}, id="first")
+    ingest(db, settings, [first])
+    catalog, kinds = load_catalog_and_kinds(db, settings)
+    later = [page_view({"cookie_id": "c-2"}, id="second"), first]
+    checked = check_batch(later, catalog=catalog, kinds=kinds, settings=settings)
+
+    with pytest.raises(AlreadyInLog), db.session(write=True) as session:
+        store_batch(session, checked, kinds=kinds, settings=settings, look_up_stored=False)
+
+    assert count(db, Event) == 1
+    with db.session(write=True) as session:
+        outcome = store_batch(session, checked, kinds=kinds, settings=settings)
+    assert (outcome.accepted, outcome.duplicates) == (1, 1)
+    assert count(db, Event) == 2
+
+
+def load_catalog_and_kinds(db: Database, settings: Settings) -> tuple[Catalog, KindTable]:
+    with db.session() as session:
+        return load_catalog(session), load_kinds(session, region=settings.default_region)
 
 
 def test_a_repeated_id_inside_one_batch_is_a_duplicate(db: Database, settings: Settings) -> None:

@@ -1,5 +1,6 @@
 """Streams of batches: each batch is checked while the one before is still being written, and each
-commits on its own, whatever becomes of the batches after it."""
+commits on its own, whatever becomes of the batches after it. Once a batch finds none of its ids in the
+log, the next ones are left to the log's unique index, and a batch it refuses is stored again."""
 
 from __future__ import annotations
 
@@ -65,3 +66,29 @@ def test_an_order_spread_over_batches_has_every_version(db: Database, settings: 
         stored = session.get(Order, "O-9")
     assert stored is not None
     assert [v["version"] for v in stored.versions] == [1, 2, 3]
+
+
+def test_a_repeat_after_fresh_batches_is_stored_once(db: Database, settings: Settings) -> None:
+    who = {"email": "jo@example.com"}
+    placed = order("O-7", who, minute=1)
+    amended = {**order("O-7", who, minute=2), "type": "order.amended"}
+    amended["data"]["reason"] = "one more"
+    fresh = [[placed], [page_view(who, minute=3)], [amended]]  # the first finds nothing in the log
+    repeats = [[page_view(who, minute=4), amended], [placed, page_view(who, minute=5)]]
+    seen: list[tuple[int, int]] = []
+
+    total = ingest_stream(
+        db,
+        [*fresh, *repeats, [page_view(who, minute=6)]],
+        settings=settings,
+        transport="test",
+        on_progress=lambda _read, outcome: seen.append((outcome.accepted, outcome.duplicates)),
+    )
+
+    assert (total.accepted, total.duplicates, total.rejected_count) == (6, 2, 0)
+    assert seen == [(1, 0), (2, 0), (3, 0), (4, 1), (5, 2), (6, 2)]
+    assert committed_events(db) == 6
+    with db.session() as session:
+        stored = session.get(Order, "O-7")
+    assert stored is not None
+    assert [v["version"] for v in stored.versions] == [1, 2]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
+import psycopg
 from sqlalchemy import ColumnElement, Connection, String, Table, any_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -117,6 +119,14 @@ def writing_rows(
         connection, f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})", rows
     )
     yield
+
+
+def refused_as_taken(error: BaseException, table: str, column: str) -> bool:
+    """Whether ``error`` is the driver's refusal of a row whose ``column`` holds a value that ``table``
+    holds already (its unique constraint, named by the naming convention)."""
+    if isinstance(error, psycopg.errors.UniqueViolation):
+        return error.diag.constraint_name == f"uq_{table}_{column}"
+    return isinstance(error, sqlite3.IntegrityError) and str(error).endswith(f"failed: {table}.{column}")
 
 
 def execute_many(connection: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:

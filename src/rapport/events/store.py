@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, select
 
 from rapport.db.base import epoch_micros, table_of
-from rapport.db.bulk import writing_rows
+from rapport.db.bulk import refused_as_taken, writing_rows
 from rapport.events.models import Event
 
 COLUMNS = (
@@ -54,6 +54,11 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+class AlreadyInLog(Exception):
+    """An event being appended has an id that the log holds already: the append stored nothing, and the
+    transaction must be rolled back."""
+
+
 def select_events(connection: Connection, *where: ColumnElement[bool]) -> Iterator[EventRow]:
     """The stored events that match every condition in ``where``."""
     table = table_of(Event)
@@ -93,5 +98,10 @@ def appending(connection: Connection, rows: Sequence[EventRow], *, table: str = 
         (*row[:3], stamp(row.occurred_at), received(row.received_at), *row[5:9], *row.json_columns())
         for row in rows
     )
-    with writing_rows(connection, table, COLUMNS, values):
-        yield
+    try:
+        with writing_rows(connection, table, COLUMNS, values):
+            yield
+    except Exception as error:
+        if refused_as_taken(error, table, "event_id"):
+            raise AlreadyInLog(f"the log holds one of these event ids already: {error}") from error
+        raise

@@ -25,7 +25,7 @@ from rapport.db.base import table_of
 from rapport.db.bulk import select_rows
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.models import Event
-from rapport.events.store import EventRow, append_events, appending
+from rapport.events.store import AlreadyInLog, EventRow, append_events, appending
 from rapport.identity.graph import GraphBatch, Key
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
@@ -202,19 +202,25 @@ def store_batch(
     transport: str = "http",
     keep_rejected: bool = True,
     hold: ExitStack | None = None,
+    look_up_stored: bool = True,
 ) -> Outcome:
     """Deduplicate a checked batch against the log, resolve it, project it and append it, in the caller's
     write transaction.
 
     The log is written last. With ``hold``, the end of that write is left to it: on PostgreSQL the
     server may still be writing the log when this returns, and the connection is busy until ``hold``
-    closes, so the caller can do other work (check the next batch) meanwhile."""
+    closes, so the caller can do other work (check the next batch) meanwhile.
+
+    Without ``look_up_stored``, the ids are not looked up in the log first, for streams that rarely
+    repeat themselves: if the log holds one of them after all, the append raises
+    :class:`~rapport.events.store.AlreadyInLog`, the transaction must be rolled back, and the batch
+    stored again with the look-up. The log's unique index makes the same check as the look-up anyway."""
     now = checked.checked_at
     lock_identity_graph(session)
     prefer_index_lookups(session)
     outcome = Outcome(duplicates=checked.duplicates)
     fresh = checked.fresh
-    if fresh:
+    if fresh and look_up_stored:
         stored = _existing_ids(session, [c.event_id for c in fresh])
         if stored:
             outcome.duplicates += sum(1 for c in fresh if c.event_id in stored)
@@ -310,12 +316,17 @@ def ingest_stream(
     """Ingest many batches, one transaction each (imports, the demo, benchmarks), and report after each
     batch commits how many events were read and what became of them so far. The catalog and the
     identifier kinds are read once, at the start. Each batch is read and checked while the batch before
-    is finished in a thread: PostgreSQL still writing its log (``store_batch``'s ``hold``), its commit."""
+    is finished in a thread: PostgreSQL still writing its log (``store_batch``'s ``hold``), its commit.
+
+    Ids are looked up in the log only while the stream repeats what the log holds: after a batch that
+    found none of its ids there, the next is left to the log's unique index, and should the index refuse
+    it, it is stored again with the look-up (see ``store_batch``)."""
     with database.session() as session:
         catalog = load_catalog(session)
         kinds = load_kinds(session, region=settings.default_region)
     total = Outcome()
     read = 0
+    look_up = True  # until a batch finds none of its ids in the log
 
     def committed(count: int, outcome: Outcome) -> None:
         nonlocal read
@@ -324,8 +335,16 @@ def ingest_stream(
         if on_progress is not None:
             on_progress(read, total)
 
-    stored: tuple[int, Outcome] | None = None  # what became of the batch before, reported once it commits
-    finishing: Future[None] | None = None  # the batch before: the end of its log's write, and its commit
+    def stored_again(checked: CheckedBatch) -> Outcome:
+        """The batch, stored with the look-up after the log refused an id of it."""
+        nonlocal look_up
+        look_up = True
+        with database.session(write=True) as session:
+            return store_batch(session, checked, kinds=kinds, settings=settings, transport=transport)
+
+    # the batch before, finishing in a thread (the end of its log's write, its commit): how many events
+    # were read for it, what was checked and what became of it, reported once it commits
+    before: tuple[int, CheckedBatch, Outcome, Future[None]] | None = None
     iterator = iter(batches)
     with bulk_collection(), ThreadPoolExecutor(1, thread_name_prefix="rapport-commit") as finisher:
         while True:
@@ -334,19 +353,34 @@ def ingest_stream(
                 if events is not None:
                     checked = check_batch(events, catalog=catalog, kinds=kinds, settings=settings)
             finally:
-                if finishing is not None:  # the batch before is stored whatever becomes of this one
-                    finishing.result()
-            if stored is not None:
-                committed(*stored)
+                if before is not None:  # the batch before is stored whatever becomes of this one
+                    count, was_checked, outcome, finishing = before
+                    before = None
+                    try:
+                        finishing.result()
+                    except AlreadyInLog:
+                        outcome = stored_again(was_checked)
+                    committed(count, outcome)
             if events is None:
                 return total
-            with ExitStack() as batch:
-                session = batch.enter_context(database.session(write=True))
-                outcome = store_batch(
-                    session, checked, kinds=kinds, settings=settings, transport=transport, hold=batch
-                )
-                held = batch.pop_all()
-            stored = (len(events), outcome)
+            try:
+                with ExitStack() as batch:
+                    session = batch.enter_context(database.session(write=True))
+                    outcome = store_batch(
+                        session,
+                        checked,
+                        kinds=kinds,
+                        settings=settings,
+                        transport=transport,
+                        hold=batch,
+                        look_up_stored=look_up,
+                    )
+                    held = batch.pop_all()
+            except AlreadyInLog:  # SQLite writes its log before store_batch returns
+                committed(len(events), stored_again(checked))
+                continue
+            if look_up:
+                look_up = outcome.duplicates > checked.duplicates  # some were in the log
             # The database waits (PostgreSQL writing the log, SQLite writing its pages at commit) leave
             # Python's lock free, so the next batch is read and checked meanwhile.
-            finishing = finisher.submit(held.close)
+            before = (len(events), checked, outcome, finisher.submit(held.close))
