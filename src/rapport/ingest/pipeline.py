@@ -1,8 +1,9 @@
 """The ingest pipeline: check -> dedupe -> resolve -> project -> append, one batch per transaction.
 
-Every round trip is batched: one query finds duplicates, one reads the identity graph, the projections
-are updated per touched profile, not per event, and one bulk write appends the events. The log is
-written last so that a stream can check its next batch while the database is still writing it.
+Every round trip is batched: one query finds duplicates (a stream that repeats nothing leaves them to
+the log's unique index), one reads the identity graph, the projections are updated per touched profile,
+not per event, and one bulk write appends the events. The log is written last so that a stream can check
+its next batch while the database is still writing it.
 """
 
 from __future__ import annotations
