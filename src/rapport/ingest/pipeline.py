@@ -215,7 +215,7 @@ def store_batch(
     Without ``look_up_stored``, the ids are not looked up in the log first, for streams that rarely
     repeat themselves: if the log holds one of them after all, the append raises
     :class:`~rapport.events.store.AlreadyInLog`, the transaction must be rolled back, and the batch
-    stored again with the look-up. The log's unique index makes the same check as the look-up anyway."""
+    stored again with the lookup. The log's unique index makes the same check as the lookup anyway."""
     now = checked.checked_at
     lock_identity_graph(session)
     prefer_index_lookups(session)
@@ -321,7 +321,7 @@ def ingest_stream(
 
     Ids are looked up in the log only while the stream repeats what the log holds: after a batch that
     found none of its ids there, the next is left to the log's unique index, and should the index refuse
-    it, it is stored again with the look-up (see ``store_batch``)."""
+    it, it is stored again with the lookup (see ``store_batch``)."""
     with database.session() as session:
         catalog = load_catalog(session)
         kinds = load_kinds(session, region=settings.default_region)
@@ -337,7 +337,7 @@ def ingest_stream(
             on_progress(read, total)
 
     def stored_again(checked: CheckedBatch) -> Outcome:
-        """The batch, stored with the look-up after the log refused an id of it."""
+        """The batch, stored with the lookup after the log refused an id of it."""
         nonlocal look_up
         look_up = True
         with database.session(write=True) as session:
