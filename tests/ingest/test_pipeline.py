@@ -16,8 +16,8 @@ from rapport.events import Event
 from rapport.events.store import AlreadyInLog
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
-from rapport.ingest.pipeline import check_batch, store_batch
 from rapport.ingest.models import QuarantinedEvent
+from rapport.ingest.pipeline import check_batch, store_batch
 from rapport.ingest.quarantine import replay
 from rapport.settings import Settings
 
