@@ -329,17 +329,16 @@ def ingest_stream(
     read = 0
     look_up = True  # until a batch finds none of its ids in the log
 
-    def committed(count: int, outcome: Outcome) -> None:
-        nonlocal read
+    def committed(count: int, checked: CheckedBatch, outcome: Outcome) -> None:
+        nonlocal read, look_up
         total.add(outcome)
         read += count
+        look_up = outcome.duplicates > checked.duplicates  # the lookup, or a second try, found some
         if on_progress is not None:
             on_progress(read, total)
 
     def stored_again(checked: CheckedBatch) -> Outcome:
         """The batch, stored with the lookup after the log refused an id of it."""
-        nonlocal look_up
-        look_up = True
         with database.session(write=True) as session:
             return store_batch(session, checked, kinds=kinds, settings=settings, transport=transport)
 
@@ -361,7 +360,7 @@ def ingest_stream(
                         finishing.result()
                     except AlreadyInLog:
                         outcome = stored_again(was_checked)
-                    committed(count, outcome)
+                    committed(count, was_checked, outcome)
             if events is None:
                 return total
             try:
@@ -378,10 +377,8 @@ def ingest_stream(
                     )
                     held = batch.pop_all()
             except AlreadyInLog:  # SQLite writes its log before store_batch returns
-                committed(len(events), stored_again(checked))
+                committed(len(events), checked, stored_again(checked))
                 continue
-            if look_up:
-                look_up = outcome.duplicates > checked.duplicates  # some were in the log
             # The database waits (PostgreSQL writing the log, SQLite writing its pages at commit) leave
             # Python's lock free, so the next batch is read and checked meanwhile.
             before = (len(events), checked, outcome, finisher.submit(held.close))
