@@ -48,16 +48,6 @@ def empty_state() -> State:
     return {"traits": {}, "account": {}, "consents": {}}
 
 
-def copy_state(state: State) -> State:
-    """A copy that :func:`apply` and :func:`merge` may change without touching ``state``. Entries
-    (a trait, a consent) are replaced, never changed in place, so two levels are enough."""
-    return {
-        "traits": dict(state["traits"]),
-        "consents": dict(state["consents"]),
-        "account": {k: dict(v) if isinstance(v, dict) else v for k, v in state["account"].items()},
-    }
-
-
 def _wins(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
     if old is None:
         return True

@@ -2,7 +2,9 @@
 
 Each save stamps the rows it writes with a random token (``state_version``). A cached state is used
 only while the row still carries the token it was cached with, so a write by another process, a
-rolled-back transaction or a rebuild simply makes the cache miss: correctness never depends on it.
+rebuild simply makes the cache miss: correctness never depends on it. A state read from the cache is
+taken out of it, not copied, and comes back with the save: a transaction that changed it and then rolled
+back leaves nothing behind, and the next read misses.
 That holds as long as every write of the state columns (traits, account, consents) goes through
 :func:`save_states`, which sets a fresh token; anything else that changes them must do the same.
 """
@@ -37,13 +39,12 @@ class StateCache:
         self._entries: OrderedDict[str, tuple[int, golden.State]] = OrderedDict()
         self._lock = Lock()
 
-    def get(self, profile_id: str, token: int) -> golden.State | None:
+    def take(self, profile_id: str, token: int) -> golden.State | None:
+        """The cached state, if it is the one stored with ``token``, handed over to the caller: it leaves
+        the cache until :meth:`put` brings it back saved (every load is followed by a save)."""
         with self._lock:
-            entry = self._entries.get(profile_id)
-            if entry is None or entry[0] != token:
-                return None
-            self._entries.move_to_end(profile_id)
-        return golden.copy_state(entry[1])
+            entry = self._entries.pop(profile_id, None)
+        return None if entry is None or entry[0] != token else entry[1]
 
     def put(self, profile_id: str, token: int, state: golden.State) -> None:
         """Keep ``state``; the caller hands it over and must not change it afterwards."""
@@ -75,7 +76,8 @@ def _decode(value: object) -> dict[str, object]:
 
 
 def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.State]:
-    """The stored state of each profile in ``ids`` that exists: from the cache where it is current."""
+    """The stored state of each profile in ``ids`` that exists: from the cache where it is current. The
+    states are the caller's to change, and to save with :func:`save_states` in the same transaction."""
     cache = cache_for(connection)
     table = table_of(Profile)
     states: dict[str, golden.State] = {}
@@ -84,7 +86,7 @@ def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.
         if token == NEVER_SAVED:
             states[profile_id] = golden.empty_state()
             continue
-        cached = cache.get(profile_id, token)
+        cached = cache.take(profile_id, token)
         if cached is None:
             missing.append(profile_id)
         else:
