@@ -296,12 +296,28 @@ def _forget(connection: Connection, touched: Touched) -> None:
     everywhere = sorted(owner for owner, stores in touched.items() if stores is None)
     for chunk in chunked(everywhere):
         connection.execute(delete(table).where(one_of(connection, table.c.owner_id, chunk)))
-    whole: list[dict[str, Any]] = []
-    partly: list[dict[str, Any]] = []
-    for owner, stores in sorted(touched.items()):
-        for store, since in sorted((stores or {}).items()):
-            pair = {"b_owner": owner, "b_store": store}
-            (whole if since is None else partly).append(pair if since is None else {**pair, "b_since": since})
+    pairs = [
+        (owner, store, since)
+        for owner, stores in sorted(touched.items())
+        for store, since in sorted((stores or {}).items())
+    ]
+    if not pairs:
+        return
+    if connection.dialect.name == "postgresql":  # one statement for every pair
+        connection.exec_driver_sql(
+            f"DELETE FROM {table.name} AS v "
+            "USING unnest(%s::text[], %s::text[], %s::timestamptz[]) AS p(owner, store, since) "
+            "WHERE v.owner_id = p.owner AND v.store_id = p.store "
+            "AND (p.since IS NULL OR v.entered_at >= p.since)",
+            (
+                [owner for owner, _, _ in pairs],
+                [store for _, store, _ in pairs],
+                [since for _, _, since in pairs],
+            ),
+        )
+        return
+    whole = [{"b_owner": owner, "b_store": store} for owner, store, since in pairs if since is None]
+    partly = [{"b_owner": o, "b_store": s, "b_since": since} for o, s, since in pairs if since is not None]
     mine = [table.c.owner_id == bindparam("b_owner"), table.c.store_id == bindparam("b_store")]
     if whole:
         connection.execute(delete(table).where(*mine), whole)
