@@ -2,11 +2,12 @@
 
 Each save stamps the rows it writes with a random token (``state_version``). A cached state is used
 only while the row still carries the token it was cached with, so a write by another process, a
-rebuild simply makes the cache miss: correctness never depends on it. A state read from the cache is
-taken out of it, not copied, and comes back with the save: a transaction that changed it and then rolled
-back leaves nothing behind, and the next read misses.
-That holds as long as every write of the state columns (traits, account, consents) goes through
-:func:`save_states`, which sets a fresh token; anything else that changes them must do the same.
+rebuild simply makes the cache miss: correctness never depends on it. That holds as long as every
+write of the state columns (traits, account, consents) goes through :func:`save_states`, which sets a
+fresh token; anything else that changes them must do the same.
+
+A state read from the cache is taken out of it, not copied, and comes back with the save: a transaction
+that changed it and then rolled back leaves nothing behind, and the next read misses.
 """
 
 from __future__ import annotations
