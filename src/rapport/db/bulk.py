@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from rapport.db.base import epoch_micros
+from rapport.db.held import HeldWrites, Send, write
 
 T = TypeVar("T")
 
@@ -141,45 +142,77 @@ def execute_many(connection: Connection, statement: str, rows: Iterable[Sequence
 
 
 def insert_rows(
-    connection: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    later: HeldWrites | None = None,
 ) -> None:
-    """:func:`write_rows` for plain Python values: datetimes, dicts and lists are converted first."""
+    """:func:`write_rows` for plain Python values: datetimes, dicts and lists are converted first. With
+    ``later``, the write is held back (see :mod:`rapport.db.held`)."""
     sqlite = connection.dialect.name == "sqlite"
-    write_rows(connection, table.name, columns, ([_driver_value(v, sqlite) for v in row] for row in rows))
+
+    def prepare() -> Send:
+        values = [[_driver_value(v, sqlite) for v in row] for row in rows]
+        return lambda connection: write_rows(connection, table.name, columns, values)
+
+    write(connection, later, prepare)
 
 
 def upsert_rows(
-    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: Sequence[str]
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Sequence[str],
+    later: HeldWrites | None = None,
 ) -> None:
-    """:func:`upsert` straight through the driver, for hot paths: on PostgreSQL a COPY into a staging
+    """:func:`upsert` straight through the driver, for hot paths (see :func:`prepare_upsert`). With
+    ``later``, the write is held back (see :mod:`rapport.db.held`)."""
+    backend = connection.dialect.name
+    write(connection, later, lambda: prepare_upsert(backend, table, rows, key=key))
+
+
+def prepare_upsert(
+    backend: str, table: Table, rows: Sequence[Mapping[str, Any]], *, key: Sequence[str]
+) -> Send:
+    """Convert ``rows`` for the driver and return what upserts them: on PostgreSQL a COPY into a staging
     table and one INSERT … ON CONFLICT from it, on SQLite one prepared statement. Every row has the same
     columns and no two the same key; values are converted as :func:`insert_rows` does, so a JSON column
     must hold an object or a list, never None or a bare string."""
     if not rows:
-        return
+        return lambda connection: None
     columns = list(rows[0])
     names = ", ".join(columns)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    sqlite = connection.dialect.name == "sqlite"
-    values = ([_driver_value(row[c], sqlite) for c in columns] for row in rows)
+    sqlite = backend == "sqlite"
+    values = [[_driver_value(row[c], sqlite) for c in columns] for row in rows]
     if sqlite:
         marks = ", ".join("?" for _ in columns)
-        execute_many(connection, f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {conflict}", values)
-        return
+        statement = f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {conflict}"
+        return lambda connection: execute_many(connection, statement, values)
     stage = f"{table.name}_stage"
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS) "
-            "ON COMMIT DELETE ROWS"
-        )
-        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-            for row in values:
-                copy.write_row(row)
-        cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage} {conflict}")
-        cursor.execute(f"DELETE FROM {stage}")
+
+    def send(connection: Connection) -> None:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS"
+            )
+            with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+            # the stage is emptied by the statement that reads it: one round trip less
+            cursor.execute(
+                f"WITH staged AS (DELETE FROM {stage} RETURNING {names}) "
+                f"INSERT INTO {table.name} ({names}) SELECT {names} FROM staged {conflict}"
+            )
+
+    return send
 
 
 def select_rows(

@@ -20,6 +20,7 @@ def prefer_index_lookups(session: Session) -> None:
     analysed, PostgreSQL's stale statistics make it scan the whole table instead; forbid that for the
     rest of the transaction. JIT goes too: a forbidden scan's notional cost would trigger a compile that
     takes longer than the query."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL enable_seqscan = off"))
-        session.execute(text("SET LOCAL jit = off"))
+    if session.get_bind().dialect.name == "postgresql":  # one round trip for both settings
+        session.execute(
+            text("SELECT set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)")
+        )

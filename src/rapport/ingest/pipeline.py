@@ -2,8 +2,9 @@
 
 Every round trip is batched: one query finds duplicates (a stream that repeats nothing leaves them to
 the log's unique index), one reads the identity graph, the projections are updated per touched profile,
-not per event, and one bulk write appends the events. The log is written last so that a stream can check
-its next batch while the database is still writing it.
+not per event, and one bulk write appends the events. The projections read first and hold the rest of
+their work back (:mod:`rapport.db.held`): Python folds the events into them while PostgreSQL writes the
+log, and their writes follow the log's. A stream checks its next batch while the database finishes.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.db.base import table_of
 from rapport.db.bulk import select_rows
+from rapport.db.held import HeldWrites
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.models import Event
-from rapport.events.store import AlreadyInLog, EventRow, append_events, appending
+from rapport.events.store import AlreadyInLog, EventRow, appending
 from rapport.identity.graph import GraphBatch, Key
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
@@ -271,18 +273,36 @@ def store_batch(
         )
         for c, pid in zip(fresh, resolution.profile_ids, strict=True)
     ]
-    project(connection, rows, merges=resolution.merge_pairs, priority_of=source_priorities(settings), now=now)
-    project_visits(connection, rows, merges=resolution.merge_pairs, now=now)
-    alerts = project_devices(connection, rows, now=now)
+    # The projections read now and hold the rest back, to be done while the server writes the log.
+    later = HeldWrites()
+    merges = resolution.merge_pairs
+    priority_of = source_priorities(settings)
+    states = project(connection, rows, merges=merges, priority_of=priority_of, now=now, later=later)
+    project_visits(connection, rows, merges=merges, now=now, later=later, consents=states)
+    alerts = project_devices(connection, rows, now=now, later=later)
     if hold is None:
-        append_events(connection, [*rows, *alerts])
+        with appending(connection, [*rows, *alerts]):
+            later.prepare()
+        later.send(connection)
     else:
+        hold.push(_sending_after(later, connection))  # an exit callback: runs once the log is written
         hold.enter_context(appending(connection, [*rows, *alerts]))
+        later.prepare()
     outcome.accepted = len(rows)
     outcome.merges = len(resolution.merges)
     outcome.conflicts = sum(c["occurrences"] for c in resolution.conflicts)  # clashes seen
     outcome.new_profiles = len(resolution.new_profiles)
     return outcome
+
+
+def _sending_after(later: HeldWrites, connection: Connection) -> Callable[..., None]:
+    """An exit callback that sends the held writes, unless what it exits failed (the log refused an id)."""
+
+    def send(failure: type[BaseException] | None, *_: object) -> None:
+        if failure is None:
+            later.send(connection)
+
+    return send
 
 
 def ingest_events(

@@ -9,13 +9,14 @@ from datetime import datetime
 from sqlalchemy import Connection, Table
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, one_of, select_rows, upsert_rows
+from rapport.db.bulk import chunked, one_of, prepare_upsert, select_rows
+from rapport.db.held import HeldWrites, Send, write
 from rapport.events.models import Event
 from rapport.events.store import EventRow, select_events
 from rapport.profiles import state as golden
 from rapport.profiles.entities import CASE_TYPES, ORDER_TYPES, build_case, build_order
 from rapport.profiles.models import Case, Order
-from rapport.profiles.statestore import load_states, save_states
+from rapport.profiles.statestore import cache_for, load_states, prepare_save, save_states
 
 
 def subjects_of(rows: Iterable[EventRow], types: Sequence[str]) -> set[str]:
@@ -56,14 +57,28 @@ def facts_with(
     return {subject: [*stored.get(subject, ()), *mine] for subject, mine in fresh.items()}
 
 
-def _save_orders(connection: Connection, facts: Mapping[str, Sequence[EventRow]]) -> None:
+def _save_orders(
+    connection: Connection, facts: Mapping[str, Sequence[EventRow]], *, later: HeldWrites | None = None
+) -> None:
+    backend = connection.dialect.name
+    write(connection, later, lambda: _prepare_orders(backend, facts))
+
+
+def _save_cases(
+    connection: Connection, facts: Mapping[str, Sequence[EventRow]], *, later: HeldWrites | None = None
+) -> None:
+    backend = connection.dialect.name
+    write(connection, later, lambda: _prepare_cases(backend, facts))
+
+
+def _prepare_orders(backend: str, facts: Mapping[str, Sequence[EventRow]]) -> Send:
     orders = [build_order(oid, rows) for oid, rows in facts.items()]
-    upsert_rows(connection, table_of(Order), orders, key=["order_id"])
+    return prepare_upsert(backend, table_of(Order), orders, key=["order_id"])
 
 
-def _save_cases(connection: Connection, facts: Mapping[str, Sequence[EventRow]]) -> None:
+def _prepare_cases(backend: str, facts: Mapping[str, Sequence[EventRow]]) -> Send:
     cases = [build_case(cid, rows) for cid, rows in facts.items()]
-    upsert_rows(connection, table_of(Case), cases, key=["case_id"])
+    return prepare_upsert(backend, table_of(Case), cases, key=["case_id"])
 
 
 def rebuild_orders(connection: Connection, order_ids: Iterable[str]) -> None:
@@ -81,29 +96,39 @@ def project(
     merges: Sequence[tuple[str, str]] = (),
     priority_of: Callable[[str], int],
     now: datetime,
-) -> None:
+    later: HeldWrites | None = None,
+) -> Mapping[str, golden.State]:
     """Fold ``rows`` into the projections; ``merges`` are (survivor, absorbed) pairs made while resolving
     these rows, in the order they were made. The rows are appended to the log after this, in the same
-    transaction: what is read from the log here is what was there before them."""
+    transaction: what is read from the log here is what was there before them.
+
+    Returns the golden records these rows and merges touch. With ``later``, everything but the reads is
+    held back (see :mod:`rapport.db.held`): the records are up to date once it is prepared."""
     # Only the events that change the golden record, and the profiles of merges, touch profile rows.
     stateful = [row for row in rows if row.type in golden.COLUMN_OF]
     touched = {row.profile_id for row in stateful}
     for survivor, absorbed in merges:
         touched.update((survivor, absorbed))
     states = load_states(connection, touched)
-    changed: dict[str, set[str]] = {pid: set() for pid in states}
-    for survivor, absorbed in merges:
-        golden.merge(states[survivor], states[absorbed])
-        states[absorbed] = golden.empty_state()
-        changed[survivor] = set(golden.COLUMNS)
-        changed[absorbed] = set(golden.COLUMNS)
-    for row in stateful:
-        golden.apply(states[row.profile_id], row, priority_of)
-        changed[row.profile_id].add(golden.COLUMN_OF[row.type])
-    save_states(connection, states, now=now, changed=changed)
+    cache = cache_for(connection)
+    backend = connection.dialect.name
 
-    _save_orders(connection, facts_with(connection, rows, ORDER_TYPES, table_of(Order)))
-    _save_cases(connection, facts_with(connection, rows, CASE_TYPES, table_of(Case)))
+    def fold() -> Send:
+        changed: dict[str, set[str]] = {pid: set() for pid in states}
+        for survivor, absorbed in merges:
+            golden.merge(states[survivor], states[absorbed])
+            states[absorbed] = golden.empty_state()
+            changed[survivor] = set(golden.COLUMNS)
+            changed[absorbed] = set(golden.COLUMNS)
+        for row in stateful:
+            golden.apply(states[row.profile_id], row, priority_of)
+            changed[row.profile_id].add(golden.COLUMN_OF[row.type])
+        return prepare_save(cache, backend, states, now=now, changed=changed)
+
+    write(connection, later, fold)
+    _save_orders(connection, facts_with(connection, rows, ORDER_TYPES, table_of(Order)), later=later)
+    _save_cases(connection, facts_with(connection, rows, CASE_TYPES, table_of(Case)), later=later)
+    return states
 
 
 def rebuild_profiles(

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from rapport.db.base import epoch_micros, table_of
 from rapport.db.bulk import select_rows
+from rapport.db.held import HeldWrites, Send, write
 from rapport.profiles import state as golden
 from rapport.profiles.models import Profile
 
@@ -114,12 +115,12 @@ def _save_by_copy(connection: Connection, rows: list[StateRow], *, now: datetime
             for row in rows:
                 copy.write_row(row)
         sets = ", ".join(f"{name} = COALESCE(s.{name}, p.{name})" for name in STATE_COLUMNS)
+        # the stage is emptied by the statement that reads it: one round trip less
         cursor.execute(
-            f"UPDATE profiles AS p SET {sets}, updated_at = %s, state_version = %s "
-            "FROM profile_state_stage AS s WHERE p.id = s.id",
+            f"WITH s AS (DELETE FROM profile_state_stage RETURNING *) "
+            f"UPDATE profiles AS p SET {sets}, updated_at = %s, state_version = %s FROM s WHERE p.id = s.id",
             (now, token),
         )
-        cursor.execute("DELETE FROM profile_state_stage")
 
 
 def _save_many(connection: Connection, rows: list[StateRow], *, now: datetime, token: int) -> None:
@@ -144,12 +145,29 @@ def save_states(
     *,
     now: datetime,
     changed: Mapping[str, Iterable[str]] | None = None,
+    later: HeldWrites | None = None,
 ) -> None:
     """Write each state back to its profile row: every column, or only those in ``changed[id]`` when
     given, with a fresh token; and remember what was written. The states are handed over to the cache:
-    do not change them afterwards."""
+    do not change them afterwards. With ``later``, the write is held back (see :mod:`rapport.db.held`):
+    the states are read when it is prepared, and may change until then."""
     if not states:
         return
+    cache = cache_for(connection)
+    backend = connection.dialect.name
+    write(connection, later, lambda: prepare_save(cache, backend, states, now=now, changed=changed))
+
+
+def prepare_save(
+    cache: StateCache,
+    backend: str,
+    states: Mapping[str, golden.State],
+    *,
+    now: datetime,
+    changed: Mapping[str, Iterable[str]] | None,
+) -> Send:
+    """:func:`save_states`' Python work: the rows to write, and the states cached under their new token.
+    Returns what writes them."""
     token = secrets.randbits(62) | 1  # never NEVER_SAVED
     rows: list[StateRow] = []
     for pid, state in states.items():
@@ -158,10 +176,9 @@ def save_states(
             orjson.dumps(state[name]).decode() if name in wanted else None for name in STATE_COLUMNS
         )
         rows.append((pid, traits, account, consents))
-    if connection.dialect.name == "postgresql":
-        _save_by_copy(connection, rows, now=now, token=token)
-    else:
-        _save_many(connection, rows, now=now, token=token)
-    cache = cache_for(connection)
+    # Cached now, saved when sent: should the transaction fail in between, the token in the cache is not
+    # the one in the row, and the next read misses.
     for profile_id, state in states.items():
         cache.put(profile_id, token, state)
+    save = _save_by_copy if backend == "postgresql" else _save_many
+    return lambda connection: save(connection, rows, now=now, token=token)

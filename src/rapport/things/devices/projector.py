@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 from rapport.db.base import UTCDateTime, stored_moment, table_of
 from rapport.db.bulk import insert_rows, select_rows, upsert_rows
+from rapport.db.held import HeldWrites
 from rapport.events.store import EventRow
 from rapport.profiles.state import iso
 from rapport.things.devices.alerts import not_stored, rows_for
@@ -54,10 +55,12 @@ def _in_order(rows: Iterable[EventRow]) -> list[EventRow]:
     return ordered
 
 
-def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: datetime) -> list[EventRow]:
+def project_devices(
+    connection: Connection, rows: Sequence[EventRow], *, now: datetime, later: HeldWrites | None = None
+) -> list[EventRow]:
     """Fold the device events among ``rows`` (being stored) into the twins, the ownership history and the
     telemetry series. Returns the alerts they raise that the log does not hold yet, for the caller to
-    append after ``rows``."""
+    append after ``rows``. With ``later``, the writes are held back (see :mod:`rapport.db.held`)."""
     facts = [r for r in rows if r.type in DEVICE_TYPES and isinstance(r.data.get("serial"), str)]
     if not facts:
         return []
@@ -78,6 +81,7 @@ def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: da
                 (f.event_id, f.data["serial"], f.occurred_at, f.data.get("model"), f.data.get("kind"))
                 for f in registrations
             ],
+            later=later,
         )
 
     configs = load_models(connection, (t["model"] for t in twins.values()))
@@ -101,7 +105,11 @@ def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: da
         triggers.extend((serial, trigger) for trigger in found)
     if series:
         insert_rows(
-            connection, table_of(DeviceReading), ["event_id", "serial", "occurred_at", "readings"], series
+            connection,
+            table_of(DeviceReading),
+            ["event_id", "serial", "occurred_at", "readings"],
+            series,
+            later=later,
         )
 
     alerts: list[EventRow] = []
@@ -109,5 +117,5 @@ def project_devices(connection: Connection, rows: Sequence[EventRow], *, now: da
         filed = {f.event_id: f.profile_id for f in facts}  # the triggers and the registrations at hand
         raised = rows_for(connection, triggers, twins, filed=filed, now=now)
         alerts = not_stored(connection, raised, beside=(row.event_id for row in rows))
-    upsert_rows(connection, table_of(Device), list(twins.values()), key=["serial"])
+    upsert_rows(connection, table_of(Device), list(twins.values()), key=["serial"], later=later)
     return alerts

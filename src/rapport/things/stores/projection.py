@@ -20,19 +20,21 @@ from sqlalchemy import Connection, select, update
 
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of
+from rapport.db.held import HeldWrites, Send, write
 from rapport.events.models import Event
 from rapport.events.store import EventRow
 from rapport.profiles.consent import PRESENCE_TYPES
 from rapport.profiles.followers import follow_profiles
-from rapport.profiles.state import iso
+from rapport.profiles.state import State, iso
 from rapport.things.stores.build import NO_EXIT_GRACE
 from rapport.things.stores.models import Visit
 from rapport.things.stores.rebuild import (
     INVENTORY_TYPE,
     SALE_TYPE,
     Touched,
+    consent_standing,
     rebuild,
-    recognised,
+    recognised_among,
     store_of,
     touch,
 )
@@ -46,9 +48,14 @@ def project_visits(
     *,
     merges: Sequence[tuple[str, str]] = (),
     now: datetime,
+    later: HeldWrites | None = None,
+    consents: Mapping[str, State] | None = None,
 ) -> None:
     """Bring the visits up to date with ``rows`` (being stored: appended to the log after this, in the
-    same transaction) and the ``merges`` made with them."""
+    same transaction) and the ``merges`` made with them. With ``later``, the writes are held back (see
+    :mod:`rapport.db.held`); ``consents`` are golden records newer than their stored rows (held back
+    too), whose consents decide whether visits are tied to their people."""
+    newer = consents or {}
     touched: Touched = {}
     consented: set[str] = set()
     deliveries: dict[str, dict[str, datetime]] = defaultdict(dict)  # store -> sku -> earliest delivery
@@ -72,9 +79,9 @@ def project_visits(
     for owner, store, since in _buyers_since(connection, deliveries):
         touch(touched, owner, store, since)
     if touched:
-        rebuild(connection, touched, now=now, fresh=rows)
+        rebuild(connection, touched, now=now, fresh=rows, later=later, consents=newer)
     if consented & visitors:
-        _rekey(connection, consented & visitors)
+        _rekey(connection, consented & visitors, later=later, consents=newer)
 
 
 def _with_visits(connection: Connection, owners: Collection[str]) -> set[str]:
@@ -87,11 +94,26 @@ def _with_visits(connection: Connection, owners: Collection[str]) -> set[str]:
     return found
 
 
-def _rekey(connection: Connection, owners: Collection[str]) -> None:
+def _rekey(
+    connection: Connection,
+    owners: Collection[str],
+    *,
+    later: HeldWrites | None = None,
+    consents: Mapping[str, State],
+) -> None:
     """Tie the visits of ``owners`` to them, or to no one, as their consent now says."""
+    standing = consent_standing(connection, owners)
+
+    def prepare() -> Send:
+        known = recognised_among(standing, consents)
+        return lambda connection: _tie(connection, known, set(owners) - known)
+
+    write(connection, later, prepare)
+
+
+def _tie(connection: Connection, known: Collection[str], unknown: Collection[str]) -> None:
     table = table_of(Visit)
-    known = recognised(connection, owners)
-    for ids, profile_id in ((known, table.c.owner_id), (set(owners) - known, None)):
+    for ids, profile_id in ((known, table.c.owner_id), (unknown, None)):
         for chunk in chunked(sorted(ids)):
             mine = one_of(connection, table.c.owner_id, chunk)
             connection.execute(update(table).where(mine).values(profile_id=profile_id))

@@ -11,18 +11,20 @@ tests check batch-by-batch results against a rebuild from scratch.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, or_, select
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, one_of, upsert_rows
+from rapport.db.bulk import chunked, one_of, prepare_upsert
+from rapport.db.held import HeldWrites, Send, write
 from rapport.events.models import Event
 from rapport.events.store import EventRow
 from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
 from rapport.profiles.models import Profile
+from rapport.profiles.state import State
 from rapport.things.stores.build import (
     CLOCK_TOLERANCE,
     NO_EXIT_GRACE,
@@ -35,7 +37,19 @@ from rapport.things.stores.build import (
 )
 from rapport.things.stores.models import Store, Visit
 
-__all__ = ["INVENTORY_TYPE", "SALE_TYPE", "Seen", "Touched", "rebuild", "recognised", "store_of", "touch"]
+__all__ = [
+    "INVENTORY_TYPE",
+    "SALE_TYPE",
+    "Seen",
+    "Standing",
+    "Touched",
+    "consent_standing",
+    "rebuild",
+    "recognised",
+    "recognised_among",
+    "store_of",
+    "touch",
+]
 
 INVENTORY_TYPE = "inventory.received"
 SALE_TYPE = "order.placed"
@@ -198,9 +212,13 @@ def rebuild(
     *,
     now: datetime,
     fresh: Sequence[EventRow] = (),
+    later: HeldWrites | None = None,
+    consents: Mapping[str, State] | None = None,
 ) -> None:
     """Rebuild the touched visits (see :data:`Touched`) in one pass, from the log and ``fresh``, the
-    events of a batch being stored (not in the log yet)."""
+    events of a batch being stored (not in the log yet). With ``later``, the rows are made and written
+    later (see :mod:`rapport.db.held`); ``consents`` are golden records newer than their stored rows,
+    whose consents decide whether their visits are tied to them."""
     _anchors(connection, touched)
     presence, sales = _read(connection, touched, fresh)
     timeouts = _timeouts(connection, {store for _, store in presence})
@@ -214,10 +232,21 @@ def rebuild(
         built.extend(visits)
     bought = {(v.store_id, item["sku"]) for v in built for item in v.items}
     add_shelf_times(built, _receipts(connection, bought, fresh))
-    _forget(connection, touched)
-    known = recognised(connection, touched)
-    rows = [v.row(recognised=v.owner_id in known, now=now) for v in built]
-    upsert_rows(connection, table_of(Visit), rows, key=["visit_id"])
+    standing = consent_standing(connection, touched)
+    backend = connection.dialect.name
+
+    def prepare() -> Send:
+        known = recognised_among(standing, consents or {})
+        rows = [v.row(recognised=v.owner_id in known, now=now) for v in built]
+        upsert = prepare_upsert(backend, table_of(Visit), rows, key=["visit_id"])
+
+        def send(connection: Connection) -> None:
+            _forget(connection, touched)
+            upsert(connection)
+
+        return send
+
+    write(connection, later, prepare)
 
 
 def _sale(fact: Seen) -> Sale:
@@ -234,18 +263,37 @@ def _sale(fact: Seen) -> Sale:
     )
 
 
-def recognised(connection: Connection, owners: Iterable[str]) -> set[str]:
-    """The profiles among ``owners`` that allow in-store recognition now."""
+#: a profile's consents and whether it was erased
+Standing = dict[str, tuple[dict[str, Any], bool]]
+
+
+def consent_standing(connection: Connection, owners: Iterable[str]) -> Standing:
+    """What decides whether each profile among ``owners`` may be recognised in store, as stored."""
     table = table_of(Profile)
-    found: set[str] = set()
+    found: Standing = {}
     for chunk in chunked(sorted(owners)):
         query = select(table.c.id, table.c.consents, table.c.erased_at).where(
             one_of(connection, table.c.id, chunk)
         )
-        for pid, consents, erased_at in connection.execute(query):
-            if recognised_in_store(consents or {}, erased=erased_at is not None):
-                found.add(pid)
+        for pid, stored, erased_at in connection.execute(query):
+            found[pid] = (stored or {}, erased_at is not None)
     return found
+
+
+def recognised_among(standing: Standing, consents: Mapping[str, State] | None = None) -> set[str]:
+    """The profiles of ``standing`` that allow in-store recognition now; ``consents`` are golden records
+    newer than the stored ones."""
+    found: set[str] = set()
+    for pid, (stored, erased) in standing.items():
+        newer = None if consents is None else consents.get(pid)
+        if recognised_in_store(stored if newer is None else newer["consents"], erased=erased):
+            found.add(pid)
+    return found
+
+
+def recognised(connection: Connection, owners: Iterable[str]) -> set[str]:
+    """The profiles among ``owners`` that allow in-store recognition now."""
+    return recognised_among(consent_standing(connection, owners))
 
 
 def _timeouts(connection: Connection, stores: Collection[str]) -> dict[str, timedelta]:
