@@ -210,7 +210,8 @@ def store_batch(
     """Deduplicate a checked batch against the log, resolve it, project it and append it, in the caller's
     write transaction.
 
-    The log is written last. With ``hold``, the end of that write is left to it: on PostgreSQL the
+    The projections read first and hold the rest back; the log is written, and the held writes follow
+    it. With ``hold``, on PostgreSQL, the end of the log's write and the held writes are left to it: the
     server may still be writing the log when this returns, and the connection is busy until ``hold``
     closes, so the caller can do other work (check the next batch) meanwhile.
 
@@ -280,14 +281,15 @@ def store_batch(
     states = project(connection, rows, merges=merges, priority_of=priority_of, now=now, later=later)
     project_visits(connection, rows, merges=merges, now=now, later=later, consents=states)
     alerts = project_devices(connection, rows, now=now, later=later)
-    if hold is None:
-        with appending(connection, [*rows, *alerts]):
+    log = [*rows, *alerts]
+    if hold is not None and connection.dialect.name == "postgresql":
+        hold.push(_sending_after(later, connection))  # an exit callback: runs once the log is written
+        hold.enter_context(appending(connection, log))
+        later.prepare()
+    else:  # SQLite writes the log before the block begins: there is nothing to overlap, send at once
+        with appending(connection, log):
             later.prepare()
         later.send(connection)
-    else:
-        hold.push(_sending_after(later, connection))  # an exit callback: runs once the log is written
-        hold.enter_context(appending(connection, [*rows, *alerts]))
-        later.prepare()
     outcome.accepted = len(rows)
     outcome.merges = len(resolution.merges)
     outcome.conflicts = sum(c["occurrences"] for c in resolution.conflicts)  # clashes seen
