@@ -16,6 +16,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import partial
 from threading import Lock
 
 import orjson
@@ -101,25 +102,19 @@ def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.
 StateRow = tuple[str, str | None, str | None, str | None]  # id, then STATE_COLUMNS as JSON (None: unchanged)
 
 
-def _save_by_copy(connection: Connection, rows: list[StateRow], *, now: datetime, token: int) -> None:
-    """PostgreSQL: COPY the rows into a staging table and apply them with one UPDATE; thousands of
-    single-row updates cost several times more."""
+def _save_as_document(connection: Connection, document: str, *, now: datetime, token: int) -> None:
+    """PostgreSQL: apply the states, one JSON document of ``{"id": …, column: state, …}`` objects (a
+    column left out is unchanged), with one UPDATE; thousands of single-row updates cost several times
+    more, and a staging table two round trips more."""
+    sets = ", ".join(f"{name} = COALESCE(s.{name}, p.{name})" for name in STATE_COLUMNS)
+    shape = ", ".join(f"{name} jsonb" for name in STATE_COLUMNS)
     driver = connection.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS profile_state_stage "
-            "(id text, traits jsonb, account jsonb, consents jsonb) ON COMMIT DELETE ROWS"
-        )
-        with cursor.copy(f"COPY profile_state_stage (id, {', '.join(STATE_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        sets = ", ".join(f"{name} = COALESCE(s.{name}, p.{name})" for name in STATE_COLUMNS)
-        # the stage is emptied by the statement that reads it: one round trip less
-        cursor.execute(
-            f"WITH s AS (DELETE FROM profile_state_stage RETURNING *) "
-            f"UPDATE profiles AS p SET {sets}, updated_at = %s, state_version = %s FROM s WHERE p.id = s.id",
-            (now, token),
+            f"UPDATE profiles AS p SET {sets}, updated_at = %s, state_version = %s "
+            f"FROM jsonb_to_recordset(%s::jsonb) AS s(id text, {shape}) WHERE p.id = s.id",
+            (now, token, document),
         )
 
 
@@ -169,16 +164,30 @@ def prepare_save(
     """:func:`save_states`' Python work: the rows to write, and the states cached under their new token.
     Returns what writes them."""
     token = secrets.randbits(62) | 1  # never NEVER_SAVED
-    rows: list[StateRow] = []
-    for pid, state in states.items():
-        wanted = STATE_COLUMNS if changed is None else changed.get(pid, STATE_COLUMNS)
-        traits, account, consents = (
-            orjson.dumps(state[name]).decode() if name in wanted else None for name in STATE_COLUMNS
-        )
-        rows.append((pid, traits, account, consents))
+    send: Send
+    if backend == "postgresql":
+        document = orjson.dumps(
+            [
+                {"id": pid, **{name: state[name] for name in _wanted(changed, pid)}}
+                for pid, state in states.items()
+            ]
+        ).decode()
+        send = partial(_save_as_document, document=document, now=now, token=token)
+    else:
+        rows: list[StateRow] = []
+        for pid, state in states.items():
+            wanted = _wanted(changed, pid)
+            traits, account, consents = (
+                orjson.dumps(state[name]).decode() if name in wanted else None for name in STATE_COLUMNS
+            )
+            rows.append((pid, traits, account, consents))
+        send = partial(_save_many, rows=rows, now=now, token=token)
     # Cached now, saved when sent: should the transaction fail in between, the token in the cache is not
     # the one in the row, and the next read misses.
     for profile_id, state in states.items():
         cache.put(profile_id, token, state)
-    save = _save_by_copy if backend == "postgresql" else _save_many
-    return lambda connection: save(connection, rows, now=now, token=token)
+    return send
+
+
+def _wanted(changed: Mapping[str, Iterable[str]] | None, profile_id: str) -> Iterable[str]:
+    return STATE_COLUMNS if changed is None else changed.get(profile_id, STATE_COLUMNS)

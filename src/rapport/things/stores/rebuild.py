@@ -222,20 +222,29 @@ def rebuild(
     _anchors(connection, touched)
     presence, sales = _read(connection, touched, fresh)
     timeouts = _timeouts(connection, {store for _, store in presence})
-    built: list[Built] = []
-    for (owner, store), facts in sorted(presence.items()):
-        stores = touched[owner]
-        since = None if stores is None else stores[store]
-        visits = build_visits(owner, store, facts, timeout=timeouts.get(store, DEFAULT_TIMEOUT))
-        mine = sales.get(owner, [])
-        attach_sales(visits, mine if since is None else [s for s in mine if s.at >= since - CLOCK_TOLERANCE])
-        built.extend(visits)
-    bought = {(v.store_id, item["sku"]) for v in built for item in v.items}
-    add_shelf_times(built, _receipts(connection, bought, fresh))
+    # what any visit could have bought: the visits are built later, with the other held work
+    buyable = {
+        (store, str(line.get("sku")))
+        for owner, store in presence
+        for sale in sales.get(owner, ())
+        if sale.store_id in (None, store)
+        for line in sale.lines
+    }
+    receipts = _receipts(connection, buyable, fresh)
     standing = consent_standing(connection, touched)
     backend = connection.dialect.name
 
     def prepare() -> Send:
+        built: list[Built] = []
+        for (owner, store), facts in sorted(presence.items()):
+            stores = touched[owner]
+            since = None if stores is None else stores[store]
+            visits = build_visits(owner, store, facts, timeout=timeouts.get(store, DEFAULT_TIMEOUT))
+            mine = sales.get(owner, [])
+            late = mine if since is None else [s for s in mine if s.at >= since - CLOCK_TOLERANCE]
+            attach_sales(visits, late)
+            built.extend(visits)
+        add_shelf_times(built, receipts)
         known = recognised_among(standing, consents or {})
         rows = [v.row(recognised=v.owner_id in known, now=now) for v in built]
         upsert = prepare_upsert(backend, table_of(Visit), rows, key=["visit_id"])
