@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from builders import event, ingest
+from builders import consent, event, ingest
 from rapport.db import Database
 from rapport.profiles.models import Profile
+from rapport.profiles.projector import rebuild_profiles
 from rapport.profiles.statestore import load_states, save_states
 from rapport.settings import Settings
 from rapport.views import profile_360
@@ -60,3 +61,40 @@ def test_a_state_saved_in_a_transaction_that_rolled_back_is_read_as_stored(
 
     ingest(db, settings, [event("profile.updated", ids=IDS, minute=9, locale="en-GB")])
     assert _first_name(db, pid) == "Jo"
+
+
+def test_each_stored_golden_record_is_the_fold_of_its_events_when_only_changes_were_sent(
+    db: Database, settings: Settings
+) -> None:
+    al = {"loyalty_id": "L-77"}
+    # given two people told about over several batches (a trait changes, another stays, a consent
+    # comes), then found to be one, which empties the record of the one absorbed
+    ingest(db, settings, [event("profile.updated", ids=IDS, minute=0, first_name="Jo", last_name="Lee")])
+    ingest(db, settings, [consent(IDS, "email_marketing", "granted", minute=1)])
+    ingest(db, settings, [event("profile.updated", ids=IDS, minute=5, last_name="Li")])
+    ingest(
+        db,
+        settings,
+        [event("profile.updated", ids=al, minute=6, city="Leeds"), consent(al, "sms", "granted")],
+    )
+    ingest(
+        db, settings, [event("profile.updated", ids={**IDS, "phone": "+447700900123"}, minute=7, locale="en")]
+    )
+    ingest(db, settings, [event("profile.updated", ids={**IDS, **al}, minute=9, nickname="J")])
+
+    # when the rows are read straight from the database
+    with db.engine.connect() as connection:
+        table = Profile.__table__
+        stored = {
+            pid: {"traits": traits, "consents": consents}
+            for pid, traits, consents in connection.execute(
+                select(table.c.id, table.c.traits, table.c.consents)
+            )
+        }
+        # then each holds what folding its events from scratch gives (recomputed, then rolled back)
+        rebuilt = rebuild_profiles(connection, stored, priority_of=lambda _source: 0, now=datetime.now(UTC))
+        connection.rollback()
+
+    assert len(stored) == 2
+    assert stored == {pid: {"traits": s["traits"], "consents": s["consents"]} for pid, s in rebuilt.items()}
+    assert sorted(len(record["traits"]) for record in stored.values()) == [0, 5]

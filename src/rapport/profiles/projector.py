@@ -16,7 +16,7 @@ from rapport.events.store import EventRow, select_events
 from rapport.profiles import state as golden
 from rapport.profiles.entities import CASE_TYPES, ORDER_TYPES, build_case, build_order
 from rapport.profiles.models import Case, Order
-from rapport.profiles.statestore import cache_for, load_states, prepare_save, save_states
+from rapport.profiles.statestore import cache_for, load_states, prepare_save, save_states, shallow_copies
 
 
 def subjects_of(rows: Iterable[EventRow], types: Sequence[str]) -> set[str]:
@@ -114,6 +114,7 @@ def project(
     backend = connection.dialect.name
 
     def fold() -> Send:
+        stored = shallow_copies(states)
         changed: dict[str, set[str]] = {pid: set() for pid in states}
         for survivor, absorbed in merges:
             golden.merge(states[survivor], states[absorbed])
@@ -123,7 +124,7 @@ def project(
         for row in stateful:
             golden.apply(states[row.profile_id], row, priority_of)
             changed[row.profile_id].add(golden.COLUMN_OF[row.type])
-        return prepare_save(cache, backend, states, now=now, changed=changed)
+        return prepare_save(cache, backend, states, now=now, changed=changed, before=stored)
 
     write(connection, later, fold)
     _save_orders(connection, facts_with(connection, rows, ORDER_TYPES, table_of(Order)), later=later)

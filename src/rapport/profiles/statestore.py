@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import partial
 from threading import Lock
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection
@@ -102,12 +103,24 @@ def load_states(connection: Connection, ids: Iterable[str]) -> dict[str, golden.
 StateRow = tuple[str, str | None, str | None, str | None]  # id, then STATE_COLUMNS as JSON (None: unchanged)
 
 
+#: columns whose every change replaces or adds a top-level entry (never removes one, never changes one in
+#: place): what changed of them can be sent alone and merged into the stored document
+PATCHED = ("traits", "consents")
+
+
 def _save_as_document(connection: Connection, document: str, *, now: datetime, token: int) -> None:
-    """PostgreSQL: apply the states, one JSON document of ``{"id": …, column: state, …}`` objects (a
-    column left out is unchanged), with one UPDATE; thousands of single-row updates cost several times
-    more, and a staging table two round trips more."""
-    sets = ", ".join(f"{name} = COALESCE(s.{name}, p.{name})" for name in STATE_COLUMNS)
-    shape = ", ".join(f"{name} jsonb" for name in STATE_COLUMNS)
+    """PostgreSQL: apply the states, one JSON document of ``{"id": …, column: state, …}`` objects, with
+    one UPDATE; thousands of single-row updates cost several times more, and a staging table two round
+    trips more. A column left out is unchanged; ``<column>_patch`` holds only the top-level entries that
+    changed, merged into the stored document (less JSON for the server to read)."""
+    patched = {f"{name}_patch": name for name in PATCHED}
+    sets = ", ".join(
+        f"{name} = COALESCE(s.{name}, COALESCE(p.{name}, '{{}}') || s.{name}_patch, p.{name})"
+        if name in PATCHED
+        else f"{name} = COALESCE(s.{name}, p.{name})"
+        for name in STATE_COLUMNS
+    )
+    shape = ", ".join(f"{name} jsonb" for name in (*STATE_COLUMNS, *patched))
     driver = connection.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor:
@@ -116,6 +129,27 @@ def _save_as_document(connection: Connection, document: str, *, now: datetime, t
             f"FROM jsonb_to_recordset(%s::jsonb) AS s(id text, {shape}) WHERE p.id = s.id",
             (now, token, document),
         )
+
+
+def _patch(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any] | None:
+    """The top-level entries of ``after`` that are not those of ``before`` (compared by identity: a
+    change replaces an entry), or None when ``after`` lost an entry and must be sent whole."""
+    if any(key not in after for key in before):
+        return None
+    return {key: value for key, value in after.items() if before.get(key) is not value}
+
+
+def _document_entry(
+    profile_id: str, state: golden.State, wanted: Iterable[str], before: golden.State | None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": profile_id}
+    for name in wanted:
+        patch = _patch(before[name], state[name]) if before is not None and name in PATCHED else None
+        if patch is None:
+            entry[name] = state[name]
+        elif patch:
+            entry[f"{name}_patch"] = patch
+    return entry
 
 
 def _save_many(connection: Connection, rows: list[StateRow], *, now: datetime, token: int) -> None:
@@ -153,6 +187,12 @@ def save_states(
     write(connection, later, lambda: prepare_save(cache, backend, states, now=now, changed=changed))
 
 
+def shallow_copies(states: Mapping[str, golden.State]) -> dict[str, golden.State]:
+    """Copies of the states' documents, their entries shared: taken before the states change, they let
+    :func:`prepare_save` send only what changed."""
+    return {pid: {name: dict(state[name]) for name in PATCHED} for pid, state in states.items()}
+
+
 def prepare_save(
     cache: StateCache,
     backend: str,
@@ -160,15 +200,18 @@ def prepare_save(
     *,
     now: datetime,
     changed: Mapping[str, Iterable[str]] | None,
+    before: Mapping[str, golden.State] | None = None,
 ) -> Send:
     """:func:`save_states`' Python work: the rows to write, and the states cached under their new token.
-    Returns what writes them."""
+    Returns what writes them. ``before`` (from :func:`shallow_copies`) holds the states as stored: on
+    PostgreSQL only their changed entries are sent."""
     token = secrets.randbits(62) | 1  # never NEVER_SAVED
     send: Send
     if backend == "postgresql":
+        old = before or {}
         document = orjson.dumps(
             [
-                {"id": pid, **{name: state[name] for name in _wanted(changed, pid)}}
+                _document_entry(pid, state, _wanted(changed, pid), old.get(pid))
                 for pid, state in states.items()
             ]
         ).decode()
