@@ -45,7 +45,6 @@ __all__ = [
     "Touched",
     "consent_standing",
     "rebuild",
-    "recognised",
     "recognised_among",
     "store_of",
     "touch",
@@ -298,11 +297,6 @@ def recognised_among(standing: Standing, consents: Mapping[str, State] | None = 
         if recognised_in_store(stored if newer is None else newer["consents"], erased=erased):
             found.add(pid)
     return found
-
-
-def recognised(connection: Connection, owners: Iterable[str]) -> set[str]:
-    """The profiles among ``owners`` that allow in-store recognition now."""
-    return recognised_among(consent_standing(connection, owners))
 
 
 def _timeouts(connection: Connection, stores: Collection[str]) -> dict[str, timedelta]:
