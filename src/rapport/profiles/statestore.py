@@ -25,7 +25,7 @@ from sqlalchemy import Connection
 
 from rapport.db.base import epoch_micros, table_of
 from rapport.db.bulk import select_rows
-from rapport.db.held import HeldWrites, Send, write
+from rapport.db.held import Send
 from rapport.profiles import state as golden
 from rapport.profiles.models import Profile
 
@@ -113,14 +113,13 @@ def _save_as_document(connection: Connection, document: str, *, now: datetime, t
     one UPDATE; thousands of single-row updates cost several times more, and a staging table two round
     trips more. A column left out is unchanged; ``<column>_patch`` holds only the top-level entries that
     changed, merged into the stored document (less JSON for the server to read)."""
-    patched = {f"{name}_patch": name for name in PATCHED}
     sets = ", ".join(
         f"{name} = COALESCE(s.{name}, COALESCE(p.{name}, '{{}}') || s.{name}_patch, p.{name})"
         if name in PATCHED
         else f"{name} = COALESCE(s.{name}, p.{name})"
         for name in STATE_COLUMNS
     )
-    shape = ", ".join(f"{name} jsonb" for name in (*STATE_COLUMNS, *patched))
+    shape = ", ".join(f"{name} jsonb" for name in (*STATE_COLUMNS, *(f"{name}_patch" for name in PATCHED)))
     driver = connection.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor:
@@ -174,17 +173,13 @@ def save_states(
     *,
     now: datetime,
     changed: Mapping[str, Iterable[str]] | None = None,
-    later: HeldWrites | None = None,
 ) -> None:
     """Write each state back to its profile row: every column, or only those in ``changed[id]`` when
     given, with a fresh token; and remember what was written. The states are handed over to the cache:
-    do not change them afterwards. With ``later``, the write is held back (see :mod:`rapport.db.held`):
-    the states are read when it is prepared, and may change until then."""
+    do not change them afterwards. (:func:`prepare_save` is the same work held back.)"""
     if not states:
         return
-    cache = cache_for(connection)
-    backend = connection.dialect.name
-    write(connection, later, lambda: prepare_save(cache, backend, states, now=now, changed=changed))
+    prepare_save(cache_for(connection), connection.dialect.name, states, now=now, changed=changed)(connection)
 
 
 def shallow_copies(states: Mapping[str, golden.State]) -> dict[str, golden.State]:

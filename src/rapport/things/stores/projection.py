@@ -55,7 +55,6 @@ def project_visits(
     same transaction) and the ``merges`` made with them. With ``later``, the writes are held back (see
     :mod:`rapport.db.held`); ``consents`` are golden records newer than their stored rows (held back
     too), whose consents decide whether visits are tied to their people."""
-    newer = consents or {}
     touched: Touched = {}
     consented: set[str] = set()
     deliveries: dict[str, dict[str, datetime]] = defaultdict(dict)  # store -> sku -> earliest delivery
@@ -79,9 +78,9 @@ def project_visits(
     for owner, store, since in _buyers_since(connection, deliveries):
         touch(touched, owner, store, since)
     if touched:
-        rebuild(connection, touched, now=now, fresh=rows, later=later, consents=newer)
+        rebuild(connection, touched, now=now, fresh=rows, later=later, consents=consents)
     if consented & visitors:
-        _rekey(connection, consented & visitors, later=later, consents=newer)
+        _rekey(connection, consented & visitors, later=later, consents=consents)
 
 
 def _with_visits(connection: Connection, owners: Collection[str]) -> set[str]:
@@ -99,7 +98,7 @@ def _rekey(
     owners: Collection[str],
     *,
     later: HeldWrites | None = None,
-    consents: Mapping[str, State],
+    consents: Mapping[str, State] | None = None,
 ) -> None:
     """Tie the visits of ``owners`` to them, or to no one, as their consent now says."""
     standing = consent_standing(connection, owners)

@@ -244,7 +244,7 @@ def rebuild(
             attach_sales(visits, late)
             built.extend(visits)
         add_shelf_times(built, receipts)
-        known = recognised_among(standing, consents or {})
+        known = recognised_among(standing, consents)
         rows = [v.row(recognised=v.owner_id in known, now=now) for v in built]
         upsert = prepare_upsert(backend, table_of(Visit), rows, key=["visit_id"])
 
