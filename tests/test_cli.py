@@ -59,6 +59,12 @@ def test_the_ingest_benchmark_ends_with_its_figures_as_json(cli: CliRunner, db: 
     assert figures["backend"] == db.backend
     assert figures["events"] == 1500 and figures["rejected"] == 0
     assert {"events_per_s", "raw_per_s", "ratio"} <= figures.keys()
+    assert figures["process_cpu_us"] > 0  # type: ignore[operator]
+    if db.backend == "sqlite":
+        assert figures["server_cpu_us"] is None
+    elif db.engine.url.host in (None, "127.0.0.1", "localhost"):  # the server's processes are readable here
+        assert figures["server_cpu_us"] > 0  # type: ignore[operator]
+    assert "processor: " in result.stderr
 
 
 def test_the_profile_benchmark_reports_percentiles(cli: CliRunner, db: Database) -> None:

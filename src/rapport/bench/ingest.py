@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -10,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Column, ColumnElement, Index, MetaData, Table, select
 from sqlalchemy.sql.visitors import replacement_traverse
 
+from rapport.bench.cpu import CpuMeter
 from rapport.bench.scratch import scratch_database
 from rapport.db import Database
 from rapport.db.base import table_of
@@ -75,7 +77,8 @@ def run(settings: Settings, *, events: int, batch_size: int, echo: Callable[[str
         echo(f"pipeline on {database.backend}, batches of {batch_size:,} …")
         started = time.perf_counter()
         batches = (stream[start : start + batch_size] for start in range(0, len(stream), batch_size))
-        total = ingest_stream(database, batches, settings=settings, transport="bench")
+        with CpuMeter(database) as cpu:
+            total = ingest_stream(database, batches, settings=settings, transport="bench")
         pipeline_s = time.perf_counter() - started
 
         table = _raw_table(database)
@@ -96,6 +99,8 @@ def run(settings: Settings, *, events: int, batch_size: int, echo: Callable[[str
         f"clashes in {pipeline_s:.1f} s"
     )
     echo(f"raw:      {len(rows):,} rows in {raw_s:.1f} s")
+    process_us, server_us = cpu.per_event_us(total.accepted)
+    echo(_processor_line(database.backend, process_us, server_us))
     return {
         "backend": database.backend,
         "events": len(stream),
@@ -104,4 +109,22 @@ def run(settings: Settings, *, events: int, batch_size: int, echo: Callable[[str
         "raw_per_s": round(raw_per_s),
         "ratio": round(events_per_s / raw_per_s, 3),
         "rejected": total.rejected_count,
+        "process_cpu_us": round(process_us, 1),
+        "server_cpu_us": None if server_us is None else round(server_us, 1),
     }
+
+
+def _processor_line(backend: str, process_us: float, server_us: float | None) -> str:
+    """The pipeline's processor time an event and, on PostgreSQL, the most this machine's cores could
+    take at that cost were they never idle (the pipeline waits at times for the server, and the server
+    for it)."""
+    if backend == "sqlite":
+        return f"processor: {process_us:.1f} µs an event, SQLite's work included"
+    if server_us is None:
+        return f"processor: {process_us:.1f} µs an event in this process (the server runs elsewhere)"
+    cores = os.cpu_count() or 1
+    best = cores * 1e6 / (process_us + server_us)
+    return (
+        f"processor: {process_us:.1f} µs an event in this process, {server_us:.1f} in the server's; "
+        f"{cores} cores could take at most {best:,.0f} events/s at that cost"
+    )
