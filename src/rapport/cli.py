@@ -115,7 +115,14 @@ def import_(
     path: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="a .jsonl/.ndjson or .csv file")
     ],
-    batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 5000,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=50_000,
+            help="events per transaction: larger batches load faster and hold the identity graph longer",
+        ),
+    ] = 5000,
 ) -> None:
     """Ingest a file of events of any size; rejected lines go to the quarantine."""
     from rapport.ingest.importer import import_file

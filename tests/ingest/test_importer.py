@@ -236,6 +236,20 @@ def test_the_import_command_prints_a_summary(cli: CliRunner, db: Database, tmp_p
     assert len(stored(db)) == 3
 
 
+def test_the_import_command_takes_batches_up_to_fifty_thousand(
+    cli: CliRunner, db: Database, tmp_path: Path
+) -> None:
+    path = jsonl(tmp_path / "events.jsonl", GOOD)
+
+    large = cli.invoke(app, ["import", str(path), "--batch-size", "50000"])
+    too_large = cli.invoke(app, ["import", str(path), "--batch-size", "50001"])
+
+    assert large.exit_code == 0, large.output
+    assert "3 accepted" in large.stdout
+    assert too_large.exit_code == 2
+    assert "--batch-size" in too_large.output
+
+
 def test_the_import_command_names_rejected_lines_and_fails(
     cli: CliRunner, db: Database, tmp_path: Path
 ) -> None:
