@@ -15,7 +15,8 @@ from sqlalchemy import text
 
 from rapport.db import Database
 
-_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+#: the unit of /proc's processor times (where there is no /proc, nothing is read in it)
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _server_pids(database: Database) -> list[int]:
