@@ -177,8 +177,6 @@ def save_states(
     """Write each state back to its profile row: every column, or only those in ``changed[id]`` when
     given, with a fresh token; and remember what was written. The states are handed over to the cache:
     do not change them afterwards. (:func:`prepare_save` is the same work held back.)"""
-    if not states:
-        return
     prepare_save(cache_for(connection), connection.dialect.name, states, now=now, changed=changed)(connection)
 
 
@@ -199,7 +197,9 @@ def prepare_save(
 ) -> Send:
     """:func:`save_states`' Python work: the rows to write, and the states cached under their new token.
     Returns what writes them. ``before`` (from :func:`shallow_copies`) holds the states as stored: on
-    PostgreSQL only their changed entries are sent."""
+    PostgreSQL only their changed entries are sent. No states, nothing to send."""
+    if not states:
+        return lambda connection: None
     token = secrets.randbits(62) | 1  # never NEVER_SAVED
     send: Send
     if backend == "postgresql":
