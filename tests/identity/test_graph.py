@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
-from builders import event, ingest, message, order, page_view
+from builders import at, consent, event, ingest, message, order, page_view
 from rapport.db import Database
 from rapport.events.models import Event
 from rapport.identity.models import Conflict, Identifier, Merge
-from rapport.identity.service import load_kinds, undo_merge
+from rapport.identity.service import add_kind, load_kinds, undo_merge
 from rapport.ingest.pipeline import source_priorities
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
@@ -20,6 +22,11 @@ def holder(db: Database, kind: str, value: str) -> str:
         return session.scalars(
             select(Identifier.profile_id).where(Identifier.kind == kind, Identifier.value == value)
         ).one()
+
+
+def filed_under(db: Database, event_id: str) -> str:
+    with db.session() as session:
+        return session.scalars(select(Event.profile_id).where(Event.event_id == event_id)).one()
 
 
 def live_profiles(db: Database) -> list[str]:
@@ -123,24 +130,31 @@ def test_a_kind_over_its_limit_is_not_linked_and_is_reported(db: Database, setti
 
 
 def test_undo_restores_both_profiles_and_keeps_them_apart(db: Database, settings: Settings) -> None:
+    jo, card = {"email": "jo@example.com"}, {"loyalty_id": "L-9"}
     ingest(
         db,
         settings,
         [
-            order("O-1", {"email": "jo@example.com"}, total=10),
-            message({"email": "jo@example.com"}, channel="chat", minute=1),
-            order("O-2", {"loyalty_id": "L-9"}, minute=2, total=99, source="pos-store-1"),
-            message({"loyalty_id": "L-9"}, channel="phone", minute=3),
+            order("O-1", jo, total=10),
+            message(jo, channel="chat", minute=1),
+            event("profile.updated", ids=jo, minute=1, first_name="Jo", locale="en-GB"),
+            consent(jo, "marketing", "granted", "email", minute=1),
+            event("invoice.issued", ids=jo, minute=1, invoice_id="I-1", amount=25.5, currency="EUR"),
+            order("O-2", card, minute=2, total=99, source="pos-store-1"),
+            message(card, channel="phone", minute=3),
+            event("profile.updated", ids=card, minute=3, source="pos-store-1", first_name="Joanna"),
+            consent(card, "marketing", "revoked", minute=3),
+            event("payment.received", ids=card, minute=3, payment_id="P-1", amount=7, currency="GBP"),
         ],
     )
     with db.session() as session:
         before = {pid: profile_360(session, profile_id=pid) for pid in live_profiles(db)}
-    ingest(
-        db, settings, [message({"email": "jo@example.com", "loyalty_id": "L-9"}, channel="email", minute=4)]
-    )
+    ingest(db, settings, [event("identity.linked", ids={**jo, **card}, minute=4)])
     with db.session() as session:
         merge = session.scalars(select(Merge)).one()
+        merged = profile_360(session, profile_id=merge.survivor_id)
     assert len(live_profiles(db)) == 1
+    assert merged is not None and merged["traits"]["first_name"]["value"] == "Joanna"  # the later one
 
     with db.session(write=True) as session:
         undo_merge(
@@ -153,20 +167,54 @@ def test_undo_restores_both_profiles_and_keeps_them_apart(db: Database, settings
     assert sorted(live_profiles(db)) == sorted(before)
     with db.session() as session:
         after = {pid: profile_360(session, profile_id=pid) for pid in live_profiles(db)}
+    whole = ("traits", "consents", "account", "identifiers", "orders", "open_cases", "devices", "aliases")
     for pid, old in before.items():
         new = after[pid]
         assert new is not None and old is not None
-        assert new["identifiers"].keys() == old["identifiers"].keys()
-        assert [o["order_id"] for o in new["orders"]] == [o["order_id"] for o in old["orders"]]
-        assert new["counters"]["spend"] == old["counters"]["spend"]
-    # the bridging message stays with the survivor; everything else is as before
-    total_events = sum(p["counters"]["events"] for p in after.values() if p)
-    assert total_events == 5
+        assert {name: new[name] for name in whole} == {name: old[name] for name in whole}
+        counters, old_counters = dict(new["counters"]), dict(old["counters"])
+        if pid == merge.survivor_id:  # the linking event itself stays with the survivor, and only it
+            assert counters.pop("by_type") == {**old_counters.pop("by_type"), "identity.linked": 1}
+            assert (counters.pop("events"), counters.pop("last_seen")) == (
+                old_counters.pop("events") + 1,
+                datetime.fromisoformat(at(4)),
+            )
+            old_counters.pop("last_seen")
+        assert counters == old_counters
 
-    ingest(db, settings, [message({"email": "jo@example.com", "loyalty_id": "L-9"}, minute=6)])
+    ingest(db, settings, [message({**jo, **card}, minute=6)])
     assert len(live_profiles(db)) == 2
     with db.session() as session:
         assert session.scalars(select(Conflict.reason)).all() == ["merge_refused"]
+
+
+def test_the_higher_priority_identifier_decides_the_survivor_and_where_a_disputed_event_goes(
+    db: Database, settings: Settings
+) -> None:
+    """Priority, not age nor the order of the identifiers in the event, decides; an operator's kinds rank
+    among the built-in ones by the priority they were given (email's is 80)."""
+    with db.session(write=True) as session:
+        add_kind(session, name="ticket_no", priority=95, max_per_profile=1)
+        add_kind(session, name="raffle_no", priority=5, max_per_profile=1)
+    ingest(db, settings, [message({"email": "a@example.com"}), message({"ticket_no": "T-1"}, minute=1)])
+    ingest(db, settings, [message({"raffle_no": "R-1"}, minute=2)])
+    ticket_holder = holder(db, "ticket_no", "T-1")
+
+    ingest(db, settings, [page_view({"email": "a@example.com", "ticket_no": "T-1"}, minute=3)])
+    assert holder(db, "email", "a@example.com") == ticket_holder  # the older email profile was absorbed
+    ingest(db, settings, [page_view({"raffle_no": "R-1", "email": "a@example.com"}, minute=4)])
+    assert live_profiles(db) == [ticket_holder]  # the raffle ranks below email: its profile gave way
+
+    # Kinds of one per profile keep two profiles apart; the event goes to the higher kind's holder.
+    ingest(db, settings, [message({"ticket_no": "T-2", "email": "b@example.com"}, minute=5)])
+    ingest(db, settings, [message({"raffle_no": "R-2", "email": "c@example.com"}, minute=6)])
+    disputed = [
+        page_view({"email": "b@example.com", "ticket_no": "T-1"}, minute=7, id="over-email"),
+        page_view({"raffle_no": "R-2", "email": "a@example.com"}, minute=8, id="under-email"),
+    ]
+    outcome = ingest(db, settings, disputed)
+    assert (outcome.merges, outcome.conflicts) == (0, 2)
+    assert filed_under(db, "over-email") == filed_under(db, "under-email") == ticket_holder
 
 
 def test_chained_merges_in_one_batch_log_what_each_absorbed_profile_held(
