@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -14,8 +17,9 @@ from builders import event, order, page_view
 from rapport.cli import app
 from rapport.db import Database
 from rapport.events import Event
-from rapport.ingest.importer import import_file
+from rapport.ingest.importer import import_file, read_csv, read_jsonl
 from rapport.ingest.models import QuarantinedEvent
+from rapport.ingest.pipeline import Outcome
 from rapport.settings import Settings
 
 
@@ -270,3 +274,61 @@ def test_the_import_command_refuses_a_missing_file(cli: CliRunner, db: Database,
     assert result.exit_code == 2
     assert "does not exist" in result.output
     assert stored(db) == {}
+
+
+def _views(path: Path, count: int, start: int) -> Path:
+    """``count`` page views by as many visitors, in the file format ``path`` names."""
+    header = ["id", "type", "occurred_at", "source", "identifiers.cookie_id", "data.url"]
+    rows = [
+        [f"v-{n}", "page.viewed", f"2026-05-01T09:{n % 60:02d}:00Z", "web", f"c-{n}", f"/page/{n}"]
+        for n in range(start, start + count)
+    ]
+    if path.suffix == ".csv":
+        return write_csv(path, header, rows)
+    events = [
+        {
+            "id": i,
+            "type": t,
+            "occurred_at": at,
+            "source": s,
+            "identifiers": {"cookie_id": c},
+            "data": {"url": u},
+        }
+        for i, t, at, s, c, u in rows
+    ]
+    return jsonl(path, events)
+
+
+def _traced(work: Callable[[], object]) -> tuple[int, object]:
+    """The peak of Python's memory while ``work`` runs, above what was in use before, and its result."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        result = work()
+        return tracemalloc.get_traced_memory()[1] - base, result
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_an_import_holds_a_batch_in_memory_not_the_file(
+    db: Database, settings: Settings, tmp_path: Path, suffix: str
+) -> None:
+    def importing(path: Path) -> Callable[[], object]:
+        return lambda: import_file(db, path, settings=settings, batch_size=200)
+
+    importing(_views(tmp_path / f"warm{suffix}", 400, 0))()  # fills what is cached once
+    small, large = (
+        _views(tmp_path / f"small{suffix}", 2_000, 1_000),
+        _views(tmp_path / f"large{suffix}", 8_000, 10_000),
+    )
+    small_peak, _ = _traced(importing(small))
+    large_peak, outcome = _traced(importing(large))
+    read = read_csv if suffix == ".csv" else read_jsonl
+    with large.open(newline="") as stream:
+        whole_file, _ = _traced(lambda: list(read(stream)))
+
+    assert isinstance(outcome, Outcome) and outcome.accepted == 8_000
+    # What grows with the file is the memo of normalised identifiers (a few dozen bytes a value, and
+    # bounded); holding the file's events would take the 6,000 more events' worth.
+    assert large_peak - small_peak < whole_file * 6 / 8 / 3, (small_peak, large_peak, whole_file)
