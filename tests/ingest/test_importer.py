@@ -224,6 +224,48 @@ def test_files_with_a_byte_order_mark_are_imported(db: Database, settings: Setti
     assert stored(db).keys() == {"v-1", GOOD[0]["id"]}
 
 
+def test_lines_that_are_not_utf8_or_hold_nul_bytes_are_quarantined_as_text_naming_the_problem(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "mixed.jsonl"
+    good = [json.dumps(e).encode() for e in GOOD]
+    path.write_bytes(b"\n".join([good[0], b'{"id": "caf\xe9"}', good[1], b"\x00\x01{", good[2]]) + b"\n")
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (3, 2)
+    assert stored(db).keys() == {e["id"] for e in GOOD}
+    latin, nul = quarantine(db)
+    assert latin.raw_text == '{"id": "caf\\xe9"}'
+    assert latin.errors == ["line 2: not UTF-8 text (invalid continuation byte at byte 12)"]
+    assert nul.raw_text == "\\x00\x01{" and nul.errors[0].startswith("line 4: not valid JSON")
+
+
+def test_csv_rows_that_are_not_utf8_are_quarantined_naming_the_column(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    header = b"id,type,occurred_at,source,identifiers.email,data.url\r\n"
+    rows = [
+        b"v-1,page.viewed,2026-05-01T09:00:00Z,web,jo@example.com,/caf\xc3\xa9\r\n",
+        b"v-2,page.viewed,2026-05-01T09:01:00Z,web,jo@example.com,/caf\xe9\r\n",
+    ]
+    path = tmp_path / "latin.csv"
+    path.write_bytes(header + b"".join(rows))
+    garbled_header = tmp_path / "garbled.csv"
+    garbled_header.write_bytes(header.replace(b"url", b"\xfcrl") + rows[0])
+
+    outcome = import_file(db, path, settings=settings)
+    refused = import_file(db, garbled_header, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (1, 1)
+    assert stored(db)["v-1"].data == {"url": "/café"}
+    assert (refused.accepted, refused.rejected_count) == (0, 1)
+    row, whole = quarantine(db)
+    assert row.raw_text == "v-2,page.viewed,2026-05-01T09:01:00Z,web,jo@example.com,/caf\\xe9"
+    assert row.errors == ["line 3: column data.url is not UTF-8 text"]
+    assert whole.errors == ["line 2: the header is not UTF-8 text"]
+
+
 # -- the command line ----------------------------------------------------------------------------------
 
 
@@ -325,7 +367,8 @@ def test_an_import_holds_a_batch_in_memory_not_the_file(
     small_peak, _ = _traced(importing(small))
     large_peak, outcome = _traced(importing(large))
     read = read_csv if suffix == ".csv" else read_jsonl
-    with large.open(newline="") as stream:
+    opened = large.open("rb") if suffix == ".jsonl" else large.open(newline="")
+    with opened as stream:
         whole_file, _ = _traced(lambda: list(read(stream)))
 
     assert isinstance(outcome, Outcome) and outcome.accepted == 8_000

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import orjson
 
@@ -21,7 +23,7 @@ from rapport.settings import Settings
 
 @dataclass(frozen=True)
 class Unparsable:
-    """A line that is not JSON: it goes to the quarantine as text."""
+    """A line that is not JSON, or not UTF-8 text: it goes to the quarantine as text."""
 
     line: int
     text: str
@@ -31,15 +33,28 @@ class Unparsable:
 Item = dict[str, Any] | Any
 
 
-def read_jsonl(stream: TextIO) -> Iterator[Item | Unparsable]:
-    """One event per line; blank lines are skipped."""
+def _shown(raw: bytes) -> str:
+    """``raw`` as storable text: bytes that are not UTF-8 and NUL characters written as ``\\xNN``."""
+    return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+def read_jsonl(stream: BinaryIO) -> Iterator[Item | Unparsable]:
+    """One event per line of UTF-8 (a byte-order mark is skipped); blank lines are skipped."""
     for number, line in enumerate(stream, start=1):
+        if number == 1:
+            line = line.removeprefix(codecs.BOM_UTF8)
         if not line.strip():
             continue
         try:
             yield orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            yield Unparsable(number, line.rstrip("\n"), f"line {number}: not valid JSON: {exc}")
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                error = f"line {number}: not UTF-8 text ({bad.reason} at byte {bad.start + 1})"
+            else:
+                error = f"line {number}: not valid JSON: {exc}"
+            yield Unparsable(number, _shown(line.rstrip(b"\r\n")), error)
 
 
 FieldType = Callable[[str, str], Any]
@@ -56,6 +71,25 @@ def _cell(value: str, wanted: Any) -> Any:
         return value
 
 
+def _garbled(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not UTF-8 (read with ``surrogateescape``)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _printable(text: str) -> str:
+    return _shown(text.encode("utf-8", "surrogateescape"))
+
+
+def _row_text(row: dict[str | None, Any]) -> str:
+    return ",".join(v or "" for v in row.values() if isinstance(v, str))
+
+
 def read_csv(
     stream: TextIO, field_type: FieldType = lambda _type, _field: None
 ) -> Iterator[Item | Unparsable]:
@@ -63,7 +97,13 @@ def read_csv(
     holding a JSON object or ``data.<field>`` columns, read as the type's schema declares each field
     (``field_type(type, field)`` gives the JSON Schema type)."""
     reader = csv.DictReader(stream)
+    header_garbled = any(_garbled(name) for name in reader.fieldnames or [])
     for number, row in enumerate(reader, start=2):
+        garbled = [column for column, value in row.items() if isinstance(value, str) and _garbled(value)]
+        if header_garbled or garbled:
+            where = "the header" if header_garbled else f"column {', '.join(map(_printable, garbled))}"
+            yield Unparsable(number, _printable(_row_text(row)), f"line {number}: {where} is not UTF-8 text")
+            continue
         event: dict[str, Any] = {"identifiers": {}, "data": {}}
         try:
             for column, value in row.items():
@@ -80,9 +120,7 @@ def read_csv(
                     event[column] = _cell(value, "integer") if column == "schema_version" else value
         except orjson.JSONDecodeError as exc:
             yield Unparsable(
-                number,
-                ",".join(v or "" for v in row.values() if isinstance(v, str)),
-                f"line {number}: the data column is not valid JSON: {exc}",
+                number, _printable(_row_text(row)), f"line {number}: the data column is not valid JSON: {exc}"
             )
             continue
         yield event
@@ -120,8 +158,12 @@ def import_file(
                 broken_total.extend(broken[: max(0, 100 - len(broken_total))])
             yield [item for item in batch if not isinstance(item, Unparsable)]
 
-    with path.open(encoding="utf-8-sig", newline="") as stream:  # skip a byte-order mark
-        items = read_csv(stream, field_type) if path.suffix.lower() == ".csv" else read_jsonl(stream)
+    with ExitStack() as opened:
+        if path.suffix.lower() == ".csv":  # bytes that are not UTF-8 are kept, to be named and quarantined
+            text = opened.enter_context(path.open(encoding="utf-8-sig", errors="surrogateescape", newline=""))
+            items = read_csv(text, field_type)
+        else:
+            items = read_jsonl(opened.enter_context(path.open("rb")))
         total = ingest_stream(
             database, parsed(items), settings=settings, transport=transport, on_progress=on_progress
         )
