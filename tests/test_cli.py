@@ -129,6 +129,60 @@ def test_outside_the_demo_the_demo_secret_is_refused(settings: Settings, tmp_pat
     assert "RAPPORT_SECRET_KEY is left at the demo default" in result.output
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("sqlite:////nonexistent-folder/rapport.db", "unable to open database file"),
+        ("postgresql+psycopg://nobody:secret@127.0.0.1:1/rapport", "Connection refused"),
+    ],
+    ids=["sqlite in no folder", "no server"],
+)
+def test_a_database_that_cannot_be_opened_is_named_in_one_line(url: str, reason: str) -> None:
+    get_settings.cache_clear()
+    try:
+        result = CliRunner(env={"RAPPORT_DATABASE_URL": url}).invoke(app, ["migrate"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "cannot open or migrate the database" in result.output and reason in result.output
+    assert "secret" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("RAPPORT_MAX_FUTURE_SKEW_S", "1000000000000", "less than or equal to 31622400"),
+        ("RAPPORT_SOURCE_PRIORITY", "{bad", "not valid JSON"),
+        ("RAPPORT_CORS_ORIGINS", "[x", "not valid JSON"),
+    ],
+    ids=["skew beyond a year", "priorities not JSON", "origins not JSON"],
+)
+def test_bad_configuration_is_named_by_its_variable(variable: str, value: str, reason: str) -> None:
+    get_settings.cache_clear()
+    try:
+        result = CliRunner(env={variable: value}).invoke(app, ["migrate"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert f"configuration error: {variable}: " in result.output and reason in result.output
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["serve", "--port", "70000"],
+        ["keys", "revoke", str(2**70)],
+        ["devices", "sweep", "--every", "1e400"],
+    ],
+    ids=["port", "key id", "sweep interval"],
+)
+def test_numbers_out_of_range_are_refused_before_anything_runs(cli: CliRunner, arguments: list[str]) -> None:
+    result = cli.invoke(app, arguments)
+
+    assert result.exit_code == 2
+    assert "Invalid value" in result.output
+
+
 def test_the_device_sweep_reports_a_silent_device_once(
     cli: CliRunner, db: Database, settings: Settings
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from sqlalchemy.exc import DatabaseError
 
 from rapport.db import Database, connect, upgrade
 from rapport.ingest.pipeline import Outcome
@@ -61,7 +62,11 @@ def _database(settings: Settings) -> Iterator[Database]:
     """The configured database, migrated, and closed again when the command ends."""
     database = connect(settings.database_url)
     try:
-        upgrade(database.engine)
+        try:
+            upgrade(database.engine)
+        except DatabaseError as exc:  # no server, no such file or folder, not a database, no permission
+            where = database.engine.url.render_as_string(hide_password=True)
+            _fail(f"cannot open or migrate the database {where}: {str(exc.orig).strip()}")
         yield database
     finally:
         database.dispose()
@@ -102,7 +107,7 @@ def migrate() -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
 ) -> None:
     """Serve the API (the schema is migrated first). Needs RAPPORT_SECRET_KEY outside the demo."""
     settings = _settings(secrets=True)
@@ -304,7 +309,7 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(
-    key_id: Annotated[int, typer.Argument(min=1, help="the id `rapport keys list` shows")],
+    key_id: Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="the id `rapport keys list` shows")],
 ) -> None:
     """Revoke a key at once."""
     from rapport.trust.keys import revoke_key
@@ -320,7 +325,10 @@ def keys_revoke(
 @devices_app.command("sweep")
 def devices_sweep(
     every: Annotated[
-        float, typer.Option(min=0, help="repeat every this many seconds until stopped (0: once)")
+        float,
+        typer.Option(
+            min=0, max=86_400, help="repeat every this many seconds, at most a day, until stopped (0: once)"
+        ),
     ] = 0,
 ) -> None:
     """Raise a `device.alert` for each device silent longer than its model allows (once per silence)."""

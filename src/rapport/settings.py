@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from datetime import timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from pydantic import Field, FilePath, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+ENV_PREFIX = "RAPPORT_"
 
 #: The secret the demo runs with. Anything else refuses to start with it (see :meth:`Settings.check_secrets`).
 DEMO_SECRET = "rapport-demo-secret-not-for-production"
@@ -17,7 +20,7 @@ DEMO_SECRET = "rapport-demo-secret-not-for-production"
 class Settings(BaseSettings):
     """Everything an operator may set. Each field reads ``RAPPORT_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="RAPPORT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str = Field(
         default="sqlite:///rapport.db",
@@ -27,7 +30,10 @@ class Settings(BaseSettings):
         default="GB", description="Region for phone numbers written without a country code (ISO 3166)."
     )
     max_future_skew_s: int = Field(
-        default=86_400, ge=0, description="How far in the future an event's occurred_at may lie, in seconds."
+        default=86_400,
+        ge=0,
+        le=366 * 86_400,
+        description="How far in the future an event's occurred_at may lie, in seconds (at most a year).",
     )
     max_batch_events: int = Field(default=5_000, ge=1, le=100_000)
     max_batch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -122,7 +128,25 @@ class Settings(BaseSettings):
         )
 
 
+class ConfigurationError(ValueError):
+    """A setting in the environment that cannot be used; the message names each variable and why."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once. Raises :class:`ConfigurationError`."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(
+            "; ".join(
+                f"{ENV_PREFIX}{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+                for error in exc.errors()
+            )
+        ) from exc
+    except (
+        SettingsError
+    ) as exc:  # a value that should be JSON and is not: it names the field, not the variable
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "a setting"
+        raise ConfigurationError(f"{name}: not valid JSON ({exc.__cause__ or exc})") from exc

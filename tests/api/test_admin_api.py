@@ -111,6 +111,30 @@ def test_an_unknown_event_type_is_a_404_problem(client: TestClient) -> None:
     problem(client.get("/v1/event-types/warranty.claimed"), 404)
 
 
+def _referring(ref: str) -> dict[str, Any]:
+    """An event type whose ``amount`` is defined by reference."""
+    return {
+        "schema": {
+            "type": "object",
+            "definitions": {"money": {"type": "number", "minimum": 0}},
+            "properties": {"amount": {"$ref": ref}},
+        }
+    }
+
+
+def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
+    ok(
+        client.post(
+            "/v1/event-types", json={"type": "warranty.claimed", **_referring("#/definitions/money")}
+        ),
+        201,
+    )
+
+    refused = problem(send(client, [event("warranty.claimed", ids={"cookie_id": "c-1"}, amount=-1)]), 422)
+
+    assert refused["rejected"][0]["errors"] == ["data.amount: must be at least 0"]
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -131,6 +155,13 @@ def test_an_unknown_event_type_is_a_404_problem(client: TestClient) -> None:
         ({}, "schema"),
         ({"schema": WARRANTY_V1, "type": "Warranty Claimed"}, "type"),
         ({"schema": WARRANTY_V1, "type": "warranty"}, "type"),
+        (
+            _referring("http://127.0.0.1:9/money.json"),
+            "schema.properties.amount.$ref is 'http://127.0.0.1:9/",
+        ),
+        (_referring("file:///etc/passwd"), "outside the schema"),
+        (_referring("money.json#/definitions/amount"), "outside the schema"),
+        ({"schema": {**_referring("#/definitions/money")["schema"], "$id": "http://127.0.0.1:9/"}}, "$id"),
     ],
     ids=[
         "nonsense type",
@@ -144,6 +175,10 @@ def test_an_unknown_event_type_is_a_404_problem(client: TestClient) -> None:
         "no schema",
         "bad name",
         "name without dot",
+        "remote ref",
+        "file ref",
+        "relative ref",
+        "remote base",
     ],
 )
 def test_an_invalid_event_type_is_a_422_problem_and_is_not_added(

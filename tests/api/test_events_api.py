@@ -106,6 +106,8 @@ ODD_EVENTS: list[tuple[str, Any, str]] = [
     ("no data", {"data": ABSENT}, "data: required property missing"),
     ("far future", {"occurred_at": "2999-01-01T00:00:00Z"}, "occurred_at: lies"),
     ("no time zone", {"occurred_at": "2026-05-01T09:00:00"}, "occurred_at: needs a time zone offset"),
+    ("year 1", {"occurred_at": "0001-01-01T05:00:00+14:00"}, "occurred_at: lies before 1900"),
+    ("last century", {"occurred_at": "1899-12-31T23:59:59Z"}, "occurred_at: lies before 1900"),
 ]
 
 

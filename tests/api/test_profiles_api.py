@@ -369,8 +369,14 @@ def forged(payload: Any) -> str:
 
 @pytest.mark.parametrize(
     "payload",
-    [["2026-05-01T09:00:00", 1], ["9999-12-31T23:59:59-14:00", 1], ["2026-05-01T09:00:00+00:00", 2**64]],
-    ids=["naive time", "time overflows", "huge seq"],
+    [
+        ["2026-05-01T09:00:00", 1],
+        ["9999-12-31T23:59:59-14:00", 1],
+        ["2026-05-01T09:00:00+00:00", 2**64],
+        ["2026-05-01T09:00:00+00:00", True],
+        ["2026-05-01T09:00:00+00:00", 1.5],
+    ],
+    ids=["naive time", "time overflows", "huge seq", "boolean seq", "fractional seq"],
 )
 def test_a_forged_cursor_is_a_422_problem(client: TestClient, payload: Any) -> None:
     send(client, [message_for("jo@example.com")])

@@ -36,6 +36,13 @@ class EventType:
     _full: jsonschema.Draft7Validator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        outside = _outside_references(self.schema)
+        if outside:
+            where, target = outside
+            raise CatalogError(
+                f"schema of {self.type} v{self.version}: {where} is {target!r}, outside the schema; only "
+                "references within it (#/definitions/…) are allowed, so no schema is fetched from elsewhere"
+            )
         try:
             jsonschema.Draft7Validator.check_schema(self.schema)
             fast = fastjsonschema.compile(self.schema)
@@ -105,6 +112,22 @@ class EventType:
             "personal_fields": list(self.personal_fields),
             "schema": self.schema,
         }
+
+
+def _outside_references(schema: Any) -> tuple[str, str] | None:
+    """The first ``$ref`` or ``$id`` of ``schema`` that leads outside it (a URL or a file name), with
+    where it is; None when every reference is a fragment of the schema itself. Walks without recursion."""
+    todo: list[tuple[Any, str]] = [(schema, "schema")]
+    while todo:
+        node, path = todo.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("$ref", "$id") and isinstance(value, str) and not value.startswith("#"):
+                    return f"{path}.{key}", value
+                todo.append((value, f"{path}.{key}"))
+        elif isinstance(node, list):
+            todo.extend((item, f"{path}[{n}]") for n, item in enumerate(node))
+    return None
 
 
 def event_type_from_document(doc: Mapping[str, Any], *, builtin: bool = False) -> EventType:

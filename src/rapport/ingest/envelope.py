@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -20,6 +20,9 @@ MAX_SOURCE = 200
 MAX_IDENTIFIER = 320
 MAX_SUBJECT = 200
 MAX_CHANNEL = 30
+#: the earliest moment an event may have occurred: older ones are typing slips (0001 for 2001), and the
+#: day and week arithmetic of the projections stays within the years Python's datetime can hold
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 #: at most this many strings or branches over the limits are named, one line each, per event
 MAX_LIMIT_ERRORS = 10
 
@@ -108,6 +111,9 @@ def _timestamp(raw: dict[str, Any], now: datetime, skew: timedelta, errors: list
         return None
     if moment.tzinfo is None:
         errors.append("occurred_at: needs a time zone offset, e.g. 2026-05-03T14:22:05Z")
+        return None
+    if moment < EARLIEST:
+        errors.append(f"occurred_at: lies before {EARLIEST.year}; events that old are not taken")
         return None
     if moment > now + skew:
         errors.append(f"occurred_at: lies {moment - now} in the future; at most {skew} is allowed")

@@ -215,7 +215,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         at, seq = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         moment = datetime.fromisoformat(at)
-        if moment.tzinfo is None or not isinstance(seq, int) or not 0 <= seq < 2**63:
+        if moment.tzinfo is None or type(seq) is not int or not 0 <= seq < 2**63:
             raise ValueError("not a cursor")
         return moment.astimezone(UTC), seq
     except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError) as exc:
