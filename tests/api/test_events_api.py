@@ -129,15 +129,34 @@ def test_an_odd_event_is_rejected_with_a_reason_and_never_breaks_the_batch(
     assert stored_ids(db) == {good["id"]}
 
 
+def test_rfc_3339_timestamps_in_lower_case_are_taken(client: TestClient, db: Database) -> None:
+    lower = {**page_view({"cookie_id": "c-1"}), "occurred_at": "2026-05-01t09:00:00z"}
+
+    response = client.post("/v1/events", json={"events": [lower]})
+
+    assert response.status_code == 200, response.text
+    assert stored_ids(db) == {lower["id"]}
+
+
 @pytest.mark.parametrize(
-    "body",
-    [b"{not json", b"", b'{"events": [', b"\xff\xfe\x00", b'{"events": []} trailing', b"NaN"],
-    ids=["broken", "empty", "truncated", "not utf-8", "trailing text", "NaN"],
+    ("body", "reason"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b'{"events": [', "not valid JSON"),
+        (b"\xff\xfe\x00", "not UTF-8 text (invalid start byte at byte 1)"),
+        (b'{"events": [{"id": "caf\xe9"}]}', "not UTF-8 text (invalid continuation byte at byte 24)"),
+        (b'{"events": []} trailing', "not valid JSON"),
+        (b"NaN", "not valid JSON"),
+    ],
+    ids=["broken", "empty", "truncated", "not utf-8", "latin-1 inside", "trailing text", "NaN"],
 )
-def test_a_body_that_is_not_json_is_a_400_problem(client: TestClient, db: Database, body: bytes) -> None:
+def test_a_body_that_is_not_json_is_a_400_problem(
+    client: TestClient, db: Database, body: bytes, reason: str
+) -> None:
     response = client.post("/v1/events", content=body, headers={"content-type": "application/json"})
 
-    assert "not valid JSON" in problem(response, 400)["detail"]
+    assert reason in problem(response, 400)["detail"]
     assert stored_ids(db) == set() and quarantined(db) == 0
 
 

@@ -336,6 +336,7 @@ def test_the_timeline_filters_by_type_channel_and_time(client: TestClient) -> No
         ({"limit": "0"}, "limit"),
         ({"limit": "501"}, "limit"),
         ({"channel": "c" * 31}, "channel"),
+        ({"since": "2026-05-02T00:00:00Z", "until": "2026-05-01T00:00:00Z"}, "since: must lie before until"),
     ],
     ids=[
         "naive since",
@@ -350,6 +351,7 @@ def test_the_timeline_filters_by_type_channel_and_time(client: TestClient) -> No
         "limit 0",
         "limit 501",
         "long channel",
+        "reversed range",
     ],
 )
 def test_bad_timeline_parameters_are_a_422_problem(

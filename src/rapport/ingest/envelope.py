@@ -107,8 +107,11 @@ def _timestamp(raw: dict[str, Any], now: datetime, skew: timedelta, errors: list
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        errors.append(f"occurred_at: {value[:40]!r} is not an RFC 3339 timestamp")
-        return None
+        try:  # RFC 3339 allows a lower-case "z" too, which Python does not read
+            moment = datetime.fromisoformat(value.upper())
+        except ValueError:
+            errors.append(f"occurred_at: {value[:40]!r} is not an RFC 3339 timestamp")
+            return None
     if moment.tzinfo is None:
         errors.append("occurred_at: needs a time zone offset, e.g. 2026-05-03T14:22:05Z")
         return None

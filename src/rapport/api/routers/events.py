@@ -93,6 +93,11 @@ def _events_of(body: bytes, max_events: int) -> list[Any]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as bad:  # orjson's own message gives the wrong position
+            detail = f"the body is not UTF-8 text ({bad.reason} at byte {bad.start + 1})"
+            raise ProblemError(400, "Malformed JSON", detail) from exc
         raise ProblemError(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(document, dict) or "events" not in document:
         raise ProblemError(

@@ -169,6 +169,8 @@ def get_timeline(
         since=utc_moment("since", since),
         until=utc_moment("until", until),
     )
+    if chosen.since and chosen.until and chosen.since >= chosen.until:
+        raise invalid_query("since: must lie before until")
     try:
         page = timeline(session, profile_id=root, filter=chosen, cursor=cursor, limit=limit)
     except BadCursor as exc:
