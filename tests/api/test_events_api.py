@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,6 +128,25 @@ def test_an_odd_event_is_rejected_with_a_reason_and_never_breaks_the_batch(
     assert [r["index"] for r in body["rejected"]] == [1]
     assert any(message in error for error in body["rejected"][0]["errors"]), body["rejected"]
     assert stored_ids(db) == {good["id"]}
+
+
+def test_a_whole_number_beyond_64_bits_is_refused_by_name_never_stored_rounded(
+    client: TestClient, db: Database
+) -> None:
+    ids = {"twitter": "@jo"}
+    exact = event("social.posted", ids=ids, post_id="P-1", network="twitter", likes=2**63 - 1, text="hi")
+    huge = event("social.posted", ids=ids, post_id="P-2", network="twitter", likes=2**70, text="hi")
+    body = orjson.dumps({"events": [exact]})[:-2] + b", " + json.dumps(huge).encode() + b"]}"
+
+    response = client.post("/v1/events", content=body, headers={"content-type": "application/json"})
+
+    rejected = problem(response, 422)["rejected"]
+    assert rejected[0]["errors"] == [
+        "data.likes: 1180591620717411303424 is a whole number beyond 64 bits; send it as a string"
+    ]
+    with db.session() as session:
+        stored = session.scalars(select(Event.data).where(Event.event_id == exact["id"])).one()
+    assert stored["likes"] == 2**63 - 1
 
 
 def test_rfc_3339_timestamps_in_lower_case_are_taken(client: TestClient, db: Database) -> None:

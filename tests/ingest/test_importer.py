@@ -266,6 +266,21 @@ def test_csv_rows_that_are_not_utf8_are_quarantined_naming_the_column(
     assert whole.errors == ["line 2: the header is not UTF-8 text"]
 
 
+def test_a_whole_number_beyond_64_bits_in_a_line_is_refused_not_rounded(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    post = event("social.posted", ids={"twitter": "@jo"}, post_id="P-1", network="twitter", likes=2**70)
+    path = jsonl(tmp_path / "posts.jsonl", [GOOD[0], post])
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (1, 1)
+    [kept] = quarantine(db)
+    assert kept.errors == [
+        "data.likes: 1180591620717411303424 is a whole number beyond 64 bits; send it as a string"
+    ]
+
+
 # -- the command line ----------------------------------------------------------------------------------
 
 

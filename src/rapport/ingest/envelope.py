@@ -231,6 +231,23 @@ def _limit_errors(data: dict[str, Any], limits: Limits) -> tuple[list[str], bool
     return found, too_deep
 
 
+def _huge_numbers(data: dict[str, Any]) -> list[str]:
+    """Every whole number of ``data`` beyond 64 bits, by path: JSON columns cannot hold one exactly."""
+    found: list[str] = []
+    todo: list[tuple[Any, str]] = [(data, "data")]
+    while todo:
+        value, path = todo.pop()
+        if isinstance(value, dict):
+            todo.extend((item, field_path(path, [str(key)])) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            todo.extend((item, field_path(path, [n])) for n, item in reversed(list(enumerate(value))))
+        elif isinstance(value, int) and not -(2**63) <= value < 2**64:
+            digits = str(value)
+            shown = digits if len(digits) <= 30 else f"{digits[:24]}… ({len(digits)} digits)"
+            found.append(f"{_short(path)}: {shown} is a whole number beyond 64 bits; send it as a string")
+    return found
+
+
 def _capped(errors: list[str]) -> list[str]:
     if len(errors) <= MAX_LIMIT_ERRORS:
         return errors
@@ -349,7 +366,7 @@ def check(
         except TypeError as exc:  # nested over 254 levels, or an integer beyond 64 bits
             over, too_deep = _limit_errors(data, limits)
             if not too_deep:
-                over.append(f"data: cannot be stored as JSON ({exc})")
+                over.extend(_huge_numbers(data) or [f"data: cannot be stored as JSON ({exc})"])
             too_deep = True  # not checked further
         else:
             # A bound that costs a count instead of a walk: no string is longer than the whole text, and

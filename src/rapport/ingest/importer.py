@@ -16,6 +16,7 @@ import orjson
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.db.bulk import chunked
+from rapport.ingest.jsontext import parse_json
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import Outcome, ingest_stream
 from rapport.settings import Settings
@@ -46,7 +47,7 @@ def read_jsonl(stream: BinaryIO) -> Iterator[Item | Unparsable]:
         if not line.strip():
             continue
         try:
-            yield orjson.loads(line)
+            yield parse_json(line)
         except orjson.JSONDecodeError as exc:
             try:
                 line.decode("utf-8")
@@ -66,7 +67,7 @@ def _cell(value: str, wanted: Any) -> Any:
     if wanted == "string":
         return value
     try:
-        return orjson.loads(value)
+        return parse_json(value)
     except orjson.JSONDecodeError:
         return value
 
@@ -115,7 +116,7 @@ def read_csv(
                     field = column.removeprefix("data.")
                     event["data"][field] = _cell(value, field_type(row.get("type") or "", field))
                 elif column == "data":
-                    event["data"] = orjson.loads(value)
+                    event["data"] = parse_json(value)
                 else:
                     event[column] = _cell(value, "integer") if column == "schema_version" else value
         except orjson.JSONDecodeError as exc:

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from rapport.db.base import epoch_micros
+from rapport.ingest.jsontext import parse_json
 
 TELEMETRY = "rapport/devices/+/telemetry"
 DEVICE_EVENTS = "rapport/devices/+/events"
@@ -119,7 +120,7 @@ def translate(topic: str, payload: bytes) -> dict[str, Any] | Unreadable:
         return Unreadable(topic, payload, route)
     kind, key = route
     try:
-        body = orjson.loads(payload)
+        body = parse_json(payload)
     except orjson.JSONDecodeError as exc:
         return Unreadable(topic, payload, f"payload: not valid JSON ({exc})")
     if not isinstance(body, dict):

@@ -14,6 +14,7 @@ from rapport.api.auth import require
 from rapport.api.deps import DatabaseDep, SettingsDep
 from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError
 from rapport.ingest import ingest_events
+from rapport.ingest.jsontext import parse_json
 from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -91,7 +92,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _events_of(body: bytes, max_events: int) -> list[Any]:
     try:
-        document = orjson.loads(body)
+        document = parse_json(body)
     except orjson.JSONDecodeError as exc:
         try:
             body.decode("utf-8")
