@@ -139,3 +139,8 @@ def test_an_admin_sets_the_thresholds_of_a_model_and_others_read_them(
     )
     problem(admin.put("/v1/device-models/X", json={"thresholds": {"t": {"limit": 3}}}), 422)
     problem(admin.put("/v1/device-models/X", json={"silent_after_seconds": 5}), 422)
+    blank = problem(admin.put("/v1/device-models/%20", json=body), 422)
+    assert blank["errors"] == ["path.model: a model name has 1 to 200 characters"]
+    assert problem(admin.put("/v1/device-models/X", json=bad), 422)["errors"] == [
+        "body.thresholds.temp_c: min 9.0 is above max 6.0"
+    ]

@@ -53,6 +53,7 @@ def test_a_bad_store_is_a_problem_naming_the_field(client: TestClient) -> None:
     assert twice["errors"] == ["body.zones[1]: 'a' is listed twice"]
     assert blank["errors"] == ["path.store_id: must be 1 to 64 characters, not blank"]
     assert nul["detail"] == "zones: must not contain a NUL character"
+    assert nul["errors"] == ["body.zones: must not contain a NUL character"]
     assert ok(client.get("/v1/stores")) == []
 
 

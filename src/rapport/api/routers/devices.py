@@ -181,6 +181,7 @@ def put_device_model(model: str, body: DeviceModelIn, database: DatabaseDep, aud
                 now=datetime.now(UTC),
             )
     except DeviceModelError as exc:
-        raise ProblemError(422, "Invalid device model", str(exc), [f"body.{exc}"]) from exc
+        where = "path" if str(exc).startswith("model") else "body"  # the model is named in the path
+        raise ProblemError(422, "Invalid device model", str(exc), [f"{where}.{exc}"]) from exc
     audit("device_model.set", "device_model", model)
     return config.as_dict()

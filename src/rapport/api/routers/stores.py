@@ -100,7 +100,8 @@ def put_one_store(
     """Presence and stock events naming a store are taken in only once it is registered (before, they are
     quarantined with the reason, and can be replayed). A new ``visit_timeout_s`` rebuilds its visits."""
     if "\x00" in "".join(body.zones):
-        raise ProblemError(422, "Invalid store", "zones: must not contain a NUL character", ["body.zones"])
+        reason = "zones: must not contain a NUL character"
+        raise ProblemError(422, "Invalid store", reason, [f"body.{reason}"])
     try:
         with database.session(write=True) as session:
             store, created = put_store(
