@@ -283,8 +283,16 @@ def test_an_event_that_is_not_an_object_can_be_listed_from_the_quarantine(client
 
 @pytest.mark.parametrize(
     "body",
-    [{"ids": [0]}, {"ids": [2**31]}, {"ids": ["one"]}, {"ids": list(range(1, 5002))}, {"ids": "1"}],
-    ids=["zero", "beyond 32 bits", "not a number", "too many", "not a list"],
+    [
+        {"ids": [0]},
+        {"ids": [2**31]},
+        {"ids": ["one"]},
+        {"ids": list(range(1, 5002))},
+        {"ids": "1"},
+        {"ids": [True]},
+        {"ids": [1.0]},
+    ],
+    ids=["zero", "beyond 32 bits", "not a number", "too many", "not a list", "a boolean", "a fraction"],
 )
 def test_a_bad_replay_request_is_a_422_problem(client: TestClient, body: dict[str, Any]) -> None:
     problem(client.post("/v1/quarantine/replay", json=body), 422)
@@ -393,6 +401,8 @@ def test_an_operator_kind_of_identifier_is_used_at_once(client: TestClient) -> N
         {"name": "membership_no", "priority": 1, "max_per_profile": 0},
         {"name": "membership_no", "priority": 1, "description": "no\x00"},
         {"name": "membership_no"},
+        {"name": "membership_no", "priority": True},
+        {"name": "membership_no", "priority": 1, "max_per_profile": "2"},
     ],
     ids=[
         "built-in name",
@@ -403,6 +413,8 @@ def test_an_operator_kind_of_identifier_is_used_at_once(client: TestClient) -> N
         "zero per profile",
         "nul in description",
         "no priority",
+        "boolean priority",
+        "limit as text",
     ],
 )
 def test_a_bad_identifier_kind_is_refused_with_a_problem(client: TestClient, body: dict[str, Any]) -> None:

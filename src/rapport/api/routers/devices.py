@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession, live_profile
@@ -66,8 +66,8 @@ class Threshold(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    min: float | None = None
-    max: float | None = None
+    min: StrictFloat | None = None
+    max: StrictFloat | None = None
     unit: str | None = Field(None, min_length=1, max_length=20, examples=["°C"])
 
 
@@ -75,7 +75,7 @@ class DeviceModelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     thresholds: dict[str, Threshold] = Field(default_factory=dict, max_length=100)
-    silent_after_seconds: int | None = Field(
+    silent_after_seconds: StrictInt | None = Field(
         None, description="how long the device may stay quiet before it counts as silent; null: never"
     )
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession, SettingsDep
@@ -70,8 +70,8 @@ class KindOut(BaseModel):
 
 class KindIn(BaseModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,49}$")
-    priority: int = Field(ge=0, le=1000)
-    max_per_profile: int | None = Field(default=None, ge=1, le=10_000)
+    priority: StrictInt = Field(ge=0, le=1000)
+    max_per_profile: StrictInt | None = Field(default=None, ge=1, le=10_000)
     normaliser: Literal["exact", "casefold", "upper", "email", "handle", "phone"] = "exact"
     description: str = Field(default="", max_length=500, pattern=r"^[^\x00]*$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession
@@ -26,7 +26,9 @@ class KeyIn(BaseModel):
         examples=["store 12 desk"],
     )
     role: Role
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="never expires when omitted")
+    expires_in_days: StrictInt | None = Field(
+        default=None, ge=1, le=3650, description="never expires when omitted"
+    )
 
 
 class KeyOut(BaseModel):

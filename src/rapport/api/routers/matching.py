@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, model_validator
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession, SettingsDep
@@ -101,12 +101,14 @@ class ResolveIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    auto_merge: float = Field(default=DEFAULT_AUTO_MERGE, ge=0, le=1, allow_inf_nan=False)
-    review: float = Field(default=DEFAULT_REVIEW, ge=0, le=1, allow_inf_nan=False)
-    incremental: bool = Field(
+    auto_merge: StrictFloat = Field(default=DEFAULT_AUTO_MERGE, ge=0, le=1, allow_inf_nan=False)
+    review: StrictFloat = Field(default=DEFAULT_REVIEW, ge=0, le=1, allow_inf_nan=False)
+    incremental: StrictBool = Field(
         default=False, description="score only profiles new or changed since the last successful run"
     )
-    retrain: bool = Field(default=False, description="train a new model instead of reusing the saved one")
+    retrain: StrictBool = Field(
+        default=False, description="train a new model instead of reusing the saved one"
+    )
 
     @model_validator(mode="after")
     def _in_order(self) -> ResolveIn:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import require
 from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession, SettingsDep
@@ -38,7 +38,7 @@ class QuarantinePage(BaseModel):
 
 
 class ReplayRequest(BaseModel):
-    ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] | None = Field(
+    ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_ROW_ID)]] | None = Field(
         default=None,
         max_length=5000,
         description="quarantine ids to replay; all open ones (up to 5,000) when omitted",

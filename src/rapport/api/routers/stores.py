@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import DatabaseDep, ReadSession, live_profile
@@ -30,7 +30,7 @@ class StoreIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     zones: list[str] = Field(default_factory=list, max_length=200)
     timezone: str = Field(default="UTC", max_length=64, pattern=NO_NUL, examples=["Europe/London"])
-    visit_timeout_s: int = Field(default=3 * 3600, ge=60, le=86_400)
+    visit_timeout_s: StrictInt = Field(default=3 * 3600, ge=60, le=86_400)
 
 
 class StoreOut(BaseModel):
