@@ -96,6 +96,15 @@ def _text(raw: dict[str, Any], name: str, limit: int, errors: list[str]) -> str 
     return None
 
 
+def parse_moment(value: str) -> datetime:
+    """An RFC 3339 timestamp (with or without its offset: the caller says whether one is needed).
+    Raises ValueError."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:  # RFC 3339 allows a lower-case "t" and "z" too, which Python reads only in part
+        return datetime.fromisoformat(value.upper())
+
+
 def _timestamp(raw: dict[str, Any], now: datetime, skew: timedelta, errors: list[str]) -> datetime | None:
     value = raw.get("occurred_at")
     if value is None:
@@ -105,13 +114,10 @@ def _timestamp(raw: dict[str, Any], now: datetime, skew: timedelta, errors: list
         errors.append(f"occurred_at: expected an RFC 3339 string, got {type(value).__name__}")
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        moment = parse_moment(value)
     except ValueError:
-        try:  # RFC 3339 allows a lower-case "z" too, which Python does not read
-            moment = datetime.fromisoformat(value.upper())
-        except ValueError:
-            errors.append(f"occurred_at: {value[:40]!r} is not an RFC 3339 timestamp")
-            return None
+        errors.append(f"occurred_at: {value[:40]!r} is not an RFC 3339 timestamp")
+        return None
     if moment.tzinfo is None:
         errors.append("occurred_at: needs a time zone offset, e.g. 2026-05-03T14:22:05Z")
         return None

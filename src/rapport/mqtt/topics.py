@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from rapport.db.base import epoch_micros
+from rapport.ingest.envelope import parse_moment
 from rapport.ingest.jsontext import parse_json
 
 TELEMETRY = "rapport/devices/+/telemetry"
@@ -90,7 +91,7 @@ def _timestamp(body: dict[str, Any]) -> datetime | str:
     if not isinstance(value, str):
         return f"ts: expected an RFC 3339 string such as 2026-05-01T09:00:00Z, got {type(value).__name__}"
     try:
-        moment = datetime.fromisoformat(value)
+        moment = parse_moment(value)
     except ValueError:
         return f"ts: {value[:40]!r} is not an RFC 3339 timestamp"
     if moment.tzinfo is None:
