@@ -144,9 +144,8 @@ def get_settings() -> Settings:
                 for error in exc.errors()
             )
         ) from exc
-    except (
-        SettingsError
-    ) as exc:  # a value that should be JSON and is not: it names the field, not the variable
+    except SettingsError as exc:
+        # a value that should be JSON and is not; pydantic-settings names the field, not the variable
         field = re.search(r'field "(\w+)"', str(exc))
         name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "a setting"
         raise ConfigurationError(f"{name}: not valid JSON ({exc.__cause__ or exc})") from exc
