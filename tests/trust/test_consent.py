@@ -457,11 +457,20 @@ def test_a_message_to_a_person_without_identifiers_is_refused_and_nothing_is_rec
         (message(body="x" * 10_001), "body"),
         (message(subject="s" * 201), "subject"),
         (message(body="nul \x00 here"), "body"),
+        ([message()], "request body: Input should be a valid dictionary"),
     ],
-    ids=["unknown purpose", "no one channel", "empty body", "body too long", "subject too long", "NUL"],
+    ids=[
+        "unknown purpose",
+        "no one channel",
+        "empty body",
+        "body too long",
+        "subject too long",
+        "NUL",
+        "a list, not an object",
+    ],
 )
 def test_a_bad_message_is_a_422_problem_and_nothing_is_recorded(
-    client: TestClient, sent: dict[str, Any], field: str
+    client: TestClient, sent: Any, field: str
 ) -> None:
     send(client, [consent(JO, "marketing", "granted")])
     pid = profile_id_of(client)

@@ -84,8 +84,8 @@ def problem_response(
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
-    if parts and parts[0] == "body":
-        parts = parts[1:] or ["body"]
+    if parts and parts[0] == "body":  # a field of the body is named alone; the body as a whole is so named
+        parts = parts[1:] or ["request body"]
     return ".".join(parts)
 
 
