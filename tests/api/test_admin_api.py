@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 
 from builders import event, message, order, page_view
+from rapport.catalog.models import EventTypeVersion
 from rapport.db import Database
 from support.http import PROBLEM_JSON, ok, problem
 
@@ -188,6 +190,49 @@ def test_an_invalid_event_type_is_a_422_problem_and_is_not_added(
 
     assert message in problem(response, 422)["detail"]
     assert "warranty.claimed" not in {t["type"] for t in ok(client.get("/v1/event-types"))}
+
+
+@pytest.mark.parametrize(("bound", "written"), [(b"NaN", "NaN"), (b"Infinity", "Infinity")])
+def test_a_schema_with_a_number_json_cannot_hold_is_a_422_problem(
+    client: TestClient, bound: bytes, written: str
+) -> None:
+    body = b'{"type": "warranty.claimed", "schema": {"type": "object", "properties": {"a": {"minimum": %s}}}}'
+    response = client.post(
+        "/v1/event-types", content=body % bound, headers={"content-type": "application/json"}
+    )
+
+    assert (
+        f"schema.properties.a.minimum is {written}, which JSON cannot hold"
+        in problem(response, 422)["detail"]
+    )
+    assert ok(send(client, [page_view({"cookie_id": "c-1"})]))["accepted"] == 1
+
+
+def test_a_stored_type_the_catalog_cannot_use_is_left_out_and_the_rest_goes_on(
+    client: TestClient, db: Database
+) -> None:
+    """A version stored before a rule that refuses it (here a NaN kept as null) does not stop intake."""
+    with db.session(write=True) as session:
+        session.add(
+            EventTypeVersion(
+                type="warranty.claimed",
+                version=1,
+                schema={"type": "object", "properties": {"a": {"minimum": None}}},
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    assert ok(send(client, [page_view({"cookie_id": "c-1"})]))["accepted"] == 1
+    claim = event("warranty.claimed", ids={"cookie_id": "c-1"}, a=1)
+    assert (
+        "type: unknown event type 'warranty.claimed'"
+        in problem(send(client, [claim]), 422)["rejected"][0]["errors"]
+    )
+    added = ok(
+        client.post("/v1/event-types", json={"type": "warranty.claimed", "schema": {"type": "object"}}), 201
+    )
+    assert added["version"] == 2
+    assert ok(send(client, [{**claim, "id": "claim-2"}]))["accepted"] == 1
 
 
 def test_an_operator_type_with_an_overlong_subject_or_channel_rejects_the_event(client: TestClient) -> None:

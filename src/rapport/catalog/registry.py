@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -36,13 +37,9 @@ class EventType:
     _full: jsonschema.Draft7Validator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        outside = _outside_references(self.schema)
-        if outside:
-            where, target = outside
-            raise CatalogError(
-                f"schema of {self.type} v{self.version}: {where} is {target!r}, outside the schema; only "
-                "references within it (#/definitions/…) are allowed, so no schema is fetched from elsewhere"
-            )
+        unfit = _unfit_value(self.schema)
+        if unfit:
+            raise CatalogError(f"schema of {self.type} v{self.version}: {unfit}")
         try:
             jsonschema.Draft7Validator.check_schema(self.schema)
             fast = fastjsonschema.compile(self.schema)
@@ -114,19 +111,26 @@ class EventType:
         }
 
 
-def _outside_references(schema: Any) -> tuple[str, str] | None:
-    """The first ``$ref`` or ``$id`` of ``schema`` that leads outside it (a URL or a file name), with
-    where it is; None when every reference is a fragment of the schema itself. Walks without recursion."""
+def _unfit_value(schema: Any) -> str | None:
+    """What in ``schema`` cannot be kept or followed, or None: a ``$ref`` or ``$id`` leading outside it (a
+    URL or a file name: nothing is fetched from elsewhere), or a number JSON cannot hold (NaN, Infinity,
+    which would be stored as null). Walks without recursion."""
     todo: list[tuple[Any, str]] = [(schema, "schema")]
     while todo:
         node, path = todo.pop()
         if isinstance(node, dict):
             for key, value in node.items():
                 if key in ("$ref", "$id") and isinstance(value, str) and not value.startswith("#"):
-                    return f"{path}.{key}", value
+                    return (
+                        f"{path}.{key} is {value!r}, outside the schema; only references within it "
+                        "(#/definitions/…) are allowed, so no schema is fetched from elsewhere"
+                    )
                 todo.append((value, f"{path}.{key}"))
         elif isinstance(node, list):
             todo.extend((item, f"{path}[{n}]") for n, item in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node):
+            written = "NaN" if math.isnan(node) else "Infinity" if node > 0 else "-Infinity"
+            return f"{path} is {written}, which JSON cannot hold"
     return None
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.models import EventTypeVersion
@@ -14,16 +15,21 @@ from rapport.catalog.registry import Catalog, CatalogError, EventType, builtin_t
 from rapport.db.revisions import RevisionCache
 
 _catalogs: RevisionCache[Catalog] = RevisionCache(EventTypeVersion.created_at)
+log = logging.getLogger(__name__)
 
 
 def load_catalog(session: Session) -> Catalog:
     """The current catalog. Cheap to call per batch: it is rebuilt only when an operator changed a type."""
 
     def build() -> Catalog:
-        operator_types = [
-            EventType(r.type, r.version, r.schema, r.description, r.subject, r.channel)
-            for r in session.scalars(select(EventTypeVersion))
-        ]
+        operator_types = []
+        for r in session.scalars(select(EventTypeVersion)):
+            try:
+                operator_types.append(
+                    EventType(r.type, r.version, r.schema, r.description, r.subject, r.channel)
+                )
+            except CatalogError as exc:  # stored before a rule that refuses it: its events are quarantined
+                log.error("event type left out of the catalog: %s", exc)
         return Catalog([*builtin_types(), *operator_types])
 
     return _catalogs.get(session, build)
@@ -47,9 +53,9 @@ def add_event_type(
         raise CatalogError("the event type contains a NUL character (\\u0000), which cannot be stored")
     if isinstance(channel, dict) and not isinstance(channel.get("field"), str):
         raise CatalogError('channel must be a string or {"field": "<data field>", "default": …}')
-    catalog = load_catalog(session)
-    versions = catalog.versions(type)
-    version = versions[-1].version + 1 if versions else 1
+    # from the table and the built-in types, not the catalog, which leaves out a stored version it cannot use
+    stored = session.scalar(select(func.max(EventTypeVersion.version)).where(EventTypeVersion.type == type))
+    version = max([stored or 0, *(t.version for t in builtin_types() if t.type == type)]) + 1
     event_type = EventType(type, version, schema, description, subject, channel)
     session.add(
         EventTypeVersion(
