@@ -198,6 +198,12 @@ def test_bad_input_gets_a_clear_page(world: str, browser_for: SignedIn) -> None:
         "/devices/NONE": 404,
         "/stores/none": 404,
         "/steward/quarantine?after=abc": 422,
+        "/steward/quarantine?after=%C2%B2": 422,  # a digit to str.isdigit, not to int
+        "/steward/conflicts?after=%C2%B2": 422,
+        "/admin/audit?before=%C2%B2": 200,  # the newest page
+        "/stores/store-1?days=%C2%B2": 404,  # no such store; the period falls back to 30 days
+        f"/customers/{world}?until=9999-12-31": 200,
+        f"/customers/{world}/timeline?until=9999-12-31": 200,
         "/search?q=" + "x" * 5000: 200,
         "/search?q=%25_%5C": 200,
     }
@@ -208,6 +214,18 @@ def test_bad_input_gets_a_clear_page(world: str, browser_for: SignedIn) -> None:
     token = csrf_of(client.get("/steward/merges").text)
     assert client.post("/steward/merges/999/undo", data={"csrf": token}).status_code == 404
     assert client.post("/steward/suggestions/999/accept", data={"csrf": token}).status_code == 404
+    assert client.post("/steward/merges/%C2%B2/undo", data={"csrf": token}).status_code == 422
+    assert client.post("/admin/keys/%C2%B2/revoke", data={"csrf": token}).status_code == 404  # no such key
+    keys = client.post(
+        "/admin/keys", data={"name": "desk", "role": "agent", "expires_in_days": "²", "csrf": token}
+    )
+    assert keys.status_code == 422
+    deep = "[" * 5000 + "]" * 5000
+    typed = client.post("/admin/event-types", data={"type": "deep.type", "schema": deep, "csrf": token})
+    assert typed.status_code == 422 and "nested too deeply" in typed.text
+    nan = '{"type": "object", "properties": {"a": {"minimum": NaN}}}'
+    typed = client.post("/admin/event-types", data={"type": "nan.type", "schema": nan, "csrf": token})
+    assert typed.status_code == 422 and "which JSON cannot hold" in typed.text
 
 
 def test_search_finds_by_name_identifier_and_order_number(world: str, browser_for: SignedIn) -> None:

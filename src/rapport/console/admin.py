@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from rapport.catalog import CatalogError
 from rapport.catalog.schemas import EventTypeIn
 from rapport.catalog.service import add_event_type, load_catalog
+from rapport.console.formats import is_whole_number
 from rapport.console.web import (
     CurrentViewer,
     PageError,
@@ -79,7 +80,7 @@ async def post_key(request: Request, session: PageSession, viewer: CurrentViewer
         )
     if role not in {r.value for r in Role}:
         return _keys_page(request, session, viewer, error="Role: choose one of the roles.", status=422)
-    if days and (not days.isdigit() or not 1 <= int(days) <= 3650):
+    if days and (not is_whole_number(days) or not 1 <= int(days) <= 3650):
         return _keys_page(
             request, session, viewer, error="Expires in: a number of days from 1 to 3650.", status=422
         )
@@ -100,7 +101,7 @@ async def post_key(request: Request, session: PageSession, viewer: CurrentViewer
 @router.post("/keys/{key_id}/revoke", dependencies=[need(P.KEYS_MANAGE)])
 async def post_revoke(request: Request, key_id: str, viewer: CurrentViewer) -> Response:
     await check_form(request, viewer)
-    if not key_id.isdigit() or not 1 <= int(key_id) <= MAX_ID:
+    if not is_whole_number(key_id) or not 1 <= int(key_id) <= MAX_ID:
         raise PageError(404, "No such key", f"There is no key {key_id[:20]!r}.", link="/admin/keys")
     with database_of(request).session(write=True) as session:
         key = revoke_key(session, key_id=int(key_id))
@@ -148,6 +149,9 @@ async def post_event_type(request: Request, session: PageSession, viewer: Curren
         return _types_page(
             request, session, viewer, form=form, error=f"Schema: not JSON ({exc.msg}).", status=422
         )
+    except RecursionError:
+        error = "Schema: nested too deeply to be read."
+        return _types_page(request, session, viewer, form=form, error=error, status=422)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return _types_page(request, session, viewer, form=form, error=problems, status=422)
@@ -175,7 +179,7 @@ def get_audit(request: Request, session: PageSession, viewer: CurrentViewer) -> 
     target = request.query_params.get("target", "")[:200] or None
     before = request.query_params.get("before", "")
     newest = session.scalar(select(func.max(AuditEntry.id))) or 0
-    top = min(int(before) - 1, newest) if before.isdigit() and int(before) <= MAX_ID else newest
+    top = min(int(before) - 1, newest) if is_whole_number(before) and int(before) <= MAX_ID else newest
     items: list[AuditEntry] = []
     window = PAGE
     while len(items) < PAGE and top > 0:

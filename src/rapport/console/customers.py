@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -128,7 +128,7 @@ def _timeline(session: PageSession, viewer: Viewer, root: str, params: dict[str,
         types=tuple(t for t in [params.get("type", "")] if t),
         channel=params.get("channel") or None,
         since=_day(params.get("since", ""), "since"),
-        until=until + timedelta(days=1) if until else None,
+        until=until + timedelta(days=1) if until and until.date() < date.max else None,  # to its end
     )
     try:
         page = timeline(

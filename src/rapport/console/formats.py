@@ -5,6 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+
+def is_whole_number(text: str) -> bool:
+    """``text`` is a whole number in ASCII digits (``str.isdigit`` also takes "²", which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 #: a symbol per channel; the channel's name is always written beside it for screen readers
 CHANNEL_ICONS = {
     "email": "✉",

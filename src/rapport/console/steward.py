@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 
+from rapport.console.formats import is_whole_number
 from rapport.console.web import (
     CurrentViewer,
     PageError,
@@ -48,7 +49,7 @@ MAX_ID = 2_147_483_647
 
 
 def _number(text: str | None, name: str) -> int:
-    if text is None or not text.isdigit() or not 0 <= int(text) <= MAX_ID:
+    if text is None or not is_whole_number(text) or not 0 <= int(text) <= MAX_ID:
         raise PageError(422, "Bad request", f"{name}: {str(text)[:20]!r} is not a number")
     return int(text)
 
@@ -83,7 +84,7 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
         "outcome": {
             k: int(v)
             for k in ("replayed", "duplicates", "still")
-            if (v := request.query_params.get(k, "")).isdigit()
+            if is_whole_number(v := request.query_params.get(k, ""))
         },
     }
     return render(request, "steward/quarantine.html", context, viewer=viewer)
@@ -126,7 +127,7 @@ def get_suggestions(request: Request, session: PageSession, viewer: CurrentViewe
         "items": items,
         "next_after": items[-1]["id"] if len(items) == PAGE else None,
         "done": re.fullmatch(r"(accept|reject)ed-(\d+)", request.query_params.get("done", "")),
-        "merge": request.query_params.get("merge", "").isdigit() and request.query_params["merge"],
+        "merge": is_whole_number(request.query_params.get("merge", "")) and request.query_params["merge"],
     }
     return render(request, "steward/suggestions.html", context, viewer=viewer)
 
@@ -168,7 +169,7 @@ def get_merges(request: Request, session: PageSession, viewer: CurrentViewer) ->
     context = {
         "items": items,
         "before": items[-1].id if items and items[-1].id > 1 else None,
-        "undone": request.query_params.get("undone", "").isdigit() and request.query_params["undone"],
+        "undone": is_whole_number(request.query_params.get("undone", "")) and request.query_params["undone"],
     }
     return render(request, "steward/merges.html", context, viewer=viewer)
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from rapport.console import charts
+from rapport.console.formats import is_whole_number
 from rapport.console.web import CurrentViewer, PageError, PageSession, need, render
 from rapport.things.stores import list_stores
 from rapport.things.stores.analytics import BadPeriod, store_analytics
@@ -37,7 +38,7 @@ def _entries(zone: dict[str, Any]) -> str:
 def get_store(request: Request, store_id: str, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
     """A store's figures over the last ``days`` (30 by default)."""
     text = request.query_params.get("days", "30")
-    days = int(text) if text.isdigit() and int(text) in PERIODS else 30
+    days = int(text) if is_whole_number(text) and int(text) in PERIODS else 30
     now = datetime.now(UTC)
     try:
         found = store_analytics(
