@@ -91,9 +91,16 @@ def store_isolating_faults(database: Database, messages: Sequence[Message], *, s
 
 
 def _quarantine_fault(database: Database, message: Message, error: Exception) -> Outcome:
+    """Keep a message that failed on its own with the error. When it became an envelope, the envelope is
+    kept, as a rejected event is, so that a replay runs it again once the fault is mended."""
     reason = f"could not be stored: {type(error).__name__}: {error}"[:2000]
     log.error("message on %s %s", message.topic, reason)
-    unreadable = Unreadable(message.topic, message.payload, reason)
+    translated = translate(message.topic, message.payload)
+    if isinstance(translated, Unreadable):
+        kept = _rejection(Unreadable(message.topic, message.payload, reason))
+    else:
+        event_id = translated.get("id") if isinstance(translated.get("id"), str) else None
+        kept = Rejection(-1, event_id, translated.get("type"), [reason], translated)
     with database.session(write=True) as session:
-        quarantine(session, [_rejection(unreadable)], transport=TRANSPORT, now=datetime.now(UTC))
-    return Outcome(rejected=[{"index": None, "id": None, "errors": [reason]}], rejected_count=1)
+        quarantine(session, [kept], transport=TRANSPORT, now=datetime.now(UTC))
+    return Outcome(rejected=[{"index": None, "id": kept.event_id, "errors": [reason]}], rejected_count=1)
