@@ -25,6 +25,23 @@ def buckets(device: dict[str, Any], name: str) -> list[tuple[str, float, float, 
     return [(b["at"], b["min"], b["avg"], b["max"], b["count"]) for b in device["history"]["readings"][name]]
 
 
+def test_a_serial_written_in_lower_case_is_the_same_device(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    """A topic or a reading may write the serial in lower case: it is one device with the registration,
+    as the ``device_serial`` identifier is one, and it is found however the serial is written."""
+    ingest(db, settings, [registered("FR-9", ANN, minute=0), reading("fr-9 ", 5, temp_c=3.0)])
+
+    window = {"since": when(0), "until": when(60)}
+    upper = ok(client.get("/v1/devices/FR-9", params=window))
+    lower = ok(client.get("/v1/devices/fr-9", params=window))
+
+    assert upper == lower
+    assert upper["history"]["readings"]["temp_c"][0]["count"] == 1
+    assert upper["serial"] == "FR-9" and upper["owner"] is not None
+    assert [r["readings"] for r in upper["recent_readings"]] == [{"temp_c": 3.0}]
+
+
 def test_the_history_is_downsampled_per_bucket(db: Database, settings: Settings, client: TestClient) -> None:
     ingest(
         db,

@@ -28,6 +28,7 @@ from rapport.things.devices.twin import (
     new_twin,
     register,
     report,
+    serial_key,
     telemetry,
 )
 
@@ -64,21 +65,27 @@ def project_devices(
     facts = [r for r in rows if r.type in DEVICE_TYPES and isinstance(r.data.get("serial"), str)]
     if not facts:
         return []
-    serials = {str(f.data["serial"]) for f in facts}
+    serials = {serial_key(f.data["serial"]) for f in facts}
     twins = load_twins(connection, serials)
     for serial in serials - twins.keys():
         twins[serial] = new_twin(serial)
 
     registrations = _in_order(f for f in facts if f.type == REGISTERED)
     for fact in registrations:
-        register(twins[fact.data["serial"]], fact)
+        register(twins[serial_key(fact.data["serial"])], fact)
     if registrations:
         insert_rows(
             connection,
             table_of(DeviceRegistration),
             ["event_id", "serial", "occurred_at", "model", "kind"],
             [
-                (f.event_id, f.data["serial"], f.occurred_at, f.data.get("model"), f.data.get("kind"))
+                (
+                    f.event_id,
+                    serial_key(f.data["serial"]),
+                    f.occurred_at,
+                    f.data.get("model"),
+                    f.data.get("kind"),
+                )
                 for f in registrations
             ],
             later=later,
@@ -90,7 +97,7 @@ def project_devices(
     stamps: dict[datetime, str] = {}  # readings of many devices share their instant: write each once
     series: list[tuple[Any, ...]] = []
     for fact in reports:
-        serial = fact.data["serial"]
+        serial = serial_key(fact.data["serial"])
         twin = twins[serial]
         if fact.type == TELEMETRY:
             moment = fact.occurred_at

@@ -15,7 +15,7 @@ from rapport.events.facts import Fact
 from rapport.profiles.state import iso
 from rapport.things.devices.models import Device
 from rapport.things.devices.thresholds import load_models, same_unit
-from rapport.things.devices.twin import REGISTERED, REPORTED, TELEMETRY
+from rapport.things.devices.twin import REGISTERED, REPORTED, TELEMETRY, serial_key
 
 #: a device that reports a time before this has lost its clock (it starts at 1970 or 2000 after a reset)
 EARLIEST = datetime(2000, 1, 2, tzinfo=UTC)
@@ -41,7 +41,7 @@ def _models(connection: Connection, fresh: Sequence[Screened], serials: set[str]
         if model:
             latest[serial] = (iso(stored_moment(registered_at)) if registered_at else "", model)
     for c in fresh:
-        serial = str(c.data.get("serial"))
+        serial = serial_key(str(c.data.get("serial")))
         wanted = c.type == REGISTERED and serial in serials and isinstance(c.data.get("model"), str)
         if wanted and (serial not in latest or iso(c.occurred_at) >= latest[serial][0]):
             latest[serial] = (iso(c.occurred_at), c.data["model"])
@@ -64,10 +64,10 @@ def screen_devices(connection: Connection, fresh: Sequence[C]) -> tuple[list[C],
             )
     with_units = [c for c in reports if c.type == TELEMETRY and isinstance(c.data.get("units"), dict)]
     if with_units:
-        models = _models(connection, fresh, {str(c.data["serial"]) for c in with_units})
+        models = _models(connection, fresh, {serial_key(str(c.data["serial"])) for c in with_units})
         configs = load_models(connection, models.values())
         for c in with_units:
-            model = models.get(str(c.data["serial"]))
+            model = models.get(serial_key(str(c.data["serial"])))
             config = configs.get(model or "")
             if config is None:
                 continue

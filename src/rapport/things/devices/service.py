@@ -18,7 +18,7 @@ from rapport.things.devices.alerts import profiles_of
 from rapport.things.devices.history import BadHistory, downsample, readable
 from rapport.things.devices.models import Device, DeviceReading, DeviceRegistration
 from rapport.things.devices.thresholds import ModelConfig, load_models
-from rapport.things.devices.twin import REGISTERED, health, open_alerts
+from rapport.things.devices.twin import REGISTERED, health, open_alerts, serial_key
 
 RECENT = 50
 DEFAULT_SPAN = timedelta(days=7)
@@ -139,6 +139,7 @@ def device_view(
     alerts, and the history of ``reading`` (default: every reading it reports) from ``since`` to
     ``until`` (default: the last seven days) in buckets of ``bucket``. None for an unknown serial.
     Raises :class:`~rapport.things.devices.history.BadHistory` for a range it cannot answer."""
+    serial = serial_key(serial)  # written any way, as the identifier is
     found = session.execute(select(table_of(Device)).where(table_of(Device).c.serial == serial)).first()
     if found is None:
         return None

@@ -43,6 +43,12 @@ def stamp(fact: Fact) -> Stamp:
     return iso(fact.occurred_at), fact.event_id
 
 
+def serial_key(serial: str) -> str:
+    """The serial a twin is kept under: as the ``device_serial`` identifier is normalised (trimmed, upper
+    case), so that "wm-7" on a topic and "WM-7" in a registration are one device."""
+    return serial.strip().upper()
+
+
 def new_twin(serial: str) -> dict[str, Any]:
     """The row of a device nothing is known about yet."""
     return {
