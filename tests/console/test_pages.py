@@ -234,3 +234,16 @@ def test_search_finds_by_name_identifier_and_order_number(world: str, browser_fo
         html = client.get("/search", params={"q": query, "partial": "1"}).text
         assert f'href="/customers/{world}"' in html, query
     assert "No customer matches" in client.get("/search", params={"q": "zebra", "partial": "1"}).text
+
+
+def test_the_quarantine_page_shows_the_start_of_a_large_payload(
+    db: Database, settings: Settings, browser_for: SignedIn
+) -> None:
+    huge = event("no.such_type", ids={"cookie_id": "c-1"}, note="x" * 100_000)
+    ingest(db, settings, [huge])
+
+    html = browser_for(Role.ADMIN).get("/steward/quarantine").text
+
+    assert "unknown event type &#39;no.such_type&#39;" in html
+    assert "characters more (GET /v1/quarantine gives all of it)" in html
+    assert len(html) < 20_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -31,6 +32,7 @@ from rapport.identity.service import (
     load_kinds,
     undo_merge,
 )
+from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import source_priorities
 from rapport.ingest.quarantine import list_quarantine, replay
 from rapport.matching.suggestions import (
@@ -62,6 +64,19 @@ def _unknown_type(errors: list[str]) -> str | None:
     return None
 
 
+#: the most of what was sent that the quarantine page shows of one item; the API gives all of it
+SHOWN = 4_000
+
+
+def _sent(item: QuarantinedEvent) -> str:
+    text = (
+        item.raw_text if item.raw_text is not None else json.dumps(item.payload, indent=2, ensure_ascii=False)
+    )
+    if len(text) <= SHOWN:
+        return text
+    return f"{text[:SHOWN]}\n… and {len(text) - SHOWN:,} characters more (GET /v1/quarantine gives all of it)"
+
+
 @router.get("", response_class=HTMLResponse)
 def steward(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     if not (viewer.may(P.IDENTITY_REVIEW) or viewer.may(P.QUARANTINE_MANAGE)):
@@ -76,7 +91,7 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
     status = status if status in ("open", "replayed", "all") else "open"
     after = _number(request.query_params.get("after", "0"), "after")
     items = list_quarantine(session, status=None if status == "all" else status, after=after, limit=PAGE)
-    rows = [{"item": i, "unknown_type": _unknown_type(i.errors)} for i in items]
+    rows = [{"item": i, "unknown_type": _unknown_type(i.errors), "sent": _sent(i)} for i in items]
     context = {
         "rows": rows,
         "status": status,
