@@ -215,6 +215,8 @@ def test_bad_input_gets_a_clear_page(world: str, browser_for: SignedIn) -> None:
     assert client.post("/steward/merges/999/undo", data={"csrf": token}).status_code == 404
     assert client.post("/steward/suggestions/999/accept", data={"csrf": token}).status_code == 404
     assert client.post("/steward/merges/%C2%B2/undo", data={"csrf": token}).status_code == 422
+    gone = client.post("/steward/quarantine/replay", data={"id": "99999", "csrf": token})
+    assert gone.status_code == 404 and "no open quarantined item #99999" in gone.text
     assert client.post("/admin/keys/%C2%B2/revoke", data={"csrf": token}).status_code == 404  # no such key
     keys = client.post(
         "/admin/keys", data={"name": "desk", "role": "agent", "expires_in_days": "²", "csrf": token}

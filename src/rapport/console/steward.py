@@ -52,7 +52,8 @@ MAX_ID = 2_147_483_647
 
 def _number(text: str | None, name: str) -> int:
     if text is None or not is_whole_number(text) or not 0 <= int(text) <= MAX_ID:
-        raise PageError(422, "Bad request", f"{name}: {str(text)[:20]!r} is not a number")
+        reason = f"{name}: {str(text)[:20]!r} is not a whole number up to {MAX_ID:,}"
+        raise PageError(422, "Bad request", reason)
     return int(text)
 
 
@@ -111,6 +112,9 @@ async def post_replay(request: Request, viewer: CurrentViewer) -> Response:
     ids = [_number(form["id"], "id")] if form.get("id") else None
     with database_of(request).session(write=True) as session:
         outcome = replay(session, settings=settings_of(request), ids=ids)
+    if ids and not outcome.replayed + outcome.duplicates + outcome.still_rejected:
+        link = "/steward/quarantine"
+        raise PageError(404, "Nothing to replay", f"There is no open quarantined item #{ids[0]}.", link=link)
     record(
         request,
         viewer,
