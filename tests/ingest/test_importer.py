@@ -281,58 +281,6 @@ def test_a_whole_number_beyond_64_bits_in_a_line_is_refused_not_rounded(
     ]
 
 
-# -- the command line ----------------------------------------------------------------------------------
-
-
-def test_the_import_command_prints_a_summary(cli: CliRunner, db: Database, tmp_path: Path) -> None:
-    path = jsonl(tmp_path / "events.jsonl", GOOD)
-
-    first = cli.invoke(app, ["import", str(path)])
-    again = cli.invoke(app, ["import", str(path), "--batch-size", "2"])
-
-    assert first.exit_code == 0, first.output
-    assert "3 accepted, 0 duplicates, 0 rejected" in first.stdout
-    assert again.exit_code == 0, again.output
-    assert "0 accepted, 3 duplicates, 0 rejected" in again.stdout
-    assert len(stored(db)) == 3
-
-
-def test_the_import_command_takes_batches_up_to_fifty_thousand(
-    cli: CliRunner, db: Database, tmp_path: Path
-) -> None:
-    path = jsonl(tmp_path / "events.jsonl", GOOD)
-
-    large = cli.invoke(app, ["import", str(path), "--batch-size", "50000"])
-    too_large = cli.invoke(app, ["import", str(path), "--batch-size", "50001"])
-
-    assert large.exit_code == 0, large.output
-    assert "3 accepted" in large.stdout
-    assert too_large.exit_code == 2
-    assert "--batch-size" in too_large.output
-
-
-def test_the_import_command_names_rejected_lines_and_fails(
-    cli: CliRunner, db: Database, tmp_path: Path
-) -> None:
-    path = jsonl(tmp_path / "events.jsonl", [GOOD[0], "{not json", {**GOOD[1], "id": 7}])
-
-    result = cli.invoke(app, ["import", str(path)])
-
-    assert result.exit_code == 1, result.output
-    assert "1 accepted, 0 duplicates, 2 rejected (see GET /v1/quarantine)" in result.stdout
-    assert "rejected (no id): line 2: not valid JSON" in result.stdout
-    assert "id: expected a string, got int" in result.stdout
-    assert len(quarantine(db)) == 2
-
-
-def test_the_import_command_refuses_a_missing_file(cli: CliRunner, db: Database, tmp_path: Path) -> None:
-    result = cli.invoke(app, ["import", str(tmp_path / "nowhere.jsonl")])
-
-    assert result.exit_code == 2
-    assert "does not exist" in result.output
-    assert stored(db) == {}
-
-
 def _views(path: Path, count: int, start: int) -> Path:
     """``count`` page views by as many visitors, in the file format ``path`` names."""
     header = ["id", "type", "occurred_at", "source", "identifiers.cookie_id", "data.url"]
@@ -390,3 +338,55 @@ def test_an_import_holds_a_batch_in_memory_not_the_file(
     # What grows with the file is the memo of normalised identifiers (a few dozen bytes a value, and
     # bounded); holding the file's events would take the 6,000 more events' worth.
     assert large_peak - small_peak < whole_file * 6 / 8 / 3, (small_peak, large_peak, whole_file)
+
+
+# -- the command line ----------------------------------------------------------------------------------
+
+
+def test_the_import_command_prints_a_summary(cli: CliRunner, db: Database, tmp_path: Path) -> None:
+    path = jsonl(tmp_path / "events.jsonl", GOOD)
+
+    first = cli.invoke(app, ["import", str(path)])
+    again = cli.invoke(app, ["import", str(path), "--batch-size", "2"])
+
+    assert first.exit_code == 0, first.output
+    assert "3 accepted, 0 duplicates, 0 rejected" in first.stdout
+    assert again.exit_code == 0, again.output
+    assert "0 accepted, 3 duplicates, 0 rejected" in again.stdout
+    assert len(stored(db)) == 3
+
+
+def test_the_import_command_takes_batches_up_to_fifty_thousand(
+    cli: CliRunner, db: Database, tmp_path: Path
+) -> None:
+    path = jsonl(tmp_path / "events.jsonl", GOOD)
+
+    large = cli.invoke(app, ["import", str(path), "--batch-size", "50000"])
+    too_large = cli.invoke(app, ["import", str(path), "--batch-size", "50001"])
+
+    assert large.exit_code == 0, large.output
+    assert "3 accepted" in large.stdout
+    assert too_large.exit_code == 2
+    assert "--batch-size" in too_large.output
+
+
+def test_the_import_command_names_rejected_lines_and_fails(
+    cli: CliRunner, db: Database, tmp_path: Path
+) -> None:
+    path = jsonl(tmp_path / "events.jsonl", [GOOD[0], "{not json", {**GOOD[1], "id": 7}])
+
+    result = cli.invoke(app, ["import", str(path)])
+
+    assert result.exit_code == 1, result.output
+    assert "1 accepted, 0 duplicates, 2 rejected (see GET /v1/quarantine)" in result.stdout
+    assert "rejected (no id): line 2: not valid JSON" in result.stdout
+    assert "id: expected a string, got int" in result.stdout
+    assert len(quarantine(db)) == 2
+
+
+def test_the_import_command_refuses_a_missing_file(cli: CliRunner, db: Database, tmp_path: Path) -> None:
+    result = cli.invoke(app, ["import", str(tmp_path / "nowhere.jsonl")])
+
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert stored(db) == {}
