@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from rapport.api.problems import ProblemError
+from rapport.console.web import PageError
 from rapport.db import Database
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
@@ -21,6 +22,10 @@ from rapport.settings import Settings
 MAX_ROW_ID = 2_147_483_647
 
 
+#: the package whose routes are pages: their errors are pages too
+CONSOLE = "rapport.console."
+
+
 def reject_nul(request: Request) -> None:
     """Refuse a NUL character in a path or query parameter: PostgreSQL text cannot hold one."""
     params = [("path", k, v) for k, v in request.path_params.items()]
@@ -28,6 +33,8 @@ def reject_nul(request: Request) -> None:
     for where, name, value in params:
         if isinstance(value, str) and "\x00" in value:
             message = f"{where}.{name}: must not contain a NUL character"
+            if getattr(request.scope.get("endpoint"), "__module__", "").startswith(CONSOLE):  # a page
+                raise PageError(422, "Bad address", message)
             raise ProblemError(422, "Invalid request", message, [message])
 
 
