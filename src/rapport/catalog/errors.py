@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import jsonschema
 
@@ -23,6 +24,19 @@ def field_path(prefix: str, path: Iterable[object]) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
+
+
+def walk(document: Any, root: str) -> Iterator[tuple[str, Any]]:
+    """Every value of ``document``, itself first, with its :func:`field_path` from ``root``, in document
+    order. Walks without recursion, so that no nesting is too deep for it."""
+    todo: list[tuple[Any, str]] = [(document, root)]
+    while todo:
+        value, path = todo.pop()
+        yield path, value
+        if isinstance(value, dict):
+            todo.extend((item, field_path(path, [str(key)])) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            todo.extend((item, field_path(path, [n])) for n, item in reversed(list(enumerate(value))))
 
 
 def _describe(value: object) -> str:

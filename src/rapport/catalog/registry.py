@@ -13,7 +13,7 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
-from rapport.catalog.errors import explain
+from rapport.catalog.errors import explain, walk
 
 BUILTIN_PACKAGE = "rapport.catalog"
 
@@ -114,20 +114,16 @@ class EventType:
 def _unfit_value(schema: Any) -> str | None:
     """What in ``schema`` cannot be kept or followed, or None: a ``$ref`` or ``$id`` leading outside it (a
     URL or a file name: nothing is fetched from elsewhere), or a number JSON cannot hold (NaN, Infinity,
-    which would be stored as null). Walks without recursion."""
-    todo: list[tuple[Any, str]] = [(schema, "schema")]
-    while todo:
-        node, path = todo.pop()
+    which would be stored as null)."""
+    for path, node in walk(schema, "schema"):
         if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("$ref", "$id") and isinstance(value, str) and not value.startswith("#"):
+            for key in ("$ref", "$id"):
+                target = node.get(key)
+                if isinstance(target, str) and not target.startswith("#"):
                     return (
-                        f"{path}.{key} is {value!r}, outside the schema; only references within it "
+                        f"{path}.{key} is {target!r}, outside the schema; only references within it "
                         "(#/definitions/…) are allowed, so no schema is fetched from elsewhere"
                     )
-                todo.append((value, f"{path}.{key}"))
-        elif isinstance(node, list):
-            todo.extend((item, f"{path}[{n}]") for n, item in enumerate(node))
         elif isinstance(node, float) and not math.isfinite(node):
             written = "NaN" if math.isnan(node) else "Infinity" if node > 0 else "-Infinity"
             return f"{path} is {written}, which JSON cannot hold"

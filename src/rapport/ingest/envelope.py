@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from rapport.catalog.errors import field_path
+from rapport.catalog.errors import field_path, walk
 from rapport.catalog.registry import Catalog, EventType
 from rapport.identity.graph import Key
 from rapport.identity.kinds import InvalidIdentifier, KindTable
@@ -240,14 +240,8 @@ def _limit_errors(data: dict[str, Any], limits: Limits) -> tuple[list[str], bool
 def _huge_numbers(data: dict[str, Any]) -> list[str]:
     """Every whole number of ``data`` beyond 64 bits, by path: JSON columns cannot hold one exactly."""
     found: list[str] = []
-    todo: list[tuple[Any, str]] = [(data, "data")]
-    while todo:
-        value, path = todo.pop()
-        if isinstance(value, dict):
-            todo.extend((item, field_path(path, [str(key)])) for key, item in reversed(value.items()))
-        elif isinstance(value, list):
-            todo.extend((item, field_path(path, [n])) for n, item in reversed(list(enumerate(value))))
-        elif isinstance(value, int) and not -(2**63) <= value < 2**64:
+    for path, value in walk(data, "data"):
+        if isinstance(value, int) and not -(2**63) <= value < 2**64:
             digits = str(value)
             shown = digits if len(digits) <= 30 else f"{digits[:24]}… ({len(digits)} digits)"
             found.append(f"{_short(path)}: {shown} is a whole number beyond 64 bits; send it as a string")
