@@ -16,7 +16,7 @@ import orjson
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.db.bulk import chunked
-from rapport.ingest.jsontext import parse_json
+from rapport.ingest.jsontext import parse_json, utf8_problem
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import Outcome, ingest_stream
 from rapport.settings import Settings
@@ -49,13 +49,8 @@ def read_jsonl(stream: BinaryIO) -> Iterator[Item | Unparsable]:
         try:
             yield parse_json(line)
         except orjson.JSONDecodeError as exc:
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as bad:
-                error = f"line {number}: not UTF-8 text ({bad.reason} at byte {bad.start + 1})"
-            else:
-                error = f"line {number}: not valid JSON: {exc}"
-            yield Unparsable(number, _shown(line.rstrip(b"\r\n")), error)
+            problem = utf8_problem(line) or f"not valid JSON: {exc}"
+            yield Unparsable(number, _shown(line.rstrip(b"\r\n")), f"line {number}: {problem}")
 
 
 FieldType = Callable[[str, str], Any]

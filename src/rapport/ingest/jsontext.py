@@ -27,3 +27,13 @@ def parse_json(raw: bytes | str) -> Any:
         except (RecursionError, ValueError):  # deeper than Python's parser goes: orjson's reading stands
             pass
     return document
+
+
+def utf8_problem(raw: bytes) -> str | None:
+    """Why ``raw`` is not UTF-8 text, naming the byte where it goes wrong; None when it is. For text
+    orjson refused: its own message for bad UTF-8 gives the wrong position."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not UTF-8 text ({bad.reason} at byte {bad.start + 1})"
+    return None

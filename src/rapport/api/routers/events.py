@@ -14,7 +14,7 @@ from rapport.api.auth import require
 from rapport.api.deps import DatabaseDep, SettingsDep
 from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError
 from rapport.ingest import ingest_events
-from rapport.ingest.jsontext import parse_json
+from rapport.ingest.jsontext import parse_json, utf8_problem
 from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -94,12 +94,8 @@ def _events_of(body: bytes, max_events: int) -> list[Any]:
     try:
         document = parse_json(body)
     except orjson.JSONDecodeError as exc:
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError as bad:  # orjson's own message gives the wrong position
-            detail = f"the body is not UTF-8 text ({bad.reason} at byte {bad.start + 1})"
-            raise ProblemError(400, "Malformed JSON", detail) from exc
-        raise ProblemError(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from exc
+        problem = utf8_problem(body) or f"not valid JSON: {exc}"
+        raise ProblemError(400, "Malformed JSON", f"the body is {problem}") from exc
     if not isinstance(document, dict) or "events" not in document:
         raise ProblemError(
             422,
