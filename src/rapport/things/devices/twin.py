@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rapport.events.facts import Fact
+from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS
 from rapport.profiles.state import iso
 from rapport.things.devices.thresholds import ModelConfig, breach
 
@@ -43,10 +44,14 @@ def stamp(fact: Fact) -> Stamp:
     return iso(fact.occurred_at), fact.event_id
 
 
+#: how the ``device_serial`` identifier is normalised (trimmed, upper case)
+_SERIAL_NORMALISER = NORMALISERS[next(k.normaliser for k in BUILTIN_KINDS if k.name == "device_serial")]
+
+
 def serial_key(serial: str) -> str:
-    """The serial a twin is kept under: as the ``device_serial`` identifier is normalised (trimmed, upper
-    case), so that "wm-7" on a topic and "WM-7" in a registration are one device."""
-    return serial.strip().upper()
+    """The serial a twin is kept under: normalised as the ``device_serial`` identifier is, so that "wm-7"
+    on a topic and "WM-7" in a registration are one device."""
+    return _SERIAL_NORMALISER(serial)
 
 
 def new_twin(serial: str) -> dict[str, Any]:
