@@ -14,6 +14,7 @@ import typer
 from sqlalchemy.exc import DatabaseError
 
 from rapport.db import Database, connect, upgrade
+from rapport.db.base import MAX_ROW_ID
 from rapport.ingest.pipeline import Outcome
 from rapport.matching.evaluate import DEFAULT_AUTO_MERGE, DEFAULT_REVIEW
 from rapport.settings import Settings, get_settings
@@ -309,7 +310,7 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(
-    key_id: Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="the id `rapport keys list` shows")],
+    key_id: Annotated[int, typer.Argument(min=1, max=MAX_ROW_ID, help="the id `rapport keys list` shows")],
 ) -> None:
     """Revoke a key at once."""
     from rapport.trust.keys import revoke_key

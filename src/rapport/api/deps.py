@@ -18,10 +18,6 @@ from rapport.profiles.models import Profile
 from rapport.profiles.service import resolve_root
 from rapport.settings import Settings
 
-#: The largest id a row of the quarantine or the identity log can have (a 32-bit key on PostgreSQL).
-MAX_ROW_ID = 2_147_483_647
-
-
 #: the package whose routes are pages: their errors are pages too
 CONSOLE = "rapport.console."
 

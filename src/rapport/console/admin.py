@@ -27,6 +27,7 @@ from rapport.console.web import (
     redirect,
     render,
 )
+from rapport.db.base import MAX_ROW_ID
 from rapport.trust import audit
 from rapport.trust.keys import create_key, list_keys, revoke_key
 from rapport.trust.models import AuditEntry
@@ -36,7 +37,6 @@ from rapport.trust.roles import Role
 router = APIRouter(prefix="/admin")
 
 PAGE = 100
-MAX_ID = 2_147_483_647
 EXAMPLE_SCHEMA = '{\n  "type": "object",\n  "properties": {}\n}'
 
 
@@ -101,7 +101,7 @@ async def post_key(request: Request, session: PageSession, viewer: CurrentViewer
 @router.post("/keys/{key_id}/revoke", dependencies=[need(P.KEYS_MANAGE)])
 async def post_revoke(request: Request, key_id: str, viewer: CurrentViewer) -> Response:
     await check_form(request, viewer)
-    if not is_whole_number(key_id) or not 1 <= int(key_id) <= MAX_ID:
+    if not is_whole_number(key_id) or not 1 <= int(key_id) <= MAX_ROW_ID:
         raise PageError(404, "No such key", f"There is no key {key_id[:20]!r}.", link="/admin/keys")
     with database_of(request).session(write=True) as session:
         key = revoke_key(session, key_id=int(key_id))
@@ -179,7 +179,7 @@ def get_audit(request: Request, session: PageSession, viewer: CurrentViewer) -> 
     target = request.query_params.get("target", "")[:200] or None
     before = request.query_params.get("before", "")
     newest = session.scalar(select(func.max(AuditEntry.id))) or 0
-    top = min(int(before) - 1, newest) if is_whole_number(before) and int(before) <= MAX_ID else newest
+    top = min(int(before) - 1, newest) if is_whole_number(before) and int(before) <= MAX_ROW_ID else newest
     items: list[AuditEntry] = []
     window = PAGE
     while len(items) < PAGE and top > 0:

@@ -23,6 +23,7 @@ from rapport.console.web import (
     render,
     settings_of,
 )
+from rapport.db.base import MAX_ROW_ID
 from rapport.identity.models import Merge
 from rapport.identity.service import (
     IdentityError,
@@ -47,12 +48,11 @@ from rapport.trust.roles import Permission as P
 router = APIRouter(prefix="/steward")
 
 PAGE = 50
-MAX_ID = 2_147_483_647
 
 
 def _number(text: str | None, name: str) -> int:
-    if text is None or not is_whole_number(text) or not 0 <= int(text) <= MAX_ID:
-        reason = f"{name}: {str(text)[:20]!r} is not a whole number up to {MAX_ID:,}"
+    if text is None or not is_whole_number(text) or not 0 <= int(text) <= MAX_ROW_ID:
+        reason = f"{name}: {str(text)[:20]!r} is not a whole number up to {MAX_ROW_ID:,}"
         raise PageError(422, "Bad request", reason)
     return int(text)
 

@@ -20,6 +20,10 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+#: The largest id a row with a whole-number key can have (the keys are 32-bit on PostgreSQL): bounds the ids
+#: callers may name (quarantine items, merges, keys, audit entries).
+MAX_ROW_ID = 2**31 - 1
+
 #: JSON everywhere, stored as JSONB on PostgreSQL.
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
 

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from rapport.api.auth import require
-from rapport.api.deps import MAX_ROW_ID, ReadSession
+from rapport.api.deps import ReadSession
+from rapport.db.base import MAX_ROW_ID
 from rapport.trust import audit
 from rapport.trust.roles import Permission as P
 

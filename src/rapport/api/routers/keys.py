@@ -8,8 +8,9 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, CurrentCaller, require
-from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession
+from rapport.api.deps import DatabaseDep, ReadSession
 from rapport.api.problems import Problem, ProblemError
+from rapport.db.base import MAX_ROW_ID
 from rapport.trust.keys import create_key, list_keys, revoke_key
 from rapport.trust.roles import Permission as P
 from rapport.trust.roles import Role

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, model_validator
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
 from rapport.api.problems import Problem, ProblemError
+from rapport.db.base import MAX_ROW_ID
 from rapport.identity.service import load_kinds
 from rapport.matching.models import MatchRun
 from rapport.matching.service import (

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import require
-from rapport.api.deps import MAX_ROW_ID, DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.db.base import MAX_ROW_ID
 from rapport.ingest.quarantine import list_quarantine, replay
 from rapport.trust.roles import Permission as P
 
