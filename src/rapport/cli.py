@@ -151,6 +151,22 @@ def import_(
 
 
 @app.command()
+def rebuild() -> None:
+    """Compute the golden records, orders, cases, store visits and devices again from the event log, e.g.
+    after a change of source priorities; ingest waits until it is done."""
+    from rapport.ingest.rebuild import rebuild_projections
+
+    settings = _settings()
+    with _database(settings) as database, database.session(write=True) as session:
+        done = rebuild_projections(session, settings=settings, on_progress=lambda m: typer.echo(m, err=True))
+    typer.echo(
+        f"rebuilt from the event log: {done.profiles:,} golden records, {done.orders:,} orders, "
+        f"{done.cases:,} cases, {done.visits:,} store visits, {done.devices:,} devices "
+        f"({done.alerts:,} new device alerts)"
+    )
+
+
+@app.command()
 def mqtt(
     workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes sharing the load")] = 1,
     batch_size: Annotated[

@@ -1,21 +1,22 @@
 """Bring the devices up to date with a batch of events being stored, in bulk: one read of the twins and
 models, one write each of the registrations, the series and the twins. The alerts they raise go back to
-the caller, to be appended with the batch."""
+the caller, to be appended with the batch. :func:`rebuild_devices` folds them all again from the log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, delete, func, select
 
 from rapport.db.base import UTCDateTime, stored_moment, table_of
 from rapport.db.bulk import insert_rows, select_rows, upsert_rows
 from rapport.db.held import HeldWrites
-from rapport.events.store import EventRow
+from rapport.events.models import Event
+from rapport.events.store import COLUMNS, EventRow
 from rapport.profiles.state import iso
 from rapport.things.devices.alerts import not_stored, rows_for
 from rapport.things.devices.models import Device, DeviceReading, DeviceRegistration
@@ -31,6 +32,9 @@ from rapport.things.devices.twin import (
     serial_key,
     telemetry,
 )
+
+#: device events read and folded at a time by :func:`rebuild_devices`
+REBUILD_PAGE = 5000
 
 
 def load_twins(connection: Connection, serials: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -126,3 +130,45 @@ def project_devices(
         alerts = not_stored(connection, raised, beside=(row.event_id for row in rows))
     upsert_rows(connection, table_of(Device), list(twins.values()), key=["serial"], later=later)
     return alerts
+
+
+def rebuild_devices(
+    connection: Connection, *, now: datetime, erased: Collection[str] = ()
+) -> tuple[int, list[EventRow]]:
+    """Fold the twins, their ownership history and their series again from the log, oldest first, as if
+    their events arrived now: after a repair, or after a change to how serials are keyed (twins kept
+    apart by how a serial was written become one). As erasure left them: a device without a twin (one an
+    erasure forgot) stays forgotten, and the registrations of the people ``erased`` are not folded, while
+    what their devices reported is. Returns how many twins there are, and the alerts the fold raised that
+    the log does not hold, for the caller to append."""
+    twins = table_of(Device)
+    kept = {serial_key(serial) for serial in connection.scalars(select(twins.c.serial))}
+    for table in (table_of(DeviceReading), table_of(DeviceRegistration), twins):
+        connection.execute(delete(table))
+    events = table_of(Event)
+    page = (
+        select(events.c.seq, *(events.c[name] for name in COLUMNS))
+        .where(events.c.type.in_(DEVICE_TYPES))
+        .order_by(events.c.seq)
+        .limit(REBUILD_PAGE)
+    )
+    gone = set(erased)
+    alerts: list[EventRow] = []
+    after = 0
+    while rows := connection.execute(page.where(events.c.seq > after)).all():
+        after = rows[-1][0]
+        facts = [EventRow(*row[1:]) for row in rows]
+        alerts.extend(
+            project_devices(
+                connection,
+                [
+                    fact
+                    for fact in facts
+                    if not (fact.type == REGISTERED and fact.profile_id in gone)
+                    and isinstance(serial := fact.data.get("serial"), str)
+                    and serial_key(serial) in kept
+                ],
+                now=now,
+            )
+        )
+    return connection.scalar(select(func.count()).select_from(twins)) or 0, alerts
