@@ -153,22 +153,17 @@ def rebuild_devices(
         .limit(REBUILD_PAGE)
     )
     gone = set(erased)
+
+    def folded(fact: EventRow) -> bool:
+        serial = fact.data.get("serial")
+        if not isinstance(serial, str) or serial_key(serial) not in kept:
+            return False
+        return not (fact.type == REGISTERED and fact.profile_id in gone)
+
     alerts: list[EventRow] = []
     after = 0
     while rows := connection.execute(page.where(events.c.seq > after)).all():
         after = rows[-1][0]
-        facts = [EventRow(*row[1:]) for row in rows]
-        alerts.extend(
-            project_devices(
-                connection,
-                [
-                    fact
-                    for fact in facts
-                    if not (fact.type == REGISTERED and fact.profile_id in gone)
-                    and isinstance(serial := fact.data.get("serial"), str)
-                    and serial_key(serial) in kept
-                ],
-                now=now,
-            )
-        )
+        facts = [fact for fact in (EventRow(*row[1:]) for row in rows) if folded(fact)]
+        alerts.extend(project_devices(connection, facts, now=now))
     return connection.scalar(select(func.count()).select_from(twins)) or 0, alerts
