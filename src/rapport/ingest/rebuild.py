@@ -61,7 +61,9 @@ def rebuild_projections(
     report = on_progress or (lambda _: None)
     profiles = table_of(Profile)
     erased = select(profiles.c.id).where(profiles.c.erased_at.is_not(None))
-    people = sorted(connection.scalars(select(profiles.c.id).where(profiles.c.erased_at.is_(None))))
+    # the live profiles: an alias (merged into another) holds nothing of its own, its events moved on
+    alive = (profiles.c.erased_at.is_(None), profiles.c.merged_into.is_(None))
+    people = sorted(connection.scalars(select(profiles.c.id).where(*alive)))
     done = Rebuilt()
 
     priority_of = source_priorities(settings)
