@@ -10,7 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rapport.db.faults import unavailable
 
 log = logging.getLogger("rapport.api")
 
@@ -203,10 +206,34 @@ def install(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(sa_exc.DBAPIError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        if unavailable(exc):  # not a bug: the database is down, restarting, or held by a long write
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return busy_database()
+        return await _bug(request, exc)
+
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return internal_error()
+
+
+#: seconds a client is asked to wait before it tries again when the database cannot serve
+RETRY_AFTER_S = 5
+
+
+def busy_database() -> JSONResponse:
+    """The answer when the database cannot serve now: nothing was stored, the same request may be sent
+    again."""
+    return problem_response(
+        503,
+        "Database unavailable",
+        "the database cannot serve now (it is out of reach, restarting, or held by a long import or "
+        f"rebuild); nothing was stored, so send the same request again in {RETRY_AFTER_S} seconds",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def internal_error() -> JSONResponse:

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import exc as sa_exc
-
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
+from rapport.db.faults import unavailable
 from rapport.identity.service import load_kinds
 from rapport.ingest.envelope import Rejection
 from rapport.ingest.pipeline import Outcome, check_batch, quarantine, store_batch
@@ -63,14 +62,6 @@ def store_messages(database: Database, messages: Sequence[Message], *, settings:
             {"index": None, "id": None, "topic": u.topic, "errors": [u.reason]} for u in unreadable[:100]
         )
     return outcome
-
-
-def unavailable(error: BaseException) -> bool:
-    """Whether ``error`` says the database cannot be reached or is busy (try the same batch again later),
-    rather than that something in the batch cannot be stored."""
-    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | OSError)
 
 
 def store_isolating_faults(database: Database, messages: Sequence[Message], *, settings: Settings) -> Outcome:

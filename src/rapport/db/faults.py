@@ -1,0 +1,34 @@
+"""Telling a database that cannot serve now from a statement that is wrong."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlalchemy import exc as sa_exc
+
+__all__ = ["unavailable"]
+
+#: how SQLite says it cannot serve now: another writer held the database past the busy timeout, or the
+#: file cannot be reached or grown. Its other operational errors name a statement that is wrong.
+_SQLITE_CANNOT_SERVE = (
+    "database is locked",
+    "database table is locked",
+    "disk I/O error",
+    "unable to open database file",
+    "database or disk is full",
+)
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached or is busy, so that the same work may succeed
+    later, rather than that something in the work cannot be stored. PostgreSQL's operational errors
+    (no connection, a server shutting down, a lock not granted in time, a deadlock) all say so."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, sa_exc.TimeoutError | OSError):  # no connection free in the pool, or no socket
+        return True
+    if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+        if isinstance(error.orig, sqlite3.Error):
+            return str(error.orig).startswith(_SQLITE_CANNOT_SERVE)
+        return True
+    return False
