@@ -15,6 +15,7 @@ from sqlalchemy.exc import DatabaseError
 
 from rapport.db import Database, connect, upgrade
 from rapport.db.base import MAX_ROW_ID
+from rapport.db.faults import unavailable
 from rapport.ingest.pipeline import Outcome
 from rapport.matching.evaluate import DEFAULT_AUTO_MERGE, DEFAULT_REVIEW
 from rapport.settings import Settings, get_settings
@@ -61,14 +62,24 @@ def _settings(*, demo: bool = False, secrets: bool = False) -> Settings:
 @contextmanager
 def _database(settings: Settings) -> Iterator[Database]:
     """The configured database, migrated, and closed again when the command ends."""
-    database = connect(settings.database_url)
+    database = connect(settings.database_url, lock_wait_s=settings.lock_wait_s)
     try:
         try:
             upgrade(database.engine)
         except DatabaseError as exc:  # no server, no such file or folder, not a database, no permission
             where = database.engine.url.render_as_string(hide_password=True)
             _fail(f"cannot open or migrate the database {where}: {str(exc.orig).strip()}")
-        yield database
+        try:
+            yield database
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            _error(
+                f"the database cannot serve now ({reason}): another writer held it past "
+                f"RAPPORT_LOCK_WAIT_S, or it is out of reach. What was committed stays; run the command "
+                "again (events taken already count as duplicates)"
+            )
     finally:
         database.dispose()
 

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
         le=366 * 86_400,
         description="How far in the future an event's occurred_at may lie, in seconds (at most a year).",
     )
+    lock_wait_s: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="How long a writer waits for another that holds the database (a long import or "
+        "rebuild) before it gives up, in seconds: an API request then answers 503, the MQTT worker tries "
+        "again later.",
+    )
     max_batch_events: int = Field(default=5_000, ge=1, le=100_000)
     max_batch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     source_priority: dict[str, int] = Field(

@@ -23,6 +23,7 @@ from rapport.profiles.models import Case, Order, Profile
 from rapport.settings import Settings
 from rapport.things.devices.models import Device, DeviceReading, DeviceRegistration
 from rapport.things.stores.models import Visit
+from support.database import held_by_a_long_write
 from things.devices.device_events import reading, registered
 
 #: columns that say when a row was written, not what it holds
@@ -166,3 +167,13 @@ def test_rapport_rebuild_says_what_it_rebuilt(db: Database, settings: Settings, 
     assert result.exit_code == 0, result.output
     assert "rebuilt from the event log: 1 golden records, 1 orders, 0 cases" in result.stdout
     assert "golden records: 1 of 1" in result.stderr
+
+
+def test_rapport_rebuild_says_so_in_one_line_when_another_writer_holds_the_database(
+    db: Database, settings: Settings, cli: CliRunner
+) -> None:
+    with held_by_a_long_write(db):
+        result = cli.invoke(app, ["rebuild"], env={"RAPPORT_LOCK_WAIT_S": "0.2"})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: the database cannot serve now (")
+    assert "run the command again" in result.stderr and "Traceback" not in result.output

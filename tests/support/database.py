@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import text
 
 from rapport.db import Database, metadata
+from rapport.db.locks import IDENTITY_LOCK
 
 
 def empty(database: Database) -> None:
@@ -16,3 +21,24 @@ def empty(database: Database) -> None:
         else:
             for table in tables:
                 conn.execute(text(f"DELETE FROM {table}"))
+
+
+@contextmanager
+def held_by_a_long_write(db: Database) -> Iterator[None]:
+    """Another writer holds what ingest needs: SQLite's write lock, PostgreSQL's identity graph."""
+    if db.backend == "sqlite":
+        holder = sqlite3.connect(db.engine.url.database or "", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    with db.engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": IDENTITY_LOCK})
+        try:
+            yield
+        finally:
+            holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": IDENTITY_LOCK})
+            holder.commit()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +11,8 @@ import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from rapport.settings import Settings
 
 
 def _json_dumps(value: Any) -> str:
@@ -22,18 +24,21 @@ def _json_loads(value: Any) -> Any:
     return value if isinstance(value, int | float) else orjson.loads(value)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # The defaults (2 MB of page cache, a checkpoint every 4 MB of WAL) are sized for phones; an event
-    # store's indexes want to stay in memory, and fewer, larger checkpoints write each page less often.
-    cursor.execute("PRAGMA cache_size=-131072")
-    cursor.execute("PRAGMA wal_autocheckpoint=16384")
-    cursor.execute("PRAGMA temp_store=MEMORY")
-    cursor.close()
+def _sqlite_pragmas(lock_wait_ms: int) -> Callable[[Any, Any], None]:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={lock_wait_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # The defaults (2 MB of page cache, a checkpoint every 4 MB of WAL) are sized for phones; an event
+        # store's indexes want to stay in memory, and fewer, larger checkpoints write each page less often.
+        cursor.execute("PRAGMA cache_size=-131072")
+        cursor.execute("PRAGMA wal_autocheckpoint=16384")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    return set_pragmas
 
 
 def _sqlite_begin(conn: Any) -> None:
@@ -65,18 +70,24 @@ class Database:
         self.engine.dispose()
 
 
-def connect(url: str, **engine_options: Any) -> Database:
-    """Open ``url`` (sqlite:///FILE or postgresql+psycopg://…) with the settings Rapport relies on."""
+def connect(
+    url: str, *, lock_wait_s: float = Settings.model_fields["lock_wait_s"].default, **engine_options: Any
+) -> Database:
+    """Open ``url`` (sqlite:///FILE or postgresql+psycopg://…) with the settings Rapport relies on. A
+    statement waits at most ``lock_wait_s`` for a lock another transaction holds, then fails (see
+    :func:`rapport.db.faults.unavailable`)."""
     parsed = make_url(url)
+    lock_wait_ms = max(1, round(lock_wait_s * 1000))
     options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
     if parsed.get_backend_name() == "sqlite":
         # We issue BEGIN ourselves so that SAVEPOINT and BEGIN IMMEDIATE behave (pysqlite quirk).
         options["connect_args"] = {"check_same_thread": False, "isolation_level": None}
     else:
         options["pool_pre_ping"] = True
-    options.update(engine_options)
-    engine = create_engine(parsed, **options)
+        options["connect_args"] = {"options": f"-c lock_timeout={lock_wait_ms}"}
+    connect_args = {**options["connect_args"], **engine_options.pop("connect_args", {})}
+    engine = create_engine(parsed, **{**options, **engine_options, "connect_args": connect_args})
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(lock_wait_ms))
         event.listen(engine, "begin", _sqlite_begin)
     return Database(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
