@@ -47,7 +47,8 @@ def test_a_database_out_of_reach_is_a_503_not_a_500() -> None:
     nowhere = connect("postgresql+psycopg://rapport@127.0.0.1:1/rapport", connect_args={"connect_timeout": 2})
     settings = Settings(database_url=nowhere.engine.url.render_as_string(), secret_key="s" * 40)
     client = TestClient(create_app(nowhere, settings), headers={"Authorization": "Bearer rk_anything"})
-    answer = client.get("/v1/profiles/prf_1")
-    assert answer.status_code == 503, answer.text
-    assert answer.headers["retry-after"] == "5"
-    assert answer.json()["title"] == "Database unavailable"
+    for path in ("/v1/profiles/prf_1", "/health"):
+        answer = client.get(path)
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "5"
+        assert answer.json()["title"] == "Database unavailable"

@@ -45,7 +45,14 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     problems.install(app)
     guards.install(app, settings)
 
-    @app.get("/health", tags=["health"], summary="Is the API up and its database reachable?")
+    @app.get(
+        "/health",
+        tags=["health"],
+        summary="Is the API up and its database reachable?",
+        responses={
+            503: {"description": "The database cannot serve now; try again after `Retry-After` seconds"}
+        },
+    )
     def health() -> dict[str, str]:
         db: Database = app.state.database
         with db.session() as session:

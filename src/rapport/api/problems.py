@@ -98,11 +98,14 @@ WITH_KEY = {
     "401": "No usable API key: missing, not Bearer, unknown, expired or revoked; `detail` says which",
     "403": "The key's role may not do this; `detail` names the role and the permission it lacks",
     "429": "The key is over its rate limit; try again after `Retry-After` seconds",
+    "503": "The database cannot serve now (out of reach, restarting, or held past `RAPPORT_LOCK_WAIT_S` by "
+    "a long write); nothing was stored: send the same request again after `Retry-After` seconds",
 }
 WITH_BODY = {"400": "The body is not JSON text in UTF-8", "413": "The body is too large"}
 ANSWER_HEADERS = {
     "401": {"WWW-Authenticate": {"description": "`Bearer`: send an API key", "schema": {"type": "string"}}},
     "429": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
+    "503": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
 }
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"
@@ -112,8 +115,8 @@ _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 def document_problems(document: dict[str, Any]) -> dict[str, Any]:
     """Describe error answers in an OpenAPI ``document`` as what they are: ``application/problem+json``.
 
-    Every operation gets the errors it can give without saying so (422 for a bad parameter; 401, 403
-    and 429 behind a key; 400 and 413 with a body), and an error a route documents with a model as JSON
+    Every operation gets the errors it can give without saying so (422 for a bad parameter; 401, 403,
+    429 and 503 behind a key; 400 and 413 with a body), and an error a route documents with a model as JSON
     is moved to the problem media type, keeping its schema."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
