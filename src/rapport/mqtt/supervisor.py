@@ -61,7 +61,7 @@ async def _run(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    database = connect(settings.database_url)
+    database = connect(settings.database_url, lock_wait_s=settings.lock_wait_s)
     try:
         worker = Worker(database, settings=settings, options=options, on_batch=on_batch, on_ready=on_ready)
         return await worker.run(stop)
