@@ -43,7 +43,7 @@ def test_events_sent_while_a_long_write_holds_the_database_get_a_503_and_are_tak
     assert again.status_code == 200 and again.json()["accepted"] == 1
 
 
-def test_a_database_out_of_reach_is_a_503_not_a_500() -> None:
+def test_a_database_out_of_reach_is_a_503_not_a_500_and_a_page_in_the_console() -> None:
     nowhere = connect("postgresql+psycopg://rapport@127.0.0.1:1/rapport", connect_args={"connect_timeout": 2})
     settings = Settings(database_url=nowhere.engine.url.render_as_string(), secret_key="s" * 40)
     client = TestClient(create_app(nowhere, settings), headers={"Authorization": "Bearer rk_anything"})
@@ -52,3 +52,7 @@ def test_a_database_out_of_reach_is_a_503_not_a_500() -> None:
         assert answer.status_code == 503, answer.text
         assert answer.headers["retry-after"] == "5"
         assert answer.json()["title"] == "Database unavailable"
+    page = client.post("/signin", data={"key": "rk_anything"})
+    assert page.status_code == 503 and page.headers["retry-after"] == "5"
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Database unavailable" in page.text and "send the same request again" in page.text

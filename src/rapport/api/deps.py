@@ -10,16 +10,12 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from rapport.api.problems import ProblemError
-from rapport.console.web import PageError
 from rapport.db import Database
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
 from rapport.profiles.models import Profile
 from rapport.profiles.service import resolve_root
 from rapport.settings import Settings
-
-#: the package whose routes are pages: their errors are pages too
-CONSOLE = "rapport.console."
 
 
 def reject_nul(request: Request) -> None:
@@ -29,9 +25,7 @@ def reject_nul(request: Request) -> None:
     for where, name, value in params:
         if isinstance(value, str) and "\x00" in value:
             message = f"{where}.{name}: must not contain a NUL character"
-            if getattr(request.scope.get("endpoint"), "__module__", "").startswith(CONSOLE):  # a page
-                raise PageError(422, "Bad address", message)
-            raise ProblemError(422, "Invalid request", message, [message])
+            raise ProblemError(422, "Invalid request", message, [message])  # a console page shows it as one
 
 
 def get_database(request: Request) -> Database:

@@ -8,16 +8,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rapport.console.web import render
 from rapport.db.faults import unavailable
 
 log = logging.getLogger("rapport.api")
 
 PROBLEM_JSON = "application/problem+json"
+#: the package of the console's page routes: their errors are answered as pages
+CONSOLE = "rapport.console."
 
 
 class Problem(BaseModel):
@@ -175,22 +178,22 @@ def install(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(ProblemError)
-    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, exc.errors, exc.headers, **exc.extra)
+    async def _problem(request: Request, exc: ProblemError) -> Response:
+        return answer(request, exc.status, exc.title, exc.detail, exc.errors, exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         found = exc.errors()
         broken = next((e for e in found if e.get("type") == "json_invalid"), None)
         if broken is not None:  # as POST /v1/events answers it: the body as a whole is wrong
             reason = (broken.get("ctx") or {}).get("error") or broken["msg"]
             detail = f"the body is not valid JSON: {reason} (at character {broken['loc'][-1]})"
-            return problem_response(400, "Malformed JSON", detail, [f"body: {reason}"])
+            return answer(request, 400, "Malformed JSON", detail, [f"body: {reason}"])
         errors = [f"{_location(e['loc'])}: {e['msg']}" for e in found]
-        return problem_response(422, "Invalid request", errors[0] if errors else "invalid request", errors)
+        return answer(request, 422, "Invalid request", errors[0] if errors else "invalid request", errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {
             400: "Malformed body",
             404: "Not found",
@@ -202,43 +205,56 @@ def install(app: FastAPI) -> None:
             detail = (
                 "the body could not be read: send JSON text in UTF-8, nested at most a few hundred levels"
             )
-        return problem_response(
-            exc.status_code,
-            titles.get(exc.status_code, "Error"),
-            detail,
-            headers=getattr(exc, "headers", None),
-        )
+        title = titles.get(exc.status_code, "Error")
+        return answer(request, exc.status_code, title, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(sa_exc.DBAPIError)
     @app.exception_handler(sa_exc.TimeoutError)
-    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    async def _database_error(request: Request, exc: Exception) -> Response:
         if unavailable(exc):  # not a bug: the database is down, restarting, or held by a long write
             log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-            return busy_database()
+            return answer(request, 503, *BUSY_DATABASE, headers={"Retry-After": str(RETRY_AFTER_S)})
         return await _bug(request, exc)
 
     @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+    async def _bug(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return internal_error()
+        return answer(request, 500, *INTERNAL_ERROR)
+
+
+def answer(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """A problem document; to a request for one of the console's pages, the console's error page saying
+    the same, so that a person in a browser never reads JSON."""
+    if not getattr(request.scope.get("endpoint"), "__module__", "").startswith(CONSOLE):
+        return problem_response(status, title, detail, errors, headers, **extra)
+    context = {"title": title, "message": detail, "link": None}
+    page = render(
+        request, "error.html", context, viewer=getattr(request.state, "viewer", None), status=status
+    )
+    page.headers.update(headers or {})
+    return page
 
 
 #: seconds a client is asked to wait before it tries again when the database cannot serve
 RETRY_AFTER_S = 5
-
-
-def busy_database() -> JSONResponse:
-    """The answer when the database cannot serve now: nothing was stored, the same request may be sent
-    again."""
-    return problem_response(
-        503,
-        "Database unavailable",
-        "the database cannot serve now (it is out of reach, restarting, or held by a long import or "
-        f"rebuild); nothing was stored, so send the same request again in {RETRY_AFTER_S} seconds",
-        headers={"Retry-After": str(RETRY_AFTER_S)},
-    )
+#: the title and detail of the answer when the database cannot serve now: nothing was stored
+BUSY_DATABASE = (
+    "Database unavailable",
+    "the database cannot serve now (it is out of reach, restarting, or held by a long import or rebuild); "
+    f"nothing was stored, so send the same request again in {RETRY_AFTER_S} seconds",
+)
+#: the title and detail of the answer to an error of ours: a 500 that gives nothing away
+INTERNAL_ERROR = ("Internal error", "Rapport failed to answer; this is a bug on our side.")
 
 
 def internal_error() -> JSONResponse:
-    """The answer to an error of ours: a 500 that gives nothing away."""
-    return problem_response(500, "Internal error", "Rapport failed to answer; this is a bug on our side.")
+    """The answer to an error of ours, outside a request's handlers."""
+    return problem_response(500, *INTERNAL_ERROR)
