@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rapport.console.web import render
+from rapport.console.web import error_page
 from rapport.db.faults import unavailable
 
 log = logging.getLogger("rapport.api")
@@ -235,10 +235,7 @@ def answer(
     the same, so that a person in a browser never reads JSON."""
     if not getattr(request.scope.get("endpoint"), "__module__", "").startswith(CONSOLE):
         return problem_response(status, title, detail, errors, headers, **extra)
-    context = {"title": title, "message": detail, "link": None}
-    page = render(
-        request, "error.html", context, viewer=getattr(request.state, "viewer", None), status=status
-    )
+    page = error_page(request, status, title, detail)
     page.headers.update(headers or {})
     return page
 

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from rapport.console import admin, customers, signin, steward, stores
-from rapport.console.web import PageError, SignInNeeded, render
+from rapport.console.web import PageError, SignInNeeded, error_page
 
 __all__ = ["install"]
 
@@ -33,9 +33,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError) -> HTMLResponse:
-        context = {"title": exc.title, "message": exc.message, "link": exc.link}
-        viewer = getattr(request.state, "viewer", None)
-        return render(request, "error.html", context, viewer=viewer, status=exc.status)
+        return error_page(request, exc.status, exc.title, exc.message, link=exc.link)
 
     @app.exception_handler(SignInNeeded)
     async def _sign_in(request: Request, exc: SignInNeeded) -> Response:

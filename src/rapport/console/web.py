@@ -223,6 +223,16 @@ def render(
     return response
 
 
+def error_page(
+    request: Request, status: int, title: str, message: str, *, link: str | None = None
+) -> HTMLResponse:
+    """The page that says why another could not be shown, to whoever is signed in."""
+    context = {"title": title, "message": message, "link": link}
+    return render(
+        request, "error.html", context, viewer=getattr(request.state, "viewer", None), status=status
+    )
+
+
 def redirect(url: str) -> RedirectResponse:
     """After a form: see the result with a GET (303)."""
     return RedirectResponse(url, status_code=303)
