@@ -97,8 +97,13 @@ def test_the_timeline_loads_older_events_while_scrolling(page: Page, server: Ser
     for _ in range(10):
         if page.locator("#timeline li.end").count():
             break
+        loaded = events.count()
         page.locator("#timeline li").last.scroll_into_view_if_needed()
-        page.wait_for_timeout(300)
+        page.wait_for_function(  # the next page, or the end: however long a busy machine takes
+            """(loaded) => document.querySelectorAll("#timeline li.event").length > loaded
+                || document.querySelector("#timeline li.end") !== null""",
+            arg=loaded,
+        )
     # then every event is there, oldest last, and the end is marked
     expect(page.locator("#timeline li.end")).to_be_visible()
     assert events.count() >= LONG_HISTORY
