@@ -22,7 +22,8 @@ SHORT_WAIT_S = 0.2
 def test_events_sent_while_a_long_write_holds_the_database_get_a_503_and_are_taken_when_sent_again(
     db: Database, settings: Settings
 ) -> None:
-    # given an app that waits briefly for another writer (RAPPORT_LOCK_WAIT_S), and one that holds on
+    # given an app that waits only briefly for another writer (RAPPORT_LOCK_WAIT_S), and a writer that
+    # holds the database
     key = new_key(db, Role.ADMIN)
     app = create_app(settings=settings.model_copy(update={"lock_wait_s": SHORT_WAIT_S}))
     body = {"events": [an_event("page.viewed", ids={"email": "jo@example.com"}, url="/")]}
