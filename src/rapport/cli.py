@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 from sqlalchemy.exc import DatabaseError
 
-from rapport.db import Database, connect, upgrade
+from rapport.db import Database, connect_configured, upgrade
 from rapport.db.base import MAX_ROW_ID
 from rapport.db.faults import unavailable
 from rapport.ingest.pipeline import Outcome
@@ -62,7 +62,7 @@ def _settings(*, demo: bool = False, secrets: bool = False) -> Settings:
 @contextmanager
 def _database(settings: Settings) -> Iterator[Database]:
     """The configured database, migrated, and closed again when the command ends."""
-    database = connect(settings.database_url, lock_wait_s=settings.lock_wait_s)
+    database = connect_configured(settings)
     try:
         try:
             upgrade(database.engine)

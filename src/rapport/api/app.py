@@ -23,7 +23,7 @@ from rapport.api.routers import (
     rights,
     stores,
 )
-from rapport.db import Database, connect
+from rapport.db import Database, connect_configured
 from rapport.settings import Settings, get_settings
 
 
@@ -40,7 +40,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         dependencies=[Depends(reject_nul)],
     )
     app.state.settings = settings
-    app.state.database = database or connect(settings.database_url, lock_wait_s=settings.lock_wait_s)
+    app.state.database = database or connect_configured(settings)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     problems.install(app)
     guards.install(app, settings)

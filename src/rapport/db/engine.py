@@ -91,3 +91,9 @@ def connect(
         event.listen(engine, "connect", _sqlite_pragmas(lock_wait_ms))
         event.listen(engine, "begin", _sqlite_begin)
     return Database(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+
+
+def connect_configured(settings: Settings) -> Database:
+    """The database the settings name (``RAPPORT_DATABASE_URL``), waiting ``RAPPORT_LOCK_WAIT_S`` for a
+    lock: what the commands, the API and the MQTT worker open."""
+    return connect(settings.database_url, lock_wait_s=settings.lock_wait_s)

@@ -20,7 +20,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from rapport.db import connect
+from rapport.db import connect_configured
 from rapport.ingest.pipeline import Outcome
 from rapport.mqtt.worker import BatchDone, Worker, WorkerOptions
 from rapport.settings import Settings
@@ -61,7 +61,7 @@ async def _run(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    database = connect(settings.database_url, lock_wait_s=settings.lock_wait_s)
+    database = connect_configured(settings)
     try:
         worker = Worker(database, settings=settings, options=options, on_batch=on_batch, on_ready=on_ready)
         return await worker.run(stop)

@@ -18,10 +18,10 @@ from rapport.db.base import metadata
 config = context.config
 engine = config.attributes.get("engine")
 if engine is None:  # pragma: no cover - only when alembic is run by hand
-    from rapport.db.engine import connect
+    from rapport.db.engine import connect_configured
     from rapport.settings import get_settings
 
-    engine = connect(get_settings().database_url).engine
+    engine = connect_configured(get_settings()).engine
 
 with engine.connect() as connection:
     context.configure(
