@@ -9,10 +9,10 @@ from sqlalchemy import String, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
+from rapport.identity.graph import resolve_roots
 from rapport.identity.kinds import InvalidIdentifier, KindTable
 from rapport.identity.models import Identifier
 from rapport.profiles.models import Order, Profile
-from rapport.profiles.service import resolve_root
 
 #: shorter queries than this match exactly only (a single letter would match everyone)
 MIN_PARTIAL = 2
@@ -42,15 +42,38 @@ def search(session: Session, *, kinds: KindTable, query: str, limit: int = LIMIT
     if not text:
         return []
     hits: dict[str, Hit] = {}
+    _add(session, hits, _exact(session, kinds=kinds, text=text), exact=True, limit=limit)
+    if len(text) < MIN_PARTIAL or len(hits) >= limit:
+        return list(hits.values())
+    _add(session, hits, _partial(session, text=text, limit=limit), exact=False, limit=limit)
+    return list(hits.values())
 
-    def add(profile_id: str | None, matched: str, *, exact: bool) -> None:
-        root = resolve_root(session, profile_id) if profile_id else None
-        if root is None or root in hits or len(hits) >= limit:
-            return
-        profile = session.get(Profile, root)
-        if profile is not None and profile.erased_at is None:
+
+Found = list[tuple[str, str]]  # (profile id, what it was found by), best first
+
+
+def _add(session: Session, hits: dict[str, Hit], found: Found, *, exact: bool, limit: int) -> None:
+    """Add the live profile each found id leads to, unless erased, until there are ``limit`` hits. The
+    aliases are followed and the profiles read for all of them at once: a few statements, not a few a hit."""
+    roots = resolve_roots(session.connection(), {profile_id for profile_id, _ in found})
+    candidates = {root for root in roots.values() if root is not None}
+    if not candidates:
+        return
+    profiles = table_of(Profile)
+    live = set(
+        session.scalars(
+            select(profiles.c.id).where(profiles.c.id.in_(sorted(candidates)), profiles.c.erased_at.is_(None))
+        )
+    )
+    for profile_id, matched in found:
+        root = roots[profile_id]
+        if root is not None and root in live and root not in hits and len(hits) < limit:
             hits[root] = Hit(root, matched, exact)
 
+
+def _exact(session: Session, *, kinds: KindTable, text: str) -> Found:
+    """Profiles with an identifier of any kind whose normalised form ``text`` is (or of the kind
+    ``text`` names, as in ``email:jo@example.com``), with the order numbered ``text``, or with the id."""
     kind, sep, value = text.partition(":")
     wanted: list[tuple[str, str]] = []
     candidates = [(kind, value)] if sep and kind in kinds else [(k, text) for k in kinds.kinds]
@@ -61,41 +84,41 @@ def search(session: Session, *, kinds: KindTable, query: str, limit: int = LIMIT
             continue
         if normalised:
             wanted.append((name, normalised))
+    found: Found = []
     if wanted:
         rows = session.execute(
             select(Identifier.kind, Identifier.profile_id).where(
                 or_(*(and_(Identifier.kind == k, Identifier.value == v) for k, v in wanted))
             )
-        ).all()
-        for row in rows:
-            add(row.profile_id, row.kind.replace("_", " "), exact=True)
-    for exact_order in session.execute(select(Order.profile_id).where(Order.order_id == text)):
-        add(exact_order.profile_id, "order number", exact=True)
-    if session.get(Profile, text) is not None:
-        add(text, "profile id", exact=True)
-    if len(text) < MIN_PARTIAL or len(hits) >= limit:
-        return list(hits.values())
+        )
+        found += [(row.profile_id, row.kind.replace("_", " ")) for row in rows]
+    orders = session.scalars(select(Order.profile_id).where(Order.order_id == text))
+    found += [(profile_id, "order number") for profile_id in orders]
+    return [*found, (text, "profile id")]  # an id no profile has leads nowhere
+
+
+def _partial(session: Session, *, text: str, limit: int) -> Found:
+    """Profiles with an identifier or order number that begins with ``text``, or whose name holds each of
+    its words."""
     prefix = _escape(text.lower().lstrip("@")) + "%"
     variants = {prefix, prefix.upper()}
-    rows = session.execute(
+    identifiers = session.execute(
         select(Identifier.kind, Identifier.profile_id)
         .where(or_(*(Identifier.value.like(v, escape="\\") for v in variants)))
         .order_by(Identifier.value)
         .limit(limit)
-    ).all()
-    for row in rows:
-        add(row.profile_id, row.kind.replace("_", " "), exact=False)
-    order_rows = session.execute(
+    )
+    found: Found = [(row.profile_id, row.kind.replace("_", " ")) for row in identifiers]
+    orders = session.scalars(
         select(Order.profile_id)
         .where(Order.order_id.like(_escape(text) + "%", escape="\\"))
         .order_by(Order.order_id)
         .limit(limit)
-    ).all()
-    for order_row in order_rows:
-        add(order_row.profile_id, "order number", exact=False)
+    )
+    found += [(profile_id, "order number") for profile_id in orders]
     full_name = func.lower(_name("first_name") + " " + _name("last_name"))
     words = [w for w in text.lower().split() if w]
-    name_rows = session.execute(
+    names = session.scalars(
         select(Profile.id)
         .where(
             Profile.merged_into.is_(None),
@@ -104,7 +127,5 @@ def search(session: Session, *, kinds: KindTable, query: str, limit: int = LIMIT
         )
         .order_by(full_name)
         .limit(limit)
-    ).all()
-    for name_row in name_rows:
-        add(name_row.id, "name", exact=False)
-    return list(hits.values())
+    )
+    return [*found, *((profile_id, "name") for profile_id in names)]
