@@ -75,6 +75,25 @@ def profile_of(db: Database, settings: Settings, kind: str, value: str) -> str:
     return found
 
 
+def statements_per_read(db: Database, settings: Settings, paths: dict[str, str]) -> dict[str, int]:
+    """How many statements reading each of ``paths`` costs, through the API with a key and through the
+    console signed in, once the app has read it a first time (and warmed what it keeps)."""
+    key = new_key(db, Role.ADMIN)
+    sent: dict[str, int] = {}
+    with counted(db) as (counting, tally):
+        client = TestClient(create_app(counting, settings), base_url="https://testserver")
+        with client:
+            assert client.post("/signin", data={"key": key}, follow_redirects=False).status_code == 303
+            client.headers["Authorization"] = f"Bearer {key}"
+            for name, path in paths.items():
+                client.get(path)
+                with tally.during() as count:
+                    answer = client.get(path)
+                assert answer.status_code == 200, answer.text[-300:]
+                sent[name] = count[0]
+    return sent
+
+
 @pytest.mark.parametrize("view", VIEWS)
 def test_a_customer_with_a_long_history_costs_as_few_statements_as_a_newcomer(
     db: Database, settings: Settings, view: str
@@ -84,22 +103,31 @@ def test_a_customer_with_a_long_history_costs_as_few_statements_as_a_newcomer(
     assert not outcome.rejected, outcome.rejected
     newcomer = profile_of(db, settings, "cookie_id", "c-new")
     regular = profile_of(db, settings, "email", "reg@example.com")
-    key = new_key(db, Role.ADMIN)
 
     # when each is read through the same view
-    sent: dict[str, int] = {}
-    with counted(db) as (counting, tally):
-        client = TestClient(create_app(counting, settings), base_url="https://testserver")
-        with client:
-            assert client.post("/signin", data={"key": key}, follow_redirects=False).status_code == 303
-            client.headers["Authorization"] = f"Bearer {key}"
-            for name, profile_id in (("newcomer", newcomer), ("regular", regular)):
-                path = VIEWS[view].format(id=profile_id)
-                client.get(path)  # the first read of an app warms what it keeps
-                with tally.during() as count:
-                    answer = client.get(path)
-                assert answer.status_code == 200, answer.text[-300:]
-                sent[name] = count[0]
+    sent = statements_per_read(
+        db, settings, {"newcomer": VIEWS[view].format(id=newcomer), "regular": VIEWS[view].format(id=regular)}
+    )
 
     # then the long history costs at most the sections a newcomer has no use for
     assert sent["regular"] <= sent["newcomer"] + SECTIONS, sent
+
+
+@pytest.mark.parametrize("view", ["/v1/devices/{serial}", "/devices/{serial}"])
+def test_a_device_that_reported_for_weeks_costs_as_few_statements_as_a_new_one(
+    db: Database, settings: Settings, view: str
+) -> None:
+    # given a fridge that reported once, and one that reported every hour for three weeks
+    events = [registered("FR-NEW", NEWCOMER), reading("FR-NEW", minute=1, temp_c=4.0)]
+    events += [registered("FR-OLD", REGULAR, minute=2)]
+    events += [reading("FR-OLD", minute=60 * n + 3, temp_c=4.0 + (n % 10) / 10) for n in range(500)]
+    outcome = ingest(db, settings, events)
+    assert not outcome.rejected, outcome.rejected
+
+    # when each is read through the same view
+    sent = statements_per_read(
+        db, settings, {"new": view.format(serial="FR-NEW"), "old": view.format(serial="FR-OLD")}
+    )
+
+    # then three weeks of readings cost no more statements than one
+    assert sent["old"] <= sent["new"], sent

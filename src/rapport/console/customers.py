@@ -223,19 +223,11 @@ def get_device(request: Request, serial: str, session: PageSession, viewer: Curr
     """A device's health, readings and the half year up to its last report, as charts (devices report
     from every few seconds to every few weeks: a day per point shows both)."""
     now = datetime.now(UTC)
-    probe = device_view(session, serial=serial[:200], now=now, since=now - timedelta(minutes=1), until=now)
-    if probe is None:
-        raise PageError(404, "No such device", f"No device has the serial {serial!r}.", link="/")
-    until = probe["last_seen_at"] or now
     found = device_view(
-        session,
-        serial=serial[:200],
-        now=now,
-        since=until - CHART_SPAN,
-        until=until + timedelta(seconds=1),  # the last report included
-        bucket=timedelta(days=1),
+        session, serial=serial[:200], now=now, bucket=timedelta(days=1), up_to_last_report=CHART_SPAN
     )
-    assert found is not None
+    if found is None:
+        raise PageError(404, "No such device", f"No device has the serial {serial!r}.", link="/")
     units = {name: r.get("unit") for name, r in found["readings"].items()}
     chart_list = [
         (name, charts.line_chart(buckets, label=name, unit=units.get(name)))

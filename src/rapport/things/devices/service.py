@@ -134,16 +134,21 @@ def device_view(
     since: datetime | None = None,
     until: datetime | None = None,
     bucket: timedelta = DEFAULT_BUCKET,
+    up_to_last_report: timedelta | None = None,
 ) -> dict[str, Any] | None:
     """One device: its twin, owner (following merges) and ownership history, recent readings, open
     alerts, and the history of ``reading`` (default: every reading it reports) from ``since`` to
-    ``until`` (default: the last seven days) in buckets of ``bucket``. None for an unknown serial.
+    ``until`` (default: the last seven days) in buckets of ``bucket``; or, with ``up_to_last_report``,
+    over that span up to the device's last report. None for an unknown serial.
     Raises :class:`~rapport.things.devices.history.BadHistory` for a range it cannot answer."""
     serial = serial_key(serial)  # written any way, as the identifier is
     found = session.execute(select(table_of(Device)).where(table_of(Device).c.serial == serial)).first()
     if found is None:
         return None
     twin = dict(found._mapping)
+    if up_to_last_report is not None:
+        until = (twin["last_seen_at"] or now) + timedelta(seconds=1)  # the last report included
+        since = until - up_to_last_report
     until = until or now
     try:
         since = since or until - DEFAULT_SPAN
