@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rapport.db import Database
+from rapport.identity.service import find_profile, load_kinds
 from rapport.ingest import Outcome, ingest_events
 from rapport.settings import Settings
 
@@ -115,3 +116,13 @@ def consent(
     """A consent.changed event; without ``channel`` it covers every channel."""
     data = {"purpose": purpose, "status": status, **({"channel": channel} if channel else {}), **kw}
     return event("consent.changed", ids=ids, minute=minute, source=source, **data)
+
+
+def profile_of(db: Database, settings: Settings, kind: str, value: str) -> str:
+    """The live profile that the identifier ``kind``:``value`` leads to; it must exist."""
+    with db.session() as session:
+        found = find_profile(
+            session, kinds=load_kinds(session, region=settings.default_region), kind=kind, value=value
+        )
+    assert found is not None, f"no profile has {kind} {value!r}"
+    return found

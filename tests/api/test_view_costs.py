@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from builders import event, ingest, message, order, page_view
+from builders import event, ingest, message, order, page_view, profile_of
 from rapport.api import create_app
 from rapport.db import Database
-from rapport.identity.service import find_profile, load_kinds
 from rapport.settings import Settings
 from rapport.trust.roles import Role
 from support.keys import new_key
@@ -64,15 +63,6 @@ def a_good_customer() -> list[dict[str, Any]]:
         events.append(registered(f"FR-R{n}", REGULAR, minute=100 + n))
         events += [reading(f"FR-R{n}", minute=110 + m, temp_c=4.0 + m / 10) for m in range(5)]
     return events
-
-
-def profile_of(db: Database, settings: Settings, kind: str, value: str) -> str:
-    with db.session() as session:
-        found = find_profile(
-            session, kinds=load_kinds(session, region=settings.default_region), kind=kind, value=value
-        )
-    assert found is not None
-    return found
 
 
 def statements_per_read(db: Database, settings: Settings, paths: dict[str, str]) -> dict[str, int]:

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from builders import amended_then_cancelled, event, ingest, page_view
+from builders import amended_then_cancelled, event, ingest, page_view, profile_of
 from matching.crowd import world as crowd
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.demo.load import load_world
 from rapport.identity.models import Merge
-from rapport.identity.service import find_profile, load_kinds
+from rapport.identity.service import load_kinds
 from rapport.matching.service import resolve
 from rapport.settings import Settings
 from rapport.trust.erasure import erase
@@ -39,15 +39,6 @@ class Seeded:
     order_id: str
 
 
-def _profile(db: Database, settings: Settings, kind: str, value: str) -> str:
-    with db.session() as session:
-        found = find_profile(
-            session, kinds=load_kinds(session, region=settings.default_region), kind=kind, value=value
-        )
-    assert found is not None
-    return found
-
-
 def seed(db: Database, settings: Settings, *, demo_customers: int = 40, suggestions: bool = True) -> Seeded:
     """Fill ``db`` with the console's world."""
     load_world(db, settings=settings, customers=demo_customers, months=2)
@@ -68,7 +59,7 @@ def seed(db: Database, settings: Settings, *, demo_customers: int = 40, suggesti
     history.append(event("profile.updated", ids=erin, first_name="Erin", last_name="Gone"))
     history.append(event(UNKNOWN_TYPE, ids=hugo, minute=700, serial="WM-1", fault="door seal"))
     ingest(db, settings, history)
-    erased = _profile(db, settings, "email", "erin.gone@example.com")
+    erased = profile_of(db, settings, "email", "erin.gone@example.com")
     with db.session(write=True) as session:
         erase(
             session,
@@ -84,7 +75,7 @@ def seed(db: Database, settings: Settings, *, demo_customers: int = 40, suggesti
         survivor, absorbed = merge.survivor_id, merge.absorbed_id
     return Seeded(
         keys={role: new_key(db, role, name=f"console {role.value}") for role in Role},
-        long_history=_profile(db, settings, "email", "hugo.longtail@example.com"),
+        long_history=profile_of(db, settings, "email", "hugo.longtail@example.com"),
         erased=erased,
         merged_away=absorbed,
         survivor=survivor,
