@@ -35,15 +35,25 @@ class Tally:
             found[0] = self.sent - start
 
 
-def _counting_sqlite(tally: Tally) -> type[sqlite3.Connection]:
-    class Cursor(sqlite3.Cursor):
-        def execute(self, *args: Any, **kwargs: Any) -> Any:
-            tally.sent += 1
-            return super().execute(*args, **kwargs)
+class _Counting:
+    """What a counting cursor adds to its driver's: every statement it runs goes into ``tally``."""
 
-        def executemany(self, *args: Any, **kwargs: Any) -> Any:
-            tally.sent += 1
-            return super().executemany(*args, **kwargs)
+    tally: Tally
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        self.tally.sent += 1
+        return super().execute(*args, **kwargs)  # type: ignore[misc]
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        self.tally.sent += 1
+        return super().executemany(*args, **kwargs)  # type: ignore[misc]
+
+
+def _counting_sqlite(tally: Tally) -> type[sqlite3.Connection]:
+    class Cursor(_Counting, sqlite3.Cursor):
+        pass
+
+    Cursor.tally = tally
 
     class Connection(sqlite3.Connection):
         def cursor(self, factory: Any = Cursor) -> Any:
@@ -53,19 +63,12 @@ def _counting_sqlite(tally: Tally) -> type[sqlite3.Connection]:
 
 
 def _counting_psycopg(tally: Tally) -> type[psycopg.Cursor[Any]]:
-    class Cursor(psycopg.Cursor[Any]):
-        def execute(self, *args: Any, **kwargs: Any) -> Any:
-            tally.sent += 1
-            return super().execute(*args, **kwargs)
-
-        def executemany(self, *args: Any, **kwargs: Any) -> Any:
-            tally.sent += 1
-            return super().executemany(*args, **kwargs)
-
+    class Cursor(_Counting, psycopg.Cursor[Any]):
         def copy(self, *args: Any, **kwargs: Any) -> Any:
-            tally.sent += 1
+            self.tally.sent += 1
             return super().copy(*args, **kwargs)
 
+    Cursor.tally = tally
     return Cursor
 
 
