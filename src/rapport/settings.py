@@ -43,6 +43,14 @@ class Settings(BaseSettings):
         "rebuild) before it gives up, in seconds: an API request then answers 503, the MQTT worker tries "
         "again later.",
     )
+    state_cache_entries: int = Field(
+        default=200_000,
+        ge=0,
+        le=10_000_000,
+        description="How many golden records each process keeps decoded in memory, the most recently "
+        "written first, so that ingest need not read them back from the database (about 3 KB each for "
+        "the demo's customers); 0 keeps none.",
+    )
     max_batch_events: int = Field(default=5_000, ge=1, le=100_000)
     max_batch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     source_priority: dict[str, int] = Field(

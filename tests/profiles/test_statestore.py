@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from builders import consent, event, ingest
-from rapport.db import Database
+from rapport.db import Database, connect_configured
 from rapport.profiles.models import Profile
 from rapport.profiles.projector import rebuild_profiles
-from rapport.profiles.statestore import load_states, save_states
+from rapport.profiles.statestore import cache_for, load_states, save_states
 from rapport.settings import Settings
 from rapport.views import profile_360
 
@@ -98,3 +98,28 @@ def test_each_stored_golden_record_is_the_fold_of_its_events_when_only_changes_w
     assert len(stored) == 2
     assert stored == {pid: {"traits": s["traits"], "consents": s["consents"]} for pid, s in rebuilt.items()}
     assert sorted(len(record["traits"]) for record in stored.values()) == [0, 5]
+
+
+@pytest.mark.parametrize("entries", [0, 2])
+def test_a_process_keeps_no_more_golden_records_than_its_setting_allows(
+    db: Database, settings: Settings, entries: int
+) -> None:
+    # given a process whose setting keeps at most ``entries`` golden records
+    limited = connect_configured(settings.model_copy(update={"state_cache_entries": entries}))
+    people = [{"email": f"p{n}@example.com"} for n in range(5)]
+
+    # when five people are taken in, then renamed
+    try:
+        ingest(limited, settings, [event("profile.updated", ids=p, first_name="Old") for p in people])
+        ingest(
+            limited, settings, [event("profile.updated", ids=p, minute=5, first_name="New") for p in people]
+        )
+        with limited.session() as session:
+            kept = len(cache_for(session.connection()))
+            ids = list(session.scalars(select(Profile.id)))
+    finally:
+        limited.dispose()
+
+    # then it kept no more than that, and every record reads as its events say
+    assert kept == entries
+    assert sorted(_first_name(db, pid) for pid in ids) == ["New"] * 5

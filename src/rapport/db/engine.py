@@ -70,15 +70,28 @@ class Database:
         self.engine.dispose()
 
 
+#: the engine's execution option that tells the projections how many golden records to keep decoded
+STATE_CACHE_ENTRIES = "rapport_state_cache_entries"
+
+
 def connect(
-    url: str, *, lock_wait_s: float = Settings.model_fields["lock_wait_s"].default, **engine_options: Any
+    url: str,
+    *,
+    lock_wait_s: float = Settings.model_fields["lock_wait_s"].default,
+    state_cache_entries: int = Settings.model_fields["state_cache_entries"].default,
+    **engine_options: Any,
 ) -> Database:
     """Open ``url`` (sqlite:///FILE or postgresql+psycopg://…) with the settings Rapport relies on. A
     statement waits at most ``lock_wait_s`` for a lock another transaction holds, then fails (see
-    :func:`rapport.db.faults.unavailable`)."""
+    :func:`rapport.db.faults.unavailable`); the projections keep up to ``state_cache_entries`` golden
+    records decoded (see :mod:`rapport.profiles.statestore`)."""
     parsed = make_url(url)
     lock_wait_ms = max(1, round(lock_wait_s * 1000))
-    options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
+    options: dict[str, Any] = {
+        "json_serializer": _json_dumps,
+        "json_deserializer": _json_loads,
+        "execution_options": {STATE_CACHE_ENTRIES: state_cache_entries},
+    }
     if parsed.get_backend_name() == "sqlite":
         # We issue BEGIN ourselves so that SAVEPOINT and BEGIN IMMEDIATE behave (pysqlite quirk).
         options["connect_args"] = {"check_same_thread": False, "isolation_level": None}
@@ -96,4 +109,8 @@ def connect(
 def connect_configured(settings: Settings) -> Database:
     """The database the settings name (``RAPPORT_DATABASE_URL``), waiting ``RAPPORT_LOCK_WAIT_S`` for a
     lock: what the commands, the API and the MQTT worker open."""
-    return connect(settings.database_url, lock_wait_s=settings.lock_wait_s)
+    return connect(
+        settings.database_url,
+        lock_wait_s=settings.lock_wait_s,
+        state_cache_entries=settings.state_cache_entries,
+    )

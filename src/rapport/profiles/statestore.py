@@ -25,12 +25,15 @@ from sqlalchemy import Connection
 
 from rapport.db.base import epoch_micros, table_of
 from rapport.db.bulk import select_rows
+from rapport.db.engine import STATE_CACHE_ENTRIES
 from rapport.db.held import Send
 from rapport.profiles import state as golden
 from rapport.profiles.models import Profile
+from rapport.settings import Settings
 
 STATE_COLUMNS = golden.COLUMNS
-CACHE_SIZE = 200_000
+#: for an engine not opened by :func:`rapport.db.connect`
+DEFAULT_ENTRIES = Settings.model_fields["state_cache_entries"].default
 #: the token of a profile created but not yet written: its state is empty, nothing to read
 NEVER_SAVED = 0
 
@@ -38,10 +41,13 @@ NEVER_SAVED = 0
 class StateCache:
     """The most recently written states of one database, least recently used dropped first."""
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
+    def __init__(self, size: int = DEFAULT_ENTRIES) -> None:
         self.size = size
         self._entries: OrderedDict[str, tuple[int, golden.State]] = OrderedDict()
         self._lock = Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def take(self, profile_id: str, token: int) -> golden.State | None:
         """The cached state, if it is the one stored with ``token``, handed over to the caller: it leaves
@@ -59,13 +65,16 @@ class StateCache:
                 self._entries.popitem(last=False)
 
 
-_caches: dict[str, StateCache] = {}
+_caches: dict[tuple[str, int], StateCache] = {}
 
 
 def cache_for(connection: Connection) -> StateCache:
-    key = str(connection.engine.url)
+    """The cache of the connection's database, of the size its engine was opened with
+    (:func:`rapport.db.connect`'s ``state_cache_entries``)."""
+    size = connection.engine.get_execution_options().get(STATE_CACHE_ENTRIES, DEFAULT_ENTRIES)
+    key = (str(connection.engine.url), size)
     if key not in _caches:
-        _caches[key] = StateCache()
+        _caches[key] = StateCache(size)
     return _caches[key]
 
 
