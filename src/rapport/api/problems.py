@@ -179,7 +179,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
-        return answer(request, exc.status, exc.title, exc.detail, exc.errors, exc.headers, **exc.extra)
+        return answer(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -188,9 +188,10 @@ def install(app: FastAPI) -> None:
         if broken is not None:  # as POST /v1/events answers it: the body as a whole is wrong
             reason = (broken.get("ctx") or {}).get("error") or broken["msg"]
             detail = f"the body is not valid JSON: {reason} (at character {broken['loc'][-1]})"
-            return answer(request, 400, "Malformed JSON", detail, [f"body: {reason}"])
+            return answer(request, ProblemError(400, "Malformed JSON", detail, [f"body: {reason}"]))
         errors = [f"{_location(e['loc'])}: {e['msg']}" for e in found]
-        return answer(request, 422, "Invalid request", errors[0] if errors else "invalid request", errors)
+        detail = errors[0] if errors else "invalid request"
+        return answer(request, ProblemError(422, "Invalid request", detail, errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -206,37 +207,34 @@ def install(app: FastAPI) -> None:
                 "the body could not be read: send JSON text in UTF-8, nested at most a few hundred levels"
             )
         title = titles.get(exc.status_code, "Error")
-        return answer(request, exc.status_code, title, detail, headers=getattr(exc, "headers", None))
+        return answer(
+            request, ProblemError(exc.status_code, title, detail, headers=getattr(exc, "headers", None))
+        )
 
     @app.exception_handler(sa_exc.DBAPIError)
     @app.exception_handler(sa_exc.TimeoutError)
     async def _database_error(request: Request, exc: Exception) -> Response:
         if unavailable(exc):  # not a bug: the database is down, restarting, or held by a long write
             log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-            return answer(request, 503, *BUSY_DATABASE, headers={"Retry-After": str(RETRY_AFTER_S)})
+            retry = {"Retry-After": str(RETRY_AFTER_S)}
+            return answer(request, ProblemError(503, *BUSY_DATABASE, headers=retry))
         return await _bug(request, exc)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return answer(request, 500, *INTERNAL_ERROR)
+        return answer(request, ProblemError(500, *INTERNAL_ERROR))
 
 
-def answer(
-    request: Request,
-    status: int,
-    title: str,
-    detail: str,
-    errors: list[str] | None = None,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> Response:
-    """A problem document; to a request for one of the console's pages, the console's error page saying
-    the same, so that a person in a browser never reads JSON."""
+def answer(request: Request, problem: ProblemError) -> Response:
+    """``problem`` as a problem document; to a request for one of the console's pages, the console's
+    error page saying the same, so that a person in a browser never reads JSON."""
     if not getattr(request.scope.get("endpoint"), "__module__", "").startswith(CONSOLE):
-        return problem_response(status, title, detail, errors, headers, **extra)
-    page = error_page(request, status, title, detail)
-    page.headers.update(headers or {})
+        return problem_response(
+            problem.status, problem.title, problem.detail, problem.errors, problem.headers, **problem.extra
+        )
+    page = error_page(request, problem.status, problem.title, problem.detail)
+    page.headers.update(problem.headers or {})
     return page
 
 
