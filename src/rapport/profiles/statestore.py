@@ -41,7 +41,7 @@ NEVER_SAVED = 0
 class StateCache:
     """The most recently written states of one database, least recently used dropped first."""
 
-    def __init__(self, size: int = DEFAULT_ENTRIES) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
         self._entries: OrderedDict[str, tuple[int, golden.State]] = OrderedDict()
         self._lock = Lock()
