@@ -125,9 +125,24 @@ def _timestamp(raw: dict[str, Any], now: datetime, skew: timedelta, errors: list
         errors.append(f"occurred_at: lies before {EARLIEST.year}; events that old are not taken")
         return None
     if moment > now + skew:
-        errors.append(f"occurred_at: lies {moment - now} in the future; at most {skew} is allowed")
+        errors.append(
+            f"occurred_at: lies {_span(moment - now)} in the future; at most {_span(skew)} ahead of the "
+            "server's clock is allowed"
+        )
         return None
     return moment
+
+
+def _span(delta: timedelta) -> str:
+    """A span of time in words, to its two largest units: ``3 days and 2 hours``, ``1 minute and 30
+    seconds``."""
+    left = int(delta.total_seconds())
+    parts = []
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count:,} {unit}{'' if count == 1 else 's'}")
+    return " and ".join(parts[:2]) or "less than a second"
 
 
 def _keys(raw: dict[str, Any], kinds: KindTable, errors: list[str]) -> tuple[Key, ...]:
