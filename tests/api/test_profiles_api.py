@@ -326,7 +326,11 @@ def test_the_timeline_filters_by_type_channel_and_time(client: TestClient) -> No
     [
         ({"since": "2026-05-01T09:00:00"}, "since: needs a time zone offset"),
         ({"until": "2026-05-01T09:00:00"}, "until: needs a time zone offset"),
-        ({"since": "yesterday"}, "since"),
+        (
+            {"since": "yesterday"},
+            "query.since: expected an RFC 3339 timestamp with a time zone offset, e.g. 2026-05-03T14:22:05Z",
+        ),
+        ({"until": "2026-05-01T25:00:00Z"}, "query.until: expected an RFC 3339 timestamp"),
         ({"since": "0001-01-01T00:00:00+14:00"}, "since"),
         ({"until": "9999-12-31T23:59:59-14:00"}, "until"),
         ({"cursor": "garbage"}, "cursor: not a cursor from a previous timeline page"),
@@ -342,6 +346,7 @@ def test_the_timeline_filters_by_type_channel_and_time(client: TestClient) -> No
         "naive since",
         "naive until",
         "not a time",
+        "hour 25",
         "since overflows",
         "until overflows",
         "garbage cursor",

@@ -95,6 +95,17 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts)
 
 
+#: pydantic's errors for a moment it could not read
+_NOT_A_MOMENT = {"datetime_parsing", "datetime_from_date_parsing", "datetime_type"}
+
+
+def _message(error: Any) -> str:
+    """What a validation error says, in the words the envelope uses for a moment."""
+    if error.get("type") in _NOT_A_MOMENT:
+        return "expected an RFC 3339 timestamp with a time zone offset, e.g. 2026-05-03T14:22:05Z"
+    return str(error["msg"])
+
+
 #: error answers every operation may give, by what it needs: any (parameters), a key, a body
 ANY_OPERATION = {"422": "The request is invalid; `errors` names each field and says what is wrong"}
 WITH_KEY = {
@@ -189,7 +200,7 @@ def install(app: FastAPI) -> None:
             reason = (broken.get("ctx") or {}).get("error") or broken["msg"]
             detail = f"the body is not valid JSON: {reason} (at character {broken['loc'][-1]})"
             return answer(request, ProblemError(400, "Malformed JSON", detail, [f"body: {reason}"]))
-        errors = [f"{_location(e['loc'])}: {e['msg']}" for e in found]
+        errors = [f"{_location(e['loc'])}: {_message(e)}" for e in found]
         detail = errors[0] if errors else "invalid request"
         return answer(request, ProblemError(422, "Invalid request", detail, errors))
 
