@@ -478,7 +478,12 @@ def test_health_says_the_api_and_its_database_are_up(client: TestClient, db: Dat
 
 def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
     problem(client.get("/v1/nowhere"), 404)
-    problem(client.delete("/v1/events"), 405)
+    assert problem(client.delete("/v1/events"), 405)["detail"] == (
+        "DELETE is not allowed on /v1/events; it takes POST"
+    )
+    answer = client.get("/v1/identity/merges/1/undo")
+    assert problem(answer, 405)["detail"] == "GET is not allowed on /v1/identity/merges/1/undo; it takes POST"
+    assert answer.headers["allow"] == "POST"
     problem(client.put("/v1/profiles/prf_1"), 405)
 
 

@@ -217,6 +217,9 @@ def install(app: FastAPI) -> None:
             detail = (
                 "the body could not be read: send JSON text in UTF-8, nested at most a few hundred levels"
             )
+        allowed = (getattr(exc, "headers", None) or {}).get("Allow")
+        if exc.status_code == 405 and allowed:
+            detail = f"{request.method} is not allowed on {request.url.path}; it takes {allowed}"
         title = titles.get(exc.status_code, "Error")
         return answer(
             request, ProblemError(exc.status_code, title, detail, headers=getattr(exc, "headers", None))
