@@ -88,14 +88,22 @@ def test_one_bad_event_is_rejected_by_field_and_the_good_ones_are_stored(
 ABSENT = object()
 
 ODD_EVENTS: list[tuple[str, Any, str]] = [
-    ("not an object", "page.viewed", "event: expected an object, got str"),
-    ("a list", [1, 2], "event: expected an object, got list"),
-    ("null", None, "event: expected an object, got NoneType"),
-    ("list as id", {"id": ["a"]}, "id: expected a string, got list"),
-    ("number as timestamp", {"occurred_at": 1714554000}, "occurred_at: expected an RFC 3339 string, got int"),
+    ("not an object", "page.viewed", "event: expected an object, got a string"),
+    ("a list", [1, 2], "event: expected an object, got a list"),
+    ("null", None, "event: expected an object, got null"),
+    ("list as id", {"id": ["a"]}, "id: expected a string, got a list"),
+    (
+        "number as timestamp",
+        {"occurred_at": 1714554000},
+        "occurred_at: expected an RFC 3339 string, got a number",
+    ),
     ("list as identifiers", {"identifiers": ["email"]}, "identifiers: expected an object of kind to value"),
-    ("number as identifier", {"identifiers": {"email": 5}}, "identifiers.email: expected a string, got int"),
-    ("list as data", {"data": []}, "data: expected an object, got list"),
+    (
+        "number as identifier",
+        {"identifiers": {"email": 5}},
+        "identifiers.email: expected a string, got a number",
+    ),
+    ("list as data", {"data": []}, "data: expected an object, got a list"),
     ("text as schema version", {"schema_version": "1"}, "schema_version: expected a whole number"),
     ("unknown schema version", {"schema_version": 99}, "schema_version: page.viewed has no version 99"),
     ("boolean as schema version", {"schema_version": True}, "schema_version: expected a whole number"),

@@ -380,7 +380,7 @@ def test_the_import_command_names_rejected_lines_and_fails(
     assert result.exit_code == 1, result.output
     assert "1 accepted, 0 duplicates, 2 rejected (see GET /v1/quarantine)" in result.stdout
     assert "rejected (no id): line 2: not valid JSON" in result.stdout
-    assert "id: expected a string, got int" in result.stdout
+    assert "id: expected a string, got a number" in result.stdout
     assert len(quarantine(db)) == 2
 
 

@@ -115,7 +115,7 @@ BAD_EVENTS: list[tuple[str, dict[str, Any], str]] = [
         "occurred_at: lies 29 days and 23 hours in the future; at most 1 day ahead of the server's clock "
         "is allowed",
     ),
-    ("numeric id", {"id": 17}, "id: expected a string, got int"),
+    ("numeric id", {"id": 17}, "id: expected a string, got a number"),
     ("huge string", {"source": "x" * 10_000_000}, "source: must be at most 200 characters long"),
     (
         "unknown envelope field",

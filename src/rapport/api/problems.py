@@ -100,9 +100,11 @@ _NOT_A_MOMENT = {"datetime_parsing", "datetime_from_date_parsing", "datetime_typ
 
 
 def _message(error: Any) -> str:
-    """What a validation error says, in the words the envelope uses for a moment."""
+    """What a validation error says, in the words the envelope's own checks use."""
     if error.get("type") in _NOT_A_MOMENT:
         return "expected an RFC 3339 timestamp with a time zone offset, e.g. 2026-05-03T14:22:05Z"
+    if error.get("type") == "missing":
+        return "required property missing"
     return str(error["msg"])
 
 

@@ -39,7 +39,8 @@ def walk(document: Any, root: str) -> Iterator[tuple[str, Any]]:
             todo.extend((item, field_path(path, [n])) for n, item in reversed(list(enumerate(value))))
 
 
-def _describe(value: object) -> str:
+def json_kind(value: object) -> str:
+    """What JSON calls ``value``, for a message: ``a string``, ``a number``, ``null``, ``an object`` …"""
     if isinstance(value, bool):
         return "a boolean"
     if value is None:
@@ -66,7 +67,7 @@ def explain(error: jsonschema.ValidationError, prefix: str = "data") -> str:
     if rule == "type":
         kinds = expected if isinstance(expected, list) else [expected]
         wanted = " or ".join(_TYPE_NAMES.get(str(k), str(k)) for k in kinds)
-        return f"{where}: expected {wanted}, got {_describe(error.instance)}"
+        return f"{where}: expected {wanted}, got {json_kind(error.instance)}"
     if rule == "enum":
         return f"{where}: must be one of {', '.join(str(v) for v in expected)}"  # type: ignore[union-attr]
     if rule in ("minimum", "maximum"):

@@ -43,7 +43,11 @@ class EventType:
         try:
             jsonschema.Draft7Validator.check_schema(self.schema)
             fast = fastjsonschema.compile(self.schema)
-        except (jsonschema.SchemaError, fastjsonschema.JsonSchemaDefinitionException) as exc:
+        except jsonschema.SchemaError as exc:  # its text quotes the whole meta-schema; one line will do
+            raise CatalogError(
+                f"schema of {self.type} v{self.version} is not a valid JSON Schema: {explain(exc, 'schema')}"
+            ) from exc
+        except fastjsonschema.JsonSchemaDefinitionException as exc:
             raise CatalogError(
                 f"schema of {self.type} v{self.version} is not a valid JSON Schema: {exc}"
             ) from exc

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from rapport.catalog.errors import field_path, walk
+from rapport.catalog.errors import field_path, json_kind, walk
 from rapport.catalog.registry import Catalog, EventType
 from rapport.identity.graph import Key
 from rapport.identity.kinds import InvalidIdentifier, KindTable
@@ -86,7 +86,7 @@ def _text(raw: dict[str, Any], name: str, limit: int, errors: list[str]) -> str 
     if value is None:
         errors.append(f"{name}: required property missing")
     elif not isinstance(value, str):
-        errors.append(f"{name}: expected a string, got {type(value).__name__}")
+        errors.append(f"{name}: expected a string, got {json_kind(value)}")
     elif not value or value.isspace():
         errors.append(f"{name}: must not be empty")
     elif len(value) > limit:
@@ -111,7 +111,7 @@ def _timestamp(raw: dict[str, Any], now: datetime, skew: timedelta, errors: list
         errors.append("occurred_at: required property missing")
         return None
     if not isinstance(value, str):
-        errors.append(f"occurred_at: expected an RFC 3339 string, got {type(value).__name__}")
+        errors.append(f"occurred_at: expected an RFC 3339 string, got {json_kind(value)}")
         return None
     try:
         moment = parse_moment(value)
@@ -151,7 +151,7 @@ def _keys(raw: dict[str, Any], kinds: KindTable, errors: list[str]) -> tuple[Key
         errors.append("identifiers: required property missing: an event must name whom it is about")
         return ()
     if not isinstance(identifiers, dict):
-        errors.append(f"identifiers: expected an object of kind to value, got {type(identifiers).__name__}")
+        errors.append(f"identifiers: expected an object of kind to value, got {json_kind(identifiers)}")
         return ()
     if not identifiers:
         errors.append('identifiers: must hold at least one identifier, e.g. {"email": "jo@example.com"}')
@@ -163,7 +163,7 @@ def _keys(raw: dict[str, Any], kinds: KindTable, errors: list[str]) -> tuple[Key
             errors.append(f"identifiers.{kind}: unknown identifier kind")
             continue
         if not isinstance(value, str):
-            errors.append(f"identifiers.{kind}: expected a string, got {type(value).__name__}")
+            errors.append(f"identifiers.{kind}: expected a string, got {json_kind(value)}")
             continue
         if len(value) > MAX_IDENTIFIER:
             errors.append(f"identifiers.{kind}: must be at most {MAX_IDENTIFIER} characters long")
@@ -344,7 +344,7 @@ def check(
     Data nested deeper than ``limits`` allow is not checked against its schema; a string over the length
     limit is named unless the schema already names its field."""
     if not isinstance(raw, dict):
-        problem = f"event: expected an object, got {type(raw).__name__}"
+        problem = f"event: expected an object, got {json_kind(raw)}"
         return Rejection(index, None, None, [problem], _storable(raw))
     errors: list[str] = []
     if not raw.keys() <= ENVELOPE_FIELDS:
@@ -373,7 +373,7 @@ def check(
     if data is None:
         errors.append("data: required property missing")
     elif not isinstance(data, dict):
-        errors.append(f"data: expected an object, got {type(data).__name__}")
+        errors.append(f"data: expected an object, got {json_kind(data)}")
     else:
         # Serialised once here, for the limits, the NUL test and storage alike.
         try:

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from rapport.catalog.errors import json_kind
 from rapport.db.base import epoch_micros
 from rapport.ingest.envelope import parse_moment
 from rapport.ingest.jsontext import parse_json
@@ -89,7 +90,7 @@ def _timestamp(body: dict[str, Any]) -> datetime | str:
     if value is None:
         return "ts: required property missing"
     if not isinstance(value, str):
-        return f"ts: expected an RFC 3339 string such as 2026-05-01T09:00:00Z, got {type(value).__name__}"
+        return f"ts: expected an RFC 3339 string such as 2026-05-01T09:00:00Z, got {json_kind(value)}"
     try:
         moment = parse_moment(value)
     except ValueError:
