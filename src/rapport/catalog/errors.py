@@ -56,8 +56,8 @@ def json_kind(value: object) -> str:
     return type(value).__name__
 
 
-def explain(error: jsonschema.ValidationError, prefix: str = "data") -> str:
-    """One line for one schema violation."""
+def explain(error: jsonschema.ValidationError | jsonschema.SchemaError, prefix: str = "data") -> str:
+    """One line for one schema violation (or, with ``prefix`` "schema", for a flaw of a schema)."""
     where = field_path(prefix, error.absolute_path)
     rule, expected = error.validator, error.validator_value
     if rule == "required":
