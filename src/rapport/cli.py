@@ -156,7 +156,11 @@ def import_(
         f"{outcome.conflicts:,} identity clashes"
     )
     for rejection in outcome.rejected[:5]:
-        typer.echo(f"  rejected {rejection['id'] or '(no id)'}: {'; '.join(rejection['errors'])}")
+        line, event_id = rejection.get("line"), rejection["id"]
+        where = ", ".join([*([f"line {line:,}"] if line else []), *([f"id {event_id}"] if event_id else [])])
+        typer.echo(f"  rejected {where or '(no id)'}: {'; '.join(rejection['errors'])}")
+    if outcome.rejected_count > 5:
+        typer.echo(f"  … and {outcome.rejected_count - 5:,} more in the quarantine")
     if outcome.rejected_count:
         raise typer.Exit(1)
 

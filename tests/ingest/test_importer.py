@@ -120,6 +120,54 @@ def test_progress_is_reported_per_batch(db: Database, settings: Settings, tmp_pa
     assert seen == [(2, 2), (4, 4), (5, 5)]
 
 
+def test_rejections_name_their_line_in_file_order_across_batches(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    views = [page_view({"cookie_id": "c-1"}, minute=n) for n in range(6)]
+    no_url = {**page_view({"cookie_id": "c-2"}, minute=9), "data": {}}
+    path = jsonl(
+        tmp_path / "events.jsonl",
+        [views[0], views[1], "", views[2], "{not json", views[3], views[4], no_url, [1, 2], views[5]],
+    )
+    progress: list[tuple[int, int]] = []
+
+    outcome = import_file(
+        db,
+        path,
+        settings=settings,
+        batch_size=2,
+        on_progress=lambda n, o: progress.append((n, o.rejected_count)),
+    )
+
+    assert (outcome.accepted, outcome.rejected_count) == (6, 3)
+    assert [(r["line"], r["id"]) for r in outcome.rejected] == [(5, None), (8, no_url["id"]), (9, None)]
+    assert [r["errors"][0].partition(":")[0] for r in outcome.rejected] == [
+        "not valid JSON",
+        "data.url",
+        "event",
+    ]
+    assert progress[-1] == (9, 3)  # every line that is not blank, the one that could not be read included
+
+
+def test_a_csv_row_is_named_by_the_line_it_starts_on(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    header = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url", "data.title"]
+    path = write_csv(
+        tmp_path / "views.csv",
+        header,
+        [
+            ["v-1", "page.viewed", "2026-05-01T09:00:00Z", "web", "jo@example.com", "/a", "two\nlines"],
+            ["v-2", "page.viewed", "yesterday", "web", "jo@example.com", "/b", "one line"],
+        ],
+    )
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert outcome.accepted == 1
+    assert [(r["line"], r["id"]) for r in outcome.rejected] == [(4, "v-2")]
+
+
 def test_a_csv_file_with_dotted_columns_is_imported(db: Database, settings: Settings, tmp_path: Path) -> None:
     header = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url", "data.title"]
     path = write_csv(
@@ -379,8 +427,8 @@ def test_the_import_command_names_rejected_lines_and_fails(
 
     assert result.exit_code == 1, result.output
     assert "1 accepted, 0 duplicates, 2 rejected (see GET /v1/quarantine)" in result.stdout
-    assert "rejected (no id): line 2: not valid JSON" in result.stdout
-    assert "id: expected a string, got a number" in result.stdout
+    assert "  rejected line 2: not valid JSON" in result.stdout
+    assert "  rejected line 3: id: expected a string, got a number" in result.stdout
     assert len(quarantine(db)) == 2
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import codecs
 import csv
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -28,10 +29,16 @@ class Unparsable:
 
     line: int
     text: str
-    error: str
+    problem: str
+
+    @property
+    def error(self) -> str:
+        return f"line {self.line}: {self.problem}"
 
 
 Item = dict[str, Any] | Any
+#: an event as read (not checked yet), or what could not be read, with the line of the file it starts on
+Line = tuple[int, Item | Unparsable]
 
 
 def _shown(raw: bytes) -> str:
@@ -39,7 +46,7 @@ def _shown(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
-def read_jsonl(stream: BinaryIO) -> Iterator[Item | Unparsable]:
+def read_jsonl(stream: BinaryIO) -> Iterator[Line]:
     """One event per line of UTF-8 (a byte-order mark is skipped); blank lines are skipped."""
     for number, line in enumerate(stream, start=1):
         if number == 1:
@@ -47,10 +54,10 @@ def read_jsonl(stream: BinaryIO) -> Iterator[Item | Unparsable]:
         if not line.strip():
             continue
         try:
-            yield parse_json(line)
+            yield number, parse_json(line)
         except orjson.JSONDecodeError as exc:
             problem = utf8_problem(line) or f"not valid JSON: {exc}"
-            yield Unparsable(number, _shown(line.rstrip(b"\r\n")), f"line {number}: {problem}")
+            yield number, Unparsable(number, _shown(line.rstrip(b"\r\n")), problem)
 
 
 FieldType = Callable[[str, str], Any]
@@ -86,19 +93,18 @@ def _row_text(row: dict[str | None, Any]) -> str:
     return ",".join(v or "" for v in row.values() if isinstance(v, str))
 
 
-def read_csv(
-    stream: TextIO, field_type: FieldType = lambda _type, _field: None
-) -> Iterator[Item | Unparsable]:
+def read_csv(stream: TextIO, field_type: FieldType = lambda _type, _field: None) -> Iterator[Line]:
     """Columns ``id, type, occurred_at, source``, then ``identifiers.<kind>`` and either a ``data`` column
     holding a JSON object or ``data.<field>`` columns, read as the type's schema declares each field
     (``field_type(type, field)`` gives the JSON Schema type)."""
     reader = csv.DictReader(stream)
     header_garbled = any(_garbled(name) for name in reader.fieldnames or [])
-    for number, row in enumerate(reader, start=2):
+    for row in reader:
+        number = reader.line_num - _newlines(row)  # the line the row starts on: a quoted cell may span lines
         garbled = [column for column, value in row.items() if isinstance(value, str) and _garbled(value)]
         if header_garbled or garbled:
             where = "the header" if header_garbled else f"column {', '.join(map(_printable, garbled))}"
-            yield Unparsable(number, _printable(_row_text(row)), f"line {number}: {where} is not UTF-8 text")
+            yield number, Unparsable(number, _printable(_row_text(row)), f"{where} is not UTF-8 text")
             continue
         event: dict[str, Any] = {"identifiers": {}, "data": {}}
         try:
@@ -115,11 +121,15 @@ def read_csv(
                 else:
                     event[column] = _cell(value, "integer") if column == "schema_version" else value
         except orjson.JSONDecodeError as exc:
-            yield Unparsable(
-                number, _printable(_row_text(row)), f"line {number}: the data column is not valid JSON: {exc}"
-            )
+            problem = f"the data column is not valid JSON: {exc}"
+            yield number, Unparsable(number, _printable(_row_text(row)), problem)
             continue
-        yield event
+        yield number, event
+
+
+def _newlines(row: dict[str | None, Any]) -> int:
+    """How many line breaks the cells of a CSV row hold."""
+    return sum(v.count("\n") for v in row.values() if isinstance(v, str))
 
 
 def import_file(
@@ -131,7 +141,9 @@ def import_file(
     on_progress: Callable[[int, Outcome], None] | None = None,
 ) -> Outcome:
     """Ingest every event in ``path`` (``.jsonl``/``.ndjson`` or ``.csv``), one transaction per batch.
-    Lines that do not parse go to the quarantine as text, with their line number."""
+    Lines that do not parse go to the quarantine as text, with their line number. The outcome's
+    rejections (the first hundred) name the ``line`` of the file each starts on, in file order; progress
+    counts the lines that could not be read among those read and rejected."""
     transport = f"file:{path.name}"
     with database.session() as session:
         catalog = load_catalog(session)
@@ -141,18 +153,44 @@ def import_file(
         spec = event_type.schema.get("properties", {}).get(field) if event_type else None
         return spec.get("type") if isinstance(spec, dict) else None
 
-    broken_total: list[Unparsable] = []  # the first hundred, to report
-    broken_count = 0
+    unreadable = Outcome()  # the lines that could not be read: quarantined here, reported with the rest
+    # the lines of the events sent to the pipeline, by the position of a batch's first event in the stream;
+    # a batch is reported on once it commits, at most two batches after it was read
+    lines: deque[tuple[int, list[int]]] = deque(maxlen=4)
+    sent = 0
 
-    def parsed(items: Iterable[Item | Unparsable]) -> Iterator[list[Item]]:
+    def parsed(items: Iterable[Line]) -> Iterator[list[Item]]:
+        nonlocal sent
         for batch in chunked(items, batch_size):
-            broken = [item for item in batch if isinstance(item, Unparsable)]
+            broken = [item for _, item in batch if isinstance(item, Unparsable)]
             if broken:
-                nonlocal broken_count
                 _quarantine_text(database, broken, transport=transport)
-                broken_count += len(broken)
-                broken_total.extend(broken[: max(0, 100 - len(broken_total))])
-            yield [item for item in batch if not isinstance(item, Unparsable)]
+                unreadable.rejected_count += len(broken)
+                room = max(0, 100 - len(unreadable.rejected))
+                unreadable.rejected.extend(
+                    {"index": None, "line": b.line, "id": None, "errors": [b.problem]} for b in broken[:room]
+                )
+            events = [(line, item) for line, item in batch if not isinstance(item, Unparsable)]
+            lines.append((sent, [line for line, _ in events]))
+            sent += len(events)
+            yield [item for _, item in events]
+
+    def line_of(position: int) -> int | None:
+        for first, numbers in lines:
+            if first <= position < first + len(numbers):
+                return numbers[position - first]
+        return None
+
+    named = 0  # how many of the pipeline's rejections know their line
+
+    def committed(read: int, total: Outcome) -> None:
+        nonlocal named
+        for rejection in total.rejected[named:]:
+            rejection["line"] = line_of(rejection["index"])
+        named = len(total.rejected)
+        if on_progress is not None:
+            failed = unreadable.rejected_count
+            on_progress(read + failed, replace(total, rejected_count=total.rejected_count + failed))
 
     with ExitStack() as opened:
         if path.suffix.lower() == ".csv":  # bytes that are not UTF-8 are kept, to be named and quarantined
@@ -161,10 +199,11 @@ def import_file(
         else:
             items = read_jsonl(opened.enter_context(path.open("rb")))
         total = ingest_stream(
-            database, parsed(items), settings=settings, transport=transport, on_progress=on_progress
+            database, parsed(items), settings=settings, transport=transport, on_progress=committed
         )
-    total.rejected_count += broken_count
-    total.rejected.extend({"index": None, "id": None, "errors": [b.error]} for b in broken_total)
+    # each list holds the first hundred of its kind, in file order: so does their merge
+    total.rejected = sorted([*total.rejected, *unreadable.rejected], key=lambda r: r["line"] or 0)[:100]
+    total.rejected_count += unreadable.rejected_count
     return total
 
 

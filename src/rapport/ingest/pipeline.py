@@ -56,12 +56,15 @@ class Outcome:
     #: how many were rejected; ``rejected`` keeps only the first hundred of a long run
     rejected_count: int = 0
 
-    def add(self, other: Outcome, *, keep: int = 100) -> None:
-        """Sum ``other`` into this outcome, remembering at most ``keep`` rejections in full."""
+    def add(self, other: Outcome, *, keep: int = 100, first: int = 0) -> None:
+        """Sum ``other`` into this outcome, remembering at most ``keep`` rejections in full. ``first`` is
+        the position of ``other``'s first event in a stream: its rejections' ``index`` counts from there."""
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.rejected_count += other.rejected_count
-        self.rejected.extend(other.rejected[: max(0, keep - len(self.rejected))])
+        for rejection in other.rejected[: max(0, keep - len(self.rejected))]:
+            at = rejection.get("index")  # None for what was never an event (an unreadable message)
+            self.rejected.append(rejection if at is None else {**rejection, "index": first + at})
         self.merges += other.merges
         self.conflicts += other.conflicts
         self.new_profiles += other.new_profiles
@@ -337,7 +340,8 @@ def ingest_stream(
     on_progress: Callable[[int, Outcome], None] | None = None,
 ) -> Outcome:
     """Ingest many batches, one transaction each (imports, the demo, benchmarks), and report after each
-    batch commits how many events were read and what became of them so far. The catalog and the
+    batch commits how many events were read and what became of them so far; a rejection's ``index`` is
+    its event's position in the whole stream. The catalog and the
     identifier kinds are read once, at the start. Each batch is read and checked while the batch before
     is finished in a thread: PostgreSQL still writing its log (``store_batch``'s ``hold``), its commit.
 
@@ -353,7 +357,7 @@ def ingest_stream(
 
     def committed(count: int, checked: CheckedBatch, outcome: Outcome) -> None:
         nonlocal read, look_up
-        total.add(outcome)
+        total.add(outcome, first=read)
         read += count
         look_up = outcome.duplicates > checked.duplicates  # the lookup, or a second try, found some
         if on_progress is not None:
