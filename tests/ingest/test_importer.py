@@ -146,6 +146,7 @@ def test_rejections_name_their_line_in_file_order_across_batches(
         "data.url",
         "event",
     ]
+    assert outcome.rejected[0]["errors"][0].endswith("(at character 2)")  # of its line, not of line 1
     assert progress[-1] == (9, 3)  # every line that is not blank, the one that could not be read included
 
 

@@ -17,7 +17,7 @@ import orjson
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.db.bulk import chunked
-from rapport.ingest.jsontext import parse_json, utf8_problem
+from rapport.ingest.jsontext import json_problem, parse_json, utf8_problem
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import Outcome, ingest_stream
 from rapport.settings import Settings
@@ -56,7 +56,7 @@ def read_jsonl(stream: BinaryIO) -> Iterator[Line]:
         try:
             yield number, parse_json(line)
         except orjson.JSONDecodeError as exc:
-            problem = utf8_problem(line) or f"not valid JSON: {exc}"
+            problem = utf8_problem(line) or json_problem(exc)
             yield number, Unparsable(number, _shown(line.rstrip(b"\r\n")), problem)
 
 
@@ -121,7 +121,7 @@ def read_csv(stream: TextIO, field_type: FieldType = lambda _type, _field: None)
                 else:
                     event[column] = _cell(value, "integer") if column == "schema_version" else value
         except orjson.JSONDecodeError as exc:
-            problem = f"the data column is not valid JSON: {exc}"
+            problem = f"the data column is {json_problem(exc)}"
             yield number, Unparsable(number, _printable(_row_text(row)), problem)
             continue
         yield number, event

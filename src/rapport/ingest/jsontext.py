@@ -37,3 +37,9 @@ def utf8_problem(raw: bytes) -> str | None:
     except UnicodeDecodeError as bad:
         return f"not UTF-8 text ({bad.reason} at byte {bad.start + 1})"
     return None
+
+
+def json_problem(error: json.JSONDecodeError) -> str:
+    """What is wrong with text that is one line of a file, and where on that line: orjson's own message
+    counts lines and columns as if the line were the whole document."""
+    return f"not valid JSON: {error.msg} (at character {error.pos + 1})"
