@@ -150,30 +150,13 @@ def test_rejections_name_their_line_in_file_order_across_batches(
     assert progress[-1] == (9, 3)  # every line that is not blank, the one that could not be read included
 
 
-def test_a_csv_row_is_named_by_the_line_it_starts_on(
-    db: Database, settings: Settings, tmp_path: Path
-) -> None:
-    header = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url", "data.title"]
-    path = write_csv(
-        tmp_path / "views.csv",
-        header,
-        [
-            ["v-1", "page.viewed", "2026-05-01T09:00:00Z", "web", "jo@example.com", "/a", "two\nlines"],
-            ["v-2", "page.viewed", "yesterday", "web", "jo@example.com", "/b", "one line"],
-        ],
-    )
-
-    outcome = import_file(db, path, settings=settings)
-
-    assert outcome.accepted == 1
-    assert [(r["line"], r["id"]) for r in outcome.rejected] == [(4, "v-2")]
+VIEWS_HEADER = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url", "data.title"]
 
 
 def test_a_csv_file_with_dotted_columns_is_imported(db: Database, settings: Settings, tmp_path: Path) -> None:
-    header = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url", "data.title"]
     path = write_csv(
         tmp_path / "views.csv",
-        header,
+        VIEWS_HEADER,
         [
             ["v-1", "page.viewed", "2026-05-01T09:00:00+00:00", "web", "jo@example.com", "/home", "Home"],
             ["v-2", "page.viewed", "2026-05-01T09:01:00Z", "web", "Jo@Example.com", "/shop", ""],
@@ -188,6 +171,20 @@ def test_a_csv_file_with_dotted_columns_is_imported(db: Database, settings: Sett
     assert events["v-2"].data == {"url": "/shop"}
     assert events["v-1"].identifiers == {"email": "jo@example.com"}
     assert events["v-1"].profile_id == events["v-2"].profile_id
+
+
+def test_a_csv_row_is_named_by_the_line_it_starts_on(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    two_lines = ["v-1", "page.viewed", "2026-05-01T09:00:00Z", "web", "jo@example.com", "/a", "two\nlines"]
+    undated = ["v-2", "page.viewed", "yesterday", "web", "jo@example.com", "/b", "one line"]
+
+    outcome = import_file(
+        db, write_csv(tmp_path / "views.csv", VIEWS_HEADER, [two_lines, undated]), settings=settings
+    )
+
+    assert outcome.accepted == 1
+    assert [(r["line"], r["id"]) for r in outcome.rejected] == [(4, "v-2")]
 
 
 def test_csv_cells_are_read_as_the_schema_declares_each_field(
