@@ -157,7 +157,7 @@ def import_(
     )
     for rejection in outcome.rejected[:5]:
         line, event_id = rejection.get("line"), rejection["id"]
-        where = ", ".join([*([f"line {line:,}"] if line else []), *([f"id {event_id}"] if event_id else [])])
+        where = ", ".join(part for part in (line and f"line {line:,}", event_id and f"id {event_id}") if part)
         typer.echo(f"  rejected {where or '(no id)'}: {'; '.join(rejection['errors'])}")
     if outcome.rejected_count > 5:
         typer.echo(f"  … and {outcome.rejected_count - 5:,} more in the quarantine")

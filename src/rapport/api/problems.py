@@ -219,13 +219,11 @@ def install(app: FastAPI) -> None:
             detail = (
                 "the body could not be read: send JSON text in UTF-8, nested at most a few hundred levels"
             )
-        allowed = (getattr(exc, "headers", None) or {}).get("Allow")
-        if exc.status_code == 405 and allowed:
-            detail = f"{request.method} is not allowed on {request.url.path}; it takes {allowed}"
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405 and headers and "Allow" in headers:
+            detail = f"{request.method} is not allowed on {request.url.path}; it takes {headers['Allow']}"
         title = titles.get(exc.status_code, "Error")
-        return answer(
-            request, ProblemError(exc.status_code, title, detail, headers=getattr(exc, "headers", None))
-        )
+        return answer(request, ProblemError(exc.status_code, title, detail, headers=headers))
 
     @app.exception_handler(sa_exc.DBAPIError)
     @app.exception_handler(sa_exc.TimeoutError)
