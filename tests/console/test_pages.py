@@ -8,6 +8,7 @@ import base64
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +18,7 @@ from builders import amended_then_cancelled, event, ingest
 from rapport.api import create_app
 from rapport.db import Database
 from rapport.identity.service import find_profile, load_kinds
+from rapport.ingest.importer import import_file
 from rapport.settings import Settings
 from rapport.things.stores import put_store
 from rapport.trust.keys import revoke_key
@@ -237,6 +239,19 @@ def test_search_finds_by_name_identifier_and_order_number(world: str, browser_fo
         html = client.get("/search", params={"q": query, "partial": "1"}).text
         assert f'href="/customers/{world}"' in html, query
     assert "No customer matches" in client.get("/search", params={"q": "zebra", "partial": "1"}).text
+
+
+def test_the_quarantine_page_names_the_line_of_an_imported_file(
+    db: Database, settings: Settings, browser_for: SignedIn, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"id": "v-1"}\n{not json\n')
+    import_file(db, path, settings=settings)
+
+    html = browser_for(Role.ADMIN).get("/steward/quarantine").text
+
+    assert html.count("via file:events.jsonl line 1 ·") == 1
+    assert html.count("via file:events.jsonl line 2 ·") == 1
 
 
 def test_the_quarantine_page_shows_the_start_of_a_large_payload(

@@ -150,6 +150,43 @@ def test_rejections_name_their_line_in_file_order_across_batches(
     assert progress[-1] == (9, 3)  # every line that is not blank, the one that could not be read included
 
 
+def test_every_quarantined_row_of_an_import_names_its_line(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Not only the hundred rejections the outcome reports: a steward mends the rest at their source."""
+    no_url = [{**page_view({"cookie_id": f"c-{n}"}, minute=n), "data": {}} for n in range(120)]
+    path = jsonl(tmp_path / "events.jsonl", [GOOD[0], *no_url[:110], "{not json", *no_url[110:]])
+
+    outcome = import_file(db, path, settings=settings, batch_size=50)
+
+    assert (outcome.accepted, outcome.rejected_count, len(outcome.rejected)) == (1, 121, 100)
+    lines = {q.event_id: q.line for q in quarantine(db)}
+    assert lines == {
+        None: 112,
+        **{e["id"]: n + 2 for n, e in enumerate(no_url[:110])},
+        **{e["id"]: n + 113 for n, e in enumerate(no_url[110:])},
+    }
+    assert all(q.transport == "file:events.jsonl" for q in quarantine(db))
+
+
+def test_a_batch_stored_again_after_the_log_refused_an_id_quarantines_with_the_right_lines(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """The first batch finds none of its ids in the log, so the second is left to the log's unique index;
+    it holds an id imported before, is refused, and is stored again with the lookup."""
+    import_file(db, jsonl(tmp_path / "first.jsonl", GOOD[:1]), settings=settings)
+    fresh = [page_view({"cookie_id": "c-5"}, minute=n) for n in range(2)]
+    no_url = {**page_view({"cookie_id": "c-6"}, minute=3), "data": {}}
+
+    outcome = import_file(
+        db, jsonl(tmp_path / "again.jsonl", [*fresh, GOOD[0], no_url]), settings=settings, batch_size=2
+    )
+
+    assert (outcome.accepted, outcome.duplicates, outcome.rejected_count) == (2, 1, 1)
+    assert [(r["line"], r["id"]) for r in outcome.rejected] == [(4, no_url["id"])]
+    assert [(q.event_id, q.line) for q in quarantine(db)] == [(no_url["id"], 4)]
+
+
 VIEWS_HEADER = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url", "data.title"]
 
 

@@ -141,8 +141,8 @@ def import_file(
     on_progress: Callable[[int, Outcome], None] | None = None,
 ) -> Outcome:
     """Ingest every event in ``path`` (``.jsonl``/``.ndjson`` or ``.csv``), one transaction per batch.
-    Lines that do not parse go to the quarantine as text, with their line number. The outcome's
-    rejections (the first hundred) name the ``line`` of the file each starts on, in file order; progress
+    Lines that do not parse go to the quarantine as text. Every quarantined row, and each of the outcome's
+    rejections (the first hundred, in file order), names the ``line`` of the file it starts on; progress
     counts the lines that could not be read among those read and rejected."""
     transport = f"file:{path.name}"
     with database.session() as session:
@@ -155,7 +155,7 @@ def import_file(
 
     unreadable = Outcome()  # the lines that could not be read: quarantined here, reported with the rest
     # the lines of the events sent to the pipeline, by the position of a batch's first event in the stream;
-    # a batch is reported on once it commits, at most two batches after it was read
+    # looked up while a batch is stored, or stored again once the batch after it was read
     lines: deque[tuple[int, list[int]]] = deque(maxlen=4)
     sent = 0
 
@@ -181,13 +181,7 @@ def import_file(
                 return numbers[position - first]
         return None
 
-    named = 0  # how many of the pipeline's rejections know their line
-
     def committed(read: int, total: Outcome) -> None:
-        nonlocal named
-        for rejection in total.rejected[named:]:
-            rejection["line"] = line_of(rejection["index"])
-        named = len(total.rejected)
         if on_progress is not None:
             failed = unreadable.rejected_count
             on_progress(read + failed, replace(total, rejected_count=total.rejected_count + failed))
@@ -199,7 +193,12 @@ def import_file(
         else:
             items = read_jsonl(opened.enter_context(path.open("rb")))
         total = ingest_stream(
-            database, parsed(items), settings=settings, transport=transport, on_progress=committed
+            database,
+            parsed(items),
+            settings=settings,
+            transport=transport,
+            on_progress=committed,
+            line_of=line_of,
         )
     # each list holds the first hundred of its kind, in file order: so does their merge
     total.rejected = sorted([*total.rejected, *unreadable.rejected], key=lambda r: r["line"] or 0)[:100]
@@ -214,6 +213,7 @@ def _quarantine_text(database: Database, broken: Sequence[Unparsable], *, transp
             QuarantinedEvent(
                 received_at=now,
                 transport=transport,
+                line=b.line,
                 event_id=None,
                 type=None,
                 payload=None,

@@ -20,6 +20,8 @@ class QuarantinedEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[datetime]
     transport: Mapped[str] = mapped_column(String(50))
+    #: the line of the imported file the input starts on (``rapport import`` only), to mend it at its source
+    line: Mapped[int | None]
     event_id: Mapped[str | None] = mapped_column(String(200))
     type: Mapped[str | None] = mapped_column(String(100))
     #: the payload as sent when it parsed as JSON; otherwise None and ``raw_text`` holds it

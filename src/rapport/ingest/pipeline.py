@@ -87,22 +87,36 @@ def _existing_ids(session: Session, ids: Sequence[str]) -> set[str]:
     return {event_id for (event_id,) in rows}
 
 
-def quarantine(session: Session, rejections: Sequence[Rejection], *, transport: str, now: datetime) -> None:
-    """Keep rejected input with its reasons, so that nothing a caller sends is dropped.
+#: where an event of a batch starts in the file it was read from, by its index in the batch (imports)
+LineOf = Callable[[int], int | None]
+
+
+def quarantine(
+    session: Session,
+    rejections: Sequence[Rejection],
+    *,
+    transport: str,
+    now: datetime,
+    line_of: LineOf | None = None,
+) -> None:
+    """Keep rejected input with its reasons (and, for an import, its line), so that nothing a caller
+    sends is dropped.
 
     What cannot be stored as JSON (NUL characters) is kept as its JSON text, escaped; ids and types
     too long for their columns are cut in the index columns but kept whole in the payload."""
     if rejections:
-        session.execute(
-            insert(QuarantinedEvent), [_quarantine_row(r, transport=transport, now=now) for r in rejections]
-        )
+        rows = [_quarantine_row(r, transport=transport, now=now, line_of=line_of) for r in rejections]
+        session.execute(insert(QuarantinedEvent), rows)
 
 
-def _quarantine_row(rejection: Rejection, *, transport: str, now: datetime) -> dict[str, Any]:
+def _quarantine_row(
+    rejection: Rejection, *, transport: str, now: datetime, line_of: LineOf | None
+) -> dict[str, Any]:
     storable = not has_nul(rejection.payload)
     return {
         "received_at": now,
         "transport": transport,
+        "line": None if line_of is None else line_of(rejection.index),
         "event_id": _cut(rejection.event_id, 200),
         "type": _cut(rejection.type, 100),
         "payload": rejection.payload if storable else None,
@@ -126,12 +140,19 @@ class CheckedBatch:
     rejections: list[Rejection]
     duplicates: int
     checked_at: datetime
+    line_of: LineOf | None = None
 
 
 def check_batch(
-    events: Sequence[Any], *, catalog: Catalog, kinds: KindTable, settings: Settings
+    events: Sequence[Any],
+    *,
+    catalog: Catalog,
+    kinds: KindTable,
+    settings: Settings,
+    line_of: LineOf | None = None,
 ) -> CheckedBatch:
-    """Check every event of a batch against the catalog and the identifier rules; drop repeats within it."""
+    """Check every event of a batch against the catalog and the identifier rules; drop repeats within it.
+    ``line_of`` says where each event starts in its file, for an import: its rejections name their line."""
     now = datetime.now(UTC)
     skew = settings.max_future_skew
     fresh: list[Candidate] = []
@@ -147,7 +168,7 @@ def check_batch(
         else:
             seen.add(checked.event_id)
             fresh.append(checked)
-    return CheckedBatch(fresh, rejections, duplicates, now)
+    return CheckedBatch(fresh, rejections, duplicates, now, line_of)
 
 
 def _grants_consent(candidate: Candidate) -> bool:
@@ -250,9 +271,13 @@ def store_batch(
         if unfit:
             misfits = [Rejection(c.position, c.event_id, c.type, errors, _payload(c)) for c, errors in unfit]
             rejections = sorted([*rejections, *misfits], key=lambda r: r.index)
+    line_of = checked.line_of
     if keep_rejected:
-        quarantine(session, rejections, transport=transport, now=now)
+        quarantine(session, rejections, transport=transport, now=now, line_of=line_of)
     outcome.rejected = [{"index": r.index, "id": r.event_id, "errors": r.errors} for r in rejections]
+    if line_of is not None:
+        for rejection in outcome.rejected:
+            rejection["line"] = line_of(rejection["index"])
     outcome.rejected_count = len(outcome.rejected)
     if not fresh:
         return outcome
@@ -338,12 +363,16 @@ def ingest_stream(
     settings: Settings,
     transport: str,
     on_progress: Callable[[int, Outcome], None] | None = None,
+    line_of: LineOf | None = None,
 ) -> Outcome:
     """Ingest many batches, one transaction each (imports, the demo, benchmarks), and report after each
     batch commits how many events were read and what became of them so far; a rejection's ``index`` is
-    its event's position in the whole stream. The catalog and the
-    identifier kinds are read once, at the start. Each batch is read and checked while the batch before
-    is finished in a thread: PostgreSQL still writing its log (``store_batch``'s ``hold``), its commit.
+    its event's position in the whole stream. For an import, ``line_of`` says where the event at a
+    stream position starts in its file: rejections, reported and quarantined, name their line.
+
+    The catalog and the identifier kinds are read once, at the start. Each batch is read and checked
+    while the batch before is finished in a thread: PostgreSQL still writing its log (``store_batch``'s
+    ``hold``), its commit.
 
     Ids are looked up in the log only while the stream repeats what the log holds: after a batch that
     found none of its ids there, the next is left to the log's unique index, and should the index refuse
@@ -352,7 +381,8 @@ def ingest_stream(
         catalog = load_catalog(session)
         kinds = load_kinds(session, region=settings.default_region)
     total = Outcome()
-    read = 0
+    read = 0  # events of the batches committed
+    offset = 0  # events of the batches read
     look_up = True  # until a batch finds none of its ids in the log
 
     def committed(count: int, checked: CheckedBatch, outcome: Outcome) -> None:
@@ -377,7 +407,11 @@ def ingest_stream(
             try:
                 events = next(iterator, None)
                 if events is not None:
-                    checked = check_batch(events, catalog=catalog, kinds=kinds, settings=settings)
+                    shifted = None if line_of is None else _shifted(line_of, offset)
+                    checked = check_batch(
+                        events, catalog=catalog, kinds=kinds, settings=settings, line_of=shifted
+                    )
+                    offset += len(events)
             finally:
                 if before is not None:  # the batch before is stored whatever becomes of this one
                     count, was_checked, outcome, finishing = before
@@ -408,3 +442,8 @@ def ingest_stream(
             # The database waits (PostgreSQL writing the log, SQLite writing its pages at commit) leave
             # Python's lock free, so the next batch is read and checked meanwhile.
             before = (len(events), checked, outcome, finisher.submit(held.close))
+
+
+def _shifted(line_of: LineOf, first: int) -> LineOf:
+    """``line_of`` of a stream, for the batch whose first event is at position ``first``."""
+    return lambda index: line_of(first + index)

@@ -21,6 +21,7 @@ class QuarantineItem(BaseModel):
     id: int
     received_at: datetime
     transport: str
+    line: int | None = Field(description="the line of the imported file it starts on (imports only)")
     event_id: str | None
     type: str | None
     payload: Any
