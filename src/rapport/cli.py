@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, NoReturn
+from urllib.parse import quote
 
 import typer
 from sqlalchemy.exc import DatabaseError
@@ -142,7 +143,7 @@ def import_(
     ] = 5000,
 ) -> None:
     """Ingest a file of events of any size; rejected lines go to the quarantine."""
-    from rapport.ingest.importer import import_file
+    from rapport.ingest.importer import import_file, transport_of
 
     settings = _settings(secrets=True)
     with _database(settings) as database:
@@ -160,7 +161,10 @@ def import_(
         where = ", ".join(part for part in (line and f"line {line:,}", event_id and f"id {event_id}") if part)
         typer.echo(f"  rejected {where or '(no id)'}: {'; '.join(rejection['errors'])}")
     if outcome.rejected_count > 5:
-        typer.echo(f"  … and {outcome.rejected_count - 5:,} more in the quarantine")
+        listed = f"GET /v1/quarantine?transport={quote(transport_of(path), safe=':')}"
+        typer.echo(
+            f"  … and {outcome.rejected_count - 5:,} more in the quarantine, each with its line ({listed})"
+        )
     if outcome.rejected_count:
         raise typer.Exit(1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +16,8 @@ from httpx2 import Response
 from builders import event, message, order, page_view
 from rapport.catalog.models import EventTypeVersion
 from rapport.db import Database
+from rapport.ingest.importer import import_file
+from rapport.settings import Settings
 from support.http import PROBLEM_JSON, ok, problem
 
 WARRANTY_V1: dict[str, Any] = {
@@ -322,6 +325,23 @@ def test_the_quarantine_pages_with_after(client: TestClient) -> None:
 
     assert [i["event_id"] for i in first["items"] + rest["items"]] == [e["id"] for e in bad]
     assert rest["next_after"] is None
+
+
+def test_the_quarantine_lists_what_came_one_way_with_the_lines_of_a_file(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    problem(send(client, [event("warranty.claimed", ids={"email": "jo@example.com"}, serial="S")]), 422)
+    path = tmp_path / "loyalty export.jsonl"
+    path.write_text('{"id": "v-1"}\n\n{not json\n')
+    import_file(db, path, settings=settings)
+
+    listed = ok(client.get("/v1/quarantine", params={"transport": "file:loyalty export.jsonl"}))["items"]
+    by_http = ok(client.get("/v1/quarantine", params={"transport": "http"}))["items"]
+    too_long = client.get("/v1/quarantine", params={"transport": "f" * 301})
+
+    assert [(i["line"], i["event_id"]) for i in listed] == [(3, None), (1, "v-1")]  # in the order they came
+    assert [(i["line"], i["type"]) for i in by_http] == [(None, "warranty.claimed")]
+    assert "query.transport" in problem(too_long, 422)["detail"]
 
 
 def test_an_event_that_is_not_an_object_can_be_listed_from_the_quarantine(client: TestClient) -> None:

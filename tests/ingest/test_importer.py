@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -167,6 +168,24 @@ def test_every_quarantined_row_of_an_import_names_its_line(
         **{e["id"]: n + 113 for n, e in enumerate(no_url[110:])},
     }
     assert all(q.transport == "file:events.jsonl" for q in quarantine(db))
+
+
+@pytest.mark.parametrize(
+    ("name", "transport"),
+    [
+        ("events-" + "x" * 242 + ".jsonl", "file:events-" + "x" * 242 + ".jsonl"),  # 255 bytes, the most
+        (os.fsdecode(b"caf\xe9.jsonl"), "file:caf\\xe9.jsonl"),  # saved by a system that is not UTF-8
+    ],
+)
+def test_any_file_name_can_name_its_quarantined_rows(
+    db: Database, settings: Settings, tmp_path: Path, name: str, transport: str
+) -> None:
+    path = jsonl(tmp_path / name, [GOOD[0], "{not json", {**GOOD[1], "id": 7}])
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (1, 2)
+    assert [(q.transport, q.line) for q in quarantine(db)] == [(transport, 2), (transport, 3)]
 
 
 def test_a_batch_stored_again_after_the_log_refused_an_id_quarantines_with_the_right_lines(
@@ -464,7 +483,24 @@ def test_the_import_command_names_rejected_lines_and_fails(
     assert "1 accepted, 0 duplicates, 2 rejected (see GET /v1/quarantine)" in result.stdout
     assert "  rejected line 2: not valid JSON" in result.stdout
     assert "  rejected line 3: id: expected a string, got a number" in result.stdout
+    assert "more in the quarantine" not in result.stdout
     assert len(quarantine(db)) == 2
+
+
+def test_the_import_command_says_where_to_find_the_rejections_it_does_not_print(
+    cli: CliRunner, db: Database, tmp_path: Path
+) -> None:
+    no_url = [{**page_view({"cookie_id": f"c-{n}"}, minute=n), "data": {}} for n in range(7)]
+    path = jsonl(tmp_path / "web log.jsonl", no_url)
+
+    result = cli.invoke(app, ["import", str(path)])
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout.count("  rejected line ") == 5
+    assert (
+        "  … and 2 more in the quarantine, each with its line "
+        "(GET /v1/quarantine?transport=file:web%20log.jsonl)"
+    ) in result.stdout
 
 
 def test_the_import_command_refuses_a_missing_file(cli: CliRunner, db: Database, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
@@ -18,7 +19,7 @@ from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.db.bulk import chunked
 from rapport.ingest.jsontext import json_problem, parse_json, utf8_problem
-from rapport.ingest.models import QuarantinedEvent
+from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent
 from rapport.ingest.pipeline import Outcome, ingest_stream
 from rapport.settings import Settings
 
@@ -127,6 +128,12 @@ def read_csv(stream: TextIO, field_type: FieldType = lambda _type, _field: None)
         yield number, event
 
 
+def transport_of(path: Path) -> str:
+    """How the quarantine names what came from the file at ``path``: ``file:`` and its name, its bytes
+    that are not UTF-8 written ``\\xNN``."""
+    return f"file:{_shown(os.fsencode(path.name))}"[:MAX_TRANSPORT]
+
+
 def _newlines(row: dict[str | None, Any]) -> int:
     """How many line breaks the cells of a CSV row hold."""
     return sum(v.count("\n") for v in row.values() if isinstance(v, str))
@@ -144,7 +151,7 @@ def import_file(
     Lines that do not parse go to the quarantine as text. Every quarantined row, and each of the outcome's
     rejections (the first hundred, in file order), names the ``line`` of the file it starts on; progress
     counts the lines that could not be read among those read and rejected."""
-    transport = f"file:{path.name}"
+    transport = transport_of(path)
     with database.session() as session:
         catalog = load_catalog(session)
 

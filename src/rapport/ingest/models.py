@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.db.base import Base, JSONDoc
 
+#: the longest ``transport`` kept: an imported file's is ``file:`` and its name, which may be 255 bytes
+MAX_TRANSPORT = 300
+
 
 class QuarantinedEvent(Base):
     """Input that could not be accepted, kept with its raw payload and the reasons until it is replayed."""
@@ -19,7 +22,8 @@ class QuarantinedEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[datetime]
-    transport: Mapped[str] = mapped_column(String(50))
+    #: how it came: ``http``, ``mqtt``, ``file:NAME`` …
+    transport: Mapped[str] = mapped_column(String(MAX_TRANSPORT))
     #: the line of the imported file the input starts on (``rapport import`` only), to mend it at its source
     line: Mapped[int | None]
     event_id: Mapped[str | None] = mapped_column(String(200))

@@ -22,13 +22,22 @@ class ReplayOutcome:
 
 
 def list_quarantine(
-    session: Session, *, status: str | None = "open", after: int = 0, limit: int = 50
+    session: Session,
+    *,
+    status: str | None = "open",
+    transport: str | None = None,
+    after: int = 0,
+    limit: int = 50,
 ) -> list[QuarantinedEvent]:
+    """Quarantined input in the order it was kept, optionally only what has ``status`` or came by
+    ``transport`` (``file:NAME``: an imported file's rows, each with its line)."""
     query = (
         select(QuarantinedEvent).where(QuarantinedEvent.id > after).order_by(QuarantinedEvent.id).limit(limit)
     )
     if status is not None:
         query = query.where(QuarantinedEvent.status == status)
+    if transport is not None:
+        query = query.where(QuarantinedEvent.transport == transport)
     return list(session.scalars(query))
 
 

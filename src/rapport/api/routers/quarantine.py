@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, StrictInt
 from rapport.api.auth import require
 from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
 from rapport.db.base import MAX_ROW_ID
+from rapport.ingest.models import MAX_TRANSPORT
 from rapport.ingest.quarantine import list_quarantine, replay
 from rapport.trust.roles import Permission as P
 
@@ -62,10 +63,21 @@ class ReplayResult(BaseModel):
 def get_quarantine(
     session: ReadSession,
     status: Literal["open", "replayed", "all"] = "open",
+    transport: str | None = Query(
+        None,
+        max_length=MAX_TRANSPORT,
+        description="only what came this way: http, mqtt, file:NAME (an imported file, by its name) …",
+    ),
     after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> QuarantinePage:
-    items = list_quarantine(session, status=None if status == "all" else status, after=after, limit=limit)
+    items = list_quarantine(
+        session,
+        status=None if status == "all" else status,
+        transport=transport,
+        after=after,
+        limit=limit,
+    )
     return QuarantinePage(
         items=[QuarantineItem.model_validate(i) for i in items],
         next_after=items[-1].id if len(items) == limit else None,

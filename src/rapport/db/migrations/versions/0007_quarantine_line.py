@@ -1,7 +1,8 @@
-"""quarantine line: where in an imported file rejected input starts
+"""quarantine line and file names: where in which imported file rejected input starts
 
 A file of many thousand rows is mended at its source, line by line: every quarantined row of an import
-names its line, not only the first few the command prints.
+names its line, not only the first few the command prints. Its transport names the file, and a file's
+name may be 255 bytes long: 50 characters held only short ones.
 
 Revision ID: 0007
 Revises: 0006
@@ -20,8 +21,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("quarantine", sa.Column("line", sa.Integer(), nullable=True))
+    with op.batch_alter_table("quarantine") as table:  # SQLite changes a column's type by a copy
+        table.add_column(sa.Column("line", sa.Integer(), nullable=True))
+        table.alter_column("transport", existing_type=sa.String(50), type_=sa.String(300))
 
 
 def downgrade() -> None:
-    op.drop_column("quarantine", "line")
+    op.execute("UPDATE quarantine SET transport = substr(transport, 1, 50)")
+    with op.batch_alter_table("quarantine") as table:
+        table.alter_column("transport", existing_type=sa.String(300), type_=sa.String(50))
+        table.drop_column("line")
