@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from builders import page_view
+from builders import event, page_view
 from rapport.api import create_app
 from rapport.db import Database, metadata
 from rapport.settings import DEMO_SECRET, Settings
@@ -408,3 +408,84 @@ def test_a_value_no_column_can_hold_is_a_422_problem(
 
     assert problem(response, 422)["errors"][0].startswith(f"{field}: ")
     assert rows(db) == before
+
+
+# -- values that grow or come unbounded into a column --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "length"),
+    [("email", "ß" * 200 + "@example.com", 412), ("loyalty_id", "ß" * 300, 600)],
+    ids=["case-folded", "upper-cased"],
+)
+def test_an_identifier_that_grows_past_its_limit_when_normalised_is_refused_naming_it(
+    client: TestClient, db: Database, kind: str, value: str, length: int
+) -> None:
+    """Under 320 characters as sent, over once normalised: "ß" case-folds and upper-cases to "ss"."""
+    before = rows(db)
+
+    response = send(client, event("profile.updated", ids={kind: value}, first_name="Jo"))
+
+    assert problem(response, 422)["rejected"][0]["errors"] == [
+        f"identifiers.{kind}: must be at most 320 characters long once normalised (it has {length} then)"
+    ]
+    assert rows(db) == {**before, "quarantine": before["quarantine"] + 1}
+
+
+def test_a_clash_over_a_long_operator_kind_and_value_is_recorded(client: TestClient) -> None:
+    """The clash's key (reason, profile, kind and value) would pass its column; its end becomes a digest."""
+    kind = "k" + "x" * 49
+    ok(client.post("/v1/identity/kinds", json={"name": kind, "priority": 60, "max_per_profile": 1}), 201)
+    first = event("profile.updated", ids={"email": "jo@example.com", kind: "first"}, first_name="Jo")
+    second = event(
+        "profile.updated", ids={"email": "jo@example.com", kind: "v" * 320}, minute=1, last_name="B"
+    )
+
+    assert ok(send(client, first, second))["accepted"] == 2
+    assert ok(send(client, {**second, "id": "again"}))["accepted"] == 1
+
+    [clash] = ok(client.get("/v1/identity/conflicts"))
+    assert (clash["reason"], clash["occurrences"]) == ("limit_reached", 2)  # one clash, seen twice
+    assert f"{kind}:{'v' * 320} not linked" in clash["detail"]
+
+
+@pytest.mark.parametrize(
+    ("type_name", "data", "reason"),
+    [
+        (
+            "order.placed",
+            {"order_id": "O-1", "currency": "EURO", "total": 5},
+            "data.currency: must be at most 3 characters long; it is kept as an order's currency",
+        ),
+        (
+            "case.opened",
+            {"case_id": "C-1", "kind": 7},
+            "data.kind: expected a string, got a number (a case's kind is text)",
+        ),
+        (
+            "device.registered",
+            {"serial": "ß" * 150},
+            "data.serial: must be at most 200 characters long once normalised (it has 300 then); it is "
+            "kept as a device's serial",
+        ),
+        (
+            "device.registered",
+            {"serial": "WM-1", "firmware": "f" * 101},
+            "data.firmware: must be at most 100 characters long; it is kept as a device's firmware",
+        ),
+    ],
+    ids=["currency", "case kind", "serial", "firmware"],
+)
+def test_an_operator_version_of_a_built_in_type_cannot_overflow_what_projections_keep(
+    client: TestClient, db: Database, type_name: str, data: dict[str, Any], reason: str
+) -> None:
+    """The operator's version drops the built-in schema's bounds; the projections' columns keep theirs."""
+    subject = next(iter(data))
+    loose = {"type": "object", "required": [subject]}
+    ok(client.post("/v1/event-types", json={"type": type_name, "schema": loose, "subject": subject}), 201)
+    before = rows(db)
+
+    response = send(client, event(type_name, ids={"email": "jo@example.com"}, **data))
+
+    assert problem(response, 422)["rejected"][0]["errors"] == [reason]
+    assert rows(db) == {**before, "quarantine": before["quarantine"] + 1}

@@ -79,6 +79,13 @@ def table_of(model: type[DeclarativeBase]) -> Table:
     return table
 
 
+def width(model: type[DeclarativeBase], column: str) -> int:
+    """How many characters a text column of a mapped class holds: the ``n`` of its ``String(n)``."""
+    length = getattr(table_of(model).c[column].type, "length", None)
+    assert isinstance(length, int), f"{model.__name__}.{column} has no width"
+    return length
+
+
 class Base(DeclarativeBase):
     """Base class of every table."""
 

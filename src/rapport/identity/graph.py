@@ -6,6 +6,7 @@ are replayed in the order they were decided, so chains (a into b, then b into c)
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
-from rapport.db.base import stored_moment, table_of
+from rapport.db.base import stored_moment, table_of, width
 from rapport.db.bulk import chunked, dialect_insert, insert_rows, one_of, select_rows
 from rapport.events.models import Event
 from rapport.identity.kinds import TRANSFERABLE, KindTable
@@ -59,6 +60,8 @@ class PlannedMerge:
 
 
 #: why a merge is refused when the pair is blocked (see :class:`~rapport.identity.models.MergeBlock`)
+#: the longest key of an identity conflict (what makes two clashes one, counted twice)
+CONFLICT_KEY_WIDTH = width(Conflict, "key")
 KEPT_APART = "these profiles are kept apart: a merge of them was undone, or a data steward rejected it"
 
 
@@ -365,6 +368,9 @@ class GraphBatch:
         about: str = "",
     ) -> None:
         key = f"{reason}:{'|'.join(sorted(profiles))}:{about}"
+        if len(key) > CONFLICT_KEY_WIDTH:  # an operator's long kind with a long value: its end as a digest
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            key = f"{key[: CONFLICT_KEY_WIDTH - len(digest) - 1]}#{digest}"
         if key in found:
             found[key]["occurrences"] += 1
             found[key]["last_event_id"] = claim.event_id

@@ -10,9 +10,13 @@ import orjson
 
 from rapport.catalog.errors import field_path, json_kind, walk
 from rapport.catalog.registry import Catalog, EventType
+from rapport.events.kept import joined, kept_errors
 from rapport.identity.graph import Key
 from rapport.identity.kinds import InvalidIdentifier, KindTable
+from rapport.profiles import entities
 from rapport.settings import Settings
+from rapport.things.devices import twin
+from rapport.things.stores import rebuild
 
 ENVELOPE_FIELDS = frozenset({"id", "type", "schema_version", "occurred_at", "source", "identifiers", "data"})
 MAX_ID = 200
@@ -25,6 +29,8 @@ MAX_CHANNEL = 30
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 #: at most this many strings or branches over the limits are named, one line each, per event
 MAX_LIMIT_ERRORS = 10
+#: the fields of each event type that projections keep in columns of a fixed width
+KEPT = joined(entities.KEPT, twin.KEPT, rebuild.KEPT)
 
 
 class Limits(Protocol):
@@ -172,6 +178,12 @@ def _keys(raw: dict[str, Any], kinds: KindTable, errors: list[str]) -> tuple[Key
             normalised = kinds.normalise(kind, value)
         except InvalidIdentifier as exc:
             errors.append(f"identifiers.{kind}: {exc}")
+            continue
+        if normalised is not None and len(normalised) > MAX_IDENTIFIER:  # "ß" case-folds to "ss"
+            errors.append(
+                f"identifiers.{kind}: must be at most {MAX_IDENTIFIER} characters long once normalised "
+                f"(it has {len(normalised)} then)"
+            )
             continue
         if normalised is None:
             blocked.append(f"{kind} {value!r}")
@@ -397,6 +409,10 @@ def check(
             errors.extend(event_type.errors(data))
             subject, channel = event_type.subject_of(data), event_type.channel_of(data)
             errors.extend(_index_errors(event_type, subject, channel))
+            kept = KEPT.get(event_type.type)
+            if kept is not None and (unfit := kept_errors(kept, data)):
+                named = {e.partition(": ")[0] for e in errors}  # the schema's reason for a field is enough
+                errors.extend(e for e in unfit if e.partition(": ")[0] not in named)
             if over:  # one reason per field: the schema's own limit is the more telling
                 named = {e.partition(": ")[0] for e in errors}
                 over = [e for e in over if e.partition(": ")[0] not in named]
