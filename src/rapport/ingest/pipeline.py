@@ -87,7 +87,7 @@ def _existing_ids(session: Session, ids: Sequence[str]) -> set[str]:
     return {event_id for (event_id,) in rows}
 
 
-#: where an event of a batch starts in the file it was read from, by its index in the batch (imports)
+#: where an event starts in the file it was read from, by its position in its batch or stream (imports)
 LineOf = Callable[[int], int | None]
 
 
