@@ -449,37 +449,46 @@ def test_a_clash_over_a_long_operator_kind_and_value_is_recorded(client: TestCli
     assert f"{kind}:{'v' * 320} not linked" in clash["detail"]
 
 
+LINES = [{"sku": "A", "quantity": 1, "unit_price": 5}]
+
+
 @pytest.mark.parametrize(
     ("type_name", "data", "reason"),
     [
         (
             "order.placed",
-            {"order_id": "O-1", "currency": "EURO", "total": 5},
-            "data.currency: must be at most 3 characters long; it is kept as an order's currency",
+            {"order_id": "O-1", "currency": "EURO", "total": 5, "lines": LINES},
+            "data.currency: does not match the pattern ^[A-Z]{3}$",
+        ),
+        (
+            "order.placed",
+            {"order_id": "O-1", "currency": "EUR", "total": 1.7e308, "lines": LINES},
+            "data.total: must be at most 100000000",
+        ),
+        (
+            "invoice.issued",
+            {"invoice_id": "I-1", "currency": "EUR", "amount": 1.7e308},
+            "data.amount: must be at most 100000000",
         ),
         (
             "case.opened",
-            {"case_id": "C-1", "kind": 7},
-            "data.kind: expected a string, got a number (a case's kind is text)",
+            {"case_id": "C-1", "kind": "k" * 51, "subject": "Broken"},
+            "data.kind: must be one of complaint, question, service_outage, return, other",
         ),
+        ("device.telemetry", {"serial": "WM-1"}, "data.readings: required property missing"),
         (
             "device.registered",
-            {"serial": "ß" * 150},
-            "data.serial: must be at most 200 characters long once normalised (it has 300 then); it is "
-            "kept as a device's serial",
-        ),
-        (
-            "device.registered",
-            {"serial": "WM-1", "firmware": "f" * 101},
-            "data.firmware: must be at most 100 characters long; it is kept as a device's firmware",
+            {"serial": "ß" * 150, "model": "WM-9"},
+            "data.serial: must be at most 64 characters long",
         ),
     ],
-    ids=["currency", "case kind", "serial", "firmware"],
+    ids=["currency", "order total", "invoice amount", "case kind", "readings", "serial"],
 )
-def test_an_operator_version_of_a_built_in_type_cannot_overflow_what_projections_keep(
+def test_an_operator_version_of_a_built_in_type_must_meet_the_built_in_schema_too(
     client: TestClient, db: Database, type_name: str, data: dict[str, Any], reason: str
 ) -> None:
-    """The operator's version drops the built-in schema's bounds; the projections' columns keep theirs."""
+    """The projections read its events as the built-in schema describes them: an order's currency fits its
+    column, amounts add up to numbers, a reading is there to be kept."""
     subject = next(iter(data))
     loose = {"type": "object", "required": [subject]}
     ok(client.post("/v1/event-types", json={"type": type_name, "schema": loose, "subject": subject}), 201)
@@ -487,5 +496,97 @@ def test_an_operator_version_of_a_built_in_type_cannot_overflow_what_projections
 
     response = send(client, event(type_name, ids={"email": "jo@example.com"}, **data))
 
-    assert problem(response, 422)["rejected"][0]["errors"] == [reason]
+    assert problem(response, 422)["rejected"][0]["errors"] == [
+        f"{reason} (as the built-in {type_name} v1 asks)"
+    ]
     assert rows(db) == {**before, "quarantine": before["quarantine"] + 1}
+
+
+def test_an_operator_version_of_a_built_in_type_may_ask_for_more(client: TestClient) -> None:
+    stricter = {
+        "type": "object",
+        "required": ["order_id", "till"],
+        "properties": {"till": {"type": "string"}},
+    }
+    ok(
+        client.post(
+            "/v1/event-types", json={"type": "order.placed", "schema": stricter, "subject": "order_id"}
+        ),
+        201,
+    )
+    placed = {"order_id": "O-1", "currency": "EUR", "total": 5, "lines": LINES}
+
+    without = send(client, event("order.placed", ids={"email": "jo@example.com"}, **placed))
+    with_till = send(client, event("order.placed", ids={"email": "jo@example.com"}, till="T-4", **placed))
+
+    assert problem(without, 422)["rejected"][0]["errors"] == ["data.till: required property missing"]
+    assert ok(with_till)["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    ("sent", "utc"),
+    [
+        ("2026-05-01T09:00:00+16:00", "2026-04-30T17:00:00Z"),
+        ("2026-05-01T09:00:00-23:59", "2026-05-02T08:59:00Z"),
+        ("2026-05-01T09:00:00+00:00:30.5", "2026-05-01T08:59:29.500000Z"),
+    ],
+    ids=["+16:00", "-23:59", "offset seconds"],
+)
+def test_any_offset_python_reads_is_taken_at_its_instant(client: TestClient, sent: str, utc: str) -> None:
+    """RFC 3339 allows offsets to ±23:59, PostgreSQL only to ±15:59: moments are kept in UTC."""
+    view = {**page_view({"cookie_id": "c-1"}), "occurred_at": sent}
+
+    assert ok(send(client, view))["accepted"] == 1
+
+    found = ok(client.get("/v1/profiles", params={"identifier": "cookie_id:c-1"}))
+    [item] = ok(client.get(f"/v1/profiles/{found['id']}/timeline"))["items"]
+    assert item["occurred_at"] == utc
+
+
+# -- operator schemas that Python's validators cannot follow ----------------------------------------------
+
+
+def test_a_pattern_repeated_beyond_what_python_compiles_is_a_422(client: TestClient, db: Database) -> None:
+    before = rows(db)
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "a{4294967295}"}}}
+
+    response = client.post("/v1/event-types", json={"type": "odd.pattern", "schema": schema})
+
+    assert "has a pattern that cannot be compiled" in problem(response, 422)["detail"]
+    assert rows(db) == before
+
+
+@pytest.mark.parametrize(
+    ("schema", "data", "reason"),
+    [
+        (
+            {
+                "type": "object",
+                "definitions": {"x": {"$ref": "#/definitions/y"}, "y": {"$ref": "#/definitions/x"}},
+                "properties": {"a": {"$ref": "#/definitions/x"}},
+            },
+            {"a": 1},
+            'the check recurses too deeply (does a "$ref" lead back to itself?)',
+        ),
+        (
+            {"type": "object", "properties": {"a": {"type": "string", "format": "regex"}}},
+            {"a": "a{99999999999}"},
+            "the repetition number is too large",
+        ),
+    ],
+    ids=["$ref loop", "regex format"],
+)
+def test_data_that_an_operator_schema_cannot_check_is_refused_naming_why(
+    client: TestClient, schema: dict[str, Any], data: dict[str, Any], reason: str
+) -> None:
+    ok(client.post("/v1/event-types", json={"type": "odd.thing", "schema": schema}), 201)
+    fine = event("odd.thing", ids={"email": "jo@example.com"})
+    odd = event("odd.thing", ids={"email": "jo@example.com"}, minute=1, **data)
+
+    response = send(client, fine, odd)
+
+    body = problem(response, 422)
+    assert body["accepted"] == 1
+    assert body["rejected"][0]["errors"] == [
+        f"data: cannot be checked against the schema of odd.thing v1: {reason}"
+    ]

@@ -307,6 +307,57 @@ def test_a_csv_file_with_a_data_column_of_json_is_imported(
     assert rejected.event_id == "o-3" and "data.lines: required property missing" in rejected.errors
 
 
+@pytest.mark.parametrize(
+    ("header", "cells", "problem"),
+    [
+        (
+            ["data", "data.url"],
+            ["[1]", "/a"],
+            "columns data and data.url both give data: use one or the other",
+        ),
+        (["data.url", "data"], ["/a", '{"url": "/b"}'], "columns data and data.url both give data"),
+        (
+            ["identifiers", "data.url"],
+            ["jo@example.com", "/a"],
+            "columns identifiers and identifiers.email both give identifiers",
+        ),
+    ],
+    ids=["data after", "data before", "identifiers"],
+)
+def test_a_csv_row_giving_a_field_twice_is_quarantined_naming_the_columns(
+    db: Database, settings: Settings, tmp_path: Path, header: list[str], cells: list[str], problem: str
+) -> None:
+    envelope = ["v-1", "page.viewed", "2026-05-01T09:00:00Z", "web"]
+    columns = ["id", "type", "occurred_at", "source", "identifiers.email", *header]
+    path = write_csv(tmp_path / "views.csv", columns, [[*envelope, "jo@example.com", *cells]])
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert outcome.rejected_count == 1 and stored(db) == {}
+    [kept] = quarantine(db)
+    assert kept.line == 2 and kept.errors[0].startswith(f"line 2: {problem}")
+
+
+def test_a_csv_cell_over_ten_megabytes_is_named_and_the_rows_after_it_are_read(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Python reads cells up to 128 KiB unless told otherwise; a longer one is read up to the 10 MB a
+    request may hold, and one longer still is named by its line."""
+    envelope = ["page.viewed", "2026-05-01T09:00:00Z", "web", "jo@example.com"]
+    rows = [
+        ["v-1", *envelope, "/a", "t" * 200_000],  # over Python's default: read, and refused by the limits
+        ["v-2", *envelope, "/b", "t" * (10 * 1024 * 1024 + 1)],  # over any request: not read
+        ["v-3", *envelope, "/c", "fine"],
+    ]
+
+    outcome = import_file(db, write_csv(tmp_path / "views.csv", VIEWS_HEADER, rows), settings=settings)
+
+    assert list(stored(db)) == ["v-3"]
+    assert [(r["line"], r["id"]) for r in outcome.rejected] == [(2, "v-1"), (3, None)]
+    assert outcome.rejected[0]["errors"] == ["data.title: must be at most 500 characters long"]
+    assert outcome.rejected[1]["errors"][0].startswith("not readable as CSV (field larger than field limit")
+
+
 def test_files_with_a_byte_order_mark_are_imported(db: Database, settings: Settings, tmp_path: Path) -> None:
     header = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url"]
     excel = write_csv(

@@ -55,6 +55,10 @@ class EventType:
             raise CatalogError(
                 f"schema of {self.type} v{self.version} nests too deeply to be compiled into a validator"
             ) from exc
+        except OverflowError as exc:  # a pattern repeating more often than Python's regular expressions can
+            raise CatalogError(
+                f"schema of {self.type} v{self.version} has a pattern that cannot be compiled: {exc}"
+            ) from exc
         if self.schema.get("type") != "object":
             raise CatalogError(
                 f"schema of {self.type} v{self.version} must describe an object (type: object)"
@@ -70,9 +74,17 @@ class EventType:
         try:
             self._fast(data)
             return []
-        except fastjsonschema.JsonSchemaValueException:
+        except (fastjsonschema.JsonSchemaValueException, RecursionError, OverflowError):
             pass
-        found = sorted(self._full.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+        try:
+            found = sorted(self._full.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+        except RecursionError:  # a "$ref" that leads back to itself, or a "regex" value nested too deeply
+            return [
+                f"data: cannot be checked against the schema of {self.type} v{self.version}: the check "
+                'recurses too deeply (does a "$ref" lead back to itself?)'
+            ]
+        except OverflowError as exc:  # a value checked as a "regex" format that Python cannot compile
+            return [f"data: cannot be checked against the schema of {self.type} v{self.version}: {exc}"]
         messages = list(dict.fromkeys(explain(error) for error in found))
         # The two validators may differ at the edges (formats); the fast one said no, so say something.
         return messages or ["data: does not match the schema of " + self.type]
@@ -173,11 +185,22 @@ class Catalog:
         for event_type in types:
             self._versions.setdefault(event_type.type, {})[event_type.version] = event_type
         self._latest = {name: versions[max(versions)] for name, versions in self._versions.items()}
+        self._builtin = {
+            name: max((v for v in versions.values() if v.builtin), key=lambda v: v.version)
+            for name, versions in self._versions.items()
+            if any(v.builtin for v in versions.values())
+        }
 
     def get(self, name: str, version: int | None = None) -> EventType | None:
         if version is None:
             return self._latest.get(name)
         return self._versions.get(name, {}).get(version)
+
+    def base_of(self, event_type: EventType) -> EventType | None:
+        """The built-in version that an operator's version of a built-in type extends, or None. Its events
+        must meet both schemas: the projections (orders, cases, accounts, devices, visits) read them as
+        the built-in one describes."""
+        return None if event_type.builtin else self._builtin.get(event_type.type)
 
     def versions(self, name: str) -> list[EventType]:
         return [v for _, v in sorted(self._versions.get(name, {}).items())]

@@ -10,13 +10,9 @@ import orjson
 
 from rapport.catalog.errors import field_path, json_kind, walk
 from rapport.catalog.registry import Catalog, EventType
-from rapport.events.kept import joined, kept_errors
 from rapport.identity.graph import Key
 from rapport.identity.kinds import InvalidIdentifier, KindTable
-from rapport.profiles import entities
 from rapport.settings import Settings
-from rapport.things.devices import twin
-from rapport.things.stores import rebuild
 
 ENVELOPE_FIELDS = frozenset({"id", "type", "schema_version", "occurred_at", "source", "identifiers", "data"})
 MAX_ID = 200
@@ -29,8 +25,6 @@ MAX_CHANNEL = 30
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 #: at most this many strings or branches over the limits are named, one line each, per event
 MAX_LIMIT_ERRORS = 10
-#: the fields of each event type that projections keep in columns of a fixed width
-KEPT = joined(entities.KEPT, twin.KEPT, rebuild.KEPT)
 
 
 class Limits(Protocol):
@@ -136,7 +130,8 @@ def _timestamp(raw: dict[str, Any], now: datetime, skew: timedelta, errors: list
             "server's clock is allowed"
         )
         return None
-    return moment
+    # In UTC: RFC 3339 allows offsets to ±23:59, PostgreSQL keeps only those to ±15:59
+    return moment.astimezone(UTC) if moment.utcoffset() else moment
 
 
 def _span(delta: timedelta) -> str:
@@ -409,10 +404,14 @@ def check(
             errors.extend(event_type.errors(data))
             subject, channel = event_type.subject_of(data), event_type.channel_of(data)
             errors.extend(_index_errors(event_type, subject, channel))
-            kept = KEPT.get(event_type.type)
-            if kept is not None and (unfit := kept_errors(kept, data)):
-                named = {e.partition(": ")[0] for e in errors}  # the schema's reason for a field is enough
-                errors.extend(e for e in unfit if e.partition(": ")[0] not in named)
+            base = catalog.base_of(event_type)
+            if base is not None and (unmet := base.errors(data)):
+                named = {e.partition(": ")[0] for e in errors}  # one reason a field is enough
+                errors.extend(
+                    f"{e} (as the built-in {base.type} v{base.version} asks)"
+                    for e in unmet
+                    if e.partition(": ")[0] not in named
+                )
             if over:  # one reason per field: the schema's own limit is the more telling
                 named = {e.partition(": ")[0] for e in errors}
                 over = [e for e in over if e.partition(": ")[0] not in named]

@@ -94,38 +94,66 @@ def _row_text(row: dict[str | None, Any]) -> str:
     return ",".join(v or "" for v in row.values() if isinstance(v, str))
 
 
+#: the longest CSV cell read: as much as ``POST /v1/events`` takes in one body (Python's default is 128 KiB)
+MAX_CELL = 10 * 1024 * 1024
+#: the columns whose fields may also come one to a column, as ``identifiers.<kind>`` and ``data.<field>``
+DOTTED = ("identifiers", "data")
+
+
 def read_csv(stream: TextIO, field_type: FieldType = lambda _type, _field: None) -> Iterator[Line]:
     """Columns ``id, type, occurred_at, source``, then ``identifiers.<kind>`` and either a ``data`` column
     holding a JSON object or ``data.<field>`` columns, read as the type's schema declares each field
     (``field_type(type, field)`` gives the JSON Schema type)."""
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
     reader = csv.DictReader(stream)
     header_garbled = any(_garbled(name) for name in reader.fieldnames or [])
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a cell over MAX_CELL: the reader goes on at the next line
+            number = reader.line_num + 1
+            yield number, Unparsable(number, "", f"not readable as CSV ({exc}), so it was not kept")
+            continue
         number = reader.line_num - _newlines(row)  # the line the row starts on: a quoted cell may span lines
         garbled = [column for column, value in row.items() if isinstance(value, str) and _garbled(value)]
         if header_garbled or garbled:
             where = "the header" if header_garbled else f"column {', '.join(map(_printable, garbled))}"
             yield number, Unparsable(number, _printable(_row_text(row)), f"{where} is not UTF-8 text")
             continue
-        event: dict[str, Any] = {"identifiers": {}, "data": {}}
         try:
-            for column, value in row.items():
-                if column is None or value is None or value == "":
-                    continue
-                if column.startswith("identifiers."):
-                    event["identifiers"][column.removeprefix("identifiers.")] = value
-                elif column.startswith("data."):
-                    field = column.removeprefix("data.")
-                    event["data"][field] = _cell(value, field_type(row.get("type") or "", field))
-                elif column == "data":
-                    event["data"] = parse_json(value)
-                else:
-                    event[column] = _cell(value, "integer") if column == "schema_version" else value
-        except orjson.JSONDecodeError as exc:
-            problem = f"the data column is {json_problem(exc)}"
-            yield number, Unparsable(number, _printable(_row_text(row)), problem)
+            yield number, _csv_event(row, field_type)
+        except ValueError as exc:
+            yield number, Unparsable(number, _printable(_row_text(row)), str(exc))
+
+
+def _csv_event(row: dict[str | None, Any], field_type: FieldType) -> dict[str, Any]:
+    """The envelope a CSV row gives. Raises ValueError naming what cannot be read."""
+    event: dict[str, Any] = {}
+    dotted: dict[str, dict[str, Any]] = {name: {} for name in DOTTED}
+    for column, value in row.items():
+        if column is None or value is None or value == "":
             continue
-        yield number, event
+        name, dot, field = column.partition(".")
+        if dot and name in dotted:
+            wanted = "string" if name == "identifiers" else field_type(row.get("type") or "", field)
+            dotted[name][field] = _cell(value, wanted)
+        elif column == "data":
+            try:
+                event["data"] = parse_json(value)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"the data column is {json_problem(exc)}") from exc
+        else:
+            event[column] = _cell(value, "integer") if column == "schema_version" else value
+    for name, fields in dotted.items():
+        if name in event and fields:
+            raise ValueError(
+                f"columns {name} and {name}.{next(iter(fields))} both give {name}: use one or the other"
+            )
+        event.setdefault(name, fields)
+    return event
 
 
 def transport_of(path: Path) -> str:

@@ -10,27 +10,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from rapport.db.base import width
-from rapport.events.kept import Kept
-from rapport.profiles.models import Case, Order
 from rapport.profiles.state import Fact, iso
 
 ORDER_TYPES = ("order.placed", "order.amended", "order.cancelled")
 CASE_TYPES = ("case.opened", "case.updated", "case.closed")
-
-_CURRENCY = Kept(width(Order, "currency"), "an order's currency")
-_PRIORITY = Kept(width(Case, "priority"), "a case's priority")
-#: the fields orders and cases keep in columns (the order id and the case id are the events' subjects)
-KEPT = {
-    "order.placed": {"currency": _CURRENCY},
-    "order.amended": {"currency": _CURRENCY},
-    "case.opened": {
-        "kind": Kept(width(Case, "kind"), "a case's kind"),
-        "subject": Kept(width(Case, "subject"), "a case's subject"),
-        "priority": _PRIORITY,
-    },
-    "case.updated": {"status": Kept(width(Case, "status"), "a case's status"), "priority": _PRIORITY},
-}
 
 _ORDER_META = {"order_id", "reason"}
 

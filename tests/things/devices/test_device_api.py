@@ -118,6 +118,20 @@ def test_one_device_in_full(db: Database, settings: Settings, client: TestClient
     ]
 
 
+def test_the_history_of_readings_at_the_edges_of_a_double_is_averaged(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    """JSON numbers up to 1.7e308 are readings; their squares are not numbers at all."""
+    big = 1.7e308
+    ingest(
+        db, settings, [registered("FR-1", ANN), reading("FR-1", 1, temp_c=big), reading("FR-1", 2, temp_c=0)]
+    )
+
+    hourly = ok(client.get("/v1/devices/FR-1", params={"since": when(0), "until": when(60), "bucket": "1h"}))
+
+    assert buckets(hourly, "temp_c") == [("2026-05-01T09:00:00Z", 0.0, big / 2, big, 2)]
+
+
 def test_unknown_devices_and_bad_history_requests_are_problems(
     db: Database, settings: Settings, client: TestClient
 ) -> None:

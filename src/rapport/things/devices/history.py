@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, Float, func, literal_column, select, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Float,
+    Numeric,
+    cast,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 
 from rapport.db.base import EPOCH, ONE_MICROSECOND, table_of
 from rapport.things.devices.models import DeviceReading
@@ -83,8 +94,10 @@ def downsample(
     found: dict[str, list[dict[str, Any]]] = {}
     for name in readings:
         value = table.c.readings[name].as_float()
+        # as numeric: PostgreSQL averages floats with a sum of their squares too, which overflows past 1e154
+        mean = func.avg(cast(value, Numeric(asdecimal=False)))
         query = (
-            select(start, func.min(value), func.avg(value), func.max(value), func.count(value))
+            select(start, func.min(value), mean, func.max(value), func.count(value))
             .where(
                 table.c.serial == serial,
                 table.c.occurred_at >= since,

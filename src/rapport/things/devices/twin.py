@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from rapport.db.base import width
 from rapport.events.facts import Fact
-from rapport.events.kept import Kept
 from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS
 from rapport.profiles.state import iso
-from rapport.things.devices.models import Device
 from rapport.things.devices.thresholds import ModelConfig, breach
 
 REGISTERED = "device.registered"
@@ -55,22 +52,6 @@ def serial_key(serial: str) -> str:
     """The serial a twin is kept under: normalised as the ``device_serial`` identifier is, so that "wm-7"
     on a topic and "WM-7" in a registration are one device."""
     return _SERIAL_NORMALISER(serial)
-
-
-_REPORTED = {
-    "serial": Kept(width(Device, "serial"), "a device's serial", serial_key),
-    "firmware": Kept(width(Device, "firmware"), "a device's firmware"),
-}
-#: the fields twins keep in columns (registrations keep the same model and kind)
-KEPT = {
-    REGISTERED: {
-        **_REPORTED,
-        "model": Kept(width(Device, "model"), "a device's model"),
-        "kind": Kept(width(Device, "kind"), "a device's kind"),
-    },
-    TELEMETRY: _REPORTED,
-    REPORTED: _REPORTED,
-}
 
 
 def new_twin(serial: str) -> dict[str, Any]:

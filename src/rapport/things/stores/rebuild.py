@@ -17,10 +17,9 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, or_, select
 
-from rapport.db.base import table_of, width
+from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of, prepare_upsert
 from rapport.db.held import HeldWrites, Send, write
-from rapport.events.kept import Kept
 from rapport.events.models import Event
 from rapport.events.store import EventRow
 from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
@@ -256,10 +255,6 @@ def rebuild(
         return send
 
     write(connection, later, prepare)
-
-
-#: the fields visits keep in columns of the till orders inside them
-KEPT = {SALE_TYPE: {"order_id": Kept(width(Visit, "order_id"), "a store visit's order")}}
 
 
 def _sale(fact: Seen) -> Sale:
