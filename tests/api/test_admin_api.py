@@ -18,6 +18,7 @@ from rapport.catalog.models import EventTypeVersion
 from rapport.db import Database
 from rapport.ingest.importer import import_file
 from rapport.settings import Settings
+from support.database import refusing
 from support.http import PROBLEM_JSON, ok, problem
 
 WARRANTY_V1: dict[str, Any] = {
@@ -314,6 +315,32 @@ def test_the_quarantine_keeps_rejected_events_and_replays_them_once_fixed(client
     timeline = ok(client.get(f"/v1/profiles/{profile_id(client, 'email:jo@example.com')}/timeline"))
     assert [i["id"] for i in timeline["items"]] == [claim["id"], good["id"]]
     assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 0, "duplicates": 0, "still_rejected": 0}
+
+
+def test_a_replay_stores_the_rest_when_the_database_refuses_one_item(
+    client: TestClient, db: Database
+) -> None:
+    """A fault no check can see (here a trigger) keeps its item open with the error; it does not fail the
+    replay of every other item, this time or the next."""
+    claims = [
+        event("warranty.claimed", ids={"email": f"jo{n}@example.com"}, minute=n, serial="S") for n in range(5)
+    ]
+    problem(send(client, claims), 422)
+    ok(add_type(client, WARRANTY_V1), 201)
+
+    with refusing(db, claims[3]["id"]):
+        first = ok(client.post("/v1/quarantine/replay"))
+        again = ok(client.post("/v1/quarantine/replay"))
+    mended = ok(client.post("/v1/quarantine/replay"))
+
+    assert first == {"replayed": 4, "duplicates": 0, "still_rejected": 1}
+    assert again == {"replayed": 0, "duplicates": 0, "still_rejected": 1}
+    assert mended == {"replayed": 1, "duplicates": 0, "still_rejected": 0}
+    [done] = [
+        i for i in ok(client.get("/v1/quarantine", params={"status": "all"}))["items"] if i["attempts"] == 3
+    ]
+    assert done["event_id"] == claims[3]["id"] and done["status"] == "replayed"
+    assert "refused by the test trigger" in done["errors"][0]  # the last reason it stayed open for
 
 
 def test_the_quarantine_pages_with_after(client: TestClient) -> None:

@@ -5,13 +5,11 @@ while the rest of the batch is stored."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from rapport.db import Database
 from rapport.events.models import Event
@@ -20,6 +18,7 @@ from rapport.ingest.quarantine import replay
 from rapport.mqtt.store import store_isolating_faults, store_messages
 from rapport.settings import Settings
 from rapport.things.stores import put_store
+from support.database import refusing
 
 
 @dataclass(frozen=True)
@@ -75,35 +74,6 @@ def _store(db: Database, store_id: str) -> None:
             visit_timeout_s=3600,
             now=datetime.now(UTC),
         )
-
-
-@contextmanager
-def refusing(db: Database, event_id: str) -> Iterator[None]:
-    """A trigger in the database that refuses to store the event ``event_id``: a fault that no check
-    before the write can see."""
-    if db.backend == "sqlite":
-        create = [
-            f"CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.event_id = '{event_id}' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"
-        ]
-        drop = ["DROP TRIGGER refuse"]
-    else:
-        create = [
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF NEW.event_id = '{event_id}' THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; "
-            "RETURN NEW; END $$",
-            "CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse()",
-        ]
-        drop = ["DROP TRIGGER refuse ON events", "DROP FUNCTION refuse()"]
-    with db.engine.begin() as connection:
-        for statement in create:
-            connection.execute(text(statement))
-    try:
-        yield
-    finally:
-        with db.engine.begin() as connection:
-            for statement in drop:
-                connection.execute(text(statement))
 
 
 def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch_is_stored(

@@ -42,3 +42,32 @@ def held_by_a_long_write(db: Database) -> Iterator[None]:
         finally:
             holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": IDENTITY_LOCK})
             holder.commit()
+
+
+@contextmanager
+def refusing(db: Database, event_id: str) -> Iterator[None]:
+    """A trigger in the database that refuses to store the event ``event_id``: a fault that no check
+    before the write can see."""
+    if db.backend == "sqlite":
+        create = [
+            f"CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.event_id = '{event_id}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"
+        ]
+        drop = ["DROP TRIGGER refuse"]
+    else:
+        create = [
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.event_id = '{event_id}' THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; "
+            "RETURN NEW; END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ]
+        drop = ["DROP TRIGGER refuse ON events", "DROP FUNCTION refuse()"]
+    with db.engine.begin() as connection:
+        for statement in create:
+            connection.execute(text(statement))
+    try:
+        yield
+    finally:
+        with db.engine.begin() as connection:
+            for statement in drop:
+                connection.execute(text(statement))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.db.faults import unavailable
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import ingest_events
 from rapport.settings import Settings
@@ -59,32 +60,58 @@ def replay(
     session: Session, *, settings: Settings, ids: Sequence[int] | None = None, limit: int = 5_000
 ) -> ReplayOutcome:
     """Run open quarantined events through the pipeline again. Those that pass are stored and marked
-    ``replayed``; the others stay open with today's reasons."""
+    ``replayed``; the others stay open with today's reasons. One the database refuses for a reason of its
+    own stays open with that error, and the rest are replayed all the same."""
     query = select(QuarantinedEvent).where(QuarantinedEvent.status == "open").order_by(QuarantinedEvent.id)
     if ids is not None:
         query = query.where(QuarantinedEvent.id.in_(list(ids)))
     items = list(session.scalars(query.limit(limit)))
-    parsable = [q for q in items if not _never_an_envelope(q)]
-    result = ingest_events(
-        session,
-        events=[q.payload for q in parsable],
-        settings=settings,
-        transport="replay",
-        keep_rejected=False,
-    )
-    reasons = {r["index"]: r["errors"] for r in result.rejected}
-    now = datetime.now(UTC)
-    outcome = ReplayOutcome(replayed=result.accepted, duplicates=result.duplicates)
-    for index, item in enumerate(parsable):
-        item.attempts += 1
-        if index in reasons:
-            item.errors = reasons[index]
-            outcome.still_rejected += 1
-        else:
-            item.status, item.resolved_at = "replayed", now
+    outcome = ReplayOutcome()
+    _replay_isolating_faults(session, [q for q in items if not _never_an_envelope(q)], settings, outcome)
     for item in items:
         if _never_an_envelope(item):  # keeps its reasons
             item.attempts += 1
             outcome.still_rejected += 1
     session.flush()
     return outcome
+
+
+def _replay_isolating_faults(
+    session: Session, items: Sequence[QuarantinedEvent], settings: Settings, outcome: ReplayOutcome
+) -> None:
+    """Replay ``items`` in a savepoint. A group that fails for a reason of its own (not an unavailable
+    database) is split until the item at fault is found: that one keeps the error, the rest are replayed."""
+    if not items:
+        return
+    try:
+        with session.begin_nested():
+            result = ingest_events(
+                session,
+                events=[q.payload for q in items],
+                settings=settings,
+                transport="replay",
+                keep_rejected=False,
+            )
+    except Exception as error:
+        if unavailable(error):
+            raise
+        if len(items) > 1:
+            middle = len(items) // 2
+            _replay_isolating_faults(session, items[:middle], settings, outcome)
+            _replay_isolating_faults(session, items[middle:], settings, outcome)
+        else:
+            items[0].attempts += 1
+            items[0].errors = [f"could not be stored: {type(error).__name__}: {error}"[:2000]]
+            outcome.still_rejected += 1
+        return
+    reasons = {r["index"]: r["errors"] for r in result.rejected}
+    now = datetime.now(UTC)
+    outcome.replayed += result.accepted
+    outcome.duplicates += result.duplicates
+    for index, item in enumerate(items):
+        item.attempts += 1
+        if index in reasons:
+            item.errors = reasons[index]
+            outcome.still_rejected += 1
+        else:
+            item.status, item.resolved_at = "replayed", now
