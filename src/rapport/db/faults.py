@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from sqlalchemy import exc as sa_exc
 
-__all__ = ["unavailable"]
+__all__ = ["fault_reason", "isolating_faults", "unavailable"]
+
+T = TypeVar("T")
 
 #: how SQLite says it cannot serve now: another writer held the database past the busy timeout, or the
 #: file cannot be reached or grown. Its other operational errors name a statement that is wrong.
@@ -32,3 +36,27 @@ def unavailable(error: BaseException) -> bool:
             return str(error.orig).startswith(_SQLITE_CANNOT_SERVE)
         return True
     return False
+
+
+def fault_reason(error: BaseException) -> str:
+    """Why an item could not be stored, as its quarantined reason."""
+    return f"could not be stored: {type(error).__name__}: {error}"[:2000]
+
+
+def isolating_faults(
+    items: Sequence[T], run: Callable[[Sequence[T]], None], fault: Callable[[T, Exception], None]
+) -> None:
+    """``run(items)``; when it fails for a reason of its own (not an unavailable database, whose errors
+    are raised: try again later), the items are split until each one at fault is found and handed to
+    ``fault``, and the others are run."""
+    try:
+        run(items)
+    except Exception as error:
+        if unavailable(error):
+            raise
+        if len(items) == 1:
+            fault(items[0], error)
+            return
+        middle = len(items) // 2
+        isolating_faults(items[:middle], run, fault)
+        isolating_faults(items[middle:], run, fault)

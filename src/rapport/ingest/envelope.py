@@ -270,6 +270,12 @@ def _huge_numbers(data: dict[str, Any]) -> list[str]:
     return found
 
 
+def _unnamed(found: list[str], errors: list[str]) -> list[str]:
+    """The reasons of ``found`` for fields that ``errors`` does not name yet: one reason a field is enough."""
+    named = {e.partition(": ")[0] for e in errors}
+    return [e for e in found if e.partition(": ")[0] not in named]
+
+
 def _capped(errors: list[str]) -> list[str]:
     if len(errors) <= MAX_LIMIT_ERRORS:
         return errors
@@ -406,15 +412,10 @@ def check(
             errors.extend(_index_errors(event_type, subject, channel))
             base = catalog.base_of(event_type)
             if base is not None and (unmet := base.errors(data)):
-                named = {e.partition(": ")[0] for e in errors}  # one reason a field is enough
-                errors.extend(
-                    f"{e} (as the built-in {base.type} v{base.version} asks)"
-                    for e in unmet
-                    if e.partition(": ")[0] not in named
-                )
-            if over:  # one reason per field: the schema's own limit is the more telling
-                named = {e.partition(": ")[0] for e in errors}
-                over = [e for e in over if e.partition(": ")[0] not in named]
+                asks = f" (as the built-in {base.type} v{base.version} asks)"
+                errors.extend(e + asks for e in _unnamed(unmet, errors))
+            if over:  # the schema's own limit is the more telling
+                over = _unnamed(over, errors)
         if over:
             errors.extend(_capped(over))
     encoded = None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rapport.db.faults import unavailable
+from rapport.db.faults import fault_reason, isolating_faults
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import ingest_events
 from rapport.settings import Settings
@@ -67,7 +67,13 @@ def replay(
         query = query.where(QuarantinedEvent.id.in_(list(ids)))
     items = list(session.scalars(query.limit(limit)))
     outcome = ReplayOutcome()
-    _replay_isolating_faults(session, [q for q in items if not _never_an_envelope(q)], settings, outcome)
+    parsable = [q for q in items if not _never_an_envelope(q)]
+    if parsable:
+        isolating_faults(
+            parsable,
+            lambda group: _replay_group(session, group, settings, outcome),
+            lambda item, error: _keep_fault(item, error, outcome),
+        )
     for item in items:
         if _never_an_envelope(item):  # keeps its reasons
             item.attempts += 1
@@ -76,34 +82,18 @@ def replay(
     return outcome
 
 
-def _replay_isolating_faults(
+def _replay_group(
     session: Session, items: Sequence[QuarantinedEvent], settings: Settings, outcome: ReplayOutcome
 ) -> None:
-    """Replay ``items`` in a savepoint. A group that fails for a reason of its own (not an unavailable
-    database) is split until the item at fault is found: that one keeps the error, the rest are replayed."""
-    if not items:
-        return
-    try:
-        with session.begin_nested():
-            result = ingest_events(
-                session,
-                events=[q.payload for q in items],
-                settings=settings,
-                transport="replay",
-                keep_rejected=False,
-            )
-    except Exception as error:
-        if unavailable(error):
-            raise
-        if len(items) > 1:
-            middle = len(items) // 2
-            _replay_isolating_faults(session, items[:middle], settings, outcome)
-            _replay_isolating_faults(session, items[middle:], settings, outcome)
-        else:
-            items[0].attempts += 1
-            items[0].errors = [f"could not be stored: {type(error).__name__}: {error}"[:2000]]
-            outcome.still_rejected += 1
-        return
+    """Replay ``items`` in a savepoint, so that a group that fails leaves nothing behind."""
+    with session.begin_nested():
+        result = ingest_events(
+            session,
+            events=[q.payload for q in items],
+            settings=settings,
+            transport="replay",
+            keep_rejected=False,
+        )
     reasons = {r["index"]: r["errors"] for r in result.rejected}
     now = datetime.now(UTC)
     outcome.replayed += result.accepted
@@ -115,3 +105,10 @@ def _replay_isolating_faults(
             outcome.still_rejected += 1
         else:
             item.status, item.resolved_at = "replayed", now
+
+
+def _keep_fault(item: QuarantinedEvent, error: Exception, outcome: ReplayOutcome) -> None:
+    """An item the database refused on its own: it stays open with the error."""
+    item.attempts += 1
+    item.errors = [fault_reason(error)]
+    outcome.still_rejected += 1

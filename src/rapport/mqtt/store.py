@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
-from rapport.db.faults import unavailable
+from rapport.db.faults import fault_reason, isolating_faults
 from rapport.identity.service import load_kinds
 from rapport.ingest.envelope import Rejection
 from rapport.ingest.pipeline import Outcome, check_batch, quarantine, store_batch
@@ -68,23 +68,22 @@ def store_isolating_faults(database: Database, messages: Sequence[Message], *, s
     """:func:`store_messages`, but a batch that fails for a reason of its own (not an unavailable
     database) is split until the message at fault is found; that one is quarantined with the error and
     the rest are stored. Errors of an unavailable database are raised: retry the batch later."""
-    try:
-        return store_messages(database, messages, settings=settings)
-    except Exception as error:
-        if unavailable(error):
-            raise
-        if len(messages) == 1:
-            return _quarantine_fault(database, messages[0], error)
-        middle = len(messages) // 2
-        outcome = store_isolating_faults(database, messages[:middle], settings=settings)
-        outcome.add(store_isolating_faults(database, messages[middle:], settings=settings))
-        return outcome
+    total = Outcome()
+
+    def store(group: Sequence[Message]) -> None:
+        total.add(store_messages(database, group, settings=settings))
+
+    def keep(message: Message, error: Exception) -> None:
+        total.add(_quarantine_fault(database, message, error))
+
+    isolating_faults(messages, store, keep)
+    return total
 
 
 def _quarantine_fault(database: Database, message: Message, error: Exception) -> Outcome:
     """Keep a message that failed on its own with the error. When it became an envelope, the envelope is
     kept, as a rejected event is, so that a replay runs it again once the fault is mended."""
-    reason = f"could not be stored: {type(error).__name__}: {error}"[:2000]
+    reason = fault_reason(error)
     log.error("message on %s %s", message.topic, reason)
     translated = translate(message.topic, message.payload)
     if isinstance(translated, Unreadable):
