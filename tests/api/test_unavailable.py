@@ -3,13 +3,18 @@ the client to send the same request again, never a 500; and nothing is stored ha
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 
 from builders import event as an_event
 from rapport.api import create_app
 from rapport.db import Database, connect
 from rapport.events.models import Event
+from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.trust.roles import Role
 from support.database import held_by_a_long_write
@@ -42,6 +47,54 @@ def test_events_sent_while_a_long_write_holds_the_database_get_a_503_and_are_tak
         again = client.post("/v1/events", json=body)
     app.state.database.dispose()
     assert again.status_code == 200 and again.json()["accepted"] == 1
+
+
+@contextmanager
+def unable_to_write_the_log(db: Database) -> Iterator[Database]:
+    """``db``, opened to wait only briefly for a lock, at a moment it cannot take the event log's write,
+    with the statements before it served: on PostgreSQL another transaction holds the log's table, and
+    SQLite's file may not grow (as on a full disk). The log is written straight through the driver."""
+    database = connect(db.engine.url.render_as_string(hide_password=False), lock_wait_s=SHORT_WAIT_S)
+    try:
+        if db.backend == "postgresql":
+            with db.engine.connect() as holder:
+                holder.execute(text("LOCK TABLE events IN SHARE MODE"))
+                yield database
+                holder.rollback()
+            return
+        with closing(sqlite3.connect(db.engine.url.database or "")) as driver:
+            driver.execute("VACUUM")  # no free pages left: any growth needs new ones
+        limit = "PRAGMA max_page_count = 1"  # the least it takes is the file's size now
+        event.listen(database.engine, "connect", lambda driver, _: driver.execute(limit))
+        yield database
+    finally:
+        database.dispose()
+
+
+def test_events_the_database_cannot_write_now_get_a_503_and_are_taken_when_sent_again(
+    db: Database, settings: Settings
+) -> None:
+    # given a database that cannot take the event log's write now
+    key = new_key(db, Role.ADMIN)
+    wait = settings.model_copy(update={"lock_wait_s": SHORT_WAIT_S})
+    events = [an_event("page.viewed", ids={"email": f"c{n}@example.com"}, url="/") for n in range(500)]
+    with unable_to_write_the_log(db) as database:
+        app = create_app(database, wait)
+        with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+            # when events are sent
+            busy = client.post("/v1/events", json={"events": events})
+    # then the answer says to try again, not that the server failed, and nothing was stored
+    assert busy.status_code == 503, busy.text
+    assert busy.headers["retry-after"] == "5"
+    with db.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Event)) == 0
+        assert connection.scalar(select(func.count()).select_from(Profile)) == 0
+    # and the same request, sent again, is taken
+    app = create_app(settings=wait)
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+        again = client.post("/v1/events", json={"events": events})
+    app.state.database.dispose()
+    assert again.status_code == 200 and again.json()["accepted"] == 500, again.text
 
 
 def test_a_database_out_of_reach_is_a_503_not_a_500_and_a_page_in_the_console() -> None:

@@ -13,8 +13,10 @@ import psycopg
 from sqlalchemy import ColumnElement, Connection, String, Table, any_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.exc import DBAPIError
 
 from rapport.db.base import epoch_micros
+from rapport.db.driver import driver_cursor
 from rapport.db.held import HeldWrites, Send, write
 
 T = TypeVar("T")
@@ -107,11 +109,9 @@ def writing_rows(
     PostgreSQL the rows are streamed before the block and the server is waited for when it ends, so the
     work of the block and the server's run side by side; the connection is busy meanwhile, so the block
     must not use it. On SQLite the rows are written before the block."""
-    driver = connection.connection.driver_connection
-    assert driver is not None
     names = ", ".join(columns)
     if connection.dialect.name == "postgresql":
-        with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        with driver_cursor(connection) as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
             yield
@@ -123,22 +123,20 @@ def writing_rows(
 
 
 def refused_as_taken(error: BaseException, table: str, column: str) -> bool:
-    """Whether ``error`` is the driver's refusal of a row whose ``column`` holds a value that ``table``
-    holds already (its unique constraint, named by the naming convention)."""
-    if isinstance(error, psycopg.errors.UniqueViolation):
-        return error.diag.constraint_name == f"uq_{table}_{column}"
-    return isinstance(error, sqlite3.IntegrityError) and str(error).endswith(f"failed: {table}.{column}")
+    """Whether ``error`` is the refusal of a row whose ``column`` holds a value that ``table`` holds
+    already (its unique constraint, named by the naming convention)."""
+    driver_error = error.orig if isinstance(error, DBAPIError) else error
+    if isinstance(driver_error, psycopg.errors.UniqueViolation):
+        return driver_error.diag.constraint_name == f"uq_{table}_{column}"
+    return isinstance(driver_error, sqlite3.IntegrityError) and str(driver_error).endswith(
+        f"failed: {table}.{column}"
+    )
 
 
 def execute_many(connection: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:
     """SQLite: run one prepared ``statement`` for every row, straight through the driver."""
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    cursor = driver.cursor()
-    try:
+    with driver_cursor(connection) as cursor:
         cursor.executemany(statement, rows)
-    finally:
-        cursor.close()
 
 
 def insert_rows(
@@ -200,9 +198,7 @@ def prepare_upsert(
     )
 
     def send(connection: Connection) -> None:
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor:
+        with driver_cursor(connection) as cursor:
             cursor.execute(statement, (document,))
 
     return send
@@ -212,12 +208,9 @@ def select_rows(
     connection: Connection, table: Table, columns: Sequence[str], key: str, values: Sequence[Any]
 ) -> list[tuple[Any, ...]]:
     """``SELECT columns FROM table WHERE key IN values`` as plain tuples, straight through the driver."""
-    driver = connection.connection.driver_connection
-    assert driver is not None
     names = ", ".join(columns)
     found: list[tuple[Any, ...]] = []
-    cursor = driver.cursor()
-    try:
+    with driver_cursor(connection) as cursor:
         if connection.dialect.name == "postgresql":
             text = _as_json(values)
             where, value = ("%s", list(values)) if text is None else (TEXT_ARRAY, text)
@@ -228,6 +221,4 @@ def select_rows(
                 marks = ", ".join("?" for _ in chunk)
                 cursor.execute(f"SELECT {names} FROM {table.name} WHERE {key} IN ({marks})", chunk)
                 found.extend(cursor.fetchall())
-    finally:
-        cursor.close()
     return found

@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 
 from rapport.db.base import epoch_micros, table_of
 from rapport.db.bulk import select_rows
+from rapport.db.driver import driver_cursor
 from rapport.db.engine import STATE_CACHE_ENTRIES
 from rapport.db.held import Send
 from rapport.profiles import state as golden
@@ -129,9 +130,7 @@ def _save_as_document(connection: Connection, document: str, *, now: datetime, t
         for name in STATE_COLUMNS
     )
     shape = ", ".join(f"{name} jsonb" for name in (*STATE_COLUMNS, *(f"{name}_patch" for name in PATCHED)))
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
+    with driver_cursor(connection) as cursor:
         cursor.execute(
             f"UPDATE profiles AS p SET {sets}, updated_at = %s, state_version = %s "
             f"FROM jsonb_to_recordset(%s::jsonb) AS s(id text, {shape}) WHERE p.id = s.id",
@@ -162,18 +161,13 @@ def _document_entry(
 
 def _save_many(connection: Connection, rows: list[StateRow], *, now: datetime, token: int) -> None:
     """SQLite: one prepared UPDATE run for every row, straight through the driver."""
-    driver = connection.connection.driver_connection
-    assert driver is not None
     sets = ", ".join(f"{name} = COALESCE(?, {name})" for name in STATE_COLUMNS)
     stamp = epoch_micros(now)
-    cursor = driver.cursor()
-    try:
+    with driver_cursor(connection) as cursor:
         cursor.executemany(
             f"UPDATE profiles SET {sets}, updated_at = ?, state_version = ? WHERE id = ?",
             [(*row[1:], stamp, token, row[0]) for row in rows],
         )
-    finally:
-        cursor.close()
 
 
 def save_states(
