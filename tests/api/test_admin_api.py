@@ -343,6 +343,36 @@ def test_a_replay_stores_the_rest_when_the_database_refuses_one_item(
     assert "refused by the test trigger" in done["errors"][0]  # the last reason it stayed open for
 
 
+def test_a_replay_applies_an_id_once_and_marks_the_other_items_with_it_duplicates(
+    client: TestClient,
+) -> None:
+    """Two quarantined items with one id but different bodies: only the first is stored, and the second
+    says so, so that no one takes its body for stored. So does an item whose id the log took meanwhile."""
+    first = event("warranty.claimed", ids={"email": "jo@example.com"}, id="claim-1", serial="S-1")
+    second = {**first, "data": {"serial": "S-2"}}
+    later = event("warranty.claimed", ids={"email": "al@example.com"}, id="claim-2", serial="S-3")
+    problem(send(client, [first]), 422)
+    problem(send(client, [second]), 422)
+    problem(send(client, [later]), 422)
+    ok(add_type(client, WARRANTY_V1), 201)
+    ok(send(client, [{**later, "data": {"serial": "S-4"}}]))  # sent again, mended, and taken
+
+    assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 1, "duplicates": 2, "still_rejected": 0}
+
+    [replayed] = ok(client.get("/v1/quarantine", params={"status": "replayed"}))["items"]
+    assert replayed["payload"] == first
+    repeats = ok(client.get("/v1/quarantine", params={"status": "duplicate"}))["items"]
+    assert [i["payload"] for i in repeats] == [second, later]
+    assert all(i["resolved_at"] is not None for i in repeats)
+    assert repeats[0]["errors"][0] == (
+        "id: the log holds an event with the id 'claim-1' already; this one was not applied"
+    )
+    assert repeats[0]["errors"][1:] == ["type: unknown event type 'warranty.claimed'"]  # why it was kept
+    timeline = ok(client.get(f"/v1/profiles/{profile_id(client, 'email:jo@example.com')}/timeline"))
+    assert [i["data"]["serial"] for i in timeline["items"]] == ["S-1"]
+    assert ok(client.get("/v1/quarantine"))["items"] == []
+
+
 def test_the_quarantine_pages_with_after(client: TestClient) -> None:
     bad = [event("warranty.claimed", ids={"email": "jo@example.com"}, minute=n, serial="S") for n in range(5)]
     problem(send(client, bad), 422)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -33,7 +33,7 @@ from rapport.identity.service import (
     load_kinds,
     undo_merge,
 )
-from rapport.ingest.models import QuarantinedEvent
+from rapport.ingest.models import QuarantinedEvent, Status
 from rapport.ingest.pipeline import source_priorities
 from rapport.ingest.quarantine import list_quarantine, replay
 from rapport.matching.suggestions import (
@@ -48,6 +48,8 @@ from rapport.trust.roles import Permission as P
 router = APIRouter(prefix="/steward")
 
 PAGE = 50
+#: the quarantine page's choices of what to show
+STATUSES = (*get_args(Status), "all")
 
 
 def _number(text: str | None, name: str) -> int:
@@ -89,13 +91,15 @@ def steward(request: Request, viewer: CurrentViewer) -> HTMLResponse:
 def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
     """What was refused and why, with its payload; replay one or all once the cause is fixed."""
     status = request.query_params.get("status", "open")
-    status = status if status in ("open", "replayed", "all") else "open"
+    status = status if status in STATUSES else "open"
+    only = next((s for s in get_args(Status) if s == status), None)  # None: all
     after = _number(request.query_params.get("after", "0"), "after")
-    items = list_quarantine(session, status=None if status == "all" else status, after=after, limit=PAGE)
+    items = list_quarantine(session, status=only, after=after, limit=PAGE)
     rows = [{"item": i, "unknown_type": _unknown_type(i.errors), "sent": _sent(i)} for i in items]
     context = {
         "rows": rows,
         "status": status,
+        "statuses": STATUSES,
         "next_after": items[-1].id if len(items) == PAGE else None,
         "outcome": {
             k: int(v)

@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, select
 
 from rapport.db.base import epoch_micros, table_of
-from rapport.db.bulk import refused_as_taken, writing_rows
+from rapport.db.bulk import refused_as_taken, select_rows, writing_rows
 from rapport.events.models import Event
 
 COLUMNS = (
@@ -52,6 +52,12 @@ class EventRow(NamedTuple):
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def ids_in_log(connection: Connection, event_ids: Sequence[str]) -> set[str]:
+    """Those of ``event_ids`` that the log holds."""
+    rows = select_rows(connection, table_of(Event), ["event_id"], "event_id", event_ids)
+    return {event_id for (event_id,) in rows}
 
 
 class AlreadyInLog(Exception):

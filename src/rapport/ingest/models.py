@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -12,6 +12,10 @@ from rapport.db.base import Base, JSONDoc
 
 #: the longest ``transport`` kept: an imported file's is ``file:`` and its name, which may be 255 bytes
 MAX_TRANSPORT = 300
+
+#: what became of quarantined input: still ``open``; ``replayed`` and stored; a ``duplicate``, not applied
+#: because the log holds its id already (an id is stored once)
+Status = Literal["open", "replayed", "duplicate"]
 
 
 class QuarantinedEvent(Base):
@@ -32,6 +36,6 @@ class QuarantinedEvent(Base):
     payload: Mapped[Any] = mapped_column(JSONDoc, nullable=True)
     raw_text: Mapped[str | None] = mapped_column(Text)
     errors: Mapped[list[Any]]
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[Status] = mapped_column(String(20), default="open")
     attempts: Mapped[int] = mapped_column(default=0)
     resolved_at: Mapped[datetime | None]

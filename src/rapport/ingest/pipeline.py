@@ -23,12 +23,9 @@ from sqlalchemy.orm import Session
 from rapport.catalog.registry import Catalog
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
-from rapport.db.base import table_of
-from rapport.db.bulk import select_rows
 from rapport.db.held import HeldWrites
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
-from rapport.events.models import Event
-from rapport.events.store import AlreadyInLog, EventRow, appending
+from rapport.events.store import AlreadyInLog, EventRow, appending, ids_in_log
 from rapport.identity.graph import GraphBatch, Key
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
@@ -80,11 +77,6 @@ def source_priorities(settings: Settings) -> Callable[[str], int]:
         return known[source]
 
     return priority_of
-
-
-def _existing_ids(session: Session, ids: Sequence[str]) -> set[str]:
-    rows = select_rows(session.connection(), table_of(Event), ["event_id"], "event_id", ids)
-    return {event_id for (event_id,) in rows}
 
 
 #: where an event starts in the file it was read from, by its position in its batch or stream (imports)
@@ -249,7 +241,7 @@ def store_batch(
     outcome = Outcome(duplicates=checked.duplicates)
     fresh = checked.fresh
     if fresh and look_up_stored:
-        stored = _existing_ids(session, [c.event_id for c in fresh])
+        stored = ids_in_log(session.connection(), [c.event_id for c in fresh])
         if stored:
             outcome.duplicates += sum(1 for c in fresh if c.event_id in stored)
             fresh = [c for c in fresh if c.event_id not in stored]

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.db.faults import fault_reason, isolating_faults
-from rapport.ingest.models import QuarantinedEvent
+from rapport.events.store import ids_in_log
+from rapport.ingest.models import QuarantinedEvent, Status
 from rapport.ingest.pipeline import ingest_events
 from rapport.settings import Settings
 
@@ -25,7 +26,7 @@ class ReplayOutcome:
 def list_quarantine(
     session: Session,
     *,
-    status: str | None = "open",
+    status: Status | None = "open",
     transport: str | None = None,
     after: int = 0,
     limit: int = 50,
@@ -85,8 +86,15 @@ def replay(
 def _replay_group(
     session: Session, items: Sequence[QuarantinedEvent], settings: Settings, outcome: ReplayOutcome
 ) -> None:
-    """Replay ``items`` in a savepoint, so that a group that fails leaves nothing behind."""
+    """Replay ``items`` in a savepoint, so that a group that fails leaves nothing behind.
+
+    An item whose id the log held already, or which repeats the id of an item before it in the group,
+    is not applied (an id is stored once): it is marked ``duplicate``, so that no one takes its body
+    for stored. An item is marked ``replayed`` only when the log holds its id afterwards."""
+    ids = [q.payload.get("id") if isinstance(q.payload, dict) else None for q in items]
+    known = [i for i in ids if isinstance(i, str)]
     with session.begin_nested():
+        held_before = ids_in_log(session.connection(), known)
         result = ingest_events(
             session,
             events=[q.payload for q in items],
@@ -94,17 +102,29 @@ def _replay_group(
             transport="replay",
             keep_rejected=False,
         )
+        held_after = ids_in_log(session.connection(), known)
     reasons = {r["index"]: r["errors"] for r in result.rejected}
     now = datetime.now(UTC)
-    outcome.replayed += result.accepted
-    outcome.duplicates += result.duplicates
-    for index, item in enumerate(items):
+    taken: set[str] = set()
+    for index, (item, event_id) in enumerate(zip(items, ids, strict=True)):
         item.attempts += 1
         if index in reasons:
             item.errors = reasons[index]
             outcome.still_rejected += 1
-        else:
+        elif event_id in held_before or event_id in taken:
+            item.status, item.resolved_at = "duplicate", now
+            applied = f"id: the log holds an event with the id {event_id!r} already; this one was not applied"
+            item.errors = [applied, *item.errors]
+            outcome.duplicates += 1
+        elif event_id in held_after:
+            taken.add(event_id)
             item.status, item.resolved_at = "replayed", now
+            outcome.replayed += 1
+        else:  # its id's first item was refused after the check had set this one aside as its repeat
+            item.errors = [
+                "id: an item before it with the same id was refused in this replay; replay it again"
+            ]
+            outcome.still_rejected += 1
 
 
 def _keep_fault(item: QuarantinedEvent, error: Exception, outcome: ReplayOutcome) -> None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StrictInt
 from rapport.api.auth import require
 from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
 from rapport.db.base import MAX_ROW_ID
-from rapport.ingest.models import MAX_TRANSPORT
+from rapport.ingest.models import MAX_TRANSPORT, Status
 from rapport.ingest.quarantine import list_quarantine, replay
 from rapport.trust.roles import Permission as P
 
@@ -28,7 +28,7 @@ class QuarantineItem(BaseModel):
     payload: Any
     raw_text: str | None
     errors: list[str]
-    status: str
+    status: Status
     attempts: int
     resolved_at: datetime | None
 
@@ -62,7 +62,7 @@ class ReplayResult(BaseModel):
 )
 def get_quarantine(
     session: ReadSession,
-    status: Literal["open", "replayed", "all"] = "open",
+    status: Status | Literal["all"] = "open",
     transport: str | None = Query(
         None,
         max_length=MAX_TRANSPORT,
