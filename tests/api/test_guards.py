@@ -557,6 +557,84 @@ def test_a_pattern_repeated_beyond_what_python_compiles_is_a_422(client: TestCli
 
 
 @pytest.mark.parametrize(
+    "pattern",
+    [r"^(a)\1$", "^(?=a)a$", "^a{1,5000}$"],
+    ids=["back-reference", "look-ahead", "long repetition"],
+)
+def test_a_pattern_that_only_backtracking_could_match_is_a_422(
+    client: TestClient, db: Database, pattern: str
+) -> None:
+    before = rows(db)
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": pattern}}}
+
+    response = client.post("/v1/event-types", json={"type": "odd.pattern", "schema": schema})
+
+    detail = problem(response, 422)["detail"]
+    assert f"the pattern {pattern!r} cannot be matched in linear time" in detail
+    assert "back-references, look-arounds and repetitions over 1,000 are not supported" in detail
+    assert rows(db) == before
+
+
+#: a value that almost matches: Python's backtracking engine took minutes over it with these patterns
+ALMOST = "a" * 40 + "!"
+
+
+@pytest.mark.parametrize(
+    ("schema", "fine", "odd", "reason"),
+    [
+        (
+            {"type": "object", "properties": {"a": {"type": "string", "pattern": "^(a+)+$"}}},
+            {"a": "aaa"},
+            {"a": ALMOST},
+            "data.a: does not match the pattern ^(a+)+$",
+        ),
+        (
+            {
+                "type": "object",
+                "patternProperties": {"^(a|aa)+$": {"type": "integer"}},
+                "additionalProperties": False,
+            },
+            {"aa": 1},
+            {"aaa": 1, ALMOST: 1},
+            f"data: {ALMOST!r} does not match any of the regexes: '^(a|aa)+$'",
+        ),
+    ],
+    ids=["pattern", "patternProperties"],
+)
+def test_an_operator_pattern_is_matched_in_linear_time_on_a_value_that_almost_matches(
+    client: TestClient, schema: dict[str, Any], fine: dict[str, Any], odd: dict[str, Any], reason: str
+) -> None:
+    """The check, and every request behind it, no longer waits on such a value: both the fast check and
+    the one that names the reasons match an operator's patterns with RE2."""
+    ok(client.post("/v1/event-types", json={"type": "odd.pattern", "schema": schema}), 201)
+    sent = [
+        event("odd.pattern", ids={"email": "jo@example.com"}, **fine),
+        event("odd.pattern", ids={"email": "jo@example.com"}, minute=1, **odd),
+    ]
+
+    body = problem(send(client, *sent), 422)
+
+    assert body["accepted"] == 1
+    assert body["rejected"][0]["errors"] == [reason]
+
+
+def test_an_operator_pattern_means_what_json_schema_means(client: TestClient) -> None:
+    r"""ECMA-262, as JSON Schema reads patterns: \d is 0-9 (Python's engine takes any digit), and $ is the
+    end of the value (Python's takes a newline before it)."""
+    schema = {"type": "object", "properties": {"n": {"type": "string", "pattern": "^\\d+$"}}}
+    ok(client.post("/v1/event-types", json={"type": "odd.number", "schema": schema}), 201)
+    sent = [
+        event("odd.number", ids={"email": "jo@example.com"}, minute=n, n=value)
+        for n, value in enumerate(["123", "١٢٣", "123\n"])
+    ]
+
+    body = problem(send(client, *sent), 422)
+
+    assert body["accepted"] == 1
+    assert [r["index"] for r in body["rejected"]] == [1, 2]
+
+
+@pytest.mark.parametrize(
     ("schema", "data", "reason"),
     [
         (

@@ -12,8 +12,10 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema
+from fastjsonschema.draft07 import CodeGeneratorDraft07
 
 from rapport.catalog.errors import explain, walk
+from rapport.catalog.patterns import LinearDraft7Validator, PatternError, linear_patterns
 
 BUILTIN_PACKAGE = "rapport.catalog"
 
@@ -63,9 +65,15 @@ class EventType:
             raise CatalogError(
                 f"schema of {self.type} v{self.version} must describe an object (type: object)"
             )
-        full = jsonschema.Draft7Validator(
-            self.schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
-        )
+        checker = jsonschema.Draft7Validator.FORMAT_CHECKER
+        if self.builtin:
+            full = jsonschema.Draft7Validator(self.schema, format_checker=checker)
+        else:  # not ours to review: its patterns run on RE2, which never backtracks
+            try:
+                linear_patterns(fast, CodeGeneratorDraft07.FORMAT_REGEXS)
+            except PatternError as exc:
+                raise CatalogError(f"schema of {self.type} v{self.version}: {exc}") from exc
+            full = LinearDraft7Validator(self.schema, format_checker=checker)
         object.__setattr__(self, "_fast", fast)
         object.__setattr__(self, "_full", full)
 

@@ -1,0 +1,106 @@
+"""An operator's schema patterns, matched by RE2 in time linear in the text they are matched against.
+
+Python's regular expressions backtrack: a pattern such as ``^(a+)+$`` takes time exponential in the
+length of a value that almost matches, and one such event held a worker for minutes, every other request
+waiting. The built-in catalog's few patterns are ours and run on Python's engine, which is faster a call;
+an operator's (``pattern``, and the keys of ``patternProperties``) run on RE2, which never backtracks.
+
+RE2 reads patterns as JSON Schema means them (ECMA-262): ``\\d`` is 0-9 and ``$`` the end of the text. It
+refuses what only backtracking can match (back-references, look-arounds) and repetitions over 1,000:
+such a pattern is refused when its type is added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+import re2
+from jsonschema.validators import extend
+
+__all__ = ["LinearDraft7Validator", "PatternError", "linear", "linear_patterns"]
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # RE2 would write each refusal to standard error; the caller is told
+
+
+class PatternError(ValueError):
+    """A pattern RE2 cannot match; the message says which and why."""
+
+
+@lru_cache(maxsize=4096)
+def linear(pattern: str) -> Any:
+    """``pattern`` compiled by RE2, or :class:`PatternError`."""
+    try:
+        return re2.compile(pattern, _OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise PatternError(
+            f"the pattern {pattern!r} cannot be matched in linear time ({reason}); back-references, "
+            "look-arounds and repetitions over 1,000 are not supported"
+        ) from exc
+
+
+def linear_patterns(validate: Any, formats: Mapping[str, Any]) -> None:
+    """Make a validator compiled by fastjsonschema match its schema's patterns with RE2. It keeps every
+    compiled pattern in ``REGEX_PATTERNS`` by its text, beside its own ``formats``' (which are its own,
+    and stay as they are)."""
+    compiled = validate.__globals__["REGEX_PATTERNS"]
+    for pattern in list(compiled):
+        if pattern not in formats:
+            compiled[pattern] = linear(pattern)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, _schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and not linear(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: Mapping[str, Any], instance: Any, _schema: Any
+) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for name, value in instance.items():
+            if linear(pattern).search(name):
+                yield from validator.descend(value, subschema, path=name, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, allowed: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    declared = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    extras = [
+        name
+        for name in instance
+        if name not in declared and not any(linear(p).search(name) for p in patterns)
+    ]
+    if validator.is_type(allowed, "object"):
+        for name in extras:
+            yield from validator.descend(instance[name], allowed, path=name)
+    elif allowed is False and extras:  # worded as the stock validator words it, for the built-in types
+        names = ", ".join(repr(name) for name in sorted(extras, key=str))
+        if patterns:
+            verb = "does" if len(extras) == 1 else "do"
+            regexes = ", ".join(repr(p) for p in sorted(patterns))
+            yield jsonschema.ValidationError(f"{names} {verb} not match any of the regexes: {regexes}")
+        else:
+            verb = "was" if len(extras) == 1 else "were"
+            yield jsonschema.ValidationError(
+                f"Additional properties are not allowed ({names} {verb} unexpected)"
+            )
+
+
+#: JSON Schema draft 7, every pattern matched by RE2
+LinearDraft7Validator: type[jsonschema.Draft7Validator] = extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft7Validator,
+    {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    },
+)
