@@ -371,6 +371,8 @@ def test_a_replay_applies_an_id_once_and_marks_the_other_items_with_it_duplicate
     timeline = ok(client.get(f"/v1/profiles/{profile_id(client, 'email:jo@example.com')}/timeline"))
     assert [i["data"]["serial"] for i in timeline["items"]] == ["S-1"]
     assert ok(client.get("/v1/quarantine"))["items"] == []
+    unknown = problem(client.get("/v1/quarantine", params={"status": "duplicates"}), 422)
+    assert "'open', 'replayed', 'duplicate' or 'all'" in unknown["detail"]
 
 
 def test_the_quarantine_pages_with_after(client: TestClient) -> None:

@@ -575,6 +575,37 @@ def test_a_pattern_that_only_backtracking_could_match_is_a_422(
     assert rows(db) == before
 
 
+def test_an_operator_version_of_a_built_in_type_checks_its_formats_as_the_built_in_one_does(
+    client: TestClient,
+) -> None:
+    """Its patterns run on RE2; the formats' own expressions (a date, an email) are left as they are."""
+    [builtin] = [t for t in ok(client.get("/v1/event-types")) if t["type"] == "profile.updated"]
+    ok(client.post("/v1/event-types", json={"type": "profile.updated", "schema": builtin["schema"]}), 201)
+    sent = [
+        event("profile.updated", ids={"email": "jo@example.com"}, minute=n, birth_date=day, locale="de-AT")
+        for n, day in enumerate(["1990-05-17", "17.05.1990"])
+    ]
+
+    body = problem(send(client, *sent), 422)
+
+    assert body["accepted"] == 1
+    assert body["rejected"][0]["errors"] == ["data.birth_date: is not a valid date"]
+
+
+def test_a_dialect_named_below_the_root_of_a_schema_is_a_422(client: TestClient, db: Database) -> None:
+    before = rows(db)
+    draft = "http://json-schema.org/draft-07/schema#"
+    schema = {"type": "object", "properties": {"a": {"$schema": draft, "pattern": "^(a+)+$"}}}
+
+    response = client.post("/v1/event-types", json={"type": "odd.pattern", "schema": schema})
+
+    assert problem(response, 422)["detail"] == (
+        "schema of odd.pattern v1: schema.properties.a.$schema: "
+        "only the root of a schema may name its dialect"
+    )
+    assert rows(db) == before
+
+
 #: a value that almost matches: Python's backtracking engine took minutes over it with these patterns
 ALMOST = "a" * 40 + "!"
 
@@ -598,14 +629,36 @@ ALMOST = "a" * 40 + "!"
             {"aaa": 1, ALMOST: 1},
             f"data: {ALMOST!r} does not match any of the regexes: '^(a|aa)+$'",
         ),
+        (  # the root names its dialect, and a reference leads back to it
+            {
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "type": "object",
+                "properties": {"a": {"type": "string", "pattern": "^(a+)+$"}, "again": {"$ref": "#"}},
+            },
+            {"again": {"a": "aaa"}},
+            {"again": {"a": ALMOST}},
+            "data.again.a: does not match the pattern ^(a+)+$",
+        ),
+        (  # which fastjsonschema would match against the required names as it compiles the schema
+            {
+                "type": "object",
+                "patternProperties": {"^(a+)+$": {"type": "integer"}, "^a+!$": {"type": "integer"}},
+                "required": [ALMOST],
+                "additionalProperties": False,
+            },
+            {ALMOST: 1},
+            {ALMOST: "one"},
+            f"data.{ALMOST}: expected a whole number, got a string",
+        ),
     ],
-    ids=["pattern", "patternProperties"],
+    ids=["pattern", "patternProperties", "$ref to a root naming its dialect", "a required name"],
 )
 def test_an_operator_pattern_is_matched_in_linear_time_on_a_value_that_almost_matches(
     client: TestClient, schema: dict[str, Any], fine: dict[str, Any], odd: dict[str, Any], reason: str
 ) -> None:
     """The check, and every request behind it, no longer waits on such a value: both the fast check and
-    the one that names the reasons match an operator's patterns with RE2."""
+    the one that names the reasons match an operator's patterns with RE2, and adding the type does not
+    wait either."""
     ok(client.post("/v1/event-types", json={"type": "odd.pattern", "schema": schema}), 201)
     sent = [
         event("odd.pattern", ids={"email": "jo@example.com"}, **fine),

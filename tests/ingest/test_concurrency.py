@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from builders import message, order
+from builders import event, message, order
+from rapport.catalog.service import add_event_type
 from rapport.db import Database
 from rapport.events import Event
 from rapport.identity.models import Identifier
 from rapport.ingest import ingest_events
+from rapport.ingest.quarantine import ReplayOutcome, list_quarantine, replay
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.views import profile_360
@@ -54,3 +57,66 @@ def test_concurrent_batches_about_the_same_people_neither_fail_nor_split_them(
                 1 for b in batches if b[-1]["identifiers"]["email"] == email
             )
             assert len(view["identifiers"]["cookie_id"]) == 12
+
+
+def test_an_id_stored_while_a_replay_waits_makes_its_quarantined_item_a_duplicate(
+    db: Database, settings: Settings
+) -> None:
+    """The replay reads what the log holds under the identity graph's lock: an event another writer
+    stores meanwhile with a quarantined item's id is seen, and the item is not called replayed."""
+    # given a quarantined claim, whose type has been added since
+    claim = event("warranty.claimed", ids={"email": "jo@example.com"}, id="claim-1", serial="QUARANTINED")
+    with db.session(write=True) as session:
+        assert ingest_events(session, events=[claim], settings=settings).rejected_count == 1
+        schema = {"type": "object", "properties": {"serial": {"type": "string"}}}
+        add_event_type(session, type="warranty.claimed", schema=schema)
+    # and a writer that stores another claim with its id and has not committed yet
+    stored, release = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        with db.session(write=True) as session:
+            other = {**claim, "data": {"serial": "OTHER"}}
+            ingest_events(session, events=[other], settings=settings)
+            stored.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    assert stored.wait(30)
+    # when the quarantine is replayed meanwhile, and the writer commits while the replay waits for it
+    outcome: list[ReplayOutcome] = []
+
+    def replaying() -> None:
+        with db.session(write=True) as session:
+            outcome.append(replay(session, settings=settings))
+
+    replayer = threading.Thread(target=replaying)
+    replayer.start()
+    waiting_for_the_writer(db)
+    release.set()
+    writer.join()
+    replayer.join()
+
+    # then the item is a duplicate, and the log holds the other body only
+    assert outcome == [ReplayOutcome(replayed=0, duplicates=1, still_rejected=0)]
+    with db.session() as session:
+        [item] = list_quarantine(session, status=None)
+        assert item.status == "duplicate"
+        assert [e.data for e in session.scalars(select(Event))] == [{"serial": "OTHER"}]
+
+
+def waiting_for_the_writer(db: Database) -> None:
+    """Return once another session waits for a lock: on PostgreSQL seen in pg_stat_activity; SQLite's
+    writer waits at BEGIN IMMEDIATE, before the replay reads anything, so a moment will do."""
+    if db.backend == "sqlite":
+        time.sleep(0.3)
+        return
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 30
+    with db.engine.connect() as connection:
+        while not connection.execute(query).scalar() and time.monotonic() < deadline:
+            connection.rollback()
+            time.sleep(0.02)

@@ -20,7 +20,9 @@ import jsonschema
 import re2
 from jsonschema.validators import extend
 
-__all__ = ["LinearDraft7Validator", "PatternError", "linear", "linear_patterns"]
+from rapport.catalog.errors import walk
+
+__all__ = ["PatternError", "linear", "linear_patterns", "linear_validator", "patterns_in"]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would write each refusal to standard error; the caller is told
@@ -43,14 +45,36 @@ def linear(pattern: str) -> Any:
         ) from exc
 
 
-def linear_patterns(validate: Any, formats: Mapping[str, Any]) -> None:
-    """Make a validator compiled by fastjsonschema match its schema's patterns with RE2. It keeps every
-    compiled pattern in ``REGEX_PATTERNS`` by its text, beside its own ``formats``' (which are its own,
-    and stay as they are)."""
+def patterns_in(schema: Any) -> tuple[set[str], set[str]]:
+    """The patterns of ``schema``: those of its ``pattern`` keywords, and the keys of its
+    ``patternProperties``; each compiled by RE2 (:class:`PatternError` for one it cannot match)."""
+    values: set[str] = set()
+    keys: set[str] = set()
+    for _, node in walk(schema, "schema"):
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                values.add(node["pattern"])
+            if isinstance(node.get("patternProperties"), dict):
+                keys.update(node["patternProperties"])
+    for pattern in values | keys:
+        linear(pattern)
+    return values, keys
+
+
+def linear_patterns(validate: Any, patterns: set[str]) -> None:
+    """Make a validator compiled by fastjsonschema match ``patterns`` with RE2. It keeps each compiled
+    pattern in ``REGEX_PATTERNS`` by its text, beside the regular expressions of its own formats."""
     compiled = validate.__globals__["REGEX_PATTERNS"]
-    for pattern in list(compiled):
-        if pattern not in formats:
-            compiled[pattern] = linear(pattern)
+    for pattern in patterns & compiled.keys():
+        compiled[pattern] = linear(pattern)
+
+
+def linear_validator(schema: Mapping[str, Any]) -> jsonschema.Draft7Validator:
+    """A draft 7 validator of ``schema`` that matches every pattern with RE2. The schema's ``$schema`` is
+    left out: jsonschema checks a schema that names one (``"$ref": "#"`` reaches the root) with the stock
+    validator of that dialect, which matches with Python's engine."""
+    undeclared = {key: value for key, value in schema.items() if key != "$schema"}
+    return LinearDraft7Validator(undeclared, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, _schema: Any) -> Iterator[Any]:

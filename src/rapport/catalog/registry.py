@@ -12,10 +12,9 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema
-from fastjsonschema.draft07 import CodeGeneratorDraft07
 
 from rapport.catalog.errors import explain, walk
-from rapport.catalog.patterns import LinearDraft7Validator, PatternError, linear_patterns
+from rapport.catalog.patterns import PatternError, linear_patterns, linear_validator, patterns_in
 
 BUILTIN_PACKAGE = "rapport.catalog"
 
@@ -35,7 +34,8 @@ class EventType:
     subject: str | None = None  # data field naming the entity the event is about (order_id, case_id, …)
     channel: str | dict[str, Any] | None = None  # constant, or {"field": name, "default": value}
     builtin: bool = False
-    _fast: Callable[[Any], Any] = field(init=False, repr=False, compare=False)
+    #: fastjsonschema's compiled check, or None when the full validator checks alone
+    _fast: Callable[[Any], Any] | None = field(init=False, repr=False, compare=False)
     _full: jsonschema.Draft7Validator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -44,7 +44,11 @@ class EventType:
             raise CatalogError(f"schema of {self.type} v{self.version}: {unfit}")
         try:
             jsonschema.Draft7Validator.check_schema(self.schema)
-            fast = fastjsonschema.compile(self.schema)
+            # An operator's patterns are not ours to review: they run on RE2 (rapport.catalog.patterns).
+            patterns, keyed = (set(), set()) if self.builtin else patterns_in(self.schema)
+            # fastjsonschema matches names against patternProperties' keys with Python's engine while it
+            # compiles, so a schema that has them is checked by the full validator alone.
+            fast = None if keyed else fastjsonschema.compile(self.schema)
         except jsonschema.SchemaError as exc:  # its text quotes the whole meta-schema; one line will do
             raise CatalogError(
                 f"schema of {self.type} v{self.version} is not a valid JSON Schema: {explain(exc, 'schema')}"
@@ -61,29 +65,30 @@ class EventType:
             raise CatalogError(
                 f"schema of {self.type} v{self.version} has a pattern that cannot be compiled: {exc}"
             ) from exc
+        except PatternError as exc:
+            raise CatalogError(f"schema of {self.type} v{self.version}: {exc}") from exc
         if self.schema.get("type") != "object":
             raise CatalogError(
                 f"schema of {self.type} v{self.version} must describe an object (type: object)"
             )
-        checker = jsonschema.Draft7Validator.FORMAT_CHECKER
         if self.builtin:
+            checker = jsonschema.Draft7Validator.FORMAT_CHECKER
             full = jsonschema.Draft7Validator(self.schema, format_checker=checker)
-        else:  # not ours to review: its patterns run on RE2, which never backtracks
-            try:
-                linear_patterns(fast, CodeGeneratorDraft07.FORMAT_REGEXS)
-            except PatternError as exc:
-                raise CatalogError(f"schema of {self.type} v{self.version}: {exc}") from exc
-            full = LinearDraft7Validator(self.schema, format_checker=checker)
+        else:
+            if fast is not None:
+                linear_patterns(fast, patterns)
+            full = linear_validator(self.schema)
         object.__setattr__(self, "_fast", fast)
         object.__setattr__(self, "_full", full)
 
     def errors(self, data: Any) -> list[str]:
         """Every way ``data`` breaks the schema, one line each; empty when it is valid."""
-        try:
-            self._fast(data)
-            return []
-        except (fastjsonschema.JsonSchemaValueException, RecursionError, OverflowError):
-            pass
+        if self._fast is not None:
+            try:
+                self._fast(data)
+                return []
+            except (fastjsonschema.JsonSchemaValueException, RecursionError, OverflowError):
+                pass
         try:
             found = sorted(self._full.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
         except RecursionError:  # a "$ref" that leads back to itself, or a "regex" value nested too deeply
@@ -94,8 +99,10 @@ class EventType:
         except OverflowError as exc:  # a value checked as a "regex" format that Python cannot compile
             return [f"data: cannot be checked against the schema of {self.type} v{self.version}: {exc}"]
         messages = list(dict.fromkeys(explain(error) for error in found))
+        if messages or self._fast is None:
+            return messages
         # The two validators may differ at the edges (formats); the fast one said no, so say something.
-        return messages or ["data: does not match the schema of " + self.type]
+        return ["data: does not match the schema of " + self.type]
 
     def subject_of(self, data: Mapping[str, Any]) -> str | None:
         if self.subject is None:
@@ -137,10 +144,13 @@ class EventType:
 
 def _unfit_value(schema: Any) -> str | None:
     """What in ``schema`` cannot be kept or followed, or None: a ``$ref`` or ``$id`` leading outside it (a
-    URL or a file name: nothing is fetched from elsewhere), or a number JSON cannot hold (NaN, Infinity,
-    which would be stored as null)."""
+    URL or a file name: nothing is fetched from elsewhere), a ``$schema`` below its root (which JSON Schema
+    does not allow, and which would have part of it checked by another validator), or a number JSON cannot
+    hold (NaN, Infinity, which would be stored as null)."""
     for path, node in walk(schema, "schema"):
         if isinstance(node, dict):
+            if "$schema" in node and path != "schema":
+                return f"{path}.$schema: only the root of a schema may name its dialect"
             for key in ("$ref", "$id"):
                 target = node.get(key)
                 if isinstance(target, str) and not target.startswith("#"):

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.db.faults import fault_reason, isolating_faults
+from rapport.db.locks import lock_identity_graph
 from rapport.events.store import ids_in_log
 from rapport.ingest.models import QuarantinedEvent, Status
 from rapport.ingest.pipeline import ingest_events
@@ -94,6 +95,7 @@ def _replay_group(
     ids = [q.payload.get("id") if isinstance(q.payload, dict) else None for q in items]
     known = [i for i in ids if isinstance(i, str)]
     with session.begin_nested():
+        lock_identity_graph(session)  # what the log holds stays so until the replay is stored
         held_before = ids_in_log(session.connection(), known)
         result = ingest_events(
             session,

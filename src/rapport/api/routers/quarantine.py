@@ -62,7 +62,7 @@ class ReplayResult(BaseModel):
 )
 def get_quarantine(
     session: ReadSession,
-    status: Status | Literal["all"] = "open",
+    status: Literal[Status, "all"] = "open",
     transport: str | None = Query(
         None,
         max_length=MAX_TRANSPORT,
