@@ -157,7 +157,10 @@ def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
             {"schema": {"type": "object", "required": "a"}},
             "not a valid JSON Schema: schema.required: expected a list, got a string",
         ),
-        ({"schema": {"type": "object", "properties": {"a": {"$ref": "#/definitions/nope"}}}}, "not a valid"),
+        (
+            {"schema": {"type": "object", "properties": {"a": {"$ref": "#/definitions/nope"}}}},
+            "schema.properties.a.$ref is '#/definitions/nope', which names no schema in it",
+        ),
         ({"schema": {"type": "string"}}, "must describe an object"),
         ({"schema": {}}, "must describe an object"),
         ({"schema": WARRANTY_V1, "channel": {"default": "web"}}, "channel must be a string or"),
@@ -172,6 +175,29 @@ def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
         (_referring("file:///etc/passwd"), "outside the schema"),
         (_referring("money.json#/definitions/amount"), "outside the schema"),
         ({"schema": {**_referring("#/definitions/money")["schema"], "$id": "http://127.0.0.1:9/"}}, "$id"),
+        (
+            {"schema": {**_referring("#/definitions/money")["schema"], "id": "http://127.0.0.1:9/s.json#a"}},
+            "schema.id is 'http://127.0.0.1:9/s.json#a', an address outside the schema; it may only name an "
+            "anchor (#name)",
+        ),
+        (_referring("#/definitions/nothing"), "$ref is '#/definitions/nothing', which names no schema in it"),
+        (_referring("#/required"), "$ref is '#/required', which names no schema in it"),
+        (
+            {
+                "schema": {
+                    "type": "object",
+                    "definitions": {"money": {"type": "number", "default": {"type": "string"}}},
+                    "properties": {"amount": {"$ref": "#/definitions/money/default"}},
+                }
+            },
+            "$ref is '#/definitions/money/default', which names no schema in it",
+        ),
+        (_referring("#money"), "$ref is '#money', which names no anchor in it"),
+        (
+            {"schema": {**WARRANTY_V1, "$schema": "http://json-schema.org/draft-04/schema#"}},
+            "schema.$schema is 'http://json-schema.org/draft-04/schema#': only "
+            "http://json-schema.org/draft-07/schema# is supported",
+        ),
     ],
     ids=[
         "nonsense type",
@@ -189,6 +215,12 @@ def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
         "file ref",
         "relative ref",
         "remote base",
+        "draft 4 remote base",
+        "ref to nothing",
+        "ref to a list",
+        "ref to data",
+        "unknown anchor",
+        "another dialect",
     ],
 )
 def test_an_invalid_event_type_is_a_422_problem_and_is_not_added(

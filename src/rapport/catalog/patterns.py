@@ -5,38 +5,55 @@ length of a value that almost matches, and one such event held a worker for minu
 waiting. The built-in catalog's few patterns are ours and run on Python's engine, which is faster a call;
 an operator's (``pattern``, and the keys of ``patternProperties``) run on RE2, which never backtracks.
 
-RE2 reads patterns as JSON Schema means them (ECMA-262): ``\\d`` is 0-9 and ``$`` the end of the text. It
-refuses what only backtracking can match (back-references, look-arounds) and repetitions over 1,000:
-such a pattern is refused when its type is added.
+RE2's syntax is near JSON Schema's (ECMA-262): ``\\d`` is 0-9 and ``$`` the end of the value there too,
+and ``\\uXXXX`` is read as RE2's ``\\x{XXXX}``. They part at the edges: RE2's ``\\s`` leaves out the
+vertical tab and Unicode's spaces, and it reads POSIX classes (``[[:digit:]]``). RE2 refuses what only
+backtracking can match (back-references, look-arounds) and repetitions over 1,000: such a pattern is
+refused when its type is added.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
+from functools import cache, partial
 from typing import Any
 
 import jsonschema
 import re2
 from jsonschema.validators import extend
 
-from rapport.catalog.errors import walk
+from rapport.catalog.positions import schema_nodes
 
-__all__ = ["PatternError", "linear", "linear_patterns", "linear_validator", "patterns_in"]
+__all__ = ["LINEAR_FORMATS", "PatternError", "linear", "linear_patterns", "linear_validator", "patterns_in"]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would write each refusal to standard error; the caller is told
+
+
+def _names_a_mailbox(value: str) -> bool:
+    return "@" in value
+
+
+#: formats whose fastjsonschema expression takes more than linear time: its email address took 13 s over a
+#: value of 64 KB. They are checked as jsonschema checks them (an ``@`` in it), for every schema.
+LINEAR_FORMATS = {"email": _names_a_mailbox, "idn-email": _names_a_mailbox}
 
 
 class PatternError(ValueError):
     """A pattern RE2 cannot match; the message says which and why."""
 
 
-@lru_cache(maxsize=4096)
+#: ``\\uXXXX``, which RE2 writes ``\\x{XXXX}``; an escaped backslash is taken first, so ``\\\\u`` stays
+_UNICODE_ESCAPE = re.compile(r"\\\\|\\u([0-9A-Fa-f]{4})")
+
+
+@cache  # every pattern of the catalog's types, each compiled once (they are checked again and again)
 def linear(pattern: str) -> Any:
     """``pattern`` compiled by RE2, or :class:`PatternError`."""
+    in_re2 = _UNICODE_ESCAPE.sub(lambda m: m[0] if m[1] is None else f"\\x{{{m[1]}}}", pattern)
     try:
-        return re2.compile(pattern, _OPTIONS)
+        return re2.compile(in_re2, _OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
         raise PatternError(
@@ -50,7 +67,7 @@ def patterns_in(schema: Any) -> tuple[set[str], set[str]]:
     ``patternProperties``; each compiled by RE2 (:class:`PatternError` for one it cannot match)."""
     values: set[str] = set()
     keys: set[str] = set()
-    for _, node in walk(schema, "schema"):
+    for _, _, node in schema_nodes(schema):
         if isinstance(node, dict):
             if isinstance(node.get("pattern"), str):
                 values.add(node["pattern"])
@@ -64,7 +81,8 @@ def patterns_in(schema: Any) -> tuple[set[str], set[str]]:
 def linear_patterns(validate: Any, patterns: set[str]) -> None:
     """Make a validator compiled by fastjsonschema match ``patterns`` with RE2. It keeps each compiled
     pattern in ``REGEX_PATTERNS`` by its text, beside the regular expressions of its own formats."""
-    compiled = validate.__globals__["REGEX_PATTERNS"]
+    function = validate.func if isinstance(validate, partial) else validate  # partial: with its formats
+    compiled = function.__globals__["REGEX_PATTERNS"]
     for pattern in patterns & compiled.keys():
         compiled[pattern] = linear(pattern)
 

@@ -14,7 +14,14 @@ import fastjsonschema
 import jsonschema
 
 from rapport.catalog.errors import explain, walk
-from rapport.catalog.patterns import PatternError, linear_patterns, linear_validator, patterns_in
+from rapport.catalog.patterns import (
+    LINEAR_FORMATS,
+    PatternError,
+    linear_patterns,
+    linear_validator,
+    patterns_in,
+)
+from rapport.catalog.positions import unfollowable
 
 BUILTIN_PACKAGE = "rapport.catalog"
 
@@ -48,7 +55,7 @@ class EventType:
             patterns, keyed = (set(), set()) if self.builtin else patterns_in(self.schema)
             # fastjsonschema matches names against patternProperties' keys with Python's engine while it
             # compiles, so a schema that has them is checked by the full validator alone.
-            fast = None if keyed else fastjsonschema.compile(self.schema)
+            fast = None if keyed else fastjsonschema.compile(self.schema, formats=LINEAR_FORMATS)
         except jsonschema.SchemaError as exc:  # its text quotes the whole meta-schema; one line will do
             raise CatalogError(
                 f"schema of {self.type} v{self.version} is not a valid JSON Schema: {explain(exc, 'schema')}"
@@ -143,25 +150,14 @@ class EventType:
 
 
 def _unfit_value(schema: Any) -> str | None:
-    """What in ``schema`` cannot be kept or followed, or None: a ``$ref`` or ``$id`` leading outside it (a
-    URL or a file name: nothing is fetched from elsewhere), a ``$schema`` below its root (which JSON Schema
-    does not allow, and which would have part of it checked by another validator), or a number JSON cannot
-    hold (NaN, Infinity, which would be stored as null)."""
+    """What in ``schema`` cannot be kept or followed, or None: a reference, address or dialect that
+    validators could not follow within it (:func:`rapport.catalog.positions.unfollowable`), or a number
+    JSON cannot hold (NaN, Infinity, which would be stored as null)."""
     for path, node in walk(schema, "schema"):
-        if isinstance(node, dict):
-            if "$schema" in node and path != "schema":
-                return f"{path}.$schema: only the root of a schema may name its dialect"
-            for key in ("$ref", "$id"):
-                target = node.get(key)
-                if isinstance(target, str) and not target.startswith("#"):
-                    return (
-                        f"{path}.{key} is {target!r}, outside the schema; only references within it "
-                        "(#/definitions/…) are allowed, so no schema is fetched from elsewhere"
-                    )
-        elif isinstance(node, float) and not math.isfinite(node):
+        if isinstance(node, float) and not math.isfinite(node):
             written = "NaN" if math.isnan(node) else "Infinity" if node > 0 else "-Infinity"
             return f"{path} is {written}, which JSON cannot hold"
-    return None
+    return unfollowable(schema)
 
 
 def event_type_from_document(doc: Mapping[str, Any], *, builtin: bool = False) -> EventType:
