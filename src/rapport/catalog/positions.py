@@ -29,11 +29,10 @@ def schema_nodes(schema: Any) -> Iterator[tuple[str, str, dict[str, Any] | bool]
     todo: list[tuple[Any, str, str]] = [(schema, "schema", "")]
     while todo:
         node, path, pointer = todo.pop()
-        if isinstance(node, bool):
+        if isinstance(node, bool | dict):
             yield path, pointer, node
         if not isinstance(node, dict):
             continue
-        yield path, pointer, node
         for key, value in reversed(node.items()):
             if key in DATA:
                 continue
