@@ -194,6 +194,20 @@ def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
         ),
         (_referring("#money"), "$ref is '#money', which names no anchor in it"),
         (
+            {"schema": {**WARRANTY_V1, "default": {"$ref": "http://127.0.0.1:9/in-data.json"}}},
+            "schema.default.$ref: only a schema may hold one, not data or an annotation",
+        ),
+        (
+            {
+                "schema": {
+                    "type": "object",
+                    "definitions": {"a": {"$id": "#a", "type": "string"}, "b": {"$id": "#a"}},
+                    "properties": {"x": {"$ref": "#a"}},
+                }
+            },
+            "schema.definitions.a.$id: the anchor '#a' is named more than once",
+        ),
+        (
             {"schema": {**WARRANTY_V1, "$schema": "http://json-schema.org/draft-04/schema#"}},
             "schema.$schema is 'http://json-schema.org/draft-04/schema#': only "
             "http://json-schema.org/draft-07/schema# is supported",
@@ -220,6 +234,8 @@ def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
         "ref to a list",
         "ref to data",
         "unknown anchor",
+        "ref in data",
+        "anchor named twice",
         "another dialect",
     ],
 )

@@ -607,8 +607,8 @@ def test_a_dialect_named_below_the_root_of_a_schema_is_a_422(client: TestClient,
 
 
 def test_what_looks_like_a_keyword_in_data_or_a_name_is_not_taken_for_one(client: TestClient) -> None:
-    """An example with an ``id``, a default with a pattern, a property named ``$schema``: data and names,
-    not keywords, so the type is added."""
+    """An example with an ``id``, a default with a pattern, annotations, a property named ``$schema``:
+    data, annotations and names, not keywords, so the type is added; and it is read as draft 7."""
     schema = {
         "type": "object",
         "properties": {
@@ -618,10 +618,15 @@ def test_what_looks_like_a_keyword_in_data_or_a_name_is_not_taken_for_one(client
                 "examples": [{"id": "A-1", "$schema": "not a dialect"}],
                 "default": {"pattern": "(?=lookahead)"},
             },
+            "ref": {"type": "string", "format": "uuid"},  # a later draft's format, which draft 7 leaves be
         },
+        "example": {"id": "ord_1"},
+        "x-ui": {"pattern": "(?=a)", "id": "form-1"},
     }
     ok(client.post("/v1/event-types", json={"type": "odd.shapes", "schema": schema}), 201)
-    sent = event("odd.shapes", ids={"email": "jo@example.com"}, order={"id": "A-1"}, **{"$schema": "v1"})
+    sent = event(
+        "odd.shapes", ids={"email": "jo@example.com"}, order={"id": "A-1"}, ref="R-1", **{"$schema": "v1"}
+    )
 
     assert ok(send(client, sent))["accepted"] == 1
 

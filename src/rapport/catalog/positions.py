@@ -1,24 +1,39 @@
-"""The places in a JSON Schema that hold schemas, told apart from those that hold data (``const``,
-``enum``, ``default``, ``examples``) and from the names of properties: what the checks of an operator's
-schema read (its references, its patterns), so that an example with an ``id`` or a property named
-``$schema`` is not taken for a keyword."""
+"""The places in a JSON Schema that hold schemas, by draft 7's keywords, told apart from those that
+hold data (``const``, ``enum``, ``default``, ``examples``), annotations (``x-…``) and the names of
+properties: what the checks of an operator's schema read (its references, anchors and patterns), so that
+an example with an ``id`` or a property named ``$schema`` is not taken for a keyword."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from rapport.catalog.errors import field_path
+from rapport.catalog.errors import field_path, walk
 
 __all__ = ["DRAFT_7", "schema_nodes", "unfollowable"]
 
 #: the dialect of every schema in the catalog, as its ``$schema`` names it (the trailing ``#`` optional)
 DRAFT_7 = "http://json-schema.org/draft-07/schema#"
 
-#: keywords whose value is data, never a schema
-DATA = frozenset({"const", "enum", "default", "examples"})
-#: keywords whose value maps names to schemas
+#: draft 7's keywords whose value is a schema
+ONE = frozenset(
+    {
+        "items",
+        "additionalItems",
+        "contains",
+        "additionalProperties",
+        "propertyNames",
+        "if",
+        "then",
+        "else",
+        "not",
+    }
+)
+#: draft 7's keywords whose value is a list of schemas
+MANY = frozenset({"items", "allOf", "anyOf", "oneOf"})
+#: draft 7's keywords whose value maps names to schemas
 NAMED = frozenset({"properties", "patternProperties", "definitions", "dependencies"})
 
 
@@ -29,20 +44,19 @@ def schema_nodes(schema: Any) -> Iterator[tuple[str, str, dict[str, Any] | bool]
     todo: list[tuple[Any, str, str]] = [(schema, "schema", "")]
     while todo:
         node, path, pointer = todo.pop()
-        if isinstance(node, bool | dict):
-            yield path, pointer, node
-        if not isinstance(node, dict):
+        if not isinstance(node, bool | dict):
+            continue
+        yield path, pointer, node
+        if isinstance(node, bool):
             continue
         for key, value in reversed(node.items()):
-            if key in DATA:
-                continue
             here, at = field_path(path, [key]), f"{pointer}/{_escaped(key)}"
             if key in NAMED and isinstance(value, dict):
                 for name, sub in reversed(value.items()):
                     todo.append((sub, field_path(here, [name]), f"{at}/{_escaped(name)}"))
-            elif isinstance(value, dict | bool):
+            elif key in ONE and isinstance(value, bool | dict):
                 todo.append((value, here, at))
-            elif isinstance(value, list):
+            elif key in MANY and isinstance(value, list):
                 todo.extend(
                     (item, field_path(here, [n]), f"{at}/{n}") for n, item in reversed(list(enumerate(value)))
                 )
@@ -56,18 +70,27 @@ def _escaped(key: str) -> str:
 def unfollowable(schema: Any) -> str | None:
     """What in ``schema`` a validator could not follow within it, or None.
 
-    - A ``$ref`` must name a schema in it: ``#``, ``#/definitions/…`` or an anchor its ``$id`` names.
+    - A ``$ref`` must name a schema in it: ``#``, ``#/definitions/…`` or an anchor one ``$id`` names.
       One leading elsewhere (a URL, a file) would have a schema fetched from there, and one leading to
       data (a list, an ``example``) has validators fail on every event.
     - ``$id`` and draft 4's ``id`` (which validators still follow) may only name an anchor (``#name``):
       a URL there would have the references below it fetched.
+    - Data and annotations hold no ``$ref`` or ``$id``: fastjsonschema follows them there too (to
+      quote a schema in its messages), and would fetch what they name.
     - ``$schema`` may only be at the root (JSON Schema allows it nowhere else), and only draft 7: a
       validator checks a schema that names another dialect by that dialect's rules."""
     nodes = list(schema_nodes(schema))
+    positions = {path for path, _, _ in nodes}
     pointers = {pointer for _, pointer, _ in nodes}
-    anchors = {
+    anchors = Counter(
         node["$id"] for _, _, node in nodes if isinstance(node, dict) and isinstance(node.get("$id"), str)
-    }
+    )
+    for path, value in walk(schema, "schema"):  # validators follow references in data and annotations too
+        parent, _, key = path.rpartition(".")
+        if isinstance(value, dict) and path not in positions and not (parent in positions and key in NAMED):
+            for keyword in ("$ref", "$id"):
+                if keyword in value:
+                    return f"{path}.{keyword}: only a schema may hold one, not data or an annotation"
     for path, pointer, node in nodes:
         if not isinstance(node, dict):
             continue
@@ -86,6 +109,8 @@ def unfollowable(schema: Any) -> str | None:
                     f"{path}.{key} is {name!r}, an address outside the schema; it may only name an anchor "
                     "(#name), so that no schema is fetched from elsewhere"
                 )
+        if isinstance(node.get("$id"), str) and anchors[node["$id"]] > 1:
+            return f"{path}.$id: the anchor {node['$id']!r} is named more than once"
         target = node.get("$ref")
         if not isinstance(target, str):
             continue
@@ -94,10 +119,12 @@ def unfollowable(schema: Any) -> str | None:
                 f"{path}.$ref is {target!r}, outside the schema; only references within it "
                 "(#/definitions/…) are allowed, so no schema is fetched from elsewhere"
             )
-        fragment = unquote(target[1:])
-        if fragment.startswith("/") or not fragment:
-            if fragment not in pointers:
-                return f"{path}.$ref is {target!r}, which names no schema in it"
+        fragment = target[1:]
+        if not fragment or fragment.startswith("/"):
+            if unquote(fragment) not in pointers:
+                return (
+                    f"{path}.$ref is {target!r}, which names no schema in it (shared ones go in definitions)"
+                )
         elif target not in anchors:
             return f'{path}.$ref is {target!r}, which names no anchor in it ("$id": "{target}")'
     return None

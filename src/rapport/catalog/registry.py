@@ -21,7 +21,7 @@ from rapport.catalog.patterns import (
     linear_validator,
     patterns_in,
 )
-from rapport.catalog.positions import unfollowable
+from rapport.catalog.positions import DRAFT_7, unfollowable
 
 BUILTIN_PACKAGE = "rapport.catalog"
 
@@ -55,7 +55,7 @@ class EventType:
             patterns, keyed = (set(), set()) if self.builtin else patterns_in(self.schema)
             # fastjsonschema matches names against patternProperties' keys with Python's engine while it
             # compiles, so a schema that has them is checked by the full validator alone.
-            fast = None if keyed else fastjsonschema.compile(self.schema, formats=LINEAR_FORMATS)
+            fast = None if keyed else fastjsonschema.compile(_as_draft_7(self.schema), formats=LINEAR_FORMATS)
         except jsonschema.SchemaError as exc:  # its text quotes the whole meta-schema; one line will do
             raise CatalogError(
                 f"schema of {self.type} v{self.version} is not a valid JSON Schema: {explain(exc, 'schema')}"
@@ -147,6 +147,12 @@ class EventType:
             "personal_fields": list(self.personal_fields),
             "schema": self.schema,
         }
+
+
+def _as_draft_7(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, naming its dialect: without ``$schema``, fastjsonschema checks by a later draft's rules
+    (its ``uuid`` and ``duration`` formats among them), where jsonschema and the catalog read draft 7."""
+    return schema if "$schema" in schema else {"$schema": DRAFT_7, **schema}
 
 
 def _unfit_value(schema: Any) -> str | None:
