@@ -661,6 +661,28 @@ def test_an_email_address_is_checked_in_linear_time(client: TestClient) -> None:
     assert body["rejected"][0]["errors"] == ["data.to: is not a valid email"]
 
 
+def test_unique_items_are_found_in_one_pass(client: TestClient) -> None:
+    """jsonschema compared 4,000 objects pairwise for over 18 s, once the event failed the fast check on
+    another field; equal JSON values (1 and 1.0) are still equal."""
+    schema = {
+        "type": "object",
+        "properties": {"lines": {"type": "array", "uniqueItems": True}, "n": {"type": "integer"}},
+    }
+    ok(client.post("/v1/event-types", json={"type": "odd.lines", "schema": schema}), 201)
+    lines = [{"sku": f"S-{n}", "qty": [n, 1]} for n in range(4_000)]
+    sent = [
+        event("odd.lines", ids={"email": "jo@example.com"}, lines=lines, n="many"),
+        event("odd.lines", ids={"email": "jo@example.com"}, minute=1, lines=[{"qty": 1}, {"qty": 1.0}]),
+    ]
+
+    body = problem(send(client, *sent), 422)
+
+    assert [r["errors"] for r in body["rejected"]] == [
+        ["data.n: expected a whole number, got a string"],
+        ["data.lines: items 0 and 1 are equal; each must be unique"],
+    ]
+
+
 #: a value that almost matches: Python's backtracking engine took minutes over it with these patterns
 ALMOST = "a" * 40 + "!"
 

@@ -10,6 +10,9 @@ and ``\\uXXXX`` is read as RE2's ``\\x{XXXX}``. They part at the edges: RE2's ``
 vertical tab and Unicode's spaces, and it reads POSIX classes (``[[:digit:]]``). RE2 refuses what only
 backtracking can match (back-references, look-arounds) and repetitions over 1,000: such a pattern is
 refused when its type is added.
+
+The validator that names an event's reasons (:data:`LinearDraft7Validator`) also finds repeated items
+(``uniqueItems``) in one pass, where jsonschema compares items pairwise.
 """
 
 from __future__ import annotations
@@ -137,12 +140,38 @@ def _additional_properties(validator: Any, allowed: Any, instance: Any, schema: 
             )
 
 
-#: JSON Schema draft 7, every pattern matched by RE2
+def _unique_items(validator: Any, unique: Any, instance: Any, _schema: Any) -> Iterator[Any]:
+    """jsonschema compares items that cannot be sorted pairwise: 4,000 objects took over 18 s. Here
+    each item gets a key equal for equal JSON values (1 and 1.0 alike, true and 1 not), and a set
+    finds a repeat in one pass."""
+    if not unique or not validator.is_type(instance, "array"):
+        return
+    first: dict[Any, int] = {}
+    for index, item in enumerate(instance):
+        seen = first.setdefault(_json_key(item), index)
+        if seen != index:
+            yield jsonschema.ValidationError(f"items {seen} and {index} are equal; each must be unique")
+            return
+
+
+def _json_key(value: Any) -> Any:
+    """A hashable key of a JSON value, equal for equal values."""
+    if isinstance(value, bool):
+        return (bool, value)
+    if isinstance(value, dict):
+        return frozenset((name, _json_key(item)) for name, item in value.items())
+    if isinstance(value, list):
+        return (list, tuple(_json_key(item) for item in value))
+    return value  # strings, numbers (1 == 1.0, and their hashes agree) and null
+
+
+#: JSON Schema draft 7, every pattern matched by RE2, and unique items found in one pass
 LinearDraft7Validator: type[jsonschema.Draft7Validator] = extend(  # type: ignore[no-untyped-call]
     jsonschema.Draft7Validator,
     {
         "pattern": _pattern,
         "patternProperties": _pattern_properties,
         "additionalProperties": _additional_properties,
+        "uniqueItems": _unique_items,
     },
 )
