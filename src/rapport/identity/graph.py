@@ -60,9 +60,9 @@ class PlannedMerge:
 
 
 #: why a merge is refused when the pair is blocked (see :class:`~rapport.identity.models.MergeBlock`)
+KEPT_APART = "these profiles are kept apart: a merge of them was undone, or a data steward rejected it"
 #: the longest key of an identity conflict (what makes two clashes one, counted twice)
 CONFLICT_KEY_WIDTH = width(Conflict, "key")
-KEPT_APART = "these profiles are kept apart: a merge of them was undone, or a data steward rejected it"
 
 
 @dataclass(frozen=True)
