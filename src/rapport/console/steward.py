@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -92,8 +92,8 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
     """What was refused and why, with its payload; replay one or all once the cause is fixed."""
     status = request.query_params.get("status", "open")
     status = status if status in STATUSES else "open"
-    only = next((s for s in get_args(Status) if s == status), None)  # None: all
     after = _number(request.query_params.get("after", "0"), "after")
+    only = None if status == "all" else cast(Status, status)
     items = list_quarantine(session, status=only, after=after, limit=PAGE)
     rows = [{"item": i, "unknown_type": _unknown_type(i.errors), "sent": _sent(i)} for i in items]
     context = {

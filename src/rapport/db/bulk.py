@@ -124,8 +124,11 @@ def writing_rows(
 
 def refused_as_taken(error: BaseException, table: str, column: str) -> bool:
     """Whether ``error`` is the refusal of a row whose ``column`` holds a value that ``table`` holds
-    already (its unique constraint, named by the naming convention)."""
-    driver_error = error.orig if isinstance(error, DBAPIError) else error
+    already (its unique constraint, named by the naming convention). The driver's own error comes as
+    SQLAlchemy's, through :func:`rapport.db.driver.driver_cursor`."""
+    if not isinstance(error, DBAPIError):
+        return False
+    driver_error = error.orig
     if isinstance(driver_error, psycopg.errors.UniqueViolation):
         return driver_error.diag.constraint_name == f"uq_{table}_{column}"
     return isinstance(driver_error, sqlite3.IntegrityError) and str(driver_error).endswith(
