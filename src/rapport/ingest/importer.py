@@ -124,9 +124,11 @@ def read_csv(stream: TextIO, field_type: FieldType = lambda _type, _field: None)
             yield number, Unparsable(number, _printable(_row_text(row)), f"{where} is not UTF-8 text")
             continue
         try:
-            yield number, _csv_event(row, field_type)
+            event = _csv_event(row, field_type)
         except ValueError as exc:
             yield number, Unparsable(number, _printable(_row_text(row)), str(exc))
+            continue
+        yield number, event
 
 
 def _csv_event(row: dict[str | None, Any], field_type: FieldType) -> dict[str, Any]:
