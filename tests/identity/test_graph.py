@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from sqlalchemy import select
 
 from builders import at, consent, event, ingest, message, order, page_view
@@ -186,6 +187,36 @@ def test_undo_restores_both_profiles_and_keeps_them_apart(db: Database, settings
     assert len(live_profiles(db)) == 2
     with db.session() as session:
         assert session.scalars(select(Conflict.reason)).all() == ["merge_refused"]
+
+
+def undo_only_merge(db: Database, settings: Settings) -> None:
+    with db.session(write=True) as session:
+        undo_merge(
+            session,
+            merge_id=session.scalars(select(Merge.id)).one(),
+            kinds=load_kinds(session, region="GB"),
+            priority_of=source_priorities(settings),
+        )
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one event", "two events of one batch"])
+def test_a_pair_kept_apart_stays_apart_when_a_third_profile_reaches_both(
+    db: Database, settings: Settings, split: bool
+) -> None:
+    """The third profile absorbs one of the pair first: it is then kept apart from the other."""
+    jo, phone, card = {"email": "jo@example.com"}, {"phone": "+447700900001"}, {"customer_id": "C-9"}
+    linked = event("identity.linked", ids={**jo, **phone}, minute=1)
+    ingest(db, settings, [message(jo), message(phone), linked])
+    undo_only_merge(db, settings)
+    ingest(db, settings, [message(card, minute=2)])
+    bridges = [message({**card, **jo}, minute=3), message({**card, **phone}, minute=3)]
+    ingest(db, settings, bridges if split else [message({**card, **jo, **phone}, minute=3)])
+
+    assert holder(db, "customer_id", "C-9") == holder(db, "email", "jo@example.com")
+    assert holder(db, "phone", "+447700900001") != holder(db, "email", "jo@example.com")
+    with db.session() as session:
+        assert session.scalars(select(Conflict.reason)).all() == ["merge_refused"]
+        assert len(session.scalars(select(Merge)).all()) == 2  # the undone one, and the card's with jo
 
 
 def test_the_higher_priority_identifier_decides_the_survivor_and_where_a_disputed_event_goes(

@@ -114,7 +114,9 @@ class GraphBatch:
         # the first person to claim one of those takes the whole profile over, by a merge
         self.placeholders: set[str] = set()
         self.existing: set[str] = set()
-        self.blocked: set[frozenset[str]] = set()
+        # live profile -> the live profiles it is kept apart from (an undone or rejected merge); a profile
+        # that absorbs one of a pair in this batch is kept apart from the other too
+        self.apart: dict[str, set[str]] = {}
         self.limited = {name for name, kind in kinds.kinds.items() if kind.max_per_profile is not None}
 
     # -- reading the graph -------------------------------------------------------------------------
@@ -190,7 +192,19 @@ class GraphBatch:
         for a, b in blocks:
             ra, rb = roots[a], roots[b]
             if ra and rb and ra != rb:
-                self.blocked.add(frozenset((ra, rb)))
+                self._keep_apart(ra, rb)
+
+    def _keep_apart(self, a: str, b: str) -> None:
+        self.apart.setdefault(a, set()).add(b)
+        self.apart.setdefault(b, set()).add(a)
+
+    def _absorb(self, survivor: str, absorbed: str) -> None:
+        """Fold ``absorbed`` into ``survivor`` for the rest of the batch: its identifier counts, and the
+        profiles it is kept apart from."""
+        self.parent[absorbed] = survivor
+        self.counts[survivor].update(self.counts[absorbed])
+        for other in self.apart.get(absorbed, ()):
+            self._keep_apart(survivor, other)
 
     def root(self, pid: str) -> str:
         while pid in self.parent:
@@ -200,7 +214,7 @@ class GraphBatch:
     # -- deciding ------------------------------------------------------------------------------------
 
     def _merge_problem(self, a: str, b: str) -> str | None:
-        if frozenset((a, b)) in self.blocked:
+        if b in self.apart.get(a, ()):
             return KEPT_APART
         self._count((a, b))
         for kind in sorted(self.limited):
@@ -245,8 +259,7 @@ class GraphBatch:
                 for other in roots[1:]:
                     problem = self._merge_problem(target, other)
                     if problem is None:
-                        self.parent[other] = target
-                        self.counts[target].update(self.counts[other])
+                        self._absorb(target, other)
                         merges.append(PlannedMerge(target, other, claim.event_id, "shared identifier"))
                     else:
                         self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
@@ -329,7 +342,6 @@ class GraphBatch:
         live = {pid for pid in wanted if roots[pid] == pid and pid not in erased}
         self._load_profiles(live)
         rank = {} if independent else self._rank(live)
-        members: dict[str, set[str]] = {pid: {pid} for pid in live}
         merges: list[PlannedMerge] = []
         decisions: list[MergeDecision] = []
         for request in requests:
@@ -340,17 +352,10 @@ class GraphBatch:
             merge: PlannedMerge | None = None
             if problem is None:
                 a, b = self.root(request.a), self.root(request.b)
-                if a == b:
-                    problem = "the two profiles are one already"
-                elif any(frozenset((x, y)) in self.blocked for x in members[a] for y in members[b]):
-                    problem = KEPT_APART
-                else:
-                    problem = self._merge_problem(a, b)
+                problem = "the two profiles are one already" if a == b else self._merge_problem(a, b)
                 if problem is None and not independent:
                     survivor, absorbed = sorted((a, b), key=lambda pid: rank[pid])
-                    self.parent[absorbed] = survivor
-                    self.counts[survivor].update(self.counts[absorbed])
-                    members[survivor] |= members.pop(absorbed)
+                    self._absorb(survivor, absorbed)
                     rank[survivor] = min(rank[survivor], rank[absorbed])
                     merge = PlannedMerge(survivor, absorbed, None, request.reason[:200])
                     merges.append(merge)
