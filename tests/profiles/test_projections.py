@@ -230,8 +230,9 @@ COUNTED = ("events", "by_type", "messages", "last_seen_by_channel", "orders", "o
 
 def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per person, the counters and the account worked out from the events alone, the way a clerk would:
-    an order stands as its versions leave it in time order (same moment: by event id), and a cancelled
-    order stays cancelled."""
+    an order is its placement's, and stands as its versions leave it in time order after the placement
+    (same moment: by event id); a cancelled order stays cancelled; spend counts orders of a known
+    currency."""
     people: dict[str, dict[str, Any]] = {}
     orders: dict[str, dict[str, Any]] = {}
     for e in sorted(events, key=lambda e: (datetime.fromisoformat(e["occurred_at"]), e["id"])):
@@ -249,18 +250,23 @@ def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             p["messages"][channel] += 1
         if e["type"] in ("invoice.issued", "payment.received"):
             p["money"][(e["type"], data["currency"])] += data["amount"]
-        if e["type"].startswith("order."):
-            fields = {k: v for k, v in data.items() if k != "order_id"}
-            held = orders.setdefault(data["order_id"], {"person": person, "fields": {}, "cancelled": False})
-            held["fields"] = fields if e["type"] == "order.placed" else {**held["fields"], **fields}
-            held["cancelled"] |= e["type"] == "order.cancelled"
+    in_life_order = sorted(
+        (e for e in events if e["type"].startswith("order.")),
+        key=lambda e: (e["type"] != "order.placed", datetime.fromisoformat(e["occurred_at"]), e["id"]),
+    )
+    for e in in_life_order:
+        person, data = person_of(next(iter(e["identifiers"].values()))), e["data"]
+        fields = {k: v for k, v in data.items() if k != "order_id"}
+        held = orders.setdefault(data["order_id"], {"person": person, "fields": {}, "cancelled": False})
+        held["fields"] = fields if e["type"] == "order.placed" else {**held["fields"], **fields}
+        held["cancelled"] |= e["type"] == "order.cancelled"
     out: dict[str, dict[str, Any]] = {}
     for person, p in people.items():
         mine = [o for o in orders.values() if o["person"] == person]
         spend: Counter[str] = Counter()
         for o in mine:
-            if not o["cancelled"]:
-                spend[o["fields"].get("currency") or ""] += o["fields"].get("total") or 0
+            if not o["cancelled"] and o["fields"].get("currency"):
+                spend[o["fields"]["currency"]] += o["fields"].get("total") or 0
         out[person] = {
             "events": sum(p["by_type"].values()),
             "by_type": dict(p["by_type"]),
@@ -268,11 +274,9 @@ def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "last_seen_by_channel": p["last_seen_by_channel"],
             "orders": sum(not o["cancelled"] for o in mine),
             "orders_cancelled": sum(o["cancelled"] for o in mine),
-            "spend": approx(dict(spend), abs=0.011),
-            "invoiced": approx(
-                {c: n for (t, c), n in p["money"].items() if t == "invoice.issued"}, abs=0.011
-            ),
-            "paid": approx({c: n for (t, c), n in p["money"].items() if t == "payment.received"}, abs=0.011),
+            "spend": approx(dict(spend), abs=1e-9),
+            "invoiced": approx({c: n for (t, c), n in p["money"].items() if t == "invoice.issued"}, abs=1e-9),
+            "paid": approx({c: n for (t, c), n in p["money"].items() if t == "payment.received"}, abs=1e-9),
         }
     return out
 
@@ -311,3 +315,92 @@ def test_counters_and_golden_records_equal_a_recount_of_each_persons_events(
             session.connection(), stored, priority_of=source_priorities(settings), now=live[0].updated_at
         )
     assert stored == rebuilt
+
+
+def test_amounts_sum_as_the_decimals_they_were_sent_in_any_order(db: Database, settings: Settings) -> None:
+    """Three-decimal currencies keep their third decimal, and the sums do not depend on the order the
+    invoices and payments arrive in, nor on a merge folding two profiles' accounts together."""
+    jo, card = {"email": "jo@example.com"}, {"loyalty_id": "L-1"}
+
+    def invoice(n: int, amount: float, ids: dict[str, str]) -> dict[str, Any]:
+        return event("invoice.issued", ids=ids, minute=n, invoice_id=f"I-{n}", amount=amount, currency="KWD")
+
+    invoices = [
+        invoice(1, 1.275, jo),
+        invoice(2, 2.477, card),
+        invoice(3, 2.247, jo),
+        invoice(4, 0.004, card),
+    ]
+    paid = event("payment.received", ids=card, minute=5, payment_id="P-1", amount=1.125, currency="KWD")
+    linked = event("identity.linked", ids={**jo, **card}, minute=6)
+    accounts = []
+    for arrival in (
+        [*invoices, paid, linked],
+        [linked, paid, *reversed(invoices)],
+        [invoices[2], linked, paid, *invoices],
+    ):
+        empty(db)
+        for one in arrival:
+            ingest(db, settings, [one])
+        with db.session() as session:
+            pid = session.scalars(select(Profile.id).where(Profile.merged_into.is_(None))).one()
+            view = profile_360(session, profile_id=pid)
+        assert view is not None
+        accounts.append(view["account"])
+    assert [a["invoiced"] for a in accounts] == [{"KWD": 6.003}] * 3
+    assert [a["receivables"] for a in accounts] == [{"KWD": 4.878}] * 3
+
+
+def test_an_order_is_its_buyers_and_starts_at_its_placement(db: Database, settings: Settings) -> None:
+    """Another person's cancellation does not take the order over, and an amendment stamped a second
+    before the placement (two systems' clocks) applies on top of it."""
+    buyer, caller = {"email": "buyer@example.com"}, {"email": "caller@example.com"}
+    lines = [{"sku": "A", "quantity": 1, "unit_price": 10}, {"sku": "B", "quantity": 1, "unit_price": 20}]
+    amended = event("order.amended", ids=buyer, minute=9.99, order_id="O-1", total=10, lines=lines[:1])
+    ingest(db, settings, [amended, order("O-1", buyer, minute=10, total=30, lines=lines)])
+    ingest(db, settings, [event("order.cancelled", ids=caller, minute=11, order_id="O-1", source="cc")])
+    with db.session() as session:
+        view = order_view(session, order_id="O-1")
+        buyer_id = session.scalars(
+            select(Identifier.profile_id).where(Identifier.value == buyer["email"])
+        ).one()
+        placed = profile_360(session, profile_id=buyer_id)
+    assert view is not None and placed is not None
+    assert [v["type"] for v in view["history"]] == ["order.placed", "order.amended", "order.cancelled"]
+    assert view["history"][1]["changes"]["lines"] == {"removed": [lines[1]]}
+    assert view["history"][1]["changes"]["total"] == {"from": 30, "to": 10}
+    assert (view["profile_id"], view["status"], view["total"]) == (buyer_id, "cancelled", 10)
+    assert [o["order_id"] for o in placed["orders"]] == ["O-1"]
+
+
+def test_lines_of_one_sku_are_told_apart_in_the_changes(db: Database, settings: Settings) -> None:
+    ids = {"email": "jo@example.com"}
+    paid, gift = {"sku": "A", "quantity": 1, "unit_price": 10}, {"sku": "A", "quantity": 1, "unit_price": 0}
+    two = {**paid, "quantity": 2}
+    ingest(
+        db,
+        settings,
+        [
+            order("O-1", ids, minute=0, total=10, lines=[paid, gift]),
+            event("order.amended", ids=ids, minute=1, order_id="O-1", total=20, lines=[two, gift]),
+            event("order.amended", ids=ids, minute=2, order_id="O-1", total=20, lines=[two]),
+        ],
+    )
+    with db.session() as session:
+        view = order_view(session, order_id="O-1")
+    assert view is not None
+    _, more, no_gift = view["history"]
+    assert more["changes"]["lines"] == {"changed": [{"sku": "A", "from": paid, "to": two}]}
+    assert no_gift["changes"]["lines"] == {"removed": [gift]}
+
+
+def test_an_amendment_without_its_order_counts_no_spend_in_no_currency(
+    db: Database, settings: Settings
+) -> None:
+    ids = {"email": "jo@example.com"}
+    ingest(db, settings, [event("order.amended", ids=ids, minute=1, order_id="O-1", total=10)])
+    with db.session() as session:
+        pid = session.scalars(select(Profile.id)).one()
+        view = profile_360(session, profile_id=pid)
+    assert view is not None
+    assert (view["counters"]["orders"], view["counters"]["spend"]) == (1, {})

@@ -7,7 +7,6 @@ out-of-order event always yields the same versions. (Devices are projected in ra
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 from rapport.profiles.state import Fact, iso
@@ -25,22 +24,41 @@ class OwnedFact(Fact, Protocol):
     def profile_id(self) -> str: ...
 
 
-def _chronological(facts: Iterable[OwnedFact]) -> list[OwnedFact]:
-    return sorted(facts, key=lambda f: (f.occurred_at, f.event_id))
+def _in_life_order(facts: Iterable[OwnedFact], first: str) -> list[OwnedFact]:
+    """The facts in time order, but those of type ``first`` (the order's placement, the case's opening)
+    before all others: a source whose clock runs a second behind must not make an amendment precede
+    the order it amends."""
+    return sorted(facts, key=lambda f: (f.type != first, f.occurred_at, f.event_id))
+
+
+def _owner(in_life_order: Sequence[OwnedFact]) -> str:
+    """Whose order or case it is: the person it was placed or opened for, not whoever last wrote about it
+    (another person may cancel it); until the placement or opening arrives, the earliest writer."""
+    return in_life_order[0].profile_id if in_life_order else ""
 
 
 def _line_key(line: Any) -> str:
     return str(line.get("sku")) if isinstance(line, dict) else str(line)
 
 
+def _by_sku(lines: Sequence[Any]) -> dict[tuple[str, int], Any]:
+    """Lines by SKU and by how many lines of that SKU came before (a free gift beside the paid item)."""
+    seen: dict[str, int] = {}
+    keyed: dict[tuple[str, int], Any] = {}
+    for line in lines:
+        sku = _line_key(line)
+        keyed[(sku, seen.get(sku, 0))] = line
+        seen[sku] = seen.get(sku, 0) + 1
+    return keyed
+
+
 def diff_lines(before: Sequence[Any], after: Sequence[Any]) -> dict[str, Any]:
-    """What happened to the order lines, by SKU."""
-    old = {_line_key(line): line for line in before}
-    new = {_line_key(line): line for line in after}
+    """What happened to the order lines, by SKU (the n-th line of a SKU against the n-th before)."""
+    old, new = _by_sku(before), _by_sku(after)
     changes: dict[str, Any] = {}
     added = [new[k] for k in new if k not in old]
     removed = [old[k] for k in old if k not in new]
-    changed = [{"sku": k, "from": old[k], "to": new[k]} for k in new if k in old and old[k] != new[k]]
+    changed = [{"sku": k[0], "from": old[k], "to": new[k]} for k in new if k in old and old[k] != new[k]]
     if added:
         changes["added"] = added
     if removed:
@@ -67,8 +85,9 @@ def build_order(order_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
     """The order row for ``order_id`` from all of its events."""
     snapshot: dict[str, Any] = {}
     versions: list[dict[str, Any]] = []
-    status, placed_at, owner = "placed", None, ""
-    for fact in _chronological(facts):
+    status, placed_at = "placed", None
+    ordered = _in_life_order(facts, "order.placed")
+    for fact in ordered:
         fields = {k: v for k, v in fact.data.items() if k not in _ORDER_META}
         before = status
         if fact.type == "order.placed":
@@ -95,12 +114,12 @@ def build_order(order_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
                 "changes": changes,
             }
         )
-        snapshot, owner = after, fact.profile_id
-    updated_at = datetime.fromisoformat(versions[-1]["occurred_at"])
+        snapshot = after
+    updated_at = max(fact.occurred_at for fact in ordered)
     total = snapshot.get("total")
     return {
         "order_id": order_id,
-        "profile_id": owner,
+        "profile_id": _owner(ordered),
         "status": status,
         "currency": snapshot.get("currency"),
         "total": float(total) if isinstance(total, int | float) else None,
@@ -123,7 +142,8 @@ def build_case(case_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
         "closed_at": None,
         "history": [],
     }
-    for fact in _chronological(facts):
+    ordered = _in_life_order(facts, "case.opened")
+    for fact in ordered:
         data = fact.data
         if fact.type == "case.opened":
             row.update(
@@ -150,5 +170,6 @@ def build_case(case_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
                 "data": data,
             }
         )
-        row["profile_id"], row["updated_at"] = fact.profile_id, fact.occurred_at
+    row["profile_id"] = _owner(ordered)
+    row["updated_at"] = max(fact.occurred_at for fact in ordered)
     return row

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from rapport.events.models import Event
 from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
 from rapport.profiles.models import Case, Order, Profile, about_people
+from rapport.profiles.state import exact_sum
 
 
 class BadCursor(ValueError):
@@ -42,10 +43,8 @@ _OPEN_CASES = (
     .order_by(Case.opened_at.desc())
 )
 _CANCELLED = Order.status == "cancelled"
-_ORDER_COUNTS = (
-    select(Order.currency, _CANCELLED, func.count(), func.sum(Order.total))
-    .where(Order.profile_id == bindparam("profile_id"))
-    .group_by(Order.currency, _CANCELLED)
+_ORDER_TOTALS = select(Order.currency, _CANCELLED, Order.total).where(
+    Order.profile_id == bindparam("profile_id")
 )
 _PEOPLE_EVENTS = (Event.profile_id == bindparam("profile_id"), about_people(Event.type))
 _NOT_PRESENCE = Event.type.not_in(PRESENCE_TYPES)
@@ -98,7 +97,7 @@ def account_view(account: dict[str, Any]) -> dict[str, Any]:
     fields = {name: entry["value"] for name, entry in account.get("fields", {}).items()}
     return {
         "receivables": {
-            c: round(invoiced.get(c, 0) - paid.get(c, 0), 2) for c in sorted(set(invoiced) | set(paid))
+            c: exact_sum((invoiced.get(c, 0.0), -paid.get(c, 0.0))) for c in sorted(set(invoiced) | set(paid))
         },
         "invoiced": invoiced,
         "paid": paid,
@@ -122,13 +121,17 @@ def order_summary(order: Order) -> dict[str, Any]:
 
 
 def order_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
-    """Orders and spend per currency, from the orders as they stand (cancelled orders do not count)."""
-    rows = session.execute(_ORDER_COUNTS, {"profile_id": profile_id}).all()
-    standing = [(currency, n, total) for currency, is_cancelled, n, total in rows if not is_cancelled]
+    """Orders and spend per currency, from the orders as they stand: cancelled orders do not count, nor
+    do orders whose currency is not known yet (an amendment that arrived before its order) in spend."""
+    rows = session.execute(_ORDER_TOTALS, {"profile_id": profile_id}).all()
+    totals: dict[str, list[float]] = {}
+    for currency, is_cancelled, total in rows:
+        if currency and not is_cancelled:
+            totals.setdefault(currency, []).append(total or 0.0)
     return {
-        "orders": sum(n for _, n, _ in standing),
-        "orders_cancelled": sum(n for _, is_cancelled, n, _ in rows if is_cancelled),
-        "spend": {c or "": round(total or 0, 2) for c, _, total in standing},
+        "orders": sum(1 for _, is_cancelled, _ in rows if not is_cancelled),
+        "orders_cancelled": sum(1 for _, is_cancelled, _ in rows if is_cancelled),
+        "spend": {currency: exact_sum(amounts) for currency, amounts in sorted(totals.items())},
     }
 
 

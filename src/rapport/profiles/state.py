@@ -9,8 +9,9 @@ they are read (see profiles.service), so that the many other events need no prof
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from rapport.events.facts import Fact as EventFact
@@ -63,8 +64,15 @@ def _keep(bucket: dict[str, Any], key: str, entry: dict[str, Any]) -> None:
         bucket[key] = entry
 
 
+def exact_sum(amounts: Iterable[float]) -> float:
+    """The sum of amounts as the decimals they were written as, so that it does not depend on their
+    order (floats added in another order can differ in the last digit) and keeps every decimal a
+    currency has (KWD has three)."""
+    return float(sum((Decimal(repr(amount)) for amount in amounts), Decimal(0)))
+
+
 def _add(bucket: dict[str, Any], key: str, amount: float) -> None:
-    bucket[key] = round(bucket.get(key, 0) + amount, 2)
+    bucket[key] = exact_sum((bucket.get(key, 0.0), amount))
 
 
 def _entry(fact: Fact, at: str, value: Any, **extra: Any) -> dict[str, Any]:
