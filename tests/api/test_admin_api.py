@@ -163,7 +163,7 @@ def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
         ),
         ({"schema": {"type": "string"}}, "must describe an object"),
         ({"schema": {}}, "must describe an object"),
-        ({"schema": WARRANTY_V1, "channel": {"default": "web"}}, "channel must be a string or"),
+        ({"schema": WARRANTY_V1, "channel": {"default": "web"}}, "channel must be text or"),
         ({"schema": "object"}, "schema"),
         ({}, "schema: required property missing"),
         ({"schema": WARRANTY_V1, "type": "Warranty Claimed"}, "type"),
@@ -306,6 +306,78 @@ def test_an_operator_type_with_an_overlong_subject_or_channel_rejects_the_event(
     assert any(e.startswith("data.via: must be at most 30") for e in body["rejected"][1]["errors"])
     timeline = ok(client.get(f"/v1/profiles/{profile_id(client, 'cookie_id:c-1')}/timeline"))
     assert [i["id"] for i in timeline["items"]] == [good["id"]]
+
+
+def test_an_operator_type_whose_subject_or_channel_is_not_text_rejects_the_event(client: TestClient) -> None:
+    """A schema may leave them open; they are indexed text (a whole number is a subject all the same)."""
+    ok(add_type(client, {"type": "object"}, subject="serial", channel={"field": "via", "default": None}), 201)
+    sent = [
+        event("warranty.claimed", ids={"cookie_id": "c-1"}, serial=[1, {"a": "b"}]),
+        event("warranty.claimed", ids={"cookie_id": "c-1"}, serial="s", via={"a": 1}),
+        event("warranty.claimed", ids={"cookie_id": "c-1"}, serial="", via=""),
+        event("warranty.claimed", ids={"cookie_id": "c-1"}, serial=981, via="web"),
+    ]
+
+    body = problem(send(client, sent), 422)
+
+    errors = {r["index"]: r["errors"] for r in body["rejected"]}
+    assert errors == {
+        0: ["data.serial: must be text or a whole number, not a list (it names what the event is about)"],
+        1: ["data.via: must be text, not an object (it is the channel)"],
+        2: [
+            "data.serial: must not be empty (it names what the event is about)",
+            "data.via: must not be empty (it is the channel)",
+        ],
+    }
+    timeline = ok(client.get(f"/v1/profiles/{profile_id(client, 'cookie_id:c-1')}/timeline"))
+    assert [(i["id"], i["channel"]) for i in timeline["items"]] == [(sent[3]["id"], "web")]
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        {"field": "via", "default": {"z": [1]}},
+        {"field": "via", "default": 7},
+        "",
+        "w" * 31,
+        {"field": "via", "x": 1},
+    ],
+    ids=["object default", "number default", "empty", "too long", "unknown key"],
+)
+def test_a_channel_that_is_not_text_is_refused_when_the_type_is_added(
+    client: TestClient, channel: Any
+) -> None:
+    detail = problem(add_type(client, WARRANTY_V1, channel=channel), 422)["detail"]
+    assert 'channel must be text or {"field": "<data field>", "default": null or text}' in detail
+
+
+def test_a_new_version_of_a_built_in_type_keeps_its_subject_and_channel(client: TestClient) -> None:
+    """Left out, they are the built-in's: the new version's orders are still orders. Another subject is
+    refused, since orders are found by theirs."""
+    schema = {
+        "type": "object",
+        "required": ["order_id", "lines"],
+        "properties": {"gift": {"type": "boolean"}},
+    }
+    refused = problem(
+        client.post("/v1/event-types", json={"type": "order.placed", "schema": schema, "subject": "sku"}), 422
+    )
+    assert (
+        "subject: a new version of the built-in order.placed keeps its subject 'order_id'"
+        in refused["detail"]
+    )
+    added = ok(client.post("/v1/event-types", json={"type": "order.placed", "schema": schema}), 201)
+    assert (added["version"], added["subject"], added["channel"]) == (
+        2,
+        "order_id",
+        {"field": "channel", "default": "web"},
+    )
+
+    ok(send(client, [order("O-V2", {"email": "jo@example.com"}, gift=True, channel="store")]))
+    view = ok(client.get("/v1/orders/O-V2"))
+    assert view["status"] == "placed"
+    timeline = ok(client.get(f"/v1/profiles/{profile_id(client, 'email:jo@example.com')}/timeline"))
+    assert [i["channel"] for i in timeline["items"]] == ["store"]
 
 
 @pytest.mark.parametrize(

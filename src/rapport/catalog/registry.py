@@ -26,6 +26,10 @@ from rapport.catalog.positions import DRAFT_7, unfollowable
 BUILTIN_PACKAGE = "rapport.catalog"
 
 
+#: the longest channel an event may have (an indexed column)
+MAX_CHANNEL = 30
+
+
 class CatalogError(ValueError):
     """An event type definition that cannot be used; the message says why."""
 
@@ -113,17 +117,22 @@ class EventType:
             return messages
         return [_fast_reason(refusal, self.type)]
 
-    def subject_of(self, data: Mapping[str, Any]) -> str | None:
-        if self.subject is None:
-            return None
-        value = data.get(self.subject)
-        return None if value is None else str(value)
+    def subject_of(self, data: Mapping[str, Any]) -> Any:
+        """The value that names what the event is about (an order's id), as sent; None when it has none.
+        The check refuses one that is not text or a whole number."""
+        return None if self.subject is None else data.get(self.subject)
 
-    def channel_of(self, data: Mapping[str, Any]) -> str | None:
+    def channel_of(self, data: Mapping[str, Any]) -> Any:
+        """The event's channel, as sent or the type's constant or default; the check refuses one that is
+        not text."""
         if self.channel is None or isinstance(self.channel, str):
             return self.channel
-        value = data.get(self.channel.get("field", ""), self.channel.get("default"))
-        return None if value is None else str(value)
+        return data.get(self.channel.get("field", ""), self.channel.get("default"))
+
+    @property
+    def channel_field(self) -> str:
+        """Where the channel comes from, to name it in a refusal."""
+        return f"data.{self.channel['field']}" if isinstance(self.channel, dict) else "channel"
 
     @cached_property
     def personal_fields(self) -> tuple[str, ...]:

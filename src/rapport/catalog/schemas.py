@@ -15,7 +15,11 @@ class EventTypeIn(BaseModel):
     )
     description: str = Field(default="", max_length=500)
     subject: str | None = Field(
-        default=None, max_length=100, description="data field that names the entity the event is about"
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="data field that names the entity the event is about (a new version of a built-in type "
+        "keeps the built-in's, and its channel unless given)",
     )
     channel: str | dict[str, Any] | None = Field(
         default=None, description='a constant channel, or {"field": "channel", "default": null}'

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.models import EventTypeVersion
-from rapport.catalog.registry import Catalog, CatalogError, EventType, builtin_types
+from rapport.catalog.registry import MAX_CHANNEL, Catalog, CatalogError, EventType, builtin_types
 from rapport.db.revisions import RevisionCache
 
 _catalogs: RevisionCache[Catalog] = RevisionCache(EventTypeVersion.created_at)
@@ -35,6 +35,24 @@ def load_catalog(session: Session) -> Catalog:
     return _catalogs.get(session, build)
 
 
+_CHANNEL_FORMS = 'channel must be text or {"field": "<data field>", "default": null or text}'
+
+
+def _check_channel(channel: str | dict[str, Any] | None) -> None:
+    """A channel is a constant, or read from a data field with a default: text of at most
+    :data:`MAX_CHANNEL` characters, or no default."""
+    if isinstance(channel, dict):
+        if set(channel) - {"field", "default"} or not isinstance(channel.get("field"), str):
+            raise CatalogError(_CHANNEL_FORMS)
+        constant = channel.get("default")
+        if constant is None:
+            return
+    else:
+        constant = channel
+    if constant is not None and (not isinstance(constant, str) or not 0 < len(constant) <= MAX_CHANNEL):
+        raise CatalogError(f"{_CHANNEL_FORMS}, and the text is 1 to {MAX_CHANNEL} characters long")
+
+
 def add_event_type(
     session: Session,
     *,
@@ -51,8 +69,18 @@ def add_event_type(
         raise CatalogError(f"schema: cannot be stored as JSON ({exc})") from exc
     if b"\\u0000" in stored:
         raise CatalogError("the event type contains a NUL character (\\u0000), which cannot be stored")
-    if isinstance(channel, dict) and not isinstance(channel.get("field"), str):
-        raise CatalogError('channel must be a string or {"field": "<data field>", "default": …}')
+    builtin = next((t for t in builtin_types() if t.type == type), None)
+    if (
+        builtin is not None
+    ):  # the projections read a built-in type's subject (an order's id), and so must stay
+        if subject is not None and subject != builtin.subject:
+            raise CatalogError(
+                f"subject: a new version of the built-in {type} keeps its subject {builtin.subject!r} "
+                "(orders, cases and devices are found by it); leave subject out"
+            )
+        subject = builtin.subject
+        channel = builtin.channel if channel is None else channel
+    _check_channel(channel)
     # from the table and the built-in types, not the catalog, which leaves out a stored version it cannot use
     stored = session.scalar(select(func.max(EventTypeVersion.version)).where(EventTypeVersion.type == type))
     version = max([stored or 0, *(t.version for t in builtin_types() if t.type == type)]) + 1

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from rapport.catalog.errors import field_path, json_kind, walk
-from rapport.catalog.registry import Catalog, EventType
+from rapport.catalog.registry import MAX_CHANNEL, Catalog, EventType
 from rapport.identity.graph import Key
 from rapport.identity.kinds import InvalidIdentifier, KindTable
 from rapport.settings import Settings
@@ -19,7 +19,6 @@ MAX_ID = 200
 MAX_SOURCE = 200
 MAX_IDENTIFIER = 320
 MAX_SUBJECT = 200
-MAX_CHANNEL = 30
 #: the earliest moment an event may have occurred: older ones are typing slips (0001 for 2001), and the
 #: day and week arithmetic of the projections stays within the years Python's datetime can hold
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -328,18 +327,34 @@ def _storable(raw: Any) -> Any:
     return raw
 
 
-def _index_errors(event_type: EventType, subject: str | None, channel: str | None) -> list[str]:
-    """The subject and channel are indexed columns; an operator's schema may not bound their length."""
-    found = []
-    if subject is not None and len(subject) > MAX_SUBJECT:
-        found.append(
-            f"data.{event_type.subject}: must be at most {MAX_SUBJECT} characters long (it names "
-            "what the event is about)"
-        )
-    if channel is not None and len(channel) > MAX_CHANNEL:
-        field = event_type.channel.get("field") if isinstance(event_type.channel, dict) else "channel"
-        found.append(f"data.{field}: must be at most {MAX_CHANNEL} characters long (it is the channel)")
-    return found
+#: why the subject and the channel matter, for a refusal that names them
+_SUBJECT_IS = "it names what the event is about"
+_CHANNEL_IS = "it is the channel"
+
+
+def _indexed(event_type: EventType, data: dict[str, Any], errors: list[str]) -> tuple[str | None, str | None]:
+    """The subject and the channel, which are indexed text columns: an operator's schema may leave their
+    type and length open. A whole number is a subject (an order number sent as one)."""
+    subject, channel = event_type.subject_of(data), event_type.channel_of(data)
+    if type(subject) is int:
+        subject = str(subject)
+    if subject is not None and (problem := _text_problem(subject, MAX_SUBJECT, "text or a whole number")):
+        errors.append(f"data.{event_type.subject}: {problem} ({_SUBJECT_IS})")
+        subject = None
+    if channel is not None and (problem := _text_problem(channel, MAX_CHANNEL, "text")):
+        errors.append(f"{event_type.channel_field}: {problem} ({_CHANNEL_IS})")
+        channel = None
+    return subject, channel
+
+
+def _text_problem(value: Any, longest: int, wanted: str) -> str | None:
+    if type(value) is not str:
+        return f"must be {wanted}, not {json_kind(value)}"
+    if not value:
+        return "must not be empty"
+    if len(value) > longest:
+        return f"must be at most {longest} characters long"
+    return None
 
 
 def check(
@@ -408,8 +423,7 @@ def check(
                 over, too_deep = [], False
         if event_type is not None and not too_deep:
             errors.extend(event_type.errors(data))
-            subject, channel = event_type.subject_of(data), event_type.channel_of(data)
-            errors.extend(_index_errors(event_type, subject, channel))
+            subject, channel = _indexed(event_type, data, errors)
             base = catalog.base_of(event_type)
             if base is not None and (unmet := base.errors(data)):
                 asks = f" (as the built-in {base.type} v{base.version} asks)"
