@@ -166,6 +166,94 @@ def test_rfc_3339_timestamps_in_lower_case_are_taken(client: TestClient, db: Dat
     assert stored_ids(db) == {lower["id"]}
 
 
+#: texts that Python's ``datetime.fromisoformat`` reads but RFC 3339's date-time is not
+NOT_RFC_3339 = [
+    "2026-05-01T09:00:00\u0000Z",  # any one character after the seconds was skipped
+    "2026-05-01T09:00:00XZ",
+    "2026-05-01T09:00:00@+05:00",
+    "2026-05-01T09:00:00+00:60",  # was read as +01:00
+    "2026-05-01T09:00:00+01:00:30.5",  # an offset with seconds
+    "2026-05-01T09:00:00+24:00",
+    "2026-05-01T09:00:00+05",
+    "2026-05-01T09:00:00+0100",
+    "20260501T090000Z",
+    "2026-W18-5T09:00:00Z",
+    "2026-05-01T09:00Z",
+    "2026-05-01T09Z",
+    "2026-05-01T09:00:00,5Z",
+    "2026-05-01T09:00:00.Z",
+    "2026-05-01 09:00:00Z",
+    "2026-05-01T09:00:00Z\n",
+    "2026-05-01",
+]
+
+
+def test_a_timestamp_that_is_not_rfc_3339_is_refused_by_name(client: TestClient, db: Database) -> None:
+    good = page_view({"cookie_id": "c-1"})
+    odd = [{**page_view({"cookie_id": "c-2"}), "occurred_at": text} for text in NOT_RFC_3339]
+
+    response = client.post("/v1/events", json={"events": [good, *odd]})
+
+    rejected = problem(response, 422)["rejected"]
+    assert [r["index"] for r in rejected] == list(range(1, len(odd) + 1))
+    for text, refused in zip(NOT_RFC_3339, rejected, strict=True):
+        assert f"occurred_at: {text!r} is not an RFC 3339 timestamp" in refused["errors"], refused
+    assert stored_ids(db) == {good["id"]}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-05-01T09:00:00.5Z",
+        "2026-05-01t09:00:00.123456789z",
+        "2026-05-01T09:00:00-00:00",
+        "2026-05-01T09:00:00.000+23:59",
+        "2026-05-01T12:30:00+03:30",
+    ],
+    ids=["one digit of fraction", "lower case, nine digits", "-00:00", "+23:59", "+03:30"],
+)
+def test_every_form_rfc_3339_allows_is_taken(client: TestClient, db: Database, text: str) -> None:
+    view = {**page_view({"cookie_id": "c-1"}), "occurred_at": text}
+
+    response = client.post("/v1/events", json={"events": [view]})
+
+    assert response.status_code == 200, response.text
+    assert stored_ids(db) == {view["id"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "after"),
+    [
+        ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00Z"),
+        ("2016-12-31t23:59:60.25z", "2017-01-01T00:00:00Z"),
+        ("2015-06-30T19:59:60-04:00", "2015-06-30T20:00:00-04:00"),
+    ],
+    ids=["UTC", "lower case with a fraction", "in New York"],
+)
+def test_a_leap_second_is_refused_saying_so_and_what_to_send(
+    client: TestClient, db: Database, text: str, after: str
+) -> None:
+    leap = {**page_view({"cookie_id": "c-1"}), "occurred_at": text}
+
+    response = client.post("/v1/events", json={"events": [leap]})
+
+    assert problem(response, 422)["rejected"][0]["errors"] == [
+        f"occurred_at: {text!r} is a leap second, which cannot be stored; send the second after it, {after}"
+    ]
+    assert stored_ids(db) == set()
+
+
+def test_a_second_of_60_that_is_no_leap_second_is_not_rfc_3339(client: TestClient, db: Database) -> None:
+    """Leap seconds are inserted at the end of a month in UTC only: 10:00:60 UTC never was."""
+    odd = {**page_view({"cookie_id": "c-1"}), "occurred_at": "2026-05-01T09:00:60Z"}
+
+    response = client.post("/v1/events", json={"events": [odd]})
+
+    assert problem(response, 422)["rejected"][0]["errors"] == [
+        "occurred_at: '2026-05-01T09:00:60Z' is not an RFC 3339 timestamp"
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [

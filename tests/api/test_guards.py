@@ -528,12 +528,13 @@ def test_an_operator_version_of_a_built_in_type_may_ask_for_more(client: TestCli
     [
         ("2026-05-01T09:00:00+16:00", "2026-04-30T17:00:00Z"),
         ("2026-05-01T09:00:00-23:59", "2026-05-02T08:59:00Z"),
-        ("2026-05-01T09:00:00+00:00:30.5", "2026-05-01T08:59:29.500000Z"),
+        ("2026-05-01T09:00:00.5+23:59", "2026-04-30T09:01:00.500000Z"),
     ],
-    ids=["+16:00", "-23:59", "offset seconds"],
+    ids=["+16:00", "-23:59", "+23:59"],
 )
-def test_any_offset_python_reads_is_taken_at_its_instant(client: TestClient, sent: str, utc: str) -> None:
-    """RFC 3339 allows offsets to ±23:59, PostgreSQL only to ±15:59: moments are kept in UTC."""
+def test_any_offset_rfc_3339_allows_is_taken_at_its_instant(client: TestClient, sent: str, utc: str) -> None:
+    """RFC 3339 allows offsets to ±23:59, PostgreSQL only to ±15:59: moments are kept in UTC. (An offset
+    with seconds, which Python reads too, is refused: RFC 3339 has none.)"""
     view = {**page_view({"cookie_id": "c-1"}), "occurred_at": sent}
 
     assert ok(send(client, view))["accepted"] == 1

@@ -243,6 +243,24 @@ def test_a_csv_row_is_named_by_the_line_it_starts_on(
     assert [(r["line"], r["id"]) for r in outcome.rejected] == [(4, "v-2")]
 
 
+def test_a_csv_row_whose_occurred_at_is_not_rfc_3339_is_quarantined_naming_it(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    rows = [
+        ["v-1", "page.viewed", "2026-05-01T09:00:00Z", "web", "jo@example.com", "/a", ""],
+        ["v-2", "page.viewed", "20260501T090100Z", "web", "jo@example.com", "/b", ""],
+        ["v-3", "page.viewed", "2026-05-01T09:02:00+0100", "web", "jo@example.com", "/c", ""],
+    ]
+
+    outcome = import_file(db, write_csv(tmp_path / "views.csv", VIEWS_HEADER, rows), settings=settings)
+
+    assert outcome.accepted == 1
+    assert [(q.event_id, q.line, q.errors) for q in quarantine(db)] == [
+        ("v-2", 3, ["occurred_at: '20260501T090100Z' is not an RFC 3339 timestamp"]),
+        ("v-3", 4, ["occurred_at: '2026-05-01T09:02:00+0100' is not an RFC 3339 timestamp"]),
+    ]
+
+
 def test_csv_cells_are_read_as_the_schema_declares_each_field(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:

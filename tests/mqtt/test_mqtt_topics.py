@@ -155,6 +155,17 @@ def test_two_people_entering_at_the_same_instant_are_two_events() -> None:
         ("rapport/devices/FR-1/telemetry", b'{"ts": "yesterday"}', "ts: 'yesterday' is not an RFC 3339"),
         ("rapport/devices/FR-1/telemetry", b'{"ts": "2026-05-01T09:00:00"}', "needs a time zone offset"),
         (
+            "rapport/devices/FR-1/telemetry",
+            b'{"ts": "2026-05-01T09:00:00+0100"}',
+            "ts: '2026-05-01T09:00:00+0100' is not an RFC 3339 timestamp",
+        ),
+        (
+            "rapport/devices/FR-1/telemetry",
+            b'{"ts": "2016-12-31T23:59:60Z"}',
+            "ts: '2016-12-31T23:59:60Z' is a leap second, which cannot be stored; send the second after it, "
+            "2017-01-01T00:00:00Z",
+        ),
+        (
             "rapport/stores/S-1/presence",
             b'{"ts": "2026-05-01T09:00:00Z", "event": "waved"}',
             "'waved' is not one",

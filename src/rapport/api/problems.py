@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rapport.console.web import error_page
 from rapport.db.faults import unavailable
+from rapport.ingest.envelope import LeapSecond, parse_moment
 
 log = logging.getLogger("rapport.api")
 
@@ -55,6 +57,23 @@ class ProblemError(Exception):
 def invalid_query(message: str) -> ProblemError:
     """A 422 for a query parameter; ``message`` starts with the parameter's name."""
     return ProblemError(422, "Invalid request", message, [f"query.{message}"])
+
+
+def _rfc_3339(value: Any) -> Any:
+    """A query parameter's text read as the envelope's ``occurred_at`` is: pydantic alone takes numbers as
+    Unix time and more forms than RFC 3339's."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_moment(value)
+    except LeapSecond as exc:
+        raise PydanticCustomError("leap_second", "{reason}", {"reason": str(exc)}) from None
+    except ValueError:
+        raise PydanticCustomError("datetime_parsing", "not an RFC 3339 timestamp") from None
+
+
+#: a moment as a query parameter: RFC 3339, its offset checked by :func:`utc_moment`
+QueryMoment = Annotated[datetime | None, BeforeValidator(_rfc_3339)]
 
 
 def utc_moment(name: str, moment: datetime | None) -> datetime | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -95,13 +96,56 @@ def _text(raw: dict[str, Any], name: str, limit: int, errors: list[str]) -> str 
     return None
 
 
+#: RFC 3339's date-time (section 5.6), its offset left optional (the callers say when one is missing):
+#: ``datetime.fromisoformat`` alone reads more (any character between the date and the time or after the
+#: seconds, ``+05``, ``+0100``, offsets with seconds, weeks, basic format) and reads ``+00:60`` as +01:00.
+#: The date's month and day are datetime's to check; a second of 60 is a leap second's (:class:`LeapSecond`).
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?"
+).fullmatch
+
+
+class LeapSecond(ValueError):
+    """A leap second (23:59:60 in UTC): a true RFC 3339 moment, but not one Python's datetime, and so
+    Rapport, can hold. Its message says so and names the second after it to send instead."""
+
+
 def parse_moment(value: str) -> datetime:
     """An RFC 3339 timestamp (with or without its offset: the caller says whether one is needed).
-    Raises ValueError."""
+
+    Raises ValueError, whose message follows the field's name: ``'…' is not an RFC 3339 timestamp``, or
+    for a leap second (a :class:`LeapSecond`) that it is one and what to send instead."""
+    if _DATE_TIME(value) is not None:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        try:  # RFC 3339 allows a lower-case "z" too, which Python does not read
+            return datetime.fromisoformat(value.upper())
+        except ValueError:
+            if value[17:19] == "60" and (leap := _leap_second(value)) is not None:
+                raise leap from None
+    raise ValueError(f"{value[:40]!r} is not an RFC 3339 timestamp")
+
+
+def _leap_second(value: str) -> LeapSecond | None:
+    """Why ``value``, a date-time whose second is 60, cannot be taken when it is a leap second: the last
+    second of a month in UTC, written in any offset. None when it is not one (no offset, another minute)."""
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:  # RFC 3339 allows a lower-case "t" and "z" too, which Python reads only in part
-        return datetime.fromisoformat(value.upper())
+        before = datetime.fromisoformat(f"{value[:17]}59{value[19:]}".upper())
+        after = before.replace(microsecond=0) + timedelta(seconds=1)
+        in_utc = after.astimezone(UTC) if after.tzinfo is not None else None
+    except (ValueError, OverflowError):  # no such day; the last second of 9999
+        return None
+    if in_utc is None or in_utc.day != 1 or in_utc.time() != time():
+        return None
+    instead = after.isoformat()
+    if value[-1] in "Zz":
+        instead = instead.removesuffix("+00:00") + "Z"
+    return LeapSecond(
+        f"{value[:40]!r} is a leap second, which cannot be stored; send the second after it, {instead}"
+    )
 
 
 def _timestamp(raw: dict[str, Any], now: datetime, skew: timedelta, errors: list[str]) -> datetime | None:
@@ -114,8 +158,8 @@ def _timestamp(raw: dict[str, Any], now: datetime, skew: timedelta, errors: list
         return None
     try:
         moment = parse_moment(value)
-    except ValueError:
-        errors.append(f"occurred_at: {value[:40]!r} is not an RFC 3339 timestamp")
+    except ValueError as exc:
+        errors.append(f"occurred_at: {exc}")
         return None
     if moment.tzinfo is None:
         errors.append("occurred_at: needs a time zone offset, e.g. 2026-05-03T14:22:05Z")

@@ -93,8 +93,8 @@ def _timestamp(body: dict[str, Any]) -> datetime | str:
         return f"ts: expected an RFC 3339 string such as 2026-05-01T09:00:00Z, got {json_kind(value)}"
     try:
         moment = parse_moment(value)
-    except ValueError:
-        return f"ts: {value[:40]!r} is not an RFC 3339 timestamp"
+    except ValueError as exc:
+        return f"ts: {exc}"
     if moment.tzinfo is None:
         return f"ts: {value[:40]!r} needs a time zone offset, e.g. 2026-05-01T09:00:00Z"
     return moment

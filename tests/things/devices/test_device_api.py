@@ -148,6 +148,11 @@ def test_unknown_devices_and_bad_history_requests_are_problems(
     assert problem(client.get("/v1/devices/FR-3", params=backwards), 422)["detail"].startswith("since:")
     naive = {"since": "2026-05-01T00:00:00"}
     assert problem(client.get("/v1/devices/FR-3", params=naive), 422)["detail"].startswith("since:")
+    for until in ("1700000000", "2026-05-01T00:00:00+01:00:30", "20260501T000000Z"):
+        refused = problem(client.get("/v1/devices/FR-3", params={"until": until}), 422)
+        assert refused["errors"] == [
+            "query.until: expected an RFC 3339 timestamp with a time zone offset, e.g. 2026-05-03T14:22:05Z"
+        ]
     problem(client.get("/v1/devices/FR-3", params={"reading": 'te"mp'}), 422)
 
 

@@ -108,3 +108,13 @@ def test_unknown_and_erased_profiles_and_stores_are_problems(client: TestClient)
     ]
     naive = problem(client.get("/v1/stores/store-1/analytics", params={"since": "2026-05-01T00:00:00"}), 422)
     assert naive["errors"] == ["query.since: needs a time zone offset"]
+    for since in ("1700000000", "-1", "2026-05-01T00:00:00+0100", "2026-05-01T00:00:00.Z"):
+        refused = problem(client.get("/v1/stores/store-1/analytics", params={"since": since}), 422)
+        assert refused["errors"] == [
+            "query.since: expected an RFC 3339 timestamp with a time zone offset, e.g. 2026-05-03T14:22:05Z"
+        ]
+    leap = problem(client.get("/v1/stores/store-1/analytics", params={"until": "2016-12-31T23:59:60Z"}), 422)
+    assert leap["errors"] == [
+        "query.until: '2016-12-31T23:59:60Z' is a leap second, which cannot be stored; send the second after "
+        "it, 2017-01-01T00:00:00Z"
+    ]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession, live_profile
-from rapport.api.problems import Problem, ProblemError, invalid_query, utc_moment
+from rapport.api.problems import Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.things.devices import (
     BadHistory,
     DeviceModelError,
@@ -125,8 +125,10 @@ def get_device(
     reading: str | None = Query(
         None, pattern=READING_NAME, description="the reading whose history to give; default: every one"
     ),
-    since: datetime | None = Query(None, description="start of the history; default: 7 days before until"),
-    until: datetime | None = Query(None, description="end of the history; default: now"),
+    since: Annotated[
+        QueryMoment, Query(description="start of the history; default: 7 days before until")
+    ] = None,
+    until: Annotated[QueryMoment, Query(description="end of the history; default: now")] = None,
     bucket: str = Query("1h", max_length=10, description="bucket size: 15m, 1h, 1d, …"),
 ) -> dict[str, Any]:
     try:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import Kinds, ReadSession, live_profile, profile_missing
-from rapport.api.problems import Problem, ProblemError, invalid_query, utc_moment
+from rapport.api.problems import Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.catalog.service import load_catalog
 from rapport.identity.service import IdentityError
 from rapport.profiles.service import BadCursor, TimelineFilter, order_view, timeline
@@ -157,8 +157,8 @@ def get_timeline(
     audit: Audit,
     types: str | None = Query(None, description="comma-separated event types", max_length=2000),
     channel: str | None = Query(None, max_length=30),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: QueryMoment = None,
+    until: QueryMoment = None,
     cursor: str | None = Query(None, max_length=200),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:

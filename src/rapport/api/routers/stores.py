@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import DatabaseDep, ReadSession, live_profile
-from rapport.api.problems import Problem, ProblemError, invalid_query, utc_moment
+from rapport.api.problems import Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.api.routers.profiles import NOT_FOUND, redactor_for
 from rapport.things.stores import BadStore, list_stores, put_store
 from rapport.things.stores.analytics import BadPeriod, store_analytics
@@ -131,8 +131,10 @@ def put_one_store(
 def get_store_analytics(
     session: ReadSession,
     store_id: str = STORE_ID,
-    since: datetime | None = Query(None, description="visits that began at or after; default: 30 days ago"),
-    until: datetime | None = Query(None, description="visits that began before; default: now"),
+    since: Annotated[
+        QueryMoment, Query(description="visits that began at or after; default: 30 days ago")
+    ] = None,
+    until: Annotated[QueryMoment, Query(description="visits that began before; default: now")] = None,
 ) -> dict[str, Any]:
     try:
         found = store_analytics(
