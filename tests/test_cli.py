@@ -16,6 +16,8 @@ from rapport.cli import app
 from rapport.db import Database
 from rapport.settings import Settings, get_settings
 from rapport.things.devices import put_model
+from rapport.trust.keys import list_keys
+from rapport.trust.roles import Role
 from rapport.views import profile_360
 
 
@@ -91,7 +93,7 @@ def test_a_key_made_on_the_command_line_opens_the_api_for_its_role(
     assert desk.get("/v1/keys").status_code == 403
 
     listed = cli.invoke(app, ["keys", "list"])
-    key_id = listed.stdout.split("\t")[0]
+    key_id = listed.stdout.splitlines()[1].split("\t")[0]  # under the header
     assert "agent" in listed.stdout and "store 12 desk" in listed.stdout and "active" in listed.stdout
     assert key not in listed.stdout
 
@@ -99,6 +101,72 @@ def test_a_key_made_on_the_command_line_opens_the_api_for_its_role(
     assert revoked.exit_code == 0, revoked.output
     assert "was revoked" in desk.get("/v1/event-types").json()["detail"]
     assert "revoked" in cli.invoke(app, ["keys", "list"]).stdout
+
+
+def test_a_new_key_is_printed_alone_and_its_id_beside_it(cli: CliRunner) -> None:
+    made = cli.invoke(
+        app, ["keys", "create", "--role", "ingest", "--name", "till 3", "--expires-in-days", "30"]
+    )
+    assert made.exit_code == 0, made.output
+    forever = cli.invoke(app, ["keys", "create", "--role", "agent", "--name", "store 12 desk"])
+
+    listed = cli.invoke(app, ["keys", "list"]).stdout.splitlines()
+
+    assert listed[0].split("\t") == ["id", "role", "prefix", "state", "expires", "name"]
+    rows = {row[5]: row for row in (line.split("\t") for line in listed[1:])}
+    key_id = rows["till 3"][0]
+    assert made.stdout.splitlines() == [made.stdout.strip()] and made.stdout.startswith("rk_")
+    assert f"created key {key_id} (ingest, 'till 3')" in made.stderr
+    assert f"rapport keys revoke {key_id}" in made.stderr
+    expires = datetime.strptime(rows["till 3"][4], "%Y-%m-%d %H:%M UTC").replace(tzinfo=UTC)
+    assert rows["till 3"][3] == "active"
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=2)
+    assert rows["store 12 desk"][3:5] == ["active", "never"]
+    assert f"created key {rows['store 12 desk'][0]} " in forever.stderr
+
+
+def key_ids(db: Database) -> dict[str, str]:
+    """The id of each key by its name, as the command line takes it."""
+    with db.session() as session:
+        return {key.name: str(key.id) for key in list_keys(session)}
+
+
+def test_revoking_a_key_twice_says_it_was_revoked_already(cli: CliRunner, db: Database) -> None:
+    cli.invoke(app, ["keys", "create", "--role", "agent", "--name", "store 12 desk"])
+    key_id = key_ids(db)["store 12 desk"]
+
+    first = cli.invoke(app, ["keys", "revoke", key_id])
+    again = cli.invoke(app, ["keys", "revoke", key_id])
+
+    assert first.exit_code == 0 and first.stdout == f"revoked key {key_id} (store 12 desk)\n"
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith(f"key {key_id} (store 12 desk) was revoked already, at ")
+    assert "revoked key" not in again.stdout
+
+
+def test_key_changes_on_the_command_line_are_in_the_audit_trail(
+    cli: CliRunner, db: Database, api_client: Callable[..., TestClient]
+) -> None:
+    demo = cli.invoke(app, ["demo", "--customers", "5", "--months", "1", "--no-serve", "--no-broker"])
+    assert demo.exit_code == 0, demo.output
+    cli.invoke(app, ["keys", "create", "--role", "agent", "--name", "store 12 desk"])
+    ids = key_ids(db)
+    cli.invoke(app, ["keys", "revoke", ids["store 12 desk"]])
+    cli.invoke(app, ["keys", "revoke", ids["store 12 desk"]])  # revoked already: nothing to record
+
+    entries = api_client(Role.ADMIN).get("/v1/audit", params={"limit": 1000}).json()["items"]
+    keys = [e for e in entries if e["target_type"] == "key"]
+
+    assert [(e["action"], e["target_id"], e["detail"]) for e in keys] == [
+        ("key.create", ids["demo admin"], {"via": "command line", "name": "demo admin", "role": "admin"}),
+        (
+            "key.create",
+            ids["store 12 desk"],
+            {"via": "command line", "name": "store 12 desk", "role": "agent"},
+        ),
+        ("key.revoke", ids["store 12 desk"], {"via": "command line", "name": "store 12 desk"}),
+    ]
+    assert {(e["key_name"], e["role"]) for e in keys} == {("command line", "admin")}
 
 
 def test_a_key_needs_a_known_role(cli: CliRunner) -> None:
@@ -165,6 +233,38 @@ def test_bad_configuration_is_named_by_its_variable(variable: str, value: str, r
         get_settings.cache_clear()
     assert result.exit_code == 2
     assert f"configuration error: {variable}: " in result.output and reason in result.output
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["keys", "list"], ["rebuild"]], ids=" ".join)
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("RAPPORT_DEFAULT_REGION", "XX", "'XX' is not a region the phone library (phonenumbers) knows"),
+        ("RAPPORT_SECRET_KEY", "too-short", "must be at least 32 characters long"),
+    ],
+    ids=["region the phone library does not know", "short secret"],
+)
+def test_a_setting_no_command_could_work_with_stops_every_command(
+    variable: str, value: str, reason: str, command: list[str], tmp_path: Path
+) -> None:
+    get_settings.cache_clear()
+    database = f"sqlite:///{tmp_path / 'rapport.db'}"
+    try:
+        result = CliRunner(env={"RAPPORT_DATABASE_URL": database, variable: value}).invoke(app, command)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert f"configuration error: {variable}: " in result.output and reason in result.output
+    assert not (tmp_path / "rapport.db").exists()
+    if variable == "RAPPORT_SECRET_KEY":
+        assert value not in result.output
+
+
+def test_the_default_region_is_any_the_phone_library_knows_in_either_case() -> None:
+    assert Settings(default_region="us").default_region == "US"
+    assert Settings(default_region="DE").default_region == "DE"
+    with pytest.raises(ValueError, match="RAPPORT_DEFAULT_REGION 'ZZ' is not a region the phone library"):
+        Settings(default_region="ZZ")
 
 
 @pytest.mark.parametrize(

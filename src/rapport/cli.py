@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, NoReturn
 from urllib.parse import quote
@@ -20,6 +20,7 @@ from rapport.db.faults import unavailable
 from rapport.ingest.pipeline import Outcome
 from rapport.matching.evaluate import DEFAULT_AUTO_MERGE, DEFAULT_REVIEW
 from rapport.settings import Settings, get_settings
+from rapport.trust.keys import Caller
 from rapport.trust.roles import Role
 
 app = typer.Typer(help="Rapport: customer 360 platform.", no_args_is_help=True, add_completion=False)
@@ -287,7 +288,7 @@ def demo(
         )
         typer.echo("", err=True)
         typer.echo(json.dumps(summary, indent=2, default=str))
-        secret = _new_key(database, name="demo admin", role=Role.ADMIN, expires_in_days=30)
+        _, secret = _new_key(database, name="demo admin", role=Role.ADMIN, expires_in_days=30)
         typer.echo(f"admin key for the demo (shown once, valid 30 days): {secret}")
         if serve_api:
             typer.echo(
@@ -298,13 +299,24 @@ def demo(
             _serve(settings, database, host, port)
 
 
-def _new_key(database: Database, *, name: str, role: Role, expires_in_days: int | None) -> str:
-    from rapport.trust.keys import create_key
+#: who the audit trail names for what is done on the command line: whoever may run it holds the database,
+#: so it acts with an admin's rights
+OPERATOR = Caller(key_id=None, name="command line", role=Role.ADMIN)
+VIA = "command line"
+
+
+def _new_key(database: Database, *, name: str, role: Role, expires_in_days: int | None) -> tuple[int, str]:
+    """A new key's id and secret, recorded in the audit trail as made on the command line."""
+    from rapport.trust.keyring import issue_key
 
     expires = timedelta(days=expires_in_days) if expires_in_days else None
     with database.session(write=True) as session:
-        _, secret = create_key(session, name=name, role=role, created_by="command line", expires_in=expires)
-    return secret
+        key, secret = issue_key(session, by=OPERATOR, name=name, role=role, expires_in=expires, via=VIA)
+        return key.id, secret
+
+
+def _moment(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 @keys_app.command("create")
@@ -315,47 +327,58 @@ def keys_create(
         int | None, typer.Option(min=1, max=3650, help="never expires if omitted")
     ] = None,
 ) -> None:
-    """Create a key and print it once: Rapport keeps only its hash."""
+    """Create a key and print it once, alone on standard output (Rapport keeps only its hash); its id, which
+    `rapport keys revoke` takes, goes to standard error."""
     name = name.strip()
     if not name or len(name) > 200:
         _fail("--name must be 1 to 200 characters")
     with _database(_settings()) as database:
-        typer.echo(_new_key(database, name=name, role=role, expires_in_days=expires_in_days))
+        key_id, secret = _new_key(database, name=name, role=role, expires_in_days=expires_in_days)
+    typer.echo(
+        f"created key {key_id} ({role.value}, {name!r}), shown this once; "
+        f"revoke it with: rapport keys revoke {key_id}",
+        err=True,
+    )
+    typer.echo(secret)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """Every key: id, role, name, prefix, and whether it is active, expired or revoked."""
-    from datetime import UTC, datetime
-
+    """Every key, under a header: id, role, prefix, state (active, expired or revoked), expiry, name."""
     from rapport.trust.keys import list_keys
 
     now = datetime.now(UTC)
     with _database(_settings()) as database, database.session() as session:
+        typer.echo("id\trole\tprefix\tstate\texpires\tname")
         for key in list_keys(session):
             state = (
-                f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+                f"revoked {_moment(key.revoked_at)}"
                 if key.revoked_at
-                else f"expired {key.expires_at:%Y-%m-%d %H:%M}"
+                else "expired"
                 if key.expires_at and key.expires_at <= now
                 else "active"
             )
-            typer.echo(f"{key.id}\t{key.role}\t{key.prefix}…\t{state}\t{key.name}")
+            expires = _moment(key.expires_at) if key.expires_at else "never"
+            typer.echo(f"{key.id}\t{key.role}\t{key.prefix}…\t{state}\t{expires}\t{key.name}")
 
 
 @keys_app.command("revoke")
 def keys_revoke(
     key_id: Annotated[int, typer.Argument(min=1, max=MAX_ROW_ID, help="the id `rapport keys list` shows")],
 ) -> None:
-    """Revoke a key at once."""
-    from rapport.trust.keys import revoke_key
+    """Revoke a key at once. A key revoked already is left as it is, and said so (exit code 0)."""
+    from rapport.trust.keyring import withdraw_key
 
     with _database(_settings()) as database, database.session(write=True) as session:
-        key = revoke_key(session, key_id=key_id)
-        if key is None:
+        revoked = withdraw_key(session, by=OPERATOR, key_id=key_id, via=VIA)
+        if revoked is None:
             typer.secho(f"no key {key_id}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
-        typer.echo(f"revoked key {key.id} ({key.name})")
+        key = revoked.key
+        if revoked.already and key.revoked_at is not None:
+            typer.echo(f"key {key.id} ({key.name}) was revoked already, at {_moment(key.revoked_at)}")
+        else:
+            typer.echo(f"revoked key {key.id} ({key.name})")
 
 
 @devices_app.command("sweep")
@@ -368,8 +391,6 @@ def devices_sweep(
     ] = 0,
 ) -> None:
     """Raise a `device.alert` for each device silent longer than its model allows (once per silence)."""
-    from datetime import UTC, datetime
-
     from rapport.things.devices import find_silent
 
     settings = _settings()

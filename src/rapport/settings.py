@@ -8,6 +8,7 @@ from datetime import timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+import phonenumbers
 from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
@@ -15,19 +16,24 @@ ENV_PREFIX = "RAPPORT_"
 
 #: The secret the demo runs with. Anything else refuses to start with it (see :meth:`Settings.check_secrets`).
 DEMO_SECRET = "rapport-demo-secret-not-for-production"
+#: The shortest secret any command accepts.
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
     """Everything an operator may set. Each field reads ``RAPPORT_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # a refused value is never repeated in an error: it may be a secret or a URL with a password
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True)
 
     database_url: str = Field(
         default="sqlite:///rapport.db",
         description="SQLAlchemy URL: sqlite:///FILE (embedded default) or postgresql+psycopg://…",
     )
     default_region: str = Field(
-        default="GB", description="Region for phone numbers written without a country code (ISO 3166)."
+        default="GB",
+        description="Region for phone numbers written without a country code (ISO 3166, one the phone "
+        "library knows).",
     )
     max_future_skew_s: int = Field(
         default=86_400,
@@ -117,7 +123,22 @@ class Settings(BaseSettings):
     def _region(cls, value: str) -> str:
         if len(value) != 2 or not value.isalpha():
             raise ValueError("RAPPORT_DEFAULT_REGION must be a two-letter region code such as GB")
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            # else every phone number written without a country code would be refused as not one
+            raise ValueError(
+                f"RAPPORT_DEFAULT_REGION {value!r} is not a region the phone library (phonenumbers) knows; "
+                "give a two-letter region code such as GB, US or DE"
+            )
         return value.upper()
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        # every command, not only those that need the secret: a short one set by mistake is caught at once
+        # (the demo default is long enough; whether it may be used is check_secrets's affair)
+        if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"RAPPORT_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters long")
+        return value
 
     def check_secrets(self) -> None:
         """Refuse to run outside demo mode with a secret left at its default or too short to be one."""
@@ -129,8 +150,8 @@ class Settings(BaseSettings):
                 "RAPPORT_SECRET_KEY is left at the demo default; set it to a long random value, e.g. "
                 "the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
-        if len(secret) < 32:
-            raise ValueError("RAPPORT_SECRET_KEY must be at least 32 characters long")
+        if len(secret) < MIN_SECRET_LENGTH:  # a copy made without validation
+            raise ValueError(f"RAPPORT_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters long")
 
     @property
     def max_future_skew(self) -> timedelta:

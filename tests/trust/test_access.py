@@ -103,6 +103,16 @@ def test_key_changes_and_catalog_changes_are_audited(client: TestClient) -> None
     ]
 
 
+def test_revoking_a_key_revoked_already_changes_and_records_nothing(client: TestClient) -> None:
+    created = ok(client.post("/v1/keys", json={"name": "store 12 desk", "role": "agent"}), 201)
+    first = ok(client.delete(f"/v1/keys/{created['id']}"))
+
+    again = ok(client.delete(f"/v1/keys/{created['id']}"))
+
+    assert again == first and again["revoked_at"] is not None
+    assert [e["action"] for e in ok(client.get("/v1/audit"))["items"]] == ["key.create", "key.revoke"]
+
+
 def test_the_audit_log_cannot_be_changed_through_the_api(client: TestClient) -> None:
     ok(client.post("/v1/keys", json={"name": "x", "role": "ingest"}), 201)
     entry = ok(client.get("/v1/audit"))["items"][0]

@@ -29,7 +29,8 @@ from rapport.console.web import (
 )
 from rapport.db.base import MAX_ROW_ID
 from rapport.trust import audit
-from rapport.trust.keys import create_key, list_keys, revoke_key
+from rapport.trust.keyring import issue_key, withdraw_key
+from rapport.trust.keys import list_keys
 from rapport.trust.models import AuditEntry
 from rapport.trust.roles import Permission as P
 from rapport.trust.roles import Role
@@ -85,15 +86,15 @@ async def post_key(request: Request, session: PageSession, viewer: CurrentViewer
             request, session, viewer, error="Expires in: a number of days from 1 to 3650.", status=422
         )
     with database_of(request).session(write=True) as write:
-        key, secret = create_key(
+        key, secret = issue_key(
             write,
+            by=viewer.caller,
             name=name,
             role=Role(role),
-            created_by=viewer.caller.name,
             expires_in=timedelta(days=int(days)) if days else None,
+            via="console",
         )
         created = {"id": key.id, "name": key.name, "role": key.role, "secret": secret}
-    record(request, viewer, "key.create", "key", str(created["id"]), name=name, role=role)
     session.expire_all()
     return _keys_page(request, session, viewer, new=created, status=201)
 
@@ -104,10 +105,8 @@ async def post_revoke(request: Request, key_id: str, viewer: CurrentViewer) -> R
     if not is_whole_number(key_id) or not 1 <= int(key_id) <= MAX_ROW_ID:
         raise PageError(404, "No such key", f"There is no key {key_id[:20]!r}.", link="/admin/keys")
     with database_of(request).session(write=True) as session:
-        key = revoke_key(session, key_id=int(key_id))
-        if key is None:
+        if withdraw_key(session, by=viewer.caller, key_id=int(key_id), via="console") is None:
             raise PageError(404, "No such key", f"There is no key {key_id}.", link="/admin/keys")
-    record(request, viewer, "key.revoke", "key", key_id)
     return redirect("/admin/keys")
 
 

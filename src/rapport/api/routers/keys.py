@@ -7,11 +7,12 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, StrictInt
 
-from rapport.api.auth import Audit, CurrentCaller, require
+from rapport.api.auth import CurrentCaller, require
 from rapport.api.deps import DatabaseDep, ReadSession
 from rapport.api.problems import Problem, ProblemError
 from rapport.db.base import MAX_ROW_ID
-from rapport.trust.keys import create_key, list_keys, revoke_key
+from rapport.trust.keyring import issue_key, withdraw_key
+from rapport.trust.keys import list_keys
 from rapport.trust.roles import Permission as P
 from rapport.trust.roles import Role
 
@@ -66,29 +67,25 @@ def get_keys(session: ReadSession) -> list[KeyOut]:
     summary="Create a key; its secret is in this answer only",
     dependencies=[require(P.KEYS_MANAGE)],
 )
-def post_key(body: KeyIn, database: DatabaseDep, caller: CurrentCaller, audit: Audit) -> NewKey:
+def post_key(body: KeyIn, database: DatabaseDep, caller: CurrentCaller) -> NewKey:
     expires = timedelta(days=body.expires_in_days) if body.expires_in_days else None
     with database.session(write=True) as session:
-        key, secret = create_key(
-            session, name=body.name, role=body.role, created_by=caller.name, expires_in=expires
-        )
-        created = NewKey.model_validate({**KeyOut.model_validate(key).model_dump(), "key": secret})
-    audit("key.create", "key", str(created.id), name=created.name, role=created.role.value)
-    return created
+        key, secret = issue_key(session, by=caller, name=body.name, role=body.role, expires_in=expires)
+        return NewKey.model_validate({**KeyOut.model_validate(key).model_dump(), "key": secret})
 
 
 @router.delete(
     "/{key_id}",
     response_model=KeyOut,
-    summary="Revoke a key, at once",
+    summary="Revoke a key, at once (a key revoked already is answered as it is)",
     responses={404: {"model": Problem}},
     dependencies=[require(P.KEYS_MANAGE)],
 )
-def delete_key(key_id: int = Path(ge=1, le=MAX_ROW_ID), *, database: DatabaseDep, audit: Audit) -> KeyOut:
+def delete_key(
+    key_id: int = Path(ge=1, le=MAX_ROW_ID), *, database: DatabaseDep, caller: CurrentCaller
+) -> KeyOut:
     with database.session(write=True) as session:
-        key = revoke_key(session, key_id=key_id)
-        if key is None:
+        revoked = withdraw_key(session, by=caller, key_id=key_id)
+        if revoked is None:
             raise ProblemError(404, "Not found", f"no key {key_id}")
-        revoked = KeyOut.model_validate(key)
-    audit("key.revoke", "key", str(key_id), name=revoked.name)
-    return revoked
+        return KeyOut.model_validate(revoked.key)
