@@ -437,6 +437,26 @@ def test_the_quarantine_keeps_rejected_events_and_replays_them_once_fixed(client
     assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 0, "duplicates": 0, "still_rejected": 0}
 
 
+def test_a_batch_sent_again_is_not_quarantined_twice(client: TestClient) -> None:
+    """The same id and body, while the first copy waits, is one item; another body under that id is
+    another item (it may be the mended one)."""
+    claim = event("warranty.claimed", ids={"email": "jo@example.com"}, serial="WM-1")
+    for _ in range(3):
+        assert (
+            problem(send(client, [page_view({"cookie_id": "c-1"}), claim]), 422)["rejected"][0]["index"] == 1
+        )
+    reordered = {**{name: claim[name] for name in reversed(claim)}, "data": {"serial": "WM-1"}}
+    problem(send(client, [reordered]), 422)
+    [item] = ok(client.get("/v1/quarantine"))["items"]
+    assert item["payload"] == claim
+
+    problem(send(client, [{**claim, "data": {"serial": "WM-2"}}]), 422)
+    assert [i["payload"]["data"]["serial"] for i in ok(client.get("/v1/quarantine"))["items"]] == [
+        "WM-1",
+        "WM-2",
+    ]
+
+
 def test_a_replay_stores_the_rest_when_the_database_refuses_one_item(
     client: TestClient, db: Database
 ) -> None:

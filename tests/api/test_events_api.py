@@ -18,7 +18,7 @@ from rapport.events import Event
 from rapport.ingest.models import QuarantinedEvent
 from rapport.settings import Settings
 from rapport.trust.roles import Role
-from support.http import problem
+from support.http import ok, problem
 from support.keys import new_key
 
 MB = 1024 * 1024
@@ -155,6 +155,13 @@ def test_a_whole_number_beyond_64_bits_is_refused_by_name_never_stored_rounded(
     with db.session() as session:
         stored = session.scalars(select(Event.data).where(Event.event_id == exact["id"])).one()
     assert stored["likes"] == 2**63 - 1
+
+    # kept as its text, which a replay cannot mend: it keeps its reason (not "expected an object")
+    (kept,) = ok(client.get("/v1/quarantine"))["items"]
+    assert (kept["payload"], json.loads(kept["raw_text"])) == (None, huge)
+    assert ok(client.post("/v1/quarantine/replay", json={}))["still_rejected"] == 1
+    (kept,) = ok(client.get("/v1/quarantine"))["items"]
+    assert kept["errors"] == rejected[0]["errors"]
 
 
 def test_rfc_3339_timestamps_in_lower_case_are_taken(client: TestClient, db: Database) -> None:

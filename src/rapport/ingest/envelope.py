@@ -75,8 +75,13 @@ class Rejection:
     event_id: str | None
     type: str | None
     errors: list[str]
-    #: the event as sent; as its JSON text when the JSON columns cannot hold it (nested over 254 levels)
+    #: the event as sent; as its :class:`JsonText` when the JSON columns cannot hold it
     payload: Any
+
+
+class JsonText(str):
+    """An event's JSON text, kept as text because the JSON columns cannot hold the event (nested over 254
+    levels, a whole number beyond 64 bits): quarantined as text, which running again cannot mend."""
 
 
 def _text(raw: dict[str, Any], name: str, limit: int, errors: list[str]) -> str | None:
@@ -367,7 +372,7 @@ def _storable(raw: Any) -> Any:
     try:
         orjson.dumps(raw)
     except TypeError:
-        return _json_text(raw)
+        return JsonText(_json_text(raw))
     return raw
 
 

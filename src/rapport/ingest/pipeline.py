@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.registry import Catalog
@@ -31,7 +31,7 @@ from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
 from rapport.identity.tombstones import any_erased, erased_among, lift
 from rapport.ingest.collector import bulk_collection
-from rapport.ingest.envelope import Candidate, Rejection, check, has_nul
+from rapport.ingest.envelope import Candidate, JsonText, Rejection, check, has_nul
 from rapport.ingest.models import QuarantinedEvent
 from rapport.profiles.projector import project
 from rapport.settings import Settings
@@ -95,29 +95,64 @@ def quarantine(
     sends is dropped.
 
     What cannot be stored as JSON (NUL characters) is kept as its JSON text, escaped; ids and types
-    too long for their columns are cut in the index columns but kept whole in the payload."""
+    too long for their columns are cut in the index columns but kept whole in the payload. An event
+    that an open item holds already, the same id and body (a client sending a batch again, a broker
+    delivering a message twice), is not kept twice."""
     if rejections:
         rows = [_quarantine_row(r, transport=transport, now=now, line_of=line_of) for r in rejections]
-        session.execute(insert(QuarantinedEvent), rows)
+        rows = _not_kept_yet(session, rows)
+        if rows:
+            session.execute(insert(QuarantinedEvent), rows)
+
+
+def _not_kept_yet(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` but those alike in id and body to an open item, or to a row before them."""
+    ids = sorted({row["event_id"] for row in rows if row["event_id"] is not None})
+    if not ids:
+        return rows
+    open_items = select(QuarantinedEvent.event_id, QuarantinedEvent.payload, QuarantinedEvent.raw_text).where(
+        QuarantinedEvent.status == "open", QuarantinedEvent.event_id.in_(ids)
+    )
+    kept = {_body(*item) for item in session.execute(open_items)}
+    fresh = []
+    for row in rows:
+        body = _body(row["event_id"], row["payload"], row["raw_text"])
+        if row["event_id"] is None or body not in kept:
+            kept.add(body)
+            fresh.append(row)
+    return fresh
+
+
+def _body(event_id: str | None, payload: Any, raw_text: str | None) -> tuple[str | None, bytes | str | None]:
+    """What makes two quarantined items alike: their id and their body, the order of its keys aside."""
+    return event_id, raw_text if raw_text is not None else orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
 
 
 def _quarantine_row(
     rejection: Rejection, *, transport: str, now: datetime, line_of: LineOf | None
 ) -> dict[str, Any]:
-    storable = not has_nul(rejection.payload)
+    text = _as_text(rejection.payload)
     return {
         "received_at": now,
         "transport": transport,
         "line": None if line_of is None else line_of(rejection.index),
         "event_id": _cut(rejection.event_id, 200),
         "type": _cut(rejection.type, 100),
-        "payload": rejection.payload if storable else None,
-        "raw_text": None if storable else orjson.dumps(rejection.payload).decode(),
+        "payload": rejection.payload if text is None else None,
+        "raw_text": text,
         "errors": rejection.errors,
         "status": "open",
         "attempts": 0,
         "resolved_at": None,
     }
+
+
+def _as_text(payload: Any) -> str | None:
+    """The payload as JSON text when the JSON columns cannot hold it (see :class:`JsonText`; NUL
+    characters), else None."""
+    if isinstance(payload, JsonText):
+        return str(payload)
+    return orjson.dumps(payload).decode() if has_nul(payload) else None
 
 
 def _cut(text: str | None, limit: int) -> str | None:
