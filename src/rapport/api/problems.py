@@ -54,6 +54,14 @@ class ProblemError(Exception):
         self.extra = extra
 
 
+class MalformedBody(StarletteHTTPException):
+    """A body that is not JSON text in UTF-8 or holds a lone surrogate, found while FastAPI reads it
+    (which lets only an HTTP exception through): answered as ``POST /v1/events`` answers such a body."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, detail)
+
+
 def invalid_query(message: str) -> ProblemError:
     """A 422 for a query parameter; ``message`` starts with the parameter's name."""
     return ProblemError(422, "Invalid request", message, [f"query.{message}"])
@@ -224,6 +232,10 @@ def install(app: FastAPI) -> None:
         errors = [f"{_location(e['loc'])}: {_message(e)}" for e in found]
         detail = errors[0] if errors else "invalid request"
         return answer(request, ProblemError(422, "Invalid request", detail, errors))
+
+    @app.exception_handler(MalformedBody)
+    async def _malformed(request: Request, exc: MalformedBody) -> Response:
+        return answer(request, ProblemError(400, "Malformed JSON", exc.detail))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

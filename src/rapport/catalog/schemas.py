@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from rapport.bodies import RequestBody
 
 
-class EventTypeIn(BaseModel):
+class EventTypeIn(RequestBody):
     """A new event type, or a new version of an existing one."""
 
     type: str = Field(
@@ -26,7 +28,7 @@ class EventTypeIn(BaseModel):
     )
     schema_: dict[str, Any] = Field(alias="schema", description="JSON Schema (draft-07) of the event's data")
 
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class EventTypeOut(BaseModel):

@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field
 
 from rapport.api.auth import require
 from rapport.api.deps import ReadSession
+from rapport.api.jsonbody import JsonBodyRoute
 from rapport.db.base import MAX_ROW_ID
 from rapport.trust import audit
 from rapport.trust.roles import Permission as P
 
-router = APIRouter(prefix="/v1/audit", tags=["trust"])
+router = APIRouter(prefix="/v1/audit", tags=["trust"], route_class=JsonBodyRoute)
 
 
 class AuditItem(BaseModel):

@@ -6,13 +6,14 @@ from fastapi import APIRouter
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession
+from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.catalog import CatalogError
 from rapport.catalog.schemas import EventTypeIn, EventTypeOut
 from rapport.catalog.service import add_event_type, load_catalog
 from rapport.trust.roles import Permission as P
 
-router = APIRouter(prefix="/v1/event-types", tags=["catalog"])
+router = APIRouter(prefix="/v1/event-types", tags=["catalog"], route_class=JsonBodyRoute)
 
 
 @router.get(

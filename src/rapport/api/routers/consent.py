@@ -17,12 +17,14 @@ from rapport.api.deps import (
     profile_gone,
     profile_missing,
 )
+from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError, invalid_query
+from rapport.bodies import RequestBody
 from rapport.trust import consent
 from rapport.trust.consent import ANY, CHANNELS, MESSAGE_CHANNELS, PURPOSES
 from rapport.trust.roles import Permission as P
 
-router = APIRouter(prefix="/v1", tags=["trust"])
+router = APIRouter(prefix="/v1", tags=["trust"], route_class=JsonBodyRoute)
 
 
 class ConsentEntry(BaseModel):
@@ -79,7 +81,7 @@ class DecisionOut(BaseModel):
     basis: ConsentEntry | None
 
 
-class MessageIn(BaseModel):
+class MessageIn(RequestBody):
     purpose: str = Field(max_length=50, json_schema_extra={"enum": list(PURPOSES)}, examples=["marketing"])
     channel: str = Field(
         max_length=30, json_schema_extra={"enum": list(MESSAGE_CHANNELS)}, examples=["email"]

@@ -12,12 +12,13 @@ from pydantic import BaseModel
 
 from rapport.api.auth import require
 from rapport.api.deps import DatabaseDep, SettingsDep
+from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError
 from rapport.ingest import ingest_events
 from rapport.ingest.jsontext import parse_json, utf8_problem
 from rapport.trust.roles import Permission as P
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], route_class=JsonBodyRoute)
 
 
 class RejectedEvent(BaseModel):

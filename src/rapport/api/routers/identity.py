@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
+from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.identity.service import (
     IdentityError,
@@ -24,7 +26,7 @@ from rapport.identity.service import (
 from rapport.ingest.pipeline import source_priorities
 from rapport.trust.roles import Permission as P
 
-router = APIRouter(prefix="/v1/identity", tags=["identity"])
+router = APIRouter(prefix="/v1/identity", tags=["identity"], route_class=JsonBodyRoute)
 
 
 class MergeOut(BaseModel):
@@ -69,7 +71,7 @@ class KindOut(BaseModel):
     model_config = {"from_attributes": True}
 
 
-class KindIn(BaseModel):
+class KindIn(RequestBody):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,49}$")
     priority: StrictInt = Field(ge=0, le=1000)
     max_per_profile: StrictInt | None = Field(default=None, ge=1, le=10_000)

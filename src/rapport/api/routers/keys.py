@@ -9,17 +9,19 @@ from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import CurrentCaller, require
 from rapport.api.deps import DatabaseDep, ReadSession
+from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
+from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.trust.keyring import issue_key, withdraw_key
 from rapport.trust.keys import list_keys
 from rapport.trust.roles import Permission as P
 from rapport.trust.roles import Role
 
-router = APIRouter(prefix="/v1/keys", tags=["trust"])
+router = APIRouter(prefix="/v1/keys", tags=["trust"], route_class=JsonBodyRoute)
 
 
-class KeyIn(BaseModel):
+class KeyIn(RequestBody):
     name: str = Field(
         min_length=1,
         max_length=200,

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, mode
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
+from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.identity.service import load_kinds
 from rapport.matching.models import MatchRun
@@ -33,7 +35,12 @@ from rapport.matching.suggestions import (
 )
 from rapport.trust.roles import Permission as P
 
-router = APIRouter(prefix="/v1/identity", tags=["identity"], dependencies=[require(P.IDENTITY_REVIEW)])
+router = APIRouter(
+    prefix="/v1/identity",
+    tags=["identity"],
+    dependencies=[require(P.IDENTITY_REVIEW)],
+    route_class=JsonBodyRoute,
+)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No suggestion has this id"}
@@ -96,11 +103,9 @@ class SuggestionPage(BaseModel):
     next_after: int | None = Field(description="pass as ?after= for the next page")
 
 
-class ResolveIn(BaseModel):
+class ResolveIn(RequestBody):
     """What a matching run should do. Pairs at least ``auto_merge`` likely are merged, those at least
     ``review`` likely suggested to a steward."""
-
-    model_config = ConfigDict(extra="forbid")
 
     auto_merge: StrictFloat = Field(default=DEFAULT_AUTO_MERGE, ge=0, le=1, allow_inf_nan=False)
     review: StrictFloat = Field(default=DEFAULT_REVIEW, ge=0, le=1, allow_inf_nan=False)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import Kinds, ReadSession, live_profile, profile_missing
+from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.catalog.service import load_catalog
 from rapport.identity.service import IdentityError
@@ -19,7 +20,7 @@ from rapport.trust.roles import Permission as P
 from rapport.trust.roles import allows
 from rapport.views import find_by_identifier, profile_360
 
-router = APIRouter(prefix="/v1", tags=["profiles"])
+router = APIRouter(prefix="/v1", tags=["profiles"], route_class=JsonBodyRoute)
 
 
 class Profile360(BaseModel):

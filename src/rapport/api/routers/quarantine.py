@@ -10,12 +10,14 @@ from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import require
 from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.jsonbody import JsonBodyRoute
+from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.ingest.models import MAX_TRANSPORT, Status
 from rapport.ingest.quarantine import list_quarantine, replay
 from rapport.trust.roles import Permission as P
 
-router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
+router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"], route_class=JsonBodyRoute)
 
 
 class QuarantineItem(BaseModel):
@@ -40,7 +42,7 @@ class QuarantinePage(BaseModel):
     next_after: int | None = Field(description="pass as ?after= for the next page")
 
 
-class ReplayRequest(BaseModel):
+class ReplayRequest(RequestBody):
     ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_ROW_ID)]] | None = Field(
         default=None,
         max_length=5000,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep, profile_gone
+from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.catalog.service import load_catalog
 from rapport.identity.service import load_kinds
@@ -18,7 +19,7 @@ from rapport.trust.erasure import ErasedProfile, erase
 from rapport.trust.export import export
 from rapport.trust.roles import Permission as P
 
-router = APIRouter(prefix="/v1", tags=["trust"])
+router = APIRouter(prefix="/v1", tags=["trust"], route_class=JsonBodyRoute)
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No profile has this id"},

@@ -10,20 +10,22 @@ from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import DatabaseDep, ReadSession, live_profile
+from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.api.routers.profiles import NOT_FOUND, redactor_for
+from rapport.bodies import RequestBody
 from rapport.things.stores import BadStore, list_stores, put_store
 from rapport.things.stores.analytics import BadPeriod, store_analytics
 from rapport.things.stores.customer import customer_visits
 from rapport.trust.roles import Permission as P
 
-router = APIRouter(prefix="/v1", tags=["stores"])
+router = APIRouter(prefix="/v1", tags=["stores"], route_class=JsonBodyRoute)
 
 NO_NUL = r"^[^\x00]*$"
 STORE_ID = Path(min_length=1, max_length=64, description="The store's id, as its sensors and tills send it")
 
 
-class StoreIn(BaseModel):
+class StoreIn(RequestBody):
     """A store as registered: its name, its zones in floor-plan order, its time zone, and how long a
     visit with no exit seen lasts after the last sighting."""
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of, upsert
 from rapport.things.devices.models import DeviceModel
+from rapport.things.names import unfit_name
 
 DAY = 86_400
 #: a silence shorter than this would flag a device between two ordinary reports
@@ -181,6 +182,8 @@ def put_model(
     """Set the thresholds of ``model`` (replacing what was set, or its built-in defaults)."""
     if not model.strip() or len(model) > 200 or "\x00" in model:
         raise DeviceModelError("model: a model name has 1 to 200 characters")
+    if (unfit := unfit_name(model)) is not None:
+        raise DeviceModelError(f"model: {unfit}")
     if silent_after_seconds is not None and not MIN_SILENT_AFTER <= silent_after_seconds <= MAX_SILENT_AFTER:
         raise DeviceModelError(
             f"silent_after_seconds: from {MIN_SILENT_AFTER} to {MAX_SILENT_AFTER} (ten years), "

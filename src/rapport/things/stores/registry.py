@@ -27,6 +27,7 @@ from rapport.identity.kinds import BUILTIN_KINDS
 from rapport.identity.models import IdentifierKindRecord
 from rapport.identity.service import add_kind
 from rapport.profiles.consent import PRESENCE_TYPES
+from rapport.things.names import unfit_name
 from rapport.things.stores.models import Store
 from rapport.things.stores.projection import rebuild_store
 
@@ -65,6 +66,8 @@ def check_store(
     """Raise :class:`BadStore` naming the first field that is wrong."""
     if not store_id.strip() or len(store_id) > 64:
         raise BadStore("store_id: must be 1 to 64 characters, not blank")
+    if (unfit := unfit_name(store_id)) is not None:
+        raise BadStore(f"store_id: {unfit}")
     if not name.strip() or len(name) > 200:
         raise BadStore("name: must be 1 to 200 characters, not blank")
     if len(zones) > MAX_ZONES:
