@@ -158,9 +158,15 @@ class Settings(BaseSettings):
         return timedelta(seconds=self.max_future_skew_s)
 
     def priority_of_source(self, source: str) -> int:
-        """The survivorship priority of ``source``: the highest matching glob, else 0."""
+        """The survivorship priority of ``source``: the highest matching glob, else 0. Case is ignored:
+        `erp*` covers `ERP-SAP` (systems name themselves as their admins typed it)."""
+        source = source.casefold()
         return max(
-            (prio for pattern, prio in self.source_priority.items() if fnmatch.fnmatchcase(source, pattern)),
+            (
+                prio
+                for pattern, prio in self.source_priority.items()
+                if fnmatch.fnmatchcase(source, pattern.casefold())
+            ),
             default=0,
         )
 

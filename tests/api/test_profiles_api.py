@@ -310,6 +310,7 @@ def test_the_timeline_filters_by_type_channel_and_time(client: TestClient) -> No
         ]
 
     assert seen(types="order.placed,message.sent") == [("message.sent", 4), ("order.placed", 1)]
+    assert seen(types="order.placed, message.sent") == seen(types="order.placed,message.sent")
     assert seen(channel="email") == [("message.sent", 4), ("message.received", 2)]
     # since is inclusive, until exclusive; both may be written in any time zone
     assert seen(since="2026-05-01T11:02:00+02:00", until="2026-05-01T05:05:00-04:00") == [

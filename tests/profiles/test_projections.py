@@ -57,6 +57,18 @@ def test_an_amendment_that_arrives_first_still_yields_versions_in_time_order(
     assert view["total"] == 12 and view["status"] == "amended"
 
 
+def test_a_trusted_sources_account_fields_win_over_more_recent_ones(db: Database, settings: Settings) -> None:
+    """As for traits; and a source's case does not matter to its glob (`erp*` covers `ERP-SAP`)."""
+    ids = {"customer_id": "C-1"}
+    erp = event("account.updated", ids=ids, minute=0, source="ERP-SAP", account_id="A-1", credit_limit=50_000)
+    crm = event("account.updated", ids=ids, minute=9, source="crm-sf", account_id="A-1", credit_limit=500)
+    ingest(db, settings, [erp, crm])
+    with db.session() as session:
+        pid = session.scalars(select(Profile.id)).one()
+        account = profile_360(session, profile_id=pid)["account"]  # type: ignore[index]
+    assert account["credit_limit"] == 50_000
+
+
 def test_a_trusted_source_wins_over_a_more_recent_one(db: Database, settings: Settings) -> None:
     ids = {"customer_id": "C-1"}
     ingest(

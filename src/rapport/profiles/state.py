@@ -114,8 +114,9 @@ def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
         _add(state["account"].setdefault("paid", {}), str(data["currency"]), float(data["amount"]))
     else:  # account.updated
         fields = state["account"].setdefault("fields", {})
+        prio = priority_of(fact.source)  # the ERP's credit limit outranks one a CRM sent later, as for traits
         for name, value in data.items():
-            _keep(fields, name, _entry(fact, at, value))
+            _keep(fields, name, _entry(fact, at, value, priority=prio))
 
 
 def merge(into: State, other: State) -> None:

@@ -165,7 +165,7 @@ def get_timeline(
 ) -> dict[str, Any]:
     root = live_profile(session, profile_id)
     chosen = TimelineFilter(
-        types=tuple(t for t in (types or "").split(",") if t),
+        types=tuple(t for t in (name.strip() for name in (types or "").split(",")) if t),
         channel=channel,
         since=utc_moment("since", since),
         until=utc_moment("until", until),
