@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from builders import ingest
+from builders import ingest, page_view
 from rapport.cli import app
 from rapport.db import Database
 from rapport.settings import Settings, get_settings
@@ -308,3 +308,25 @@ def test_the_device_sweep_reports_a_silent_device_once(
     assert first.exit_code == 0, first.output
     assert "1 device(s) gone silent: WM-1" in first.output
     assert "0 device(s) gone silent" in again.output
+
+
+def test_a_command_taking_events_in_refuses_a_secret_other_than_the_erasures(
+    cli: CliRunner, client: TestClient, settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """With another secret, an erased person's identifiers would not be recognised and their next events
+    would rebuild them: the command stops before it takes any in, and says why."""
+    ingest(db, settings, [page_view({"email": "jo@example.com"})])
+    person = client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}).json()["id"]
+    assert client.delete(f"/v1/profiles/{person}").status_code == 200
+    path = tmp_path / "again.jsonl"
+    path.write_text(json.dumps(page_view({"email": "jo@example.com"}, minute=5)) + "\n")
+
+    get_settings.cache_clear()
+    other = cli.invoke(app, ["import", str(path)], env={"RAPPORT_SECRET_KEY": "another-secret-" + "x" * 32})
+    assert other.exit_code == 2
+    assert "RAPPORT_SECRET_KEY is not the secret this database's erasures were recorded with" in other.stderr
+    get_settings.cache_clear()
+    same = cli.invoke(app, ["import", str(path)])
+    assert same.exit_code == 1, same.stderr  # taken in: refused, by name, as an erased person's
+    assert "erased: identifiers.email belongs to a person erased on request" in same.stdout
+    assert client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}).status_code == 404

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DatabaseError
 from rapport.db import Database, connect_configured, upgrade
 from rapport.db.base import MAX_ROW_ID
 from rapport.db.faults import unavailable
+from rapport.identity.tombstones import SecretMismatch, check_secret
 from rapport.ingest.pipeline import Outcome
 from rapport.matching.evaluate import DEFAULT_AUTO_MERGE, DEFAULT_REVIEW
 from rapport.settings import Settings, get_settings
@@ -62,15 +63,21 @@ def _settings(*, demo: bool = False, secrets: bool = False) -> Settings:
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[Database]:
-    """The configured database, migrated, and closed again when the command ends."""
+def _database(settings: Settings, *, takes_events: bool = False) -> Iterator[Database]:
+    """The configured database, migrated, and closed again when the command ends. A command that
+    ``takes_events`` in must hold the secret the database's erasures were recorded with."""
     database = connect_configured(settings)
     try:
         try:
             upgrade(database.engine)
+            if takes_events:
+                with database.engine.begin() as connection:
+                    check_secret(connection, settings.secret_key.get_secret_value())
         except DatabaseError as exc:  # no server, no such file or folder, not a database, no permission
             where = database.engine.url.render_as_string(hide_password=True)
             _fail(f"cannot open or migrate the database {where}: {str(exc.orig).strip()}")
+        except SecretMismatch as exc:
+            _fail(str(exc))
         try:
             yield database
         except Exception as exc:
@@ -125,7 +132,7 @@ def serve(
 ) -> None:
     """Serve the API (the schema is migrated first). Needs RAPPORT_SECRET_KEY outside the demo."""
     settings = _settings(secrets=True)
-    with _database(settings) as database:
+    with _database(settings, takes_events=True) as database:
         _serve(settings, database, host, port)
 
 
@@ -147,7 +154,7 @@ def import_(
     from rapport.ingest.importer import import_file, transport_of
 
     settings = _settings(secrets=True)
-    with _database(settings) as database:
+    with _database(settings, takes_events=True) as database:
         outcome = import_file(
             database, path, settings=settings, batch_size=batch_size, on_progress=_progress(path.name)
         )
@@ -221,7 +228,7 @@ def mqtt(
     if not share and workers > 1:
         _fail("--no-share takes a single worker: with plain subscriptions every worker would get everything")
     settings = _settings(secrets=True)
-    with _database(settings):
+    with _database(settings, takes_events=True):
         pass  # migrated once, before the workers start
     options = WorkerOptions(
         client_id=client_id or default_client_id(),
@@ -261,7 +268,7 @@ def demo(
 
     settings = _settings(demo=True)
     where = Broker.from_url(settings.mqtt_url)  # shown without the user and password
-    with _database(settings) as database:
+    with _database(settings, takes_events=True) as database:
         sensors: Sensors | None = None
         if broker and broker_answers(settings.mqtt_url):
             typer.echo(f"store sensors and devices will report through the MQTT broker at {where}")
@@ -394,7 +401,7 @@ def devices_sweep(
     from rapport.things.devices import find_silent
 
     settings = _settings()
-    with _database(settings) as database:
+    with _database(settings, takes_events=True) as database:
         while True:
             with database.session(write=True) as session:
                 alerts = find_silent(session, now=datetime.now(UTC))

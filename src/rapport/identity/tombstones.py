@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, select
 
@@ -23,7 +23,7 @@ from rapport.db.bulk import chunked, dialect_insert, one_of, select_rows
 from rapport.identity.graph import Key
 from rapport.identity.models import ErasedIdentifier
 
-__all__ = ["any_erased", "bury", "digest", "erased_among", "lift"]
+__all__ = ["SecretMismatch", "any_erased", "bury", "check_secret", "digest", "erased_among", "lift"]
 
 #: separates the kind from the value in what is hashed; cannot occur in a kind name
 _SEPARATOR = "\x1f"
@@ -41,8 +41,47 @@ def digest(kind: str, value: str, secret: str) -> str:
     return hashlib.blake2b(message, key=_key_bytes(secret), digest_size=32).hexdigest()
 
 
+#: the secret's own tombstone, kept beside the first person's: an identifier no one can hold (a kind's
+#: name has no parentheses), so that a later process can tell whether its secret is the one the
+#: tombstones were made with; its erasure moment, the epoch, tells it from a person's
+_SECRET_CHECK: Key = ("(secret)", "")
+_CHECK_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class SecretMismatch(ValueError):
+    """The secret is not the one this database's tombstones were made with."""
+
+
+def check_secret(connection: Connection, secret: str) -> None:
+    """Refuse (:class:`SecretMismatch`) a secret other than the one the tombstones were made with: with
+    it, an erased person's identifiers would not be recognised, and their next events would rebuild
+    them. Tombstones made before the check existed take this secret's check. Call before taking events
+    in; the caller commits."""
+    if not any_erased(connection):
+        return
+    table = table_of(ErasedIdentifier)
+    checks = set(connection.scalars(select(table.c.digest).where(table.c.erased_at == _CHECK_MOMENT)))
+    mine = digest(*_SECRET_CHECK, secret)
+    if mine in checks:
+        return
+    if checks:
+        raise SecretMismatch(
+            "RAPPORT_SECRET_KEY is not the secret this database's erasures were recorded with, so the "
+            "events of erased people would not be recognised and would rebuild them; set the secret used "
+            "before (for the demo's database, RAPPORT_DEMO=true)"
+        )
+    _insert(connection, [{"digest": mine, "erased_at": _CHECK_MOMENT}])
+
+
+def _insert(connection: Connection, rows: list[dict[str, object]]) -> None:
+    table = table_of(ErasedIdentifier)
+    statement = dialect_insert(connection, table).on_conflict_do_nothing(index_elements=["digest"])
+    connection.execute(statement, rows)
+
+
 def any_erased(connection: Connection) -> bool:
-    """Was anyone ever erased (and not granted consent again)? One indexed probe, for the ingest hot path."""
+    """Was anyone ever erased? One indexed probe, for the ingest hot path (the secret's check stays when
+    every person's tombstone is lifted)."""
     table = table_of(ErasedIdentifier)
     return connection.execute(select(table.c.digest).limit(1)).first() is not None
 
@@ -66,9 +105,8 @@ def bury(connection: Connection, keys: Iterable[Key], secret: str, now: datetime
     digests = sorted(_digests(keys, secret))
     if not digests:
         return 0
-    table = table_of(ErasedIdentifier)
-    statement = dialect_insert(connection, table).on_conflict_do_nothing(index_elements=["digest"])
-    connection.execute(statement, [{"digest": d, "erased_at": now} for d in digests])
+    check = {"digest": digest(*_SECRET_CHECK, secret), "erased_at": _CHECK_MOMENT}
+    _insert(connection, [check, *({"digest": d, "erased_at": now} for d in digests)])
     return len(digests)
 
 
