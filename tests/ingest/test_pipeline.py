@@ -93,6 +93,11 @@ BAD_EVENTS: list[tuple[str, dict[str, Any], str]] = [
         "identifiers: every identifier is a blocked placeholder value",
     ),
     (
+        "only blocked identifiers, and a bad time",
+        {"identifiers": {"email": "unknown"}, "occurred_at": "2026-05-01T09:00:00"},
+        "identifiers: every identifier is a blocked placeholder value",
+    ),
+    (
         "unknown identifier kind",
         {"identifiers": {"shoe_size": "42"}},
         "identifiers.shoe_size: unknown identifier kind",

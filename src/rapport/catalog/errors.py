@@ -59,31 +59,35 @@ def json_kind(value: object) -> str:
 def explain(error: jsonschema.ValidationError | jsonschema.SchemaError, prefix: str = "data") -> str:
     """One line for one schema violation (or, with ``prefix`` "schema", for a flaw of a schema)."""
     where = field_path(prefix, error.absolute_path)
-    rule, expected = error.validator, error.validator_value
-    if rule == "required":
+    if error.validator == "required":
         # jsonschema reports each missing property as its own error; its name is only in the message.
         name = error.message.split("'")[1] if error.message.count("'") >= 2 else "?"
         return f"{where}.{name}: required property missing"
+    if "propertyNames" in error.schema_path:  # the object's path, and one of its names as the instance
+        name = str(error.instance)
+        return f"{where}: the field name {name[:40] + '…' if len(name) > 40 else name!r} {_says(error)}"
+    return f"{where}: {_says(error)}"
+
+
+def _says(error: jsonschema.ValidationError | jsonschema.SchemaError) -> str:
+    """What ``error``'s rule asks, worded for people."""
+    rule, expected = error.validator, error.validator_value
     if rule == "type":
         kinds = expected if isinstance(expected, list) else [expected]
         wanted = " or ".join(_TYPE_NAMES.get(str(k), str(k)) for k in kinds)
-        return f"{where}: expected {wanted}, got {json_kind(error.instance)}"
+        return f"expected {wanted}, got {json_kind(error.instance)}"
     if rule == "enum":
-        return f"{where}: must be one of {', '.join(str(v) for v in expected)}"  # type: ignore[union-attr]
+        return f"must be one of {', '.join(str(v) for v in expected)}"  # type: ignore[union-attr]
     if rule in ("minimum", "maximum"):
-        return f"{where}: must be {'at least' if rule == 'minimum' else 'at most'} {expected}"
+        return f"must be {'at least' if rule == 'minimum' else 'at most'} {expected}"
     if rule in ("minLength", "maxLength"):
-        return (
-            f"{where}: must be {'at least' if rule == 'minLength' else 'at most'} {expected} characters long"
-        )
+        return f"must be {'at least' if rule == 'minLength' else 'at most'} {expected} characters long"
     if rule in ("minItems", "maxItems"):
-        return f"{where}: must have {'at least' if rule == 'minItems' else 'at most'} {expected} items"
-    if rule == "minProperties":
-        return f"{where}: must have at least {expected} field(s)"
+        return f"must have {'at least' if rule == 'minItems' else 'at most'} {expected} items"
+    if rule in ("minProperties", "maxProperties"):
+        return f"must have {'at least' if rule == 'minProperties' else 'at most'} {expected} field(s)"
     if rule == "pattern":
-        return f"{where}: does not match the pattern {expected}"
+        return f"does not match the pattern {expected}"
     if rule == "format":
-        return f"{where}: is not a valid {expected}"
-    if rule == "additionalProperties":
-        return f"{where}: {error.message}"
-    return f"{where}: {error.message}"
+        return f"is not a valid {expected}"
+    return str(error.message)

@@ -207,6 +207,7 @@ def _keys(raw: dict[str, Any], kinds: KindTable, errors: list[str]) -> tuple[Key
         return ()
     keys: list[Key] = []
     blocked: list[str] = []
+    errors_before = len(errors)  # the envelope's other fields' problems are reported beside these
     for kind, value in identifiers.items():
         if kind not in kinds:
             errors.append(f"identifiers.{kind}: unknown identifier kind")
@@ -232,7 +233,7 @@ def _keys(raw: dict[str, Any], kinds: KindTable, errors: list[str]) -> tuple[Key
             blocked.append(f"{kind} {value!r}")
         else:
             keys.append((kind, normalised))
-    if not keys and blocked and not errors:
+    if not keys and blocked and len(errors) == errors_before:
         errors.append(
             f"identifiers: every identifier is a blocked placeholder value ({', '.join(blocked)}), "
             "so the event cannot be tied to anyone"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from device_events import BASE, configure, reading, registered, reported, view
+from device_events import BASE, MODEL, configure, reading, registered, reported, view
 from sqlalchemy import select
 
 from builders import ingest, page_view
@@ -164,6 +164,30 @@ def test_readings_of_the_wrong_type_and_devices_without_a_clock_are_quarantined(
         "occurred_at: 1970-01-01T00:00:12+00:00 is before 2000-01-02: the device's clock is not set, so its "
         "report cannot be placed in time"
     ]
+
+
+def test_reading_names_and_serials_are_bounded_as_the_models_thresholds_are(
+    db: Database, settings: Settings
+) -> None:
+    """A reading's name has 1 to 100 characters, a report at most 100 readings, a serial something
+    besides spaces."""
+    many = {f"r{n}": 1.0 for n in range(101)}
+    sent = [
+        reading("FR-4", 1, id="long", **{"t" * 101: 4.0}),
+        reading("FR-4", 2, id="empty", **{"": 4.0}),
+        reading("FR-4", 3, id="many", **many),
+        {**registered("FR-5", ANN, minute=4), "id": "blank", "data": {"serial": "  ", "model": MODEL}},
+    ]
+
+    outcome = ingest(db, settings, sent)
+
+    errors = {r["id"]: r["errors"] for r in outcome.rejected}
+    assert errors == {
+        "long": [f"data.readings: the field name {'t' * 40 + '…'!r} must be at most 100 characters long"],
+        "empty": ["data.readings: the field name '' must be at least 1 characters long"],
+        "many": ["data.readings: must have at most 100 field(s)"],
+        "blank": ["data.serial: does not match the pattern \\S"],
+    }
 
 
 def test_an_alert_of_a_device_nobody_registered_yet_follows_its_events_to_the_owner(
