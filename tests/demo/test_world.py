@@ -31,8 +31,8 @@ SOURCES = re.compile(
 # Keywords both fastjsonschema and jsonschema understand for draft-07, plus annotations and our own.
 ALLOWED_KEYWORDS = {
     "$schema", "type", "properties", "required", "enum", "minimum", "maximum", "minLength", "maxLength",
-    "pattern", "format", "items", "minItems", "minProperties", "additionalProperties", "description",
-    "x-personal",
+    "pattern", "format", "items", "minItems", "minProperties", "maxProperties", "propertyNames",
+    "additionalProperties", "description", "x-personal",
 }  # fmt: skip
 
 

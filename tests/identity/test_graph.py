@@ -423,3 +423,16 @@ def test_only_a_registration_passes_a_device_on_another_persons_mention_of_it_do
         )
         readings = session.scalars(select(Event.profile_id).where(Event.type == "device.telemetry")).all()
     assert filed["case.opened"] == neighbour and readings == [owner]
+
+
+@pytest.mark.parametrize("batches", [1, 2], ids=["one batch", "a batch each"])
+def test_an_identifier_was_first_seen_by_its_earliest_event_whatever_came_first(
+    db: Database, settings: Settings, batches: int
+) -> None:
+    jo = {"email": "jo@example.com"}
+    late, early = message(jo, minute=600, source="chat-bot"), message(jo, minute=1, source="crm-main")
+    for sent in ([late, early],) if batches == 1 else ([late], [early]):
+        ingest(db, settings, sent)
+    with db.session() as session:
+        held = session.scalars(select(Identifier).where(Identifier.kind == "email")).one()
+    assert (held.source, held.first_seen_at) == ("crm-main", datetime.fromisoformat(at(1)))

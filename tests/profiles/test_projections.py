@@ -184,10 +184,16 @@ def snapshot(db: Database) -> dict[frozenset[str], Any]:
     """Every live profile, keyed by its identifiers (ids differ from run to run), as a person sees it."""
     with db.session() as session:
         keys: dict[str, set[str]] = {}
-        for kind, value, pid in session.execute(
-            select(Identifier.kind, Identifier.value, Identifier.profile_id)
-        ):
-            keys.setdefault(pid, set()).add(f"{kind}:{value}")
+        for kind, value, pid, source, first_seen in session.execute(
+            select(
+                Identifier.kind,
+                Identifier.value,
+                Identifier.profile_id,
+                Identifier.source,
+                Identifier.first_seen_at,
+            )
+        ):  # where and when each was first seen, too: by the earliest event, whatever came first
+            keys.setdefault(pid, set()).add(f"{kind}:{value} {source} {first_seen.isoformat()}")
         out = {}
         for pid, held in keys.items():
             view = profile_360(session, profile_id=pid)

@@ -110,6 +110,10 @@ class GraphBatch:
         self.attached: dict[str, list[tuple[Key, Claim]]] = {}
         self.transferred: dict[Key, str] = {}  # stored identifiers passed to another profile
         self.first_seen: set[Key] = set()  # identifiers this batch attaches
+        # the earliest event of the batch naming each identifier, and when stored identifiers were first
+        # seen (as the driver gives it): an identifier's first sighting is the earliest, whatever the order
+        self.sightings: dict[Key, Claim] = {}
+        self.stored_first_seen: dict[Key, Any] = {}
         # profiles that hold transferable identifiers only (a device heard before anyone registered it):
         # the first person to claim one of those takes the whole profile over, by a merge
         self.placeholders: set[str] = set()
@@ -131,11 +135,12 @@ class GraphBatch:
         # Looked up by value through the (value, kind) index; the few extra pairs this may return (a value
         # known under another kind) are dropped here.
         values = sorted({value for _, value in keys})
-        for kind, value, pid in select_rows(
-            self.connection, table, ["kind", "value", "profile_id"], "value", values
+        for kind, value, pid, first_seen in select_rows(
+            self.connection, table, ["kind", "value", "profile_id", "first_seen_at"], "value", values
         ):
             if (kind, value) in keys:
                 self.owner[(kind, value)] = pid
+                self.stored_first_seen[(kind, value)] = first_seen
         counted: set[str] = set()
         for claim in claims:
             if len(claim.keys) > 1:
@@ -264,6 +269,9 @@ class GraphBatch:
                     else:
                         self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
             for key in keys:
+                seen = self.sightings.get(key)
+                if seen is None or (claim.occurred_at, claim.event_id) < (seen.occurred_at, seen.event_id):
+                    self.sightings[key] = claim
                 if key in self.owner:
                     passed_on = key[0] in TRANSFERABLE and personal and TRANSFERABLE[key[0]] == claim.type
                     if passed_on and self.root(self.owner[key]) != target:
@@ -422,9 +430,10 @@ class GraphBatch:
             )
         held = self._held_keys(resolution)
         rows = [  # by the holder at the end of the batch: a transferable identifier may have passed on
-            (kind, value, self.root(self.owner[(kind, value)]), claim.source, claim.occurred_at)
+            (kind, value, self.root(self.owner[(kind, value)]), first.source, first.occurred_at)
             for keys in self.attached.values()
-            for (kind, value), claim in keys
+            for (kind, value), _ in keys
+            for first in (self.sightings[(kind, value)],)
         ]
         existing_merges = [m for m in merges if m.absorbed in self.existing]
         if existing_merges:
@@ -449,6 +458,7 @@ class GraphBatch:
             insert_rows(
                 conn, table_of(Identifier), ["kind", "value", "profile_id", "source", "first_seen_at"], rows
             )
+        self._write_earlier_sightings()
         if self.transferred:
             table = table_of(Identifier)
             conn.execute(
@@ -489,6 +499,23 @@ class GraphBatch:
                     },
                 ),
                 resolution.conflicts,
+            )
+
+    def _write_earlier_sightings(self) -> None:
+        """A stored identifier that an event of this batch names from before it was first seen (a late
+        arrival) was first seen then, and from that event's source."""
+        earlier = [
+            {"b_kind": kind, "b_value": value, "b_at": claim.occurred_at, "b_source": claim.source}
+            for (kind, value), stored in self.stored_first_seen.items()
+            if (claim := self.sightings[(kind, value)]).occurred_at < stored_moment(stored)
+        ]
+        if earlier:
+            table = table_of(Identifier)
+            self.connection.execute(
+                update(table)
+                .where(table.c.kind == bindparam("b_kind"), table.c.value == bindparam("b_value"))
+                .values(first_seen_at=bindparam("b_at"), source=bindparam("b_source")),
+                earlier,
             )
 
     def _held_keys(self, resolution: Resolution) -> dict[str, set[str]]:
