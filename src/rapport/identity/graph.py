@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
-from rapport.db.base import stored_moment, table_of, width
+from rapport.db.base import epoch_micros, stored_moment, table_of, width
 from rapport.db.bulk import chunked, dialect_insert, insert_rows, one_of, select_rows
 from rapport.events.models import Event
 from rapport.identity.kinds import TRANSFERABLE, KindTable
@@ -504,10 +504,17 @@ class GraphBatch:
     def _write_earlier_sightings(self) -> None:
         """A stored identifier that an event of this batch names from before it was first seen (a late
         arrival) was first seen then, and from that event's source."""
+        if not self.stored_first_seen:
+            return
+        # Compared as stored first (integers on SQLite): in a stream that comes in order, no identifier
+        # was first seen after the batch's earliest event, and each costs a comparison.
+        batch_start = min(claim.occurred_at for claim in self.sightings.values())
+        some = next(iter(self.stored_first_seen.values()))
+        start = epoch_micros(batch_start) if isinstance(some, int) else batch_start
         earlier = [
             {"b_kind": kind, "b_value": value, "b_at": claim.occurred_at, "b_source": claim.source}
             for (kind, value), stored in self.stored_first_seen.items()
-            if (claim := self.sightings[(kind, value)]).occurred_at < stored_moment(stored)
+            if stored > start and (claim := self.sightings[(kind, value)]).occurred_at < stored_moment(stored)
         ]
         if earlier:
             table = table_of(Identifier)
