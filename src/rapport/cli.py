@@ -159,9 +159,10 @@ def import_(
             database, path, settings=settings, batch_size=batch_size, on_progress=_progress(path.name)
         )
     typer.echo("", err=True)
+    where = " (see GET /v1/quarantine)" if outcome.rejected_count else ""
     typer.echo(
         f"{outcome.accepted:,} accepted, {outcome.duplicates:,} duplicates, "
-        f"{outcome.rejected_count:,} rejected (see GET /v1/quarantine), {outcome.merges:,} merges, "
+        f"{outcome.rejected_count:,} rejected{where}, {outcome.merges:,} merges, "
         f"{outcome.conflicts:,} identity clashes"
     )
     for rejection in outcome.rejected[:5]:

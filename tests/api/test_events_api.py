@@ -288,18 +288,32 @@ def test_a_body_that_is_not_json_is_a_400_problem(
     [
         ({}, "events: required property missing"),
         ({"evnts": []}, "events: required property missing"),
-        ([page_view({"cookie_id": "c-1"})], "events: required property missing"),
-        ("events", "events: required property missing"),
+        ([page_view({"cookie_id": "c-1"})], 'body: expected an object, got a list; send {"events": [...]}'),
+        ("events", 'body: expected an object, got a string; send {"events": [...]}'),
+        (None, 'body: expected an object, got null; send {"events": [...]}'),
         ({"events": {"id": "e-1"}}, "events: expected a list of events"),
         ({"events": "e-1"}, "events: expected a list of events"),
         ({"events": None}, "events: expected a list of events"),
+        ({"events": [], "source": "pos"}, 'source: unknown field; send {"events": [...]}'),
     ],
-    ids=["empty object", "misspelt", "bare list", "a string", "object", "string", "null"],
+    ids=[
+        "empty object",
+        "misspelt",
+        "bare list",
+        "a string",
+        "null body",
+        "object",
+        "string",
+        "null",
+        "beside",
+    ],
 )
 def test_a_body_without_a_list_of_events_is_a_422_problem(
     client: TestClient, db: Database, body: Any, message: str
 ) -> None:
-    response = client.post("/v1/events", json=body)
+    response = client.post(
+        "/v1/events", content=orjson.dumps(body), headers={"content-type": "application/json"}
+    )
 
     found = problem(response, 422)
     assert message in found["detail"]

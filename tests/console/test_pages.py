@@ -252,6 +252,13 @@ def test_the_quarantine_page_names_the_line_of_an_imported_file(
 
     assert html.count("via file:events.jsonl line 1 ·") == 1
     assert html.count("via file:events.jsonl line 2 ·") == 1
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"id": "v-2"}\n')
+    import_file(db, other, settings=settings)
+    one_file = (
+        browser_for(Role.ADMIN).get("/steward/quarantine", params={"transport": "file:other.jsonl"}).text
+    )
+    assert "via file:other.jsonl line 1 ·" in one_file and "file:events.jsonl" not in one_file
 
 
 def test_the_quarantine_page_shows_the_start_of_a_large_payload(

@@ -89,16 +89,19 @@ def steward(request: Request, viewer: CurrentViewer) -> HTMLResponse:
 
 @router.get("/quarantine", response_class=HTMLResponse, dependencies=[need(P.QUARANTINE_MANAGE)])
 def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
-    """What was refused and why, with its payload; replay one or all once the cause is fixed."""
+    """What was refused and why, with its payload, optionally only what came one way (an imported file's
+    rows: ``file:NAME``); replay one or all once the cause is fixed."""
     status = request.query_params.get("status", "open")
     status = status if status in STATUSES else "open"
     after = _number(request.query_params.get("after", "0"), "after")
+    transport = request.query_params.get("transport", "").strip()[:300] or None
     only = None if status == "all" else cast(Status, status)
-    items = list_quarantine(session, status=only, after=after, limit=PAGE)
+    items = list_quarantine(session, status=only, transport=transport, after=after, limit=PAGE)
     rows = [{"item": i, "unknown_type": _unknown_type(i.errors), "sent": _sent(i)} for i in items]
     context = {
         "rows": rows,
         "status": status,
+        "transport": transport or "",
         "statuses": STATUSES,
         "next_after": items[-1].id if len(items) == PAGE else None,
         "outcome": {

@@ -14,6 +14,7 @@ from rapport.api.auth import require
 from rapport.api.deps import DatabaseDep, SettingsDep
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError
+from rapport.catalog.errors import json_kind
 from rapport.ingest import ingest_events
 from rapport.ingest.jsontext import parse_json, utf8_problem
 from rapport.trust.roles import Permission as P
@@ -97,13 +98,19 @@ def _events_of(body: bytes, max_events: int) -> list[Any]:
     except orjson.JSONDecodeError as exc:
         problem = utf8_problem(body) or f"not valid JSON: {exc}"
         raise ProblemError(400, "Malformed JSON", f"the body is {problem}") from exc
-    if not isinstance(document, dict) or "events" not in document:
+    if not isinstance(document, dict):
+        reason = f'body: expected an object, got {json_kind(document)}; send {{"events": [...]}}'
+        raise ProblemError(422, "Invalid request", reason, [reason])
+    if "events" not in document:
         raise ProblemError(
             422,
             "Invalid request",
             'events: required property missing; send {"events": [...]}',
             ["events: required property missing"],
         )
+    if unknown := sorted(set(document) - {"events"}):
+        reasons = [f'{name}: unknown field; send {{"events": [...]}}' for name in unknown]
+        raise ProblemError(422, "Invalid request", "; ".join(reasons), reasons)
     events = document["events"]
     if not isinstance(events, list):
         raise ProblemError(
