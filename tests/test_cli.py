@@ -42,6 +42,9 @@ def test_the_demo_loads_a_world_and_summarises_it(cli: CliRunner, db: Database) 
 
     again = cli.invoke(app, ["demo", "--customers", "25", "--months", "1", "--no-serve"])
     assert last_json(again.stdout)["duplicates"] == summary["events_generated"]
+    with db.session() as session:  # one demo, one admin key: the first run's is revoked
+        demo_keys = [k for k in list_keys(session) if k.name == "demo admin"]
+    assert [k.revoked_at is None for k in demo_keys] == [False, True]
 
 
 def test_a_bad_database_url_is_refused_with_a_clear_message() -> None:

@@ -296,8 +296,9 @@ def demo(
         )
         typer.echo("", err=True)
         typer.echo(json.dumps(summary, indent=2, default=str))
-        _, secret = _new_key(database, name="demo admin", role=Role.ADMIN, expires_in_days=30)
+        secret = _renew_demo_key(database)
         typer.echo(f"admin key for the demo (shown once, valid 30 days): {secret}")
+        typer.echo("(the key an earlier run printed is revoked)", err=True)
         if serve_api:
             typer.echo(
                 f"console: http://{host}:{port}/  (sign in with the key above)\n"
@@ -321,6 +322,22 @@ def _new_key(database: Database, *, name: str, role: Role, expires_in_days: int 
     with database.session(write=True) as session:
         key, secret = issue_key(session, by=OPERATOR, name=name, role=role, expires_in=expires, via=VIA)
         return key.id, secret
+
+
+#: the name of the admin key each run of the demo prints
+DEMO_KEY = "demo admin"
+
+
+def _renew_demo_key(database: Database) -> str:
+    """A new demo admin key, the earlier runs' revoked: one demo, one key."""
+    from rapport.trust.keyring import withdraw_key
+    from rapport.trust.keys import list_keys
+
+    with database.session(write=True) as session:
+        for key in list_keys(session):
+            if key.name == DEMO_KEY and key.created_by == OPERATOR.name and key.revoked_at is None:
+                withdraw_key(session, by=OPERATOR, key_id=key.id, via=VIA)
+    return _new_key(database, name=DEMO_KEY, role=Role.ADMIN, expires_in_days=30)[1]
 
 
 def _moment(moment: datetime) -> str:
