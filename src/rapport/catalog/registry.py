@@ -31,7 +31,12 @@ MAX_CHANNEL = 30
 
 
 class CatalogError(ValueError):
-    """An event type definition that cannot be used; the message says why."""
+    """An event type definition that cannot be used; the message says why, and ``field`` which part of
+    the definition it is about."""
+
+    def __init__(self, message: str, *, field: str = "schema") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)

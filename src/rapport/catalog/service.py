@@ -35,22 +35,24 @@ def load_catalog(session: Session) -> Catalog:
     return _catalogs.get(session, build)
 
 
-_CHANNEL_FORMS = 'channel must be text or {"field": "<data field>", "default": null or text}'
+_CHANNEL_FORMS = 'must be text or {"field": "<data field>", "default": null or text}'
 
 
 def _check_channel(channel: str | dict[str, Any] | None) -> None:
     """A channel is a constant, or read from a data field with a default: text of at most
     :data:`MAX_CHANNEL` characters, or no default."""
     if isinstance(channel, dict):
-        if set(channel) - {"field", "default"} or not isinstance(channel.get("field"), str):
-            raise CatalogError(_CHANNEL_FORMS)
+        if unknown := sorted(set(channel) - {"field", "default"}):
+            raise CatalogError(f"unknown field; {_CHANNEL_FORMS}", field=f"channel.{unknown[0]}")
+        if not isinstance(channel.get("field"), str):
+            raise CatalogError(_CHANNEL_FORMS, field="channel")
         constant = channel.get("default")
         if constant is None:
             return
     else:
         constant = channel
     if constant is not None and (not isinstance(constant, str) or not 0 < len(constant) <= MAX_CHANNEL):
-        raise CatalogError(f"{_CHANNEL_FORMS}, and the text is 1 to {MAX_CHANNEL} characters long")
+        raise CatalogError(f"{_CHANNEL_FORMS}, the text 1 to {MAX_CHANNEL} characters long", field="channel")
 
 
 def add_event_type(
@@ -70,13 +72,17 @@ def add_event_type(
     if b"\\u0000" in stored:
         raise CatalogError("the event type contains a NUL character (\\u0000), which cannot be stored")
     builtin = next((t for t in builtin_types() if t.type == type), None)
-    if (
-        builtin is not None
-    ):  # the projections read a built-in type's subject (an order's id), and so must stay
+    if builtin is not None:  # the projections read a built-in type's subject (an order's id): it stays
         if subject is not None and subject != builtin.subject:
+            has = (
+                f"keeps its subject {builtin.subject!r}"
+                if builtin.subject
+                else "has no subject, as it has none"
+            )
             raise CatalogError(
-                f"subject: a new version of the built-in {type} keeps its subject {builtin.subject!r} "
-                "(orders, cases and devices are found by it); leave subject out"
+                f"a new version of the built-in {type} {has} (orders, cases and devices are found by "
+                "theirs); leave subject out",
+                field="subject",
             )
         subject = builtin.subject
         channel = builtin.channel if channel is None else channel
