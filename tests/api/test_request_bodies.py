@@ -72,6 +72,19 @@ def test_a_surrogate_written_as_utf_8_bytes_is_a_400_and_stores_nothing(client: 
     assert stores(client) == []
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16", "utf-32"])
+def test_a_body_in_another_encoding_than_utf_8_is_a_400_and_stores_nothing(
+    client: TestClient, encoding: str
+) -> None:
+    """Python's parser would read UTF-16 and UTF-32, in which a surrogate's escape looks otherwise."""
+    body = '{"name":"Store","zones":["z\\ud800"]}'.encode(encoding)
+
+    found = problem(client.put("/v1/stores/S-1", content=body, headers=JSON_BODY), 400)
+
+    assert found["detail"].startswith("the body is not UTF-8")
+    assert stores(client) == []
+
+
 def test_every_body_refuses_a_lone_surrogate_before_any_field_is_looked_at(client: TestClient) -> None:
     """Whatever the operation, and wherever the surrogate is; a pair of surrogates is one character."""
     bodies = {

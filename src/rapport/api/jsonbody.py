@@ -54,13 +54,16 @@ class JsonRequest(Request):
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            document = await super().json()
             body = await self.body()
+            # JSON is UTF-8 on the wire (RFC 8259); Python's parser would take UTF-16 and UTF-32 too, in
+            # which a surrogate's escape is not the bytes looked for below
+            if (nul := body.find(b"\x00")) >= 0:  # never in JSON text; every other character of UTF-16
+                raise MalformedBody(f"the body is not UTF-8 JSON text (a NUL byte at byte {nul + 1})")
+            if not body.isascii() and (problem := utf8_problem(body)):
+                raise MalformedBody(f"the body is {problem}")
+            document = await super().json()
             if MAY_HOLD_SURROGATE.search(body) and (where := lone_surrogate(document)) is not None:
-                problem = utf8_problem(body)  # the surrogate was sent as bytes: not UTF-8 text
-                raise MalformedBody(
-                    f"the body is {problem}" if problem else f"the body is not valid JSON: {where}"
-                )
+                raise MalformedBody(f"the body is not valid JSON: {where}")
         return self._json
 
 
