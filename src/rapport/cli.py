@@ -20,7 +20,7 @@ from rapport.db.faults import unavailable
 from rapport.identity.tombstones import SecretMismatch, check_secret
 from rapport.ingest.pipeline import Outcome
 from rapport.matching.evaluate import DEFAULT_AUTO_MERGE, DEFAULT_REVIEW
-from rapport.settings import Settings, get_settings
+from rapport.settings import DEMO_SECRET, Settings, get_settings
 from rapport.trust.keys import Caller
 from rapport.trust.roles import Role
 
@@ -71,8 +71,9 @@ def _database(settings: Settings, *, takes_events: bool = False) -> Iterator[Dat
         try:
             upgrade(database.engine)
             if takes_events:
+                secret = settings.secret_key.get_secret_value()
                 with database.engine.begin() as connection:
-                    check_secret(connection, settings.secret_key.get_secret_value())
+                    check_secret(connection, secret, adopt=settings.demo or secret != DEMO_SECRET)
         except DatabaseError as exc:  # no server, no such file or folder, not a database, no permission
             where = database.engine.url.render_as_string(hide_password=True)
             _fail(f"cannot open or migrate the database {where}: {str(exc.orig).strip()}")
@@ -418,7 +419,7 @@ def devices_sweep(
     """Raise a `device.alert` for each device silent longer than its model allows (once per silence)."""
     from rapport.things.devices import find_silent
 
-    settings = _settings()
+    settings = _settings(secrets=True)
     with _database(settings, takes_events=True) as database:
         while True:
             with database.session(write=True) as session:

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
 from builders import event, ingest, message, order, page_view
 from rapport.db import Database
 from rapport.identity.models import ErasedIdentifier, Identifier
-from rapport.identity.tombstones import bury, digest, erased_among, lift
+from rapport.identity.tombstones import SecretMismatch, bury, check_secret, digest, erased_among, lift
 from rapport.profiles.models import Order, Profile
 from rapport.profiles.service import profile_view
 from rapport.settings import Settings
@@ -448,3 +448,35 @@ def test_tombstones_are_buried_found_and_lifted(db: Database, secret: str) -> No
         lift(connection, [("phone", "+447700900123")], secret)
         assert erased_among(connection, keys, secret) == {("email", "jo@example.com")}
         assert erased_among(connection, keys, "another secret") == set()
+
+
+def test_tombstones_hold_one_secret_which_a_database_erased_before_the_check_takes_from_its_next_user(
+    db: Database,
+) -> None:
+    """A second secret can neither erase nor take events in; a database with tombstones but no check
+    (erased before there was one) adopts the first secret it is checked with, unless told not to (the
+    demo's secret outside the demo)."""
+    first, second = "first-secret-" + "a" * 32, "second-secret-" + "b" * 32
+    now = datetime.now(UTC)
+    with db.engine.begin() as connection:
+        bury(connection, [("email", "jo@example.com")], first, now)
+        with pytest.raises(SecretMismatch):
+            bury(connection, [("email", "sam@example.com")], second, now)
+        with pytest.raises(SecretMismatch):
+            check_secret(connection, second)
+        check_secret(connection, first)
+        lift(connection, [("email", "jo@example.com")], first)
+        with pytest.raises(SecretMismatch):  # the secret's own tombstone outlives the person's
+            check_secret(connection, second)
+
+    with db.engine.begin() as connection:  # as erased before the check: a person's tombstone alone
+        connection.execute(delete(ErasedIdentifier))
+        connection.execute(
+            insert(ErasedIdentifier).values(digest=digest("email", "jo@example.com", first), erased_at=now)
+        )
+        with pytest.raises(SecretMismatch):
+            check_secret(connection, second, adopt=False)
+        check_secret(connection, first)
+        check_secret(connection, first)
+        with pytest.raises(SecretMismatch):
+            check_secret(connection, second)

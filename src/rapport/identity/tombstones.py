@@ -52,11 +52,12 @@ class SecretMismatch(ValueError):
     """The secret is not the one this database's tombstones were made with."""
 
 
-def check_secret(connection: Connection, secret: str) -> None:
+def check_secret(connection: Connection, secret: str, *, adopt: bool = True) -> None:
     """Refuse (:class:`SecretMismatch`) a secret other than the one the tombstones were made with: with
     it, an erased person's identifiers would not be recognised, and their next events would rebuild
-    them. Tombstones made before the check existed take this secret's check. Call before taking events
-    in; the caller commits."""
+    them. Tombstones made before the check existed take this secret's check, if ``adopt`` (not the
+    demo's secret outside the demo: the next process with the real one would be refused). Call before
+    taking events in; the caller commits."""
     if not any_erased(connection):
         return
     table = table_of(ErasedIdentifier)
@@ -64,7 +65,7 @@ def check_secret(connection: Connection, secret: str) -> None:
     mine = digest(*_SECRET_CHECK, secret)
     if mine in checks:
         return
-    if checks:
+    if checks or not adopt:
         raise SecretMismatch(
             "RAPPORT_SECRET_KEY is not the secret this database's erasures were recorded with, so the "
             "events of erased people would not be recognised and would rebuild them; set the secret used "
@@ -105,6 +106,7 @@ def bury(connection: Connection, keys: Iterable[Key], secret: str, now: datetime
     digests = sorted(_digests(keys, secret))
     if not digests:
         return 0
+    check_secret(connection, secret)  # a second secret's tombstones would split the erased between two
     check = {"digest": digest(*_SECRET_CHECK, secret), "erased_at": _CHECK_MOMENT}
     _insert(connection, [check, *({"digest": d, "erased_at": now} for d in digests)])
     return len(digests)
