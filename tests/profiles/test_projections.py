@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pytest import approx
 from sqlalchemy import select
 
-from builders import amended_then_cancelled, event, ingest, message, order
+from builders import amended_then_cancelled, at, event, ingest, message, order
 from rapport.db import Database
 from rapport.identity.models import Identifier
 from rapport.ingest.pipeline import source_priorities
@@ -248,9 +248,9 @@ COUNTED = ("events", "by_type", "messages", "last_seen_by_channel", "orders", "o
 
 def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per person, the counters and the account worked out from the events alone, the way a clerk would:
-    an order is its placement's, and stands as its versions leave it in time order after the placement
-    (same moment: by event id); a cancelled order stays cancelled; spend counts orders of a known
-    currency."""
+    an order is its first placement's, and stands as its versions leave it in time order, what was
+    stamped before that placement following it (same moment: by event id); a cancelled order stays
+    cancelled; spend counts orders of a known currency."""
     people: dict[str, dict[str, Any]] = {}
     orders: dict[str, dict[str, Any]] = {}
     for e in sorted(events, key=lambda e: (datetime.fromisoformat(e["occurred_at"]), e["id"])):
@@ -268,10 +268,19 @@ def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             p["messages"][channel] += 1
         if e["type"] in ("invoice.issued", "payment.received"):
             p["money"][(e["type"], data["currency"])] += data["amount"]
-    in_life_order = sorted(
-        (e for e in events if e["type"].startswith("order.")),
-        key=lambda e: (e["type"] != "order.placed", datetime.fromisoformat(e["occurred_at"]), e["id"]),
-    )
+    about_orders = [e for e in events if e["type"].startswith("order.")]
+    placed: dict[str, datetime] = {}
+    for e in about_orders:
+        if e["type"] == "order.placed":
+            moment = datetime.fromisoformat(e["occurred_at"])
+            placed[e["data"]["order_id"]] = min(moment, placed.get(e["data"]["order_id"], moment))
+
+    def in_life(e: dict[str, Any]) -> tuple[datetime, bool, datetime, str]:
+        moment = datetime.fromisoformat(e["occurred_at"])
+        start = placed.get(e["data"]["order_id"], moment)
+        return max(moment, start), moment > start or e["type"] != "order.placed", moment, e["id"]
+
+    in_life_order = sorted(about_orders, key=in_life)
     for e in in_life_order:
         person, data = person_of(next(iter(e["identifiers"].values()))), e["data"]
         fields = {k: v for k, v in data.items() if k != "order_id"}
@@ -422,3 +431,26 @@ def test_an_amendment_without_its_order_counts_no_spend_in_no_currency(
         view = profile_360(session, profile_id=pid)
     assert view is not None
     assert (view["counters"]["orders"], view["counters"]["spend"]) == (1, {})
+
+
+def test_an_order_placed_again_takes_its_later_placement_in_time_order(
+    db: Database, settings: Settings
+) -> None:
+    """Only what is stamped before the first placement moves after it; a second placement (a resent
+    order) comes where its time puts it, and the order was placed when it first was."""
+    ids = {"email": "jo@example.com"}
+    sent = [
+        order("O-1", ids, minute=0, total=10),
+        event("order.amended", ids=ids, minute=5, order_id="O-1", total=15),
+        order("O-1", ids, minute=10, total=99),
+    ]
+    ingest(db, settings, list(reversed(sent)))
+    with db.session() as session:
+        view = order_view(session, order_id="O-1")
+    assert view is not None
+    assert [(v["type"], v["order"]["total"]) for v in view["history"]] == [
+        ("order.placed", 10),
+        ("order.amended", 15),
+        ("order.placed", 99),
+    ]
+    assert (view["total"], view["placed_at"]) == (99, datetime.fromisoformat(at(0)))

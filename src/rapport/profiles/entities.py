@@ -25,10 +25,22 @@ class OwnedFact(Fact, Protocol):
 
 
 def _in_life_order(facts: Iterable[OwnedFact], first: str) -> list[OwnedFact]:
-    """The facts in time order, but those of type ``first`` (the order's placement, the case's opening)
-    before all others: a source whose clock runs a second behind must not make an amendment precede
-    the order it amends."""
-    return sorted(facts, key=lambda f: (f.type != first, f.occurred_at, f.event_id))
+    """The facts in time order, but none before the first of type ``first`` (the order's placement, the
+    case's opening): a source whose clock runs a second behind must not make an amendment precede the
+    order it amends, so what is stamped before the first placement follows it, in its own time order."""
+    facts = list(facts)
+    start = min((f.occurred_at for f in facts if f.type == first), default=None)
+    if start is None:
+        return sorted(facts, key=lambda f: (f.occurred_at, f.event_id))
+    return sorted(
+        facts,
+        key=lambda f: (
+            max(f.occurred_at, start),
+            f.occurred_at > start or f.type != first,
+            f.occurred_at,
+            f.event_id,
+        ),
+    )
 
 
 def _owner(in_life_order: Sequence[OwnedFact]) -> str:
@@ -91,7 +103,7 @@ def build_order(order_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
         fields = {k: v for k, v in fact.data.items() if k not in _ORDER_META}
         before = status
         if fact.type == "order.placed":
-            after, placed_at = fields, fact.occurred_at
+            after, placed_at = fields, placed_at or fact.occurred_at
             status = "cancelled" if status == "cancelled" else "placed"
         elif fact.type == "order.amended":
             after = {**snapshot, **fields}
@@ -149,7 +161,7 @@ def build_case(case_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
             row.update(
                 kind=data.get("kind"),
                 subject=data.get("subject"),
-                opened_at=fact.occurred_at,
+                opened_at=row["opened_at"] or fact.occurred_at,
                 priority=data.get("priority", row["priority"] or "normal"),
             )
             if row["closed_at"] is None:
