@@ -293,6 +293,22 @@ def test_a_stored_type_the_catalog_cannot_use_is_left_out_and_the_rest_goes_on(
     assert ok(send(client, [{**claim, "id": "claim-2"}]))["accepted"] == 1
 
 
+def test_a_version_of_a_built_in_type_stored_without_its_subject_still_makes_orders(
+    client: TestClient, db: Database
+) -> None:
+    """Stored before versions inherited them: the catalog reads it with the built-in's subject and
+    channel."""
+    with db.session(write=True) as session:
+        session.add(
+            EventTypeVersion(
+                type="order.placed", version=2, schema={"type": "object"}, created_at=datetime.now(UTC)
+            )
+        )
+
+    ok(send(client, [order("O-OLD", {"email": "jo@example.com"}, channel="store")]))
+    assert ok(client.get("/v1/orders/O-OLD"))["status"] == "placed"
+
+
 def test_an_operator_type_with_an_overlong_subject_or_channel_rejects_the_event(client: TestClient) -> None:
     ok(add_type(client, {"type": "object"}, subject="serial", channel={"field": "via", "default": None}), 201)
     good = page_view({"cookie_id": "c-1"})

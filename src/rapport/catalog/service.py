@@ -22,15 +22,18 @@ def load_catalog(session: Session) -> Catalog:
     """The current catalog. Cheap to call per batch: it is rebuilt only when an operator changed a type."""
 
     def build() -> Catalog:
+        builtins = {t.type: t for t in builtin_types()}
         operator_types = []
         for r in session.scalars(select(EventTypeVersion)):
+            subject, channel = r.subject, r.channel
+            if (builtin := builtins.get(r.type)) is not None:  # stored before versions inherited them
+                subject = builtin.subject
+                channel = builtin.channel if channel is None else channel
             try:
-                operator_types.append(
-                    EventType(r.type, r.version, r.schema, r.description, r.subject, r.channel)
-                )
+                operator_types.append(EventType(r.type, r.version, r.schema, r.description, subject, channel))
             except CatalogError as exc:  # stored before a rule that refuses it: its events are quarantined
                 log.error("event type left out of the catalog: %s", exc)
-        return Catalog([*builtin_types(), *operator_types])
+        return Catalog([*builtins.values(), *operator_types])
 
     return _catalogs.get(session, build)
 

@@ -65,9 +65,10 @@ def _keep(bucket: dict[str, Any], key: str, entry: dict[str, Any]) -> None:
 
 
 def exact_sum(amounts: Iterable[float]) -> float:
-    """The sum of amounts as the decimals they were written as, so that it does not depend on their
-    order (floats added in another order can differ in the last digit) and keeps every decimal a
-    currency has (KWD has three)."""
+    """The sum of amounts as the decimals they were written as, so that it keeps every decimal a currency
+    has (KWD has three) and does not depend on their order (floats added in another order can differ in
+    the last digit). Exact while a sum needs at most 15 significant digits (a trillion to three
+    decimals); beyond that, a running sum kept as a float may differ from a recount in its last digit."""
     return float(sum((Decimal(repr(amount)) for amount in amounts), Decimal(0)))
 
 
