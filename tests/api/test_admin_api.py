@@ -473,6 +473,12 @@ def test_a_batch_sent_again_is_not_quarantined_twice(client: TestClient) -> None
         "WM-2",
     ]
 
+    # numbers PostgreSQL's JSONB writes in another form (1e16 as an integer, -0.0 as 0) are the same body
+    numbers = {**claim, "id": "claim-n", "data": {"serial": "WM-3", "big": 1e16, "nought": -0.0}}
+    for _ in range(2):
+        problem(send(client, [numbers]), 422)
+    assert len(ok(client.get("/v1/quarantine"))["items"]) == 3
+
 
 def test_a_replay_stores_the_rest_when_the_database_refuses_one_item(
     client: TestClient, db: Database

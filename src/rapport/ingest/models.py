@@ -22,7 +22,10 @@ class QuarantinedEvent(Base):
     """Input that could not be accepted, kept with its raw payload and the reasons until it is replayed."""
 
     __tablename__ = "quarantine"
-    __table_args__ = (Index("ix_quarantine_status_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_quarantine_status_id", "status", "id"),
+        Index("ix_quarantine_status_event_id", "status", "event_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[datetime]

@@ -116,16 +116,32 @@ def _not_kept_yet(session: Session, rows: list[dict[str, Any]]) -> list[dict[str
     kept = {_body(*item) for item in session.execute(open_items)}
     fresh = []
     for row in rows:
-        body = _body(row["event_id"], row["payload"], row["raw_text"])
-        if row["event_id"] is None or body not in kept:
+        if row["event_id"] is not None:
+            body = _body(row["event_id"], row["payload"], row["raw_text"])
+            if body in kept:
+                continue
             kept.add(body)
-            fresh.append(row)
+        fresh.append(row)
     return fresh
 
 
 def _body(event_id: str | None, payload: Any, raw_text: str | None) -> tuple[str | None, bytes | str | None]:
-    """What makes two quarantined items alike: their id and their body, the order of its keys aside."""
-    return event_id, raw_text if raw_text is not None else orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    """What makes two quarantined items alike: their id and their body, the order of its keys and the
+    form of its numbers aside (PostgreSQL's JSONB gives 1e16 back as an integer, -0.0 as 0)."""
+    if raw_text is not None:
+        return event_id, raw_text
+    return event_id, orjson.dumps(_same_numbers(payload), option=orjson.OPT_SORT_KEYS)
+
+
+def _same_numbers(value: Any) -> Any:
+    """``value`` with every whole float as an integer."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {key: _same_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_same_numbers(item) for item in value]
+    return value
 
 
 def _quarantine_row(
