@@ -436,3 +436,18 @@ def test_an_identifier_was_first_seen_by_its_earliest_event_whatever_came_first(
     with db.session() as session:
         held = session.scalars(select(Identifier).where(Identifier.kind == "email")).one()
     assert (held.source, held.first_seen_at) == ("crm-main", datetime.fromisoformat(at(1)))
+
+
+@pytest.mark.parametrize("batches", [1, 2], ids=["one batch", "a batch each"])
+@pytest.mark.parametrize("first", ["s-z", "s-a"])
+def test_two_first_sightings_at_one_moment_go_to_the_source_first_in_order(
+    db: Database, settings: Settings, batches: int, first: str
+) -> None:
+    jo = {"email": "jo@example.com"}
+    by = {source: page_view(jo, minute=1, source=source) for source in ("s-z", "s-a")}
+    sent = [by[first], by["s-a" if first == "s-z" else "s-z"]]
+    for batch in [sent] if batches == 1 else [[one] for one in sent]:
+        ingest(db, settings, batch)
+    with db.session() as session:
+        held = session.scalars(select(Identifier).where(Identifier.kind == "email")).one()
+    assert held.source == "s-a"

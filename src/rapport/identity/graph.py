@@ -113,7 +113,7 @@ class GraphBatch:
         # the earliest event of the batch naming each identifier, and when stored identifiers were first
         # seen (as the driver gives it): an identifier's first sighting is the earliest, whatever the order
         self.sightings: dict[Key, Claim] = {}
-        self.stored_first_seen: dict[Key, Any] = {}
+        self.stored_first_seen: dict[Key, tuple[Any, str]] = {}
         # profiles that hold transferable identifiers only (a device heard before anyone registered it):
         # the first person to claim one of those takes the whole profile over, by a merge
         self.placeholders: set[str] = set()
@@ -135,12 +135,13 @@ class GraphBatch:
         # Looked up by value through the (value, kind) index; the few extra pairs this may return (a value
         # known under another kind) are dropped here.
         values = sorted({value for _, value in keys})
-        for kind, value, pid, first_seen in select_rows(
-            self.connection, table, ["kind", "value", "profile_id", "first_seen_at"], "value", values
+        columns = ["kind", "value", "profile_id", "first_seen_at", "source"]
+        for kind, value, pid, first_seen, source in select_rows(
+            self.connection, table, columns, "value", values
         ):
             if (kind, value) in keys:
                 self.owner[(kind, value)] = pid
-                self.stored_first_seen[(kind, value)] = first_seen
+                self.stored_first_seen[(kind, value)] = (first_seen, source)
         counted: set[str] = set()
         for claim in claims:
             if len(claim.keys) > 1:
@@ -269,8 +270,12 @@ class GraphBatch:
                     else:
                         self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
             for key in keys:
-                seen = self.sightings.get(key)
-                if seen is None or (claim.occurred_at, claim.event_id) < (seen.occurred_at, seen.event_id):
+                seen = self.sightings.get(key)  # ties go to the source first in order, then the event id
+                if seen is None or (claim.occurred_at, claim.source, claim.event_id) < (
+                    seen.occurred_at,
+                    seen.source,
+                    seen.event_id,
+                ):
                     self.sightings[key] = claim
                 if key in self.owner:
                     passed_on = key[0] in TRANSFERABLE and personal and TRANSFERABLE[key[0]] == claim.type
@@ -503,18 +508,21 @@ class GraphBatch:
 
     def _write_earlier_sightings(self) -> None:
         """A stored identifier that an event of this batch names from before it was first seen (a late
-        arrival) was first seen then, and from that event's source."""
+        arrival) was first seen then, and from that event's source; at the same moment, from the source
+        first in order."""
         if not self.stored_first_seen:
             return
         # Compared as stored first (integers on SQLite): in a stream that comes in order, no identifier
         # was first seen after the batch's earliest event, and each costs a comparison.
         batch_start = min(claim.occurred_at for claim in self.sightings.values())
-        some = next(iter(self.stored_first_seen.values()))
+        some, _ = next(iter(self.stored_first_seen.values()))
         start = epoch_micros(batch_start) if isinstance(some, int) else batch_start
         earlier = [
             {"b_kind": kind, "b_value": value, "b_at": claim.occurred_at, "b_source": claim.source}
-            for (kind, value), stored in self.stored_first_seen.items()
-            if stored > start and (claim := self.sightings[(kind, value)]).occurred_at < stored_moment(stored)
+            for (kind, value), (stored, source) in self.stored_first_seen.items()
+            if stored >= start  # a tie at the same moment goes to the source first in order
+            and ((claim := self.sightings[(kind, value)]).occurred_at, claim.source)
+            < (stored_moment(stored), source)
         ]
         if earlier:
             table = table_of(Identifier)
