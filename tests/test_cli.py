@@ -333,3 +333,13 @@ def test_a_command_taking_events_in_refuses_a_secret_other_than_the_erasures(
     assert same.exit_code == 1, same.stderr  # taken in: refused, by name, as an erased person's
     assert "erased: identifiers.email belongs to a person erased on request" in same.stdout
     assert client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["a\nb", "tab\there", "line\u2028break"])
+def test_a_key_name_must_be_printable_text(cli: CliRunner, client: TestClient, name: str) -> None:
+    """It is shown one per line in `rapport keys list`, and on the console's pages."""
+    made = cli.invoke(app, ["keys", "create", "--role", "agent", "--name", name])
+    assert made.exit_code == 2 and "--name must not contain a control character or line break" in made.stderr
+    refused = client.post("/v1/keys", json={"name": name, "role": "agent"})
+    assert refused.status_code == 422 and "must not contain a control character" in refused.text
+    assert len(client.get("/v1/keys").json()) == 1  # the client's own: neither was made

@@ -21,6 +21,7 @@ from rapport.identity.tombstones import SecretMismatch, check_secret
 from rapport.ingest.pipeline import Outcome
 from rapport.matching.evaluate import DEFAULT_AUTO_MERGE, DEFAULT_REVIEW
 from rapport.settings import DEMO_SECRET, Settings, get_settings
+from rapport.things.names import unfit_name
 from rapport.trust.keys import Caller
 from rapport.trust.roles import Role
 
@@ -297,9 +298,10 @@ def demo(
         )
         typer.echo("", err=True)
         typer.echo(json.dumps(summary, indent=2, default=str))
-        secret = _renew_demo_key(database)
+        secret, revoked = _renew_demo_key(database)
         typer.echo(f"admin key for the demo (shown once, valid 30 days): {secret}")
-        typer.echo("(the key an earlier run printed is revoked)", err=True)
+        if revoked:
+            typer.echo("(the key an earlier run printed is revoked)", err=True)
         if serve_api:
             typer.echo(
                 f"console: http://{host}:{port}/  (sign in with the key above)\n"
@@ -329,16 +331,25 @@ def _new_key(database: Database, *, name: str, role: Role, expires_in_days: int 
 DEMO_KEY = "demo admin"
 
 
-def _renew_demo_key(database: Database) -> str:
-    """A new demo admin key, the earlier runs' revoked: one demo, one key."""
-    from rapport.trust.keyring import withdraw_key
+def _renew_demo_key(database: Database) -> tuple[str, int]:
+    """A new demo admin key, and how many the earlier runs left live were revoked, in one transaction:
+    one demo, one key."""
+    from rapport.trust.keyring import issue_key, withdraw_key
     from rapport.trust.keys import list_keys
 
     with database.session(write=True) as session:
-        for key in list_keys(session):
-            if key.name == DEMO_KEY and key.created_by == OPERATOR.name and key.revoked_at is None:
-                withdraw_key(session, by=OPERATOR, key_id=key.id, via=VIA)
-    return _new_key(database, name=DEMO_KEY, role=Role.ADMIN, expires_in_days=30)[1]
+        earlier = [
+            key.id
+            for key in list_keys(session)
+            if key.name == DEMO_KEY and key.created_by == OPERATOR.name and key.revoked_at is None
+        ]
+        for key_id in earlier:
+            withdraw_key(session, by=OPERATOR, key_id=key_id, via=VIA)
+        expires = timedelta(days=30)
+        _, secret = issue_key(
+            session, by=OPERATOR, name=DEMO_KEY, role=Role.ADMIN, expires_in=expires, via=VIA
+        )
+    return secret, len(earlier)
 
 
 def _moment(moment: datetime) -> str:
@@ -358,6 +369,8 @@ def keys_create(
     name = name.strip()
     if not name or len(name) > 200:
         _fail("--name must be 1 to 200 characters")
+    if problem := unfit_name(name):
+        _fail(f"--name {problem}")
     with _database(_settings()) as database:
         key_id, secret = _new_key(database, name=name, role=role, expires_in_days=expires_in_days)
     typer.echo(

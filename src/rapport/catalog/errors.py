@@ -63,7 +63,7 @@ def explain(error: jsonschema.ValidationError | jsonschema.SchemaError, prefix: 
         # jsonschema reports each missing property as its own error; its name is only in the message.
         name = error.message.split("'")[1] if error.message.count("'") >= 2 else "?"
         return f"{where}.{name}: required property missing"
-    if "propertyNames" in error.schema_path:  # the object's path, and one of its names as the instance
+    if list(error.schema_path)[-2:-1] == ["propertyNames"]:  # the object's path, and a name as the instance
         name = str(error.instance)
         return f"{where}: the field name {name[:40] + '…' if len(name) > 40 else name!r} {_says(error)}"
     return f"{where}: {_says(error)}"

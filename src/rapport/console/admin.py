@@ -28,6 +28,7 @@ from rapport.console.web import (
     render,
 )
 from rapport.db.base import MAX_ROW_ID
+from rapport.things.names import unfit_name
 from rapport.trust import audit
 from rapport.trust.keyring import issue_key, withdraw_key
 from rapport.trust.keys import list_keys
@@ -75,9 +76,13 @@ async def post_key(request: Request, session: PageSession, viewer: CurrentViewer
         form.get("role", ""),
         form.get("expires_in_days", "").strip(),
     )
-    if not name or len(name) > 200 or "\x00" in name:
+    if not name or len(name) > 200 or unfit_name(name):
         return _keys_page(
-            request, session, viewer, error="Name: give the key a name (up to 200 characters).", status=422
+            request,
+            session,
+            viewer,
+            error="Name: give the key a name (up to 200 characters of printable text).",
+            status=422,
         )
     if role not in {r.value for r in Role}:
         return _keys_page(request, session, viewer, error="Role: choose one of the roles.", status=422)

@@ -33,7 +33,7 @@ from rapport.identity.service import (
     load_kinds,
     undo_merge,
 )
-from rapport.ingest.models import QuarantinedEvent, Status
+from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent, Status
 from rapport.ingest.pipeline import source_priorities
 from rapport.ingest.quarantine import list_quarantine, replay
 from rapport.matching.suggestions import (
@@ -94,7 +94,7 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
     status = request.query_params.get("status", "open")
     status = status if status in STATUSES else "open"
     after = _number(request.query_params.get("after", "0"), "after")
-    transport = request.query_params.get("transport", "").strip()[:300] or None
+    transport = request.query_params.get("transport", "")[:MAX_TRANSPORT] or None
     only = None if status == "all" else cast(Status, status)
     items = list_quarantine(session, status=only, transport=transport, after=after, limit=PAGE)
     rows = [{"item": i, "unknown_type": _unknown_type(i.errors), "sent": _sent(i)} for i in items]
@@ -102,6 +102,7 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
         "rows": rows,
         "status": status,
         "transport": transport or "",
+        "max_transport": MAX_TRANSPORT,
         "statuses": STATUSES,
         "next_after": items[-1].id if len(items) == PAGE else None,
         "outcome": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from rapport.api.auth import CurrentCaller, require
 from rapport.api.deps import DatabaseDep, ReadSession
@@ -13,6 +13,7 @@ from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
+from rapport.things.names import unfit_name
 from rapport.trust.keyring import issue_key, withdraw_key
 from rapport.trust.keys import list_keys
 from rapport.trust.roles import Permission as P
@@ -25,11 +26,18 @@ class KeyIn(RequestBody):
     name: str = Field(
         min_length=1,
         max_length=200,
-        pattern=r"^[^\x00]*$",
-        description="who or what uses the key",
+        description="who or what uses the key: printable text",
         examples=["store 12 desk"],
     )
     role: Role
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, name: str) -> str:
+        if problem := unfit_name(name):
+            raise ValueError(problem)
+        return name
+
     expires_in_days: StrictInt | None = Field(
         default=None, ge=1, le=3650, description="never expires when omitted"
     )
