@@ -16,6 +16,7 @@ from builders import amended_then_cancelled, at, event, ingest, message, order
 from rapport.db import Database
 from rapport.identity.models import Identifier
 from rapport.ingest.pipeline import source_priorities
+from rapport.profiles.entities import diff_lines
 from rapport.profiles.models import Profile
 from rapport.profiles.projector import rebuild_profiles
 from rapport.profiles.service import order_view
@@ -419,6 +420,9 @@ def test_lines_of_one_sku_are_told_apart_in_the_changes(db: Database, settings: 
     _, more, no_gift = view["history"]
     assert more["changes"]["lines"] == {"changed": [{"sku": "A", "from": paid, "to": two}]}
     assert no_gift["changes"]["lines"] == {"removed": [gift]}
+    # the line that stayed as it was is set aside before the others are paired
+    assert diff_lines([paid, gift], [gift]) == {"removed": [paid]}
+    assert diff_lines([gift], [paid, gift]) == {"added": [paid]}
 
 
 def test_an_amendment_without_its_order_counts_no_spend_in_no_currency(

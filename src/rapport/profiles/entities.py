@@ -53,24 +53,32 @@ def _line_key(line: Any) -> str:
     return str(line.get("sku")) if isinstance(line, dict) else str(line)
 
 
-def _by_sku(lines: Sequence[Any]) -> dict[tuple[str, int], Any]:
-    """Lines by SKU and by how many lines of that SKU came before (a free gift beside the paid item)."""
-    seen: dict[str, int] = {}
-    keyed: dict[tuple[str, int], Any] = {}
+def _by_sku(lines: Sequence[Any]) -> dict[str, list[Any]]:
+    """The lines of each SKU, in order (a free gift beside the paid item)."""
+    grouped: dict[str, list[Any]] = {}
     for line in lines:
-        sku = _line_key(line)
-        keyed[(sku, seen.get(sku, 0))] = line
-        seen[sku] = seen.get(sku, 0) + 1
-    return keyed
+        grouped.setdefault(_line_key(line), []).append(line)
+    return grouped
 
 
 def diff_lines(before: Sequence[Any], after: Sequence[Any]) -> dict[str, Any]:
-    """What happened to the order lines, by SKU (the n-th line of a SKU against the n-th before)."""
+    """What happened to the order lines, by SKU. Of several lines of one SKU, those that stayed as they
+    were are set aside first; the rest are paired in order (changed), and what is left over was added or
+    removed."""
     old, new = _by_sku(before), _by_sku(after)
+    added: list[Any] = []
+    removed: list[Any] = []
+    changed: list[dict[str, Any]] = []
+    for sku in dict.fromkeys([*old, *new]):
+        was, now = list(old.get(sku, ())), list(new.get(sku, ()))
+        for line in list(now):
+            if line in was:
+                was.remove(line)
+                now.remove(line)
+        changed += [{"sku": sku, "from": a, "to": b} for a, b in zip(was, now, strict=False)]
+        removed += was[len(now) :]
+        added += now[len(was) :]
     changes: dict[str, Any] = {}
-    added = [new[k] for k in new if k not in old]
-    removed = [old[k] for k in old if k not in new]
-    changed = [{"sku": k[0], "from": old[k], "to": new[k]} for k in new if k in old and old[k] != new[k]]
     if added:
         changes["added"] = added
     if removed:
