@@ -72,12 +72,19 @@ def age(moment: Any, now: datetime | None = None) -> str:
     return "just now"
 
 
+#: currencies whose minor unit is not a hundredth (ISO 4217): shown with as many decimals as they have
+MINOR_DIGITS = {
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLP", "ISK", "JPY", "KRW", "PYG", "UGX", "VND", "XAF", "XOF"), 0),
+}
+
+
 def money(amount: Any, currency: str | None = None) -> str:
-    """``59.90 EUR``."""
+    """``59.90 EUR``, ``1.275 KWD``, ``1,200 JPY``: the currency's own decimals."""
     if amount is None:
         return "—"
     try:
-        text = f"{float(amount):,.2f}"
+        text = f"{float(amount):,.{MINOR_DIGITS.get(currency or '', 2)}f}"
     except (TypeError, ValueError):
         return str(amount)
     return f"{text} {currency}" if currency else text
