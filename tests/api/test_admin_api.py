@@ -330,7 +330,7 @@ def test_an_operator_type_whose_subject_or_channel_is_not_text_rejects_the_event
     sent = [
         event("warranty.claimed", ids={"cookie_id": "c-1"}, serial=[1, {"a": "b"}]),
         event("warranty.claimed", ids={"cookie_id": "c-1"}, serial="s", via={"a": 1}),
-        event("warranty.claimed", ids={"cookie_id": "c-1"}, serial="", via=""),
+        event("warranty.claimed", ids={"cookie_id": "c-1"}, serial="  ", via=""),
         event("warranty.claimed", ids={"cookie_id": "c-1"}, serial=981, via="web"),
     ]
 
@@ -341,8 +341,8 @@ def test_an_operator_type_whose_subject_or_channel_is_not_text_rejects_the_event
         0: ["data.serial: must be text or a whole number, not a list (it names what the event is about)"],
         1: ["data.via: must be text, not an object (it is the channel)"],
         2: [
-            "data.serial: must not be empty (it names what the event is about)",
-            "data.via: must not be empty (it is the channel)",
+            "data.serial: must not be blank (it names what the event is about)",
+            "data.via: must not be blank (it is the channel)",
         ],
     }
     timeline = ok(client.get(f"/v1/profiles/{profile_id(client, 'cookie_id:c-1')}/timeline"))

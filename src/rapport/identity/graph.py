@@ -112,6 +112,7 @@ class GraphBatch:
         self.first_seen: set[Key] = set()  # identifiers this batch attaches
         # the earliest event of the batch naming each identifier, and when stored identifiers were first
         # seen (as the driver gives it): an identifier's first sighting is the earliest, whatever the order
+        self.claims: Sequence[Claim] = ()
         self.sightings: dict[Key, Claim] = {}
         self.stored_first_seen: dict[Key, tuple[Any, str]] = {}
         # profiles that hold transferable identifiers only (a device heard before anyone registered it):
@@ -232,6 +233,7 @@ class GraphBatch:
 
     def resolve(self, claims: Sequence[Claim]) -> Resolution:
         """Decide a profile for every claim, in order."""
+        self.claims = claims
         self._load(claims)
         assignments: list[str] = []
         merges: list[PlannedMerge] = []
@@ -271,10 +273,10 @@ class GraphBatch:
                         self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
             for key in keys:
                 seen = self.sightings.get(key)  # ties go to the source first in order, then the event id
-                if seen is None or (claim.occurred_at, claim.source, claim.event_id) < (
-                    seen.occurred_at,
-                    seen.source,
-                    seen.event_id,
+                if seen is None or (
+                    claim.occurred_at <= seen.occurred_at
+                    and (claim.occurred_at, claim.source, claim.event_id)
+                    < (seen.occurred_at, seen.source, seen.event_id)
                 ):
                     self.sightings[key] = claim
                 if key in self.owner:
@@ -514,9 +516,11 @@ class GraphBatch:
             return
         # Compared as stored first (integers on SQLite): in a stream that comes in order, no identifier
         # was first seen after the batch's earliest event, and each costs a comparison.
-        batch_start = min(claim.occurred_at for claim in self.sightings.values())
+        batch_start = min(claim.occurred_at for claim in self.claims)
         some, _ = next(iter(self.stored_first_seen.values()))
-        start = epoch_micros(batch_start) if isinstance(some, int) else batch_start
+        # in the stored form: integers on SQLite; on PostgreSQL the driver's time zone, with which
+        # datetimes compare without converting each
+        start = epoch_micros(batch_start) if isinstance(some, int) else batch_start.astimezone(some.tzinfo)
         earlier = [
             {"b_kind": kind, "b_value": value, "b_at": claim.occurred_at, "b_source": claim.source}
             for (kind, value), (stored, source) in self.stored_first_seen.items()

@@ -398,13 +398,13 @@ def _indexed(event_type: EventType, data: dict[str, Any], errors: list[str]) -> 
 
 
 def _text_problem(value: Any, longest: int, wanted: str) -> str | None:
+    if type(value) is str and 0 < len(value) <= longest and not value.isspace():
+        return None  # the usual case, in one test
     if type(value) is not str:
         return f"must be {wanted}, not {json_kind(value)}"
-    if not value:
-        return "must not be empty"
-    if len(value) > longest:
-        return f"must be at most {longest} characters long"
-    return None
+    if not value or value.isspace():
+        return "must not be blank"
+    return f"must be at most {longest} characters long"
 
 
 def check(
