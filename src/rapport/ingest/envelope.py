@@ -391,7 +391,8 @@ def _indexed(event_type: EventType, data: dict[str, Any], errors: list[str]) -> 
     if subject is not None and (problem := _text_problem(subject, MAX_SUBJECT, "text or a whole number")):
         errors.append(f"data.{event_type.subject}: {problem} ({_SUBJECT_IS})")
         subject = None
-    if channel is not None and (problem := _text_problem(channel, MAX_CHANNEL, "text")):
+    from_data = type(event_type.channel) is dict  # a constant channel was checked when its type was added
+    if from_data and channel is not None and (problem := _text_problem(channel, MAX_CHANNEL, "text")):
         errors.append(f"{event_type.channel_field}: {problem} ({_CHANNEL_IS})")
         channel = None
     return subject, channel
@@ -399,7 +400,7 @@ def _indexed(event_type: EventType, data: dict[str, Any], errors: list[str]) -> 
 
 def _text_problem(value: Any, longest: int, wanted: str) -> str | None:
     if type(value) is str and 0 < len(value) <= longest and not value.isspace():
-        return None  # the usual case, in one test
+        return None
     if type(value) is not str:
         return f"must be {wanted}, not {json_kind(value)}"
     if not value or value.isspace():
