@@ -474,7 +474,11 @@ def test_a_batch_sent_again_is_not_quarantined_twice(client: TestClient) -> None
     ]
 
     # numbers PostgreSQL's JSONB writes in another form (1e16 as an integer, -0.0 as 0) are the same body
-    numbers = {**claim, "id": "claim-n", "data": {"serial": "WM-3", "big": 1e16, "nought": -0.0}}
+    numbers = {
+        **claim,
+        "id": "claim-n",
+        "data": {"serial": "WM-3", "big": 1e16, "huge": 1e30, "nought": -0.0},
+    }
     for _ in range(2):
         problem(send(client, [numbers]), 422)
     assert len(ok(client.get("/v1/quarantine"))["items"]) == 3

@@ -9,6 +9,7 @@ log, and their writes follow the log's. A stream checks its next batch while the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -125,12 +126,13 @@ def _not_kept_yet(session: Session, rows: list[dict[str, Any]]) -> list[dict[str
     return fresh
 
 
-def _body(event_id: str | None, payload: Any, raw_text: str | None) -> tuple[str | None, bytes | str | None]:
+def _body(event_id: str | None, payload: Any, raw_text: str | None) -> tuple[str | None, str]:
     """What makes two quarantined items alike: their id and their body, the order of its keys and the
     form of its numbers aside (PostgreSQL's JSONB gives 1e16 back as an integer, -0.0 as 0)."""
     if raw_text is not None:
         return event_id, raw_text
-    return event_id, orjson.dumps(_same_numbers(payload), option=orjson.OPT_SORT_KEYS)
+    # Python's encoder, which writes whole numbers of any size (PostgreSQL gives 1e30 back as one)
+    return event_id, json.dumps(_same_numbers(payload), sort_keys=True, ensure_ascii=False)
 
 
 def _same_numbers(value: Any) -> Any:
