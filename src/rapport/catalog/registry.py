@@ -38,6 +38,12 @@ class CatalogError(ValueError):
         super().__init__(message)
         self.field = field
 
+    @property
+    def reason(self) -> str:
+        """The message, beginning with the part it is about."""
+        message = str(self)
+        return message if message.startswith(self.field) else f"{self.field}: {message}"
+
 
 @dataclass(frozen=True)
 class EventType:

@@ -171,7 +171,7 @@ async def post_event_type(request: Request, session: PageSession, viewer: Curren
             )
             name, version = added.type, added.version
     except CatalogError as exc:
-        return _types_page(request, session, viewer, form=form, error=f"{exc.field}: {exc}", status=422)
+        return _types_page(request, session, viewer, form=form, error=exc.reason, status=422)
     record(request, viewer, "event_type.create", "event_type", name, version=version)
     return redirect(f"/admin/event-types?added={name}")
 

@@ -186,7 +186,7 @@ def test_reading_names_and_serials_are_bounded_as_the_models_thresholds_are(
         "long": [f"data.readings: the field name {'t' * 40 + '…'!r} must be at most 100 characters long"],
         "empty": ["data.readings: the field name '' must be at least 1 characters long"],
         "many": ["data.readings: must have at most 100 field(s)"],
-        "blank": ["data.serial: does not match the pattern \\S"],
+        "blank": ["data.serial: must not be blank (it names what the event is about)"],
     }
 
 

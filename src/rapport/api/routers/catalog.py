@@ -62,7 +62,6 @@ def post_event_type(body: EventTypeIn, database: DatabaseDep, audit: Audit) -> E
                 channel=body.channel,
             )
     except CatalogError as exc:
-        reason = f"{exc.field}: {exc}"
-        raise ProblemError(422, "Invalid event type", reason, [reason]) from exc
+        raise ProblemError(422, "Invalid event type", exc.reason, [exc.reason]) from exc
     audit("event_type.create", "event_type", event_type.type, version=event_type.version)
     return EventTypeOut.model_validate(event_type.describe())
