@@ -25,10 +25,8 @@ def load_catalog(session: Session) -> Catalog:
         builtins = {t.type: t for t in builtin_types()}
         operator_types = []
         for r in session.scalars(select(EventTypeVersion)):
-            subject, channel = r.subject, r.channel
-            if (builtin := builtins.get(r.type)) is not None:  # stored before versions inherited them
-                subject = builtin.subject
-                channel = builtin.channel if channel is None else channel
+            # a version of a built-in type stored before versions inherited its subject and channel
+            subject, channel = _as_version_of(builtins.get(r.type), r.subject, r.channel)
             try:
                 operator_types.append(EventType(r.type, r.version, r.schema, r.description, subject, channel))
             except CatalogError as exc:  # stored before a rule that refuses it: its events are quarantined
@@ -36,6 +34,16 @@ def load_catalog(session: Session) -> Catalog:
         return Catalog([*builtins.values(), *operator_types])
 
     return _catalogs.get(session, build)
+
+
+def _as_version_of(
+    builtin: EventType | None, subject: str | None, channel: str | dict[str, Any] | None
+) -> tuple[str | None, str | dict[str, Any] | None]:
+    """The subject and channel of a version of ``builtin`` (None: of no built-in type): the built-in's
+    subject, which the projections read, and its channel unless the version names one."""
+    if builtin is None:
+        return subject, channel
+    return builtin.subject, builtin.channel if channel is None else channel
 
 
 _CHANNEL_FORMS = 'must be text or {"field": "<data field>", "default": null or text}'
@@ -75,24 +83,21 @@ def add_event_type(
     if b"\\u0000" in stored:
         raise CatalogError("the event type contains a NUL character (\\u0000), which cannot be stored")
     builtin = next((t for t in builtin_types() if t.type == type), None)
-    if builtin is not None:  # the projections read a built-in type's subject (an order's id): it stays
-        if subject is not None and subject != builtin.subject:
-            has = (
-                f"keeps its subject {builtin.subject!r}"
-                if builtin.subject
-                else "has no subject, as it has none"
-            )
-            raise CatalogError(
-                f"a new version of the built-in {type} {has} (orders, cases and devices are found by "
-                "theirs); leave subject out",
-                field="subject",
-            )
-        subject = builtin.subject
-        channel = builtin.channel if channel is None else channel
+    # the projections read a built-in type's subject (an order's id): it stays
+    if builtin is not None and subject is not None and subject != builtin.subject:
+        has = (
+            f"keeps its subject {builtin.subject!r}" if builtin.subject else "has no subject, as it has none"
+        )
+        raise CatalogError(
+            f"a new version of the built-in {type} {has} (orders, cases and devices are found by "
+            "theirs); leave subject out",
+            field="subject",
+        )
+    subject, channel = _as_version_of(builtin, subject, channel)
     _check_channel(channel)
     # from the table and the built-in types, not the catalog, which leaves out a stored version it cannot use
     stored = session.scalar(select(func.max(EventTypeVersion.version)).where(EventTypeVersion.type == type))
-    version = max([stored or 0, *(t.version for t in builtin_types() if t.type == type)]) + 1
+    version = max(stored or 0, builtin.version if builtin is not None else 0) + 1
     event_type = EventType(type, version, schema, description, subject, channel)
     session.add(
         EventTypeVersion(
