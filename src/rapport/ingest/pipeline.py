@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from rapport.catalog.registry import Catalog
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
+from rapport.db.base import table_of
+from rapport.db.bulk import chunked, one_of
 from rapport.db.held import HeldWrites
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.store import AlreadyInLog, EventRow, appending, ids_in_log
@@ -111,10 +113,16 @@ def _not_kept_yet(session: Session, rows: list[dict[str, Any]]) -> list[dict[str
     ids = sorted({row["event_id"] for row in rows if row["event_id"] is not None})
     if not ids:
         return rows
-    open_items = select(QuarantinedEvent.event_id, QuarantinedEvent.payload, QuarantinedEvent.raw_text).where(
-        QuarantinedEvent.status == "open", QuarantinedEvent.event_id.in_(ids)
-    )
-    kept = {_body(*item) for item in session.execute(open_items)}
+    connection = session.connection()
+    table = table_of(QuarantinedEvent)
+    items = select(table.c.event_id, table.c.payload, table.c.raw_text)
+    kept = {
+        _body(*item)
+        for chunk in chunked(ids)
+        for item in connection.execute(
+            items.where(table.c.status == "open", one_of(connection, table.c.event_id, chunk))
+        )
+    }
     fresh = []
     for row in rows:
         if row["event_id"] is not None:
