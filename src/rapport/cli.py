@@ -21,8 +21,7 @@ from rapport.identity.tombstones import SecretMismatch, check_secret
 from rapport.ingest.pipeline import Outcome
 from rapport.matching.evaluate import DEFAULT_AUTO_MERGE, DEFAULT_REVIEW
 from rapport.settings import DEMO_SECRET, Settings, get_settings
-from rapport.things.names import unfit_name
-from rapport.trust.keys import Caller
+from rapport.trust.keys import Caller, unfit_key_name
 from rapport.trust.roles import Role
 
 app = typer.Typer(help="Rapport: customer 360 platform.", no_args_is_help=True, add_completion=False)
@@ -367,9 +366,7 @@ def keys_create(
     """Create a key and print it once, alone on standard output (Rapport keeps only its hash); its id, which
     `rapport keys revoke` takes, goes to standard error."""
     name = name.strip()
-    if not name or len(name) > 200:
-        _fail("--name must be 1 to 200 characters")
-    if problem := unfit_name(name):
+    if problem := unfit_key_name(name):
         _fail(f"--name {problem}")
     with _database(_settings()) as database:
         key_id, secret = _new_key(database, name=name, role=role, expires_in_days=expires_in_days)

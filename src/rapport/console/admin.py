@@ -28,10 +28,9 @@ from rapport.console.web import (
     render,
 )
 from rapport.db.base import MAX_ROW_ID
-from rapport.things.names import unfit_name
 from rapport.trust import audit
 from rapport.trust.keyring import issue_key, withdraw_key
-from rapport.trust.keys import list_keys
+from rapport.trust.keys import list_keys, unfit_key_name
 from rapport.trust.models import AuditEntry
 from rapport.trust.roles import Permission as P
 from rapport.trust.roles import Role
@@ -76,7 +75,7 @@ async def post_key(request: Request, session: PageSession, viewer: CurrentViewer
         form.get("role", ""),
         form.get("expires_in_days", "").strip(),
     )
-    if not name or len(name) > 200 or unfit_name(name):
+    if unfit_key_name(name):
         return _keys_page(
             request,
             session,

@@ -10,11 +10,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.things.names import unfit_name
 from rapport.trust.models import ApiKey
 from rapport.trust.roles import Role
 
 #: every key starts with this, so that a leaked one is easy to recognise (e.g. by secret scanners)
 KEY_PREFIX = "rk_"
+#: the longest name a key may have
+MAX_KEY_NAME = 200
 PREFIX_SHOWN = 10
 
 
@@ -29,6 +32,13 @@ class Caller:
     key_id: int | None
     name: str
     role: Role
+
+
+def unfit_key_name(name: str) -> str | None:
+    """Why ``name`` cannot name a key (it is listed one per line and shown on pages); None when it can."""
+    if not name or len(name) > MAX_KEY_NAME:
+        return f"must be 1 to {MAX_KEY_NAME} characters"
+    return unfit_name(name)
 
 
 def _hash(key: str) -> str:

@@ -15,7 +15,7 @@ from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.things.names import unfit_name
 from rapport.trust.keyring import issue_key, withdraw_key
-from rapport.trust.keys import list_keys
+from rapport.trust.keys import MAX_KEY_NAME, list_keys
 from rapport.trust.roles import Permission as P
 from rapport.trust.roles import Role
 
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/keys", tags=["trust"], route_class=JsonBodyRoute)
 class KeyIn(RequestBody):
     name: str = Field(
         min_length=1,
-        max_length=200,
+        max_length=MAX_KEY_NAME,
         description="who or what uses the key: printable text",
         examples=["store 12 desk"],
     )
