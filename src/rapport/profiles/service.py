@@ -8,6 +8,7 @@ it is read per device (rapport.things.devices); what matters to the person reach
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,17 +41,12 @@ _RECENT_ORDERS = (
 _OPEN_CASES = (
     select(Case)
     .where(Case.profile_id == bindparam("profile_id"), Case.status != "closed")
-    .order_by(Case.opened_at.desc())
+    .order_by(Case.opened_at.desc().nulls_last(), Case.case_id)  # one order on both backends
 )
 _CANCELLED = Order.status == "cancelled"
-_ORDER_COUNTS = (
-    select(Order.currency, _CANCELLED, func.count(), func.sum(Order.total))
-    .where(Order.profile_id == bindparam("profile_id"))
-    .group_by(Order.currency, _CANCELLED)
+_ORDER_TOTALS = select(Order.currency, _CANCELLED, Order.total).where(
+    Order.profile_id == bindparam("profile_id")
 )
-#: decimals spend keeps: enough for every currency, few enough to drop what summing floats in the
-#: database's order leaves in the last digits
-SPEND_DECIMALS = 6
 _PEOPLE_EVENTS = (Event.profile_id == bindparam("profile_id"), about_people(Event.type))
 _NOT_PRESENCE = Event.type.not_in(PRESENCE_TYPES)
 _EVENT_COUNTS = select(
@@ -128,15 +124,21 @@ def order_summary(order: Order) -> dict[str, Any]:
 def order_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
     """Orders and spend per currency, from the orders as they stand: cancelled orders do not count, nor
     do orders whose currency is not known yet (an amendment that arrived before its order) in spend.
-    Summed in the database, for an account of many orders."""
-    rows = session.execute(_ORDER_COUNTS, {"profile_id": profile_id}).all()
-    standing = [(currency, n, total) for currency, is_cancelled, n, total in rows if not is_cancelled]
+    Spend is summed here, as the decimals the totals were sent as (:func:`exact_sum`): a database sums
+    floats in whatever order it reads them, and a sum of millions can differ in its sixth decimal."""
+    orders = cancelled = 0
+    totals: dict[str, list[float]] = {}
+    for currency, is_cancelled, total in session.execute(_ORDER_TOTALS, {"profile_id": profile_id}):
+        if is_cancelled:
+            cancelled += 1
+            continue
+        orders += 1
+        if currency:
+            totals.setdefault(currency, []).append(total or 0.0)
     return {
-        "orders": sum(n for _, n, _ in standing),
-        "orders_cancelled": sum(n for _, is_cancelled, n, _ in rows if is_cancelled),
-        "spend": {
-            c: round(total or 0.0, SPEND_DECIMALS) for c, _, total in sorted(s for s in standing if s[0])
-        },
+        "orders": orders,
+        "orders_cancelled": cancelled,
+        "spend": {currency: exact_sum(totals[currency]) for currency in sorted(totals)},
     }
 
 
@@ -215,19 +217,38 @@ class TimelineFilter:
     until: datetime | None = None
 
 
-def _encode_cursor(at: datetime, seq: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([at.isoformat(), seq])).decode().rstrip("=")
+def _scope(asked_as: str, filter: TimelineFilter) -> str:
+    """What a cursor belongs to: the profile id it was asked for and the filters of its pages."""
+    moments = [None if m is None else m.isoformat() for m in (filter.since, filter.until)]
+    query = [asked_as, sorted(set(filter.types)), filter.channel, *moments]
+    return hashlib.blake2b(orjson.dumps(query), digest_size=6).hexdigest()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+def _encode_cursor(at: datetime, seq: int, scope: str) -> str:
+    return (
+        base64.urlsafe_b64encode(orjson.dumps([at.astimezone(UTC).isoformat(), seq, scope]))
+        .decode()
+        .rstrip("=")
+    )
+
+
+def _decode_cursor(cursor: str, scope: str) -> tuple[datetime, int]:
     try:
-        at, seq = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        at, seq, of = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         moment = datetime.fromisoformat(at)
-        if moment.tzinfo is None or type(seq) is not int or not 0 <= seq < 2**63:
+        # only the form Rapport writes: a cursor is not a place for another way to write a moment
+        if moment.tzinfo is None or moment.astimezone(UTC).isoformat() != at:
             raise ValueError("not a cursor")
-        return moment.astimezone(UTC), seq
+        if type(seq) is not int or not 0 <= seq < 2**63 or type(of) is not str:
+            raise ValueError("not a cursor")
     except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError) as exc:
         raise BadCursor("cursor: not a cursor from a previous timeline page") from exc
+    if of != scope:
+        raise BadCursor(
+            "cursor: belongs to the pages of another timeline (another profile id, or other types, channel, "
+            "since or until); ask again without it"
+        )
+    return moment, seq
 
 
 def timeline(
@@ -237,9 +258,13 @@ def timeline(
     filter: TimelineFilter = TimelineFilter(),
     cursor: str | None = None,
     limit: int = 50,
+    asked_as: str | None = None,
 ) -> dict[str, Any]:
     """One page of the profile's events, newest first, with the cursor of the next page; without what
-    devices say about themselves (``MACHINE_TYPES``)."""
+    devices say about themselves (``MACHINE_TYPES``). A cursor serves only the pages of the query that
+    handed it out: the profile id it was ``asked_as`` (an alias, say; ``profile_id`` by default) and the
+    same filter."""
+    scope = _scope(asked_as or profile_id, filter)
     consents = session.scalar(_CONSENTS, {"profile_id": profile_id})
     # what store sensors saw is theirs only with consent
     query = _PAGE_WITH[recognised_in_store(consents or {})]
@@ -252,11 +277,11 @@ def timeline(
     if filter.until:
         query = query.where(Event.occurred_at < filter.until)
     if cursor:
-        at, seq = _decode_cursor(cursor)
+        at, seq = _decode_cursor(cursor, scope)
         query = query.where(or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.seq < seq)))
     rows = session.scalars(query, {"profile_id": profile_id, "limit": limit + 1}).all()
     page = rows[:limit]
-    next_cursor = _encode_cursor(page[-1].occurred_at, page[-1].seq) if len(rows) > limit else None
+    next_cursor = _encode_cursor(page[-1].occurred_at, page[-1].seq, scope) if len(rows) > limit else None
     return {"profile_id": profile_id, "items": [e.envelope() for e in page], "next_cursor": next_cursor}
 
 

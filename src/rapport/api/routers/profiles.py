@@ -156,7 +156,9 @@ def get_timeline(
     session: ReadSession,
     caller: CurrentCaller,
     audit: Audit,
-    types: str | None = Query(None, description="comma-separated event types", max_length=2000),
+    types: list[str] | None = Query(
+        None, description="event types, comma-separated or the parameter repeated", max_length=2000
+    ),
     channel: str | None = Query(None, max_length=30),
     since: QueryMoment = None,
     until: QueryMoment = None,
@@ -165,7 +167,7 @@ def get_timeline(
 ) -> dict[str, Any]:
     root = live_profile(session, profile_id)
     chosen = TimelineFilter(
-        types=tuple(t for t in (name.strip() for name in (types or "").split(",")) if t),
+        types=_known_types(session, types or []),
         channel=channel,
         since=utc_moment("since", since),
         until=utc_moment("until", until),
@@ -173,7 +175,9 @@ def get_timeline(
     if chosen.since and chosen.until and chosen.since >= chosen.until:
         raise invalid_query("since: must lie before until")
     try:
-        page = timeline(session, profile_id=root, filter=chosen, cursor=cursor, limit=limit)
+        page = timeline(
+            session, profile_id=root, filter=chosen, cursor=cursor, limit=limit, asked_as=profile_id
+        )
     except BadCursor as exc:
         raise invalid_query(str(exc)) from exc
     audit("profile.timeline", "profile", root)
@@ -183,8 +187,20 @@ def get_timeline(
     return page
 
 
+def _known_types(session: ReadSession, given: list[str]) -> tuple[str, ...]:
+    """The event types of the ``types`` parameters, each known to the catalog: a misspelt type would
+    otherwise look like a timeline without such events."""
+    names = tuple(dict.fromkeys(t for t in (name.strip() for part in given for name in part.split(",")) if t))
+    catalog = load_catalog(session)
+    unknown = [name for name in names if name not in catalog]
+    if unknown:
+        named = ", ".join(repr(name[:100]) for name in unknown)
+        raise invalid_query(f"types: unknown event type{'s' if len(unknown) > 1 else ''} {named}")
+    return names
+
+
 @router.get(
-    "/orders/{order_id}",
+    "/orders/{order_id:path}",
     response_model=OrderOut,
     responses=NOT_FOUND,
     summary="An order with every version and what changed",
