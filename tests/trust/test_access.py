@@ -63,6 +63,46 @@ def test_an_agent_sees_contact_details_and_an_analyst_does_not(api_client: Calla
     ]
 
 
+def test_an_analyst_sees_no_undeclared_field_at_any_depth(api_client: Callable[..., TestClient]) -> None:
+    agent, analyst = api_client(Role.AGENT), api_client(Role.ANALYST)
+    gift = order("o-2", JO, minute=1, gift_message="Happy birthday Jo")
+    gift["data"]["lines"][0]["engraving"] = "For Jo Smith"
+    gift["data"]["shipping_address"] = {"line1": "12 Baker Street", "city": "London", "country": "GB"}
+    amended = event(
+        "order.amended",
+        ids=JO,
+        minute=2,
+        order_id="o-2",
+        gift_message="Love, Jo Smith",
+        lines=[{"sku": "SKU-1", "quantity": 2, "unit_price": 10.0, "engraving": "For Jo Smith"}],
+        total=20.0,
+    )
+    terms = event(
+        "account.updated", ids=JO, minute=3, credit_limit=100, contact_email="jo.private@example.com"
+    )
+    assert ok(agent.post("/v1/events", json={"events": [gift, amended, terms]}))["accepted"] == 3
+    jo = ok(agent.get("/v1/profiles", params={"identifier": "email:jo@example.com"}))["id"]
+
+    seen = ok(analyst.get(f"/v1/profiles/{jo}"))
+    the_order = ok(analyst.get("/v1/orders/o-2"))
+    timeline = ok(analyst.get(f"/v1/profiles/{jo}/timeline"))
+
+    for answer in (seen, the_order, timeline):
+        for secret in ("birthday", "jo smith", "jo.private", "baker street", "london"):
+            assert secret not in text_of(answer)
+    assert seen["account"]["fields"] == {"credit_limit": 100, "contact_email": "[redacted]"}
+    assert seen["account"]["credit_limit"] == 100
+    line = the_order["current"]["lines"][0]
+    assert line == {"sku": "SKU-1", "quantity": 2, "unit_price": 10.0, "engraving": "[redacted]"}
+    assert the_order["current"]["shipping_address"] == "[redacted]"
+    changes = the_order["history"][1]["changes"]
+    assert changes["gift_message"] == "[redacted]"
+    assert changes["total"] == {"from": 10.0, "to": 20.0}
+    assert changes["lines"]["changed"][0]["to"]["quantity"] == 2
+    # an agent sees it all
+    assert ok(agent.get("/v1/orders/o-2"))["current"]["gift_message"] == "Love, Jo Smith"
+
+
 def test_every_read_of_a_person_is_in_the_audit_log_with_key_role_and_target(
     api_client: Callable[..., TestClient],
 ) -> None:

@@ -1,12 +1,15 @@
 """What an analyst sees: profiles, timelines and orders with personal fields and identifier values masked.
 
-The catalog says which fields of each event type are personal (``x-personal``). A field the catalog
-does not declare at all (operators' schemas may allow extra fields) is masked too: unknown is treated
-as personal.
+The catalog says which fields of each event type are personal (``x-personal``), at any depth: an
+address's lines inside an order, say. A field the catalog does not declare at all (operators' schemas
+may allow extra fields, at the top or inside a declared object or list) is masked too: unknown is
+treated as personal. The schemas of every version of a type count together: a field is shown only
+where no version calls it personal and some version declares it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rapport.catalog.registry import Catalog
@@ -16,27 +19,79 @@ REDACTED = "[redacted]"
 TRAIT_SOURCES = ("profile.updated", "address.changed")
 ORDER_TYPES = ("order.placed", "order.amended", "order.cancelled")
 
+#: what masking needs of a field's schema: whether it is personal, its declared fields, its items' shape
+Shape = dict[str, Any]
+#: a field nothing declares: every field within it is masked
+UNDECLARED: Shape = {"personal": False, "fields": {}, "items": None}
+
+
+def _shape(*schemas: Any) -> Shape:
+    """The schemas of one field (from several versions of a type) as one shape."""
+    found = [schema for schema in schemas if isinstance(schema, dict)]
+    fields: dict[str, list[Any]] = {}
+    for schema in found:
+        properties = schema.get("properties")
+        for name, spec in (properties if isinstance(properties, dict) else {}).items():
+            fields.setdefault(name, []).append(spec)
+    items = [schema["items"] for schema in found if isinstance(schema.get("items"), dict)]
+    return {
+        "personal": any(schema.get("x-personal") for schema in found),
+        "fields": {name: _shape(*specs) for name, specs in fields.items()},
+        "items": _shape(*items) if items else None,
+    }
+
+
+def _together(shapes: Iterable[Shape]) -> Shape:
+    """Several shapes as one, by the same rule as the versions of a type."""
+    shapes = list(shapes)
+    names = dict.fromkeys(name for shape in shapes for name in shape["fields"])
+    items = [shape["items"] for shape in shapes if shape["items"] is not None]
+    return {
+        "personal": any(shape["personal"] for shape in shapes),
+        "fields": {
+            name: _together(s["fields"][name] for s in shapes if name in s["fields"]) for name in names
+        },
+        "items": _together(items) if items else None,
+    }
+
+
+def masked(value: Any, shape: Shape) -> Any:
+    """``value`` with what ``shape`` calls personal, or does not declare, masked at every depth."""
+    if isinstance(value, dict):
+        return {name: field(item, shape["fields"].get(name)) for name, item in value.items()}
+    if isinstance(value, list):
+        return [masked(item, shape["items"] or UNDECLARED) for item in value]
+    return value
+
+
+def field(value: Any, shape: Shape | None) -> Any:
+    """A field's value: masked whole when it is personal or undeclared (``shape`` None), else within."""
+    if shape is None or shape["personal"]:
+        return REDACTED
+    return masked(value, shape)
+
 
 class Redactor:
     """Masks built from one catalog; cheap to apply to many items."""
 
     def __init__(self, catalog: Catalog) -> None:
-        self._personal: dict[str, frozenset[str]] = {}
-        self._declared: dict[str, frozenset[str]] = {}
+        schemas: dict[str, list[Any]] = {}
         for event_type in catalog.all_versions():
-            personal = self._personal.get(event_type.type, frozenset()) | set(event_type.personal_fields)
-            self._personal[event_type.type] = frozenset(personal)
-            declared = self._declared.get(event_type.type, frozenset()) | event_type.declared_fields
-            self._declared[event_type.type] = frozenset(declared)
-        traits = self._declared.get("profile.updated", frozenset())
-        self._open_traits = traits - self._personal.get("profile.updated", frozenset())
-        self._order_keys = frozenset().union(*(self._personal.get(t, frozenset()) for t in ORDER_TYPES))
+            schemas.setdefault(event_type.type, []).append(event_type.schema)
+        self._shapes = {name: _shape(*versions) for name, versions in schemas.items()}
+        self._traits = self._of(TRAIT_SOURCES)
+        # address.changed's address is the trait "address" (or "address_<kind>")
+        self._address = self._traits["fields"].get("address")
+        self._order = self._of(ORDER_TYPES)
+        self._account = self._of(["account.updated"])
+
+    def _of(self, types: Iterable[str]) -> Shape:
+        return _together(self._shapes.get(name, UNDECLARED) for name in types)
 
     def data(self, type_name: str, data: dict[str, Any]) -> dict[str, Any]:
         """An event's data with personal and undeclared fields masked."""
-        personal = self._personal.get(type_name, frozenset())
-        declared = self._declared.get(type_name, frozenset())
-        return {k: REDACTED if k in personal or k not in declared else v for k, v in data.items()}
+        found: dict[str, Any] = masked(data, self._shapes.get(type_name, UNDECLARED))
+        return found
 
     def event(self, item: dict[str, Any]) -> dict[str, Any]:
         """A timeline item: identifier values and personal data masked."""
@@ -47,11 +102,12 @@ class Redactor:
         }
 
     def profile(self, view: dict[str, Any]) -> dict[str, Any]:
-        """A 360 view: personal traits, identifier values and case subjects masked."""
-        return {
+        """A 360 view, or the part of one a page shows: personal traits, identifier values, the
+        account's personal fields and case subjects masked."""
+        shown = {
             **view,
             "traits": {
-                name: entry if name in self._open_traits else {**entry, "value": REDACTED}
+                name: {**entry, "value": self._trait(name, entry["value"])}
                 for name, entry in view["traits"].items()
             },
             "identifiers": {
@@ -60,17 +116,64 @@ class Redactor:
             },
             "open_cases": [{**case, "subject": REDACTED} for case in view["open_cases"]],
         }
+        if "account" in view:
+            shown["account"] = self._account_of(view["account"])
+        return shown
+
+    def _account_of(self, account: dict[str, Any]) -> dict[str, Any]:
+        fields = masked(account["fields"], self._account)
+        return {
+            **account,
+            "fields": fields,
+            "credit_limit": fields.get("credit_limit"),
+            "parent_account": fields.get("parent_account"),
+        }
+
+    def _trait(self, name: str, value: Any) -> Any:
+        shape = self._address if name.startswith("address_") else self._traits["fields"].get(name)
+        return field(value, shape)
 
     def order(self, view: dict[str, Any]) -> dict[str, Any]:
-        """An order with every version: personal fields (the shipping address, reasons) masked wherever
-        they appear, in snapshots and in the changes between versions alike."""
-        masked: dict[str, Any] = _mask(view, self._order_keys)
-        return masked
+        """An order with every version: personal and undeclared fields (the shipping address, reasons, a
+        gift message no schema names) masked wherever they appear, in snapshots and in the changes
+        between versions alike."""
+        return {
+            **view,
+            "current": masked(view["current"], self._order),
+            "history": [self._version(version) for version in view["history"]],
+        }
 
+    def _version(self, version: dict[str, Any]) -> dict[str, Any]:
+        fields = self._order["fields"]
+        reason = version.get("reason")
+        return {
+            **version,
+            "reason": None if reason is None else field(reason, fields.get("reason")),
+            "order": masked(version["order"], self._order),
+            "changes": {name: self._change(name, change) for name, change in version["changes"].items()},
+        }
 
-def _mask(value: Any, keys: frozenset[str]) -> Any:
-    if isinstance(value, dict):
-        return {k: REDACTED if k in keys else _mask(v, keys) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, keys) for v in value]
-    return value
+    def _change(self, name: str, change: Any) -> Any:
+        """One entry of what a version changed: ``{"from", "to"}`` of a field, the order's status, or the
+        lines added, removed and changed."""
+        if name == "status":  # the order's own status, not a field of its events
+            return change
+        shape = self._order["fields"].get(name)
+        if shape is None or shape["personal"]:
+            return REDACTED
+        if name != "lines":
+            return {"from": masked(change["from"], shape), "to": masked(change["to"], shape)}
+        line = shape["items"] or UNDECLARED
+        return {
+            how: [
+                masked(entry, line)
+                if how != "changed"
+                else {
+                    "sku": field(entry["sku"], line["fields"].get("sku")),
+                    "from": masked(entry["from"], line),
+                    "to": masked(entry["to"], line),
+                }
+                for entry in entries
+            ]
+            for how, entries in change.items()
+        }
