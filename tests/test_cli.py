@@ -225,8 +225,10 @@ def test_a_database_that_cannot_be_opened_is_named_in_one_line(url: str, reason:
         ("RAPPORT_MAX_FUTURE_SKEW_S", "1000000000000", "less than or equal to 31622400"),
         ("RAPPORT_SOURCE_PRIORITY", "{bad", "not valid JSON"),
         ("RAPPORT_CORS_ORIGINS", "[x", "not valid JSON"),
+        ("RAPPORT_SOURCE_PRIORITY", '{"erp*": "high"}', "valid integer"),
+        ("RAPPORT_CORS_ORIGINS", "[5]", "valid string"),
     ],
-    ids=["skew beyond a year", "priorities not JSON", "origins not JSON"],
+    ids=["skew beyond a year", "priorities not JSON", "origins not JSON", "a priority", "an origin"],
 )
 def test_bad_configuration_is_named_by_its_variable(variable: str, value: str, reason: str) -> None:
     get_settings.cache_clear()
@@ -235,7 +237,9 @@ def test_bad_configuration_is_named_by_its_variable(variable: str, value: str, r
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2
-    assert f"configuration error: {variable}: " in result.output and reason in result.output
+    # a problem inside a JSON value says where in it: RAPPORT_CORS_ORIGINS[0], RAPPORT_SOURCE_PRIORITY["erp*"]
+    where = {"[5]": "[0]", '{"erp*": "high"}': '["erp*"]'}.get(value, "")
+    assert f"configuration error: {variable}{where}: " in result.output and reason in result.output
 
 
 @pytest.mark.parametrize("command", [["migrate"], ["keys", "list"], ["rebuild"]], ids=" ".join)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from datetime import timedelta
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -175,18 +177,21 @@ class ConfigurationError(ValueError):
     """A setting in the environment that cannot be used; the message names each variable and why."""
 
 
+def _named(error: Any) -> str:
+    """A setting's problem, named by its variable and, inside a JSON value, where in it: ``"erp*"`` of
+    ``RAPPORT_SOURCE_PRIORITY``, item 0 of ``RAPPORT_CORS_ORIGINS``."""
+    variable, *inside = error["loc"]
+    where = "".join(f"[{json.dumps(part)}]" for part in inside)
+    return f"{ENV_PREFIX}{str(variable).upper()}{where}: {error['msg']}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once. Raises :class:`ConfigurationError`."""
     try:
         return Settings()
     except ValidationError as exc:
-        raise ConfigurationError(
-            "; ".join(
-                f"{ENV_PREFIX}{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"
-                for error in exc.errors()
-            )
-        ) from exc
+        raise ConfigurationError("; ".join(_named(error) for error in exc.errors())) from exc
     except SettingsError as exc:
         # a value that should be JSON and is not; pydantic-settings names the field, not the variable
         field = re.search(r'field "(\w+)"', str(exc))

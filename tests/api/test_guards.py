@@ -217,6 +217,25 @@ def test_cors_opens_for_a_configured_origin_only(db: Database, settings: Setting
     assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
     assert simple.headers["access-control-allow-origin"] == CONSOLE
     assert "access-control-allow-origin" not in foreign.headers
+    assert "Disallowed CORS origin" in problem(foreign, 400)["detail"]
+
+
+def test_a_configured_origin_may_use_every_method_of_the_api(db: Database, settings: Settings) -> None:
+    key = new_key(db, Role.ADMIN)
+    with app_client(db, settings, key, cors_origins=[CONSOLE]) as api:
+        for method, path in (("PUT", "/v1/stores/S-1"), ("DELETE", "/v1/keys/1"), ("POST", "/v1/events")):
+            asked = {
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": "content-type",
+            }
+            preflight = api.options(path, headers={"Origin": CONSOLE, **asked})
+            assert preflight.status_code == 200, (method, preflight.text)
+            assert method in preflight.headers["access-control-allow-methods"]
+        refused = api.options(
+            "/v1/stores/S-1", headers={"Origin": CONSOLE, "Access-Control-Request-Method": "PATCH"}
+        )
+
+    assert "Disallowed CORS method" in problem(refused, 400)["detail"]
 
 
 def test_every_answer_carries_the_protective_headers(

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
+import pytest
 from mqtt_world import apart
 from sqlalchemy import func, select
 
 from rapport.db import Database
 from rapport.demo.load import SENSED, load_world
 from rapport.events.models import Event
+from rapport.mqtt import demo
+from rapport.mqtt.client import Broker, open_connection
 from rapport.mqtt.demo import as_message, send_through_broker
 from rapport.mqtt.topics import translate
 from rapport.settings import Settings
@@ -54,3 +60,26 @@ def test_the_demo_sends_its_sensors_through_the_broker(db: Database, mqtt_settin
         visits = session.scalar(select(func.count()).select_from(Visit))
     assert from_mqtt == sensed == sent[0]
     assert visits  # presence that came over MQTT became visits
+
+
+def test_the_demos_worker_leaves_no_session_behind(
+    db: Database, mqtt_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a session kept after the demo would have the broker queue every later message for it, for days
+    monkeypatch.setattr(demo, "uuid", SimpleNamespace(uuid4=lambda: SimpleNamespace(hex="0ld5e55i0n")))
+    reading = {
+        "id": "t-1", "type": "device.telemetry", "occurred_at": "2026-05-01T09:00:00+00:00",
+        "source": "cloud", "identifiers": {"device_serial": "WM-1"},
+        "data": {"serial": "WM-1", "readings": {"temp_c": 40}},
+    }  # fmt: skip
+
+    outcome = apart(lambda: demo.send_through_broker(db, [reading], settings=mqtt_settings))
+
+    async def session_left() -> bool:
+        broker = Broker.configured(mqtt_settings)
+        connection = await open_connection(broker, client_id="rapport-demo-0ld5e55i", clean_start=False)
+        await connection.close()
+        return connection.session_present
+
+    assert outcome.accepted == 1
+    assert asyncio.run(session_left()) is False

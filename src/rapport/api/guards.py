@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport.api.problems import internal_error, problem_response
@@ -95,13 +97,26 @@ class SecurityHeaders:
             raise
 
 
+class ProblemCors(CORSMiddleware):
+    """Starlette's CORS, whose refusal of a preflight is a problem document like every other error (its
+    own is plain text)."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        answer = super().preflight_response(request_headers)
+        if answer.status_code < 400:
+            return answer
+        headers = {k: v for k, v in answer.headers.items() if k.lower().startswith("access-control-")}
+        reason = bytes(answer.body).decode()  # "Disallowed CORS origin, method"
+        return problem_response(answer.status_code, "Cross-origin request refused", reason, headers=headers)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the guards. CORS stays closed unless ``RAPPORT_CORS_ORIGINS`` names origins."""
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCors,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["Retry-After", "WWW-Authenticate"],
         )

@@ -130,8 +130,14 @@ def run(
             }
         )
         tag = f"{os.getpid()}-{time.time_ns() % 1_000_000}"
+        # one-off clients in a group of their own: their sessions end with them, or the broker would queue
+        # every later message for the group for days
         base = WorkerOptions(
-            client_id=f"rapport-bench-{tag}", group=f"bench-{tag}", batch_size=batch_size, report_every=0
+            client_id=f"rapport-bench-{tag}",
+            group=f"bench-{tag}",
+            batch_size=batch_size,
+            report_every=0,
+            session_expiry=0,
         )
         reports: Any = _spawn.Queue()
         pool = Pool(worker_settings, worker_options(base, workers), reports=reports)

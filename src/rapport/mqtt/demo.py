@@ -96,8 +96,9 @@ def send_through_broker(
     async def run() -> None:
         stop = asyncio.Event()
         ready = asyncio.Event()
+        # a one-off client: its session ends with it (one kept for days would queue every later message)
         options = WorkerOptions(
-            client_id=f"rapport-demo-{uuid.uuid4().hex[:8]}", shared=False, report_every=0
+            client_id=f"rapport-demo-{uuid.uuid4().hex[:8]}", shared=False, report_every=0, session_expiry=0
         )
         worker = Worker(database, settings=settings, options=options, on_batch=on_batch, on_ready=ready.set)
         consuming = asyncio.create_task(worker.run(stop))
