@@ -43,7 +43,7 @@ PAGES: dict[str, frozenset[Role]] = {
     "/customers/{jo}/timeline?partial=1": READERS,
     "/orders/O-1": READERS,
     "/devices/FR-1": READERS,
-    "/stores": READERS,
+    "/stores": ALL,  # the registry, as GET /v1/stores; a store's figures are the readers'
     "/stores/s1": READERS,
     "/steward": ADMIN,
     "/steward/quarantine": ADMIN,

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/stores")
 PERIODS = (7, 30, 90, 180, 365)
 
 
-@router.get("", response_class=HTMLResponse, dependencies=[need(P.PROFILES_READ)])
+@router.get("", response_class=HTMLResponse, dependencies=[need(P.REFERENCE_READ)])  # as GET /v1/stores
 def get_stores(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
     return render(request, "stores.html", {"stores": list_stores(session)}, viewer=viewer)
 
