@@ -70,11 +70,11 @@ def _handle(value: str) -> str:
     return value.strip().removeprefix("@").casefold()
 
 
-def phone_normaliser(region: str) -> Callable[[str], str]:
-    """E.164 for numbers written with a country code or in ``region``'s national format. (The kind
-    table remembers the answers.)"""
+def phone_normaliser(region: str) -> Callable[[str], str | None]:
+    """E.164 for numbers written with a country code or in ``region``'s national format; None for a
+    placeholder, a number of zeros only after the country code. (The kind table remembers the answers.)"""
 
-    def normalise(value: str) -> str:
+    def normalise(value: str) -> str | None:
         stripped = value.strip()
         if stripped.casefold() in BLOCKED_VALUES:
             return stripped.casefold()
@@ -84,6 +84,8 @@ def phone_normaliser(region: str) -> Callable[[str], str]:
             raise InvalidIdentifier(f"{value!r} is not a phone number") from exc
         if not phonenumbers.is_possible_number(number):
             raise InvalidIdentifier(f"{value!r} is not a possible phone number")
+        if number.national_number == 0:  # "+44 0000 000000", "000-000-0000": blocked however written
+            return None
         return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
     return normalise
@@ -143,7 +145,7 @@ class KindTable:
     def __init__(self, kinds: Iterable[IdentifierKind], *, region: str) -> None:
         self.kinds = {kind.name: kind for kind in kinds}
         phone = phone_normaliser(region)
-        self._normalisers = {
+        self._normalisers: dict[str, Callable[[str], str | None]] = {
             name: phone if kind.normaliser == "phone" else NORMALISERS[kind.normaliser]
             for name, kind in self.kinds.items()
         }
@@ -160,7 +162,10 @@ class KindTable:
         return self.kinds[name].max_per_profile
 
     def normalise(self, kind: str, value: str) -> str | None:
-        """The normalised value, or None when the value is blocked. Raises :class:`InvalidIdentifier`."""
+        """The normalised value, or None when the value is blocked. A value is compared with the blocked
+        ones once normalised (and case-folded), so that it is blocked however it is written (``" N/A "``,
+        ``@Unknown``); the phone normaliser blocks numbers of zeros only. Raises
+        :class:`InvalidIdentifier`."""
         try:
             return self._normalised[(kind, value)]
         except KeyError:
