@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from builders import event, message, order
 from rapport.catalog.service import add_event_type
@@ -17,6 +16,7 @@ from rapport.ingest.quarantine import ReplayOutcome, list_quarantine, replay
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.views import profile_360
+from support.database import waiting_for_the_writer
 
 
 def test_concurrent_batches_about_the_same_people_neither_fail_nor_split_them(
@@ -103,20 +103,3 @@ def test_an_id_stored_while_a_replay_waits_makes_its_quarantined_item_a_duplicat
         [item] = list_quarantine(session, status=None)
         assert item.status == "duplicate"
         assert [e.data for e in session.scalars(select(Event))] == [{"serial": "OTHER"}]
-
-
-def waiting_for_the_writer(db: Database) -> None:
-    """Return once another session waits for a lock: on PostgreSQL seen in pg_stat_activity; SQLite's
-    writer waits at BEGIN IMMEDIATE, before the replay reads anything, so a moment will do."""
-    if db.backend == "sqlite":
-        time.sleep(0.3)
-        return
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    deadline = time.monotonic() + 30
-    with db.engine.connect() as connection:
-        while not connection.execute(query).scalar() and time.monotonic() < deadline:
-            connection.rollback()
-            time.sleep(0.02)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -71,3 +72,20 @@ def refusing(db: Database, event_id: str) -> Iterator[None]:
         with db.engine.begin() as connection:
             for statement in drop:
                 connection.execute(text(statement))
+
+
+def waiting_for_the_writer(db: Database) -> None:
+    """Return once another session waits for a lock: on PostgreSQL seen in pg_stat_activity; SQLite's
+    writer waits at BEGIN IMMEDIATE, before it reads anything, so a moment will do."""
+    if db.backend == "sqlite":
+        time.sleep(0.3)
+        return
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 30
+    with db.engine.connect() as connection:
+        while not connection.execute(query).scalar() and time.monotonic() < deadline:
+            connection.rollback()
+            time.sleep(0.02)

@@ -56,12 +56,15 @@ def add_kind(
     description: str = "",
 ) -> IdentifierKind:
     """Add an operator-defined identifier kind."""
+    exists = IdentityError(f"identifier kind {name!r} exists already")
     if name in {k.name for k in BUILTIN_KINDS} or session.get(IdentifierKindRecord, name) is not None:
-        raise IdentityError(f"identifier kind {name!r} exists already")
+        raise exists
     if normaliser not in NORMALISERS and normaliser != "phone":
         raise IdentityError(f"normaliser must be one of {', '.join([*sorted(NORMALISERS), 'phone'])}")
-    session.add(
-        IdentifierKindRecord(
+    table = table_of(IdentifierKindRecord)
+    added = session.scalar(
+        dialect_insert(session.connection(), table)
+        .values(
             name=name,
             priority=priority,
             max_per_profile=max_per_profile,
@@ -69,8 +72,11 @@ def add_kind(
             description=description,
             created_at=datetime.now(UTC),
         )
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(table.c.name)
     )
-    session.flush()
+    if added is None:  # another operator added it since we looked, and has committed
+        raise exists
     return IdentifierKind(name, priority, max_per_profile, normaliser, description)
 
 
