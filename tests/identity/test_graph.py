@@ -451,3 +451,52 @@ def test_two_first_sightings_at_one_moment_go_to_the_source_first_in_order(
     with db.session() as session:
         held = session.scalars(select(Identifier).where(Identifier.kind == "email")).one()
     assert held.source == "s-a"
+
+
+def first_sighting(db: Database, kind: str, value: str) -> tuple[str, datetime]:
+    with db.session() as session:
+        held = session.scalars(
+            select(Identifier).where(Identifier.kind == kind, Identifier.value == value)
+        ).one()
+    return held.source, held.first_seen_at
+
+
+@pytest.mark.parametrize("batches", [1, 4], ids=["one batch", "a batch each"])
+def test_an_identifier_a_limit_kept_out_of_a_profile_was_first_seen_where_it_was_linked(
+    db: Database, settings: Settings, batches: int
+) -> None:
+    sent = [
+        message({"customer_id": "C-1", "loyalty_id": "L-1"}),
+        message({"customer_id": "C-1", "loyalty_id": "L-2"}, minute=1),
+        message({"customer_id": "C-1", "loyalty_id": "L-3"}, minute=2, source="s1"),  # a third: refused
+        message({"loyalty_id": "L-3"}, minute=5, source="s2"),
+    ]
+    for batch in [sent] if batches == 1 else [[one] for one in sent]:
+        ingest(db, settings, batch)
+
+    assert holder(db, "loyalty_id", "L-3") != holder(db, "customer_id", "C-1")
+    assert first_sighting(db, "loyalty_id", "L-3") == ("s2", datetime.fromisoformat(at(5)))
+
+
+@pytest.mark.parametrize("batches", [1, 2], ids=["one batch", "a batch each"])
+def test_an_earlier_mention_that_leaves_an_identifier_with_another_person_is_no_sighting_of_it(
+    db: Database, settings: Settings, batches: int
+) -> None:
+    """A neighbour's call about a machine, and an event whose merge is refused, came first but arrive
+    later: the machine and the email were first seen where their holders got them."""
+    held = [
+        _registered("WM-9", {"email": "owner@example.com"}, 5),
+        order("O-1", {"customer_id": "C-1", "email": "family@example.com"}, minute=5),
+        order("O-2", {"customer_id": "C-2"}, minute=6),
+    ]
+    mentions = [
+        message({"email": "neighbour@example.com", "device_serial": "WM-9"}, minute=1, source="call-centre"),
+        message({"customer_id": "C-2", "email": "family@example.com"}, minute=2, source="call-centre"),
+    ]
+    for batch in [held + mentions] if batches == 1 else [held, mentions]:
+        ingest(db, settings, batch)
+
+    assert holder(db, "device_serial", "WM-9") == holder(db, "email", "owner@example.com")
+    assert holder(db, "email", "family@example.com") == holder(db, "customer_id", "C-1")
+    assert first_sighting(db, "device_serial", "WM-9") == ("webshop", datetime.fromisoformat(at(5)))
+    assert first_sighting(db, "email", "family@example.com") == ("webshop", datetime.fromisoformat(at(5)))

@@ -110,8 +110,10 @@ class GraphBatch:
         self.attached: dict[str, list[tuple[Key, Claim]]] = {}
         self.transferred: dict[Key, str] = {}  # stored identifiers passed to another profile
         self.first_seen: set[Key] = set()  # identifiers this batch attaches
-        # the earliest event of the batch naming each identifier, and when stored identifiers were first
-        # seen (as the driver gives it): an identifier's first sighting is the earliest, whatever the order
+        # the earliest event of the batch linking each identifier to the profile holding it (attaching it,
+        # passing it on, or filed under its holder; not one that names it but is kept from it by a limit, a
+        # refused merge or another's device), and when stored identifiers were first seen (as the driver
+        # gives it): an identifier's first sighting is the earliest, whatever the order or the batches
         self.claims: Sequence[Claim] = ()
         self.sightings: dict[Key, Claim] = {}
         self.stored_first_seen: dict[Key, tuple[Any, str]] = {}
@@ -272,17 +274,14 @@ class GraphBatch:
                     else:
                         self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
             for key in keys:
-                seen = self.sightings.get(key)  # ties go to the source first in order, then the event id
-                if seen is None or (
-                    claim.occurred_at <= seen.occurred_at
-                    and (claim.occurred_at, claim.source, claim.event_id)
-                    < (seen.occurred_at, seen.source, seen.event_id)
-                ):
-                    self.sightings[key] = claim
                 if key in self.owner:
+                    holder = self.root(self.owner[key])
                     passed_on = key[0] in TRANSFERABLE and personal and TRANSFERABLE[key[0]] == claim.type
-                    if passed_on and self.root(self.owner[key]) != target:
+                    if passed_on and holder != target:
                         self._transfer(key, target)
+                        holder = target
+                    if holder == target:  # a mention that leaves it with another profile is no sighting
+                        self._sighted(key, claim)
                     continue
                 limit = self.kinds.limit(key[0])
                 if target not in self.counts:
@@ -298,6 +297,7 @@ class GraphBatch:
                     )
                     continue
                 self.owner[key] = target
+                self._sighted(key, claim)
                 self.first_seen.add(key)
                 if key[0] not in TRANSFERABLE:
                     self.placeholders.discard(target)
@@ -310,6 +310,16 @@ class GraphBatch:
             new_profiles=new_profiles,
             conflicts=list(conflicts.values()),
         )
+
+    def _sighted(self, key: Key, claim: Claim) -> None:
+        """``claim`` links ``key`` to the profile holding it: keep it if it is the earliest that does."""
+        seen = self.sightings.get(key)  # ties go to the source first in order, then the event id
+        if seen is None or (
+            claim.occurred_at <= seen.occurred_at
+            and (claim.occurred_at, claim.source, claim.event_id)
+            < (seen.occurred_at, seen.source, seen.event_id)
+        ):
+            self.sightings[key] = claim
 
     def _transfer(self, key: Key, target: str) -> None:
         """Pass ``key`` to ``target``. One first seen in this batch is stored with its final holder (see
@@ -509,9 +519,9 @@ class GraphBatch:
             )
 
     def _write_earlier_sightings(self) -> None:
-        """A stored identifier that an event of this batch names from before it was first seen (a late
-        arrival) was first seen then, and from that event's source; at the same moment, from the source
-        first in order."""
+        """A stored identifier that an event of this batch links to its holder from before it was first
+        seen (a late arrival) was first seen then, and from that event's source; at the same moment, from
+        the source first in order."""
         if not self.stored_first_seen:
             return
         # Compared as stored first (integers on SQLite): in a stream that comes in order, no identifier
@@ -525,8 +535,8 @@ class GraphBatch:
             {"b_kind": kind, "b_value": value, "b_at": claim.occurred_at, "b_source": claim.source}
             for (kind, value), (stored, source) in self.stored_first_seen.items()
             if stored >= start  # a tie at the same moment goes to the source first in order
-            and ((claim := self.sightings[(kind, value)]).occurred_at, claim.source)
-            < (stored_moment(stored), source)
+            and (claim := self.sightings.get((kind, value))) is not None
+            and (claim.occurred_at, claim.source) < (stored_moment(stored), source)
         ]
         if earlier:
             table = table_of(Identifier)
