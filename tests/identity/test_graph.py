@@ -500,3 +500,56 @@ def test_an_earlier_mention_that_leaves_an_identifier_with_another_person_is_no_
     assert holder(db, "email", "family@example.com") == holder(db, "customer_id", "C-1")
     assert first_sighting(db, "device_serial", "WM-9") == ("webshop", datetime.fromisoformat(at(5)))
     assert first_sighting(db, "email", "family@example.com") == ("webshop", datetime.fromisoformat(at(5)))
+
+
+@pytest.mark.parametrize("batches", [1, 4], ids=["one batch", "a batch each"])
+def test_a_merge_after_a_device_passed_on_in_the_same_batch_logs_and_gives_back_what_was_held(
+    db: Database, settings: Settings, batches: int
+) -> None:
+    """The handle's profile hears of the machine first, then b registers it, then b turns out to own
+    the handle too: the merge took the handle only, and undoing it leaves the machine with b."""
+    sent = [
+        message({"twitter": "@tw1", "device_serial": "SN-1"}),
+        _registered("SN-1", {"email": "b@example.com"}, 1),
+        message({"email": "b@example.com", "twitter": "@tw1"}, minute=2),
+        _reading("SN-1", 3),
+    ]
+    for batch in [sent] if batches == 1 else [[one] for one in sent]:
+        ingest(db, settings, batch)
+    with db.session() as session:
+        assert session.scalars(select(Merge.absorbed_identifiers)).one() == ["twitter:tw1"]
+
+    undo_only_merge(db, settings)
+
+    b = holder(db, "email", "b@example.com")
+    assert holder(db, "twitter", "tw1") != b
+    assert holder(db, "device_serial", "SN-1") == filed_under(db, sent[3]["id"]) == b
+
+
+@pytest.mark.parametrize("batches", [1, 4], ids=["one batch", "a batch each"])
+def test_a_merge_after_a_device_passed_to_the_absorbed_profile_in_the_same_batch_logs_and_gives_it_back(
+    db: Database, settings: Settings, batches: int
+) -> None:
+    """The handle's owner registers a's machine, then b turns out to own the handle: the merge took the
+    machine with the handle, and undoing it gives both back."""
+    sent = [
+        _registered("SN-2", {"email": "a@example.com"}, 0),
+        _registered("SN-2", {"twitter": "@tw2"}, 1),
+        message({"email": "b@example.com"}, minute=2),
+        message({"email": "b@example.com", "twitter": "@tw2"}, minute=3),
+    ]
+    for batch in [sent] if batches == 1 else [[one] for one in sent]:
+        ingest(db, settings, batch)
+    with db.session() as session:
+        assert session.scalars(select(Merge.absorbed_identifiers)).one() == [
+            "device_serial:SN-2",
+            "twitter:tw2",
+        ]
+
+    undo_only_merge(db, settings)
+
+    assert (
+        holder(db, "device_serial", "SN-2")
+        == holder(db, "twitter", "tw2")
+        != holder(db, "email", "b@example.com")
+    )

@@ -109,6 +109,9 @@ class GraphBatch:
         self.counts: dict[str, Counter[str]] = {}
         self.attached: dict[str, list[tuple[Key, Claim]]] = {}
         self.transferred: dict[Key, str] = {}  # stored identifiers passed to another profile
+        # every identifier passed on, in order: how many merges came before, the identifier, from whom, to
+        # whom (the profiles live then); what an absorbed profile held depends on what passed before
+        self.handovers: list[tuple[int, Key, str, str]] = []
         self.first_seen: set[Key] = set()  # identifiers this batch attaches
         # the earliest event of the batch linking each identifier to the profile holding it (attaching it,
         # passing it on, or filed under its holder; not one that names it but is kept from it by a limit, a
@@ -326,6 +329,8 @@ class GraphBatch:
         :meth:`write`); one stored before is moved there."""
         if key not in self.first_seen:
             self.transferred[key] = target
+        merges_so_far = len(self.parent)  # one absorbed profile per merge
+        self.handovers.append((merges_so_far, key, self.root(self.owner[key]), target))
         self.owner[key] = target
 
     # -- explicit merges ---------------------------------------------------------------------------
@@ -561,8 +566,19 @@ class GraphBatch:
         for pid, keys in self.attached.items():
             if pid in held:
                 held[pid].update(key_text(k) for k, _ in keys)
-        for m in resolution.merges:  # chains: what b absorbed before c absorbed b belongs to b as well
-            if m.survivor in held:
+        handovers = iter(self.handovers)
+        handover = next(handovers, None)
+        for done, m in enumerate(resolution.merges):
+            # replayed in order with the merges: a device passed on before its holder was absorbed is not
+            # what the absorbed profile held (undoing the merge must leave it with its new owner)
+            while handover is not None and handover[0] <= done:
+                _, key, giver, taker = handover
+                if giver in held:
+                    held[giver].discard(key_text(key))
+                if taker in held:
+                    held[taker].add(key_text(key))
+                handover = next(handovers, None)
+            if m.survivor in held:  # chains: what b absorbed before c absorbed b belongs to b as well
                 held[m.survivor] |= held[m.absorbed]
         return held
 
