@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from builders import event, message, order
 from rapport.catalog.service import add_event_type
 from rapport.db import Database
+from rapport.db.locks import lock_identity_graph
 from rapport.events import Event
 from rapport.identity.models import Identifier
 from rapport.ingest import ingest_events
@@ -103,3 +104,52 @@ def test_an_id_stored_while_a_replay_waits_makes_its_quarantined_item_a_duplicat
         [item] = list_quarantine(session, status=None)
         assert item.status == "duplicate"
         assert [e.data for e in session.scalars(select(Event))] == [{"serial": "OTHER"}]
+
+
+def test_two_replays_at_once_replay_each_item_once_and_the_second_leaves_them_alone(
+    db: Database, settings: Settings
+) -> None:
+    """The items are read under the identity graph's lock: the replay that waited for the other finds
+    them replayed, not open, and neither calls them duplicates of themselves nor loses an attempt."""
+    # given quarantined claims, whose type has been added since
+    claims = [
+        event("warranty.claimed", ids={"email": f"p{n}@example.com"}, serial=f"S-{n}") for n in range(50)
+    ]
+    with db.session(write=True) as session:
+        assert ingest_events(session, events=claims, settings=settings).rejected_count == 50
+        schema = {"type": "object", "properties": {"serial": {"type": "string"}}}
+        add_event_type(session, type="warranty.claimed", schema=schema)
+    # when two replays start while another writer holds the graph, and both wait for it
+    holding, release = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        with db.session(write=True) as session:
+            lock_identity_graph(session)
+            holding.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    assert holding.wait(30)
+    outcomes: list[ReplayOutcome] = []
+
+    def replaying() -> None:
+        with db.session(write=True) as session:
+            outcomes.append(replay(session, settings=settings))
+
+    replayers = [threading.Thread(target=replaying) for _ in "ab"]
+    for replayer in replayers:
+        replayer.start()
+    waiting_for_the_writer(db, waiters=2)
+    release.set()
+    writer.join()
+    for replayer in replayers:
+        replayer.join()
+
+    # then one replays them all, the other finds nothing open, and each item was tried once
+    assert sorted(outcomes, key=lambda o: o.replayed) == [ReplayOutcome(), ReplayOutcome(replayed=50)]
+    with db.session() as session:
+        items = list_quarantine(session, status=None, limit=100)
+        assert {(item.status, item.attempts) for item in items} == {("replayed", 1)}
+        assert len(list_quarantine(session, status="replayed", limit=100)) == 50
+        assert session.scalar(select(func.count()).select_from(Event)) == 50

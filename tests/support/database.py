@@ -74,9 +74,9 @@ def refusing(db: Database, event_id: str) -> Iterator[None]:
                 connection.execute(text(statement))
 
 
-def waiting_for_the_writer(db: Database) -> None:
-    """Return once another session waits for a lock: on PostgreSQL seen in pg_stat_activity; SQLite's
-    writer waits at BEGIN IMMEDIATE, before it reads anything, so a moment will do."""
+def waiting_for_the_writer(db: Database, waiters: int = 1) -> None:
+    """Return once ``waiters`` other sessions wait for a lock: on PostgreSQL seen in pg_stat_activity;
+    SQLite's writers wait at BEGIN IMMEDIATE, before they read anything, so a moment will do."""
     if db.backend == "sqlite":
         time.sleep(0.3)
         return
@@ -86,6 +86,6 @@ def waiting_for_the_writer(db: Database) -> None:
     )
     deadline = time.monotonic() + 30
     with db.engine.connect() as connection:
-        while not connection.execute(query).scalar() and time.monotonic() < deadline:
+        while (connection.execute(query).scalar() or 0) < waiters and time.monotonic() < deadline:
             connection.rollback()
             time.sleep(0.02)

@@ -64,6 +64,9 @@ def replay(
     """Run open quarantined events through the pipeline again. Those that pass are stored and marked
     ``replayed``; the others stay open with today's reasons. One the database refuses for a reason of its
     own stays open with that error, and the rest are replayed all the same."""
+    # Locked before reading: a replay that ran meanwhile has stored what it did, so its items are not
+    # open any more, and nothing changes what the log holds until this replay is stored.
+    lock_identity_graph(session)
     query = select(QuarantinedEvent).where(QuarantinedEvent.status == "open").order_by(QuarantinedEvent.id)
     if ids is not None:
         query = query.where(QuarantinedEvent.id.in_(list(ids)))
@@ -95,7 +98,6 @@ def _replay_group(
     ids = [q.payload.get("id") if isinstance(q.payload, dict) else None for q in items]
     known = [i for i in ids if isinstance(i, str)]
     with session.begin_nested():
-        lock_identity_graph(session)  # what the log holds stays so until the replay is stored
         held_before = ids_in_log(session.connection(), known)
         result = ingest_events(
             session,
