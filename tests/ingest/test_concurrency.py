@@ -88,8 +88,7 @@ def test_an_id_stored_while_a_replay_waits_makes_its_quarantined_item_a_duplicat
     outcome: list[ReplayOutcome] = []
 
     def replaying() -> None:
-        with db.session(write=True) as session:
-            outcome.append(replay(session, settings=settings))
+        outcome.append(replay(db, settings=settings))
 
     replayer = threading.Thread(target=replaying)
     replayer.start()
@@ -134,8 +133,7 @@ def test_two_replays_at_once_replay_each_item_once_and_the_second_leaves_them_al
     outcomes: list[ReplayOutcome] = []
 
     def replaying() -> None:
-        with db.session(write=True) as session:
-            outcomes.append(replay(session, settings=settings))
+        outcomes.append(replay(db, settings=settings))
 
     replayers = [threading.Thread(target=replaying) for _ in "ab"]
     for replayer in replayers:

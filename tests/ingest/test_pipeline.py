@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +18,10 @@ from rapport.events import Event
 from rapport.events.store import AlreadyInLog
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
+from rapport.ingest.importer import import_file
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import check_batch, store_batch
-from rapport.ingest.quarantine import replay
+from rapport.ingest.quarantine import PAGE, ReplayOutcome, replay
 from rapport.settings import Settings
 
 
@@ -156,8 +159,7 @@ def test_replay_accepts_quarantined_events_once_the_catalog_knows_their_type(
     warranty = event("warranty.claimed", ids={"email": "jo@example.com"}, serial="WM-1")
     assert ingest(db, settings, [warranty]).rejected
 
-    with db.session(write=True) as session:
-        still = replay(session, settings=settings)
+    still = replay(db, settings=settings)
     assert (still.replayed, still.still_rejected) == (0, 1)
 
     with db.session(write=True) as session:
@@ -166,13 +168,35 @@ def test_replay_accepts_quarantined_events_once_the_catalog_knows_their_type(
             type="warranty.claimed",
             schema={"type": "object", "required": ["serial"], "properties": {"serial": {"type": "string"}}},
         )
-    with db.session(write=True) as session:
-        done = replay(session, settings=settings)
+    done = replay(db, settings=settings)
 
     assert (done.replayed, done.still_rejected) == (1, 0)
     with db.session() as session:
         item = session.scalars(select(QuarantinedEvent)).one()
         assert (item.status, item.attempts) == ("replayed", 2)
         assert session.scalar(select(Event.type)) == "warranty.claimed"
+    assert replay(db, settings=settings).replayed == 0
+
+
+def test_a_replay_goes_past_a_page_of_lines_it_cannot_mend(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """More lines that were never JSON than a replay takes in one transaction: the event after them is
+    replayed all the same, and every line counts as still refused, once per replay."""
+    claim = event("warranty.claimed", ids={"email": "jo@example.com"}, serial="WM-1")
+    path = tmp_path / "claims.jsonl"
+    path.write_text("".join(f"{{junk {n}\n" for n in range(PAGE)) + json.dumps(claim) + "\n")
+    assert import_file(db, path, settings=settings).rejected_count == PAGE + 1
     with db.session(write=True) as session:
-        assert replay(session, settings=settings).replayed == 0
+        add_event_type(session, type="warranty.claimed", schema={"type": "object"})
+
+    first, second = replay(db, settings=settings), replay(db, settings=settings)
+
+    assert (first, second) == (
+        ReplayOutcome(replayed=1, still_rejected=PAGE),
+        ReplayOutcome(still_rejected=PAGE),
+    )
+    with db.session() as session:
+        assert session.scalars(select(Event.event_id)).all() == [claim["id"]]
+        lines = select(QuarantinedEvent.attempts).where(QuarantinedEvent.raw_text.is_not(None))
+        assert set(session.scalars(lines)) == {2}

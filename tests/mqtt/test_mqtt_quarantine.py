@@ -52,8 +52,7 @@ def test_an_unreadable_message_keeps_its_reason_and_a_refused_one_goes_in_once_i
     assert before["store-9"][0] == "open"
 
     _store(db, "store-9")
-    with db.session(write=True) as session:
-        again = replay(session, settings=settings)
+    again = replay(db, settings=settings)
 
     assert (again.replayed, again.still_rejected) == (1, 1)
     after = held(db)
@@ -104,6 +103,6 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch
     )
 
     # The fault was the server's: once it is mended, a replay stores the message's event.
-    with db.session(write=True) as session:
-        assert replay(session, settings=settings).replayed == 1
+    assert replay(db, settings=settings).replayed == 1
+    with db.session() as session:
         assert session.scalars(select(Event.event_id).where(Event.event_id == "seen-3")).one() == "seen-3"

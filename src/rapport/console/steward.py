@@ -118,8 +118,7 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
 async def post_replay(request: Request, viewer: CurrentViewer) -> Response:
     form = await check_form(request, viewer)
     ids = [_number(form["id"], "id")] if form.get("id") else None
-    with database_of(request).session(write=True) as session:
-        outcome = replay(session, settings=settings_of(request), ids=ids)
+    outcome = replay(database_of(request), settings=settings_of(request), ids=ids)
     if ids and not outcome.replayed + outcome.duplicates + outcome.still_rejected:
         link = "/steward/quarantine"
         raise PageError(404, "Nothing to replay", f"There is no open quarantined item #{ids[0]}.", link=link)

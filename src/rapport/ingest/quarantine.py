@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from rapport.db import Database
 from rapport.db.faults import fault_reason, isolating_faults
 from rapport.db.locks import lock_identity_graph
 from rapport.events.store import ids_in_log
@@ -58,20 +59,49 @@ def _never_an_envelope(item: QuarantinedEvent) -> bool:
     return isinstance(payload, dict) and item.event_id is None and frozenset(payload) in MESSAGE_KEYS
 
 
-def replay(
-    session: Session, *, settings: Settings, ids: Sequence[int] | None = None, limit: int = 5_000
-) -> ReplayOutcome:
-    """Run open quarantined events through the pipeline again. Those that pass are stored and marked
-    ``replayed``; the others stay open with today's reasons. One the database refuses for a reason of its
-    own stays open with that error, and the rest are replayed all the same."""
+#: open items replayed per transaction: what a replay holds in memory, and how long the other writers of the
+#: identity graph wait for it, do not grow with the quarantine
+PAGE = 5_000
+
+
+def replay(database: Database, *, settings: Settings, ids: Sequence[int] | None = None) -> ReplayOutcome:
+    """Run the open quarantined events (or those of ``ids``) through the pipeline again, all that were open
+    when it began, in the order they were kept, a page of :data:`PAGE` per transaction. Those that pass
+    are stored and marked ``replayed``; the others stay open with today's reasons. One the database
+    refuses for a reason of its own stays open with that error, and the rest are replayed all the same.
+    Should it stop midway (the database out of reach), the pages before stay replayed."""
+    with database.session() as session:
+        last = session.scalar(select(func.max(QuarantinedEvent.id)).where(QuarantinedEvent.status == "open"))
+    outcome = ReplayOutcome()
+    after = 0
+    while last is not None and after < last:
+        with database.session(write=True) as session:
+            after = _replay_page(session, settings, ids=ids, after=after, last=last, outcome=outcome)
+    return outcome
+
+
+def _replay_page(
+    session: Session,
+    settings: Settings,
+    *,
+    ids: Sequence[int] | None,
+    after: int,
+    last: int,
+    outcome: ReplayOutcome,
+) -> int:
+    """Replay a page of the open items after the id ``after`` up to ``last``; the id the next page follows."""
     # Locked before reading: a replay that ran meanwhile has stored what it did, so its items are not
-    # open any more, and nothing changes what the log holds until this replay is stored.
+    # open any more, and nothing changes what the log holds until this page is stored.
     lock_identity_graph(session)
-    query = select(QuarantinedEvent).where(QuarantinedEvent.status == "open").order_by(QuarantinedEvent.id)
+    query = (
+        select(QuarantinedEvent)
+        .where(QuarantinedEvent.status == "open", QuarantinedEvent.id > after, QuarantinedEvent.id <= last)
+        .order_by(QuarantinedEvent.id)
+        .limit(PAGE)
+    )
     if ids is not None:
         query = query.where(QuarantinedEvent.id.in_(list(ids)))
-    items = list(session.scalars(query.limit(limit)))
-    outcome = ReplayOutcome()
+    items = list(session.scalars(query))
     parsable = [q for q in items if not _never_an_envelope(q)]
     if parsable:
         isolating_faults(
@@ -83,8 +113,7 @@ def replay(
         if _never_an_envelope(item):  # keeps its reasons
             item.attempts += 1
             outcome.still_rejected += 1
-    session.flush()
-    return outcome
+    return items[-1].id if len(items) == PAGE else last
 
 
 def _replay_group(

@@ -93,8 +93,7 @@ def test_store_events_naming_an_unknown_store_are_quarantined_until_it_is_regist
     assert [q.type for q in held] == ["store.entered", "store.zone_entered", "inventory.received"]
 
     register(db, "store-77")
-    with db.session(write=True) as session:
-        again = replay(session, settings=settings)
+    again = replay(db, settings=settings)
 
     assert (again.replayed, again.still_rejected) == (3, 0)
     [visit] = visits(db, "store-77")

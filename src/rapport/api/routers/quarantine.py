@@ -46,7 +46,7 @@ class ReplayRequest(RequestBody):
     ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_ROW_ID)]] | None = Field(
         default=None,
         max_length=5000,
-        description="quarantine ids to replay; all open ones (up to 5,000) when omitted",
+        description="quarantine ids to replay; all open ones when omitted",
     )
 
 
@@ -95,8 +95,7 @@ def get_quarantine(
 def post_replay(
     database: DatabaseDep, settings: SettingsDep, body: ReplayRequest | None = None
 ) -> ReplayResult:
-    with database.session(write=True) as session:
-        outcome = replay(session, settings=settings, ids=body.ids if body else None)
+    outcome = replay(database, settings=settings, ids=body.ids if body else None)
     return ReplayResult(
         replayed=outcome.replayed, duplicates=outcome.duplicates, still_rejected=outcome.still_rejected
     )
