@@ -164,6 +164,34 @@ def test_a_whole_number_beyond_64_bits_is_refused_by_name_never_stored_rounded(
     assert kept["errors"] == rejected[0]["errors"]
 
 
+def nested(depth: int) -> str:
+    """A list in a list … ``depth`` levels deep, as JSON text (too deep for Python's encoder)."""
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [960, 1018])
+def test_a_whole_number_beyond_64_bits_beside_a_deeply_nested_event_is_refused_by_name(
+    client: TestClient, db: Database, depth: int
+) -> None:
+    """A body nested deeper than Python's parser goes (orjson goes to 1,024 levels) is read without
+    recursion: the number is refused by name, as in a shallow body, never stored rounded."""
+    huge = page_view({"cookie_id": "c-1"}, url="https://x/", n=12345678901234567890123)
+    deep = page_view({"cookie_id": "c-2"}, deep="DEEP")
+    events = json.dumps({"events": [huge, deep]}).replace('"DEEP"', nested(depth))
+
+    response = client.post("/v1/events", content=events, headers={"content-type": "application/json"})
+
+    rejected = problem(response, 422)["rejected"]
+    assert [r["index"] for r in rejected] == [0, 1]
+    assert rejected[0]["errors"] == [
+        "data.n: 12345678901234567890123 is a whole number beyond 64 bits; send it as a string"
+    ]
+    assert any("nested deeper than 32 levels" in error for error in rejected[1]["errors"]), rejected[1]
+    assert stored_ids(db) == set()
+    (kept, _) = ok(client.get("/v1/quarantine"))["items"]
+    assert json.loads(kept["raw_text"]) == huge
+
+
 def test_rfc_3339_timestamps_in_lower_case_are_taken(client: TestClient, db: Database) -> None:
     lower = {**page_view({"cookie_id": "c-1"}), "occurred_at": "2026-05-01t09:00:00z"}
 

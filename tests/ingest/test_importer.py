@@ -19,6 +19,7 @@ from rapport.cli import app
 from rapport.db import Database
 from rapport.events import Event
 from rapport.ingest.importer import import_file, read_csv, read_jsonl
+from rapport.ingest.jsontext import parse_json
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import Outcome
 from rapport.settings import Settings
@@ -450,6 +451,40 @@ def test_a_whole_number_beyond_64_bits_in_a_line_is_refused_not_rounded(
     assert kept.errors == [
         "data.likes: 1180591620717411303424 is a whole number beyond 64 bits; send it as a string"
     ]
+
+
+def test_a_line_too_deep_for_pythons_parser_keeps_its_whole_numbers_whole(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A line nested deeper than Python's parser goes (orjson goes to 1,024 levels) is read without
+    recursion: the text kept in the quarantine holds the number as it was written, not rounded."""
+    post = event("social.posted", ids={"twitter": "@jo"}, post_id="P-1", likes=2**70, deep="DEEP")
+    path = jsonl(tmp_path / "posts.jsonl", [json.dumps(post).replace('"DEEP"', "[" * 1020 + "]" * 1020)])
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (0, 1)
+    [kept] = quarantine(db)
+    assert any("nested deeper than 32 levels" in error for error in kept.errors), kept.errors
+    assert kept.raw_text is not None and '"likes":1180591620717411303424,' in kept.raw_text
+
+
+def test_json_read_without_recursion_reads_as_pythons_parser_does() -> None:
+    """What is too deep for Python's parser is read by one of Rapport's own: every other part of the
+    document reads the same."""
+    shallow = (
+        ' {"a\\"b": [1, -0, 2.5e-3, -1E+300, 7e2, "x\\u00e9\\ud83d\\ude00\\n\\\\", "\u00e9", true, false,'
+        ' null, {}, [], {"k": {"k": [[], {}]}}],\t\r "big": -98765432109876543210987, "a": 1, "a": 2, "": ""}'
+    )
+    deep = shallow.replace('"": ""', '"": ' + "[" * 1020 + "]" * 1020)
+
+    read = parse_json(deep.encode())
+
+    innermost = read.pop("")
+    for _ in range(1019):
+        [innermost] = innermost
+    assert innermost == []
+    assert read == {key: value for key, value in json.loads(shallow).items() if key}
 
 
 def _views(path: Path, count: int, start: int) -> Path:

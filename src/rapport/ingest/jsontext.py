@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -18,15 +19,55 @@ def parse_json(raw: bytes | str) -> Any:
 
     orjson reads a whole number beyond 64 bits as a float, which rounds it; so text that may hold one
     is read again by Python's parser, which keeps it whole, and the check then refuses it by name
-    instead of letting it be stored rounded. The test for such text costs one pass over the bytes."""
+    instead of letting it be stored rounded; text nested deeper than that parser goes is read by one
+    without recursion, slower but as exact. The test for such text costs one pass over the bytes."""
     document = orjson.loads(raw)
     text = raw.encode() if isinstance(raw, str) else raw
     if _LONG_RUN in text.translate(_DIGITS_AS_ZERO):
         try:
             return json.loads(text)
-        except (RecursionError, ValueError):  # deeper than Python's parser goes: orjson's reading stands
-            pass
+        except RecursionError:  # deeper than Python's parser goes (orjson goes to 1,024 levels)
+            return _read_without_recursion(text.decode())
     return document
+
+
+#: the tokens of JSON text, whitespace, ":" and "," aside: a string, a number, a word, a bracket or a brace
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|-?[0-9][0-9.eE+-]*|true|false|null|[\[\]{}]')
+_WORDS = {"true": True, "false": False, "null": None}
+
+
+def _read_without_recursion(text: str) -> Any:
+    """``text``, which orjson has accepted as JSON, read with a stack of its own instead of recursion, every
+    whole number kept whole. Slower than Python's parser, so kept for what is too deep for it."""
+    open_values: list[list[Any] | dict[str, Any]] = []  # the lists and objects being read, outermost first
+    keys: list[str | None] = []  # for each of them: the key read whose value comes next (objects only)
+    value: Any = None
+    for match in _TOKEN.finditer(text):
+        token = match[0]
+        if token in ("[", "{"):
+            open_values.append([] if token == "[" else {})
+            keys.append(None)
+            continue
+        if token in ("]", "}"):
+            value = open_values.pop()
+            keys.pop()
+        elif token[0] == '"':  # a string: its escapes, if any, read by Python's parser
+            value = json.loads(token) if "\\" in token else token[1:-1]
+        elif token in _WORDS:
+            value = _WORDS[token]
+        else:
+            value = float(token) if any(c in token for c in ".eE") else int(token)
+        if not open_values:
+            continue
+        parent = open_values[-1]
+        if isinstance(parent, list):
+            parent.append(value)
+        elif keys[-1] is None:  # in an object, a key and its value take turns
+            keys[-1] = value
+        else:
+            parent[keys[-1]] = value
+            keys[-1] = None
+    return value
 
 
 def utf8_problem(raw: bytes) -> str | None:

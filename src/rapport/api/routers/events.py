@@ -149,7 +149,8 @@ async def post_events(request: Request, database: DatabaseDep, settings: Setting
     """Validate, deduplicate, resolve and store each event. An id seen before counts as a duplicate and
     changes nothing, so a batch may safely be sent again."""
     body = await _read_body(request, settings.max_batch_bytes)
-    events = _events_of(body, settings.max_batch_events)
+    # in a thread: a body too deep for Python's parser that may hold long numbers takes seconds to read
+    events = await run_in_threadpool(_events_of, body, settings.max_batch_events)
 
     def work() -> Any:
         with database.session(write=True) as session:
