@@ -425,6 +425,50 @@ def test_only_a_registration_passes_a_device_on_another_persons_mention_of_it_do
     assert filed["case.opened"] == neighbour and readings == [owner]
 
 
+@pytest.mark.parametrize("order", ["in time", "the earlier last", "one batch, the earlier last"])
+def test_a_device_belongs_to_its_latest_registration_whatever_arrives_first(
+    db: Database, settings: Settings, order: str
+) -> None:
+    old = _registered("WM-9", {"email": "old@example.com"}, 0)
+    new = _registered("WM-9", {"email": "new@example.com"}, 60)
+    reading = _reading("WM-9", 90)
+    if order == "in time":
+        ingest(db, settings, [old])
+        ingest(db, settings, [new, reading])
+    elif order == "the earlier last":
+        ingest(db, settings, [new])
+        ingest(db, settings, [old])
+        ingest(db, settings, [reading])
+    else:
+        ingest(db, settings, [new, old, reading])
+
+    owner = holder(db, "email", "new@example.com")
+    assert holder(db, "device_serial", "WM-9") == owner
+    assert filed_under(db, reading["id"]) == owner
+    assert filed_under(db, old["id"]) == holder(db, "email", "old@example.com") != owner
+    with db.session() as session:
+        assert session.scalars(select(Conflict)).all() == []
+
+
+@pytest.mark.parametrize("batches", [1, 3], ids=["one batch", "a batch each"])
+def test_a_mention_of_a_device_nobody_registered_leaves_its_readings_for_the_registration(
+    db: Database, settings: Settings, batches: int
+) -> None:
+    reading = _reading("WM-5", 10)
+    call = message({"email": "neighbour@example.com", "device_serial": "WM-5"}, minute=20)
+    registration = _registered("WM-5", {"email": "owner@example.com"}, 0)
+    stream = [reading, call, registration]  # the registration, the earliest, arrives last
+    for start in range(0, 3, 3 // batches):
+        ingest(db, settings, stream[start : start + 3 // batches])
+
+    owner = holder(db, "email", "owner@example.com")
+    assert holder(db, "device_serial", "WM-5") == owner
+    assert filed_under(db, reading["id"]) == owner
+    assert filed_under(db, call["id"]) == holder(db, "email", "neighbour@example.com") != owner
+    with db.session() as session:
+        assert session.scalars(select(Merge)).all() == []  # the readings' profile became the owner's
+
+
 @pytest.mark.parametrize("batches", [1, 2], ids=["one batch", "a batch each"])
 def test_an_identifier_was_first_seen_by_its_earliest_event_whatever_came_first(
     db: Database, settings: Settings, batches: int

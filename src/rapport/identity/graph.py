@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -97,11 +97,31 @@ class Resolution:
         return [(m.survivor, m.absorbed) for m in self.merges]
 
 
-class GraphBatch:
-    """Resolves one batch of claims. Use :meth:`resolve`, then :meth:`write` in the same transaction."""
+#: the registration in force (when it was made, its event id) of each of some transferable identifiers'
+#: values (serials), as the projection of those things keeps it; absent for one never registered
+RegistrationsInForce = Callable[[Connection, Sequence[str]], dict[str, tuple[datetime, str]]]
 
-    def __init__(self, connection: Connection, kinds: KindTable, *, now: datetime) -> None:
+
+class GraphBatch:
+    """Resolves one batch of claims. Use :meth:`resolve`, then :meth:`write` in the same transaction.
+
+    With ``registrations``, a registration passes a transferable identifier on only if it is later than
+    the one in force (a late registration by a former owner leaves it with the present one); without, any
+    registration passes it on."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        kinds: KindTable,
+        *,
+        now: datetime,
+        registrations: RegistrationsInForce | None = None,
+    ) -> None:
         self.connection = connection
+        self.registrations = registrations
+        # (when, event id) of the registration in force of the transferable identifiers a registration
+        # of this batch names: read before the batch, then kept as the batch passes them on
+        self.in_force: dict[Key, tuple[datetime, str]] = {}
         self.kinds = kinds
         self.now = now
         self.owner: dict[Key, str] = {}
@@ -156,6 +176,18 @@ class GraphBatch:
                     counted.update(pid for pid in owners if pid is not None)
         self._load_profiles(set(self.owner.values()), counted=counted)
         self._load_placeholders({pid for key, pid in self.owner.items() if key[0] in TRANSFERABLE})
+        self._load_registrations(claims)
+
+    def _load_registrations(self, claims: Sequence[Claim]) -> None:
+        """Read the registration in force of each held identifier that a registration of the batch names."""
+        if self.registrations is None:
+            return
+        registered = {key for claim in claims for key in claim.keys if TRANSFERABLE.get(key[0]) == claim.type}
+        for kind in {kind for kind, _ in registered}:
+            values = sorted(value for k, value in registered if k == kind and (k, value) in self.owner)
+            if values:
+                found = self.registrations(self.connection, values)
+                self.in_force.update({(kind, value): found[value] for value in values if value in found})
 
     def _load_placeholders(self, ids: set[str]) -> None:
         table = table_of(Identifier)
@@ -255,9 +287,9 @@ class GraphBatch:
                     root = self.root(pid)
                     if root not in roots:
                         roots.append(root)
-            if personal:
+            if personal:  # a registration takes over a profile of the thing alone (its readings so far)
                 for key in keys:
-                    if key[0] in TRANSFERABLE and key in self.owner:
+                    if TRANSFERABLE.get(key[0]) == claim.type and key in self.owner:
                         root = self.root(self.owner[key])
                         if root in self.placeholders and root not in roots:
                             roots.append(root)
@@ -279,8 +311,8 @@ class GraphBatch:
             for key in keys:
                 if key in self.owner:
                     holder = self.root(self.owner[key])
-                    passed_on = key[0] in TRANSFERABLE and personal and TRANSFERABLE[key[0]] == claim.type
-                    if passed_on and holder != target:
+                    registers = bool(personal) and TRANSFERABLE.get(key[0]) == claim.type
+                    if registers and self._in_force(key, claim) and holder != target:
                         self._transfer(key, target)
                         holder = target
                     if holder == target:  # a mention that leaves it with another profile is no sighting
@@ -301,6 +333,8 @@ class GraphBatch:
                     continue
                 self.owner[key] = target
                 self._sighted(key, claim)
+                if bool(personal) and TRANSFERABLE.get(key[0]) == claim.type:
+                    self._in_force(key, claim)
                 self.first_seen.add(key)
                 if key[0] not in TRANSFERABLE:
                     self.placeholders.discard(target)
@@ -313,6 +347,16 @@ class GraphBatch:
             new_profiles=new_profiles,
             conflicts=list(conflicts.values()),
         )
+
+    def _in_force(self, key: Key, claim: Claim) -> bool:
+        """Whether the registration ``claim`` is later than the one in force for ``key`` (when it was
+        made, then by event id, as the thing's own projection decides); if it is, it is in force now."""
+        made = (claim.occurred_at, claim.event_id)
+        before = self.in_force.get(key)
+        if self.registrations is not None and before is not None and made <= before:
+            return False
+        self.in_force[key] = made
+        return True
 
     def _sighted(self, key: Key, claim: Claim) -> None:
         """``claim`` links ``key`` to the profile holding it: keep it if it is the earliest that does."""

@@ -38,7 +38,7 @@ from rapport.ingest.envelope import Candidate, JsonText, Rejection, check, has_n
 from rapport.ingest.models import QuarantinedEvent
 from rapport.profiles.projector import project
 from rapport.settings import Settings
-from rapport.things.devices import project_devices, screen_devices
+from rapport.things.devices import project_devices, registrations_in_force, screen_devices
 from rapport.things.stores import project_visits, screen_store_events
 
 
@@ -335,7 +335,7 @@ def store_batch(
     if not fresh:
         return outcome
 
-    graph = GraphBatch(connection, kinds, now=now)
+    graph = GraphBatch(connection, kinds, now=now, registrations=registrations_in_force)
     resolution = graph.resolve(fresh)
     graph.write(resolution)
     rows = [

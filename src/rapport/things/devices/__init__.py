@@ -16,7 +16,13 @@ from rapport.things.devices.alerts import find_silent
 from rapport.things.devices.history import BadHistory, parse_bucket
 from rapport.things.devices.projector import project_devices
 from rapport.things.devices.screen import screen_devices
-from rapport.things.devices.service import device_view, devices_of, forget_devices, list_devices
+from rapport.things.devices.service import (
+    device_view,
+    devices_of,
+    forget_devices,
+    list_devices,
+    registrations_in_force,
+)
 from rapport.things.devices.thresholds import DeviceModelError, ModelConfig, all_models, put_model
 
 __all__ = [
@@ -32,5 +38,6 @@ __all__ = [
     "parse_bucket",
     "project_devices",
     "put_model",
+    "registrations_in_force",
     "screen_devices",
 ]

@@ -25,6 +25,20 @@ DEFAULT_SPAN = timedelta(days=7)
 DEFAULT_BUCKET = timedelta(hours=1)
 
 
+def registrations_in_force(connection: Connection, serials: Sequence[str]) -> dict[str, tuple[datetime, str]]:
+    """When the registration in force of each of ``serials`` (normalised) was made, with its event id:
+    the identity graph passes a serial on only to a later registration, as the twin names its owner."""
+    table = table_of(Device)
+    found: dict[str, tuple[datetime, str]] = {}
+    for chunk in chunked(sorted(set(serials))):
+        query = select(table.c.serial, table.c.registered_at, table.c.owner_event_id).where(
+            one_of(connection, table.c.serial, chunk), table.c.owner_event_id.is_not(None)
+        )
+        for serial, registered_at, event_id in connection.execute(query):
+            found[serial] = (registered_at, event_id)
+    return found
+
+
 def summary(
     twin: Mapping[str, Any], config: ModelConfig | None, owner: str | None, now: datetime
 ) -> dict[str, Any]:
