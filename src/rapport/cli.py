@@ -152,13 +152,16 @@ def import_(
     ] = 5000,
 ) -> None:
     """Ingest a file of events of any size; rejected lines go to the quarantine."""
-    from rapport.ingest.importer import import_file, transport_of
+    from rapport.ingest.importer import UnusableFile, import_file, transport_of
 
     settings = _settings(secrets=True)
     with _database(settings, takes_events=True) as database:
-        outcome = import_file(
-            database, path, settings=settings, batch_size=batch_size, on_progress=_progress(path.name)
-        )
+        try:
+            outcome = import_file(
+                database, path, settings=settings, batch_size=batch_size, on_progress=_progress(path.name)
+            )
+        except UnusableFile as exc:  # found before anything was stored
+            _error(str(exc))
     typer.echo("", err=True)
     where = " (see GET /v1/quarantine)" if outcome.rejected_count else ""
     typer.echo(

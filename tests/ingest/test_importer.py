@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import tracemalloc
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -18,7 +21,7 @@ from builders import event, order, page_view
 from rapport.cli import app
 from rapport.db import Database
 from rapport.events import Event
-from rapport.ingest.importer import import_file, read_csv, read_jsonl
+from rapport.ingest.importer import Unparsable, UnusableFile, import_file, read_csv, read_jsonl
 from rapport.ingest.jsontext import parse_json
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import Outcome
@@ -374,7 +377,185 @@ def test_a_csv_cell_over_ten_megabytes_is_named_and_the_rows_after_it_are_read(
     assert list(stored(db)) == ["v-3"]
     assert [(r["line"], r["id"]) for r in outcome.rejected] == [(2, "v-1"), (3, None)]
     assert outcome.rejected[0]["errors"] == ["data.title: must be at most 500 characters long"]
-    assert outcome.rejected[1]["errors"][0].startswith("not readable as CSV (field larger than field limit")
+    assert outcome.rejected[1]["errors"][0].startswith(
+        "not readable as CSV: a row of 10,485,820 characters, over the 10,485,760 one event may take"
+    )
+
+
+VIEWS = "id,type,occurred_at,source,identifiers.email,data.url,data.title\r\n"
+
+
+def view_line(number: int, title: str = "Home") -> str:
+    """A line of a page view in the VIEWS columns, its ``title`` cell written as it is (quotes and all)."""
+    return f"m-{number},page.viewed,2026-05-01T09:{number:02d}:00Z,web,jo@example.com,/m/{number},{title}\r\n"
+
+
+def views_file(path: Path, *lines: str, header: str = VIEWS) -> Path:
+    path.write_text(header + "".join(lines), newline="")
+    return path
+
+
+def limited(settings: Settings, limit: int) -> Settings:
+    """``settings`` with a smaller ``RAPPORT_MAX_BATCH_BYTES``, the most a line or CSV row may hold."""
+    return settings.model_copy(update={"max_batch_bytes": limit})
+
+
+@pytest.mark.parametrize(
+    ("lines", "refused", "limit"),
+    [
+        ([view_line(1, '"oops'), view_line(2), view_line(3), view_line(4)], 2, 10 * 1024 * 1024),
+        ([view_line(1), view_line(2), view_line(3, '"oops')], 4, 10 * 1024 * 1024),
+        ([view_line(1), view_line(2), view_line(3, '"oops').rstrip()], 4, 10 * 1024 * 1024),
+        ([view_line(1, '"oops'), *(view_line(n) for n in range(2, 60))], 2, 1024),
+    ],
+    ids=[
+        "before other rows",
+        "on the last line",
+        "on the last line, unended",
+        "before more than a row holds",
+    ],
+)
+def test_a_csv_quote_never_closed_refuses_its_line_and_the_lines_after_it_are_read_as_rows(
+    db: Database, settings: Settings, tmp_path: Path, lines: list[str], refused: int, limit: int
+) -> None:
+    """Python's reader takes the rest of the file into the quoted cell; the file ending inside it shows the
+    quote was never closed, so the row is its line alone and the lines after it are read again."""
+    path = views_file(tmp_path / "views.csv", *lines)
+
+    outcome = import_file(db, path, settings=limited(settings, limit))
+
+    assert (outcome.accepted, outcome.rejected_count) == (len(lines) - 1, 1)
+    assert sorted(stored(db)) == sorted(f"m-{n}" for n in range(1, len(lines) + 1) if n != refused - 1)
+    [kept] = quarantine(db)
+    assert (kept.line, kept.raw_text) == (refused, lines[refused - 2].rstrip("\r\n"))
+    assert kept.errors == [
+        f"line {refused}: not readable as CSV: a quoted cell in it is never closed (the file ends first), "
+        "so it is taken to be this line alone"
+    ]
+
+
+def test_a_csv_quote_never_closed_in_input_that_cannot_be_read_again_says_what_was_lost() -> None:
+    class Pipe(io.StringIO):
+        def seekable(self) -> bool:
+            return False
+
+    stream = Pipe(VIEWS + view_line(1) + view_line(2, '"oops') + view_line(3), newline="")
+
+    items = list(read_csv(stream))
+
+    assert [(line, type(item)) for line, item in items] == [(2, dict), (3, Unparsable)]
+    assert isinstance(items[1][1], Unparsable)
+    assert items[1][1].problem.endswith(
+        "; the lines after it could not be read again (the input is not a file)"
+    )
+
+
+def test_a_csv_row_with_more_cells_than_the_header_is_refused_as_written(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    lines = [view_line(1), view_line(2, "Home,Shop,Cart"), view_line(3)]
+
+    outcome = import_file(db, views_file(tmp_path / "views.csv", *lines), settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (2, 1)
+    assert sorted(stored(db)) == ["m-1", "m-3"]
+    [kept] = quarantine(db)
+    assert (kept.line, kept.raw_text) == (3, lines[1].rstrip("\r\n"))
+    assert kept.errors == ["line 3: 9 cells, more than the 7 columns the header names"]
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        (
+            VIEWS.replace("data.url", "identifiers.email"),
+            "the header (line 1) names identifiers.email twice, in columns 5 and 6: one of the two values "
+            "of each row would be lost",
+        ),
+        (VIEWS.replace("data.url", ""), "column 6 of the header (line 1) has no name"),
+        (
+            VIEWS.replace("data.url", "data."),
+            "column 6 of the header (line 1), data., names no field after the dot",
+        ),
+    ],
+    ids=["twice", "no name", "no field"],
+)
+def test_a_csv_header_naming_a_column_twice_or_not_at_all_stops_the_import(
+    db: Database, settings: Settings, tmp_path: Path, header: str, problem: str
+) -> None:
+    path = views_file(tmp_path / "views.csv", view_line(1), header=header)
+
+    with pytest.raises(UnusableFile) as refused:
+        import_file(db, path, settings=settings)
+
+    assert str(refused.value) == problem
+    assert stored(db) == {} and quarantine(db) == []
+
+
+def test_blank_lines_before_a_csv_header_are_skipped(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """As a spreadsheet whose first rows are empty writes them: empty lines, or lines of empty cells."""
+    untyped = view_line(3).replace("page.viewed", "page.unknown")
+    path = views_file(
+        tmp_path / "views.csv", view_line(1), "\r\n", view_line(2), untyped, header="\r\n,,,\r\n" + VIEWS
+    )
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (2, 1)
+    assert sorted(stored(db)) == ["m-1", "m-2"]
+    assert [(r["line"], r["id"]) for r in outcome.rejected] == [(7, "m-3")]
+
+
+def test_nothing_inside_a_csv_row_over_the_limit_becomes_an_event(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A quoted cell may hold lines that look like rows; when it is too long to read (over the 10 MB of a
+    request), it is read past to where its quotes close, and none of its lines is taken for a row."""
+    inside = "t" * (10 * 1024 * 1024) + "\r\n" + "".join(view_line(n) for n in range(10, 40))
+    untyped = view_line(4).replace("page.viewed", "page.unknown")
+    lines = [view_line(1), view_line(2, f'"{inside}"'), view_line(3), untyped]
+
+    outcome = import_file(db, views_file(tmp_path / "views.csv", *lines), settings=settings)
+
+    assert sorted(stored(db)) == ["m-1", "m-3"]
+    assert [(r["line"], r["id"]) for r in outcome.rejected] == [(3, None), (36, "m-4")]
+    too_long, _ = quarantine(db)
+    assert too_long.raw_text == lines[1][:1024]
+    assert too_long.errors == [
+        f"line 3: not readable as CSV: a row of {len(lines[1]) - 2:,} characters, over the 10,485,760 one "
+        "event may take (RAPPORT_MAX_BATCH_BYTES): only its first 1,024 are kept"
+    ]
+
+
+#: text for a CSV cell: the marks that open and close quoted cells, end cells and rows, and rows written out
+CELL_TEXT = st.lists(st.sampled_from(["a", ",", '"', "\n", "\r\n", "\r", view_line(9)]), max_size=12).map(
+    "".join
+)
+
+
+@given(titles=st.lists(CELL_TEXT, max_size=5), long_title=CELL_TEXT, long_at=st.integers(0, 5))
+def test_a_csv_row_over_the_limit_ends_where_its_quotes_close(
+    titles: list[str], long_title: str, long_at: int
+) -> None:
+    """Whatever the cells of a row too long to read hold, the rows around it come back as written."""
+    long_title = (long_title + "y") * (1200 // (len(long_title) + 1) + 1)  # past 1,024 amid the same marks
+    envelope = ["page.viewed", "2026-05-01T09:00:00Z", "web", "jo@example.com", "/m"]
+    rows = [[f"m-{n}", *envelope, title] for n, title in enumerate(titles)]
+    long_at = min(long_at, len(rows))
+    before, written = io.StringIO(newline=""), io.StringIO(newline="")
+    csv.writer(before).writerows([VIEWS.rstrip().split(","), *rows[:long_at]])
+    csv.writer(written).writerows([*rows[:long_at], ["m-long", *envelope, long_title], *rows[long_at:]])
+
+    text = VIEWS + written.getvalue()
+    items = list(read_csv(io.StringIO(text, newline=""), lambda _type, _field: "string", limit=1024))
+
+    events = [item for _, item in items if isinstance(item, dict)]
+    assert [(e["id"], e["data"].get("title", "")) for e in events] == [(row[0], row[6]) for row in rows]
+    [(line, refused)] = [(line, item) for line, item in items if isinstance(item, Unparsable)]
+    assert line == len(io.StringIO(before.getvalue(), newline="").readlines()) + 1
+    assert refused.problem.startswith("not readable as CSV: a row of ")
 
 
 def test_files_with_a_byte_order_mark_are_imported(db: Database, settings: Settings, tmp_path: Path) -> None:
@@ -613,3 +794,27 @@ def test_the_import_command_refuses_a_missing_file(cli: CliRunner, db: Database,
     assert result.exit_code == 2
     assert "does not exist" in result.output
     assert stored(db) == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        (
+            "views.csv",
+            (VIEWS.replace("data.url", "identifiers.email") + view_line(1)).encode(),
+            "names identifiers.email twice",
+        ),
+    ],
+    ids=["header"],
+)
+def test_the_import_command_refuses_a_file_it_cannot_read_before_storing_anything(
+    cli: CliRunner, db: Database, tmp_path: Path, name: str, content: bytes, problem: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+
+    result = cli.invoke(app, ["import", str(path)])
+
+    assert result.exit_code == 2, result.output
+    assert "error: " in result.stderr and problem in result.stderr
+    assert stored(db) == {} and quarantine(db) == []

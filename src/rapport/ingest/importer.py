@@ -5,13 +5,14 @@ from __future__ import annotations
 import codecs
 import csv
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
 import orjson
 
@@ -47,6 +48,19 @@ def _shown(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
+#: the longest CSV row read: as much as ``POST /v1/events`` takes in one body by default
+#: (``RAPPORT_MAX_BATCH_BYTES``); an event cannot be larger than a request
+MAX_LINE = 10 * 1024 * 1024
+#: how much of a longer row the quarantine keeps, to find it at its source
+KEPT = 1024
+#: the pieces the rest of a longer row is read in, to skip it in constant memory
+PIECE = 64 * 1024
+
+
+class UnusableFile(ValueError):
+    """A file import cannot read at all (a CSV header it cannot follow): nothing is stored."""
+
+
 def read_jsonl(stream: BinaryIO) -> Iterator[Line]:
     """One event per line of UTF-8 (a byte-order mark is skipped); blank lines are skipped."""
     for number, line in enumerate(stream, start=1):
@@ -59,6 +73,13 @@ def read_jsonl(stream: BinaryIO) -> Iterator[Line]:
         except orjson.JSONDecodeError as exc:
             problem = utf8_problem(line) or json_problem(exc)
             yield number, Unparsable(number, _shown(line.rstrip(b"\r\n")), problem)
+
+
+def _too_long(what: str, limit: int) -> str:
+    return (
+        f"{what}, over the {limit:,} one event may take (RAPPORT_MAX_BATCH_BYTES): "
+        f"only its first {KEPT:,} are kept"
+    )
 
 
 FieldType = Callable[[str, str], Any]
@@ -90,53 +111,234 @@ def _printable(text: str) -> str:
     return _shown(text.encode("utf-8", "surrogateescape"))
 
 
-def _row_text(row: dict[str | None, Any]) -> str:
-    return ",".join(v or "" for v in row.values() if isinstance(v, str))
-
-
-#: the longest CSV cell read: as much as ``POST /v1/events`` takes in one body (Python's default is 128 KiB)
-MAX_CELL = 10 * 1024 * 1024
 #: the columns whose fields may also come one to a column, as ``identifiers.<kind>`` and ``data.<field>``
 DOTTED = ("identifiers", "data")
 
 
-def read_csv(stream: TextIO, field_type: FieldType = lambda _type, _field: None) -> Iterator[Line]:
+def read_csv(
+    stream: TextIO, field_type: FieldType = lambda _type, _field: None, limit: int = MAX_LINE
+) -> Iterator[Line]:
     """Columns ``id, type, occurred_at, source``, then ``identifiers.<kind>`` and either a ``data`` column
     holding a JSON object or ``data.<field>`` columns, read as the type's schema declares each field
-    (``field_type(type, field)`` gives the JSON Schema type)."""
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
-    reader = csv.DictReader(stream)
-    header_garbled = any(_garbled(name) for name in reader.fieldnames or [])
-    rows = iter(reader)
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except csv.Error as exc:  # a cell over MAX_CELL: the reader goes on at the next line
-            number = reader.line_num + 1
-            yield number, Unparsable(number, "", f"not readable as CSV ({exc}), so it was not kept")
+    (``field_type(type, field)`` gives the JSON Schema type); a row holds at most ``limit`` characters.
+    The header is read at once (blank lines before it skipped): raises UnusableFile if it cannot be
+    followed, before any row is read."""
+    records = _csv_records(stream, limit)
+    header = _csv_header(records)
+    return _csv_rows(records, header, field_type)
+
+
+class _Record(NamedTuple):
+    """A CSV record: the line it starts on, its cells, and its lines as written (to keep it if refused)."""
+
+    line: int
+    cells: list[str]
+    lines: list[str]
+
+    @property
+    def text(self) -> str:
+        return _printable("".join(self.lines).rstrip("\r\n"))
+
+
+def _csv_header(records: Iterator[_Record | Unparsable]) -> list[str]:
+    """The names of the columns: every one named, once (a second value for a name would be lost)."""
+    for record in records:
+        if isinstance(record, Unparsable):
+            raise UnusableFile(f"the header, {record.error}")
+        if any(cell.strip() for cell in record.cells):  # lines of empty cells: a sheet's blank top rows
+            break
+    else:
+        return []  # no header, so no rows
+    header = record.cells
+    seen: dict[str, int] = {}  # the column each name was first seen in
+    for column, name in enumerate(header, start=1):
+        where = f"column {column} of the header (line {record.line})"
+        if not name.strip():
+            raise UnusableFile(f"{where} has no name")
+        prefix, dot, field = name.partition(".")
+        if dot and prefix in DOTTED and not field:
+            raise UnusableFile(f"{where}, {_printable(name)}, names no field after the dot")
+        if name in seen:
+            raise UnusableFile(
+                f"the header (line {record.line}) names {_printable(name)} twice, in columns "
+                f"{seen[name]} and {column}: one of the two values of each row would be lost"
+            )
+        seen[name] = column
+    return header
+
+
+def _csv_rows(
+    records: Iterator[_Record | Unparsable], header: list[str], field_type: FieldType
+) -> Iterator[Line]:
+    """Each record's event, or why it cannot give one, with the line it starts on."""
+    header_garbled = any(_garbled(name) for name in header)
+    for record in records:
+        if isinstance(record, Unparsable):
+            yield record.line, record
             continue
-        number = reader.line_num - _newlines(row)  # the line the row starts on: a quoted cell may span lines
-        garbled = [column for column, value in row.items() if isinstance(value, str) and _garbled(value)]
+        number = record.line
+        if len(record.cells) > len(header):  # DictReader would drop the cells past the header's
+            problem = f"{len(record.cells)} cells, more than the {len(header)} columns the header names"
+            yield number, Unparsable(number, record.text, problem)
+            continue
+        row = dict(zip(header, record.cells, strict=False))  # a short row lacks its last columns' fields
+        garbled = [column for column, value in row.items() if _garbled(value)]
         if header_garbled or garbled:
             where = "the header" if header_garbled else f"column {', '.join(map(_printable, garbled))}"
-            yield number, Unparsable(number, _printable(_row_text(row)), f"{where} is not UTF-8 text")
+            yield number, Unparsable(number, record.text, f"{where} is not UTF-8 text")
             continue
         try:
             event = _csv_event(row, field_type)
         except ValueError as exc:
-            yield number, Unparsable(number, _printable(_row_text(row)), str(exc))
+            yield number, Unparsable(number, record.text, str(exc))
             continue
         yield number, event
 
 
-def _csv_event(row: dict[str | None, Any], field_type: FieldType) -> dict[str, Any]:
+def _csv_records(stream: TextIO, limit: int) -> Iterator[_Record | Unparsable]:
+    """The records of a CSV file (blank lines left out), read by Python's reader. Nothing inside a broken
+    record is read as a record of its own: one longer than ``limit`` is read past to its end; one the file
+    ends inside (a quote never closed) is taken to be its first line only, and the lines after that are
+    read again, as records."""
+    csv.field_size_limit(max(csv.field_size_limit(), limit + 2))  # the limit is checked on the lines
+    lines = _CsvLines(stream, limit)
+    reader = csv.reader(lines)
+    while True:
+        lines.begin()
+        try:
+            cells: list[str] | None = next(reader)
+        except StopIteration:
+            return
+        except _TooLong as too_long:
+            cells = None
+            lines.skip(too_long.piece)
+        if lines.unclosed:
+            yield lines.unclosed_record()
+        elif cells is None:
+            problem = _too_long(f"not readable as CSV: a row of {lines.size:,} characters", limit)
+            yield Unparsable(lines.first, _printable(lines.kept), problem)
+        elif cells:
+            yield _Record(lines.first, cells, lines.text)
+
+
+class _TooLong(Exception):
+    """The record being read grew past the limit with ``piece``, which the reader was not given."""
+
+    def __init__(self, piece: str) -> None:
+        super().__init__()
+        self.piece = piece
+
+
+class _CsvLines:
+    """The lines of a CSV file as Python's reader takes them, counted, one record at a time. The record's
+    lines are held (at most the limit), and where its second line starts is noted: if the file ends
+    inside it, the lines after its first are read again."""
+
+    def __init__(self, stream: TextIO, limit: int) -> None:
+        self.stream, self.limit = stream, limit
+        self.seekable = stream.seekable()
+        self.line = 1  # the line the next piece read is on
+        self.after_cr = False  # the last piece ended with "\r": a "\n" alone after it is the same line break
+        self.begin()
+
+    def begin(self) -> None:
+        """A record starts with the next line."""
+        self.first = self.line
+        self.text: list[str] = []
+        self.size = 0
+        self.kept = ""  # the start of a record too long to hold
+        self.spans = False  # whether it goes on past its first line
+        self.second: int | None = None  # where its second line starts, as the stream tells it
+        self.unclosed = False  # whether the file ends inside a quoted cell of the record
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        piece = self._read(self.limit + 2)  # any line within the limit, with its line break, is whole
+        if not piece:
+            self.unclosed = bool(self.text)  # the reader asks for another line of a record only inside quotes
+            raise StopIteration
+        if self.size + len(piece.rstrip("\r\n")) > self.limit:
+            raise _TooLong(piece)
+        self.size += len(piece)
+        self.text.append(piece)
+        return piece
+
+    def _read(self, size: int) -> str:
+        """The next line, or its next ``size`` characters."""
+        second = self.line > self.first and not self.spans
+        at = self.stream.tell() if second and self.seekable else None  # for records of many lines only
+        piece = self.stream.readline(size)
+        if second and piece:
+            self.spans, self.second = True, at
+        if piece.endswith("\r") or (piece.endswith("\n") and not (self.after_cr and piece == "\n")):
+            self.line += 1
+        self.after_cr = piece.endswith("\r")
+        return piece
+
+    def skip(self, piece: str) -> None:
+        """Read past the rest of a record that ``piece`` made too long, keeping its start and its size: the
+        reader had its lines before ``piece``, each ending inside a quoted cell."""
+        head = "".join(self.text)[:KEPT]
+        self.kept = head + piece[: KEPT - len(head)]
+        state = _csv_state(piece, "quoted" if self.text else "start")
+        self.size += len(piece)
+        while state != "end":
+            piece = self._read(PIECE)
+            if not piece:
+                self.unclosed = state == "quoted"
+                break
+            self.size += len(piece)
+            state = _csv_state(piece, state)
+        self.size -= len(piece) - len(piece.rstrip("\r\n"))
+
+    def unclosed_record(self) -> Unparsable:
+        """The first line of a record the file ends inside: the lines after it are read again."""
+        problem = "not readable as CSV: a quoted cell in it is never closed (the file ends first)"
+        problem += ", so it is taken to be this line alone"
+        if self.second is not None:
+            self.stream.seek(self.second)
+            self.line, self.after_cr = self.first + 1, False
+        elif self.spans:
+            problem += "; the lines after it could not be read again (the input is not a file)"
+        first_line = self.text[0] if self.text else self.kept
+        return Unparsable(self.first, _printable(first_line.rstrip("\r\n")), problem)
+
+
+#: in a CSV cell that is not quoted: what ends the record, or opens a quoted cell next to it
+_UNQUOTED = re.compile(r',"|[\r\n]')
+
+
+def _csv_state(text: str, state: str) -> str:
+    """Where a CSV record is after ``text``, as Python's reader reads it: at the ``start`` of a cell, in an
+    unquoted ``cell``, ``quoted``, just after a ``quote`` in a quoted cell, or at its ``end`` (a line break
+    outside quotes). To read past a record too long to hold: it goes from mark to mark, holding nothing."""
+    at = 0
+    while at < len(text):
+        if state == "quoted":
+            at = text.find('"', at)
+            if at < 0:
+                return state
+            state, at = "quote", at + 1
+        elif state in ("start", "quote") and text[at] == '"':  # opens a quoted cell, or is a quote doubled
+            state, at = "quoted", at + 1
+        else:  # in an unquoted cell (what follows a closing quote is read as one too)
+            found = _UNQUOTED.search(text, at)
+            if found is None:
+                return "start" if text.endswith(",") else "cell"
+            if found[0] != ',"':
+                return "end"
+            state, at = "quoted", found.end()
+    return state
+
+
+def _csv_event(row: dict[str, str], field_type: FieldType) -> dict[str, Any]:
     """The envelope a CSV row gives. Raises ValueError naming what cannot be read."""
     event: dict[str, Any] = {}
     dotted: dict[str, dict[str, Any]] = {name: {} for name in DOTTED}
     for column, value in row.items():
-        if column is None or value is None or value == "":
+        if value == "":
             continue
         name, dot, field = column.partition(".")
         if dot and name in dotted:
@@ -164,11 +366,6 @@ def transport_of(path: Path) -> str:
     return f"file:{_shown(os.fsencode(path.name))}"[:MAX_TRANSPORT]
 
 
-def _newlines(row: dict[str | None, Any]) -> int:
-    """How many line breaks the cells of a CSV row hold."""
-    return sum(v.count("\n") for v in row.values() if isinstance(v, str))
-
-
 def import_file(
     database: Database,
     path: Path,
@@ -180,7 +377,8 @@ def import_file(
     """Ingest every event in ``path`` (``.jsonl``/``.ndjson`` or ``.csv``), one transaction per batch.
     Lines that do not parse go to the quarantine as text. Every quarantined row, and each of the outcome's
     rejections (the first hundred, in file order), names the ``line`` of the file it starts on; progress
-    counts the lines that could not be read among those read and rejected."""
+    counts the lines that could not be read among those read and rejected. Raises UnusableFile, having
+    stored nothing, for a CSV header it cannot follow."""
     transport = transport_of(path)
     with database.session() as session:
         catalog = load_catalog(session)
@@ -226,7 +424,7 @@ def import_file(
     with ExitStack() as opened:
         if path.suffix.lower() == ".csv":  # bytes that are not UTF-8 are kept, to be named and quarantined
             text = opened.enter_context(path.open(encoding="utf-8-sig", errors="surrogateescape", newline=""))
-            items = read_csv(text, field_type)
+            items = read_csv(text, field_type, settings.max_batch_bytes)
         else:
             items = read_jsonl(opened.enter_context(path.open("rb")))
         total = ingest_stream(
