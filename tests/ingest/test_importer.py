@@ -558,6 +558,40 @@ def test_a_csv_row_over_the_limit_ends_where_its_quotes_close(
     assert refused.problem.startswith("not readable as CSV: a row of ")
 
 
+def test_a_jsonl_line_over_the_batch_limit_is_refused_naming_its_size(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    huge = {**page_view({"cookie_id": "c-9"}), "data": {"url": "/" + "x" * 100_000}}
+    path = jsonl(tmp_path / "events.jsonl", [GOOD[0], huge, GOOD[1]])
+
+    outcome = import_file(db, path, settings=limited(settings, 65_536))
+
+    assert (outcome.accepted, outcome.rejected_count) == (2, 1)
+    [kept] = quarantine(db)
+    assert (kept.line, kept.raw_text) == (2, json.dumps(huge)[:1024])
+    assert kept.errors == [
+        f"line 2: a line of {len(json.dumps(huge)):,} bytes, over the 65,536 one event may take "
+        "(RAPPORT_MAX_BATCH_BYTES): only its first 1,024 are kept"
+    ]
+
+
+def test_a_line_over_the_limit_is_read_past_in_pieces(tmp_path: Path) -> None:
+    """What is held while a 16 MB line is read past is at most a row's limit and a piece of the line."""
+    long = "x" * 16 * 1024 * 1024
+    lines = jsonl(tmp_path / "long.jsonl", [GOOD[0], {**GOOD[1], "data": {"note": long}}, GOOD[2]])
+    rows = views_file(tmp_path / "long.csv", view_line(1), view_line(2, long), view_line(3))
+
+    with lines.open("rb") as stream:
+        lines_peak, from_lines = _traced(lambda: list(read_jsonl(stream, limit=65_536)))
+    with rows.open(newline="") as stream:
+        rows_peak, from_rows = _traced(lambda: list(read_csv(stream, limit=65_536)))
+
+    assert isinstance(from_lines, list) and isinstance(from_rows, list)
+    assert [(line, type(item)) for line, item in from_lines] == [(1, dict), (2, Unparsable), (3, dict)]
+    assert [(line, type(item)) for line, item in from_rows] == [(2, dict), (3, Unparsable), (4, dict)]
+    assert lines_peak < 1024 * 1024 and rows_peak < 1024 * 1024, (lines_peak, rows_peak)
+
+
 def test_files_with_a_byte_order_mark_are_imported(db: Database, settings: Settings, tmp_path: Path) -> None:
     header = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url"]
     excel = write_csv(

@@ -48,12 +48,12 @@ def _shown(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
-#: the longest CSV row read: as much as ``POST /v1/events`` takes in one body by default
+#: the longest line (or CSV row) read: as much as ``POST /v1/events`` takes in one body by default
 #: (``RAPPORT_MAX_BATCH_BYTES``); an event cannot be larger than a request
 MAX_LINE = 10 * 1024 * 1024
-#: how much of a longer row the quarantine keeps, to find it at its source
+#: how much of a longer line the quarantine keeps, to find it at its source
 KEPT = 1024
-#: the pieces the rest of a longer row is read in, to skip it in constant memory
+#: the pieces the rest of a longer line is read in, to skip it in constant memory
 PIECE = 64 * 1024
 
 
@@ -61,11 +61,19 @@ class UnusableFile(ValueError):
     """A file import cannot read at all (a CSV header it cannot follow): nothing is stored."""
 
 
-def read_jsonl(stream: BinaryIO) -> Iterator[Line]:
-    """One event per line of UTF-8 (a byte-order mark is skipped); blank lines are skipped."""
-    for number, line in enumerate(stream, start=1):
+def read_jsonl(stream: BinaryIO, limit: int = MAX_LINE) -> Iterator[Line]:
+    """One event per line of UTF-8 (a byte-order mark is skipped); blank lines are skipped. A line longer
+    than ``limit`` bytes is refused with its size, read past in pieces, and its first ``KEPT`` bytes kept."""
+    number = 0
+    while line := stream.readline(limit + 2):  # at most two bytes of line break past the limit
+        number += 1
         if number == 1:
             line = line.removeprefix(codecs.BOM_UTF8)
+        if len(line.rstrip(b"\r\n")) > limit:
+            size = len(line.rstrip(b"\r\n")) + _rest_of_line(stream, line)
+            problem = _too_long(f"a line of {size:,} bytes", limit)
+            yield number, Unparsable(number, _shown(line[:KEPT]), problem)
+            continue
         if not line.strip():
             continue
         try:
@@ -80,6 +88,14 @@ def _too_long(what: str, limit: int) -> str:
         f"{what}, over the {limit:,} one event may take (RAPPORT_MAX_BATCH_BYTES): "
         f"only its first {KEPT:,} are kept"
     )
+
+
+def _rest_of_line(stream: BinaryIO, start: bytes) -> int:
+    """Read past the rest of the line that begins with ``start``, in pieces; how many bytes it held."""
+    size, piece = 0, start
+    while not piece.endswith(b"\n") and (piece := stream.readline(PIECE)):
+        size += len(piece.rstrip(b"\r\n"))
+    return size
 
 
 FieldType = Callable[[str, str], Any]
@@ -426,7 +442,7 @@ def import_file(
             text = opened.enter_context(path.open(encoding="utf-8-sig", errors="surrogateescape", newline=""))
             items = read_csv(text, field_type, settings.max_batch_bytes)
         else:
-            items = read_jsonl(opened.enter_context(path.open("rb")))
+            items = read_jsonl(opened.enter_context(path.open("rb")), settings.max_batch_bytes)
         total = ingest_stream(
             database,
             parsed(items),
