@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import io
 import json
+import lzma
 import os
 import tracemalloc
 from collections.abc import Callable
@@ -592,6 +595,30 @@ def test_a_line_over_the_limit_is_read_past_in_pieces(tmp_path: Path) -> None:
     assert lines_peak < 1024 * 1024 and rows_peak < 1024 * 1024, (lines_peak, rows_peak)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "what"),
+    [
+        ("events.jsonl.gz", gzip.compress(b"{}\n"), "compressed with gzip"),
+        ("events.jsonl.bz2", bz2.compress(b"{}\n"), "compressed with bzip2"),
+        ("events.jsonl.xz", lzma.compress(b"{}\n"), "compressed with xz"),
+        ("views.zip", b"PK\x03\x04\x14\x00\x00\x00", "a ZIP archive (as an .xlsx workbook is)"),
+        ("views.csv", VIEWS.encode("utf-16"), "UTF-16 text"),
+    ],
+    ids=["gzip", "bzip2", "xz", "zip", "utf-16"],
+)
+def test_a_compressed_or_binary_file_is_refused_naming_its_format(
+    db: Database, settings: Settings, tmp_path: Path, name: str, content: bytes, what: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+
+    with pytest.raises(UnusableFile) as refused:
+        import_file(db, path, settings=settings)
+
+    assert str(refused.value) == f"{name} is {what}, not UTF-8 text: decompress or convert it first"
+    assert stored(db) == {} and quarantine(db) == []
+
+
 def test_files_with_a_byte_order_mark_are_imported(db: Database, settings: Settings, tmp_path: Path) -> None:
     header = ["id", "type", "occurred_at", "source", "identifiers.email", "data.url"]
     excel = write_csv(
@@ -833,13 +860,14 @@ def test_the_import_command_refuses_a_missing_file(cli: CliRunner, db: Database,
 @pytest.mark.parametrize(
     ("name", "content", "problem"),
     [
+        ("events.jsonl.gz", gzip.compress(b"{}\n"), "events.jsonl.gz is compressed with gzip"),
         (
             "views.csv",
             (VIEWS.replace("data.url", "identifiers.email") + view_line(1)).encode(),
             "names identifiers.email twice",
         ),
     ],
-    ids=["header"],
+    ids=["compressed", "header"],
 )
 def test_the_import_command_refuses_a_file_it_cannot_read_before_storing_anything(
     cli: CliRunner, db: Database, tmp_path: Path, name: str, content: bytes, problem: str

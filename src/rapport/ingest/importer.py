@@ -58,7 +58,7 @@ PIECE = 64 * 1024
 
 
 class UnusableFile(ValueError):
-    """A file import cannot read at all (a CSV header it cannot follow): nothing is stored."""
+    """A file import cannot read at all (compressed, or a CSV header it cannot follow): nothing is stored."""
 
 
 def read_jsonl(stream: BinaryIO, limit: int = MAX_LINE) -> Iterator[Line]:
@@ -394,8 +394,9 @@ def import_file(
     Lines that do not parse go to the quarantine as text. Every quarantined row, and each of the outcome's
     rejections (the first hundred, in file order), names the ``line`` of the file it starts on; progress
     counts the lines that could not be read among those read and rejected. Raises UnusableFile, having
-    stored nothing, for a CSV header it cannot follow."""
+    stored nothing, for a file that is not text (compressed, an archive) or a CSV header it cannot follow."""
     transport = transport_of(path)
+    _refuse_binary(path)
     with database.session() as session:
         catalog = load_catalog(session)
 
@@ -455,6 +456,31 @@ def import_file(
     total.rejected = sorted([*total.rejected, *unreadable.rejected], key=lambda r: r["line"] or 0)[:100]
     total.rejected_count += unreadable.rejected_count
     return total
+
+
+#: how files start that are not text, and what they are
+_BINARY = [
+    (rb"\x1f\x8b", "compressed with gzip"),
+    (rb"BZh[1-9]", "compressed with bzip2"),
+    (rb"\xfd7zXZ\x00", "compressed with xz"),
+    (rb"\x28\xb5\x2f\xfd", "compressed with zstd"),
+    (rb"PK\x03\x04", "a ZIP archive (as an .xlsx workbook is)"),
+    (rb"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an .xls workbook"),
+    (rb"\xff\xfe\x00\x00|\x00\x00\xfe\xff", "UTF-32 text"),
+    (rb"\xff\xfe|\xfe\xff", "UTF-16 text"),
+]
+
+
+def _refuse_binary(path: Path) -> None:
+    """Stop before reading a file that is not UTF-8 text, naming what it is: read as lines, every line of
+    it would be quarantined as unreadable."""
+    with path.open("rb") as stream:
+        head = stream.read(8)
+    for start, what in _BINARY:
+        if re.match(start, head):
+            name = _shown(os.fsencode(path.name))
+            raise UnusableFile(f"{name} is {what}, not UTF-8 text: decompress or convert it first")
 
 
 def _quarantine_text(database: Database, broken: Sequence[Unparsable], *, transport: str) -> None:
