@@ -454,6 +454,24 @@ def test_the_quarantine_keeps_rejected_events_and_replays_them_once_fixed(client
     assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 0, "duplicates": 0, "still_rejected": 0}
 
 
+def test_a_quarantined_item_whose_mended_copy_was_stored_is_a_duplicate_even_if_still_bad(
+    client: TestClient,
+) -> None:
+    broken = {**page_view({"cookie_id": "c-1"}), "data": {}}  # no url
+    problem(send(client, [broken]), 422)
+    mended = {**broken, "data": {"url": "/"}}
+    assert ok(send(client, [mended]))["accepted"] == 1
+    [item] = ok(client.get("/v1/quarantine"))["items"]
+
+    answer = ok(client.post("/v1/quarantine/replay", json={"ids": [item["id"]]}))
+
+    assert answer == {"replayed": 0, "duplicates": 1, "still_rejected": 0}
+    [done] = ok(client.get("/v1/quarantine", params={"status": "duplicate"}))["items"]
+    assert done["errors"][0].startswith(f"id: the log holds an event with the id {broken['id']!r} already")
+    assert "data.url: required property missing" in done["errors"][1]
+    assert ok(client.get("/v1/quarantine"))["items"] == []
+
+
 def test_a_batch_sent_again_is_not_quarantined_twice(client: TestClient) -> None:
     """The same id and body, while the first copy waits, is one item; another body under that id is
     another item (it may be the mended one)."""

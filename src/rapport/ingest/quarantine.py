@@ -141,14 +141,14 @@ def _replay_group(
     taken: set[str] = set()
     for index, (item, event_id) in enumerate(zip(items, ids, strict=True)):
         item.attempts += 1
-        if index in reasons:
-            item.errors = reasons[index]
-            outcome.still_rejected += 1
-        elif event_id in held_before or event_id in taken:
+        if event_id in held_before or event_id in taken:  # however its body fares: its id is stored once
             item.status, item.resolved_at = "duplicate", now
             applied = f"id: the log holds an event with the id {event_id!r} already; this one was not applied"
-            item.errors = [applied, *item.errors]
+            item.errors = [applied, *reasons.get(index, item.errors)]
             outcome.duplicates += 1
+        elif index in reasons:
+            item.errors = reasons[index]
+            outcome.still_rejected += 1
         elif event_id in held_after:
             taken.add(event_id)
             item.status, item.resolved_at = "replayed", now
