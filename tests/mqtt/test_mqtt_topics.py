@@ -186,6 +186,7 @@ def test_a_payload_that_is_not_text_is_kept_as_base64() -> None:
     result = translate("rapport/devices/FR-1/telemetry", b"\xff\xfe\x00binary")
 
     assert isinstance(result, Unreadable)
+    assert result.reason == "payload: not UTF-8 text (invalid start byte at byte 1)"
     assert result.as_quarantined() == {
         "topic": "rapport/devices/FR-1/telemetry",
         "payload_base64": "//4AYmluYXJ5",

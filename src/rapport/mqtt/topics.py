@@ -29,7 +29,7 @@ import orjson
 from rapport.catalog.errors import json_kind
 from rapport.db.base import epoch_micros
 from rapport.ingest.envelope import parse_moment
-from rapport.ingest.jsontext import parse_json
+from rapport.ingest.jsontext import parse_json, utf8_problem
 
 TELEMETRY = "rapport/devices/+/telemetry"
 DEVICE_EVENTS = "rapport/devices/+/events"
@@ -124,7 +124,7 @@ def translate(topic: str, payload: bytes) -> dict[str, Any] | Unreadable:
     try:
         body = parse_json(payload)
     except orjson.JSONDecodeError as exc:
-        return Unreadable(topic, payload, f"payload: not valid JSON ({exc})")
+        return Unreadable(topic, payload, f"payload: {utf8_problem(payload) or f'not valid JSON ({exc})'}")
     if not isinstance(body, dict):
         return Unreadable(topic, payload, f"payload: expected a JSON object, got {_json_type(body)}")
     moment = _timestamp(body)
