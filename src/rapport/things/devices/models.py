@@ -76,3 +76,14 @@ class DeviceModel(Base):
     #: how long the device may stay quiet before it counts as silent; None: never
     silent_after_seconds: Mapped[int | None]
     updated_at: Mapped[datetime]
+
+
+class DeviceModelVersion(Base):
+    """The thresholds a model had from ``since`` on: a reading is judged by those in force when it was
+    taken in, so that a rebuild judges it as ingest did, whatever was set later."""
+
+    __tablename__ = "device_model_versions"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    since: Mapped[datetime] = mapped_column(primary_key=True)
+    thresholds: Mapped[dict[str, Any]]

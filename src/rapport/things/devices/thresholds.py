@@ -7,9 +7,10 @@ default) with :func:`put_model`.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of, upsert
-from rapport.things.devices.models import DeviceModel
+from rapport.things.devices.models import DeviceModel, DeviceModelVersion
 from rapport.things.names import unfit_name
 
 DAY = 86_400
@@ -126,6 +127,44 @@ def load_models(connection: Connection | Session, models: Iterable[str | None]) 
     return found
 
 
+#: the built-in defaults are in force from the beginning of time
+ALWAYS = datetime.min.replace(tzinfo=UTC)
+Rules = Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class History:
+    """The thresholds one model had over time, oldest first: ``(since, thresholds)``."""
+
+    since: tuple[datetime, ...]
+    thresholds: tuple[Rules, ...]
+
+    def at(self, moment: datetime) -> Rules:
+        """The thresholds in force at ``moment``: none before the model had any."""
+        found = bisect_right(self.since, moment)
+        return self.thresholds[found - 1] if found else {}
+
+
+def load_histories(connection: Connection, models: Iterable[str | None]) -> dict[str, History]:
+    """The history of the thresholds of each of ``models`` that ever had any: the built-in defaults, then
+    every version an operator set."""
+    wanted = sorted({m for m in models if m})
+    changes: dict[str, list[tuple[datetime, Rules]]] = {
+        m: [(ALWAYS, BUILTIN_MODELS[m].thresholds)] for m in wanted if m in BUILTIN_MODELS
+    }
+    table = table_of(DeviceModelVersion)
+    for chunk in chunked(wanted):
+        query = select(table.c.model, table.c.since, table.c.thresholds).where(
+            one_of(connection, table.c.model, chunk)
+        )
+        for model, since, thresholds in connection.execute(query):
+            changes.setdefault(model, []).append((since, thresholds))
+    return {
+        model: History(tuple(s for s, _ in found), tuple(t for _, t in found))
+        for model, found in ((m, sorted(c, key=lambda change: change[0])) for m, c in changes.items())
+    }
+
+
 def all_models(connection: Connection | Session) -> dict[str, ModelConfig]:
     """Every model with a configuration: the built-in ones and those an operator set, by name."""
     found = dict(BUILTIN_MODELS)
@@ -192,4 +231,6 @@ def put_model(
     config = ModelConfig(model, check_thresholds(thresholds), silent_after_seconds, False, now)
     row = {k: v for k, v in config.as_dict().items() if k != "builtin"}
     upsert(session.connection(), table_of(DeviceModel), [row], key=["model"])
+    version = {"model": model, "since": now, "thresholds": config.thresholds}
+    upsert(session.connection(), table_of(DeviceModelVersion), [version], key=["model", "since"])
     return config
