@@ -15,11 +15,12 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
-from rapport.db.bulk import select_rows
+from rapport.db.bulk import one_of, select_rows
 from rapport.db.locks import lock_identity_graph
 from rapport.events.models import Event
 from rapport.events.store import EventRow, append_events
 from rapport.things.devices.models import Device
+from rapport.things.devices.ownership import Timeline, load_timelines
 from rapport.things.devices.thresholds import all_models
 from rapport.things.devices.twin import ALERT, Trigger
 
@@ -73,37 +74,77 @@ def profiles_of(connection: Connection, event_ids: Iterable[str | None]) -> dict
 def rows_for(
     connection: Connection,
     triggers: Sequence[tuple[str, Trigger]],
-    twins: Mapping[str, Mapping[str, Any]],
+    timelines: Mapping[str, Timeline],
     *,
     filed: Mapping[str, str],
     now: datetime,
 ) -> list[EventRow]:
-    """The alerts of ``triggers`` (serial, trigger), each under the device owner's profile, or when the
-    device has no owner yet, under the profile of the event that triggered it. ``filed`` maps the ids of
-    events at hand to their profiles; the others are looked up."""
+    """The alerts of ``triggers`` (serial, trigger), each under the profile of whoever owned the device
+    at the trigger's moment (the trigger names it, else ``timelines`` do), or when nobody had registered
+    it by then, under the profile of the event that triggered it. ``filed`` maps the ids of events at
+    hand to their profiles; the others are looked up."""
     if not triggers:
         return []
-    wanted = {twins[serial]["owner_event_id"] for serial, _ in triggers}
-    wanted |= {t.fact.event_id for _, t in triggers}
+    owners = [t.owner_event_id or _in_force(timelines.get(serial), t.occurred_at) for serial, t in triggers]
     known = dict(filed)
-    known.update(profiles_of(connection, [e for e in wanted if e and e not in known]))
+    wanted = {o for o in owners if o} | {t.event_id for _, t in triggers}
+    known.update(profiles_of(connection, [e for e in wanted if e not in known]))
     rows: list[EventRow] = []
-    for serial, trigger in triggers:
-        owner = known.get(twins[serial]["owner_event_id"] or "") or known.get(trigger.fact.event_id)
+    for (serial, trigger), owner_event in zip(triggers, owners, strict=True):
+        owner = known.get(owner_event or "") or known.get(trigger.event_id)
         if owner is None:
             continue
         rows.append(
             alert_row(
                 serial=serial,
-                trigger_id=trigger.fact.event_id,
+                trigger_id=trigger.event_id,
                 what=trigger.what,
-                occurred_at=trigger.fact.occurred_at,
+                occurred_at=trigger.occurred_at,
                 profile_id=owner,
                 data=trigger.data,
                 now=now,
             )
         )
     return rows
+
+
+def _in_force(timeline: Timeline | None, moment: datetime) -> str | None:
+    registration = timeline.in_force(moment) if timeline else None
+    return registration.event_id if registration else None
+
+
+def refile(
+    connection: Connection,
+    timelines: Mapping[str, Timeline],
+    since: Mapping[str, datetime],
+    filed: Mapping[str, str],
+) -> int:
+    """Move the alerts of each device dated from ``since`` on (its earliest registration at hand) to the
+    owner of their moment, when a registration that arrived late says it was someone else. Returns how
+    many moved."""
+    events = table_of(Event)
+    query = select(events.c.event_id, events.c.subject, events.c.occurred_at, events.c.profile_id).where(
+        events.c.type == ALERT,
+        one_of(connection, events.c.subject, sorted(since)),
+        events.c.occurred_at >= min(since.values()),
+    )
+    found = [row for row in connection.execute(query) if row.occurred_at >= since[row.subject]]
+    owners = {row.event_id: _in_force(timelines.get(row.subject), row.occurred_at) for row in found}
+    known = dict(filed)
+    known.update(profiles_of(connection, [e for e in owners.values() if e and e not in known]))
+    moves = [
+        {"b_event": row.event_id, "b_profile": known[owner]}
+        for row in found
+        if (owner := owners[row.event_id]) and known.get(owner) not in (None, row.profile_id)
+    ]
+    if moves:
+        connection.execute(
+            update(events)
+            .where(events.c.event_id == bindparam("b_event"))
+            .values(profile_id=bindparam("b_profile")),
+            moves,
+        )
+    return len(moves)
 
 
 def not_stored(
@@ -162,29 +203,24 @@ def find_silent(session: Session, *, now: datetime) -> list[EventRow]:
         quiet.extend((dict(row._mapping), allowance) for row in found)
     if not quiet:
         return []
-    twins = {twin["serial"]: twin for twin, _ in quiet}
-    known = profiles_of(connection, [t["owner_event_id"] for t in twins.values()])
-    known.update(profiles_of(connection, [t["last_event_id"] for t in twins.values()]))
-    rows = []
-    for twin, allowance in quiet:
-        owner = known.get(twin["owner_event_id"] or "") or known.get(twin["last_event_id"])
-        if owner is None:
-            continue
-        rows.append(
-            alert_row(
-                serial=twin["serial"],
-                trigger_id=twin["last_event_id"],
-                what="silent",
-                occurred_at=twin["last_seen_at"] + allowance,
-                profile_id=owner,
-                data={
+    timelines = load_timelines(connection, (twin["serial"] for twin, _ in quiet))
+    triggers = [
+        (
+            twin["serial"],
+            Trigger(
+                twin["last_event_id"],
+                twin["last_seen_at"] + allowance,
+                "silent",
+                {
                     "reason": "silent",
                     "last_seen_at": twin["last_seen_at"].isoformat(),
                     "detail": f"no report for more than {span(allowance)}",
                 },
-                now=now,
-            )
+            ),
         )
+        for twin, allowance in quiet
+    ]
+    rows = rows_for(connection, triggers, timelines, filed={}, now=now)
     appended = append_new(connection, rows)
     connection.execute(
         update(table)

@@ -2,13 +2,13 @@
 
 Every field keeps the latest report by ``occurred_at`` whatever the order of arrival (two reports of the
 same moment: the larger event id wins), so a shuffled stream gives the same twin. Folding also notices
-what a person should hear about (:class:`Trigger`): a reported fault, or a reading that crosses out of its
-model's range.
+what a person should hear about (:class:`Trigger`): a reported fault, or a reading that begins an
+excursion out of its model's range (see :mod:`rapport.things.devices.excursions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from rapport.events.facts import Fact
 from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS
 from rapport.profiles.state import iso
-from rapport.things.devices.thresholds import ModelConfig, breach
+from rapport.things.devices.thresholds import ModelConfig, Rules, breach
 
 REGISTERED = "device.registered"
 TELEMETRY = "device.telemetry"
@@ -32,12 +32,15 @@ Stamp = tuple[str, str]  # (occurred_at as fixed-width text, event id): the orde
 
 @dataclass(frozen=True)
 class Trigger:
-    """Something the fold noticed: it becomes a ``device.alert`` whose id is derived from ``fact`` and
-    ``what`` (a reading name, or "fault"), so that noticing it again changes nothing."""
+    """Something the fold noticed: it becomes a ``device.alert`` whose id is derived from the event
+    ``event_id`` and ``what`` (a reading name, or "fault"), so that noticing it again changes nothing.
+    ``owner_event_id`` is the registration in force at ``occurred_at`` when the fold knew it."""
 
-    fact: Fact
+    event_id: str
+    occurred_at: datetime
     what: str
     data: dict[str, Any]
+    owner_event_id: str | None = None
 
 
 def stamp(fact: Fact) -> Stamp:
@@ -108,13 +111,39 @@ def _describe(name: str, value: float, bound: str, limit: float, unit: str | Non
     return f"{name} {value:g}{suffix} is {side} of {limit:g}{suffix}"
 
 
+def crossing(name: str, value: Any, rules: Rules) -> dict[str, Any] | None:
+    """What the alert about reading ``name`` says when ``value`` lies outside its range; None when inside
+    or unruled."""
+    rule = rules.get(name)
+    crossed = breach(value, rule) if rule else None
+    if crossed is None:
+        return None
+    bound, limit = crossed
+    return {
+        "reason": "threshold",
+        "reading": name,
+        "value": value,
+        "bound": bound,
+        "limit": limit,
+        "detail": _describe(name, value, bound, limit, (rule or {}).get("unit")),
+    }
+
+
 def telemetry(
-    twin: dict[str, Any], fact: Fact, rules: Mapping[str, Mapping[str, Any]], at: str | None = None
+    twin: dict[str, Any],
+    fact: Fact,
+    rules: Rules | None,
+    at: str | None = None,
+    *,
+    since: str | None = None,
+    aside: Container[str] = (),
 ) -> list[Trigger]:
-    """A ``device.telemetry``: each reading newer than the twin's replaces it. A reading that leaves its
-    range (the twin's previous value was inside it, or there was none) is a trigger; a reading older than
-    the twin's is kept in the series only and triggers nothing. ``at`` is ``iso(fact.occurred_at)`` when
-    the caller has it already."""
+    """A ``device.telemetry``: each reading newer than the twin's replaces it, marked ``out`` when it lies
+    outside ``rules`` (the thresholds that judge it; None when no registration was in force at its time).
+    A reading out of range whose predecessor under the same registration (which began at ``since``) was
+    not is a trigger: an excursion begins. The readings named in ``aside`` are only kept: they arrived
+    late, and :func:`~rapport.things.devices.excursions.settle` judges them among their neighbours in
+    time. ``at`` is ``iso(fact.occurred_at)`` when the caller has it already."""
     readings: dict[str, Any] = twin["state"].setdefault("readings", {})
     units = fact.data.get("units")
     if not isinstance(units, dict):
@@ -129,19 +158,16 @@ def telemetry(
             then = before["at"]
             if then > at or (then == at and before.get("event_id", "") >= event_id):
                 continue
-        rule = rules.get(name)
-        crossed = breach(value, rule) if rule else None
-        if crossed is not None and (before is None or breach(before["value"], rule) is None):
-            bound, limit = crossed
-            unit = (rule or {}).get("unit")
-            data = {"reason": "threshold", "reading": name, "value": value, "bound": bound, "limit": limit}
-            triggers.append(
-                Trigger(fact, name, {**data, "detail": _describe(name, value, bound, limit, unit)})
-            )
         entry: dict[str, Any] = {"value": value, "at": at, "event_id": event_id}
         given = units.get(name)
         if isinstance(given, str):
             entry["unit"] = given
+        data = crossing(name, value, rules) if rules and name not in aside else None
+        if data is not None:
+            entry["out"] = True
+            ongoing = before is not None and before.get("out") and since is not None and before["at"] >= since
+            if not ongoing:
+                triggers.append(Trigger(event_id, fact.occurred_at, name, data, twin["owner_event_id"]))
         readings[name] = entry
     _seen(twin, fact)
     if "firmware" in fact.data:
@@ -176,7 +202,9 @@ def report(twin: dict[str, Any], fact: Fact) -> list[Trigger]:
         if detail
         else f"the device reported a {data['event']}" + (f" with code {code}" if code is not None else "")
     )
-    return [Trigger(fact, "fault", alert)]
+    registered = twin["registered_at"]
+    owner = twin["owner_event_id"] if registered is not None and fact.occurred_at >= registered else None
+    return [Trigger(fact.event_id, fact.occurred_at, "fault", alert, owner)]
 
 
 def silent_since(twin: Mapping[str, Any], config: ModelConfig | None, now: datetime) -> datetime | None:
