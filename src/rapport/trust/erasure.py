@@ -10,8 +10,11 @@ The person is a live profile and every profile merged into it (its aliases). Era
 - drops personal traits from the golden record (account sums and consents stay) and rebuilds their
   orders and cases from the scrubbed events; deletes their devices with their telemetry series and
   ownership history (their alerts are events, scrubbed like the rest);
-- deletes the identity conflicts and quarantined input that mention them, and writes tombstones in
-  place of their identifiers in the merge log;
+- deletes the identity conflicts of their profiles or identifiers and the quarantined input that holds
+  one of their identifier values, takes those values off other people's events, and writes tombstones
+  in place of their identifiers in the merge log. Outside their own events a value is theirs only whole
+  and as the identity graph normalises it ("07700 900123" is "+447700900123"), never as part of another
+  (someone else's "mojo@example.com" holds "jo@example.com"); SQL finds the candidates, Python decides;
 - marks the profile and its aliases ``erased_at``, and rebuilds their store visits tied to no one (they
   still count, anonymously, in the stores' figures).
 
@@ -21,7 +24,9 @@ counts and sums survive, because events and orders stay filed under the profile.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,6 +57,7 @@ from rapport.identity.graph import Key, key_text
 from rapport.identity.kinds import InvalidIdentifier, KindTable
 from rapport.identity.models import Conflict, Identifier, Merge
 from rapport.identity.tombstones import bury, digest
+from rapport.ingest.envelope import MAX_IDENTIFIER
 from rapport.ingest.models import QuarantinedEvent
 from rapport.profiles import state as golden
 from rapport.profiles.entities import CASE_TYPES, ORDER_TYPES
@@ -182,13 +188,96 @@ def _scrub(value: Any, needles: Sequence[str]) -> Any:
     return value
 
 
-def _like_any(column: ColumnElement[Any], needles: Sequence[str]) -> ColumnElement[bool]:
-    """Does ``column``, as lower-case text, contain any of ``needles``?"""
-    if not needles:
-        return false()
-    text = func.lower(cast(column, Text))
-    patterns = ["%" + n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for n in needles]
-    return or_(*(text.like(p, escape="\\") for p in patterns))
+def _like_any(text: ColumnElement[Any], patterns: Iterable[str]) -> ColumnElement[bool]:
+    """Does ``text``, lower-cased, match any of the LIKE ``patterns``?"""
+    lowered = func.lower(cast(text, Text))
+    found = [lowered.like(pattern) for pattern in sorted(set(patterns))]
+    return or_(*found) if found else false()
+
+
+# -- their identifier values elsewhere: whole and normalised -------------------------------------------
+
+#: ASCII letters that some other character becomes when its case changes (the Kelvin sign k, the ligature
+#: "fi" f and i, "ß" ss): where a case-folded value holds one, its sender may have written the other
+_CASE_BORN = frozenset("afhijklnstwy")
+#: the characters a LIKE pattern keeps as written: printable ASCII that neither LIKE nor JSON text escapes
+_PLAIN = frozenset(chr(code) for code in range(32, 127)) - set('"\\%_')
+#: the last digits of a phone number, which every way of writing it holds in this order (the first ones
+#: may be written as a national prefix, or as none)
+_PHONE_TAIL = 7
+
+
+@dataclass(frozen=True)
+class _Theirs:
+    """The person's identifiers, told apart from other values however a source wrote them: as the identity
+    graph normalises them, value by value, never as part of a longer text."""
+
+    keys: frozenset[Key]
+    kinds: KindTable
+
+    def holds(self, kind: str, value: Any) -> bool:
+        """Is identifier ``kind``: ``value``, as it was sent, one of theirs?"""
+        return _normalised(self.kinds, kind, value) in self.keys
+
+    def named_by(self, value: Any) -> bool:
+        """Is ``value``, whole, one of their identifier values, read as any kind they hold?"""
+        if not isinstance(value, str) or len(value) > MAX_IDENTIFIER:  # a longer text is no identifier
+            return False
+        return any(self.holds(kind, value) for kind in {kind for kind, _ in self.keys})
+
+    def patterns(self, kinds: Iterable[str] | None = None) -> list[str]:
+        """LIKE patterns that lower-cased text (JSON or not) matches wherever it holds one of their
+        identifiers (of ``kinds``, if given) written in any form its kind's normaliser reads: to find
+        candidates in SQL; :meth:`holds` and :meth:`named_by` decide."""
+        return sorted({_pattern(self.kinds, key) for key in self.keys if kinds is None or key[0] in kinds})
+
+
+def _pattern(kinds: KindTable, key: Key) -> str:
+    kind, value = key
+    normaliser = kinds.kinds[kind].normaliser if kind in kinds else "casefold"
+    if normaliser == "phone":
+        # written with a national prefix or a country code, spaces, dashes or brackets anywhere
+        chars = [digit + "%" for digit in value if digit.isdigit()][-_PHONE_TAIL:]
+    else:
+        loose = normaliser != "exact"  # any case, and the characters that change with it, may have been sent
+        chars = [
+            ch.lower() if ch in _PLAIN and not (loose and ch.lower() in _CASE_BORN) else "%" for ch in value
+        ]
+    return re.sub("%+", "%", "%" + "".join(chars) + "%")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value, the names of its fields included, at any depth."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+#: a string in JSON text, which may be cut short or hold stray bytes
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _strings_of_text(text: str) -> Iterator[str]:
+    """The strings of quarantined text: those of its JSON, or, when it is not JSON (cut short, in another
+    encoding), each string written in it and the whole text."""
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        yield text
+        for match in _JSON_STRING.finditer(text):
+            try:
+                yield json.loads(f'"{match[1]}"')
+            except ValueError:
+                yield match[1]
+    else:
+        yield from _strings(parsed)
 
 
 # -- the steps ----------------------------------------------------------------------------------------
@@ -375,25 +464,22 @@ def _scrub_merges(
     return len(changes)
 
 
-def _scrub_foreign_events(
-    connection: Connection, ids: Sequence[str], keys: set[Key], needles: Sequence[str], kinds: KindTable
-) -> int:
+def _scrub_foreign_events(connection: Connection, ids: Sequence[str], theirs: _Theirs) -> int:
     """Events filed under someone else that carry one of the person's identifiers (a merge that was
     refused or undone): that identifier goes; the event, the other person's, stays as it was."""
     table = table_of(Event)
+    carrying = [  # the value under the kind's name only: other text holds digits and letters by chance
+        _like_any(table.c.identifiers[kind].as_string(), theirs.patterns([kind]))
+        for kind in sorted({kind for kind, _ in theirs.keys})
+    ]
     found = connection.execute(
         select(table.c.event_id, table.c.identifiers).where(
-            not_(one_of(connection, table.c.profile_id, list(ids))),
-            _like_any(table.c.identifiers, needles),
+            not_(one_of(connection, table.c.profile_id, list(ids))), or_(*carrying)
         )
     ).all()
     changes = []
     for event_id, identifiers in found:
-        kept = {
-            kind: value
-            for kind, value in identifiers.items()
-            if _normalised(kinds, kind, value) not in keys and not _mentions(str(value), needles)
-        }
+        kept = {kind: value for kind, value in identifiers.items() if not theirs.holds(kind, value)}
         if kept != identifiers:
             changes.append({"b_id": event_id, "b_ids": kept})
     if changes:
@@ -404,6 +490,50 @@ def _scrub_foreign_events(
             changes,
         )
     return len(changes)
+
+
+def _delete_conflicts(connection: Connection, ids: Sequence[str], theirs: _Theirs) -> int:
+    """The identity conflicts about the person: those of their profiles, or of an event that carried one
+    of their identifiers."""
+    table = table_of(Conflict)
+    candidates = connection.execute(
+        select(table.c.id, table.c.profile_ids, table.c.identifiers).where(
+            or_(
+                _like_any(table.c.profile_ids, [f'%"{pid.lower()}"%' for pid in ids]),
+                _like_any(table.c.identifiers, theirs.patterns()),
+            )
+        )
+    ).all()
+    doomed = [
+        conflict_id
+        for conflict_id, profile_ids, texts in candidates
+        if set(profile_ids) & set(ids) or any(tuple(text.split(":", 1)) in theirs.keys for text in texts)
+    ]
+    for chunk in chunked(doomed):
+        connection.execute(delete(table).where(one_of(connection, table.c.id, chunk)))
+    return len(doomed)
+
+
+def _delete_quarantined(connection: Connection, theirs: _Theirs) -> int:
+    """The quarantined input that holds one of the person's identifier values, whole, anywhere."""
+    table = table_of(QuarantinedEvent)
+    patterns = theirs.patterns()
+    candidates = connection.execute(
+        select(table.c.id, table.c.payload, table.c.raw_text).where(
+            or_(_like_any(table.c.payload, patterns), _like_any(table.c.raw_text, patterns))
+        )
+    ).all()
+    doomed = [
+        item_id
+        for item_id, payload, raw_text in candidates
+        if any(
+            theirs.named_by(text)
+            for text in (_strings(payload) if raw_text is None else _strings_of_text(raw_text))
+        )
+    ]
+    for chunk in chunked(doomed):
+        connection.execute(delete(table).where(one_of(connection, table.c.id, chunk)))
+    return len(doomed)
 
 
 # -- the whole --------------------------------------------------------------------------------------
@@ -448,17 +578,8 @@ def erase(
     devices = _delete_devices(connection, ids, keys)
     merges = _scrub_merges(connection, ids, keys, scrubbed.renamed, secret)
 
-    conflicts = table_of(Conflict)
-    mentioned = [f'"{pid}"' for pid in ids] + list(needles)
-    about_them = or_(
-        _like_any(conflicts.c.profile_ids, [m.lower() for m in mentioned]),
-        *(
-            _like_any(column, needles)
-            for column in (conflicts.c.key, conflicts.c.detail, conflicts.c.identifiers)
-            if needles
-        ),
-    )
-    clashes = connection.execute(delete(conflicts).where(about_them)).rowcount
+    theirs = _Theirs(frozenset(keys), kinds)
+    clashes = _delete_conflicts(connection, ids, theirs)
     merge_table = table_of(Merge)
     undone = connection.execute(
         select(merge_table.c.id)
@@ -474,23 +595,9 @@ def erase(
     # Someone else's event carries one of their identifiers only after a clash or an undone merge;
     # otherwise the scan over the whole event log is skipped.
     other_events = (
-        _scrub_foreign_events(connection, ids, keys, needles, kinds)
-        if needles and (clashes or undone is not None)
-        else 0
+        _scrub_foreign_events(connection, ids, theirs) if keys and (clashes or undone is not None) else 0
     )
-
-    removed_input = 0
-    if needles:
-        quarantine = table_of(QuarantinedEvent)
-        removed_input = connection.execute(
-            delete(quarantine).where(
-                or_(
-                    _like_any(quarantine.c.payload, needles),
-                    _like_any(quarantine.c.raw_text, needles),
-                    _like_any(quarantine.c.event_id, needles),
-                )
-            )
-        ).rowcount
+    removed_input = _delete_quarantined(connection, theirs) if keys else 0
 
     profiles = table_of(Profile)
     connection.execute(update(profiles).where(one_of(connection, profiles.c.id, ids)).values(erased_at=now))

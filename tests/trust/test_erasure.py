@@ -1,0 +1,102 @@
+"""Erasure touches the person and no one else, and nothing brings the person back.
+
+Their identifier values are matched whole and normalised as the identity graph reads them, never as
+parts of other text: an unrelated person whose email merely contains theirs keeps everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from builders import event, ingest, order, page_view, profile_of
+from rapport.db import Database
+from rapport.settings import Settings
+from support.http import ok
+
+JO = {"email": "jo@example.com"}
+#: someone else, whose email holds Jo's
+MOJO = {"email": "mojo@example.com"}
+SAM = {"email": "sam@example.com"}
+
+
+def erase(db: Database, settings: Settings, client: TestClient, kind: str, value: str) -> dict[str, Any]:
+    """Erase the holder of ``kind``:``value``; the erasure's report."""
+    report: dict[str, Any] = ok(client.delete(f"/v1/profiles/{profile_of(db, settings, kind, value)}"))
+    return report
+
+
+def broken(ids: dict[str, str], order_id: str = "O-BAD", **data: Any) -> dict[str, Any]:
+    """An order.placed without its lines: kept in the quarantine, with its identifiers."""
+    return event("order.placed", ids=ids, order_id=order_id, **data)
+
+
+def quarantined(client: TestClient) -> list[dict[str, Any]]:
+    """The payloads of the open quarantined items, in the order they were kept."""
+    return [item["payload"] for item in ok(client.get("/v1/quarantine"))["items"]]
+
+
+# -- only the person ---------------------------------------------------------------------------------
+
+
+def test_people_whose_values_hold_the_persons_keep_their_events_conflicts_and_quarantined_input(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    ingest(db, settings, [page_view({**JO, "customer_id": "J-1"}, minute=0)])
+    assert ingest(db, settings, [page_view({**JO, "customer_id": "J-2"}, minute=1)]).conflicts == 1
+    assert ingest(db, settings, [broken(JO, "O-JO-BAD")]).rejected_count == 1
+    ingest(db, settings, [page_view({**MOJO, "customer_id": "M-1"}, minute=2)])
+    assert ingest(db, settings, [page_view({**MOJO, "customer_id": "M-2"}, minute=3)]).conflicts == 1
+    assert ingest(db, settings, [broken(MOJO, "O-MOJO-BAD")]).rejected_count == 1
+    mojo = profile_of(db, settings, "email", MOJO["email"])
+
+    report = erase(db, settings, client, "email", JO["email"])
+
+    assert (report["other_events_scrubbed"], report["conflicts_removed"], report["quarantine_removed"]) == (
+        0,
+        1,
+        1,
+    )
+    timeline = ok(client.get(f"/v1/profiles/{mojo}/timeline"))["items"]
+    assert [item["identifiers"] for item in timeline] == [
+        {**MOJO, "customer_id": "M-2"},
+        {**MOJO, "customer_id": "M-1"},
+    ]
+    assert [c["profile_ids"] for c in ok(client.get("/v1/identity/conflicts"))] == [[mojo]]
+    assert [q["data"]["order_id"] for q in quarantined(client)] == ["O-MOJO-BAD"]
+
+
+def test_a_value_that_holds_the_persons_in_other_peoples_quarantined_data_is_not_theirs(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    ingest(db, settings, [page_view({**JO, "customer_id": "1001"})])
+    others = [broken(SAM, "ORD-1001-B"), order("O-SAM-2", SAM, total="10010")]  # type: ignore[arg-type]
+    assert ingest(db, settings, others).rejected_count == 2
+
+    report = erase(db, settings, client, "customer_id", "1001")
+
+    assert report["quarantine_removed"] == 0
+    assert [q["data"]["order_id"] for q in quarantined(client)] == ["ORD-1001-B", "O-SAM-2"]
+
+
+@pytest.mark.parametrize(
+    ("theirs", "as_written"),
+    [
+        ({"phone": "+44 7700 900123"}, {"phone": "07700 900123"}),
+        ({"customer_id": "107"}, {"customer_id": "107"}),  # short values are matched too
+        ({"email": "jörg.müller@example.com"}, {"email": "JÖRG.MÜLLER@EXAMPLE.COM"}),
+    ],
+    ids=["phone", "short", "non-ascii"],
+)
+def test_quarantined_input_with_an_identifier_of_theirs_however_written_goes(
+    db: Database, settings: Settings, client: TestClient, theirs: dict[str, str], as_written: dict[str, str]
+) -> None:
+    ingest(db, settings, [page_view({"cookie_id": "ck-jo", **theirs})])
+    assert ingest(db, settings, [broken(as_written), broken(SAM, "O-SAM-BAD")]).rejected_count == 2
+
+    report = erase(db, settings, client, "cookie_id", "ck-jo")
+
+    assert report["quarantine_removed"] == 1
+    assert [q["data"]["order_id"] for q in quarantined(client)] == ["O-SAM-BAD"]
