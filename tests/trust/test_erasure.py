@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from builders import event, ingest, order, page_view, profile_of
 from rapport.db import Database
+from rapport.events.models import Event
 from rapport.settings import Settings
+from rapport.trust.erasure import ERASED
 from support.http import ok
 
 JO = {"email": "jo@example.com"}
@@ -36,6 +39,14 @@ def broken(ids: dict[str, str], order_id: str = "O-BAD", **data: Any) -> dict[st
 def quarantined(client: TestClient) -> list[dict[str, Any]]:
     """The payloads of the open quarantined items, in the order they were kept."""
     return [item["payload"] for item in ok(client.get("/v1/quarantine"))["items"]]
+
+
+def stored(db: Database, event_id: str) -> Event:
+    with db.session() as session:
+        found = session.scalar(select(Event).where(Event.event_id == event_id))
+        assert found is not None
+        session.expunge(found)
+    return found
 
 
 # -- only the person ---------------------------------------------------------------------------------
@@ -100,3 +111,30 @@ def test_quarantined_input_with_an_identifier_of_theirs_however_written_goes(
 
     assert report["quarantine_removed"] == 1
     assert [q["data"]["order_id"] for q in quarantined(client)] == ["O-SAM-BAD"]
+
+
+def test_another_persons_mention_of_their_device_loses_the_serial_though_no_conflict_was_recorded(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    ids = {**JO, "device_serial": "SN-AA-1"}
+    registered = event("device.registered", ids=ids, serial="SN-AA-1", model="K2")
+    neighbour = page_view({**SAM, "device_serial": "sn-aa-1"}, minute=1)  # filed under Sam, no clash
+    outcome = ingest(db, settings, [registered, neighbour])
+    assert (outcome.accepted, outcome.conflicts) == (2, 0)
+
+    report = erase(db, settings, client, "email", JO["email"])
+
+    assert report["other_events_scrubbed"] == 1
+    assert stored(db, neighbour["id"]).identifiers == SAM
+
+
+def test_their_own_events_lose_their_values_written_otherwise_or_short(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    theirs = {**JO, "phone": "+44 7700 900123", "customer_id": "107"}
+    viewed = page_view(theirs, url="/basket", title="07700 900123", session_id="107")
+    assert ingest(db, settings, [viewed]).accepted == 1
+
+    erase(db, settings, client, "email", JO["email"])
+
+    assert stored(db, viewed["id"]).data == {"url": "/basket", "title": ERASED, "session_id": ERASED}

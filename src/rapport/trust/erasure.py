@@ -73,7 +73,7 @@ __all__ = ["ERASED", "ErasedProfile", "ErasureReport", "erase", "person_of"]
 #: what a string that held an identifier value becomes
 ERASED = "[erased]"
 #: identifier values shorter than this are not searched for inside other text: they would match
-#: unrelated words (they are still removed wherever they are stored as identifiers)
+#: unrelated words (they are still removed wherever they are stored as identifiers or are a whole value)
 MIN_SEARCHED = 4
 #: the data field each trait-making event type turns into traits (None: every field is a trait)
 _TRAIT_FIELD = {"profile.updated": None, "address.changed": "address"}
@@ -172,22 +172,6 @@ def _needles(keys: Iterable[Key], events: Sequence[EventRow], kinds: KindTable) 
     return sorted({form.lower() for form in forms if len(form.strip()) >= MIN_SEARCHED})
 
 
-def _mentions(text: str, needles: Sequence[str]) -> bool:
-    lowered = text.lower()
-    return any(needle in lowered for needle in needles)
-
-
-def _scrub(value: Any, needles: Sequence[str]) -> Any:
-    """``value`` with every string that holds one of ``needles`` replaced (and every such key dropped)."""
-    if isinstance(value, str):
-        return ERASED if _mentions(value, needles) else value
-    if isinstance(value, dict):
-        return {k: _scrub(v, needles) for k, v in value.items() if not _mentions(str(k), needles)}
-    if isinstance(value, list):
-        return [_scrub(v, needles) for v in value]
-    return value
-
-
 def _like_any(text: ColumnElement[Any], patterns: Iterable[str]) -> ColumnElement[bool]:
     """Does ``text``, lower-cased, match any of the LIKE ``patterns``?"""
     lowered = func.lower(cast(text, Text))
@@ -195,7 +179,7 @@ def _like_any(text: ColumnElement[Any], patterns: Iterable[str]) -> ColumnElemen
     return or_(*found) if found else false()
 
 
-# -- their identifier values elsewhere: whole and normalised -------------------------------------------
+# -- their identifier values, however written -----------------------------------------------------------
 
 #: ASCII letters that some other character becomes when its case changes (the Kelvin sign k, the ligature
 #: "fi" f and i, "ß" ss): where a case-folded value holds one, its sender may have written the other
@@ -210,10 +194,13 @@ _PHONE_TAIL = 7
 @dataclass(frozen=True)
 class _Theirs:
     """The person's identifiers, told apart from other values however a source wrote them: as the identity
-    graph normalises them, value by value, never as part of a longer text."""
+    graph normalises them, value by value. Only in their own events is a value that holds one as part of
+    a longer text theirs too."""
 
     keys: frozenset[Key]
     kinds: KindTable
+    #: see :func:`_needles`
+    needles: tuple[str, ...] = ()
 
     def holds(self, kind: str, value: Any) -> bool:
         """Is identifier ``kind``: ``value``, as it was sent, one of theirs?"""
@@ -224,6 +211,12 @@ class _Theirs:
         if not isinstance(value, str) or len(value) > MAX_IDENTIFIER:  # a longer text is no identifier
             return False
         return any(self.holds(kind, value) for kind in {kind for kind, _ in self.keys})
+
+    def in_text(self, text: str) -> bool:
+        """Does ``text``, of their own events, hold one of their values: whole (however written) or, if
+        it is long enough not to be a word by chance, as written somewhere in it?"""
+        lowered = text.lower()
+        return any(needle in lowered for needle in self.needles) or self.named_by(text)
 
     def patterns(self, kinds: Iterable[str] | None = None) -> list[str]:
         """LIKE patterns that lower-cased text (JSON or not) matches wherever it holds one of their
@@ -244,6 +237,17 @@ def _pattern(kinds: KindTable, key: Key) -> str:
             ch.lower() if ch in _PLAIN and not (loose and ch.lower() in _CASE_BORN) else "%" for ch in value
         ]
     return re.sub("%+", "%", "%" + "".join(chars) + "%")
+
+
+def _scrub(value: Any, theirs: _Theirs) -> Any:
+    """``value`` with every string that holds one of their values replaced (and every such key dropped)."""
+    if isinstance(value, str):
+        return ERASED if theirs.in_text(value) else value
+    if isinstance(value, dict):
+        return {k: _scrub(v, theirs) for k, v in value.items() if not theirs.in_text(str(k))}
+    if isinstance(value, list):
+        return [_scrub(v, theirs) for v in value]
+    return value
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -306,7 +310,7 @@ def _without_personal(value: Any, spec: Any) -> Any:
 
 
 def _scrub_data(
-    catalog: Catalog, type_name: str, version: int, data: Mapping[str, Any], needles: Sequence[str]
+    catalog: Catalog, type_name: str, version: int, data: Mapping[str, Any], theirs: _Theirs
 ) -> dict[str, Any]:
     """An event's data as it may stay: only the fields its schema declares and does not mark personal
     (nested personal fields go too), with the person's identifier values replaced."""
@@ -316,7 +320,7 @@ def _scrub_data(
     props = event_type.schema.get("properties", {})
     personal = set(event_type.personal_fields)
     return {
-        name: _scrub(_without_personal(value, props[name]), needles)
+        name: _scrub(_without_personal(value, props[name]), theirs)
         for name, value in data.items()
         if name in props and name not in personal
     }
@@ -327,19 +331,19 @@ def _scrub_events(
     events: Sequence[EventRow],
     *,
     catalog: Catalog,
-    needles: Sequence[str],
+    theirs: _Theirs,
     secret: str,
 ) -> _Scrubbed:
     renamed: dict[str, str] = {}
     scrubbed: list[EventRow] = []
     params: list[dict[str, Any]] = []
     for fact in events:
-        data = _scrub_data(catalog, fact.type, fact.schema_version, fact.data, needles)
+        data = _scrub_data(catalog, fact.type, fact.schema_version, fact.data, theirs)
         event_id = fact.event_id
-        if _mentions(event_id, needles):
+        if theirs.in_text(event_id):
             # still unique, and the same for the same id, but no longer readable
             event_id = renamed[fact.event_id] = f"erased-{digest('event_id', event_id, secret)[:32]}"
-        subject = None if fact.subject is not None and _mentions(fact.subject, needles) else fact.subject
+        subject = None if fact.subject is not None and theirs.in_text(fact.subject) else fact.subject
         scrubbed.append(fact._replace(event_id=event_id, subject=subject, identifiers={}, data=data))
         params.append(
             {"b_old": fact.event_id, "b_id": event_id, "b_subject": subject, "b_ids": {}, "b_data": data}
@@ -371,7 +375,7 @@ def _clean_state(
     state: golden.State,
     facts: Mapping[str, EventRow],
     renamed: Mapping[str, str],
-    needles: Sequence[str],
+    theirs: _Theirs,
 ) -> tuple[golden.State, int]:
     """The state without the entries whose field the scrubbed events no longer hold (the same as folding
     the scrubbed events again); returns it and how many traits went."""
@@ -382,7 +386,7 @@ def _clean_state(
 
     def cleaned(entry: dict[str, Any]) -> dict[str, Any]:
         old = entry.get("event_id", "")
-        result: dict[str, Any] = _scrub({**entry, "event_id": renamed.get(old, old)}, needles)
+        result: dict[str, Any] = _scrub({**entry, "event_id": renamed.get(old, old)}, theirs)
         return result
 
     traits = {}
@@ -400,7 +404,7 @@ def _clean_state(
         }
     consents = {key: cleaned(entry) for key, entry in state["consents"].items()}
     return (
-        {"traits": traits, "account": _scrub(account, needles), "consents": consents},
+        {"traits": traits, "account": _scrub(account, theirs), "consents": consents},
         len(state["traits"]) - len(traits),
     )
 
@@ -466,7 +470,8 @@ def _scrub_merges(
 
 def _scrub_foreign_events(connection: Connection, ids: Sequence[str], theirs: _Theirs) -> int:
     """Events filed under someone else that carry one of the person's identifiers (a merge that was
-    refused or undone): that identifier goes; the event, the other person's, stays as it was."""
+    refused or undone, a mention of their device): that identifier goes; the event, the other person's,
+    stays as it was."""
     table = table_of(Event)
     carrying = [  # the value under the kind's name only: other text holds digits and letters by chance
         _like_any(table.c.identifiers[kind].as_string(), theirs.patterns([kind]))
@@ -559,18 +564,18 @@ def erase(
     connection = session.connection()
     events = list(select_events(connection, one_of(connection, table_of(Event).c.profile_id, ids)))
     keys = _their_keys(connection, ids, events, kinds)
-    needles = _needles(keys, events, kinds)
+    theirs = _Theirs(frozenset(keys), kinds, tuple(_needles(keys, events, kinds)))
 
     bury(connection, keys, secret, now)
     identifiers = table_of(Identifier)
     connection.execute(delete(identifiers).where(one_of(connection, identifiers.c.profile_id, ids)))
 
-    scrubbed = _scrub_events(connection, events, catalog=catalog, needles=needles, secret=secret)
+    scrubbed = _scrub_events(connection, events, catalog=catalog, theirs=theirs, secret=secret)
     facts = {fact.event_id: fact for fact in scrubbed.rows}
     states = load_states(connection, ids)
     traits_removed = 0
     for pid in list(states):
-        states[pid], removed = _clean_state(states[pid], facts, scrubbed.renamed, needles)
+        states[pid], removed = _clean_state(states[pid], facts, scrubbed.renamed, theirs)
         traits_removed += removed
     save_states(connection, states, now=now)
 
@@ -578,25 +583,10 @@ def erase(
     devices = _delete_devices(connection, ids, keys)
     merges = _scrub_merges(connection, ids, keys, scrubbed.renamed, secret)
 
-    theirs = _Theirs(frozenset(keys), kinds)
     clashes = _delete_conflicts(connection, ids, theirs)
-    merge_table = table_of(Merge)
-    undone = connection.execute(
-        select(merge_table.c.id)
-        .where(
-            merge_table.c.undone_at.is_not(None),
-            or_(
-                one_of(connection, merge_table.c.survivor_id, ids),
-                one_of(connection, merge_table.c.absorbed_id, ids),
-            ),
-        )
-        .limit(1)
-    ).first()
-    # Someone else's event carries one of their identifiers only after a clash or an undone merge;
-    # otherwise the scan over the whole event log is skipped.
-    other_events = (
-        _scrub_foreign_events(connection, ids, theirs) if keys and (clashes or undone is not None) else 0
-    )
+    # Someone else's event may carry one of their identifiers with no clash recorded (a mention of their
+    # device), so the whole log is searched.
+    other_events = _scrub_foreign_events(connection, ids, theirs) if keys else 0
     removed_input = _delete_quarantined(connection, theirs) if keys else 0
 
     profiles = table_of(Profile)
