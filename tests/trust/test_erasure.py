@@ -12,12 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from builders import event, ingest, order, page_view, profile_of
+from builders import consent, event, ingest, order, page_view, profile_of
 from rapport.db import Database
 from rapport.events.models import Event
+from rapport.ingest import ingest_stream
 from rapport.settings import Settings
 from rapport.trust.erasure import ERASED
-from support.http import ok
+from support.http import ok, problem
 
 JO = {"email": "jo@example.com"}
 #: someone else, whose email holds Jo's
@@ -138,3 +139,57 @@ def test_their_own_events_lose_their_values_written_otherwise_or_short(
     erase(db, settings, client, "email", JO["email"])
 
     assert stored(db, viewed["id"]).data == {"url": "/basket", "title": ERASED, "session_id": ERASED}
+
+
+# -- nothing brings them back ------------------------------------------------------------------------
+
+
+def _history() -> list[dict[str, Any]]:
+    """What a CRM and a web shop sent about Jo: ids that hold Jo's email, and one that does not."""
+    return [
+        consent(JO, "marketing", "granted", id="crm-jo@example.com-consent-1", minute=0),
+        event("profile.updated", ids=JO, id="crm-jo@example.com-profile", minute=1, first_name="Jo"),
+        page_view(JO, id="web-0001", minute=2),
+    ]
+
+
+def test_history_sent_again_after_the_erasure_is_duplicate_and_rebuilds_no_one(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    assert ingest(db, settings, _history()).accepted == 3
+    erase(db, settings, client, "email", JO["email"])
+
+    again = ok(client.post("/v1/events", json={"events": _history()}))
+
+    assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 3, [])
+    problem(client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}), 404)
+
+
+def test_history_imported_again_after_the_erasure_is_duplicate_though_the_stream_stops_looking_up_ids(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    assert ingest(db, settings, _history()).accepted == 3
+    erase(db, settings, client, "email", JO["email"])
+    unrelated = [page_view(SAM, minute=5)]  # finds no id in the log: the next batch is not looked up
+
+    outcome = ingest_stream(db, [unrelated, _history()], settings=settings, transport="file:crm.jsonl")
+
+    assert (outcome.accepted, outcome.duplicates, outcome.rejected_count) == (1, 3, 0)
+    problem(client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}), 404)
+
+
+def test_a_quarantined_event_whose_id_an_erasure_renamed_is_a_duplicate_when_replayed(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    assert ingest(db, settings, _history()).accepted == 3
+    erase(db, settings, client, "email", JO["email"])
+    claim = event("warranty.claimed", ids=JO, id="crm-jo@example.com-profile", serial="SN-1")
+    assert ingest(db, settings, [claim]).rejected_count == 1  # a type the catalog does not know yet
+    schema = {"type": "object", "properties": {"serial": {"type": "string"}}}
+    ok(client.post("/v1/event-types", json={"type": "warranty.claimed", "schema": schema}), 201)
+
+    replayed = ok(client.post("/v1/quarantine/replay", json={}))
+
+    assert (replayed["replayed"], replayed["duplicates"], replayed["still_rejected"]) == (0, 1, 0)
+    item = ok(client.get("/v1/quarantine", params={"status": "duplicate"}))["items"][0]
+    assert item["errors"][0].startswith("id: the log holds an event with the id")

@@ -54,10 +54,15 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def ids_in_log(connection: Connection, event_ids: Sequence[str]) -> set[str]:
-    """Those of ``event_ids`` that the log holds."""
-    rows = select_rows(connection, table_of(Event), ["event_id"], "event_id", event_ids)
-    return {event_id for (event_id,) in rows}
+def ids_in_log(
+    connection: Connection, event_ids: Sequence[str], *, renamed: Callable[[str], str] | None = None
+) -> set[str]:
+    """Those of ``event_ids`` that the log holds: as they are or, with ``renamed``, under the id it gives
+    them (erasure renames an id that held an identifier value)."""
+    names = {event_id: renamed(event_id) for event_id in event_ids} if renamed is not None else {}
+    rows = select_rows(connection, table_of(Event), ["event_id"], "event_id", [*event_ids, *names.values()])
+    held = {event_id for (event_id,) in rows}
+    return {event_id for event_id in event_ids if event_id in held or names.get(event_id) in held}
 
 
 class AlreadyInLog(Exception):

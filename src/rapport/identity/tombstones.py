@@ -23,7 +23,16 @@ from rapport.db.bulk import chunked, dialect_insert, one_of, select_rows
 from rapport.identity.graph import Key
 from rapport.identity.models import ErasedIdentifier
 
-__all__ = ["SecretMismatch", "any_erased", "bury", "check_secret", "digest", "erased_among", "lift"]
+__all__ = [
+    "SecretMismatch",
+    "any_erased",
+    "bury",
+    "check_secret",
+    "digest",
+    "erased_among",
+    "erased_event_id",
+    "lift",
+]
 
 #: separates the kind from the value in what is hashed; cannot occur in a kind name
 _SEPARATOR = "\x1f"
@@ -39,6 +48,12 @@ def digest(kind: str, value: str, secret: str) -> str:
     """The tombstone of identifier ``kind``:``value`` (``value`` normalised): keyed BLAKE2b, 64 hex digits."""
     message = f"{kind}{_SEPARATOR}{value}".encode()
     return hashlib.blake2b(message, key=_key_bytes(secret), digest_size=32).hexdigest()
+
+
+def erased_event_id(event_id: str, secret: str) -> str:
+    """The id erasure gives an event whose id held an identifier value: no longer readable, but the same
+    for the same id, so that the original id sent again is still known (as a duplicate)."""
+    return f"erased-{digest('event_id', event_id, secret)[:32]}"
 
 
 #: the secret's own tombstone, kept beside the first person's: an identifier no one can hold (a kind's

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -32,7 +33,7 @@ from rapport.events.store import AlreadyInLog, EventRow, appending, ids_in_log
 from rapport.identity.graph import GraphBatch, Key
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
-from rapport.identity.tombstones import any_erased, erased_among, lift
+from rapport.identity.tombstones import any_erased, erased_among, erased_event_id, lift
 from rapport.ingest.collector import bulk_collection
 from rapport.ingest.envelope import Candidate, JsonText, Rejection, check, has_nul
 from rapport.ingest.models import QuarantinedEvent
@@ -273,6 +274,16 @@ def hold_back_erased(
     return kept, held_back
 
 
+def _renamed(erased: bool, secret: str) -> Callable[[str], str] | None:
+    """How an erasure renamed an event id, when someone was ever erased."""
+    return partial(erased_event_id, secret=secret) if erased else None
+
+
+def logged_ids(connection: Connection, event_ids: Sequence[str], *, secret: str) -> set[str]:
+    """Those of ``event_ids`` that the log holds, also under the id an erasure gave them."""
+    return ids_in_log(connection, event_ids, renamed=_renamed(any_erased(connection), secret))
+
+
 def store_batch(
     session: Session,
     checked: CheckedBatch,
@@ -295,21 +306,25 @@ def store_batch(
     Without ``look_up_stored``, the ids are not looked up in the log first, for streams that rarely
     repeat themselves: if the log holds one of them after all, the append raises
     :class:`~rapport.events.store.AlreadyInLog`, the transaction must be rolled back, and the batch
-    stored again with the lookup. The log's unique index makes the same check as the lookup anyway."""
+    stored again with the lookup. The log's unique index makes the same check as the lookup anyway, but
+    for the ids an erasure renamed: once someone was erased, they are always looked up."""
     now = checked.checked_at
     lock_identity_graph(session)
     prefer_index_lookups(session)
     outcome = Outcome(duplicates=checked.duplicates)
     fresh = checked.fresh
-    if fresh and look_up_stored:
-        stored = ids_in_log(session.connection(), [c.event_id for c in fresh])
+    connection = session.connection()
+    secret = settings.secret_key.get_secret_value()
+    erased = bool(fresh) and any_erased(connection)  # hashing only once someone was ever erased
+    if fresh and (look_up_stored or erased):
+        # the log's unique index does not know the ids an erasure renamed: they are looked up
+        stored = ids_in_log(connection, [c.event_id for c in fresh], renamed=_renamed(erased, secret))
         if stored:
             outcome.duplicates += sum(1 for c in fresh if c.event_id in stored)
             fresh = [c for c in fresh if c.event_id not in stored]
     rejections = checked.rejections
-    connection = session.connection()
-    if fresh and any_erased(connection):  # hashing only once someone was ever erased
-        fresh, held_back = hold_back_erased(connection, fresh, secret=settings.secret_key.get_secret_value())
+    if fresh and erased:
+        fresh, held_back = hold_back_erased(connection, fresh, secret=secret)
         if held_back:
             rejections = sorted([*rejections, *held_back], key=lambda r: r.index)
     if fresh:

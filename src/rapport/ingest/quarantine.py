@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session
 from rapport.db import Database
 from rapport.db.faults import fault_reason, isolating_faults
 from rapport.db.locks import lock_identity_graph
-from rapport.events.store import ids_in_log
 from rapport.ingest.models import QuarantinedEvent, Status
-from rapport.ingest.pipeline import ingest_events
+from rapport.ingest.pipeline import ingest_events, logged_ids
 from rapport.settings import Settings
 
 
@@ -126,8 +125,9 @@ def _replay_group(
     for stored. An item is marked ``replayed`` only when the log holds its id afterwards."""
     ids = [q.payload.get("id") if isinstance(q.payload, dict) else None for q in items]
     known = [i for i in ids if isinstance(i, str)]
+    secret = settings.secret_key.get_secret_value()
     with session.begin_nested():
-        held_before = ids_in_log(session.connection(), known)
+        held_before = logged_ids(session.connection(), known, secret=secret)
         result = ingest_events(
             session,
             events=[q.payload for q in items],
@@ -135,7 +135,7 @@ def _replay_group(
             transport="replay",
             keep_rejected=False,
         )
-        held_after = ids_in_log(session.connection(), known)
+        held_after = logged_ids(session.connection(), known, secret=secret)
     reasons = {r["index"]: r["errors"] for r in result.rejected}
     now = datetime.now(UTC)
     taken: set[str] = set()

@@ -6,7 +6,8 @@ The person is a live profile and every profile merged into it (its aliases). Era
   later event carrying one is quarantined instead of silently rebuilding the person;
 - scrubs each of their events: no identifiers, only the ``data`` fields the catalog declares and does
   not mark ``x-personal``, and any string left that holds one of their identifier values becomes
-  ``[erased]`` (an event id or a subject that holds one is replaced too);
+  ``[erased]`` (an event id or a subject that holds one is replaced too; a renamed id is a keyed hash of
+  the original, which, sent again, is still a duplicate);
 - drops personal traits from the golden record (account sums and consents stay) and rebuilds their
   orders and cases from the scrubbed events; deletes their devices with their telemetry series and
   ownership history (their alerts are events, scrubbed like the rest);
@@ -56,7 +57,7 @@ from rapport.events.store import EventRow, select_events
 from rapport.identity.graph import Key, key_text
 from rapport.identity.kinds import InvalidIdentifier, KindTable
 from rapport.identity.models import Conflict, Identifier, Merge
-from rapport.identity.tombstones import bury, digest
+from rapport.identity.tombstones import bury, digest, erased_event_id
 from rapport.ingest.envelope import MAX_IDENTIFIER
 from rapport.ingest.models import QuarantinedEvent
 from rapport.profiles import state as golden
@@ -342,7 +343,7 @@ def _scrub_events(
         event_id = fact.event_id
         if theirs.in_text(event_id):
             # still unique, and the same for the same id, but no longer readable
-            event_id = renamed[fact.event_id] = f"erased-{digest('event_id', event_id, secret)[:32]}"
+            event_id = renamed[fact.event_id] = erased_event_id(event_id, secret)
         subject = None if fact.subject is not None and theirs.in_text(fact.subject) else fact.subject
         scrubbed.append(fact._replace(event_id=event_id, subject=subject, identifiers={}, data=data))
         params.append(
