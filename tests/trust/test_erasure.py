@@ -193,3 +193,20 @@ def test_a_quarantined_event_whose_id_an_erasure_renamed_is_a_duplicate_when_rep
     assert (replayed["replayed"], replayed["duplicates"], replayed["still_rejected"]) == (0, 1, 0)
     item = ok(client.get("/v1/quarantine", params={"status": "duplicate"}))["items"][0]
     assert item["errors"][0].startswith("id: the log holds an event with the id")
+
+
+def test_leave_me_alone_after_the_erasure_is_held_back_and_rebuilds_no_one(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    assert ingest(db, settings, [page_view(JO)]).accepted == 1
+    erase(db, settings, client, "email", JO["email"])
+
+    answer = problem(
+        client.post("/v1/events", json={"events": [consent(JO, "leave_me_alone", "granted", minute=5)]}), 422
+    )
+
+    assert answer["accepted"] == 0
+    assert answer["rejected"][0]["errors"] == [
+        "erased: identifiers.email belongs to a person erased on request"
+    ]
+    problem(client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}), 404)

@@ -2,9 +2,9 @@
 
 When a person is erased, a hash of each of their identifiers (kind and normalised value, keyed with
 the deployment's secret) is kept in ``erased_identifiers``. Ingest holds back later events that carry
-one, so the person is not silently rebuilt; a new grant of consent lifts the tombstone again. The key
-makes the hashes useless to someone who has the table but not the secret (an email address or a phone
-number is easy to guess, and an unkeyed hash of it easy to reverse).
+one, so the person is not silently rebuilt; a new grant of consent (other than to be left alone) lifts
+the tombstone again. The key makes the hashes useless to someone who has the table but not the secret
+(an email address or a phone number is easy to guess, and an unkeyed hash of it easy to reverse).
 
 >>> digest("email", "jo@example.com", "secret") == digest("email", "jo@example.com", "secret")
 True

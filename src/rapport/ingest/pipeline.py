@@ -226,7 +226,13 @@ def check_batch(
 
 
 def _grants_consent(candidate: Candidate) -> bool:
-    return candidate.type == "consent.changed" and candidate.data.get("status") == "granted"
+    """Does the event grant consent, so that the person may be known again? "Leave me alone", granted,
+    asks for the opposite."""
+    return (
+        candidate.type == "consent.changed"
+        and candidate.data.get("status") == "granted"
+        and candidate.data.get("purpose") != "leave_me_alone"
+    )
 
 
 def _payload(candidate: Candidate) -> dict[str, Any]:
@@ -246,8 +252,9 @@ def hold_back_erased(
     connection: Connection, fresh: Sequence[Candidate], *, secret: str
 ) -> tuple[list[Candidate], list[Rejection]]:
     """Split off the events that carry an identifier of a person erased on request: they must not
-    silently rebuild the person. A consent.changed that grants consent again is the exception: it lifts
-    the tombstones of its identifiers, and it and the events after it are taken in."""
+    silently rebuild the person. A consent.changed that grants consent again (to anything but being left
+    alone) is the exception: it lifts the tombstones of its identifiers, and it and the events after it
+    are taken in."""
     erased = erased_among(connection, {key for c in fresh for key in c.keys}, secret)
     if not erased:
         return list(fresh), []

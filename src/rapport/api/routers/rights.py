@@ -103,7 +103,8 @@ def get_export(profile_id: str, session: ReadSession, audit: Audit) -> dict[str,
 def delete_profile(profile_id: str, database: DatabaseDep, settings: SettingsDep, audit: Audit) -> ErasureOut:
     """Removes the person's personal data from the profile, its identifiers and its events (the catalog
     says which fields are personal); non-personal aggregates stay. Later events that carry one of the
-    erased identifiers are quarantined, unless a consent.changed event grants consent again."""
+    erased identifiers are quarantined, unless a consent.changed event grants consent again (to anything
+    but being left alone)."""
     try:
         with database.session(write=True) as session:
             report = erase(
