@@ -6,6 +6,7 @@ parts of other text: an unrelated person whose email merely contains theirs keep
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,8 +17,10 @@ from builders import consent, event, ingest, order, page_view, profile_of
 from rapport.db import Database
 from rapport.events.models import Event
 from rapport.ingest import ingest_stream
+from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.trust.erasure import ERASED
+from rapport.trust.roles import Role
 from support.http import ok, problem
 
 JO = {"email": "jo@example.com"}
@@ -210,3 +213,80 @@ def test_leave_me_alone_after_the_erasure_is_held_back_and_rebuilds_no_one(
         "erased: identifiers.email belongs to a person erased on request"
     ]
     problem(client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}), 404)
+
+
+# -- what stays of their events, orders and cases ----------------------------------------------------
+
+ENGRAVING = "For Jo Erasmus, 12 Hidden Lane"
+ENGRAVED = [{"sku": "RING-1", "quantity": 1, "unit_price": 90.0, "engraving": ENGRAVING}]
+
+
+def test_fields_nested_in_their_events_that_no_schema_declares_go(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    placed = order("O-1", JO, total=90.0, lines=ENGRAVED, gift={"to": "Jo Erasmus", "wrap": True})
+    assert ingest(db, settings, [placed]).accepted == 1
+
+    erase(db, settings, client, "email", JO["email"])
+
+    assert stored(db, placed["id"]).data == {
+        "order_id": "O-1",
+        "currency": "EUR",
+        "total": 90.0,
+        "lines": [{"sku": "RING-1", "quantity": 1, "unit_price": 90.0}],
+    }
+    current = ok(client.get("/v1/orders/O-1"))["current"]
+    assert current["lines"] == [{"sku": "RING-1", "quantity": 1, "unit_price": 90.0}]
+    assert "Erasmus" not in str(ok(client.get("/v1/orders/O-1")))
+
+
+def test_list_items_that_a_schema_calls_personal_go_and_are_masked_for_analysts(
+    db: Database, settings: Settings, client: TestClient, api_client: Callable[..., TestClient]
+) -> None:
+    witnesses = {"type": "array", "items": {"type": "string", "x-personal": True}}
+    parts = {"type": "array", "items": {"type": "object", "properties": {"sku": {"type": "string"}}}}
+    measures = {"type": "object", "additionalProperties": {"type": "number"}}  # declares every field
+    properties = {"serial": {"type": "string"}, "witnesses": witnesses, "parts": parts, "measures": measures}
+    schema = {"type": "object", "properties": properties}
+    ok(client.post("/v1/event-types", json={"type": "warranty.claimed", "schema": schema}), 201)
+    claim = event(
+        "warranty.claimed",
+        ids=JO,
+        serial="SN-1",
+        witnesses=["Ann Other"],
+        parts=[{"sku": "P-1", "note": "Jo's"}],
+        measures={"depth_mm": 3},
+    )
+    assert ingest(db, settings, [claim]).accepted == 1
+    jo = profile_of(db, settings, "email", JO["email"])
+    seen = ok(api_client(Role.ANALYST).get(f"/v1/profiles/{jo}/timeline"))["items"][0]["data"]
+    assert seen["witnesses"] == ["[redacted]"] and seen["parts"] == [{"sku": "P-1", "note": "[redacted]"}]
+    assert seen["measures"] == {"depth_mm": 3}
+
+    erase(db, settings, client, "email", JO["email"])
+
+    assert stored(db, claim["id"]).data == {
+        "serial": "SN-1",
+        "witnesses": [],
+        "parts": [{"sku": "P-1"}],
+        "measures": {"depth_mm": 3},
+    }
+
+
+def test_their_golden_record_keeps_a_trait_without_the_fields_nested_in_it_that_no_schema_declares(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    built_in = ok(client.get("/v1/event-types/profile.updated"))[-1]["schema"]
+    preferences = {"type": "object", "properties": {"newsletter": {"type": "boolean"}}}
+    schema = {**built_in, "properties": {**built_in["properties"], "preferences": preferences}}
+    ok(client.post("/v1/event-types", json={"type": "profile.updated", "schema": schema}), 201)
+    chosen = {"newsletter": True, "note": "Jo Erasmus hates Mondays"}
+    assert ingest(db, settings, [event("profile.updated", ids=JO, preferences=chosen)]).accepted == 1
+    jo = profile_of(db, settings, "email", JO["email"])
+
+    erase(db, settings, client, "email", JO["email"])
+
+    with db.session() as session:
+        profile = session.get(Profile, jo)
+        assert profile is not None
+        assert profile.traits["preferences"]["value"] == {"newsletter": True}

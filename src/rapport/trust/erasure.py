@@ -5,9 +5,10 @@ The person is a live profile and every profile merged into it (its aliases). Era
 - keeps a keyed hash (tombstone) of each of their identifiers and deletes the identifiers, so that a
   later event carrying one is quarantined instead of silently rebuilding the person;
 - scrubs each of their events: no identifiers, only the ``data`` fields the catalog declares and does
-  not mark ``x-personal``, and any string left that holds one of their identifier values becomes
-  ``[erased]`` (an event id or a subject that holds one is replaced too; a renamed id is a keyed hash of
-  the original, which, sent again, is still a duplicate);
+  not mark ``x-personal``, at any depth (what analysts see masked, see :mod:`rapport.trust.redact`,
+  goes), and any string left that holds one of their identifier values becomes ``[erased]`` (an event
+  id or a subject that holds one is replaced too; a renamed id is a keyed hash of the original, which,
+  sent again, is still a duplicate);
 - drops personal traits from the golden record (account sums and consents stay) and rebuilds their
   orders and cases from the scrubbed events; deletes their devices with their telemetry series and
   ownership history (their alerts are events, scrubbed like the rest);
@@ -68,6 +69,7 @@ from rapport.profiles.service import aliases_of, resolve_root
 from rapport.profiles.statestore import load_states, save_states
 from rapport.things.devices import forget_devices
 from rapport.things.stores import rebuild_visits
+from rapport.trust.redact import Redactor
 
 __all__ = ["ERASED", "ErasedProfile", "ErasureReport", "erase", "person_of"]
 
@@ -294,44 +296,11 @@ class _Scrubbed:
     renamed: dict[str, str]
 
 
-def _without_personal(value: Any, spec: Any) -> Any:
-    """``value`` without the nested fields that its schema ``spec`` marks ``x-personal``."""
-    if not isinstance(spec, dict):
-        return value
-    if isinstance(value, dict) and isinstance(spec.get("properties"), dict):
-        props = spec["properties"]
-        return {
-            k: _without_personal(v, props.get(k))
-            for k, v in value.items()
-            if not (isinstance(props.get(k), dict) and props[k].get("x-personal"))
-        }
-    if isinstance(value, list) and isinstance(spec.get("items"), dict):
-        return [_without_personal(v, spec["items"]) for v in value]
-    return value
-
-
-def _scrub_data(
-    catalog: Catalog, type_name: str, version: int, data: Mapping[str, Any], theirs: _Theirs
-) -> dict[str, Any]:
-    """An event's data as it may stay: only the fields its schema declares and does not mark personal
-    (nested personal fields go too), with the person's identifier values replaced."""
-    event_type = catalog.get(type_name, version) or catalog.get(type_name)
-    if event_type is None:
-        return {}
-    props = event_type.schema.get("properties", {})
-    personal = set(event_type.personal_fields)
-    return {
-        name: _scrub(_without_personal(value, props[name]), theirs)
-        for name, value in data.items()
-        if name in props and name not in personal
-    }
-
-
 def _scrub_events(
     connection: Connection,
     events: Sequence[EventRow],
     *,
-    catalog: Catalog,
+    redactor: Redactor,
     theirs: _Theirs,
     secret: str,
 ) -> _Scrubbed:
@@ -339,7 +308,9 @@ def _scrub_events(
     scrubbed: list[EventRow] = []
     params: list[dict[str, Any]] = []
     for fact in events:
-        data = _scrub_data(catalog, fact.type, fact.schema_version, fact.data, theirs)
+        # only the fields every version of the type declares and none calls personal, at any depth, with
+        # the person's identifier values replaced
+        data = _scrub(redactor.erased(fact.type, fact.data), theirs)
         event_id = fact.event_id
         if theirs.in_text(event_id):
             # still unique, and the same for the same id, but no longer readable
@@ -378,8 +349,9 @@ def _clean_state(
     renamed: Mapping[str, str],
     theirs: _Theirs,
 ) -> tuple[golden.State, int]:
-    """The state without the entries whose field the scrubbed events no longer hold (the same as folding
-    the scrubbed events again); returns it and how many traits went."""
+    """The state without the entries whose field the scrubbed events no longer hold, and with the values
+    of the others as those events hold them, nested fields gone too (the same as folding the scrubbed
+    events again); returns it and how many traits went."""
 
     def origin(entry: dict[str, Any]) -> EventRow | None:
         old = entry.get("event_id", "")
@@ -395,11 +367,11 @@ def _clean_state(
         fact = origin(entry)
         field = None if fact is None else _trait_field(fact.type, name)
         if fact is not None and field is not None and field in fact.data:
-            traits[name] = cleaned(entry)
+            traits[name] = {**cleaned(entry), "value": fact.data[field]}
     account = dict(state["account"])
     if "fields" in account:
         account["fields"] = {
-            name: cleaned(entry)
+            name: {**cleaned(entry), "value": fact.data[name]}
             for name, entry in account["fields"].items()
             if (fact := origin(entry)) is not None and name in fact.data
         }
@@ -571,7 +543,8 @@ def erase(
     identifiers = table_of(Identifier)
     connection.execute(delete(identifiers).where(one_of(connection, identifiers.c.profile_id, ids)))
 
-    scrubbed = _scrub_events(connection, events, catalog=catalog, theirs=theirs, secret=secret)
+    redactor = Redactor(catalog)
+    scrubbed = _scrub_events(connection, events, redactor=redactor, theirs=theirs, secret=secret)
     facts = {fact.event_id: fact for fact in scrubbed.rows}
     states = load_states(connection, ids)
     traits_removed = 0

@@ -3,8 +3,9 @@
 The catalog says which fields of each event type are personal (``x-personal``), at any depth: an
 address's lines inside an order, say. A field the catalog does not declare at all (operators' schemas
 may allow extra fields, at the top or inside a declared object or list) is masked too: unknown is
-treated as personal. The schemas of every version of a type count together: a field is shown only
-where no version calls it personal and some version declares it.
+treated as personal. A field that an object's ``additionalProperties`` schema describes (a device's
+readings, each a number) is declared by it. The schemas of every version of a type count together: a
+field is shown only where no version calls it personal and some version declares it.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from typing import Any
 from rapport.catalog.registry import Catalog
 
 REDACTED = "[redacted]"
+#: what erasure puts in place of a personal or undeclared field: nothing, the field is left out
+DROPPED: Any = object()
 #: the event types whose fields become traits of the golden record, and order snapshots
 TRAIT_SOURCES = ("profile.updated", "address.changed")
 ORDER_TYPES = ("order.placed", "order.amended", "order.cancelled")
 
-#: what masking needs of a field's schema: whether it is personal, its declared fields, its items' shape
+#: what masking needs of a field's schema: whether it is personal, its declared fields, the shape of the
+#: fields its ``additionalProperties`` schema describes (``others``), its items' shape
 Shape = dict[str, Any]
 #: a field nothing declares: every field within it is masked
-UNDECLARED: Shape = {"personal": False, "fields": {}, "items": None}
+UNDECLARED: Shape = {"personal": False, "fields": {}, "others": None, "items": None}
 
 
 def _shape(*schemas: Any) -> Shape:
@@ -34,9 +38,16 @@ def _shape(*schemas: Any) -> Shape:
         for name, spec in (properties if isinstance(properties, dict) else {}).items():
             fields.setdefault(name, []).append(spec)
     items = [schema["items"] for schema in found if isinstance(schema.get("items"), dict)]
+    # ``"additionalProperties": true`` allows any field, which declares none
+    others = [
+        schema["additionalProperties"]
+        for schema in found
+        if isinstance(schema.get("additionalProperties"), dict)
+    ]
     return {
         "personal": any(schema.get("x-personal") for schema in found),
         "fields": {name: _shape(*specs) for name, specs in fields.items()},
+        "others": _shape(*others) if others else None,
         "items": _shape(*items) if items else None,
     }
 
@@ -46,29 +57,37 @@ def _together(shapes: Iterable[Shape]) -> Shape:
     shapes = list(shapes)
     names = dict.fromkeys(name for shape in shapes for name in shape["fields"])
     items = [shape["items"] for shape in shapes if shape["items"] is not None]
+    others = [shape["others"] for shape in shapes if shape["others"] is not None]
     return {
         "personal": any(shape["personal"] for shape in shapes),
         "fields": {
             name: _together(s["fields"][name] for s in shapes if name in s["fields"]) for name in names
         },
+        "others": _together(others) if others else None,
         "items": _together(items) if items else None,
     }
 
 
-def masked(value: Any, shape: Shape) -> Any:
-    """``value`` with what ``shape`` calls personal, or does not declare, masked at every depth."""
+def masked(value: Any, shape: Shape, hidden: Any = REDACTED) -> Any:
+    """``value`` with what ``shape`` calls personal, or does not declare, masked at every depth: replaced
+    by ``hidden``, or left out if that is :data:`DROPPED`."""
     if isinstance(value, dict):
-        return {name: field(item, shape["fields"].get(name)) for name, item in value.items()}
+        fields = (
+            (name, field(item, shape["fields"].get(name, shape["others"]), hidden))
+            for name, item in value.items()
+        )
+        return {name: item for name, item in fields if item is not DROPPED}
     if isinstance(value, list):
-        return [masked(item, shape["items"] or UNDECLARED) for item in value]
+        items = (field(item, shape["items"] or UNDECLARED, hidden) for item in value)
+        return [item for item in items if item is not DROPPED]
     return value
 
 
-def field(value: Any, shape: Shape | None) -> Any:
+def field(value: Any, shape: Shape | None, hidden: Any = REDACTED) -> Any:
     """A field's value: masked whole when it is personal or undeclared (``shape`` None), else within."""
     if shape is None or shape["personal"]:
-        return REDACTED
-    return masked(value, shape)
+        return hidden
+    return masked(value, shape, hidden)
 
 
 class Redactor:
@@ -91,6 +110,11 @@ class Redactor:
     def data(self, type_name: str, data: dict[str, Any]) -> dict[str, Any]:
         """An event's data with personal and undeclared fields masked."""
         found: dict[str, Any] = masked(data, self._shapes.get(type_name, UNDECLARED))
+        return found
+
+    def erased(self, type_name: str, data: dict[str, Any]) -> dict[str, Any]:
+        """An event's data as erasure leaves it: without its personal and undeclared fields."""
+        found: dict[str, Any] = masked(data, self._shapes.get(type_name, UNDECLARED), DROPPED)
         return found
 
     def event(self, item: dict[str, Any]) -> dict[str, Any]:
