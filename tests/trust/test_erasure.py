@@ -17,7 +17,7 @@ from builders import consent, event, ingest, order, page_view, profile_of
 from rapport.db import Database
 from rapport.events.models import Event
 from rapport.ingest import ingest_stream
-from rapport.profiles.models import Profile
+from rapport.profiles.models import Case, Order, Profile
 from rapport.settings import Settings
 from rapport.trust.erasure import ERASED
 from rapport.trust.roles import Role
@@ -290,3 +290,40 @@ def test_their_golden_record_keeps_a_trait_without_the_fields_nested_in_it_that_
         profile = session.get(Profile, jo)
         assert profile is not None
         assert profile.traits["preferences"]["value"] == {"newsletter": True}
+
+
+def test_their_orders_and_cases_lose_the_personal_fields_of_events_filed_under_someone_else(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    till = {"customer_id": "POS-12"}
+    home = {"line1": "12 Hidden Lane", "city": "Leeds", "country": "GB"}
+    secret_address = {**home, "line1": "14 Secret Road"}
+    events = [
+        order("O-1", JO, minute=0, shipping_address=home),
+        event(
+            "order.amended",
+            ids=till,
+            minute=1,
+            order_id="O-1",
+            shipping_address=secret_address,
+            reason="Jo moved to 14 Secret Road",
+        ),
+        event("case.opened", ids=JO, minute=2, case_id="CASE-1", kind="complaint", subject="Late parcel"),
+        event("case.updated", ids=till, minute=3, case_id="CASE-1", note="Jo called from 07700 900123"),
+    ]
+    assert ingest(db, settings, events).accepted == 4
+
+    report = erase(db, settings, client, "email", JO["email"])
+
+    assert (report["orders_rebuilt"], report["cases_rebuilt"], report["other_events_scrubbed"]) == (1, 1, 2)
+    view = ok(client.get("/v1/orders/O-1"))
+    assert "shipping_address" not in view["current"]
+    assert "Secret Road" not in str(view) and "moved" not in str(view)
+    with db.session() as session:
+        case = session.get(Case, "CASE-1")
+        assert case is not None and "07700" not in str(case.history)
+        placed = session.get(Order, "O-1")
+        assert placed is not None and "Secret Road" not in str(placed.versions)
+    amended, updated = stored(db, events[1]["id"]), stored(db, events[3]["id"])
+    assert amended.data == {"order_id": "O-1"} and updated.data == {"case_id": "CASE-1"}
+    assert amended.identifiers == till and updated.identifiers == till  # the till's, not Jo's

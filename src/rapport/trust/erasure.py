@@ -10,13 +10,15 @@ The person is a live profile and every profile merged into it (its aliases). Era
   id or a subject that holds one is replaced too; a renamed id is a keyed hash of the original, which,
   sent again, is still a duplicate);
 - drops personal traits from the golden record (account sums and consents stay) and rebuilds their
-  orders and cases from the scrubbed events; deletes their devices with their telemetry series and
-  ownership history (their alerts are events, scrubbed like the rest);
+  orders and cases from the scrubbed events (others' events about them are scrubbed too, but for their
+  identifiers); deletes their devices with their telemetry series and ownership history (their alerts
+  are events, scrubbed like the rest);
 - deletes the identity conflicts of their profiles or identifiers and the quarantined input that holds
   one of their identifier values, takes those values off other people's events, and writes tombstones
-  in place of their identifiers in the merge log. Outside their own events a value is theirs only whole
-  and as the identity graph normalises it ("07700 900123" is "+447700900123"), never as part of another
-  (someone else's "mojo@example.com" holds "jo@example.com"); SQL finds the candidates, Python decides;
+  in place of their identifiers in the merge log. Outside the events by or about them a value is theirs
+  only whole and as the identity graph normalises it ("07700 900123" is "+447700900123"), never as part
+  of another (someone else's "mojo@example.com" holds "jo@example.com"); SQL finds the candidates,
+  Python decides;
 - marks the profile and its aliases ``erased_at``, and rebuilds their store visits tied to no one (they
   still count, anonymously, in the stores' figures).
 
@@ -197,8 +199,8 @@ _PHONE_TAIL = 7
 @dataclass(frozen=True)
 class _Theirs:
     """The person's identifiers, told apart from other values however a source wrote them: as the identity
-    graph normalises them, value by value. Only in their own events is a value that holds one as part of
-    a longer text theirs too."""
+    graph normalises them, value by value. Only in the events by or about them is a value that holds one
+    as part of a longer text theirs too."""
 
     keys: frozenset[Key]
     kinds: KindTable
@@ -216,8 +218,8 @@ class _Theirs:
         return any(self.holds(kind, value) for kind in {kind for kind, _ in self.keys})
 
     def in_text(self, text: str) -> bool:
-        """Does ``text``, of their own events, hold one of their values: whole (however written) or, if
-        it is long enough not to be a word by chance, as written somewhere in it?"""
+        """Does ``text``, of an event by or about them, hold one of their values: whole (however
+        written) or, if it is long enough not to be a word by chance, as written somewhere in it?"""
         lowered = text.lower()
         return any(needle in lowered for needle in self.needles) or self.named_by(text)
 
@@ -382,20 +384,63 @@ def _clean_state(
     )
 
 
+def _scrub_entity_events(
+    connection: Connection,
+    ids: Sequence[str],
+    entity_ids: Sequence[str],
+    types: Sequence[str],
+    *,
+    redactor: Redactor,
+    theirs: _Theirs,
+) -> int:
+    """Events filed under someone else about the person's orders or cases (a till amending their order,
+    an agent noting their call) lose what the person's own events lose but the identifiers, which are
+    the other's: the entity rebuilt from every one of its events then holds nothing personal."""
+    table = table_of(Event)
+    changes = []
+    for chunk in chunked(entity_ids):
+        for fact in select_events(
+            connection,
+            one_of(connection, table.c.subject, chunk),
+            table.c.type.in_(types),
+            not_(one_of(connection, table.c.profile_id, list(ids))),
+        ):
+            data = _scrub(redactor.erased(fact.type, fact.data), theirs)
+            subject = None if fact.subject is not None and theirs.in_text(fact.subject) else fact.subject
+            if (data, subject) != (fact.data, fact.subject):
+                changes.append({"b_id": fact.event_id, "b_subject": subject, "b_data": data})
+    if changes:
+        connection.execute(
+            update(table)
+            .where(table.c.event_id == bindparam("b_id"))
+            .values(subject=bindparam("b_subject"), data=bindparam("b_data", type_=table.c.data.type)),
+            changes,
+        )
+    return len(changes)
+
+
 def _rebuild_entities(
-    connection: Connection, ids: Sequence[str], events: Sequence[EventRow]
-) -> tuple[int, int, int]:
-    """Orders and cases again from the scrubbed events; those whose id held a value go. Returns orders
-    rebuilt, cases rebuilt, entities removed."""
+    connection: Connection,
+    ids: Sequence[str],
+    events: Sequence[EventRow],
+    *,
+    redactor: Redactor,
+    theirs: _Theirs,
+) -> tuple[int, int, int, int]:
+    """Orders and cases again from the scrubbed events, theirs and others' about them; those whose id
+    held a value go. Returns orders rebuilt, cases rebuilt, entities removed and others' events scrubbed."""
     counts: list[int] = []
-    removed = 0
+    removed = scrubbed = 0
     for model, key, types, rebuild in (
         (Order, "order_id", ORDER_TYPES, rebuild_orders),
         (Case, "case_id", CASE_TYPES, rebuild_cases),
     ):
         table = table_of(model)
-        entity_ids = {fact.subject for fact in events if fact.type in types and fact.subject}
-        entity_ids |= {row[0] for row in select_rows(connection, table, [key], "profile_id", list(ids))}
+        owned = {row[0] for row in select_rows(connection, table, [key], "profile_id", list(ids))}
+        scrubbed += _scrub_entity_events(
+            connection, ids, sorted(owned), types, redactor=redactor, theirs=theirs
+        )
+        entity_ids = {fact.subject for fact in events if fact.type in types and fact.subject} | owned
         wanted = sorted(entity_ids)
         for chunk in chunked(wanted):
             connection.execute(delete(table).where(one_of(connection, table.c[key], chunk)))
@@ -403,7 +448,7 @@ def _rebuild_entities(
         rebuilt = len(select_rows(connection, table, [key], key, wanted)) if wanted else 0
         counts.append(rebuilt)
         removed += len(wanted) - rebuilt
-    return counts[0], counts[1], removed
+    return counts[0], counts[1], removed, scrubbed
 
 
 def _delete_devices(connection: Connection, ids: Sequence[str], keys: set[Key]) -> int:
@@ -553,7 +598,9 @@ def erase(
         traits_removed += removed
     save_states(connection, states, now=now)
 
-    orders, cases, entities_removed = _rebuild_entities(connection, ids, events)
+    orders, cases, entities_removed, entity_events = _rebuild_entities(
+        connection, ids, events, redactor=redactor, theirs=theirs
+    )
     devices = _delete_devices(connection, ids, keys)
     merges = _scrub_merges(connection, ids, keys, scrubbed.renamed, secret)
 
@@ -572,7 +619,7 @@ def erase(
         erased_at=now,
         identifiers=len(keys),
         events_scrubbed=len(events),
-        other_events_scrubbed=other_events,
+        other_events_scrubbed=other_events + entity_events,
         traits_removed=traits_removed,
         orders_rebuilt=orders,
         cases_rebuilt=cases,

@@ -62,7 +62,10 @@ class ErasureOut(BaseModel):
     erased_at: datetime
     identifiers: int = Field(description="identifiers removed (a keyed hash of each is kept)")
     events_scrubbed: int = Field(description="events of the person stripped of personal data")
-    other_events_scrubbed: int = Field(description="other people's events that carried an identifier")
+    other_events_scrubbed: int = Field(
+        description="other people's events that carried an identifier, or were about the person's orders "
+        "and cases"
+    )
     traits_removed: int
     orders_rebuilt: int
     cases_rebuilt: int
