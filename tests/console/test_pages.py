@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from builders import amended_then_cancelled, event, ingest
+from builders import amended_then_cancelled, event, ingest, order
 from rapport.api import create_app
 from rapport.db import Database
 from rapport.identity.service import find_profile, load_kinds
@@ -22,7 +22,7 @@ from rapport.ingest.importer import import_file
 from rapport.settings import Settings
 from rapport.things.stores import put_store
 from rapport.trust.keys import revoke_key
-from rapport.trust.models import ApiKey
+from rapport.trust.models import ApiKey, AuditEntry
 from rapport.trust.roles import Role
 from support.keys import new_key
 from things.devices.device_events import reading, registered
@@ -188,6 +188,19 @@ def test_an_analyst_sees_the_360_page_masked(world: str, browser_for: SignedIn) 
     html = browser_for(Role.ANALYST).get(f"/customers/{world}").text
     assert "[redacted]" in html
     assert "jo@example.com" not in html and "Bloggs" not in html
+
+
+def test_an_order_page_is_audited_without_its_number(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    ingest(db, settings, [order("WEB-jo@example.com-1", JO)])  # an order number holding the email
+
+    assert browser_for(Role.AGENT).get("/orders/WEB-jo@example.com-1").status_code == 200
+
+    with db.session() as session:
+        [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "order.read"))
+    assert "jo@example.com" not in str(entry.detail)
+    assert (entry.target_id, set(entry.detail)) == (world, {"via", "order"})
 
 
 def test_bad_input_gets_a_clear_page(world: str, browser_for: SignedIn) -> None:

@@ -209,6 +209,24 @@ def test_erasure_leaves_none_of_their_identifier_values_in_any_table(
     assert report["quarantine_removed"] == 1
 
 
+def test_the_audit_log_keeps_no_order_number_that_holds_an_identifier_value(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    number = f"WEB-{EMAIL}-1"  # an order number made from the email address
+    ingest(db, settings, [order(number, {"email": EMAIL}), order("O-JO-2", {"email": EMAIL}, minute=1)])
+    for read in (number, number, "O-JO-2"):
+        ok(client.get(f"/v1/orders/{read}"))
+    jo = holder(db, "email", EMAIL.casefold())
+
+    reads = ok(client.get("/v1/audit", params={"action": "order.read"}))["items"]
+    ok(client.delete(f"/v1/profiles/{jo}"))
+
+    assert where_found(db, [EMAIL]) == []
+    assert {e["target_id"] for e in reads} == {jo}
+    first, again, other = (e["detail"]["order"] for e in reads)
+    assert first == again != other  # the same order, another order: told apart without their numbers
+
+
 def test_erasure_keeps_what_is_not_personal(db: Database, settings: Settings, client: TestClient) -> None:
     jo = given_jo(db, settings)
     before = counters(db, jo.profile_id)

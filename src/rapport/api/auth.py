@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from rapport.api.deps import get_database
+from rapport.api.deps import get_database, get_settings
 from rapport.api.problems import ProblemError
 from rapport.api.ratelimit import RateLimiter, retry_after
 from rapport.trust import audit
@@ -71,7 +71,12 @@ class Auditor:
 
     def __init__(self, request: Request, caller: CurrentCaller) -> None:
         self.database = get_database(request)
+        self.settings = get_settings(request)
         self.caller = caller
+
+    def reference(self, value: str) -> str:
+        """What to record of an id the client chose, in its place: it may hold an identifier value."""
+        return audit.reference(value, secret=self.settings.secret_key.get_secret_value())
 
     def __call__(self, action: str, target_type: str, target_id: str, **detail: Any) -> None:
         with self.database.session(write=True) as session:

@@ -12,7 +12,17 @@ from sqlalchemy import select
 
 from rapport.console import charts
 from rapport.console.search import search
-from rapport.console.web import CurrentViewer, PageError, PageSession, Viewer, need, record, redactor, render
+from rapport.console.web import (
+    CurrentViewer,
+    PageError,
+    PageSession,
+    Viewer,
+    need,
+    record,
+    redactor,
+    reference,
+    render,
+)
 from rapport.identity.models import Identifier
 from rapport.identity.service import load_kinds
 from rapport.profiles.consent import LEAVE_ME_ALONE
@@ -210,7 +220,14 @@ def get_order(request: Request, order_id: str, session: PageSession, viewer: Cur
     masks = redactor(session, viewer)
     if masks:
         found = masks.order(found)
-    record(request, viewer, "order.read", "profile", found["profile_id"], order_id=order_id)
+    record(
+        request,
+        viewer,
+        "order.read",
+        "profile",
+        found["profile_id"],
+        order=reference(request, found["order_id"]),
+    )
     return render(request, "order.html", {"o": found}, viewer=viewer)
 
 

@@ -204,6 +204,11 @@ def record(
         )
 
 
+def reference(request: Request, value: str) -> str:
+    """What to record of an id the viewer chose, in its place: it may hold an identifier value."""
+    return audit.reference(value, secret=settings_of(request).secret_key.get_secret_value())
+
+
 def render(
     request: Request,
     name: str,

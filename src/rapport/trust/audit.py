@@ -1,7 +1,8 @@
 """The audit trail: who read, exported or erased a person, and who changed keys or the catalog.
 
 Entries are only ever added. They name the profile, never an identifier value, so that an erasure
-leaves no copy of one here.
+leaves no copy of one here: an id a client chose (an order number may hold an email address) is kept as a
+keyed hash (:func:`reference`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.identity.tombstones import digest
 from rapport.trust.keys import Caller
 from rapport.trust.models import AuditEntry
+
+#: what a reference is hashed under: no identifier kind has parentheses, so no tombstone is one
+_REFERENCE = "(reference)"
+
+
+def reference(value: str, *, secret: str) -> str:
+    """What an entry keeps of an id a client chose, which may hold an identifier value: a keyed hash, the
+    same for the same id, that says nothing of it to whoever lacks the deployment's secret."""
+    return digest(_REFERENCE, value, secret)[:32]
 
 
 def record(

@@ -210,6 +210,6 @@ def get_order(order_id: str, session: ReadSession, caller: CurrentCaller, audit:
     found = order_view(session, order_id=order_id)
     if found is None:
         raise ProblemError(404, "Not found", f"no order {order_id!r}")
-    audit("order.read", "profile", found["profile_id"], order_id=order_id)
+    audit("order.read", "profile", found["profile_id"], order=audit.reference(found["order_id"]))
     redactor = redactor_for(caller, session)
     return redactor.order(found) if redactor else found
