@@ -17,8 +17,10 @@ from sqlalchemy import select
 from builders import amended_then_cancelled, event, ingest, order
 from rapport.api import create_app
 from rapport.db import Database
+from rapport.identity.models import Merge
 from rapport.identity.service import find_profile, load_kinds
 from rapport.ingest.importer import import_file
+from rapport.ingest.models import QuarantinedEvent
 from rapport.settings import Settings
 from rapport.things.stores import put_store
 from rapport.trust.keys import revoke_key
@@ -201,6 +203,39 @@ def test_an_order_page_is_audited_without_its_number(
         [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "order.read"))
     assert "jo@example.com" not in str(entry.detail)
     assert (entry.target_id, set(entry.detail)) == (world, {"via", "order"})
+
+
+def test_undoing_a_merge_and_replaying_the_quarantine_are_audited_as_through_the_api(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    card = {"loyalty_id": "L-9"}
+    merging = [event("page.viewed", ids=card, url="/"), event("page.viewed", ids={**JO, **card}, url="/")]
+    unknown = event("warranty.claimed", ids=JO)
+    assert ingest(db, settings, [*merging, unknown]).rejected_count == 1
+    with db.session() as session:
+        merge = session.scalar(select(Merge.id))
+        item = session.scalar(select(QuarantinedEvent.id))
+    client = browser_for(Role.ADMIN)
+    token = csrf_of(client.get("/steward/merges").text)
+
+    for path, form in (
+        (f"/steward/merges/{merge}/undo", {}),
+        ("/steward/quarantine/replay", {"id": str(item)}),
+    ):
+        assert client.post(path, data={**form, "csrf": token}, follow_redirects=False).status_code == 303
+    client.post("/steward/quarantine/replay", data={"csrf": token}, follow_redirects=False)
+
+    with db.session() as session:
+        entries = [
+            (e.action, e.target_id, e.detail)
+            for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        ]
+    still = {"via": "console", "replayed": 0, "duplicates": 0, "still_rejected": 1}
+    assert entries == [  # as the API records them, with the console named
+        ("merge.undo", str(merge), {"via": "console"}),
+        ("quarantine.replay", str(item), {**still, "ids": [item]}),
+        ("quarantine.replay", "open", still),
+    ]
 
 
 def test_bad_input_gets_a_clear_page(world: str, browser_for: SignedIn) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from builders import event, order
+from builders import event, message, order
 from rapport.trust.roles import Role
 from support.http import ok, problem
 
@@ -140,6 +140,34 @@ def test_key_changes_and_catalog_changes_are_audited(client: TestClient) -> None
         ("key.create", str(created["id"])),
         ("key.revoke", str(created["id"])),
         ("event_type.create", "loyalty.tier_changed"),
+    ]
+
+
+def a_merge_and_a_quarantined_event(client: TestClient) -> tuple[int, int]:
+    """Jo's order and a loyalty card's merged by a message carrying both, and an event of a type no one
+    defined, quarantined; the merge's id and the item's."""
+    jo, card = {"email": "jo@example.com"}, {"loyalty_id": "L-9"}
+    batch = [order("o-1", jo), order("o-2", card, minute=1), message({**jo, **card}, minute=2)]
+    ok(client.post("/v1/events", json={"events": batch}))
+    problem(client.post("/v1/events", json={"events": [event("warranty.claimed", ids=jo, minute=3)]}), 422)
+    [merge] = ok(client.get("/v1/identity/merges"))
+    [item] = ok(client.get("/v1/quarantine"))["items"]
+    return merge["id"], item["id"]
+
+
+def test_undoing_a_merge_and_replaying_the_quarantine_through_the_api_are_audited(client: TestClient) -> None:
+    merge, item = a_merge_and_a_quarantined_event(client)
+
+    ok(client.post(f"/v1/identity/merges/{merge}/undo"))
+    ok(client.post("/v1/quarantine/replay", json={"ids": [item]}))
+    ok(client.post("/v1/quarantine/replay"))
+
+    entries = [(e["action"], e["target_id"], e["detail"]) for e in ok(client.get("/v1/audit"))["items"]]
+    still = {"replayed": 0, "duplicates": 0, "still_rejected": 1}
+    assert entries == [  # as the console records them
+        ("merge.undo", str(merge), {}),
+        ("quarantine.replay", str(item), {**still, "ids": [item]}),
+        ("quarantine.replay", "open", still),
     ]
 
 

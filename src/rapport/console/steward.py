@@ -127,8 +127,11 @@ async def post_replay(request: Request, viewer: CurrentViewer) -> Response:
         viewer,
         "quarantine.replay",
         "quarantine",
-        form.get("id") or "open",
+        ",".join(map(str, ids)) if ids else "open",  # as the API records it
         replayed=outcome.replayed,
+        duplicates=outcome.duplicates,
+        still_rejected=outcome.still_rejected,
+        **({"ids": ids} if ids else {}),
     )
     return redirect(
         f"/steward/quarantine?replayed={outcome.replayed}&duplicates={outcome.duplicates}"

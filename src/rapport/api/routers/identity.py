@@ -105,7 +105,7 @@ def get_merges(
     dependencies=[require(P.IDENTITY_REVIEW)],
 )
 def post_undo(
-    database: DatabaseDep, settings: SettingsDep, merge_id: int = Path(ge=1, le=MAX_ROW_ID)
+    database: DatabaseDep, settings: SettingsDep, audit: Audit, merge_id: int = Path(ge=1, le=MAX_ROW_ID)
 ) -> MergeOut:
     """Gives the absorbed profile back its identifiers and its own events, recomputes both profiles, and
     keeps the two apart from then on (a later event linking them is recorded as a conflict)."""
@@ -115,11 +115,13 @@ def post_undo(
             merge = undo_merge(
                 session, merge_id=merge_id, kinds=kinds, priority_of=source_priorities(settings)
             )
-            return MergeOut.model_validate(merge)
+            undone = MergeOut.model_validate(merge)
     except NotFound as exc:
         raise ProblemError(404, "Not found", str(exc)) from exc
     except IdentityError as exc:
         raise ProblemError(409, "Cannot undo", str(exc)) from exc
+    audit("merge.undo", "merge", str(merge_id))  # as the console records it
+    return undone
 
 
 @router.get(

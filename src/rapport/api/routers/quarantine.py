@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StrictInt
 
-from rapport.api.auth import require
+from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.bodies import RequestBody
@@ -93,9 +93,15 @@ def get_quarantine(
     dependencies=[require(P.QUARANTINE_MANAGE)],
 )
 def post_replay(
-    database: DatabaseDep, settings: SettingsDep, body: ReplayRequest | None = None
+    database: DatabaseDep, settings: SettingsDep, audit: Audit, body: ReplayRequest | None = None
 ) -> ReplayResult:
-    outcome = replay(database, settings=settings, ids=body.ids if body else None)
-    return ReplayResult(
+    ids = body.ids if body else None
+    outcome = replay(database, settings=settings, ids=ids)
+    result = ReplayResult(
         replayed=outcome.replayed, duplicates=outcome.duplicates, still_rejected=outcome.still_rejected
     )
+    # as the console records it: the items asked for (the target is cut at 200 characters), or "open"
+    target = "open" if ids is None else ",".join(map(str, ids))
+    asked = {} if ids is None else {"ids": ids}
+    audit("quarantine.replay", "quarantine", target, **result.model_dump(), **asked)
+    return result
