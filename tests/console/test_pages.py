@@ -190,6 +190,18 @@ def test_an_analyst_sees_the_360_page_masked(world: str, browser_for: SignedIn) 
     html = browser_for(Role.ANALYST).get(f"/customers/{world}").text
     assert "[redacted]" in html
     assert "jo@example.com" not in html and "Bloggs" not in html
+    assert "FR-1" not in html and "/devices/" not in html  # the fridge, without its serial or a link
+
+
+def test_an_analyst_sees_no_order_number_made_from_an_identifier_value(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    ingest(db, settings, [order("WEB-jo@example.com-1", JO, minute=40)])
+
+    html = browser_for(Role.ANALYST).get(f"/customers/{world}").text
+
+    assert "jo@example.com" not in html
+    assert 'href="/orders/O-1"' in html and 'href="/orders/%5Bredacted%5D"' not in html
 
 
 def test_an_order_page_is_audited_without_its_number(

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from builders import event, message, order
 from rapport.trust.roles import Role
 from support.http import ok, problem
+from things.devices.device_events import reading, registered, reported
 
 JO = {"email": "jo@example.com", "loyalty_id": "L-77"}
 
@@ -101,6 +102,82 @@ def test_an_analyst_sees_no_undeclared_field_at_any_depth(api_client: Callable[.
     assert changes["lines"]["changed"][0]["to"]["quantity"] == 2
     # an agent sees it all
     assert ok(agent.get("/v1/orders/o-2"))["current"]["gift_message"] == "Love, Jo Smith"
+
+
+SERIAL = "SN-4410"
+
+
+def jo_with_ids_made_from_values(client: TestClient) -> str:
+    """Jo, whose events have ids made from Jo's email (as a shop may make them), with an order whose
+    number holds it too, and a washing machine; returns Jo's profile id."""
+    batch = [
+        event("consent.changed", ids=JO, id="consent-jo@example.com", purpose="marketing", status="granted"),
+        {**order("WEB-jo@example.com-1", JO, minute=1), "id": "order-jo@example.com"},
+        registered(SERIAL, JO, minute=2),
+        reading(SERIAL, minute=3, temp_c=40),
+        reported(SERIAL, "fault", minute=4, code="E1"),
+    ]
+    assert ok(client.post("/v1/events", json={"events": batch}))["accepted"] == len(batch)
+    profile_id: str = ok(client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}))["id"]
+    return profile_id
+
+
+def test_an_analyst_sees_neither_device_serials_nor_event_ids(api_client: Callable[..., TestClient]) -> None:
+    agent, analyst = api_client(Role.AGENT), api_client(Role.ANALYST)
+    jo = jo_with_ids_made_from_values(agent)
+
+    seen = ok(analyst.get(f"/v1/profiles/{jo}"))
+    timeline = ok(analyst.get(f"/v1/profiles/{jo}/timeline"))
+    the_order = ok(analyst.get("/v1/orders/WEB-jo@example.com-1"))
+    ledger = ok(analyst.get(f"/v1/profiles/{jo}/consents"))
+    decision = ok(
+        analyst.get(f"/v1/profiles/{jo}/consent", params={"purpose": "marketing", "channel": "email"})
+    )
+    owned = ok(analyst.get("/v1/devices", params={"owner": jo}))
+    listed = ok(analyst.get("/v1/devices"))
+    device = ok(analyst.get(f"/v1/devices/{SERIAL}"))  # asked for by its serial, which it shows
+
+    for answer in (seen, timeline, ledger, decision, owned, listed):
+        assert "jo@example.com" not in text_of(answer) and SERIAL.lower() not in text_of(answer)
+    for answer in (the_order["history"], device):
+        assert "jo@example.com" not in text_of(answer)
+    # what is not an identifier value stays: the device's model and health, the consent, the order
+    [summary] = seen["devices"]
+    assert (summary["serial"], summary["model"], summary["health"]) == ("[redacted]", "Test fridge", "alert")
+    assert owned["items"] == listed["items"] == seen["devices"]
+    assert (
+        {c["event_id"] for c in seen["consents"]}
+        == {h["event_id"] for h in ledger["history"]}
+        == {"[redacted]"}
+    )
+    assert ledger["current"]["marketing"]["email"]["basis"]["event_id"] == "[redacted]"
+    assert (decision["allowed"], decision["basis"]["event_id"]) == (True, "[redacted]")
+    assert {item["id"] for item in timeline["items"]} == {"[redacted]"}
+    assert [item["type"] for item in timeline["items"]][-2:] == ["order.placed", "consent.changed"]
+    assert [(v["event_id"], v["type"]) for v in the_order["history"]] == [("[redacted]", "order.placed")]
+    assert {o["event_id"] for o in device["ownership"]} == {"[redacted]"} and device["serial"] == SERIAL
+    # an agent sees them all
+    assert ok(agent.get(f"/v1/profiles/{jo}"))["devices"][0]["serial"] == SERIAL
+    assert ok(agent.get(f"/v1/profiles/{jo}/consents"))["history"][0]["event_id"] == "consent-jo@example.com"
+
+
+def test_an_analyst_pages_through_the_devices_by_position(api_client: Callable[..., TestClient]) -> None:
+    agent, analyst = api_client(Role.AGENT), api_client(Role.ANALYST)
+    serials = ["SN-1", "SN-2", "SN-3"]
+    ok(
+        agent.post(
+            "/v1/events", json={"events": [registered(s, JO, minute=i) for i, s in enumerate(serials)]}
+        )
+    )
+
+    first = ok(analyst.get("/v1/devices", params={"limit": 2}))
+    second = ok(analyst.get("/v1/devices", params={"limit": 2, "after": first["next_after"]}))
+
+    assert (first["next_after"], second["next_after"]) == ("+2", None)
+    assert [d["serial"] for d in first["items"] + second["items"]] == ["[redacted]"] * 3
+    assert "by position" in problem(analyst.get("/v1/devices", params={"after": "SN-1"}), 422)["detail"]
+    # a role that sees serials pages by them
+    assert ok(agent.get("/v1/devices", params={"limit": 2}))["next_after"] == "SN-2"
 
 
 def test_every_read_of_a_person_is_in_the_audit_log_with_key_role_and_target(

@@ -22,7 +22,7 @@ from rapport.db import Database
 from rapport.settings import Settings
 from rapport.trust import audit
 from rapport.trust.keys import Caller, RefusedKey, authenticate_hash, fingerprint
-from rapport.trust.redact import Redactor
+from rapport.trust.redact import REDACTED, Redactor
 from rapport.trust.roles import Permission, allows
 
 COOKIE = "rapport_session"
@@ -36,6 +36,7 @@ CSP = (
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals["allows"] = allows
 templates.env.globals["P"] = Permission
+templates.env.globals["REDACTED"] = REDACTED  # a masked id leads nowhere: pages show it without a link
 templates.env.filters.update(
     when=formats.when, age=formats.age, money=formats.money, icon=formats.icon, summarise=formats.summarise
 )

@@ -6,11 +6,16 @@ may allow extra fields, at the top or inside a declared object or list) is maske
 treated as personal. A field that an object's ``additionalProperties`` schema describes (a device's
 readings, each a number) is declared by it. The schemas of every version of a type count together: a
 field is shown only where no version calls it personal and some version declares it.
+
+Identifier values are masked wherever they show: as identifiers, as a device's serial, and inside any text
+a client chose that holds one (an order number made from an email address, a serial in a device's
+event). Event ids are masked whole: a client chooses them too ("consent-jo@example.com"), and nothing
+tells an id that holds an identifier value from one that does not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rapport.catalog.registry import Catalog
@@ -21,6 +26,9 @@ DROPPED: Any = object()
 #: the event types whose fields become traits of the golden record, and order snapshots
 TRAIT_SOURCES = ("profile.updated", "address.changed")
 ORDER_TYPES = ("order.placed", "order.amended", "order.cancelled")
+
+#: shorter identifier values are not looked for inside other text, as erasure does not look for them
+MIN_HELD = 4
 
 #: what masking needs of a field's schema: whether it is personal, its declared fields, the shape of the
 #: fields its ``additionalProperties`` schema describes (``others``), its items' shape
@@ -90,6 +98,30 @@ def field(value: Any, shape: Shape | None, hidden: Any = REDACTED) -> Any:
     return masked(value, shape, hidden)
 
 
+def held(values: Iterable[Any]) -> list[str]:
+    """Identifier values to look for inside other text, lower case."""
+    return sorted({v.lower() for v in values if isinstance(v, str) and len(v.strip()) >= MIN_HELD})
+
+
+def unheld(value: Any, values: Sequence[str]) -> Any:
+    """``value`` with every string that holds one of ``values`` (from :func:`held`) masked, at any depth."""
+    if isinstance(value, str):
+        lowered = value.lower()
+        return REDACTED if any(v in lowered for v in values) else value
+    if isinstance(value, dict):
+        return {name: unheld(item, values) for name, item in value.items()}
+    if isinstance(value, list):
+        return [unheld(item, values) for item in value]
+    return value
+
+
+def without_event_id(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A record that names the event it came from (a consent, a version of an order), that id masked."""
+    if entry is None or "event_id" not in entry:
+        return entry
+    return {**entry, "event_id": REDACTED}
+
+
 class Redactor:
     """Masks built from one catalog; cheap to apply to many items."""
 
@@ -118,16 +150,20 @@ class Redactor:
         return found
 
     def event(self, item: dict[str, Any]) -> dict[str, Any]:
-        """A timeline item: identifier values and personal data masked."""
+        """A timeline item: its id, identifier values (in its data too: a device's serial) and personal
+        data masked."""
         return {
             **item,
+            "id": REDACTED,
             "identifiers": {kind: REDACTED for kind in item["identifiers"]},
-            "data": self.data(item["type"], item["data"]),
+            "data": unheld(self.data(item["type"], item["data"]), held(item["identifiers"].values())),
         }
 
     def profile(self, view: dict[str, Any]) -> dict[str, Any]:
-        """A 360 view, or the part of one a page shows: personal traits, identifier values, the
-        account's personal fields and case subjects masked."""
+        """A 360 view, or the part of one a page shows: personal traits, identifier values (in the ids
+        of orders and cases too), the account's personal fields, case subjects, device serials and the
+        ids of the events consents came from masked."""
+        values = held(entry["value"] for entries in view["identifiers"].values() for entry in entries)
         shown = {
             **view,
             "traits": {
@@ -138,11 +174,46 @@ class Redactor:
                 kind: [{**entry, "value": REDACTED} for entry in entries]
                 for kind, entries in view["identifiers"].items()
             },
-            "open_cases": [{**case, "subject": REDACTED} for case in view["open_cases"]],
+            "open_cases": [{**unheld(case, values), "subject": REDACTED} for case in view["open_cases"]],
         }
         if "account" in view:
             shown["account"] = self._account_of(view["account"])
+        if "orders" in view:
+            shown["orders"] = unheld(view["orders"], values)
+        if "consents" in view:
+            shown["consents"] = [without_event_id(entry) for entry in view["consents"]]
+        if "devices" in view:
+            shown["devices"] = [self.device(device) for device in view["devices"]]
         return shown
+
+    def device(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """A device as the 360 and the lists show it: its serial, an identifier value, masked."""
+        return {**summary, "serial": REDACTED}
+
+    def device_view(self, view: dict[str, Any]) -> dict[str, Any]:
+        """One device, asked for by its serial (which stays): the ids of the events that registered it
+        and of its reports masked."""
+        return {
+            **view,
+            "ownership": [without_event_id(entry) for entry in view["ownership"]],
+            "recent_readings": [without_event_id(entry) for entry in view["recent_readings"]],
+        }
+
+    def ledger(self, ledger: dict[str, Any]) -> dict[str, Any]:
+        """A consent ledger: the ids of the events each consent came from masked."""
+        return {
+            **ledger,
+            "current": {
+                purpose: {channel: self.decision(state) for channel, state in channels.items()}
+                for purpose, channels in ledger["current"].items()
+            },
+            "leave_me_alone_basis": without_event_id(ledger["leave_me_alone_basis"]),
+            "history": [without_event_id(entry) for entry in ledger["history"]],
+        }
+
+    def decision(self, decision: dict[str, Any]) -> dict[str, Any]:
+        """What a purpose and channel allow, and why: the id of the event its basis came from masked."""
+        return {**decision, "basis": without_event_id(decision["basis"])}
 
     def _account_of(self, account: dict[str, Any]) -> dict[str, Any]:
         fields = masked(account["fields"], self._account)
@@ -160,7 +231,7 @@ class Redactor:
     def order(self, view: dict[str, Any]) -> dict[str, Any]:
         """An order with every version: personal and undeclared fields (the shipping address, reasons, a
         gift message no schema names) masked wherever they appear, in snapshots and in the changes
-        between versions alike."""
+        between versions alike, and the ids of the events of its versions."""
         return {
             **view,
             "current": masked(view["current"], self._order),
@@ -172,6 +243,7 @@ class Redactor:
         reason = version.get("reason")
         return {
             **version,
+            "event_id": REDACTED,
             "reason": None if reason is None else field(reason, fields.get("reason")),
             "order": masked(version["order"], self._order),
             "changes": {name: self._change(name, change) for name, change in version["changes"].items()},

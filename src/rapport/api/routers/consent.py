@@ -19,6 +19,7 @@ from rapport.api.deps import (
 )
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError, invalid_query
+from rapport.api.routers.profiles import redactor_for
 from rapport.bodies import RequestBody
 from rapport.trust import consent
 from rapport.trust.consent import ANY, CHANNELS, MESSAGE_CHANNELS, PURPOSES
@@ -126,7 +127,7 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     summary="A person's consents now, per purpose and channel, and their history",
     dependencies=[require(P.PROFILES_READ)],
 )
-def get_ledger(profile_id: str, session: ReadSession, audit: Audit) -> dict[str, Any]:
+def get_ledger(profile_id: str, session: ReadSession, caller: CurrentCaller, audit: Audit) -> dict[str, Any]:
     """Also answers for the id of a profile that was merged into another (an alias)."""
     found = consent.ledger(session, profile_id=profile_id)
     if found is None:
@@ -134,7 +135,8 @@ def get_ledger(profile_id: str, session: ReadSession, audit: Audit) -> dict[str,
     if found["erased_at"] is not None:
         raise profile_gone(profile_id, found["erased_at"])
     audit("consent.read", "profile", found["profile_id"])
-    return found
+    redactor = redactor_for(caller, session)
+    return redactor.ledger(found) if redactor else found
 
 
 @router.get(
@@ -147,6 +149,7 @@ def get_ledger(profile_id: str, session: ReadSession, audit: Audit) -> dict[str,
 def get_decision(
     profile_id: str,
     session: ReadSession,
+    caller: CurrentCaller,
     purpose: str = Query(max_length=50, examples=["marketing"], json_schema_extra={"enum": list(PURPOSES)}),
     channel: str = Query(
         max_length=30,
@@ -165,7 +168,9 @@ def get_decision(
     )
     if decision is None:
         raise profile_missing(profile_id)
-    return DecisionOut.model_validate(decision, from_attributes=True)
+    answer = DecisionOut.model_validate(decision, from_attributes=True).model_dump()
+    redactor = redactor_for(caller, session)
+    return DecisionOut.model_validate(redactor.decision(answer) if redactor else answer)
 
 
 @router.post(

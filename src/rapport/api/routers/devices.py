@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -9,10 +10,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StrictFloat, StrictInt
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from rapport.api.auth import Audit, require
+from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import DatabaseDep, ReadSession, live_profile
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError, QueryMoment, invalid_query, utc_moment
+from rapport.api.routers.profiles import redactor_for
 from rapport.bodies import RequestBody
 from rapport.things.devices import (
     BadHistory,
@@ -30,6 +32,8 @@ router = APIRouter(prefix="/v1", tags=["devices"], route_class=JsonBodyRoute)
 
 #: a reading name that can be looked up inside the stored JSON on both backends
 READING_NAME = r'^[^"\\\x00-\x1f]{1,200}$'
+#: where the next page of devices begins for a role that sees serials masked: a position, "+100"
+POSITION = re.compile(r"\+(\d{1,9})")
 
 
 class AnyTextConvertor(PathConvertor):
@@ -108,17 +112,47 @@ class DeviceModelOut(BaseModel):
 def get_devices(
     session: ReadSession,
     audit: Audit,
+    caller: CurrentCaller,
     owner: str | None = Query(None, max_length=40, description="a profile id (an alias is followed)"),
-    after: str = Query("", max_length=200, description="the last serial of the previous page"),
+    after: str = Query(
+        "",
+        max_length=200,
+        description="the next_after of the previous page: its last serial, or for an analyst (who sees "
+        "serials masked) its position, +100",
+    ),
     limit: int = Query(100, ge=1, le=500),
 ) -> dict[str, Any]:
+    """An analyst sees every serial as [redacted], as the identifiers of the 360."""
     now = datetime.now(UTC)
+    redactor = redactor_for(caller, session)
     if owner is not None:
         root = live_profile(session, owner)
         audit("devices.read", "profile", root)
-        return {"items": devices_of(session, profile_ids=[root], now=now), "next_after": None}
-    items = list_devices(session, after=after, limit=limit, now=now)
-    return {"items": items, "next_after": items[-1]["serial"] if len(items) == limit else None}
+        items = devices_of(session, profile_ids=[root], now=now)
+        return {"items": [redactor.device(d) for d in items] if redactor else items, "next_after": None}
+    if redactor is None:
+        items = list_devices(session, after=after, limit=limit, now=now)
+        return {"items": items, "next_after": items[-1]["serial"] if len(items) == limit else None}
+    # a serial as the cursor would show what the page masks: an analyst pages by position
+    skip = _position(after)
+    items = list_devices(session, skip=skip, limit=limit, now=now)
+    return {
+        "items": [redactor.device(d) for d in items],
+        "next_after": f"+{skip + limit}" if len(items) == limit else None,
+    }
+
+
+def _position(after: str) -> int:
+    """How many devices an analyst's earlier pages listed, from the ``after`` of the request."""
+    if not after:
+        return 0
+    found = POSITION.fullmatch(after)
+    if found is None:
+        raise invalid_query(
+            "after: a role that sees serials masked pages by position: give the next_after "
+            "of the previous page, such as +100"
+        )
+    return int(found[1])
 
 
 @router.get(
@@ -132,6 +166,7 @@ def get_device(
     serial: str,
     session: ReadSession,
     audit: Audit,
+    caller: CurrentCaller,
     reading: str | None = Query(
         None, pattern=READING_NAME, description="the reading whose history to give; default: every one"
     ),
@@ -156,7 +191,8 @@ def get_device(
     if found is None:
         raise ProblemError(404, "Not found", f"no device {serial!r}")
     audit("device.read", "profile", found["owner"] or "-")  # the profile: a serial is an identifier value
-    return found
+    redactor = redactor_for(caller, session)  # the serial stays: whoever asks by it knows it
+    return redactor.device_view(found) if redactor else found
 
 
 @router.get(

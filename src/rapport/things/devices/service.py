@@ -93,11 +93,12 @@ def devices_of(session: Session, *, profile_ids: Sequence[str], now: datetime) -
 
 
 def list_devices(
-    session: Session, *, after: str = "", limit: int = 100, now: datetime
+    session: Session, *, after: str = "", skip: int = 0, limit: int = 100, now: datetime
 ) -> list[dict[str, Any]]:
-    """Devices by serial, after the serial ``after``."""
+    """Devices by serial, after the serial ``after`` and the ``skip`` first of those."""
     table = table_of(Device)
-    rows = session.execute(select(table).where(table.c.serial > after).order_by(table.c.serial).limit(limit))
+    query = select(table).where(table.c.serial > after).order_by(table.c.serial).offset(skip).limit(limit)
+    rows = session.execute(query)
     twins = [dict(row._mapping) for row in rows]
     owners = profiles_of(session.connection(), (t["owner_event_id"] for t in twins))
     return _summaries(session, twins, owners, now)
