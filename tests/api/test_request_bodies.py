@@ -179,6 +179,9 @@ UNFIT = {
     "M%C2%85": "U+0085",
     "M%E2%80%A8": "U+2028",
     "M%E2%80%A9": "U+2029",
+    "M%E2%80%AEx": "U+202E",  # a direction override: what follows reads backwards
+    "M%E2%81%A6x": "U+2066",  # a direction isolate
+    "M%E2%80%8B": "U+200B",  # a zero-width space: M and M\u200b look the same
 }
 
 
@@ -201,6 +204,19 @@ def test_a_model_name_that_is_not_printable_text_is_a_422_naming_the_path(
     [error] = found["errors"]
     assert error.startswith("path.model: ") and UNFIT[raw] in error
     assert operator_models(client) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [("   ", "must not be blank"), ("a\u202eb", "U+202E"), ("a\u2067b", "U+2067"), ("desk\u200b", "U+200B")],
+)
+def test_a_key_name_that_shows_nothing_or_hides_characters_is_a_422_naming_why(
+    client: TestClient, name: str, named: str
+) -> None:
+    refused = problem(client.post("/v1/keys", json={"name": name, "role": "agent"}), 422)
+
+    assert refused["errors"][0].startswith("name: ") and named in refused["errors"][0]
+    assert len(ok(client.get("/v1/keys"))) == 1  # the client's own: none was made
 
 
 def test_a_name_in_any_script_with_spaces_and_signs_is_taken(client: TestClient) -> None:

@@ -13,9 +13,8 @@ from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
-from rapport.things.names import unfit_name
 from rapport.trust.keyring import issue_key, withdraw_key
-from rapport.trust.keys import MAX_KEY_NAME, list_keys
+from rapport.trust.keys import MAX_KEY_NAME, list_keys, unfit_key_name
 from rapport.trust.roles import Permission as P
 from rapport.trust.roles import Role
 
@@ -26,7 +25,7 @@ class KeyIn(RequestBody):
     name: str = Field(
         min_length=1,
         max_length=MAX_KEY_NAME,
-        description="who or what uses the key: printable text",
+        description="who or what uses the key: visible, printable text",
         examples=["store 12 desk"],
     )
     role: Role
@@ -34,7 +33,7 @@ class KeyIn(RequestBody):
     @field_validator("name")
     @classmethod
     def _printable(cls, name: str) -> str:
-        if problem := unfit_name(name):
+        if problem := unfit_key_name(name):  # as the console and the command line check it
             raise ValueError(problem)
         return name
 
