@@ -186,6 +186,19 @@ def test_the_360_page_shows_the_golden_record_timeline_and_orders(world: str, br
     assert "customer called" in order and "Versions (3)" in order
 
 
+def test_a_device_whose_serial_holds_a_slash_opens_from_the_360_page(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    assert not ingest(db, settings, [registered("WM/1", JO, minute=40)]).rejected
+    client = browser_for(Role.AGENT)
+
+    assert 'href="/devices/WM/1"' in client.get(f"/customers/{world}").text
+    for path in ("/devices/WM/1", "/devices/WM%2F1"):
+        answer = client.get(path)
+        assert answer.status_code == 200, (path, answer.text[-300:])
+        assert "WM/1" in answer.text
+
+
 def test_an_analyst_sees_the_360_page_masked(world: str, browser_for: SignedIn) -> None:
     html = browser_for(Role.ANALYST).get(f"/customers/{world}").text
     assert "[redacted]" in html

@@ -235,7 +235,8 @@ def get_order(request: Request, order_id: str, session: PageSession, viewer: Cur
 CHART_SPAN = timedelta(days=182)
 
 
-@router.get("/devices/{serial}", response_class=HTMLResponse, dependencies=[need(P.PROFILES_READ)])
+# a serial may hold a slash: "WM/1"
+@router.get("/devices/{serial:path}", response_class=HTMLResponse, dependencies=[need(P.PROFILES_READ)])
 def get_device(request: Request, serial: str, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
     """A device's health, readings and the half year up to its last report, as charts (devices report
     from every few seconds to every few weeks: a day per point shows both)."""

@@ -42,6 +42,28 @@ def test_a_serial_written_in_lower_case_is_the_same_device(
     assert [r["readings"] for r in upper["recent_readings"]] == [{"temp_c": 3.0}]
 
 
+def test_a_serial_with_a_slash_is_found_whether_the_slash_is_escaped_or_not(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    """A device registered as "WM/1" opens from the list of its owner's devices; the routes under
+    /v1/devices still answer as before."""
+    stored = ok(
+        client.post("/v1/events", json={"events": [registered("WM/1", ANN), reading("WM/1", 1, t=2)]})
+    )
+    assert stored["accepted"] == 2
+    owner = ok(client.get("/v1/profiles", params={"identifier": "customer_id:C-ANN"}))["id"]
+    [listed] = ok(client.get("/v1/devices", params={"owner": owner}))["items"]
+    assert listed["serial"] == "WM/1"
+
+    escaped = ok(client.get("/v1/devices/WM%2F1"))
+    plain = ok(client.get("/v1/devices/WM/1", params={"reading": "t"}))
+
+    assert escaped["serial"] == plain["serial"] == "WM/1" and escaped["owner"] == plain["owner"] == owner
+    assert set(plain["history"]["readings"]) == {"t"}
+    assert problem(client.get("/v1/devices/WM/2"), 404)["detail"] == "no device 'WM/2'"
+    assert [d["serial"] for d in ok(client.get("/v1/devices"))["items"]] == ["WM/1"]
+
+
 def test_the_history_is_downsampled_per_bucket(db: Database, settings: Settings, client: TestClient) -> None:
     ingest(
         db,

@@ -156,7 +156,7 @@ def _position(after: str) -> int:
 
 
 @router.get(
-    "/devices/{serial}",
+    "/devices/{serial:path}",  # a serial may hold a slash: "WM/1"
     response_model=DeviceOut,
     responses={404: {"model": Problem, "description": "No device has this serial"}},
     summary="One device: twin, owner, recent readings, downsampled history, open alerts",
