@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 
 from rapport.mqtt import codec
 from rapport.mqtt.codec import Control, Incoming, ProtocolError
-from rapport.mqtt.topics import Unreadable, subscriptions, translate
+from rapport.mqtt.topics import Unreadable, derived_id, subscriptions, translate
 
 TS = "2026-05-01T09:00:00Z"
 
@@ -60,6 +62,24 @@ def test_a_resent_reading_gets_the_same_id_however_its_instant_is_written() -> N
     assert isinstance(later, dict) and isinstance(other, dict)
     assert first["id"] == again["id"]
     assert len({first["id"], later["id"], other["id"]}) == 3
+
+
+def test_a_serial_is_one_device_however_the_topic_writes_it() -> None:
+    payload = b'{"ts": "2026-12-01T09:00:00Z", "readings": {"t": 1}}'
+    ids = {
+        str(envelope["id"])
+        for topic in ("rapport/devices/WM-1001/telemetry", "rapport/devices/wm-1001/telemetry")
+        if isinstance(envelope := translate(topic, payload), dict)
+    }
+    fault = b'{"ts": "2026-12-01T09:00:00Z", "event": "fault", "code": "E21"}'
+    faults = [translate(f"rapport/devices/{serial}/events", fault) for serial in ("WM-1001", "Wm-1001")]
+
+    assert len(ids) == 1
+    assert isinstance(faults[0], dict) and isinstance(faults[1], dict)
+    assert faults[0]["id"] == faults[1]["id"]
+    # a serial written as the twin keeps it gets the id it always had
+    moment = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    assert ids == {derived_id("rapport/devices/WM-1001/telemetry", moment)}
 
 
 def test_derived_ids_sort_by_the_instant_whatever_the_device() -> None:

@@ -30,6 +30,7 @@ from rapport.catalog.errors import json_kind
 from rapport.db.base import epoch_micros
 from rapport.ingest.envelope import parse_moment
 from rapport.ingest.jsontext import parse_json, utf8_problem
+from rapport.things.devices.twin import serial_key
 
 TELEMETRY = "rapport/devices/+/telemetry"
 DEVICE_EVENTS = "rapport/devices/+/events"
@@ -82,6 +83,12 @@ def derived_id(topic: str, moment: datetime, what: dict[str, Any] | None = None)
         parts.append(orjson.dumps(what, option=orjson.OPT_SORT_KEYS).decode())
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
     return f"mqtt:{epoch_micros(moment):016d}-{digest}"
+
+
+def _device_topic(kind: str, serial: str) -> str:
+    """The topic a device message's id is derived from: its serial normalised as a twin's is, so that one
+    reading sent on ``wm-1`` and on ``WM-1`` is one event. A serial written normalised keeps its ids."""
+    return f"rapport/devices/{serial_key(serial)}/{kind}"
 
 
 def _timestamp(body: dict[str, Any]) -> datetime | str:
@@ -151,7 +158,7 @@ def translate(topic: str, payload: bytes) -> dict[str, Any] | Unreadable:
             type_, what = "device.telemetry", None
         else:
             type_, what = "device.reported", {"event": body.get("event"), "code": body.get("code")}
-        event_id = body["id"] if "id" in body else derived_id(topic, moment, what)
+        event_id = body["id"] if "id" in body else derived_id(_device_topic(kind, key), moment, what)
     envelope: dict[str, Any] = {
         "id": event_id,
         "type": type_,
