@@ -65,6 +65,33 @@ def test_a_walk_through_the_store_becomes_one_visit_with_the_time_spent_in_each_
     assert visit.order_id is None and visit.notes == []
 
 
+def test_events_of_the_same_second_are_taken_as_entry_zones_exit_whatever_their_ids(
+    db: Database, settings: Settings
+) -> None:
+    register(db)
+    ingest(db, settings, [recognise(JO)])
+
+    ingest(
+        db,
+        settings,
+        [
+            entered(JO, 0, id="p-5"),
+            zone(JO, "shoes", 5, id="p-4"),
+            zone(JO, "kitchen", 10, id="p-3"),
+            exited(JO, 10, id="p-2"),  # the exit's id sorts before the zone's of the same second
+            zone(JO, "home", 60, id="p-0"),
+            entered(JO, 60, id="p-1"),  # and the zone's before the entry's
+            exited(JO, 70, id="p-6"),
+        ],
+    )
+
+    first, second = visits(db)
+    assert (first.entered_at, first.exited_at, first.closed_by) == (moment(0), moment(10), "exit")
+    assert [(z["zone"], z["dwell_s"]) for z in first.zones] == [("shoes", 5 * 60), ("kitchen", 0)]
+    assert (second.entered_at, second.exited_at, second.closed_by) == (moment(60), moment(70), "exit")
+    assert first.notes == second.notes == []
+
+
 def test_a_visit_with_no_exit_closes_at_its_last_sighting_after_the_timeout(
     db: Database, settings: Settings
 ) -> None:

@@ -1,6 +1,7 @@
 """Visits from presence events, pure: the same events in any order give the same visits.
 
-One person's presence events at one store, in time order (then by event id), are cut into visits:
+One person's presence events at one store, in time order (at one instant: the entry, the zones, the exit,
+then by event id), are cut into visits:
 
 - an entry opens a visit; zones entered are kept in order, a zone reported twice in a row once, and the
   time in a zone is the time until the next zone (or the exit);
@@ -58,6 +59,8 @@ NO_EXIT_GRACE = timedelta(minutes=30)
 #: an exit that ended no visit is noted on the visit before it only within this time
 STRAY_EXIT_REACH = timedelta(hours=12)
 NO_ENTRY = "no entry was seen: the visit starts at its first zone"
+#: events of the same instant are taken in the order a visit has them, whatever their ids say
+_IN_A_VISIT = {ENTERED: 0, ZONE: 1, EXITED: 2}
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,7 @@ def _hint(fact: Fact) -> str | None:
 def build_visits(owner: str, store_id: str, facts: Iterable[Fact], *, timeout: timedelta) -> list[Built]:
     """The visits of ``owner`` to ``store_id`` from their presence events there (any order), oldest first."""
     cutter = _Cutter(owner, store_id, timeout)
-    for fact in sorted(facts, key=lambda f: (f.occurred_at, f.event_id)):
+    for fact in sorted(facts, key=lambda f: (f.occurred_at, _IN_A_VISIT.get(f.type, 1), f.event_id)):
         cutter.take(fact)
     if cutter.current is not None:
         cutter.finish(cutter.current.last_seen, "timeout")
