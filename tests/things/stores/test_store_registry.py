@@ -4,19 +4,22 @@ sensors whose clocks run ahead) with a reason, to be replayed once the cause is 
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from store_world import JO, STORE, delivery, entered, exited, recognise, register, visits, zone
+from store_world import JO, STORE, delivery, entered, exited, moment, recognise, register, visits, zone
 
 from builders import ingest
 from rapport.db import Database
 from rapport.identity.service import load_kinds
+from rapport.ingest import ingest_events
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.quarantine import replay
 from rapport.settings import Settings
 from rapport.things.stores import VISITOR_KIND, BadStore, list_stores, put_store
+from support.database import waiting_for_the_writer
 
 
 def test_a_registered_store_is_listed_with_its_zones_in_order(db: Database) -> None:
@@ -133,3 +136,34 @@ def test_a_new_timeout_rebuilds_the_stores_visits(db: Database, settings: Settin
     with db.session() as session:
         assert list_stores(session)[0]["visit_timeout_s"] == 1800
     assert first.store_id == STORE
+
+
+def test_a_new_timeout_waits_for_presence_being_stored_and_keeps_it(db: Database, settings: Settings) -> None:
+    """A store's visits are rebuilt from what is stored once the batch being stored meanwhile is in: its
+    events are not lost from the visits."""
+    register(db, timeout_s=3 * 3600)
+    ingest(db, settings, [recognise(JO), entered(JO, 0), zone(JO, "shoes", 5)])
+    # given a batch of presence stored and not yet committed
+    stored, release = threading.Event(), threading.Event()
+
+    def storing() -> None:
+        with db.session(write=True) as session:
+            ingest_events(session, events=[zone(JO, "kitchen", 10), exited(JO, 20)], settings=settings)
+            stored.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=storing)
+    writer.start()
+    assert stored.wait(30)
+    # when the store's timeout changes meanwhile, and the batch commits while the change waits for it
+    changer = threading.Thread(target=register, args=(db,), kwargs={"timeout_s": 2 * 3600})
+    changer.start()
+    waiting_for_the_writer(db)
+    release.set()
+    writer.join()
+    changer.join()
+
+    # then the visit holds the batch's zone and exit
+    [visit] = visits(db)
+    assert (visit.closed_by, visit.exited_at) == ("exit", moment(20))
+    assert [z["zone"] for z in visit.zones] == ["shoes", "kitchen"]

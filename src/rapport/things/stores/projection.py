@@ -143,7 +143,8 @@ def rebuild_visits(connection: Connection, *, owners: Collection[str], now: date
 
 
 def rebuild_store(connection: Connection, *, store_id: str, now: datetime) -> None:
-    """Rebuild every visit at ``store_id`` (after its timeout changed)."""
+    """Rebuild every visit at ``store_id`` (after its timeout changed). The caller holds the ingest
+    pipeline's lock (:func:`~rapport.db.locks.lock_identity_graph`): no batch adds to them meanwhile."""
     table = table_of(Event)
     owners = connection.scalars(
         select(table.c.profile_id)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
 from rapport.db.bulk import select_rows
+from rapport.db.locks import lock_identity_graph
 from rapport.events.facts import Fact
 from rapport.identity.kinds import BUILTIN_KINDS
 from rapport.identity.models import IdentifierKindRecord
@@ -134,8 +135,11 @@ def put_store(
     now: datetime,
 ) -> tuple[dict[str, Any], bool]:
     """Register ``store_id`` or replace its definition; returns the store and whether it is new. A new
-    timeout rebuilds the store's visits. Raises :class:`BadStore`."""
+    timeout rebuilds the store's visits. Waits for a batch of events being stored. Raises
+    :class:`BadStore`."""
     check_store(store_id=store_id, name=name, zones=zones, timezone=timezone, visit_timeout_s=visit_timeout_s)
+    # ingest's lock, first: visits rebuilt for a new timeout must read what a batch being stored adds
+    lock_identity_graph(session)
     store = session.get(Store, store_id)
     created = store is None
     retimed = store is not None and store.visit_timeout_s != visit_timeout_s
