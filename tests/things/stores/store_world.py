@@ -61,15 +61,14 @@ def till(
     ids: dict[str, str],
     minute: float,
     *,
-    store: str = STORE,
+    store: str | None = STORE,
     lines: list[tuple[str, int, float]] = (("SH-1", 1, 60.0),),  # type: ignore[assignment]
 ) -> dict[str, Any]:
-    """A till order: (sku, quantity, unit price) per line."""
+    """A till order: (sku, quantity, unit price) per line; ``store`` None: a till that names no store."""
     rows = [{"sku": sku, "quantity": q, "unit_price": price} for sku, q, price in lines]
     total = round(sum(q * price for _, q, price in lines), 2)
-    return order(
-        order_id, ids, minute, total=total, lines=rows, channel="store", store_id=store, source="pos-1"
-    )
+    where = {} if store is None else {"store_id": store}
+    return order(order_id, ids, minute, total=total, lines=rows, channel="store", source="pos-1", **where)
 
 
 def web_order(order_id: str, ids: dict[str, str], minute: float, total: float = 20.0) -> dict[str, Any]:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from store_world import (
     AL,
     JO,
+    STORE,
     delivery,
     entered,
     exited,
@@ -28,6 +30,7 @@ from rapport.db import Database
 from rapport.profiles.state import iso
 from rapport.settings import Settings
 from rapport.things.stores import rebuild_visits
+from rapport.things.stores.analytics import store_analytics
 from support.database import empty
 
 DAY = 24 * 60
@@ -182,6 +185,46 @@ def test_with_no_exit_a_purchase_just_after_the_last_sighting_belongs_to_the_vis
     assert visit.closed_by == "timeout" and visit.exited_at == moment(25)
 
 
+#: Jo at S1 from 10:00 to 10:10, at S2 from 10:12 to 10:20, and a till order naming no store at 10:15
+TWO_STORES = {
+    "s1": [entered(JO, 60, "S1"), exited(JO, 70, "S1")],
+    "s2": [entered(JO, 72, "S2"), exited(JO, 80, "S2")],
+    "order": [till("O-1", JO, 75, store=None, lines=[("SH-1", 1, 30.0)])],
+}
+
+
+@pytest.mark.parametrize(
+    "arrival",
+    [
+        [["s1", "s2", "order"]],
+        [["s1"], ["s2"], ["order"]],
+        [["order"], ["s1"], ["s2"]],
+        [["order"], ["s2"], ["s1"]],
+        [["s2", "order"], ["s1"]],
+    ],
+    ids=["together", "order-last", "order-first", "s1-last", "s2-and-order-then-s1"],
+)
+def test_a_till_order_naming_no_store_is_the_purchase_of_one_visit_the_earliest_it_fits(
+    db: Database, settings: Settings, arrival: list[list[str]]
+) -> None:
+    register(db, "S1")
+    register(db, "S2")
+    ingest(db, settings, [recognise(JO)])
+
+    for batch in arrival:
+        assert not ingest(db, settings, [e for part in batch for e in TWO_STORES[part]]).rejected
+
+    [first], [second] = visits(db, "S1"), visits(db, "S2")
+    assert (first.order_id, first.basket_value) == ("O-1", 30.0)
+    assert (second.order_id, second.basket_value, second.items) == (None, None, [])
+    with db.session() as session:
+        figures = [
+            store_analytics(session, store_id=store, since=moment(0), until=moment(DAY), now=moment(DAY))
+            for store in ("S1", "S2")
+        ]
+    assert [(f["purchases"], f["average_basket"]) for f in figures if f] == [(1, {"EUR": 30.0}), (0, {})]
+
+
 def test_sensors_whose_clocks_disagree_are_repaired_and_said_so(db: Database, settings: Settings) -> None:
     register(db)
     ingest(db, settings, [recognise(JO)])
@@ -232,10 +275,12 @@ def test_an_exit_long_after_the_last_sighting_does_not_stretch_the_visit(
 GAPS = (5, 20, 45, 55, 170, 200, 23 * 60, 25 * 60, 2 * DAY, 9 * DAY)
 
 
-def stream(seed: int) -> list[dict[str, Any]]:
+def stream(seed: int, stores: tuple[str, ...] = (STORE,)) -> list[dict[str, Any]]:
     """Two shoppers, a few weeks of visits, till orders and deliveries, the second shopper anonymous;
-    with missed entries and exits, exits reported twice or early, and visits close together."""
+    with missed entries and exits, exits reported twice or early, and visits close together. With more
+    than one store, each visit is at one of them, and some tills name no store."""
     rnd = random.Random(seed)
+    stores = stores if len(stores) > 1 else ()  # one store: the stream the store's defaults make
     out: list[dict[str, Any]] = [recognise(JO, minute=-100)]
     for sku, area in (("SH-1", "shoes"), ("KI-1", "kitchen"), ("HO-1", "home")):
         out += [delivery(sku, area, -rnd.randint(1, 5) * DAY), delivery(sku, area, rnd.randint(1, 9) * DAY)]
@@ -243,25 +288,29 @@ def stream(seed: int) -> list[dict[str, Any]]:
         t = 0.0
         for n in range(rnd.randint(2, 6)):
             t += rnd.choice(GAPS) + rnd.randint(0, 10)
+            at = rnd.choice(stores) if stores else STORE
             if rnd.random() < 0.1:
-                out.append(exited(person, t - rnd.randint(1, 12)))  # early, or nobody's
+                out.append(exited(person, t - rnd.randint(1, 12), at))  # early, or nobody's
             if rnd.random() < 0.85:
-                out.append(entered(person, t + rnd.choice((0, 0, 0, 2))))  # now and then after the zone
+                out.append(entered(person, t + rnd.choice((0, 0, 0, 2)), at))  # now and then after the zone
             for area in rnd.sample(["shoes", "kitchen", "home"], rnd.randint(1, 3)):
                 t += rnd.randint(1, 15)
-                out.append(zone(person, area, t))
+                out.append(zone(person, area, t, at))
             if rnd.random() < 0.6:
                 t += rnd.randint(1, 5)
                 sku = rnd.choice(["SH-1", "KI-1", "HO-1"])
-                out.append(till(f"P-{person['loyalty_id']}-{n}", person, t, lines=[(sku, 1, 20.0)]))
+                till_at = rnd.choice((at, None)) if stores else at
+                out.append(
+                    till(f"P-{person['loyalty_id']}-{n}", person, t, store=till_at, lines=[(sku, 1, 20.0)])
+                )
             if rnd.random() < 0.8:
-                out.append(exited(person, t + rnd.randint(1, 5)))
+                out.append(exited(person, t + rnd.randint(1, 5), at))
                 if rnd.random() < 0.1:
-                    out.append(exited(person, t + rnd.randint(6, 300)))  # reported twice, or late
+                    out.append(exited(person, t + rnd.randint(6, 300), at))  # reported twice, or late
     return out
 
 
-def snapshot(db: Database) -> list[tuple[Any, ...]]:
+def snapshot(db: Database, stores: tuple[str, ...] = (STORE,)) -> list[tuple[Any, ...]]:
     """Every visit as a person would see it (profile ids differ from run to run: known by identifier)."""
     people = {profile_of(db, JO): "jo", profile_of(db, AL): "al"}
     return [
@@ -277,8 +326,10 @@ def snapshot(db: Database) -> list[tuple[Any, ...]]:
             v.basket_value,
             v.items,
             v.notes,
+            v.store_id,
         )
-        for v in visits(db)
+        for store in stores
+        for v in visits(db, store)
     ]
 
 
@@ -313,3 +364,29 @@ def test_shuffled_streams_give_the_same_visits(db: Database, settings: Settings,
     assert snapshot(db) == in_order
     assert {person for _, person, *_ in in_order} == {"jo", "al"}
     assert all(recognised == (person == "jo") for _, person, recognised, *_ in in_order)
+
+
+@given(seed=st.integers(0, 10_000))
+def test_tills_naming_no_store_give_the_same_visits_at_two_stores_in_any_order(
+    db: Database, settings: Settings, seed: int
+) -> None:
+    stores = (STORE, "store-2")
+    events = stream(seed, stores)
+
+    def shown(batches: list[dict[str, Any]], rnd: random.Random) -> list[tuple[Any, ...]]:
+        empty(db)
+        for store in stores:
+            register(db, store)
+        ingest_in_batches(db, settings, batches, rnd)
+        return snapshot(db, stores)
+
+    in_order = shown(sorted(events, key=lambda e: e["occurred_at"]), random.Random(seed))
+    shuffled = list(events)
+    random.Random(seed + 1).shuffle(shuffled)
+
+    assert shown(shuffled, random.Random(seed + 2)) == in_order
+    with db.session(write=True) as session:  # batch by batch, the same as rebuilt from scratch
+        rebuild_visits(session.connection(), owners=[profile_of(db, JO), profile_of(db, AL)], now=BASE)
+    assert snapshot(db, stores) == in_order
+    orders = [v.order_id for store in stores for v in visits(db, store) if v.order_id is not None]
+    assert len(orders) == len(set(orders))  # an order is the purchase of one visit at most

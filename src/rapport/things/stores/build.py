@@ -19,8 +19,8 @@ entry is set aside; each such repair is written into the visit's ``notes``.
 
 A purchase is a till order of the same person (at this store, or naming no store) placed inside the
 visit: from its entry to its exit (give or take the clock tolerance) or, with no exit seen, up to half
-an hour after the last sighting. Shelf time is the time from the latest delivery of the SKU to the store
-before the sale to the sale.
+an hour after the last sighting. An order that fits two visits goes to the earlier, at whichever store.
+Shelf time is the time from the latest delivery of the SKU to the store before the sale to the sale.
 """
 
 from __future__ import annotations
@@ -284,7 +284,8 @@ def _window(visit: Built) -> tuple[datetime, datetime]:
 
 
 def attach_sales(visits: Sequence[Built], sales: Iterable[Sale]) -> None:
-    """Give each till order of the person to the visit it was placed in (the earliest that fits)."""
+    """Give each till order of the person to the visit it was placed in (the earliest that fits);
+    ``visits`` are the person's, at one store or several, oldest first."""
     windows = [_window(v) for v in visits]
     for sale in sorted(sales, key=lambda s: (s.at, s.order_id)):
         for visit, (start, end) in zip(visits, windows, strict=True):

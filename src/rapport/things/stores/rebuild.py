@@ -6,6 +6,11 @@ visits before it ended a day before (:data:`QUIET`), else the entry of a visit b
 that began long enough after the one before it that no till order can belong to both (:data:`SAFE_GAP`).
 Cutting events into visits runs forward, so the visits before that moment stay as they are; the property
 tests check batch-by-batch results against a rebuild from scratch.
+
+A till order that names no store goes to the earliest of the person's visits it fits, at any store, so
+a person's visits take their till orders together. When such an order lies where a pair is rebuilt from
+and a visit that is not rebuilt (at another store, or earlier) also fits it, all the person's visits are
+rebuilt (see :func:`_sharing_a_till`): that is rare, and costs one more query then.
 """
 
 from __future__ import annotations
@@ -105,10 +110,15 @@ def _seen(connection: Connection, *where: ColumnElement[bool]) -> Iterator[Seen]
         yield Seen(*row)
 
 
-def _anchors(connection: Connection, touched: Touched) -> None:
+#: owner -> (store, entered_at, exited_at) of their stored visits that ended in the :data:`LOOKBACK`
+Recent = dict[str, list[tuple[str, datetime, datetime]]]
+
+
+def _anchors(connection: Connection, touched: Touched) -> Recent:
     """Replace each pair's moment of new events by the moment to rebuild from: that moment itself when
     the visits before it ended long enough before (:data:`QUIET`), else the entry of a visit before it
-    with a gap of :data:`SAFE_GAP` before that, else None (rebuild it whole)."""
+    with a gap of :data:`SAFE_GAP` before that, else None (rebuild it whole). Returns the visits of the
+    owners rebuilt in part, at any store, that ended up to :data:`LOOKBACK` before the new events."""
     partial = {
         (owner, store): since
         for owner, stores in touched.items()
@@ -116,8 +126,9 @@ def _anchors(connection: Connection, touched: Touched) -> None:
         for store, since in stores.items()
         if since is not None
     }
+    recent: Recent = defaultdict(list)
     if not partial:
-        return
+        return recent
     bound = min(partial.values()) - LOOKBACK
     table = table_of(Visit)
     stored: dict[tuple[str, str], list[tuple[datetime, datetime]]] = defaultdict(list)
@@ -126,6 +137,7 @@ def _anchors(connection: Connection, touched: Touched) -> None:
             one_of(connection, table.c.owner_id, chunk), table.c.exited_at >= bound
         )
         for owner, store, entered_at, exited_at in connection.execute(query):
+            recent[owner].append((store, entered_at, exited_at))
             if (owner, store) in partial:
                 stored[(owner, store)].append((entered_at, exited_at))
     for (owner, store), since in partial.items():
@@ -135,6 +147,7 @@ def _anchors(connection: Connection, touched: Touched) -> None:
         stores = touched[owner]
         assert stores is not None
         stores[store] = anchor
+    return recent
 
 
 def _after_a_gap(
@@ -205,6 +218,65 @@ def _read(
     return presence, sales
 
 
+def _start(stores: Mapping[str, datetime | None]) -> datetime | None:
+    """From when an owner's till orders may go to the visits rebuilt (None: all of them)."""
+    moments = list(stores.values())
+    return None if None in moments else min(m for m in moments if m is not None) - CLOCK_TOLERANCE
+
+
+def _sharing_a_till(touched: Touched, sales: Mapping[str, list[Sale]], recent: Recent) -> list[str]:
+    """The owners rebuilt in part with a till order naming no store, where their visits are rebuilt from,
+    that a visit kept as it is might fit (at another store, or before where its store is rebuilt from):
+    rebuilt in part, both visits could hold it. With a pair rebuilt whole, any such order."""
+    found = []
+    for owner, stores in sorted(touched.items()):
+        if stores is None:
+            continue
+        start = _start(stores)
+        loose = [
+            s.at for s in sales.get(owner, ()) if s.store_id is None and (start is None or s.at >= start)
+        ]
+        if loose and (start is None or _a_kept_visit_fits(loose, stores, recent.get(owner, ()))):
+            found.append(owner)
+    return found
+
+
+def _a_kept_visit_fits(
+    moments: list[datetime],
+    stores: Mapping[str, datetime | None],
+    visits: Iterable[tuple[str, datetime, datetime]],
+) -> bool:
+    """Whether a till order at one of ``moments`` fits one of the stored ``visits`` that is not rebuilt
+    (as stored: a kept visit takes no new order, so its window is no wider now)."""
+    for store, entered_at, exited_at in visits:
+        since = stores.get(store)
+        if since is not None and entered_at >= since:
+            continue  # rebuilt
+        if any(entered_at - CLOCK_TOLERANCE <= at <= exited_at + NO_EXIT_GRACE for at in moments):
+            return True
+    return False
+
+
+def _takeable(sales: list[Sale], stores: Mapping[str, datetime | None] | None) -> list[Sale]:
+    """The till orders that may go to the rebuilt visits: those from a little before where the visits
+    of their store are rebuilt from; one that names no store, from where the owner's first are."""
+    if stores is None:
+        return sales
+    start = _start(stores)
+    taken = []
+    for sale in sales:
+        if sale.store_id is None:
+            since = start
+        elif sale.store_id in stores:
+            moment = stores[sale.store_id]
+            since = None if moment is None else moment - CLOCK_TOLERANCE
+        else:
+            continue  # no visit of its store is rebuilt
+        if since is None or sale.at >= since:
+            taken.append(sale)
+    return taken
+
+
 def rebuild(
     connection: Connection,
     touched: Touched,
@@ -218,8 +290,15 @@ def rebuild(
     events of a batch being stored (not in the log yet). With ``later``, the rows are made and written
     later (see :mod:`rapport.db.held`); ``consents`` are golden records newer than their stored rows,
     whose consents decide whether their visits are tied to them."""
-    _anchors(connection, touched)
+    recent = _anchors(connection, touched)
     presence, sales = _read(connection, touched, fresh)
+    shared = _sharing_a_till(touched, sales, recent)
+    if shared:  # rebuild them whole, so that the order goes to the earliest visit it fits, at any store
+        whole: Touched = dict.fromkeys(shared)
+        touched.update(whole)
+        more, their_sales = _read(connection, whole, fresh)
+        presence = {pair: facts for pair, facts in presence.items() if pair[0] not in whole} | more
+        sales.update(their_sales)
     timeouts = _timeouts(connection, {store for _, store in presence})
     # what any visit could have bought: the visits are built later, with the other held work
     buyable = {
@@ -235,14 +314,14 @@ def rebuild(
 
     def prepare() -> Send:
         built: list[Built] = []
+        theirs: dict[str, list[Built]] = defaultdict(list)
         for (owner, store), facts in sorted(presence.items()):
-            stores = touched[owner]
-            since = None if stores is None else stores[store]
             visits = build_visits(owner, store, facts, timeout=timeouts.get(store, DEFAULT_TIMEOUT))
-            mine = sales.get(owner, [])
-            late = mine if since is None else [s for s in mine if s.at >= since - CLOCK_TOLERANCE]
-            attach_sales(visits, late)
+            theirs[owner].extend(visits)
             built.extend(visits)
+        for owner, visits in theirs.items():  # a till order naming no store may fit visits at two
+            visits.sort(key=lambda v: (v.entered_at, v.store_id, v.visit_id))
+            attach_sales(visits, _takeable(sales.get(owner, []), touched[owner]))
         add_shelf_times(built, receipts)
         known = recognised_among(standing, consents)
         rows = [v.row(recognised=v.owner_id in known, now=now) for v in built]
