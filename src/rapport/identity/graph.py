@@ -97,6 +97,9 @@ class Resolution:
         return [(m.survivor, m.absorbed) for m in self.merges]
 
 
+#: the events that pass a transferable identifier on
+REGISTRATIONS = frozenset(TRANSFERABLE.values())
+
 #: the registration in force (when it was made, its event id) of each of some transferable identifiers'
 #: values (serials), as the projection of those things keeps it; absent for one never registered
 RegistrationsInForce = Callable[[Connection, Sequence[str]], dict[str, tuple[datetime, str]]]
@@ -182,7 +185,13 @@ class GraphBatch:
         """Read the registration in force of each held identifier that a registration of the batch names."""
         if self.registrations is None:
             return
-        registered = {key for claim in claims for key in claim.keys if TRANSFERABLE.get(key[0]) == claim.type}
+        registered = {
+            key
+            for claim in claims
+            if claim.type in REGISTRATIONS
+            for key in claim.keys
+            if TRANSFERABLE.get(key[0]) == claim.type
+        }
         for kind in {kind for kind, _ in registered}:
             values = sorted(value for k, value in registered if k == kind and (k, value) in self.owner)
             if values:
@@ -277,9 +286,12 @@ class GraphBatch:
         new_profiles: dict[str, datetime] = {}
         conflicts: dict[str, dict[str, Any]] = {}
         priority = self.kinds.priority
+        parent, sightings = self.parent, self.sightings
         for claim in claims:
             keys = sorted(claim.keys, key=lambda k: -priority(k[0])) if len(claim.keys) > 1 else claim.keys
             personal = [key for key in keys if key[0] not in TRANSFERABLE]
+            # a person registering a thing (only such an event passes one on)
+            registration = bool(personal) and claim.type in REGISTRATIONS
             roots: list[str] = []
             for key in personal or keys:
                 pid = self.owner.get(key)
@@ -287,7 +299,7 @@ class GraphBatch:
                     root = self.root(pid)
                     if root not in roots:
                         roots.append(root)
-            if personal:  # a registration takes over a profile of the thing alone (its readings so far)
+            if registration:  # it takes over a profile of the thing alone (its readings so far)
                 for key in keys:
                     if TRANSFERABLE.get(key[0]) == claim.type and key in self.owner:
                         root = self.root(self.owner[key])
@@ -309,13 +321,18 @@ class GraphBatch:
                     else:
                         self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
             for key in keys:
-                if key in self.owner:
-                    holder = self.root(self.owner[key])
-                    registers = bool(personal) and TRANSFERABLE.get(key[0]) == claim.type
+                holder = self.owner.get(key)
+                if holder is not None:
+                    while holder in parent:  # its live profile (self.root, without the call: every key)
+                        holder = parent[holder]
+                    registers = registration and TRANSFERABLE.get(key[0]) == claim.type
                     if registers and self._in_force(key, claim) and holder != target:
                         self._transfer(key, target)
                         holder = target
-                    if holder == target:  # a mention that leaves it with another profile is no sighting
+                    # a mention that leaves it with another profile is no sighting; in a stream that
+                    # comes in order, a later claim is never the earliest
+                    seen = sightings.get(key)
+                    if holder == target and (seen is None or claim.occurred_at <= seen.occurred_at):
                         self._sighted(key, claim)
                     continue
                 limit = self.kinds.limit(key[0])
@@ -333,7 +350,7 @@ class GraphBatch:
                     continue
                 self.owner[key] = target
                 self._sighted(key, claim)
-                if bool(personal) and TRANSFERABLE.get(key[0]) == claim.type:
+                if registration and TRANSFERABLE.get(key[0]) == claim.type:
                     self._in_force(key, claim)
                 self.first_seen.add(key)
                 if key[0] not in TRANSFERABLE:
