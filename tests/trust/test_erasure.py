@@ -83,6 +83,25 @@ def test_people_whose_values_hold_the_persons_keep_their_events_conflicts_and_qu
     assert [q["data"]["order_id"] for q in quarantined(client)] == ["O-MOJO-BAD"]
 
 
+def test_an_export_holds_the_conflicts_and_quarantined_input_an_erasure_would_delete(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    ingest(db, settings, [page_view({**JO, "customer_id": "J-1"}, minute=0)])
+    assert ingest(db, settings, [page_view({**JO, "customer_id": "J-2"}, minute=1)]).conflicts == 1
+    assert ingest(db, settings, [broken({"email": " JO@Example.com"}, "O-JO-BAD")]).rejected_count == 1
+    ingest(db, settings, [page_view({**MOJO, "customer_id": "M-1"}, minute=2)])
+    assert ingest(db, settings, [page_view({**MOJO, "customer_id": "M-2"}, minute=3)]).conflicts == 1
+    assert ingest(db, settings, [broken(MOJO, "O-MOJO-BAD")]).rejected_count == 1
+    jo = profile_of(db, settings, "email", JO["email"])
+
+    document = ok(client.get(f"/v1/profiles/{jo}/export"))
+
+    assert [c["profile_ids"] for c in document["identity_conflicts"]] == [[jo]]
+    assert [q["payload"]["data"]["order_id"] for q in document["quarantined"]] == ["O-JO-BAD"]
+    report = erase(db, settings, client, "email", JO["email"])
+    assert (report["conflicts_removed"], report["quarantine_removed"]) == (1, 1)
+
+
 def test_a_value_that_holds_the_persons_in_other_peoples_quarantined_data_is_not_theirs(
     db: Database, settings: Settings, client: TestClient
 ) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Row,
     Text,
     bindparam,
     cast,
@@ -515,48 +516,63 @@ def _scrub_foreign_events(connection: Connection, ids: Sequence[str], theirs: _T
     return len(changes)
 
 
-def _delete_conflicts(connection: Connection, ids: Sequence[str], theirs: _Theirs) -> int:
+def _their_conflicts(connection: Connection, ids: Sequence[str], theirs: _Theirs) -> list[Row[Any]]:
     """The identity conflicts about the person: those of their profiles, or of an event that carried one
     of their identifiers."""
     table = table_of(Conflict)
     candidates = connection.execute(
-        select(table.c.id, table.c.profile_ids, table.c.identifiers).where(
+        select(table).where(
             or_(
                 _like_any(table.c.profile_ids, [f'%"{pid.lower()}"%' for pid in ids]),
                 _like_any(table.c.identifiers, theirs.patterns()),
             )
         )
     ).all()
-    doomed = [
-        conflict_id
-        for conflict_id, profile_ids, texts in candidates
-        if set(profile_ids) & set(ids) or any(tuple(text.split(":", 1)) in theirs.keys for text in texts)
+    return [
+        row
+        for row in candidates
+        if set(row.profile_ids) & set(ids)
+        or any(tuple(text.split(":", 1)) in theirs.keys for text in row.identifiers)
     ]
-    for chunk in chunked(doomed):
-        connection.execute(delete(table).where(one_of(connection, table.c.id, chunk)))
-    return len(doomed)
 
 
-def _delete_quarantined(connection: Connection, theirs: _Theirs) -> int:
+def _their_quarantined(connection: Connection, theirs: _Theirs) -> list[Row[Any]]:
     """The quarantined input that holds one of the person's identifier values, whole, anywhere."""
     table = table_of(QuarantinedEvent)
     patterns = theirs.patterns()
     candidates = connection.execute(
-        select(table.c.id, table.c.payload, table.c.raw_text).where(
-            or_(_like_any(table.c.payload, patterns), _like_any(table.c.raw_text, patterns))
-        )
+        select(table).where(or_(_like_any(table.c.payload, patterns), _like_any(table.c.raw_text, patterns)))
     ).all()
-    doomed = [
-        item_id
-        for item_id, payload, raw_text in candidates
+    return [
+        row
+        for row in candidates
         if any(
             theirs.named_by(text)
-            for text in (_strings(payload) if raw_text is None else _strings_of_text(raw_text))
+            for text in (_strings(row.payload) if row.raw_text is None else _strings_of_text(row.raw_text))
         )
     ]
-    for chunk in chunked(doomed):
+
+
+def _delete(
+    connection: Connection, model: type[Conflict] | type[QuarantinedEvent], rows: Sequence[Row[Any]]
+) -> int:
+    table = table_of(model)
+    for chunk in chunked([row.id for row in rows]):
         connection.execute(delete(table).where(one_of(connection, table.c.id, chunk)))
-    return len(doomed)
+    return len(rows)
+
+
+def held_elsewhere(
+    connection: Connection, ids: Sequence[str], kinds: KindTable
+) -> tuple[list[Row[Any]], list[Row[Any]]]:
+    """What is kept about the person of the profiles ``ids`` outside their profiles: the identity
+    conflicts about them and the quarantined input holding one of their identifier values (what an
+    erasure deletes, for an export)."""
+    events = list(select_events(connection, one_of(connection, table_of(Event).c.profile_id, ids)))
+    keys = _their_keys(connection, ids, events, kinds)
+    theirs = _Theirs(frozenset(keys), kinds)
+    quarantined = _their_quarantined(connection, theirs) if keys else []
+    return _their_conflicts(connection, ids, theirs), quarantined
 
 
 # -- the whole --------------------------------------------------------------------------------------
@@ -604,11 +620,13 @@ def erase(
     devices = _delete_devices(connection, ids, keys)
     merges = _scrub_merges(connection, ids, keys, scrubbed.renamed, secret)
 
-    clashes = _delete_conflicts(connection, ids, theirs)
+    clashes = _delete(connection, Conflict, _their_conflicts(connection, ids, theirs))
     # Someone else's event may carry one of their identifiers with no clash recorded (a mention of their
     # device), so the whole log is searched.
     other_events = _scrub_foreign_events(connection, ids, theirs) if keys else 0
-    removed_input = _delete_quarantined(connection, theirs) if keys else 0
+    removed_input = (
+        _delete(connection, QuarantinedEvent, _their_quarantined(connection, theirs)) if keys else 0
+    )
 
     profiles = table_of(Profile)
     connection.execute(update(profiles).where(one_of(connection, profiles.c.id, ids)).values(erased_at=now))

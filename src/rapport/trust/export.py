@@ -4,8 +4,10 @@ The document (format ``rapport.export/1``) holds the 360 view, the identifiers, 
 recorded, and what they allow purpose by purpose and channel by channel) and every consent event, every
 event of the person oldest first with its full envelope, every order with every version, the cases with
 their history, the devices with their twin state, the store visits kept under the person's profiles
-(those counted only anonymously, without in-store consent, too: they are still kept by profile), and the
-merges that involve the person's profiles.
+(those counted only anonymously, without in-store consent, too: they are still kept by profile), the
+merges that involve the person's profiles, and what is kept about them outside their profiles: the
+identity conflicts about them and the quarantined input that holds one of their identifier values
+(what an erasure deletes too).
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from sqlalchemy import inspect, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.events.models import Event
+from rapport.identity.kinds import KindTable
 from rapport.identity.models import Merge
 from rapport.identity.service import identifiers_of
 from rapport.profiles.models import Case, Order
 from rapport.things.devices import devices_of
 from rapport.things.stores.models import Visit
 from rapport.trust.consent import ledger
-from rapport.trust.erasure import person_of
+from rapport.trust.erasure import held_elsewhere, person_of
 from rapport.views import profile_360
 
 __all__ = ["FORMAT", "export"]
@@ -36,7 +39,9 @@ def _columns(row: object) -> dict[str, Any]:
     return {attr.key: getattr(row, attr.key) for attr in inspect(row).mapper.column_attrs}
 
 
-def export(session: Session, *, profile_id: str, now: datetime | None = None) -> dict[str, Any] | None:
+def export(
+    session: Session, *, profile_id: str, kinds: KindTable, now: datetime | None = None
+) -> dict[str, Any] | None:
     """Everything about the person behind ``profile_id`` (an alias is followed); None when unknown.
     Raises :class:`rapport.trust.erasure.ErasedProfile` when the person was erased."""
     found = person_of(session, profile_id=profile_id)
@@ -65,6 +70,7 @@ def export(session: Session, *, profile_id: str, now: datetime | None = None) ->
     merges = session.scalars(
         select(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.absorbed_id.in_(ids))).order_by(Merge.id)
     )
+    conflicts, quarantined = held_elsewhere(session.connection(), ids, kinds)
     return {
         "format": FORMAT,
         "exported_at": now or datetime.now(UTC),
@@ -93,4 +99,6 @@ def export(session: Session, *, profile_id: str, now: datetime | None = None) ->
         "devices": devices_of(session, profile_ids=ids, now=now or datetime.now(UTC)),
         "store_visits": [{**_columns(v), "recognised": v.profile_id is not None} for v in visits],
         "merges": [_columns(m) for m in merges],
+        "identity_conflicts": [row._asdict() for row in sorted(conflicts, key=lambda row: row.id)],
+        "quarantined": [row._asdict() for row in sorted(quarantined, key=lambda row: row.id)],
     }

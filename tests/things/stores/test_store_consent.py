@@ -90,7 +90,9 @@ def test_an_export_holds_every_visit_kept_under_the_person_and_says_which_were_r
     ingest(db, settings, [*trip(JO, 100), *trip(AL, 0)])
 
     with db.session() as session:
-        document = export(session, profile_id=profile_of(db, JO))
+        document = export(
+            session, profile_id=profile_of(db, JO), kinds=load_kinds(session, region=settings.default_region)
+        )
 
     assert document is not None
     kept = [(v["owner_id"], v["entered_at"], v["recognised"]) for v in document["store_visits"]]
@@ -99,7 +101,9 @@ def test_an_export_holds_every_visit_kept_under_the_person_and_says_which_were_r
 
     ingest(db, settings, [consent(JO, "leave_me_alone", "revoked", minute=200, source="crm")])
     with db.session() as session:
-        again = export(session, profile_id=profile_of(db, JO))
+        again = export(
+            session, profile_id=profile_of(db, JO), kinds=load_kinds(session, region=settings.default_region)
+        )
     assert again is not None and [v["recognised"] for v in again["store_visits"]] == [True, True]
 
 

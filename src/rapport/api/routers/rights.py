@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep, profile_gone
+from rapport.api.deps import DatabaseDep, Kinds, ReadSession, SettingsDep, profile_gone
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.catalog.service import load_catalog
@@ -52,6 +52,10 @@ class ExportOut(BaseModel):
         "only anonymously (no in-store consent)"
     )
     merges: list[dict[str, Any]]
+    identity_conflicts: list[dict[str, Any]] = Field(description="the identity conflicts about the person")
+    quarantined: list[dict[str, Any]] = Field(
+        description="quarantined input that holds one of the person's identifier values"
+    )
 
 
 class ErasureOut(BaseModel):
@@ -83,11 +87,11 @@ class ErasureOut(BaseModel):
     summary="Everything held about a person, as one JSON document",
     dependencies=[require(P.SUBJECT_RIGHTS)],
 )
-def get_export(profile_id: str, session: ReadSession, audit: Audit) -> dict[str, Any]:
+def get_export(profile_id: str, session: ReadSession, audit: Audit, kinds: Kinds) -> dict[str, Any]:
     """The golden record, identifiers, consents, every event, orders with every version, cases, devices
     and merges. An alias is followed."""
     try:
-        document = export(session, profile_id=profile_id)
+        document = export(session, profile_id=profile_id, kinds=kinds)
     except ErasedProfile as exc:
         raise profile_gone(exc.profile_id, exc.erased_at) from exc
     if document is None:
