@@ -27,7 +27,8 @@ DROPPED: Any = object()
 TRAIT_SOURCES = ("profile.updated", "address.changed")
 ORDER_TYPES = ("order.placed", "order.amended", "order.cancelled")
 
-#: shorter identifier values are not looked for inside other text, as erasure does not look for them
+#: identifier values shorter than this are not looked for inside other text (to mask it, or to erase it):
+#: they would match unrelated words
 MIN_HELD = 4
 
 #: what masking needs of a field's schema: whether it is personal, its declared fields, the shape of the
@@ -39,24 +40,21 @@ UNDECLARED: Shape = {"personal": False, "fields": {}, "others": None, "items": N
 
 def _shape(*schemas: Any) -> Shape:
     """The schemas of one field (from several versions of a type) as one shape."""
-    found = [schema for schema in schemas if isinstance(schema, dict)]
-    fields: dict[str, list[Any]] = {}
-    for schema in found:
-        properties = schema.get("properties")
-        for name, spec in (properties if isinstance(properties, dict) else {}).items():
-            fields.setdefault(name, []).append(spec)
-    items = [schema["items"] for schema in found if isinstance(schema.get("items"), dict)]
-    # ``"additionalProperties": true`` allows any field, which declares none
-    others = [
-        schema["additionalProperties"]
-        for schema in found
-        if isinstance(schema.get("additionalProperties"), dict)
-    ]
+    return _together(_one(schema) for schema in schemas if isinstance(schema, dict))
+
+
+def _one(schema: dict[str, Any]) -> Shape:
+    """One schema of a field as a shape."""
+    properties = schema.get("properties")
+    items, others = schema.get("items"), schema.get("additionalProperties")
     return {
-        "personal": any(schema.get("x-personal") for schema in found),
-        "fields": {name: _shape(*specs) for name, specs in fields.items()},
-        "others": _shape(*others) if others else None,
-        "items": _shape(*items) if items else None,
+        "personal": bool(schema.get("x-personal")),
+        "fields": {
+            name: _shape(spec) for name, spec in (properties if isinstance(properties, dict) else {}).items()
+        },
+        # ``"additionalProperties": true`` allows any field, which declares none
+        "others": _shape(others) if isinstance(others, dict) else None,
+        "items": _shape(items) if isinstance(items, dict) else None,
     }
 
 
