@@ -73,14 +73,12 @@ from rapport.profiles.statestore import load_states, save_states
 from rapport.things.devices import forget_devices
 from rapport.things.stores import rebuild_visits
 from rapport.trust.redact import Redactor
+from rapport.trust.redact import held as held_values
 
 __all__ = ["ERASED", "ErasedProfile", "ErasureReport", "erase", "person_of"]
 
 #: what a string that held an identifier value becomes
 ERASED = "[erased]"
-#: identifier values shorter than this are not searched for inside other text: they would match
-#: unrelated words (they are still removed wherever they are stored as identifiers or are a whole value)
-MIN_SEARCHED = 4
 #: the data field each trait-making event type turns into traits (None: every field is a trait)
 _TRAIT_FIELD = {"profile.updated": None, "address.changed": "address"}
 
@@ -175,7 +173,8 @@ def _needles(keys: Iterable[Key], events: Sequence[EventRow], kinds: KindTable) 
         for kind, value in fact.identifiers.items():
             if _normalised(kinds, kind, value) in keys:
                 forms.update((value, value.strip()))
-    return sorted({form.lower() for form in forms if len(form.strip()) >= MIN_SEARCHED})
+    # the short ones are still removed wherever they are stored as identifiers or are a whole value
+    return held_values(forms)
 
 
 def _like_any(text: ColumnElement[Any], patterns: Iterable[str]) -> ColumnElement[bool]:
