@@ -13,7 +13,8 @@ from rapport.db.locks import lock_identity_graph
 from rapport.events import Event
 from rapport.identity.models import Identifier
 from rapport.ingest import ingest_events
-from rapport.ingest.quarantine import ReplayOutcome, list_quarantine, replay
+from rapport.ingest.quarantine import list_quarantine
+from rapport.ingest.replay import ReplayOutcome, replay
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.views import profile_360

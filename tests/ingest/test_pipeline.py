@@ -21,7 +21,7 @@ from rapport.identity.service import load_kinds
 from rapport.ingest.importer import import_file
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import check_batch, store_batch
-from rapport.ingest.quarantine import PAGE, ReplayOutcome, replay
+from rapport.ingest.replay import PAGE, ReplayOutcome, replay
 from rapport.settings import Settings
 
 

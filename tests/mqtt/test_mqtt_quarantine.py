@@ -14,7 +14,7 @@ from sqlalchemy import select
 from rapport.db import Database
 from rapport.events.models import Event
 from rapport.ingest.models import QuarantinedEvent
-from rapport.ingest.quarantine import replay
+from rapport.ingest.replay import replay
 from rapport.mqtt.store import store_isolating_faults, store_messages
 from rapport.settings import Settings
 from rapport.things.stores import put_store

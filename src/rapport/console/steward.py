@@ -35,7 +35,8 @@ from rapport.identity.service import (
 )
 from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent, Status
 from rapport.ingest.pipeline import source_priorities
-from rapport.ingest.quarantine import list_quarantine, replay
+from rapport.ingest.quarantine import list_quarantine
+from rapport.ingest.replay import replay
 from rapport.matching.suggestions import (
     SuggestionConflict,
     SuggestionNotFound,

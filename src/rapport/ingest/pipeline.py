@@ -9,7 +9,6 @@ log, and their writes follow the log's. A stream checks its next batch while the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -18,15 +17,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from rapport.catalog.registry import Catalog
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
-from rapport.db.base import table_of
-from rapport.db.bulk import chunked, one_of
 from rapport.db.held import HeldWrites
 from rapport.db.locks import lock_identity_graph, prefer_index_lookups
 from rapport.events.store import AlreadyInLog, EventRow, appending, ids_in_log
@@ -35,8 +31,8 @@ from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
 from rapport.identity.tombstones import any_erased, erased_among, erased_event_id, lift
 from rapport.ingest.collector import bulk_collection
-from rapport.ingest.envelope import Candidate, JsonText, Rejection, check, has_nul
-from rapport.ingest.models import QuarantinedEvent
+from rapport.ingest.envelope import Candidate, Rejection, check
+from rapport.ingest.quarantine import LineOf, quarantine
 from rapport.profiles.projector import project
 from rapport.settings import Settings
 from rapport.things.devices import project_devices, registrations_in_force, screen_devices
@@ -81,109 +77,6 @@ def source_priorities(settings: Settings) -> Callable[[str], int]:
         return known[source]
 
     return priority_of
-
-
-#: where an event starts in the file it was read from, by its position in its batch or stream (imports)
-LineOf = Callable[[int], int | None]
-
-
-def quarantine(
-    session: Session,
-    rejections: Sequence[Rejection],
-    *,
-    transport: str,
-    now: datetime,
-    line_of: LineOf | None = None,
-) -> None:
-    """Keep rejected input with its reasons (and, for an import, its line), so that nothing a caller
-    sends is dropped.
-
-    What cannot be stored as JSON (NUL characters) is kept as its JSON text, escaped; ids and types
-    too long for their columns are cut in the index columns but kept whole in the payload. An event
-    that an open item holds already, the same id and body (a client sending a batch again, a broker
-    delivering a message twice), is not kept twice."""
-    if rejections:
-        rows = [_quarantine_row(r, transport=transport, now=now, line_of=line_of) for r in rejections]
-        rows = _not_kept_yet(session, rows)
-        if rows:
-            session.execute(insert(QuarantinedEvent), rows)
-
-
-def _not_kept_yet(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` but those alike in id and body to an open item, or to a row before them."""
-    ids = sorted({row["event_id"] for row in rows if row["event_id"] is not None})
-    if not ids:
-        return rows
-    connection = session.connection()
-    table = table_of(QuarantinedEvent)
-    items = select(table.c.event_id, table.c.payload, table.c.raw_text)
-    kept = {
-        _body(*item)
-        for chunk in chunked(ids)
-        for item in connection.execute(
-            items.where(table.c.status == "open", one_of(connection, table.c.event_id, chunk))
-        )
-    }
-    fresh = []
-    for row in rows:
-        if row["event_id"] is not None:
-            body = _body(row["event_id"], row["payload"], row["raw_text"])
-            if body in kept:
-                continue
-            kept.add(body)
-        fresh.append(row)
-    return fresh
-
-
-def _body(event_id: str | None, payload: Any, raw_text: str | None) -> tuple[str | None, str]:
-    """What makes two quarantined items alike: their id and their body, the order of its keys and the
-    form of its numbers aside (PostgreSQL's JSONB gives 1e16 back as an integer, -0.0 as 0)."""
-    if raw_text is not None:
-        return event_id, raw_text
-    # Python's encoder, which writes whole numbers of any size (PostgreSQL gives 1e30 back as one)
-    return event_id, json.dumps(_same_numbers(payload), sort_keys=True, ensure_ascii=False)
-
-
-def _same_numbers(value: Any) -> Any:
-    """``value`` with every whole float as an integer."""
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else value
-    if isinstance(value, dict):
-        return {key: _same_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_same_numbers(item) for item in value]
-    return value
-
-
-def _quarantine_row(
-    rejection: Rejection, *, transport: str, now: datetime, line_of: LineOf | None
-) -> dict[str, Any]:
-    text = _as_text(rejection.payload)
-    return {
-        "received_at": now,
-        "transport": transport,
-        "line": None if line_of is None else line_of(rejection.index),
-        "event_id": _cut(rejection.event_id, 200),
-        "type": _cut(rejection.type, 100),
-        "payload": rejection.payload if text is None else None,
-        "raw_text": text,
-        "errors": rejection.errors,
-        "status": "open",
-        "attempts": 0,
-        "resolved_at": None,
-    }
-
-
-def _as_text(payload: Any) -> str | None:
-    """The payload as JSON text when the JSON columns cannot hold it (see :class:`JsonText`; NUL
-    characters), else None."""
-    if isinstance(payload, JsonText):
-        return str(payload)
-    return orjson.dumps(payload).decode() if has_nul(payload) else None
-
-
-def _cut(text: str | None, limit: int) -> str | None:
-    return None if text is None else text.replace("\x00", "")[:limit]
 
 
 @dataclass

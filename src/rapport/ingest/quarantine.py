@@ -1,27 +1,21 @@
-"""The quarantine: read what was rejected and why, and run it again once the cause is fixed."""
+"""The quarantine: what was rejected, kept with why, and read back (:mod:`rapport.ingest.replay` runs it
+again once the cause is fixed)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+import orjson
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from rapport.db import Database
-from rapport.db.faults import fault_reason, isolating_faults
-from rapport.db.locks import lock_identity_graph
+from rapport.db.base import table_of
+from rapport.db.bulk import chunked, one_of
+from rapport.ingest.envelope import JsonText, Rejection, has_nul
 from rapport.ingest.models import QuarantinedEvent, Status
-from rapport.ingest.pipeline import ingest_events, logged_ids
-from rapport.settings import Settings
-
-
-@dataclass
-class ReplayOutcome:
-    replayed: int = 0
-    duplicates: int = 0
-    still_rejected: int = 0
 
 
 def list_quarantine(
@@ -44,124 +38,104 @@ def list_quarantine(
     return list(session.scalars(query))
 
 
-#: the keys of a message kept as it arrived because it never became an envelope (MQTT: its topic, and its
-#: payload as text or, when not UTF-8, base64)
-MESSAGE_KEYS = (frozenset({"topic", "payload"}), frozenset({"topic", "payload_base64"}))
+#: where an event starts in the file it was read from, by its position in its batch or stream (imports)
+LineOf = Callable[[int], int | None]
 
 
-def _never_an_envelope(item: QuarantinedEvent) -> bool:
-    """JSON that could not be stored, or a message that could not be read: running it again cannot
-    change a thing; only its sender can, by sending it again mended."""
-    if item.raw_text is not None:
-        return True
-    payload = item.payload
-    return isinstance(payload, dict) and item.event_id is None and frozenset(payload) in MESSAGE_KEYS
-
-
-#: open items replayed per transaction: what a replay holds in memory, and how long the other writers of the
-#: identity graph wait for it, do not grow with the quarantine
-PAGE = 5_000
-
-
-def replay(database: Database, *, settings: Settings, ids: Sequence[int] | None = None) -> ReplayOutcome:
-    """Run the open quarantined events (or those of ``ids``) through the pipeline again, all that were open
-    when it began, in the order they were kept, a page of :data:`PAGE` per transaction. Those that pass
-    are stored and marked ``replayed``; the others stay open with today's reasons. One the database
-    refuses for a reason of its own stays open with that error, and the rest are replayed all the same.
-    Should it stop midway (the database out of reach), the pages before stay replayed."""
-    with database.session() as session:
-        last = session.scalar(select(func.max(QuarantinedEvent.id)).where(QuarantinedEvent.status == "open"))
-    outcome = ReplayOutcome()
-    after = 0
-    while last is not None and after < last:
-        with database.session(write=True) as session:
-            after = _replay_page(session, settings, ids=ids, after=after, last=last, outcome=outcome)
-    return outcome
-
-
-def _replay_page(
+def quarantine(
     session: Session,
-    settings: Settings,
+    rejections: Sequence[Rejection],
     *,
-    ids: Sequence[int] | None,
-    after: int,
-    last: int,
-    outcome: ReplayOutcome,
-) -> int:
-    """Replay a page of the open items after the id ``after`` up to ``last``; the id the next page follows."""
-    # Locked before reading: a replay that ran meanwhile has stored what it did, so its items are not
-    # open any more, and nothing changes what the log holds until this page is stored.
-    lock_identity_graph(session)
-    query = (
-        select(QuarantinedEvent)
-        .where(QuarantinedEvent.status == "open", QuarantinedEvent.id > after, QuarantinedEvent.id <= last)
-        .order_by(QuarantinedEvent.id)
-        .limit(PAGE)
-    )
-    if ids is not None:
-        query = query.where(QuarantinedEvent.id.in_(list(ids)))
-    items = list(session.scalars(query))
-    parsable = [q for q in items if not _never_an_envelope(q)]
-    if parsable:
-        isolating_faults(
-            parsable,
-            lambda group: _replay_group(session, group, settings, outcome),
-            lambda item, error: _keep_fault(item, error, outcome),
-        )
-    for item in items:
-        if _never_an_envelope(item):  # keeps its reasons
-            item.attempts += 1
-            outcome.still_rejected += 1
-    return items[-1].id if len(items) == PAGE else last
-
-
-def _replay_group(
-    session: Session, items: Sequence[QuarantinedEvent], settings: Settings, outcome: ReplayOutcome
+    transport: str,
+    now: datetime,
+    line_of: LineOf | None = None,
 ) -> None:
-    """Replay ``items`` in a savepoint, so that a group that fails leaves nothing behind.
+    """Keep rejected input with its reasons (and, for an import, its line), so that nothing a caller
+    sends is dropped.
 
-    An item whose id the log held already, or which repeats the id of an item before it in the group,
-    is not applied (an id is stored once): it is marked ``duplicate``, so that no one takes its body
-    for stored. An item is marked ``replayed`` only when the log holds its id afterwards."""
-    ids = [q.payload.get("id") if isinstance(q.payload, dict) else None for q in items]
-    known = [i for i in ids if isinstance(i, str)]
-    secret = settings.secret_key.get_secret_value()
-    with session.begin_nested():
-        held_before = logged_ids(session.connection(), known, secret=secret)
-        result = ingest_events(
-            session,
-            events=[q.payload for q in items],
-            settings=settings,
-            transport="replay",
-            keep_rejected=False,
+    What cannot be stored as JSON (NUL characters) is kept as its JSON text, escaped; ids and types
+    too long for their columns are cut in the index columns but kept whole in the payload. An event
+    that an open item holds already, the same id and body (a client sending a batch again, a broker
+    delivering a message twice), is not kept twice."""
+    if rejections:
+        rows = [_quarantine_row(r, transport=transport, now=now, line_of=line_of) for r in rejections]
+        rows = _not_kept_yet(session, rows)
+        if rows:
+            session.execute(insert(QuarantinedEvent), rows)
+
+
+def _not_kept_yet(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` but those alike in id and body to an open item, or to a row before them."""
+    ids = sorted({row["event_id"] for row in rows if row["event_id"] is not None})
+    if not ids:
+        return rows
+    connection = session.connection()
+    table = table_of(QuarantinedEvent)
+    items = select(table.c.event_id, table.c.payload, table.c.raw_text)
+    kept = {
+        _body(*item)
+        for chunk in chunked(ids)
+        for item in connection.execute(
+            items.where(table.c.status == "open", one_of(connection, table.c.event_id, chunk))
         )
-        held_after = logged_ids(session.connection(), known, secret=secret)
-    reasons = {r["index"]: r["errors"] for r in result.rejected}
-    now = datetime.now(UTC)
-    taken: set[str] = set()
-    for index, (item, event_id) in enumerate(zip(items, ids, strict=True)):
-        item.attempts += 1
-        if event_id in held_before or event_id in taken:  # however its body fares: its id is stored once
-            item.status, item.resolved_at = "duplicate", now
-            applied = f"id: the log holds an event with the id {event_id!r} already; this one was not applied"
-            item.errors = [applied, *reasons.get(index, item.errors)]
-            outcome.duplicates += 1
-        elif index in reasons:
-            item.errors = reasons[index]
-            outcome.still_rejected += 1
-        elif event_id in held_after:
-            taken.add(event_id)
-            item.status, item.resolved_at = "replayed", now
-            outcome.replayed += 1
-        else:  # its id's first item was refused after the check had set this one aside as its repeat
-            item.errors = [
-                "id: an item before it with the same id was refused in this replay; replay it again"
-            ]
-            outcome.still_rejected += 1
+    }
+    fresh = []
+    for row in rows:
+        if row["event_id"] is not None:
+            body = _body(row["event_id"], row["payload"], row["raw_text"])
+            if body in kept:
+                continue
+            kept.add(body)
+        fresh.append(row)
+    return fresh
 
 
-def _keep_fault(item: QuarantinedEvent, error: Exception, outcome: ReplayOutcome) -> None:
-    """An item the database refused on its own: it stays open with the error."""
-    item.attempts += 1
-    item.errors = [fault_reason(error)]
-    outcome.still_rejected += 1
+def _body(event_id: str | None, payload: Any, raw_text: str | None) -> tuple[str | None, str]:
+    """What makes two quarantined items alike: their id and their body, the order of its keys and the
+    form of its numbers aside (PostgreSQL's JSONB gives 1e16 back as an integer, -0.0 as 0)."""
+    if raw_text is not None:
+        return event_id, raw_text
+    # Python's encoder, which writes whole numbers of any size (PostgreSQL gives 1e30 back as one)
+    return event_id, json.dumps(_same_numbers(payload), sort_keys=True, ensure_ascii=False)
+
+
+def _same_numbers(value: Any) -> Any:
+    """``value`` with every whole float as an integer."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {key: _same_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_same_numbers(item) for item in value]
+    return value
+
+
+def _quarantine_row(
+    rejection: Rejection, *, transport: str, now: datetime, line_of: LineOf | None
+) -> dict[str, Any]:
+    text = _as_text(rejection.payload)
+    return {
+        "received_at": now,
+        "transport": transport,
+        "line": None if line_of is None else line_of(rejection.index),
+        "event_id": _cut(rejection.event_id, 200),
+        "type": _cut(rejection.type, 100),
+        "payload": rejection.payload if text is None else None,
+        "raw_text": text,
+        "errors": rejection.errors,
+        "status": "open",
+        "attempts": 0,
+        "resolved_at": None,
+    }
+
+
+def _as_text(payload: Any) -> str | None:
+    """The payload as JSON text when the JSON columns cannot hold it (see :class:`JsonText`; NUL
+    characters), else None."""
+    if isinstance(payload, JsonText):
+        return str(payload)
+    return orjson.dumps(payload).decode() if has_nul(payload) else None
+
+
+def _cut(text: str | None, limit: int) -> str | None:
+    return None if text is None else text.replace("\x00", "")[:limit]

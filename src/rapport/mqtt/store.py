@@ -17,7 +17,8 @@ from rapport.db import Database
 from rapport.db.faults import fault_reason, isolating_faults
 from rapport.identity.service import load_kinds
 from rapport.ingest.envelope import Rejection
-from rapport.ingest.pipeline import Outcome, check_batch, quarantine, store_batch
+from rapport.ingest.pipeline import Outcome, check_batch, store_batch
+from rapport.ingest.quarantine import quarantine
 from rapport.mqtt.topics import Unreadable, translate
 from rapport.settings import Settings
 

@@ -16,7 +16,7 @@ from rapport.db import Database
 from rapport.identity.service import load_kinds
 from rapport.ingest import ingest_events
 from rapport.ingest.models import QuarantinedEvent
-from rapport.ingest.quarantine import replay
+from rapport.ingest.replay import replay
 from rapport.settings import Settings
 from rapport.things.stores import VISITOR_KIND, BadStore, list_stores, put_store
 from support.database import waiting_for_the_writer

@@ -14,7 +14,8 @@ from rapport.api.jsonbody import JsonBodyRoute
 from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.ingest.models import MAX_TRANSPORT, Status
-from rapport.ingest.quarantine import list_quarantine, replay
+from rapport.ingest.quarantine import list_quarantine
+from rapport.ingest.replay import replay
 from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"], route_class=JsonBodyRoute)

@@ -1,0 +1,147 @@
+"""Replaying the quarantine: its open items run through the pipeline again once the cause is fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.db import Database
+from rapport.db.faults import fault_reason, isolating_faults
+from rapport.db.locks import lock_identity_graph
+from rapport.ingest.models import QuarantinedEvent
+from rapport.ingest.pipeline import ingest_events, logged_ids
+from rapport.settings import Settings
+
+
+@dataclass
+class ReplayOutcome:
+    replayed: int = 0
+    duplicates: int = 0
+    still_rejected: int = 0
+
+
+#: the keys of a message kept as it arrived because it never became an envelope (MQTT: its topic, and its
+#: payload as text or, when not UTF-8, base64)
+MESSAGE_KEYS = (frozenset({"topic", "payload"}), frozenset({"topic", "payload_base64"}))
+
+
+def _never_an_envelope(item: QuarantinedEvent) -> bool:
+    """JSON that could not be stored, or a message that could not be read: running it again cannot
+    change a thing; only its sender can, by sending it again mended."""
+    if item.raw_text is not None:
+        return True
+    payload = item.payload
+    return isinstance(payload, dict) and item.event_id is None and frozenset(payload) in MESSAGE_KEYS
+
+
+#: open items replayed per transaction: what a replay holds in memory, and how long the other writers of the
+#: identity graph wait for it, do not grow with the quarantine
+PAGE = 5_000
+
+
+def replay(database: Database, *, settings: Settings, ids: Sequence[int] | None = None) -> ReplayOutcome:
+    """Run the open quarantined events (or those of ``ids``) through the pipeline again, all that were open
+    when it began, in the order they were kept, a page of :data:`PAGE` per transaction. Those that pass
+    are stored and marked ``replayed``; the others stay open with today's reasons. One the database
+    refuses for a reason of its own stays open with that error, and the rest are replayed all the same.
+    Should it stop midway (the database out of reach), the pages before stay replayed."""
+    with database.session() as session:
+        last = session.scalar(select(func.max(QuarantinedEvent.id)).where(QuarantinedEvent.status == "open"))
+    outcome = ReplayOutcome()
+    after = 0
+    while last is not None and after < last:
+        with database.session(write=True) as session:
+            after = _replay_page(session, settings, ids=ids, after=after, last=last, outcome=outcome)
+    return outcome
+
+
+def _replay_page(
+    session: Session,
+    settings: Settings,
+    *,
+    ids: Sequence[int] | None,
+    after: int,
+    last: int,
+    outcome: ReplayOutcome,
+) -> int:
+    """Replay a page of the open items after the id ``after`` up to ``last``; the id the next page follows."""
+    # Locked before reading: a replay that ran meanwhile has stored what it did, so its items are not
+    # open any more, and nothing changes what the log holds until this page is stored.
+    lock_identity_graph(session)
+    query = (
+        select(QuarantinedEvent)
+        .where(QuarantinedEvent.status == "open", QuarantinedEvent.id > after, QuarantinedEvent.id <= last)
+        .order_by(QuarantinedEvent.id)
+        .limit(PAGE)
+    )
+    if ids is not None:
+        query = query.where(QuarantinedEvent.id.in_(list(ids)))
+    items = list(session.scalars(query))
+    parsable = [q for q in items if not _never_an_envelope(q)]
+    if parsable:
+        isolating_faults(
+            parsable,
+            lambda group: _replay_group(session, group, settings, outcome),
+            lambda item, error: _keep_fault(item, error, outcome),
+        )
+    for item in items:
+        if _never_an_envelope(item):  # keeps its reasons
+            item.attempts += 1
+            outcome.still_rejected += 1
+    return items[-1].id if len(items) == PAGE else last
+
+
+def _replay_group(
+    session: Session, items: Sequence[QuarantinedEvent], settings: Settings, outcome: ReplayOutcome
+) -> None:
+    """Replay ``items`` in a savepoint, so that a group that fails leaves nothing behind.
+
+    An item whose id the log held already, or which repeats the id of an item before it in the group,
+    is not applied (an id is stored once): it is marked ``duplicate``, so that no one takes its body
+    for stored. An item is marked ``replayed`` only when the log holds its id afterwards."""
+    ids = [q.payload.get("id") if isinstance(q.payload, dict) else None for q in items]
+    known = [i for i in ids if isinstance(i, str)]
+    secret = settings.secret_key.get_secret_value()
+    with session.begin_nested():
+        held_before = logged_ids(session.connection(), known, secret=secret)
+        result = ingest_events(
+            session,
+            events=[q.payload for q in items],
+            settings=settings,
+            transport="replay",
+            keep_rejected=False,
+        )
+        held_after = logged_ids(session.connection(), known, secret=secret)
+    reasons = {r["index"]: r["errors"] for r in result.rejected}
+    now = datetime.now(UTC)
+    taken: set[str] = set()
+    for index, (item, event_id) in enumerate(zip(items, ids, strict=True)):
+        item.attempts += 1
+        if event_id in held_before or event_id in taken:  # however its body fares: its id is stored once
+            item.status, item.resolved_at = "duplicate", now
+            applied = f"id: the log holds an event with the id {event_id!r} already; this one was not applied"
+            item.errors = [applied, *reasons.get(index, item.errors)]
+            outcome.duplicates += 1
+        elif index in reasons:
+            item.errors = reasons[index]
+            outcome.still_rejected += 1
+        elif event_id in held_after:
+            taken.add(event_id)
+            item.status, item.resolved_at = "replayed", now
+            outcome.replayed += 1
+        else:  # its id's first item was refused after the check had set this one aside as its repeat
+            item.errors = [
+                "id: an item before it with the same id was refused in this replay; replay it again"
+            ]
+            outcome.still_rejected += 1
+
+
+def _keep_fault(item: QuarantinedEvent, error: Exception, outcome: ReplayOutcome) -> None:
+    """An item the database refused on its own: it stays open with the error."""
+    item.attempts += 1
+    item.errors = [fault_reason(error)]
+    outcome.still_rejected += 1
