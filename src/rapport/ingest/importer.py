@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from io import BufferedReader, TextIOWrapper
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import orjson
 
@@ -61,14 +62,14 @@ class UnusableFile(ValueError):
     """A file import cannot read at all (compressed, or a CSV header it cannot follow): nothing is stored."""
 
 
-def read_jsonl(stream: BinaryIO, limit: int = MAX_LINE) -> Iterator[Line]:
+def read_jsonl(stream: BufferedReader, limit: int = MAX_LINE) -> Iterator[Line]:
     """One event per line of UTF-8 (a byte-order mark is skipped); blank lines are skipped. A line longer
     than ``limit`` bytes is refused with its size, read past in pieces, and its first ``KEPT`` bytes kept."""
+    if stream.peek(len(codecs.BOM_UTF8)).startswith(codecs.BOM_UTF8):  # before the first line's limit
+        stream.read(len(codecs.BOM_UTF8))
     number = 0
     while line := stream.readline(limit + 2):  # at most two bytes of line break past the limit
         number += 1
-        if number == 1:
-            line = line.removeprefix(codecs.BOM_UTF8)
         if len(line.rstrip(b"\r\n")) > limit:
             size = len(line.rstrip(b"\r\n")) + _rest_of_line(stream, line)
             problem = _too_long(f"a line of {size:,} bytes", limit)
@@ -90,7 +91,7 @@ def _too_long(what: str, limit: int) -> str:
     )
 
 
-def _rest_of_line(stream: BinaryIO, start: bytes) -> int:
+def _rest_of_line(stream: BufferedReader, start: bytes) -> int:
     """Read past the rest of the line that begins with ``start``, in pieces; how many bytes it held."""
     size, piece = 0, start
     while not piece.endswith(b"\n") and (piece := stream.readline(PIECE)):
@@ -101,10 +102,16 @@ def _rest_of_line(stream: BinaryIO, start: bytes) -> int:
 FieldType = Callable[[str, str], Any]
 
 
+#: the JSON Schema types a CSV cell is read as JSON for (``5`` a number, ``true``, ``[1]`` a list)
+NOT_TEXT = frozenset({"number", "integer", "boolean", "array", "object", "null"})
+
+
 def _cell(value: str, wanted: Any) -> Any:
-    """A CSV cell as the schema wants it: text for string fields, else JSON (numbers, true, lists) if it
-    parses, else the text itself (and the schema check will say what is wrong)."""
-    if wanted == "string":
+    """A CSV cell as the schema declares its field: JSON (numbers, true, lists) for a field that may be
+    other than text, if it parses; else the text as written (``0012`` and ``1.10`` stay as they are in a
+    field the schema does not declare), and the schema check will say what is wrong."""
+    types = set(wanted) if isinstance(wanted, list) else {wanted}
+    if not types & NOT_TEXT:
         return value
     try:
         return parse_json(value)
@@ -156,12 +163,17 @@ class _Record(NamedTuple):
         return _printable("".join(self.lines).rstrip("\r\n"))
 
 
+def _blank(record: _Record) -> bool:
+    """Whether a record is only empty cells, as a sheet's blank rows are saved: it holds no event."""
+    return not any(cell.strip() for cell in record.cells)
+
+
 def _csv_header(records: Iterator[_Record | Unparsable]) -> list[str]:
     """The names of the columns: every one named, once (a second value for a name would be lost)."""
     for record in records:
         if isinstance(record, Unparsable):
             raise UnusableFile(f"the header, {record.error}")
-        if any(cell.strip() for cell in record.cells):  # lines of empty cells: a sheet's blank top rows
+        if not _blank(record):
             break
     else:
         return []  # no header, so no rows
@@ -171,6 +183,8 @@ def _csv_header(records: Iterator[_Record | Unparsable]) -> list[str]:
         where = f"column {column} of the header (line {record.line})"
         if not name.strip():
             raise UnusableFile(f"{where} has no name")
+        if _garbled(name):
+            raise UnusableFile(f"{where}, {_printable(name)}, is not UTF-8 text: save the file as UTF-8")
         prefix, dot, field = name.partition(".")
         if dot and prefix in DOTTED and not field:
             raise UnusableFile(f"{where}, {_printable(name)}, names no field after the dot")
@@ -187,20 +201,21 @@ def _csv_rows(
     records: Iterator[_Record | Unparsable], header: list[str], field_type: FieldType
 ) -> Iterator[Line]:
     """Each record's event, or why it cannot give one, with the line it starts on."""
-    header_garbled = any(_garbled(name) for name in header)
     for record in records:
         if isinstance(record, Unparsable):
             yield record.line, record
             continue
         number = record.line
+        if _blank(record):
+            continue
         if len(record.cells) > len(header):  # DictReader would drop the cells past the header's
             problem = f"{len(record.cells)} cells, more than the {len(header)} columns the header names"
             yield number, Unparsable(number, record.text, problem)
             continue
         row = dict(zip(header, record.cells, strict=False))  # a short row lacks its last columns' fields
         garbled = [column for column, value in row.items() if _garbled(value)]
-        if header_garbled or garbled:
-            where = "the header" if header_garbled else f"column {', '.join(map(_printable, garbled))}"
+        if garbled:
+            where = f"column {', '.join(map(_printable, garbled))}"
             yield number, Unparsable(number, record.text, f"{where} is not UTF-8 text")
             continue
         try:
@@ -218,7 +233,7 @@ def _csv_records(stream: TextIO, limit: int) -> Iterator[_Record | Unparsable]:
     read again, as records."""
     csv.field_size_limit(max(csv.field_size_limit(), limit + 2))  # the limit is checked on the lines
     lines = _CsvLines(stream, limit)
-    reader = csv.reader(lines)
+    reader = csv.reader(lines, strict=True)  # a cell that goes on after its closing quote is refused
     while True:
         lines.begin()
         try:
@@ -228,6 +243,11 @@ def _csv_records(stream: TextIO, limit: int) -> Iterator[_Record | Unparsable]:
         except _TooLong as too_long:
             cells = None
             lines.skip(too_long.piece)
+        except csv.Error as exc:  # the file ending inside quotes (unclosed), or a cell quoted wrongly
+            if not lines.unclosed:
+                yield Unparsable(lines.first, _printable("".join(lines.text).rstrip("\r\n")), _misquoted(exc))
+                continue
+            cells = None
         if lines.unclosed:
             yield lines.unclosed_record()
         elif cells is None:
@@ -235,6 +255,15 @@ def _csv_records(stream: TextIO, limit: int) -> Iterator[_Record | Unparsable]:
             yield Unparsable(lines.first, _printable(lines.kept), problem)
         elif cells:
             yield _Record(lines.first, cells, lines.text)
+
+
+def _misquoted(error: csv.Error) -> str:
+    if "expected after" in str(error):
+        return (
+            "not readable as CSV: a quoted cell goes on after its closing quote (a quote inside a quoted "
+            'cell is written twice: "12"" screen")'
+        )
+    return f"not readable as CSV: {error}"
 
 
 class _TooLong(Exception):
@@ -324,14 +353,18 @@ class _CsvLines:
 
 #: in a CSV cell that is not quoted: what ends the record, or opens a quoted cell next to it
 _UNQUOTED = re.compile(r',"|[\r\n]')
+_LINE_BREAK = re.compile(r"[\r\n]")
 
 
 def _csv_state(text: str, state: str) -> str:
     """Where a CSV record is after ``text``, as Python's reader reads it: at the ``start`` of a cell, in an
-    unquoted ``cell``, ``quoted``, just after a ``quote`` in a quoted cell, or at its ``end`` (a line break
-    outside quotes). To read past a record too long to hold: it goes from mark to mark, holding nothing."""
+    unquoted ``cell``, ``quoted``, just after a ``quote`` in a quoted cell, ``broken`` (text after a closing
+    quote: the reader refuses the record at the end of that line), or at its ``end`` (a line break outside
+    quotes). To read past a record too long to hold: it goes from mark to mark, holding nothing."""
     at = 0
     while at < len(text):
+        if state == "broken" or (state == "quote" and text[at] not in ',"\r\n'):
+            return "end" if _LINE_BREAK.search(text, at) else "broken"
         if state == "quoted":
             at = text.find('"', at)
             if at < 0:
@@ -339,7 +372,7 @@ def _csv_state(text: str, state: str) -> str:
             state, at = "quote", at + 1
         elif state in ("start", "quote") and text[at] == '"':  # opens a quoted cell, or is a quote doubled
             state, at = "quoted", at + 1
-        else:  # in an unquoted cell (what follows a closing quote is read as one too)
+        else:  # in an unquoted cell, or after a closing quote: a comma or a line break
             found = _UNQUOTED.search(text, at)
             if found is None:
                 return "start" if text.endswith(",") else "cell"
@@ -358,7 +391,7 @@ def _csv_event(row: dict[str, str], field_type: FieldType) -> dict[str, Any]:
             continue
         name, dot, field = column.partition(".")
         if dot and name in dotted:
-            wanted = "string" if name == "identifiers" else field_type(row.get("type") or "", field)
+            wanted = None if name == "identifiers" else field_type(row.get("type") or "", field)
             dotted[name][field] = _cell(value, wanted)
         elif column == "data":
             try:
@@ -396,7 +429,6 @@ def import_file(
     counts the lines that could not be read among those read and rejected. Raises UnusableFile, having
     stored nothing, for a file that is not text (compressed, an archive) or a CSV header it cannot follow."""
     transport = transport_of(path)
-    _refuse_binary(path)
     with database.session() as session:
         catalog = load_catalog(session)
 
@@ -439,11 +471,13 @@ def import_file(
             on_progress(read + failed, replace(total, rejected_count=total.rejected_count + failed))
 
     with ExitStack() as opened:
+        raw = opened.enter_context(path.open("rb"))  # opened once: a pipe cannot be read twice
+        _refuse_binary(raw, path)
         if path.suffix.lower() == ".csv":  # bytes that are not UTF-8 are kept, to be named and quarantined
-            text = opened.enter_context(path.open(encoding="utf-8-sig", errors="surrogateescape", newline=""))
+            text = TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
             items = read_csv(text, field_type, settings.max_batch_bytes)
         else:
-            items = read_jsonl(opened.enter_context(path.open("rb")), settings.max_batch_bytes)
+            items = read_jsonl(raw, settings.max_batch_bytes)
         total = ingest_stream(
             database,
             parsed(items),
@@ -472,11 +506,10 @@ _BINARY = [
 ]
 
 
-def _refuse_binary(path: Path) -> None:
+def _refuse_binary(stream: BufferedReader, path: Path) -> None:
     """Stop before reading a file that is not UTF-8 text, naming what it is: read as lines, every line of
-    it would be quarantined as unreadable."""
-    with path.open("rb") as stream:
-        head = stream.read(8)
+    it would be quarantined as unreadable. Its start is peeked at, left to be read."""
+    head = stream.peek(8)[:8]
     for start, what in _BINARY:
         if re.match(start, head):
             name = _shown(os.fsencode(path.name))
