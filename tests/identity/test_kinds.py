@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from builders import ingest, message
 from rapport.db import Database
-from rapport.identity.kinds import BUILTIN_KINDS, KindTable
+from rapport.identity.kinds import BUILTIN_KINDS, KindTable, is_placeholder
 from rapport.identity.models import Identifier, IdentifierKindRecord
 from rapport.identity.service import add_kind
 from rapport.profiles.models import Profile
@@ -32,6 +32,16 @@ from support.http import problem
         ("email", " Test@Test.COM "),
         ("twitter", "@Unknown"),
         ("cookie_id", " N/A "),
+        ("customer_id", "nan"),
+        ("customer_id", "#N/A"),
+        ("customer_id", "N.A."),
+        ("customer_id", "N/A\u200b"),
+        ("customer_id", "00"),
+        ("customer_id", "\u2014"),
+        ("cookie_id", "(null)"),
+        ("cookie_id", "[object Object]"),
+        ("app_install_id", "00000000-0000-0000-0000-000000000000"),
+        ("email", "Unknown@Unknown.com"),
     ],
 )
 def test_a_blocked_value_is_blocked_however_it_is_written(
@@ -47,6 +57,14 @@ def test_a_blocked_value_is_blocked_however_it_is_written(
     with db.session() as session:
         assert len(session.scalars(select(Profile.id).where(Profile.merged_into.is_(None))).all()) == 2
         assert session.scalars(select(Identifier.value).where(Identifier.kind == kind)).all() == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0012", "100", "-1", "L-77", "nana", "na@example.com", "natalie@example.com", "WM-1001", "Ünknown"],
+)
+def test_values_that_only_look_like_placeholders_are_identifiers(value: str) -> None:
+    assert not is_placeholder(value)
 
 
 def test_a_phone_number_of_zeros_only_after_the_country_code_is_blocked() -> None:

@@ -9,33 +9,69 @@ from types import MappingProxyType
 
 import phonenumbers
 
-#: Values that mean "nobody" in real data. Never links anyone, whatever the kind.
-BLOCKED_VALUES = frozenset(
+#: Words that mean "nobody" in real data, compared with a value's letters and digits alone (case, spaces,
+#: punctuation and invisible characters aside), so that "N/A", "#N/A", "n.a.", "(null)", "NaN" (a
+#: spreadsheet's empty cell) and "[object Object]" are all placeholders.
+PLACEHOLDER_WORDS = frozenset(
     {
-        "",
         "null",
         "none",
         "nil",
-        "n/a",
         "na",
+        "nan",
         "undefined",
         "anonymous",
         "unknown",
-        "0",
-        "-",
         "guest",
         "test",
-        "test@test.com",
+        "noemail",
+        "noreply",
+        "objectobject",
+    }
+)
+
+#: Whole values that mean "nobody" though they read as real ones: addresses forms are filled in with, and
+#: placeholder phone numbers.
+BLOCKED_VALUES = frozenset(
+    {
         "test@example.com",
         "noreply@example.com",
         "no-reply@example.com",
-        "none@none.com",
         "a@a.com",
         "x@x.com",
         "+440000000000",
         "+10000000000",
     }
 )
+
+
+#: what is not a letter or a digit; and a value of nothing else but zeros
+_NOT_ALNUM = re.compile(r"[\W_]+")
+_ZEROS_ONLY = re.compile(r"[\W_0]*")
+#: the longest placeholder word, written with a few marks around it ("[object Object]", " n / a ")
+_LONGEST_WORD = 24
+
+
+def _bare(text: str) -> str:
+    """``text``'s letters and digits alone."""
+    return _NOT_ALNUM.sub("", text)
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether ``value`` means "nobody", whatever its kind: a placeholder word however written, nothing but
+    punctuation, zeros only (``00``, an all-zero advertising id), a blocked value, or an address made of
+    placeholder words (``unknown@unknown.com``, ``test@test.com``)."""
+    folded = value.strip().casefold()
+    if folded in BLOCKED_VALUES or _ZEROS_ONLY.fullmatch(folded):
+        return True
+    if len(folded) <= _LONGEST_WORD and _bare(folded) in PLACEHOLDER_WORDS:
+        return True
+    local, at, domain = folded.partition("@")
+    return (
+        bool(at)
+        and _bare(local) in PLACEHOLDER_WORDS
+        and _bare(domain.rpartition(".")[0]) in PLACEHOLDER_WORDS
+    )
 
 
 class InvalidIdentifier(ValueError):
@@ -59,7 +95,7 @@ def _upper(value: str) -> str:
 
 def _email(value: str) -> str:
     folded = value.strip().casefold()
-    if folded in BLOCKED_VALUES:
+    if is_placeholder(folded):
         return folded
     if not _EMAIL.match(folded):
         raise InvalidIdentifier(f"{value!r} is not an email address")
@@ -76,7 +112,7 @@ def phone_normaliser(region: str) -> Callable[[str], str | None]:
 
     def normalise(value: str) -> str | None:
         stripped = value.strip()
-        if stripped.casefold() in BLOCKED_VALUES:
+        if is_placeholder(stripped):
             return stripped.casefold()
         try:
             number = phonenumbers.parse(stripped, region)
@@ -162,16 +198,15 @@ class KindTable:
         return self.kinds[name].max_per_profile
 
     def normalise(self, kind: str, value: str) -> str | None:
-        """The normalised value, or None when the value is blocked. A value is compared with the blocked
-        ones once normalised (and case-folded), so that it is blocked however it is written (``" N/A "``,
-        ``@Unknown``); the phone normaliser blocks numbers of zeros only. Raises
-        :class:`InvalidIdentifier`."""
+        """The normalised value, or None when the value is a placeholder (:func:`is_placeholder`, asked of
+        the value once normalised, so that ``@Unknown`` is one); the phone normaliser also blocks numbers
+        of zeros only after the country code. Raises :class:`InvalidIdentifier`."""
         try:
             return self._normalised[(kind, value)]
         except KeyError:
             pass
         normalised: str | None = self._normalisers[kind](value)
-        if normalised is not None and normalised.casefold() in BLOCKED_VALUES:
+        if normalised is not None and is_placeholder(normalised):
             normalised = None
         if len(self._normalised) >= REMEMBERED:
             self._normalised.clear()
