@@ -8,6 +8,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from device_events import BASE, configure, reading, registered, reported
 from sqlalchemy import select
 
@@ -171,6 +172,38 @@ def _fault_and_transfer(db: Database, settings: Settings, batches: list[list[str
     for batch in batches:
         ingest(db, settings, [events[name] for name in batch])
     return alerts(db)
+
+
+@pytest.mark.parametrize("transfer", [False, True])
+def test_a_reading_taken_at_the_moment_of_a_registration_in_its_batch_is_under_that_registration(
+    db: Database, settings: Settings, transfer: bool
+) -> None:
+    """Whatever the ids: a registration is in force from the moment it is made (here "reg-z" at 09:10,
+    and a reading out of range at 09:10 whose id "r-a" sorts before it)."""
+    configure(db, FRIDGE, MAX_7)
+    ingest(db, settings, [page_view(ANN), page_view(BOB)])
+    if transfer:
+        ingest(db, settings, [registered("F-1", ANN, minute=0, model=FRIDGE, id="reg-ann")])
+    owner = BOB if transfer else ANN
+    ingest(
+        db,
+        settings,
+        [registered("F-1", owner, minute=10, model=FRIDGE, id="reg-z"), temp("F-1", 10, 9, "r-a")],
+    )
+
+    assert alerts(db) == [("r-a:alert:temp_c", profile_of(db, settings, "email", owner["email"]))]
+    assert rebuilt(db, settings) == 0
+
+
+def test_a_fault_at_the_moment_of_a_transfer_in_its_batch_goes_to_the_new_owner(
+    db: Database, settings: Settings
+) -> None:
+    ingest(db, settings, [page_view(ANN), page_view(BOB)])
+    ingest(db, settings, [registered("F-1", ANN, minute=0, model=FRIDGE, id="reg-ann")])
+    fault = reported("F-1", "fault", minute=10, id="f-a", code="E1")
+    ingest(db, settings, [registered("F-1", BOB, minute=10, model=FRIDGE, id="reg-z"), fault])
+
+    assert alerts(db) == [("f-a:alert:fault", profile_of(db, settings, "email", BOB["email"]))]
 
 
 def test_a_fault_goes_to_whoever_owned_the_device_when_it_happened(db: Database, settings: Settings) -> None:

@@ -59,10 +59,17 @@ def load_twins(connection: Connection, serials: Iterable[str]) -> dict[str, dict
 
 
 def _in_order(rows: Iterable[EventRow]) -> list[EventRow]:
-    """``rows`` by (occurred_at, event_id): two stable sorts on one key each, without a tuple per row."""
+    """``rows`` by occurred_at, a registration before what else happened at its moment (a registration
+    is in force from the moment it is made: a reading or fault of that moment is already its owner's),
+    then by event_id: stable sorts on one key each, without a tuple per row."""
     ordered = sorted(rows, key=attrgetter("event_id"))
+    ordered.sort(key=_not_a_registration)
     ordered.sort(key=attrgetter("occurred_at"))
     return ordered
+
+
+def _not_a_registration(row: EventRow) -> bool:
+    return row.type != REGISTERED
 
 
 def _facts(rows: Iterable[EventRow]) -> list[EventRow]:
