@@ -7,7 +7,7 @@ import json
 import re
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -20,6 +20,8 @@ ENV_PREFIX = "RAPPORT_"
 DEMO_SECRET = "rapport-demo-secret-not-for-production"
 #: The shortest secret any command accepts.
 MIN_SECRET_LENGTH = 32
+#: The largest a source's priority may be, either way: it is kept beside each trait it decides.
+MAX_PRIORITY = 1_000_000
 
 
 class Settings(BaseSettings):
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
     )
     max_batch_events: int = Field(default=5_000, ge=1, le=100_000)
     max_batch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    source_priority: dict[str, int] = Field(
+    source_priority: dict[str, Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]] = Field(
         default_factory=lambda: {"erp*": 20, "crm*": 10},
         description="Glob of source name -> priority. A trait from a higher-priority source wins over a "
         "more recent one from a lower-priority source.",

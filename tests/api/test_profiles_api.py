@@ -533,6 +533,17 @@ def test_an_order_whose_id_holds_a_slash_is_read_by_it(client: TestClient) -> No
         assert response.json()["order_id"] == "pos-12/981"
 
 
+def test_the_recent_orders_of_one_moment_are_the_same_in_any_arrival_order(client: TestClient) -> None:
+    """A till or an ERP that sends dates alone stamps many orders with one moment: the 360 shows the same
+    ones, by number, whatever order they came in and on either backend."""
+    numbers = [f"T{n:02d}" for n in range(25)]
+    send(client, [order(number, {"email": "tie@example.com"}) for number in reversed(numbers)])
+
+    view = client.get("/v1/profiles", params={"identifier": "email:tie@example.com"}).json()
+
+    assert [o["order_id"] for o in view["orders"]] == numbers[:20]
+
+
 def test_spend_is_the_exact_sum_of_the_orders_whatever_their_order(client: TestClient) -> None:
     totals = [82185756.19, 55825399.38, 71037780.86, 60643283.65, 63489748.86, 98546452.81, 90170575.15]
     totals += [65207257.49, 94243255.64, 60535511.07, 69713731.85, 92718845.09, 82091782.83, 55016637.61]

@@ -199,6 +199,19 @@ def test_a_device_whose_serial_holds_a_slash_opens_from_the_360_page(
         assert "WM/1" in answer.text
 
 
+def test_an_order_whose_number_holds_a_slash_opens_from_the_360_page(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    assert not ingest(db, settings, [order("pos-12/981", JO, minute=40)]).rejected
+    client = browser_for(Role.AGENT)
+
+    assert 'href="/orders/pos-12/981"' in client.get(f"/customers/{world}").text
+    for path in ("/orders/pos-12/981", "/orders/pos-12%2F981"):
+        answer = client.get(path)
+        assert answer.status_code == 200, (path, answer.text[-300:])
+        assert "pos-12/981" in answer.text
+
+
 def test_an_analyst_sees_the_360_page_masked(world: str, browser_for: SignedIn) -> None:
     html = browser_for(Role.ANALYST).get(f"/customers/{world}").text
     assert "[redacted]" in html

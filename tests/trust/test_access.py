@@ -116,6 +116,7 @@ def jo_with_ids_made_from_values(client: TestClient) -> str:
         registered(SERIAL, JO, minute=2),
         reading(SERIAL, minute=3, temp_c=40),
         reported(SERIAL, "fault", minute=4, code="E1"),
+        event("account.updated", ids=JO, minute=5, account_id="ACC-jo@example.com", credit_limit=500),
     ]
     assert ok(client.post("/v1/events", json={"events": batch}))["accepted"] == len(batch)
     profile_id: str = ok(client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}))["id"]

@@ -212,7 +212,8 @@ def get_timeline(
     return render(request, name, context, viewer=viewer)
 
 
-@router.get("/orders/{order_id}", response_class=HTMLResponse, dependencies=[need(P.PROFILES_READ)])
+# an order number may hold a slash: "pos-12/981"
+@router.get("/orders/{order_id:path}", response_class=HTMLResponse, dependencies=[need(P.PROFILES_READ)])
 def get_order(request: Request, order_id: str, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
     found = order_view(session, order_id=order_id[:200])
     if found is None:

@@ -35,7 +35,9 @@ _CONSENTS = select(Profile.consents).where(Profile.id == bindparam("profile_id")
 _RECENT_ORDERS = (
     select(Order)
     .where(Order.profile_id == bindparam("profile_id"))
-    .order_by(Order.updated_at.desc())
+    .order_by(
+        Order.updated_at.desc(), Order.order_id
+    )  # the same orders on both backends, in any arrival order
     .limit(bindparam("limit"))
 )
 _OPEN_CASES = (

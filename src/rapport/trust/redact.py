@@ -175,7 +175,7 @@ class Redactor:
             "open_cases": [{**unheld(case, values), "subject": REDACTED} for case in view["open_cases"]],
         }
         if "account" in view:
-            shown["account"] = self._account_of(view["account"])
+            shown["account"] = self._account_of(view["account"], values)
         if "orders" in view:
             shown["orders"] = unheld(view["orders"], values)
         if "consents" in view:
@@ -213,8 +213,10 @@ class Redactor:
         """What a purpose and channel allow, and why: the id of the event its basis came from masked."""
         return {**decision, "basis": without_event_id(decision["basis"])}
 
-    def _account_of(self, account: dict[str, Any]) -> dict[str, Any]:
-        fields = masked(account["fields"], self._account)
+    def _account_of(self, account: dict[str, Any], values: Sequence[str]) -> dict[str, Any]:
+        """The account: its personal and undeclared fields masked, and text holding one of the person's
+        identifier values (an account number made from an email)."""
+        fields = unheld(masked(account["fields"], self._account), values)
         return {
             **account,
             "fields": fields,
