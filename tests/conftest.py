@@ -64,6 +64,19 @@ def migrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture
+def english_postgres() -> Iterator[Database]:
+    """A migrated PostgreSQL database whose text is ordered as English orders it ("a" before "B"), as a
+    production server's default collation may be; the suite's own order by code point."""
+    server = _postgres_url()
+    name = f"rapport_test_en_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    database = connect(create_database(server, name, icu_locale="en-US"))
+    upgrade(database.engine)
+    yield database
+    database.dispose()
+    drop_database(server, name)
+
+
+@pytest.fixture
 def db(migrated: Database) -> Iterator[Database]:
     """The database of the current backend, empty at the start of each test."""
     empty(migrated)

@@ -59,12 +59,20 @@ def postgres_server_url() -> str | None:
     return url
 
 
-def create_database(server_url: str, name: str) -> str:
-    """Create database ``name`` on the server (dropping any old one first); return its URL."""
+def create_database(server_url: str, name: str, *, icu_locale: str | None = None) -> str:
+    """Create database ``name`` on the server (dropping any old one first), its text ordered as the
+    server's default or, with ``icu_locale``, as that language orders it; return its URL."""
     drop_database(server_url, name)
+    ordered = (
+        sql.SQL(" LOCALE_PROVIDER icu ICU_LOCALE {}").format(sql.Literal(icu_locale))
+        if icu_locale
+        else sql.SQL("")
+    )
     with _connect(server_url) as conn:
         conn.execute(
-            sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(name))
+            sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0{}").format(
+                sql.Identifier(name), ordered
+            )
         )
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 

@@ -84,6 +84,13 @@ def one_of(connection: Connection, column: ColumnElement[Any], values: Sequence[
     return column == any_(func.array(elements.scalar_subquery()))
 
 
+def by_code_point(connection: Connection, column: ColumnElement[str]) -> ColumnElement[str]:
+    """``column`` compared and ordered as Python compares strings, by code point, where code must agree
+    with the database on the order of ids: PostgreSQL's may follow a language ("a" before "B" in
+    en_US); SQLite compares the bytes, which is the same."""
+    return column.collate("C") if connection.dialect.name == "postgresql" else column
+
+
 def _driver_value(value: Any, sqlite: bool) -> Any:
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()

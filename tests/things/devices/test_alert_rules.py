@@ -195,6 +195,24 @@ def test_a_reading_taken_at_the_moment_of_a_registration_in_its_batch_is_under_t
     assert rebuilt(db, settings) == 0
 
 
+def test_a_rebuild_reads_a_moments_readings_in_the_order_ingest_folded_them_whatever_the_collation(
+    english_postgres: Database,
+) -> None:
+    """Python folds the readings of one moment by id in code point order ("B" before "a"); a database
+    that orders text as English does ("a" before "B") must not make the rebuild see other excursions."""
+    db = english_postgres
+    settings = Settings(database_url=db.engine.url.render_as_string(hide_password=False), secret_key="x" * 32)
+    configure(db, FRIDGE, MAX_7)
+    ingest(db, settings, [registered("F-1", ANN, minute=-60, model=FRIDGE)])
+    # 09:05 out of range; at 09:10 "B" out too and "a" back in range: x and B are one excursion that a ends
+    ingest(db, settings, [temp("F-1", 5, 9, "x")])
+    ingest(db, settings, [temp("F-1", 10, 9, "B"), temp("F-1", 10, 5, "a")])
+    assert ids(db) == ["x:alert:temp_c"]
+
+    assert rebuilt(db, settings) == 0
+    assert ids(db) == ["x:alert:temp_c"]
+
+
 def test_a_fault_at_the_moment_of_a_transfer_in_its_batch_goes_to_the_new_owner(
     db: Database, settings: Settings
 ) -> None:

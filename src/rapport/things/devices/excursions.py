@@ -25,7 +25,7 @@ import orjson
 from sqlalchemy import Connection, and_, or_, select, text
 
 from rapport.db.base import epoch_micros, stored_moment, table_of
-from rapport.db.bulk import one_of, select_rows
+from rapport.db.bulk import by_code_point, one_of, select_rows
 from rapport.events.models import Event
 from rapport.events.store import EventRow
 from rapport.profiles.state import iso
@@ -218,7 +218,8 @@ class _Ask(NamedTuple):
     stop: Reading | None
 
 
-#: one statement for every walk at once: each reads its readings beyond its edge through the index
+#: one statement for every walk at once: each reads its readings beyond its edge through the index, the
+#: readings of one moment by id in code point order, as Python orders them (see ``by_code_point``)
 _BEYOND = {
     "postgresql": """
         SELECT w.k, r.event_id, r.occurred_at, e.received_at, r.readings
@@ -227,9 +228,10 @@ _BEYOND = {
         CROSS JOIN LATERAL (
             SELECT r.event_id, r.occurred_at, r.readings FROM device_readings r
             WHERE r.serial = w.serial AND r.readings ? w.name
-                AND (r.occurred_at, r.event_id) {beyond} (w.at, w.id)
-                AND (w.stop_at IS NULL OR (r.occurred_at, r.event_id) {short} (w.stop_at, w.stop_id))
-            ORDER BY r.occurred_at {order}, r.event_id {order} LIMIT :limit) AS r
+                AND (r.occurred_at, r.event_id COLLATE "C") {beyond} (w.at, w.id COLLATE "C")
+                AND (w.stop_at IS NULL
+                    OR (r.occurred_at, r.event_id COLLATE "C") {short} (w.stop_at, w.stop_id COLLATE "C"))
+            ORDER BY r.occurred_at {order}, r.event_id COLLATE "C" {order} LIMIT :limit) AS r
         JOIN events e ON e.event_id = r.event_id""",
     "sqlite": """
         WITH w AS (
@@ -437,10 +439,11 @@ def settle(
 def _pages(connection: Connection) -> Iterator[list[tuple[str, Reading]]]:
     """Every stored reading with its serial, by serial then time, a page at a time."""
     series, events = table_of(DeviceReading), table_of(Event)
-    serial, at, event_id = series.c.serial, series.c.occurred_at, series.c.event_id
+    serial, at = series.c.serial, series.c.occurred_at
+    event_id = by_code_point(connection, series.c.event_id)  # a moment's readings as Python orders them
     query = (
         select(serial, event_id, at, events.c.received_at, series.c.readings)
-        .join(events, events.c.event_id == event_id)
+        .join(events, events.c.event_id == series.c.event_id)
         .order_by(serial, at, event_id)
         .limit(PAGE)
     )
