@@ -67,6 +67,30 @@ def test_values_that_only_look_like_placeholders_are_identifiers(value: str) -> 
     assert not is_placeholder(value)
 
 
+@pytest.mark.parametrize(
+    ("kind", "written", "value"),
+    [
+        ("email", "zw@example.com\u200b", "zw@example.com"),
+        ("email", "\ufeffzw@example.com", "zw@example.com"),
+        ("email", "zw\u00ad@example.com", "zw@example.com"),
+        ("customer_id", "C-\u200d1001", "C-1001"),
+        ("twitter", "@\u200ejo", "jo"),
+        ("device_serial", "wm-1001\u2060", "WM-1001"),
+        ("phone", "\u202a+44 7700 900123\u202c", "+447700900123"),
+    ],
+)
+def test_characters_that_show_nothing_are_no_part_of_an_identifier(
+    kind: str, written: str, value: str
+) -> None:
+    assert KindTable(BUILTIN_KINDS, region="GB").normalise(kind, written) == value
+
+
+def test_a_placeholder_hiding_an_invisible_character_is_blocked() -> None:
+    table = KindTable(BUILTIN_KINDS, region="GB")
+    assert table.normalise("email", "test@test.com\u200b") is None
+    assert table.normalise("loyalty_id", "N/A\u200b") is None
+
+
 def test_a_phone_number_of_zeros_only_after_the_country_code_is_blocked() -> None:
     table = KindTable(BUILTIN_KINDS, region="GB")
     assert table.normalise("phone", "+44 0000 000000") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -78,23 +79,31 @@ class InvalidIdentifier(ValueError):
     """A value that cannot be an identifier of its kind; the message says why."""
 
 
+def _visible(value: str) -> str:
+    """``value`` without the characters that show nothing (zero-width spaces and joiners, a byte-order
+    mark, a soft hyphen, direction marks): pasted along with a value, they would make it another one."""
+    if value.isascii():
+        return value
+    return "".join(char for char in value if unicodedata.category(char) != "Cf")
+
+
 def _trim(value: str) -> str:
-    return value.strip()
+    return _visible(value).strip()
 
 
 def _fold(value: str) -> str:
-    return value.strip().casefold()
+    return _visible(value).strip().casefold()
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _upper(value: str) -> str:
-    return value.strip().upper()
+    return _visible(value).strip().upper()
 
 
 def _email(value: str) -> str:
-    folded = value.strip().casefold()
+    folded = _visible(value).strip().casefold()
     if is_placeholder(folded):
         return folded
     if not _EMAIL.match(folded):
@@ -103,7 +112,7 @@ def _email(value: str) -> str:
 
 
 def _handle(value: str) -> str:
-    return value.strip().removeprefix("@").casefold()
+    return _visible(value).strip().removeprefix("@").casefold()
 
 
 def phone_normaliser(region: str) -> Callable[[str], str | None]:
@@ -111,7 +120,7 @@ def phone_normaliser(region: str) -> Callable[[str], str | None]:
     placeholder, a number of zeros only after the country code. (The kind table remembers the answers.)"""
 
     def normalise(value: str) -> str | None:
-        stripped = value.strip()
+        stripped = _visible(value).strip()
         if is_placeholder(stripped):
             return stripped.casefold()
         try:
