@@ -23,6 +23,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from builders import event, order, page_view
+from rapport.catalog.service import add_event_type
 from rapport.cli import app
 from rapport.db import Database
 from rapport.events import Event
@@ -30,6 +31,7 @@ from rapport.ingest.importer import Unparsable, UnusableFile, import_file, read_
 from rapport.ingest.jsontext import parse_json
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import Outcome
+from rapport.ingest.replay import replay
 from rapport.settings import Settings
 
 
@@ -117,6 +119,21 @@ def test_a_file_imported_twice_gives_only_duplicates_the_second_time(
     assert (first.accepted, first.duplicates, first.rejected_count) == (3, 0, 0)
     assert (second.accepted, second.duplicates, second.rejected_count) == (0, 3, 0)
     assert len(stored(db)) == 3 and quarantine(db) == []
+
+
+def test_a_file_imported_again_keeps_each_unreadable_line_once(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    path = jsonl(tmp_path / "events.jsonl", [GOOD[0], "{not json", "[1, 2]", GOOD[1]])
+
+    first = import_file(db, path, settings=settings)
+    again = import_file(db, path, settings=settings)
+    path.write_text(path.read_text().replace("{not json", "{not json either"))
+    mended_elsewhere = import_file(db, path, settings=settings)
+
+    assert first.rejected_count == again.rejected_count == mended_elsewhere.rejected_count == 2
+    kept = [(q.line, q.raw_text or q.payload) for q in quarantine(db)]
+    assert kept == [(2, "{not json"), (3, [1, 2]), (2, "{not json either")]
 
 
 def test_progress_is_reported_per_batch(db: Database, settings: Settings, tmp_path: Path) -> None:
@@ -504,6 +521,28 @@ def test_rows_of_empty_cells_are_skipped_after_the_header_too(
 
     assert (outcome.accepted, outcome.rejected_count) == (2, 0)
     assert quarantine(db) == []
+
+
+def test_a_csv_row_of_a_type_added_after_the_import_is_taken_by_a_replay(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    header = "id,type,occurred_at,source,identifiers.email,data.qty,data.gift\r\n"
+    path = views_file(
+        tmp_path / "late.csv",
+        "l-1,shop.gifted,2026-05-01T09:00:00Z,till,jo@example.com,12,true\r\n",
+        header=header,
+    )
+    assert import_file(db, path, settings=settings).rejected_count == 1
+    schema = {
+        "type": "object",
+        "properties": {"qty": {"type": "integer"}, "gift": {"type": "boolean"}},
+        "required": ["qty", "gift"],
+    }
+    with db.session(write=True) as session:
+        add_event_type(session, type="shop.gifted", schema=schema)
+
+    assert replay(db, settings=settings).replayed == 1
+    assert stored(db)["l-1"].data == {"qty": 12, "gift": True}
 
 
 def test_data_cells_of_fields_no_schema_declares_keep_their_text(

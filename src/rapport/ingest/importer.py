@@ -21,8 +21,9 @@ from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.db.bulk import chunked
 from rapport.ingest.jsontext import json_problem, parse_json, utf8_problem
-from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent
+from rapport.ingest.models import MAX_TRANSPORT
 from rapport.ingest.pipeline import Outcome, ingest_stream
+from rapport.ingest.quarantine import item_row, keep
 from rapport.settings import Settings
 
 
@@ -104,6 +105,10 @@ FieldType = Callable[[str, str], Any]
 
 #: the JSON Schema types a CSV cell is read as JSON for (``5`` a number, ``true``, ``[1]`` a list)
 NOT_TEXT = frozenset({"number", "integer", "boolean", "array", "object", "null"})
+#: the field type of every field of a type the catalog does not know: its row is quarantined, and its
+#: cells are read as JSON where they parse, as the type added later most likely declares them (numbers,
+#: true), so that a replay can take the row
+UNKNOWN_TYPE = "(unknown type)"
 
 
 def _cell(value: str, wanted: Any) -> Any:
@@ -111,7 +116,7 @@ def _cell(value: str, wanted: Any) -> Any:
     other than text, if it parses; else the text as written (``0012`` and ``1.10`` stay as they are in a
     field the schema does not declare), and the schema check will say what is wrong."""
     types = set(wanted) if isinstance(wanted, list) else {wanted}
-    if not types & NOT_TEXT:
+    if wanted != UNKNOWN_TYPE and not types & NOT_TEXT:
         return value
     try:
         return parse_json(value)
@@ -434,7 +439,9 @@ def import_file(
 
     def field_type(type_name: str, field: str) -> Any:
         event_type = catalog.get(type_name)
-        spec = event_type.schema.get("properties", {}).get(field) if event_type else None
+        if event_type is None:
+            return UNKNOWN_TYPE
+        spec = event_type.schema.get("properties", {}).get(field)
         return spec.get("type") if isinstance(spec, dict) else None
 
     unreadable = Outcome()  # the lines that could not be read: quarantined here, reported with the rest
@@ -517,20 +524,10 @@ def _refuse_binary(stream: BufferedReader, path: Path) -> None:
 
 
 def _quarantine_text(database: Database, broken: Sequence[Unparsable], *, transport: str) -> None:
+    """Keep the lines that could not be read, as text (not again those an import run before kept)."""
     now = datetime.now(UTC)
+    rows = [
+        item_row(transport=transport, now=now, line=b.line, raw_text=b.text, errors=[b.error]) for b in broken
+    ]
     with database.session(write=True) as session:
-        session.add_all(
-            QuarantinedEvent(
-                received_at=now,
-                transport=transport,
-                line=b.line,
-                event_id=None,
-                type=None,
-                payload=None,
-                raw_text=b.text,
-                errors=[b.error],
-                status="open",
-                attempts=0,
-            )
-            for b in broken
-        )
+        keep(session, rows)

@@ -58,45 +58,68 @@ def quarantine(
     that an open item holds already, the same id and body (a client sending a batch again, a broker
     delivering a message twice), is not kept twice."""
     if rejections:
-        rows = [_quarantine_row(r, transport=transport, now=now, line_of=line_of) for r in rejections]
-        rows = _not_kept_yet(session, rows)
-        if rows:
-            session.execute(insert(QuarantinedEvent), rows)
+        keep(session, [_quarantine_row(r, transport=transport, now=now, line_of=line_of) for r in rejections])
 
 
-def _not_kept_yet(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` but those alike in id and body to an open item, or to a row before them."""
+def keep(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Add the quarantine's ``rows`` (of one transport; see :func:`item_row`), but those alike to an open
+    item or to a row before them: the same id and body, or, for input with no id read from a file, the
+    same body at the same line of a file of the same name (an import run again)."""
+    rows = _not_kept_yet(session, rows)
+    if rows:
+        session.execute(insert(QuarantinedEvent), rows)
+
+
+def _not_kept_yet(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = sorted({row["event_id"] for row in rows if row["event_id"] is not None})
-    if not ids:
-        return rows
+    lines = sorted({row["line"] for row in rows if row["event_id"] is None and row["line"] is not None})
+    if not ids and not lines:
+        return list(rows)
     connection = session.connection()
     table = table_of(QuarantinedEvent)
-    items = select(table.c.event_id, table.c.payload, table.c.raw_text)
-    kept = {
-        _body(*item)
+    columns = (table.c.event_id, table.c.transport, table.c.line, table.c.payload, table.c.raw_text)
+    items = select(*columns).where(table.c.status == "open")
+    found = [
+        item
         for chunk in chunked(ids)
-        for item in connection.execute(
-            items.where(table.c.status == "open", one_of(connection, table.c.event_id, chunk))
-        )
-    }
+        for item in connection.execute(items.where(one_of(connection, table.c.event_id, chunk)))
+    ]
+    unnamed = items.where(table.c.event_id.is_(None), table.c.transport == rows[0]["transport"])
+    found += [
+        item
+        for chunk in chunked(lines)
+        for item in connection.execute(unnamed.where(table.c.line.in_(chunk)))
+    ]
+    kept = {_likeness(*item) for item in found}
     fresh = []
     for row in rows:
-        if row["event_id"] is not None:
-            body = _body(row["event_id"], row["payload"], row["raw_text"])
-            if body in kept:
+        likeness = _likeness(
+            *(row[name] for name in ("event_id", "transport", "line", "payload", "raw_text"))
+        )
+        if likeness is not None:
+            if likeness in kept:
                 continue
-            kept.add(body)
+            kept.add(likeness)
         fresh.append(row)
     return fresh
 
 
-def _body(event_id: str | None, payload: Any, raw_text: str | None) -> tuple[str | None, str]:
-    """What makes two quarantined items alike: their id and their body, the order of its keys and the
-    form of its numbers aside (PostgreSQL's JSONB gives 1e16 back as an integer, -0.0 as 0)."""
+def _likeness(
+    event_id: str | None, transport: str, line: int | None, payload: Any, raw_text: str | None
+) -> tuple[Any, ...] | None:
+    """What makes two quarantined items alike: their id, or where in a file an item with none was read,
+    and their body, the order of its keys and the form of its numbers aside (PostgreSQL's JSONB gives 1e16
+    back as an integer, -0.0 as 0). None for an item with neither (it is like no other)."""
+    if event_id is not None:
+        where: tuple[Any, ...] = (event_id,)
+    elif line is not None:
+        where = (None, transport, line)
+    else:
+        return None
     if raw_text is not None:
-        return event_id, raw_text
+        return (*where, raw_text)
     # Python's encoder, which writes whole numbers of any size (PostgreSQL gives 1e30 back as one)
-    return event_id, json.dumps(_same_numbers(payload), sort_keys=True, ensure_ascii=False)
+    return (*where, json.dumps(_same_numbers(payload), sort_keys=True, ensure_ascii=False))
 
 
 def _same_numbers(value: Any) -> Any:
@@ -114,15 +137,39 @@ def _quarantine_row(
     rejection: Rejection, *, transport: str, now: datetime, line_of: LineOf | None
 ) -> dict[str, Any]:
     text = _as_text(rejection.payload)
+    return item_row(
+        transport=transport,
+        now=now,
+        line=None if line_of is None else line_of(rejection.index),
+        event_id=_cut(rejection.event_id, 200),
+        type=_cut(rejection.type, 100),
+        payload=rejection.payload if text is None else None,
+        raw_text=text,
+        errors=rejection.errors,
+    )
+
+
+def item_row(
+    *,
+    transport: str,
+    now: datetime,
+    line: int | None,
+    errors: list[str],
+    event_id: str | None = None,
+    type: str | None = None,
+    payload: Any = None,
+    raw_text: str | None = None,
+) -> dict[str, Any]:
+    """An open item of the quarantine, as :func:`keep` takes it."""
     return {
         "received_at": now,
         "transport": transport,
-        "line": None if line_of is None else line_of(rejection.index),
-        "event_id": _cut(rejection.event_id, 200),
-        "type": _cut(rejection.type, 100),
-        "payload": rejection.payload if text is None else None,
-        "raw_text": text,
-        "errors": rejection.errors,
+        "line": line,
+        "event_id": event_id,
+        "type": type,
+        "payload": payload,
+        "raw_text": raw_text,
+        "errors": errors,
         "status": "open",
         "attempts": 0,
         "resolved_at": None,

@@ -124,7 +124,7 @@ def _replay_group(
         if event_id in held_before or event_id in taken:  # however its body fares: its id is stored once
             item.status, item.resolved_at = "duplicate", now
             applied = f"id: the log holds an event with the id {event_id!r} already; this one was not applied"
-            item.errors = [applied, *reasons.get(index, item.errors)]
+            item.errors = [applied, *reasons.get(index, [])]  # and why its body would fail now, if it would
             outcome.duplicates += 1
         elif index in reasons:
             item.errors = reasons[index]
