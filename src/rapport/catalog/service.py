@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog.models import EventTypeVersion
 from rapport.catalog.registry import MAX_CHANNEL, Catalog, CatalogError, EventType, builtin_types
+from rapport.db.locks import lock_catalog
 from rapport.db.revisions import RevisionCache
 
 _catalogs: RevisionCache[Catalog] = RevisionCache(EventTypeVersion.created_at)
@@ -96,6 +97,7 @@ def add_event_type(
     subject, channel = _as_version_of(builtin, subject, channel)
     _check_channel(channel)
     # from the table and the built-in types, not the catalog, which leaves out a stored version it cannot use
+    lock_catalog(session)
     stored = session.scalar(select(func.max(EventTypeVersion.version)).where(EventTypeVersion.type == type))
     version = max(stored or 0, builtin.version if builtin is not None else 0) + 1
     event_type = EventType(type, version, schema, description, subject, channel)

@@ -1,18 +1,26 @@
-"""One writer at a time for the identity graph and the projections that follow it."""
+"""One writer at a time for the identity graph and the projections that follow it, and for the catalog."""
 
 from __future__ import annotations
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-#: Arbitrary but fixed key of the PostgreSQL advisory lock.
+#: Arbitrary but fixed keys of the PostgreSQL advisory locks.
 IDENTITY_LOCK = 7_140_213
+CATALOG_LOCK = 7_140_214
 
 
 def lock_identity_graph(session: Session) -> None:
     """Hold the graph until the transaction ends. SQLite needs nothing: a write transaction is exclusive."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IDENTITY_LOCK})
+
+
+def lock_catalog(session: Session) -> None:
+    """Hold the catalog until the transaction ends, so that two versions of a type added at the same moment
+    are numbered one after the other (SQLite's write transaction is exclusive already)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CATALOG_LOCK})
 
 
 def prefer_index_lookups(session: Session) -> None:
