@@ -153,6 +153,15 @@ def test_an_unknown_event_type_is_a_404_problem(client: TestClient) -> None:
     problem(client.get("/v1/event-types/warranty.claimed"), 404)
 
 
+def _doubling(levels: int) -> dict[str, Any]:
+    """A schema of 1.5 KB whose every level applies the next twice: 2**levels schemas to one value."""
+    definitions: dict[str, Any] = {
+        f"a{n}": {"allOf": [{"$ref": f"#/definitions/a{n + 1}"}] * 2} for n in range(levels)
+    }
+    definitions[f"a{levels}"] = {"type": "integer"}
+    return {"type": "object", "definitions": definitions, "properties": {"x": {"$ref": "#/definitions/a0"}}}
+
+
 def _referring(ref: str) -> dict[str, Any]:
     """An event type whose ``amount`` is defined by reference."""
     return {
@@ -248,6 +257,23 @@ def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
             "schema.$schema is 'http://json-schema.org/draft-04/schema#': only "
             "http://json-schema.org/draft-07/schema# is supported",
         ),
+        (
+            {"schema": _doubling(levels=18)},
+            "schema.definitions.a0 applies more than 1,000 schemas to one value of the data",
+        ),
+        (
+            {
+                "schema": {
+                    "type": "object",
+                    "definitions": {
+                        "x": {"$ref": "#/definitions/y"},
+                        "y": {"allOf": [{"$ref": "#/definitions/x"}]},
+                    },
+                    "properties": {"a": {"$ref": "#/definitions/x"}},
+                }
+            },
+            "schema.definitions.x: its references lead back to it without going into the data",
+        ),
     ],
     ids=[
         "nonsense type",
@@ -273,6 +299,8 @@ def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
         "ref in data",
         "anchor named twice",
         "another dialect",
+        "references doubling at each level",
+        "reference loop",
     ],
 )
 def test_an_invalid_event_type_is_a_422_problem_and_is_not_added(
@@ -284,6 +312,21 @@ def test_an_invalid_event_type_is_a_422_problem_and_is_not_added(
     assert message in detail
     assert "\n" not in detail  # one line, not the meta-schema quoted whole
     assert "warranty.claimed" not in {t["type"] for t in ok(client.get("/v1/event-types"))}
+
+
+def test_a_schema_applying_a_tree_of_its_own_to_nested_data_is_not_too_wide(client: TestClient) -> None:
+    """A reference back to a schema from inside the data it describes (a tree) checks each level once."""
+    node = {
+        "type": "object",
+        "properties": {"children": {"type": "array", "items": {"$ref": "#/definitions/node"}}},
+    }
+    schema = {
+        "type": "object",
+        "definitions": {"node": node},
+        "properties": {"tree": {"$ref": "#/definitions/node"}},
+    }
+    ok(client.post("/v1/event-types", json={"type": "warranty.claimed", "schema": schema}), 201)
+    ok(client.post("/v1/event-types", json={"type": "warranty.claimed", "schema": _doubling(levels=7)}), 201)
 
 
 @pytest.mark.parametrize(("bound", "written"), [(b"NaN", "NaN"), (b"Infinity", "Infinity")])

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 from rapport.catalog.errors import field_path, walk
 
-__all__ = ["DRAFT_7", "schema_nodes", "unfollowable"]
+__all__ = ["DRAFT_7", "MAX_FAN_OUT", "schema_nodes", "too_wide", "unfollowable"]
 
 #: the dialect of every schema in the catalog, as its ``$schema`` names it (the trailing ``#`` optional)
 DRAFT_7 = "http://json-schema.org/draft-07/schema#"
@@ -127,4 +127,76 @@ def unfollowable(schema: Any) -> str | None:
                 )
         elif target not in anchors:
             return f'{path}.$ref is {target!r}, which names no anchor in it ("$id": "{target}")'
+    return None
+
+
+#: the most schemas one schema may apply to one value of the data, itself and its references included
+MAX_FAN_OUT = 1_000
+#: draft 7's keywords whose schemas apply to the very value their schema applies to
+IN_PLACE_ONE = ("not", "if", "then", "else")
+IN_PLACE_MANY = ("allOf", "anyOf", "oneOf")
+
+
+class _Loop(Exception):
+    """A schema applies itself to the value it is checking, through references: the check never ends."""
+
+
+def too_wide(schema: Any) -> str | None:
+    """Where ``schema`` applies more than :data:`MAX_FAN_OUT` schemas to one value of the data, or
+    applies one to the value it is checking anew, or None. Each is cheap to write and costly to run: an
+    ``allOf`` of two references to the next level, at each of twenty levels, applies a million schemas to
+    one value, and explaining why an event breaks it takes hours; a reference loop never ends. (Call once
+    :func:`unfollowable` found every reference followable.)"""
+    nodes = list(schema_nodes(schema))
+    by_pointer = {pointer: node for _, pointer, node in nodes}
+    by_anchor = {n["$id"]: n for _, _, n in nodes if isinstance(n, dict) and isinstance(n.get("$id"), str)}
+    counted: dict[int, int] = {}
+    being_counted: set[int] = set()
+
+    def applied(node: Any) -> int:
+        """How many schemas ``node`` applies to the value it checks, itself included (at most one more
+        than the limit)."""
+        if not isinstance(node, dict):
+            return 1
+        key = id(node)
+        if key in counted:
+            return counted[key]
+        if key in being_counted:
+            raise _Loop
+        being_counted.add(key)
+        target = node.get("$ref")
+        if isinstance(target, str):  # draft 7: a reference stands for the whole schema it is in
+            fragment = target[1:]
+            pointed = not fragment or fragment.startswith("/")
+            parts = [by_pointer.get(unquote(fragment)) if pointed else by_anchor.get(target)]
+        else:
+            parts = [node[keyword] for keyword in IN_PLACE_ONE if keyword in node]
+            parts += [
+                p for keyword in IN_PLACE_MANY if isinstance(node.get(keyword), list) for p in node[keyword]
+            ]
+            dependencies = node.get("dependencies")
+            if isinstance(dependencies, dict):  # a schema a property's presence applies to the object
+                parts += [p for p in dependencies.values() if isinstance(p, dict | bool)]
+        total = 1
+        for part in parts:
+            total = min(total + applied(part), MAX_FAN_OUT + 1)
+        being_counted.discard(key)
+        counted[key] = total
+        return total
+
+    for path, _, node in nodes:
+        try:
+            fan_out = applied(node)
+        except _Loop:
+            return (
+                f"{path}: its references lead back to it without going into the data, so no check would end"
+            )
+        except RecursionError:
+            return f"{path}: its references lead through too many schemas to be followed"
+        if fan_out > MAX_FAN_OUT:
+            return (
+                f"{path} applies more than {MAX_FAN_OUT:,} schemas to one value of the data (references "
+                "followed more than once at each of several levels), which would make an event's check "
+                "take too long"
+            )
     return None

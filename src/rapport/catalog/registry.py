@@ -21,7 +21,7 @@ from rapport.catalog.patterns import (
     linear_validator,
     patterns_in,
 )
-from rapport.catalog.positions import DRAFT_7, unfollowable
+from rapport.catalog.positions import DRAFT_7, too_wide, unfollowable
 
 BUILTIN_PACKAGE = "rapport.catalog"
 
@@ -190,13 +190,14 @@ def _as_draft_7(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _unfit_value(schema: Any) -> str | None:
     """What in ``schema`` cannot be kept or followed, or None: a reference, address or dialect that
-    validators could not follow within it (:func:`rapport.catalog.positions.unfollowable`), or a number
-    JSON cannot hold (NaN, Infinity, which would be stored as null)."""
+    validators could not follow within it (:func:`rapport.catalog.positions.unfollowable`), references
+    that apply too many schemas to one value or loop (:func:`rapport.catalog.positions.too_wide`), or a
+    number JSON cannot hold (NaN, Infinity, which would be stored as null)."""
     for path, node in walk(schema, "schema"):
         if isinstance(node, float) and not math.isfinite(node):
             written = "NaN" if math.isnan(node) else "Infinity" if node > 0 else "-Infinity"
             return f"{path} is {written}, which JSON cannot hold"
-    return unfollowable(schema)
+    return unfollowable(schema) or too_wide(schema)
 
 
 def event_type_from_document(doc: Mapping[str, Any], *, builtin: bool = False) -> EventType:
