@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -11,11 +12,12 @@ from builders import at, consent, event, ingest, message, order, page_view
 from rapport.db import Database
 from rapport.events.models import Event
 from rapport.identity.models import Conflict, Identifier, Merge
-from rapport.identity.service import add_kind, load_kinds, undo_merge
+from rapport.identity.service import add_kind, find_profile, load_kinds, undo_merge
 from rapport.ingest.pipeline import source_priorities
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.views import profile_360
+from support.recount import COUNTED, counted, person_of, recount
 
 
 def holder(db: Database, kind: str, value: str) -> str:
@@ -189,11 +191,13 @@ def test_undo_restores_both_profiles_and_keeps_them_apart(db: Database, settings
         assert session.scalars(select(Conflict.reason)).all() == ["merge_refused"]
 
 
-def undo_only_merge(db: Database, settings: Settings) -> None:
+def undo_only_merge(db: Database, settings: Settings, *, first: bool = False) -> None:
+    """Undo the one merge there is (with ``first``, the first of several)."""
     with db.session(write=True) as session:
+        ids = session.scalars(select(Merge.id).order_by(Merge.id)).all()
         undo_merge(
             session,
-            merge_id=session.scalars(select(Merge.id)).one(),
+            merge_id=ids[0] if first else session.scalars(select(Merge.id)).one(),
             kinds=load_kinds(session, region="GB"),
             priority_of=source_priorities(settings),
         )
@@ -349,6 +353,126 @@ def test_undoing_an_old_merge_after_a_later_one_gives_back_only_what_it_joined(
     assert [o["order_id"] for o in restored["orders"]] == ["O-A"]
     assert restored["counters"]["events"] == 1  # its order; the bridging view stays with the survivor
     assert rest["orders"] == [] and rest["counters"]["events"] == 4
+
+
+ANN, BEA = {"email": "ann-1@example.com"}, {"email": "bea-2@example.com"}
+CARD = {"loyalty_id": "L-2"}  # Bea's
+
+
+def merged_ann_into_bea() -> list[dict[str, Any]]:
+    """Ann and Bea, each with a name; Bea's loyalty card, then the card with Ann's email, which merges
+    Ann's profile into Bea's (the card outranks the email). Each event's first identifier names whose
+    event it is (:func:`support.recount.person_of`): the second link is Bea's, as the card is."""
+    return [
+        event("profile.updated", ids=ANN, first_name="Ann"),
+        event("profile.updated", ids=BEA, minute=1, first_name="Bea"),
+        event("identity.linked", ids={**CARD, **BEA}, minute=2),
+        event("identity.linked", ids={**CARD, **ANN}, minute=3),
+    ]
+
+
+def split_again(db: Database, settings: Settings, events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Undo the only merge, check that each profile's counters and account equal a recount of the events
+    that are its person's, and answer the two profiles' 360 views by person ("1" Ann, "2" Bea)."""
+    undo_only_merge(db, settings)
+    with db.session() as session:
+        views = {pid: profile_360(session, profile_id=pid) for pid in live_profiles(db)}
+    by_person = {}
+    for view in views.values():
+        assert view is not None and set(view["counters"]) == set(COUNTED)
+        (email,) = view["identifiers"]["email"]
+        by_person[person_of(email["value"])] = view
+    assert {person: counted(view) for person, view in by_person.items()} == recount(events)
+    return by_person
+
+
+@pytest.mark.parametrize("batches", ["a batch each", "one batch"])
+def test_undo_gives_back_what_came_through_the_absorbed_persons_identifiers_after_the_merge(
+    db: Database, settings: Settings, batches: str
+) -> None:
+    """After the merge Ann gives her phone with her email, and browses with her email and a cookie: an
+    undo gives her those identifiers and events back, as if the merge had never been."""
+    phone = "+447700990677"
+    events = [
+        *merged_ann_into_bea(),
+        event("profile.updated", ids={**ANN, "phone": phone}, minute=4, first_name="Ann"),
+        page_view({**ANN, "cookie_id": "ck-1"}, minute=5),
+    ]
+    for batch in [[one] for one in events] if batches == "a batch each" else [events]:
+        ingest(db, settings, batch)
+    with db.session() as session:
+        assert session.scalars(select(Merge.absorbed_identifiers)).one() == ["email:ann-1@example.com"]
+
+    people = split_again(db, settings, events)
+
+    ann, bea = people["1"], people["2"]
+    assert {kind: [i["value"] for i in held] for kind, held in ann["identifiers"].items()} == {
+        "email": [ANN["email"]],
+        "phone": [phone],
+        "cookie_id": ["ck-1"],
+    }
+    assert {kind: [i["value"] for i in held] for kind, held in bea["identifiers"].items()} == {
+        "email": [BEA["email"]],
+        "loyalty_id": [CARD["loyalty_id"]],
+    }
+    assert (ann["counters"]["events"], bea["counters"]["events"]) == (3, 3)
+    assert (ann["traits"]["first_name"]["value"], bea["traits"]["first_name"]["value"]) == ("Ann", "Bea")
+    with db.session() as session:
+        found = find_profile(
+            session, kinds=load_kinds(session, region="GB"), kind="phone", value="07700 990677"
+        )
+    assert found == ann["id"]
+
+
+@pytest.mark.parametrize("batches", ["a batch each", "one batch"])
+def test_undo_leaves_an_event_that_carries_both_persons_identifiers_with_the_survivor(
+    db: Database, settings: Settings, batches: str
+) -> None:
+    """After the merge, one event carries Ann's email with Bea's card and a new phone: it would have tied
+    the two together, so it stays with Bea, and the phone with it; what came with Ann's email alone, and
+    then with that, goes back to Ann."""
+    events = [
+        *merged_ann_into_bea(),
+        message({**CARD, **ANN, "phone": "+447700990678"}, minute=4, id="both"),
+        page_view({**ANN, "cookie_id": "ck-1"}, minute=5, id="ann-browses"),
+        page_view({"cookie_id": "ck-1", "app_install_id": "app-1"}, minute=6, id="ann-in-the-app"),
+        message({**BEA, "phone": "+447700990678"}, minute=7, id="bea-writes"),
+    ]
+    for batch in [[one] for one in events] if batches == "a batch each" else [events]:
+        ingest(db, settings, batch)
+
+    people = split_again(db, settings, events)
+
+    ann, bea = people["1"]["id"], people["2"]["id"]
+    assert filed_under(db, "both") == filed_under(db, "bea-writes") == bea
+    assert holder(db, "phone", "+447700990678") == bea
+    assert filed_under(db, "ann-browses") == filed_under(db, "ann-in-the-app") == ann
+    assert holder(db, "cookie_id", "ck-1") == holder(db, "app_install_id", "app-1") == ann
+
+
+def test_undo_gives_back_what_came_later_but_leaves_a_profile_merged_into_the_survivor_later_as_it_is(
+    db: Database, settings: Settings
+) -> None:
+    """After the merge Ann gives her phone with her email, and her email joins a cookie's profile to the
+    survivor: an undo gives Ann her phone and that event back, and leaves the later merge as it is."""
+    phone = "+447700990679"
+    later = [
+        event("profile.updated", ids={**ANN, "phone": phone}, minute=4, id="ann-phones", locale="en-GB"),
+        page_view({"cookie_id": "ck-9"}, minute=5),
+        page_view({**ANN, "cookie_id": "ck-9"}, minute=6, id="joins-the-cookie"),
+    ]
+    for one in [*merged_ann_into_bea(), *later]:
+        assert ingest(db, settings, [one]).accepted == 1
+    cookies = holder(db, "cookie_id", "ck-9")
+
+    undo_only_merge(db, settings, first=True)
+
+    ann, bea = holder(db, "email", ANN["email"]), holder(db, "email", BEA["email"])
+    assert holder(db, "phone", phone) == filed_under(db, "ann-phones") == ann
+    assert holder(db, "cookie_id", "ck-9") == filed_under(db, "joins-the-cookie") == bea
+    with db.session() as session:
+        view = profile_360(session, profile_id=cookies)
+    assert view is not None and view["id"] == bea and view["counters"]["events"] == 5
 
 
 def _registered(serial: str, ids: dict[str, str], minute: float) -> dict[str, object]:

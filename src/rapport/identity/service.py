@@ -17,6 +17,7 @@ from rapport.events.store import EventRow, select_events
 from rapport.identity.graph import GraphBatch, MergeDecision, MergeRequest, key_text
 from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS, IdentifierKind, InvalidIdentifier, KindTable
 from rapport.identity.models import Conflict, Identifier, IdentifierKindRecord, Merge, MergeBlock
+from rapport.identity.undo import absorbed_side, brought_later, events_of
 from rapport.profiles.followers import profiles_changed
 from rapport.profiles.models import Profile
 from rapport.profiles.projector import project, rebuild_entities, rebuild_profiles
@@ -127,8 +128,10 @@ def list_conflicts(
 def undo_merge(
     session: Session, *, merge_id: int, kinds: KindTable, priority_of: Callable[[str], int]
 ) -> Merge:
-    """Split a merge: the absorbed profile gets back its identifiers and the events that are only its own,
-    both profiles are recomputed from their events, and they are kept apart from then on."""
+    """Split a merge: the absorbed profile gets back the identifiers it held, those linked since that came
+    on the holder's events with them (see :func:`~rapport.identity.undo.absorbed_side`), and the events
+    that carry identifiers of its side only; both profiles are recomputed from their events, and they are
+    kept apart from then on. Merges into the holder made since are left as they are."""
     lock_identity_graph(session)
     merge = session.get(Merge, merge_id)
     if merge is None:
@@ -146,35 +149,30 @@ def undo_merge(
     holder = resolve_root(conn, merge.survivor_id)
     assert holder is not None
     now = datetime.now(UTC)
-    theirs = set(merge.absorbed_identifiers)
-    ours = {key_text((i.kind, i.value)) for i in identifiers_of(session, profile_id=holder)} - theirs
+    held = {key_text((i.kind, i.value)): i for i in identifiers_of(session, profile_id=holder)}
+    theirs = set(merge.absorbed_identifiers)  # what the absorbed profile held at the merge
+    # The survivor's side: what later merges brought (left as they are), and what came on the events the
+    # holder had before the merge that carry nothing of the absorbed profile's.
+    ours = (brought_later(session, merge, holder) & held.keys()) - theirs
+    events: dict[str, frozenset[str]] = {}
+    for event_id, keys, before in events_of(conn, holder, merge, kinds):
+        events[event_id] = keys
+        if before and keys.isdisjoint(theirs):
+            ours |= keys & held.keys()
+    # What came since goes with the side whose identifiers it came with (see absorbed_side).
+    theirs = absorbed_side(theirs, ours, held.keys() - theirs - ours, set(events.values()))
+    moved_ids = [
+        event_id
+        for event_id, keys in events.items()
+        if (known := keys & (theirs | held.keys())) and known <= theirs
+    ]
 
+    for text, identifier in held.items():
+        if text in theirs:
+            identifier.profile_id = merge.absorbed_id
     moved: list[EventRow] = []
-    for fact in select_events(conn, Event.profile_id == holder):
-        keys = set()
-        for kind, value in fact.identifiers.items():
-            try:
-                normalised = kinds.normalise(kind, value) if kind in kinds else None
-            except InvalidIdentifier:
-                normalised = None
-            if normalised is not None:
-                keys.add(key_text((kind, normalised)))
-        known = keys & (theirs | ours)
-        if known and known <= theirs:
-            moved.append(fact)
-
-    for text in theirs:
-        kind, _, value = text.partition(":")
-        session.execute(
-            update(Identifier)
-            .where(
-                Identifier.kind == kind,
-                Identifier.value == value,
-                Identifier.profile_id == holder,
-            )
-            .values(profile_id=merge.absorbed_id)
-        )
-    for chunk in chunked([f.event_id for f in moved]):
+    for chunk in chunked(moved_ids):
+        moved.extend(select_events(conn, one_of(conn, table_of(Event).c.event_id, chunk)))
         session.execute(update(Event).where(Event.event_id.in_(chunk)).values(profile_id=merge.absorbed_id))
     absorbed.merged_into = None
     absorbed.updated_at = now

@@ -107,8 +107,9 @@ def get_merges(
 def post_undo(
     database: DatabaseDep, settings: SettingsDep, audit: Audit, merge_id: int = Path(ge=1, le=MAX_ROW_ID)
 ) -> MergeOut:
-    """Gives the absorbed profile back its identifiers and its own events, recomputes both profiles, and
-    keeps the two apart from then on (a later event linking them is recorded as a conflict)."""
+    """Gives the absorbed profile back its identifiers, those linked since that came with them, and the
+    events that carry only its side's, recomputes both profiles, and keeps the two apart from then on (a
+    later event linking them is recorded as a conflict)."""
     try:
         with database.session(write=True) as session:
             kinds = load_kinds(session, region=settings.default_region)

@@ -1,0 +1,120 @@
+"""Counters and accounts worked out again from the events alone, to check the stored ones against."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from pytest import approx
+
+
+def person_of(identifier: str) -> str:
+    """Which person an identifier belongs to: each of theirs ends in their number (``p3@example.com``,
+    ``cookie-3``, ``L-3``)."""
+    return identifier.split("@")[0].split("-")[-1].removeprefix("p")
+
+
+#: the channel of each type the tests recount, as the catalog files it (orders come from the web shop)
+CHANNELS = {
+    "order.placed": "web",
+    "page.viewed": "web",
+    "invoice.issued": "account",
+    "payment.received": "account",
+}
+
+
+#: the counters :func:`recount` works out
+COUNTED = (
+    "events",
+    "first_seen",
+    "last_seen",
+    "by_type",
+    "messages",
+    "last_seen_by_channel",
+    "orders",
+    "orders_cancelled",
+    "spend",
+)
+
+
+def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per person (:func:`person_of` the event's first identifier), the counters and the account worked
+    out from the events alone, the way a clerk would:
+    an order is its first placement's, and stands as its versions leave it in time order, what was
+    stamped before that placement following it (same moment: by event id); a cancelled order stays
+    cancelled; spend counts orders of a known currency."""
+    people: dict[str, dict[str, Any]] = {}
+    orders: dict[str, dict[str, Any]] = {}
+    for e in sorted(events, key=lambda e: (datetime.fromisoformat(e["occurred_at"]), e["id"])):
+        person = person_of(next(iter(e["identifiers"].values())))
+        data, moment = e["data"], datetime.fromisoformat(e["occurred_at"])
+        p = people.setdefault(
+            person,
+            {
+                "by_type": Counter(),
+                "messages": Counter(),
+                "last_seen_by_channel": {},
+                "money": Counter(),
+                "first_seen": moment,
+            },
+        )
+        p["last_seen"] = moment  # events come in time order here
+        p["by_type"][e["type"]] += 1
+        channel = data["channel"] if e["type"] == "message.received" else CHANNELS.get(e["type"])
+        if channel is not None:
+            p["last_seen_by_channel"][channel] = moment
+        if e["type"] == "message.received":
+            p["messages"][channel] += 1
+        if e["type"] in ("invoice.issued", "payment.received"):
+            p["money"][(e["type"], data["currency"])] += data["amount"]
+    about_orders = [e for e in events if e["type"].startswith("order.")]
+    placed: dict[str, datetime] = {}
+    for e in about_orders:
+        if e["type"] == "order.placed":
+            moment = datetime.fromisoformat(e["occurred_at"])
+            placed[e["data"]["order_id"]] = min(moment, placed.get(e["data"]["order_id"], moment))
+
+    def in_life(e: dict[str, Any]) -> tuple[datetime, bool, datetime, str]:
+        moment = datetime.fromisoformat(e["occurred_at"])
+        start = placed.get(e["data"]["order_id"], moment)
+        return max(moment, start), moment > start or e["type"] != "order.placed", moment, e["id"]
+
+    in_life_order = sorted(about_orders, key=in_life)
+    for e in in_life_order:
+        person, data = person_of(next(iter(e["identifiers"].values()))), e["data"]
+        fields = {k: v for k, v in data.items() if k != "order_id"}
+        held = orders.setdefault(data["order_id"], {"person": person, "fields": {}, "cancelled": False})
+        held["fields"] = fields if e["type"] == "order.placed" else {**held["fields"], **fields}
+        held["cancelled"] |= e["type"] == "order.cancelled"
+    out: dict[str, dict[str, Any]] = {}
+    for person, p in people.items():
+        mine = [o for o in orders.values() if o["person"] == person]
+        spend: Counter[str] = Counter()
+        for o in mine:
+            if not o["cancelled"] and o["fields"].get("currency"):
+                spend[o["fields"]["currency"]] += o["fields"].get("total") or 0
+        out[person] = {
+            "events": sum(p["by_type"].values()),
+            "first_seen": p["first_seen"],
+            "last_seen": p["last_seen"],
+            "by_type": dict(p["by_type"]),
+            "messages": dict(p["messages"]),
+            "last_seen_by_channel": p["last_seen_by_channel"],
+            "orders": sum(not o["cancelled"] for o in mine),
+            "orders_cancelled": sum(o["cancelled"] for o in mine),
+            "spend": approx(dict(spend), abs=1e-9),
+            "invoiced": approx({c: n for (t, c), n in p["money"].items() if t == "invoice.issued"}, abs=1e-9),
+            "paid": approx({c: n for (t, c), n in p["money"].items() if t == "payment.received"}, abs=1e-9),
+        }
+    return out
+
+
+def counted(view: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`recount` works out, as a profile's 360 view shows it."""
+    counters, account = view["counters"], view["account"]
+    return {
+        **{name: counters[name] for name in COUNTED},
+        "invoiced": account["invoiced"],
+        "paid": account["paid"],
+    }
