@@ -29,7 +29,8 @@ from rapport.settings import Settings
 
 @dataclass(frozen=True)
 class Unparsable:
-    """A line that is not JSON, or not UTF-8 text: it goes to the quarantine as text."""
+    """A line or CSV row that gives no event (not JSON, not UTF-8, too long, a CSV row that cannot be read
+    or has cells past the header's): it goes to the quarantine as text, with the ``problem``."""
 
     line: int
     text: str
@@ -40,9 +41,9 @@ class Unparsable:
         return f"line {self.line}: {self.problem}"
 
 
-Item = dict[str, Any] | Any
-#: an event as read (not checked yet), or what could not be read, with the line of the file it starts on
-Line = tuple[int, Item | Unparsable]
+#: an event as read (any JSON value: the check says what is wrong with it), or what could not be read,
+#: with the line of the file it starts on
+Line = tuple[int, Any]
 
 
 def _shown(raw: bytes) -> str:
@@ -450,7 +451,7 @@ def import_file(
     lines: deque[tuple[int, list[int]]] = deque(maxlen=4)
     sent = 0
 
-    def parsed(items: Iterable[Line]) -> Iterator[list[Item]]:
+    def parsed(items: Iterable[Line]) -> Iterator[list[Any]]:
         nonlocal sent
         for batch in chunked(items, batch_size):
             broken = [item for _, item in batch if isinstance(item, Unparsable)]
