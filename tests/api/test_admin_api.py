@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -21,7 +20,7 @@ from rapport.catalog.service import add_event_type
 from rapport.db import Database
 from rapport.ingest.importer import import_file
 from rapport.settings import Settings
-from support.database import refusing, waiting_for_the_writer
+from support.database import racing, refusing
 from support.http import PROBLEM_JSON, ok, problem
 
 WARRANTY_V1: dict[str, Any] = {
@@ -55,29 +54,16 @@ def add_type(client: TestClient, schema: dict[str, Any], **fields: Any) -> Respo
 def test_two_versions_of_a_type_added_at_the_same_moment_are_numbered_one_after_the_other(
     db: Database, client: TestClient
 ) -> None:
-    # given an operator's first version of a type, added and not committed yet
-    added, release = threading.Event(), threading.Event()
-
-    def first_operator() -> None:
-        with db.session(write=True) as session:
-            add_event_type(session, type="warranty.claimed", schema=WARRANTY_V1)
-            added.set()
-            release.wait(30)
-
-    first = threading.Thread(target=first_operator)
-    first.start()
-    assert added.wait(30)
-    # when a second operator adds a version of it meanwhile, and the first commits while it waits
-    answers: list[Response] = []
-    second = threading.Thread(target=lambda: answers.append(add_type(client, WARRANTY_V2)))
-    second.start()
-    waiting_for_the_writer(db)
-    release.set()
-    first.join()
-    second.join()
+    # given an operator's first version of a type, added and not committed yet, when a second operator adds
+    # a version of it meanwhile, and the first commits while it waits
+    answer = racing(
+        db,
+        lambda session: add_event_type(session, type="warranty.claimed", schema=WARRANTY_V1),
+        lambda: add_type(client, WARRANTY_V2),
+    )
 
     # then both are kept, the second as version 2
-    assert ok(answers[0], 201)["version"] == 2
+    assert ok(answer, 201)["version"] == 2
     with db.session() as session:
         assert session.scalars(select(EventTypeVersion.version).order_by(EventTypeVersion.version)).all() == [
             1,

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from fastapi.testclient import TestClient
-from httpx2 import Response
 from sqlalchemy import select
 
 from builders import ingest, message
@@ -16,7 +13,7 @@ from rapport.identity.models import Identifier, IdentifierKindRecord
 from rapport.identity.service import add_kind
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
-from support.database import waiting_for_the_writer
+from support.database import racing
 from support.http import problem
 
 
@@ -100,32 +97,15 @@ def test_a_phone_number_of_zeros_only_after_the_country_code_is_blocked() -> Non
 def test_a_kind_added_while_another_adds_it_too_is_added_once_and_the_other_is_told(
     db: Database, client: TestClient
 ) -> None:
-    # given an operator's new kind, added and not committed yet
-    added, release = threading.Event(), threading.Event()
-
-    def first_operator() -> None:
-        with db.session(write=True) as session:
-            add_kind(session, name="ticket_no", priority=95, max_per_profile=1)
-            added.set()
-            release.wait(30)
-
-    first = threading.Thread(target=first_operator)
-    first.start()
-    assert added.wait(30)
-    # when a second operator adds the same kind meanwhile, and the first commits while it waits
-    answers: list[Response] = []
-    second = threading.Thread(
-        target=lambda: answers.append(
-            client.post("/v1/identity/kinds", json={"name": "ticket_no", "priority": 10})
-        )
+    # given an operator's new kind, added and not committed yet, when a second operator adds the same kind
+    # meanwhile, and the first commits while it waits
+    answer = racing(
+        db,
+        lambda session: add_kind(session, name="ticket_no", priority=95, max_per_profile=1),
+        lambda: client.post("/v1/identity/kinds", json={"name": "ticket_no", "priority": 10}),
     )
-    second.start()
-    waiting_for_the_writer(db)
-    release.set()
-    first.join()
-    second.join()
 
     # then the second is told the kind exists, and the first one's stands
-    assert problem(answers[0], 409)["detail"] == "identifier kind 'ticket_no' exists already"
+    assert problem(answer, 409)["detail"] == "identifier kind 'ticket_no' exists already"
     with db.session() as session:
         assert session.scalars(select(IdentifierKindRecord.priority)).all() == [95]

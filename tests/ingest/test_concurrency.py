@@ -18,7 +18,7 @@ from rapport.ingest.replay import ReplayOutcome, replay
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.views import profile_360
-from support.database import waiting_for_the_writer
+from support.database import racing, waiting_for_the_writer
 
 
 def test_concurrent_batches_about_the_same_people_neither_fail_nor_split_them(
@@ -72,34 +72,17 @@ def test_an_id_stored_while_a_replay_waits_makes_its_quarantined_item_a_duplicat
         assert ingest_events(session, events=[claim], settings=settings).rejected_count == 1
         schema = {"type": "object", "properties": {"serial": {"type": "string"}}}
         add_event_type(session, type="warranty.claimed", schema=schema)
-    # and a writer that stores another claim with its id and has not committed yet
-    stored, release = threading.Event(), threading.Event()
-
-    def other_writer() -> None:
-        with db.session(write=True) as session:
-            other = {**claim, "data": {"serial": "OTHER"}}
-            ingest_events(session, events=[other], settings=settings)
-            stored.set()
-            release.wait(30)
-
-    writer = threading.Thread(target=other_writer)
-    writer.start()
-    assert stored.wait(30)
-    # when the quarantine is replayed meanwhile, and the writer commits while the replay waits for it
-    outcome: list[ReplayOutcome] = []
-
-    def replaying() -> None:
-        outcome.append(replay(db, settings=settings))
-
-    replayer = threading.Thread(target=replaying)
-    replayer.start()
-    waiting_for_the_writer(db)
-    release.set()
-    writer.join()
-    replayer.join()
+    # and a writer that stores another claim with its id and has not committed yet, when the quarantine is
+    # replayed meanwhile, and the writer commits while the replay waits for it
+    other = {**claim, "data": {"serial": "OTHER"}}
+    outcome = racing(
+        db,
+        lambda session: ingest_events(session, events=[other], settings=settings),
+        lambda: replay(db, settings=settings),
+    )
 
     # then the item is a duplicate, and the log holds the other body only
-    assert outcome == [ReplayOutcome(replayed=0, duplicates=1, still_rejected=0)]
+    assert outcome == ReplayOutcome(replayed=0, duplicates=1, still_rejected=0)
     with db.session() as session:
         [item] = list_quarantine(session, status=None)
         assert item.status == "duplicate"

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from rapport.db import Database, metadata
 from rapport.db.locks import IDENTITY_LOCK
+
+T = TypeVar("T")
 
 
 def empty(database: Database) -> None:
@@ -89,3 +94,27 @@ def waiting_for_the_writer(db: Database, waiters: int = 1) -> None:
         while (connection.execute(query).scalar() or 0) < waiters and time.monotonic() < deadline:
             connection.rollback()
             time.sleep(0.02)
+
+
+def racing(db: Database, first: Callable[[Session], object], second: Callable[[], T]) -> T:
+    """Run ``first`` in a write transaction that stays open until ``second``, started meanwhile in another
+    thread, waits for the database; then commit it, and return what ``second`` gave once it ends."""
+    begun, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.session(write=True) as session:
+            first(session)
+            begun.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert begun.wait(30)
+    answers: list[T] = []
+    racer = threading.Thread(target=lambda: answers.append(second()))
+    racer.start()
+    waiting_for_the_writer(db)
+    release.set()
+    holder.join()
+    racer.join()
+    return answers[0]
