@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Any
 
@@ -114,6 +115,37 @@ def test_two_customer_numbers_are_never_merged_but_recorded_as_a_conflict(
     assert o3 is not None and {o["order_id"] for o in o3["orders"]} == {"O-2", "O-3"}
 
 
+@pytest.mark.parametrize("batches", [1, 2], ids=["one batch", "the bridge later"])
+def test_an_event_reaching_three_profiles_merges_none_of_them_when_together_they_break_a_limit(
+    db: Database, settings: Settings, batches: int
+) -> None:
+    """Each pair would fit (two loyalty cards are allowed), the three together would not: nothing is
+    merged, the event and its new identifier go to the holder of its highest-priority identifier, and
+    one conflict names all three profiles."""
+    cards = [
+        message({"customer_id": "C-A", "loyalty_id": "L-1"}),
+        message({"email": "b@example.com", "loyalty_id": "L-2"}),
+        message({"phone": "+447700900003", "loyalty_id": "L-3"}),
+    ]
+    everyone = {"customer_id": "C-A", "email": "b@example.com", "phone": "+447700900003", "cookie_id": "c-9"}
+    bridge = message(everyone, minute=1)
+
+    outcomes = [
+        ingest(db, settings, batch) for batch in ([[*cards, bridge]] if batches == 1 else [cards, [bridge]])
+    ]
+
+    assert (outcomes[-1].merges, outcomes[-1].conflicts) == (0, 1)
+    a, b, c = (holder(db, kind, everyone[kind]) for kind in ("customer_id", "email", "phone"))
+    assert len({a, b, c}) == 3 and sorted(live_profiles(db)) == sorted([a, b, c])
+    assert filed_under(db, bridge["id"]) == holder(db, "cookie_id", "c-9") == a
+    with db.session() as session:
+        assert session.scalars(select(Merge)).all() == []
+        conflict = session.scalars(select(Conflict)).one()
+    assert conflict.reason == "merge_refused"
+    assert sorted(conflict.profile_ids) == sorted([a, b, c])
+    assert conflict.detail == "together they would hold 3 loyalty_id identifiers; at most 2 allowed"
+
+
 def test_a_kind_over_its_limit_is_not_linked_and_is_reported(db: Database, settings: Settings) -> None:
     ingest(
         db,
@@ -207,20 +239,25 @@ def undo_only_merge(db: Database, settings: Settings, *, first: bool = False) ->
 def test_a_pair_kept_apart_stays_apart_when_a_third_profile_reaches_both(
     db: Database, settings: Settings, split: bool
 ) -> None:
-    """The third profile absorbs one of the pair first: it is then kept apart from the other."""
+    """Two events: the third profile absorbs one of the pair first, and is then kept apart from the other.
+    One event reaching all three merges none of them."""
     jo, phone, card = {"email": "jo@example.com"}, {"phone": "+447700900001"}, {"customer_id": "C-9"}
     linked = event("identity.linked", ids={**jo, **phone}, minute=1)
     ingest(db, settings, [message(jo), message(phone), linked])
     undo_only_merge(db, settings)
     ingest(db, settings, [message(card, minute=2)])
+    three = {holder(db, kind, value) for kind, value in {**jo, **phone, **card}.items()}
     bridges = [message({**card, **jo}, minute=3), message({**card, **phone}, minute=3)]
     ingest(db, settings, bridges if split else [message({**card, **jo, **phone}, minute=3)])
 
-    assert holder(db, "customer_id", "C-9") == holder(db, "email", "jo@example.com")
+    assert (holder(db, "customer_id", "C-9") == holder(db, "email", "jo@example.com")) is split
     assert holder(db, "phone", "+447700900001") != holder(db, "email", "jo@example.com")
     with db.session() as session:
-        assert session.scalars(select(Conflict.reason)).all() == ["merge_refused"]
-        assert len(session.scalars(select(Merge)).all()) == 2  # the undone one, and the card's with jo
+        conflict = session.scalars(select(Conflict)).one()
+        merges = session.scalars(select(Merge)).all()
+    assert conflict.reason == "merge_refused"
+    assert len(conflict.profile_ids) == (2 if split else 3) and set(conflict.profile_ids) <= three
+    assert len(merges) == (2 if split else 1)  # the undone one, and (two events) the card's with jo
 
 
 def test_the_higher_priority_identifier_decides_the_survivor_and_where_a_disputed_event_goes(
@@ -721,3 +758,35 @@ def test_a_merge_after_a_device_passed_to_the_absorbed_profile_in_the_same_batch
         == holder(db, "twitter", "tw2")
         != holder(db, "email", "b@example.com")
     )
+
+
+#: a third event about the machine that changes hands at minute 60, by when it happened and who sent it
+THIRD_EVENT = {
+    "a reading before both": lambda: _reading("SN-7", -10) | {"source": "telemetry"},
+    "a reading of the first owner's time": lambda: _reading("SN-7", 30) | {"source": "telemetry"},
+    "the new owner's mention in the first owner's time": lambda: message(
+        {"email": "b@example.com", "device_serial": "SN-7"}, minute=30, source="call-centre"
+    ),
+    "a reading of the new owner's time": lambda: _reading("SN-7", 61) | {"source": "telemetry"},
+}
+
+
+@pytest.mark.parametrize("batches", [1, 3], ids=["one batch", "a batch each"])
+@pytest.mark.parametrize("arrival", list(itertools.permutations(range(3))), ids=str)
+@pytest.mark.parametrize("third", sorted(THIRD_EVENT))
+def test_a_device_passed_on_was_first_seen_by_its_new_owner_at_their_registration(
+    db: Database, settings: Settings, batches: int, arrival: tuple[int, ...], third: str
+) -> None:
+    """Only what came in the new owner's time is their sighting of the machine, whatever arrives first:
+    not the first owner's registration, nor what came before the new owner registered it."""
+    in_time = [
+        _registered("SN-7", {"email": "a@example.com"}, 0) | {"source": "shop-a"},
+        _registered("SN-7", {"email": "b@example.com"}, 60) | {"source": "shop-b"},
+        THIRD_EVENT[third](),
+    ]
+    sent = [in_time[i] for i in arrival]
+    for batch in [sent] if batches == 1 else [[one] for one in sent]:
+        ingest(db, settings, batch)
+
+    assert holder(db, "device_serial", "SN-7") == holder(db, "email", "b@example.com")
+    assert first_sighting(db, "device_serial", "SN-7") == ("shop-b", datetime.fromisoformat(at(60)))

@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from itertools import combinations
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
@@ -35,17 +36,22 @@ def new_profile_id() -> str:
     return "prf_" + uuid.uuid4().hex[:20]
 
 
-class Claim(Protocol):
-    """What the resolver needs of an event: who sent it, when, and the identifiers it carries."""
+class Seen(Protocol):
+    """An event as an identifier's first sighting: where and when it was seen."""
 
     @property
     def event_id(self) -> str: ...
     @property
-    def type(self) -> str: ...
-    @property
     def source(self) -> str: ...
     @property
     def occurred_at(self) -> datetime: ...
+
+
+class Claim(Seen, Protocol):
+    """What the resolver needs of an event: who sent it, when, and the identifiers it carries."""
+
+    @property
+    def type(self) -> str: ...
     @property
     def keys(self) -> tuple[Key, ...]: ...
 
@@ -105,12 +111,33 @@ REGISTRATIONS = frozenset(TRANSFERABLE.values())
 RegistrationsInForce = Callable[[Connection, Sequence[str]], dict[str, tuple[datetime, str]]]
 
 
+class Registration(NamedTuple):
+    """An event that registered a transferable identifier, and the profile it is filed under (None for
+    one filed under nobody). Sorts by time, then event id: the order in which registrations take effect."""
+
+    occurred_at: datetime
+    event_id: str
+    profile_id: str | None
+    source: str
+
+
+#: every stored registration of each of some transferable identifiers' values (serials); absent for one
+#: never registered
+RegistrationHistory = Callable[[Connection, Sequence[str]], dict[str, list[Registration]]]
+
+
+def _sighting_order(seen: Seen) -> tuple[datetime, str, str]:
+    """Of two sightings the earlier is the first; at the same moment, the source first in order."""
+    return seen.occurred_at, seen.source, seen.event_id
+
+
 class GraphBatch:
     """Resolves one batch of claims. Use :meth:`resolve`, then :meth:`write` in the same transaction.
 
     With ``registrations``, a registration passes a transferable identifier on only if it is later than
     the one in force (a late registration by a former owner leaves it with the present one); without, any
-    registration passes it on."""
+    registration passes it on. With ``history``, an event that arrives after a transferable identifier
+    passed on, but is from a former owner's time, is no sighting of it by the present one."""
 
     def __init__(
         self,
@@ -119,9 +146,14 @@ class GraphBatch:
         *,
         now: datetime,
         registrations: RegistrationsInForce | None = None,
+        history: RegistrationHistory | None = None,
     ) -> None:
         self.connection = connection
         self.registrations = registrations
+        self.history = history
+        # the registrations of this batch of each transferable identifier: with those stored, they tell
+        # whose time each moment was
+        self.registered: dict[Key, list[Registration]] = {}
         # (when, event id) of the registration in force of the transferable identifiers a registration
         # of this batch names: read before the batch, then kept as the batch passes them on
         self.in_force: dict[Key, tuple[datetime, str]] = {}
@@ -141,8 +173,15 @@ class GraphBatch:
         # refused merge or another's device), and when stored identifiers were first seen (as the driver
         # gives it): an identifier's first sighting is the earliest, whatever the order or the batches
         self.claims: Sequence[Claim] = ()
-        self.sightings: dict[Key, Claim] = {}
+        self.sightings: dict[Key, Seen] = {}
         self.stored_first_seen: dict[Key, tuple[Any, str]] = {}
+        # stored identifiers whose first sighting the batch replaces, later or not: one passed on, or one
+        # whose sighting a late registration showed to be from a former owner's time
+        self.resighted: set[Key] = set()
+        # every event of the batch linking a transferable identifier to its holder since it last passed on
+        # (the registration that passed it first): its first sighting is chosen among them once the batch
+        # is resolved, when every registration of the batch is known
+        self.links: dict[Key, list[Claim]] = {}
         # profiles that hold transferable identifiers only (a device heard before anyone registered it):
         # the first person to claim one of those takes the whole profile over, by a merge
         self.placeholders: set[str] = set()
@@ -266,12 +305,15 @@ class GraphBatch:
 
     # -- deciding ------------------------------------------------------------------------------------
 
-    def _merge_problem(self, a: str, b: str) -> str | None:
-        if b in self.apart.get(a, ()):
+    def _merge_problem(self, *profiles: str) -> str | None:
+        """Why ``profiles`` may not become one, or None: two of them are kept apart, or together they
+        would hold more of a kind than its maximum. Judged for the whole group, so that an event that
+        reaches several profiles merges them all or none."""
+        if any(b in self.apart.get(a, ()) for a, b in combinations(profiles, 2)):
             return KEPT_APART
-        self._count((a, b))
+        self._count(profiles)
         for kind in sorted(self.limited):
-            total = self.counts[a][kind] + self.counts[b][kind]
+            total = sum(self.counts[pid][kind] for pid in profiles)
             limit = self.kinds.limit(kind)
             if limit is not None and total > limit:
                 return f"together they would hold {total} {kind} identifiers; at most {limit} allowed"
@@ -292,43 +334,32 @@ class GraphBatch:
             personal = [key for key in keys if key[0] not in TRANSFERABLE]
             # a person registering a thing (only such an event passes one on)
             registration = bool(personal) and claim.type in REGISTRATIONS
-            roots: list[str] = []
-            for key in personal or keys:
-                pid = self.owner.get(key)
-                if pid is not None:
-                    root = self.root(pid)
-                    if root not in roots:
-                        roots.append(root)
-            if registration:  # it takes over a profile of the thing alone (its readings so far)
-                for key in keys:
-                    if TRANSFERABLE.get(key[0]) == claim.type and key in self.owner:
-                        root = self.root(self.owner[key])
-                        if root in self.placeholders and root not in roots:
-                            roots.append(root)
-            if not roots:
+            reached = self._holders(personal or keys)
+            # a registration takes over a profile of the thing alone (its readings so far)
+            taken_over = self._things_alone(keys, claim, reached) if registration else []
+            if not reached and not taken_over:
                 target = new_profile_id()
                 new_profiles[target] = claim.occurred_at
                 self.counts[target] = Counter()
                 if not personal:
                     self.placeholders.add(target)
             else:
-                target = roots[0]
-                for other in roots[1:]:
-                    problem = self._merge_problem(target, other)
-                    if problem is None:
-                        self._absorb(target, other)
-                        merges.append(PlannedMerge(target, other, claim.event_id, "shared identifier"))
-                    else:
-                        self._conflict(conflicts, claim, "merge_refused", problem, [target, other])
+                target = (reached or taken_over)[0]
+                self._merge_all_or_none(claim, target, reached[1:], merges, conflicts)
+                for thing in taken_over:
+                    if thing != target:
+                        self._merge_all_or_none(claim, target, [thing], merges, conflicts)
             for key in keys:
                 holder = self.owner.get(key)
                 if holder is not None:
                     while holder in parent:  # its live profile (self.root, without the call: every key)
                         holder = parent[holder]
                     registers = registration and TRANSFERABLE.get(key[0]) == claim.type
+                    if registers:
+                        self._registered(key, claim, target)
                     if registers and self._in_force(key, claim) and holder != target:
-                        self._transfer(key, target)
-                        holder = target
+                        self._transfer(key, target, claim)
+                        continue
                     # a mention that leaves it with another profile is no sighting; in a stream that
                     # comes in order, a later claim is never the earliest
                     seen = sightings.get(key)
@@ -351,6 +382,7 @@ class GraphBatch:
                 self.owner[key] = target
                 self._sighted(key, claim)
                 if registration and TRANSFERABLE.get(key[0]) == claim.type:
+                    self._registered(key, claim, target)
                     self._in_force(key, claim)
                 self.first_seen.add(key)
                 if key[0] not in TRANSFERABLE:
@@ -358,12 +390,49 @@ class GraphBatch:
                 self.counts[target][key[0]] += 1
                 self.attached.setdefault(target, []).append((key, claim))
             assignments.append(target)
+        self._choose_sightings_of_things()
         return Resolution(
             profile_ids=[self.root(pid) for pid in assignments],
             merges=merges,
             new_profiles=new_profiles,
             conflicts=list(conflicts.values()),
         )
+
+    def _holders(self, keys: Iterable[Key]) -> list[str]:
+        """The live profiles holding ``keys``, in the keys' order, each once."""
+        holders: list[str] = []
+        for key in keys:
+            pid = self.owner.get(key)
+            if pid is not None and (root := self.root(pid)) not in holders:
+                holders.append(root)
+        return holders
+
+    def _things_alone(self, keys: Iterable[Key], claim: Claim, reached: list[str]) -> list[str]:
+        """The profiles holding only things (a device heard before anyone registered it) that the
+        registration ``claim`` takes over, apart from those its identifiers reach already."""
+        registered = [key for key in keys if TRANSFERABLE.get(key[0]) == claim.type]
+        return [pid for pid in self._holders(registered) if pid in self.placeholders and pid not in reached]
+
+    def _merge_all_or_none(
+        self,
+        claim: Claim,
+        target: str,
+        others: Sequence[str],
+        merges: list[PlannedMerge],
+        conflicts: dict[str, dict[str, Any]],
+    ) -> None:
+        """Merge ``others`` into ``target`` if the rules allow the whole group to become one; else merge
+        none of them and record one conflict naming them all (merging some would leave an event that
+        ties them all together half applied)."""
+        if not others:
+            return
+        problem = self._merge_problem(target, *others)
+        if problem is not None:
+            self._conflict(conflicts, claim, "merge_refused", problem, [target, *others])
+            return
+        for other in others:
+            self._absorb(target, other)
+            merges.append(PlannedMerge(target, other, claim.event_id, "shared identifier"))
 
     def _in_force(self, key: Key, claim: Claim) -> bool:
         """Whether the registration ``claim`` is later than the one in force for ``key`` (when it was
@@ -377,22 +446,80 @@ class GraphBatch:
 
     def _sighted(self, key: Key, claim: Claim) -> None:
         """``claim`` links ``key`` to the profile holding it: keep it if it is the earliest that does."""
+        if key[0] in TRANSFERABLE:  # chosen at the end (see :meth:`_choose_sightings_of_things`)
+            self.links.setdefault(key, []).append(claim)
+            return
         seen = self.sightings.get(key)  # ties go to the source first in order, then the event id
-        if seen is None or (
-            claim.occurred_at <= seen.occurred_at
-            and (claim.occurred_at, claim.source, claim.event_id)
-            < (seen.occurred_at, seen.source, seen.event_id)
-        ):
+        if seen is None or _sighting_order(claim) < _sighting_order(seen):
             self.sightings[key] = claim
 
-    def _transfer(self, key: Key, target: str) -> None:
-        """Pass ``key`` to ``target``. One first seen in this batch is stored with its final holder (see
+    def _registered(self, key: Key, claim: Claim, target: str) -> None:
+        made = Registration(claim.occurred_at, claim.event_id, target, claim.source)
+        self.registered.setdefault(key, []).append(made)
+
+    def _transfer(self, key: Key, target: str, registration: Claim) -> None:
+        """Pass ``key`` to ``target`` by ``registration``, its first sighting by them: what linked it to
+        the former holder is none. One first seen in this batch is stored with its final holder (see
         :meth:`write`); one stored before is moved there."""
+        self.links[key] = [registration]
         if key not in self.first_seen:
             self.transferred[key] = target
+            self.resighted.add(key)
         merges_so_far = len(self.parent)  # one absorbed profile per merge
         self.handovers.append((merges_so_far, key, self.root(self.owner[key]), target))
         self.owner[key] = target
+
+    def _choose_sightings_of_things(self) -> None:
+        """The first sighting of each transferable identifier the batch links to its holder or registers:
+        the earliest link from the holder's time, which began with the registration that passed it to
+        them. Whose time a moment was depends on every registration, those of the batch that came after
+        the link too: an event from before the holder's registration, once someone else had registered
+        it, was the former owner's, whenever it arrived."""
+        stored = self._stored_registrations()
+        for key in self.links.keys() | (self.registered.keys() & self.stored_first_seen.keys()):
+            run = self._holders_run(key, stored.get(key, ()))
+            since = run[0].occurred_at if run else None
+            seen: list[Seen] = [c for c in self.links.get(key, ()) if since is None or c.occurred_at >= since]
+            if since is not None and key in self.stored_first_seen and self._stored_sighting(key) < since:
+                # the stored sighting was the former owner's: the registration that began their time is
+                seen.extend(made for made in run if made.occurred_at == since)
+                self.resighted.add(key)
+            if not seen and key in self.first_seen:  # not expected (what attached it is theirs): a new
+                seen = list(self.links[key])  # row needs a sighting all the same
+            if seen:  # else the batch has none: a stored one keeps the one it has
+                self.sightings[key] = min(seen, key=_sighting_order)
+
+    def _stored_sighting(self, key: Key) -> datetime:
+        return stored_moment(self.stored_first_seen[key][0])
+
+    def _stored_registrations(self) -> dict[Key, list[Registration]]:
+        """The stored registrations of the stored transferable identifiers whose first sighting the batch
+        might change: one it registers (passes on, or a late registration of a former owner) or links
+        from before it was first seen. Rare in a stream that comes in order: read only then."""
+        if self.history is None:
+            return {}
+        wanted = [key for key in self.stored_first_seen if key in self.registered or self._linked_before(key)]
+        found: dict[Key, list[Registration]] = {}
+        for kind in {kind for kind, _ in wanted}:
+            history = self.history(self.connection, sorted(value for k, value in wanted if k == kind))
+            found.update({(kind, value): made for value, made in history.items()})
+        return found
+
+    def _linked_before(self, key: Key) -> bool:
+        links = self.links.get(key)
+        return links is not None and min(claim.occurred_at for claim in links) < self._stored_sighting(key)
+
+    def _holders_run(self, key: Key, stored: Iterable[Registration]) -> list[Registration]:
+        """The holder's latest run of registrations of ``key``, oldest first, if someone else registered it
+        before them; empty if nobody else did (what came before the first registration is the first
+        owner's)."""
+        holder = self.root(self.owner[key])
+        run: list[Registration] = []
+        for made in sorted([*stored, *self.registered.get(key, ())], reverse=True):
+            if made.profile_id is None or self.root(made.profile_id) != holder:
+                return run[::-1]
+            run.append(made)
+        return []
 
     # -- explicit merges ---------------------------------------------------------------------------
 
@@ -587,7 +714,7 @@ class GraphBatch:
     def _write_earlier_sightings(self) -> None:
         """A stored identifier that an event of this batch links to its holder from before it was first
         seen (a late arrival) was first seen then, and from that event's source; at the same moment, from
-        the source first in order."""
+        the source first in order. One whose sighting the batch replaces gets the batch's, later or not."""
         if not self.stored_first_seen:
             return
         # Compared as stored first (integers on SQLite): in a stream that comes in order, no identifier
@@ -597,12 +724,13 @@ class GraphBatch:
         # in the stored form: integers on SQLite; on PostgreSQL the driver's time zone, with which
         # datetimes compare without converting each
         start = epoch_micros(batch_start) if isinstance(some, int) else batch_start.astimezone(some.tzinfo)
+        resighted = self.resighted
         earlier = [
-            {"b_kind": kind, "b_value": value, "b_at": claim.occurred_at, "b_source": claim.source}
-            for (kind, value), (stored, source) in self.stored_first_seen.items()
-            if stored >= start  # a tie at the same moment goes to the source first in order
-            and (claim := self.sightings.get((kind, value))) is not None
-            and (claim.occurred_at, claim.source) < (stored_moment(stored), source)
+            {"b_kind": key[0], "b_value": key[1], "b_at": claim.occurred_at, "b_source": claim.source}
+            for key, (stored, source) in self.stored_first_seen.items()
+            if (stored >= start or key in resighted)  # a tie at the same moment: the source first in order
+            and (claim := self.sightings.get(key)) is not None
+            and (key in resighted or (claim.occurred_at, claim.source) < (stored_moment(stored), source))
         ]
         if earlier:
             table = table_of(Identifier)

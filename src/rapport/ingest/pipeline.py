@@ -35,7 +35,12 @@ from rapport.ingest.envelope import Candidate, Rejection, check
 from rapport.ingest.quarantine import LineOf, quarantine
 from rapport.profiles.projector import project
 from rapport.settings import Settings
-from rapport.things.devices import project_devices, registrations_in_force, screen_devices
+from rapport.things.devices import (
+    project_devices,
+    registration_history,
+    registrations_in_force,
+    screen_devices,
+)
 from rapport.things.stores import project_visits, screen_store_events
 
 
@@ -250,7 +255,9 @@ def store_batch(
     if not fresh:
         return outcome
 
-    graph = GraphBatch(connection, kinds, now=now, registrations=registrations_in_force)
+    graph = GraphBatch(
+        connection, kinds, now=now, registrations=registrations_in_force, history=registration_history
+    )
     resolution = graph.resolve(fresh)
     graph.write(resolution)
     rows = [

@@ -21,6 +21,7 @@ from rapport.things.devices.service import (
     devices_of,
     forget_devices,
     list_devices,
+    registration_history,
     registrations_in_force,
 )
 from rapport.things.devices.thresholds import DeviceModelError, ModelConfig, all_models, put_model
@@ -38,6 +39,7 @@ __all__ = [
     "parse_bucket",
     "project_devices",
     "put_model",
+    "registration_history",
     "registrations_in_force",
     "screen_devices",
 ]

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of
 from rapport.events.models import Event
+from rapport.identity.graph import Registration
 from rapport.profiles.service import resolve_root
 from rapport.things.devices.alerts import profiles_of
 from rapport.things.devices.history import BadHistory, downsample, readable
@@ -36,6 +37,29 @@ def registrations_in_force(connection: Connection, serials: Sequence[str]) -> di
         )
         for serial, registered_at, event_id in connection.execute(query):
             found[serial] = (registered_at, event_id)
+    return found
+
+
+def registration_history(connection: Connection, serials: Sequence[str]) -> dict[str, list[Registration]]:
+    """Every registration of each of ``serials`` (normalised), with the profile it is filed under: by
+    them the identity graph tells whose time a moment was, for the first sighting of a serial that
+    changed hands."""
+    registrations, events = table_of(DeviceRegistration), table_of(Event)
+    found: dict[str, list[Registration]] = {}
+    for chunk in chunked(sorted(set(serials))):
+        query = (
+            select(
+                registrations.c.serial,
+                registrations.c.occurred_at,
+                registrations.c.event_id,
+                events.c.profile_id,
+                events.c.source,
+            )
+            .join(events, events.c.event_id == registrations.c.event_id)
+            .where(one_of(connection, registrations.c.serial, chunk))
+        )
+        for serial, *made in connection.execute(query):
+            found.setdefault(serial, []).append(Registration(*made))
     return found
 
 
