@@ -462,6 +462,44 @@ def test_undo_gives_back_what_came_through_the_absorbed_persons_identifiers_afte
 
 
 @pytest.mark.parametrize("batches", ["a batch each", "one batch"])
+def test_undo_counts_an_invoice_and_a_payment_both_persons_hold_once_on_each_side(
+    db: Database, settings: Settings, batches: str
+) -> None:
+    """Ann and Bea each hold a version of invoice I-7 and a report of payment P-7, and a correction of I-7
+    comes through Ann's email after the merge: merged, each number counts once, as its latest version;
+    undone, each person counts the versions that are theirs."""
+
+    def money(kind: str, number: str, amount: float, minute: float, ids: dict[str, str]) -> dict[str, Any]:
+        field = "invoice_id" if kind == "invoice.issued" else "payment_id"
+        return event(
+            kind, ids=ids, minute=minute, source="erp", currency="EUR", amount=amount, **{field: number}
+        )
+
+    ann_then_bea = merged_ann_into_bea()
+    events = [
+        *ann_then_bea[:2],
+        money("invoice.issued", "I-7", 100, 1.5, ANN),
+        money("invoice.issued", "I-7", 120, 1.6, BEA),
+        money("payment.received", "P-7", 50, 1.7, ANN),
+        money("payment.received", "P-7", 50, 1.8, BEA),
+        *ann_then_bea[2:],
+        money("invoice.issued", "I-7", 90, 4, ANN),
+    ]
+    for batch in [[one] for one in events] if batches == "a batch each" else [events]:
+        ingest(db, settings, batch)
+    (merged,) = live_profiles(db)
+    with db.session() as session:
+        account = profile_360(session, profile_id=merged)["account"]  # type: ignore[index]
+    assert (account["invoiced"], account["paid"]) == ({"EUR": 90}, {"EUR": 50})
+
+    people = split_again(db, settings, events)
+
+    ann, bea = people["1"]["account"], people["2"]["account"]
+    assert (ann["invoiced"], ann["paid"], ann["receivables"]) == ({"EUR": 90}, {"EUR": 50}, {"EUR": 40})
+    assert (bea["invoiced"], bea["paid"], bea["receivables"]) == ({"EUR": 120}, {"EUR": 50}, {"EUR": 70})
+
+
+@pytest.mark.parametrize("batches", ["a batch each", "one batch"])
 def test_undo_leaves_an_event_that_carries_both_persons_identifiers_with_the_survivor(
     db: Database, settings: Settings, batches: str
 ) -> None:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from builders import amended_then_cancelled, at, event, ingest, message, order
 from rapport.db import Database
-from rapport.identity.models import Identifier
+from rapport.identity.models import Identifier, Merge
 from rapport.ingest.pipeline import source_priorities
 from rapport.profiles.entities import diff_lines
 from rapport.profiles.models import Profile
 from rapport.profiles.projector import rebuild_profiles
-from rapport.profiles.service import order_view
+from rapport.profiles.service import account_view, order_view
+from rapport.profiles.state import State, apply, empty_state, merge
 from rapport.settings import Settings
 from rapport.views import profile_360
 from support.database import empty
@@ -134,24 +137,26 @@ def world(seed: int, size: int) -> list[dict[str, Any]]:
                 )
             elif kind == "cancel":
                 out.append(event("order.cancelled", ids=ids, minute=minute, order_id=oid))
-            elif kind == "invoice":
+            elif kind == "invoice":  # a few numbers: some invoices are corrected, to another currency too
                 out.append(
                     event(
                         "invoice.issued",
                         ids=ids,
                         minute=minute,
-                        invoice_id=f"I-{n}-{i}",
+                        source="erp",
+                        invoice_id=f"I-{n}-{rnd.randint(0, 3)}",
                         amount=round(rnd.uniform(1, 300), 2),
-                        currency="EUR",
+                        currency=rnd.choice(["EUR", "EUR", "GBP"]),
                     )
                 )
-            elif kind == "pay":
+            elif kind == "pay":  # some payments reported twice, by the bank and by the ERP
                 out.append(
                     event(
                         "payment.received",
                         ids=ids,
                         minute=minute,
-                        payment_id=f"P-{n}-{i}",
+                        source=rnd.choice(["bank", "erp"]),
+                        payment_id=f"P-{n}-{rnd.randint(0, 3)}",
                         amount=round(rnd.uniform(1, 300), 2),
                         currency="EUR",
                     )
@@ -298,6 +303,184 @@ def test_amounts_sum_as_the_decimals_they_were_sent_in_any_order(db: Database, s
     assert [a["receivables"] for a in accounts] == [{"KWD": 4.878}] * 3
 
 
+def the_account(db: Database, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one live profile's account as the 360 shows it, and as stored; checks that the stored one is
+    what folding the profile's events again gives."""
+    with db.session() as session:
+        profile = session.scalars(select(Profile).where(Profile.merged_into.is_(None))).one()
+        view = profile_360(session, profile_id=profile.id)
+        stored = profile.account
+    assert view is not None
+    with db.session(write=True) as session:
+        rebuilt = rebuild_profiles(
+            session.connection(),
+            [profile.id],
+            priority_of=source_priorities(settings),
+            now=profile.updated_at,
+        )
+    assert rebuilt[profile.id]["account"] == stored
+    return view["account"], stored
+
+
+def issued(
+    invoice_id: str, amount: float, minute: float, ids: dict[str, str], currency: str = "EUR"
+) -> dict[str, Any]:
+    return event(
+        "invoice.issued",
+        ids=ids,
+        minute=minute,
+        source="erp",
+        invoice_id=invoice_id,
+        amount=amount,
+        currency=currency,
+    )
+
+
+def received(
+    payment_id: str, amount: float, minute: float, ids: dict[str, str], source: str
+) -> dict[str, Any]:
+    return event(
+        "payment.received",
+        ids=ids,
+        minute=minute,
+        source=source,
+        payment_id=payment_id,
+        amount=amount,
+        currency="EUR",
+    )
+
+
+def test_a_corrected_invoice_and_a_payment_reported_twice_count_once(
+    db: Database, settings: Settings
+) -> None:
+    """Invoice I-1001 for 100 EUR, corrected to 120 EUR (same number, another event); payment PAY-77 of
+    120 EUR reported by the bank and by the ERP: 120 invoiced, 120 paid, nothing owed."""
+    jo = {"email": "jo@example.com"}
+    ingest(
+        db,
+        settings,
+        [
+            issued("I-1001", 100, 0, jo),
+            issued("I-1001", 120, 30, jo),
+            received("PAY-77", 120, 60, jo, source="bank"),
+            received("PAY-77", 120, 61, jo, source="erp"),
+        ],
+    )
+    account, stored = the_account(db, settings)
+    assert (account["invoiced"], account["paid"], account["receivables"]) == (
+        {"EUR": 120},
+        {"EUR": 120},
+        {"EUR": 0},
+    )
+    assert stored["invoices"]["I-1001"]["amount"] == 120  # the correction is the version counted
+    assert set(stored["payments"]) == {"PAY-77"}
+
+
+def test_invoices_and_payments_count_once_in_any_order_and_batching(db: Database, settings: Settings) -> None:
+    """Each number counts as its latest version has it (at the same moment, the greater event id), however
+    the versions arrive: one by one, all at once, in batches, shuffled; and the stored account is the same."""
+    jo, card = {"email": "jo@example.com"}, {"loyalty_id": "L-1"}
+    events = [
+        issued("I-1", 100, 0, jo),
+        issued("I-1", 80, 10, card),  # a credit note folded into the invoice: the latest counts
+        issued("I-2", 50.5, 5, card),
+        event(
+            "invoice.issued",
+            ids=jo,
+            minute=5,
+            id="evt-z",
+            source="erp",
+            invoice_id="I-2",
+            amount=55.25,
+            currency="EUR",
+        ),
+        received("P-1", 40, 20, card, source="bank"),
+        received("P-1", 40, 21, jo, source="erp"),
+        received("P-2", 20.75, 30, jo, source="bank"),
+        event("identity.linked", ids={**jo, **card}, minute=40),
+    ]
+    rnd = random.Random(7)
+    arrivals = [events, list(reversed(events))]
+    for _ in range(4):
+        shuffled = list(events)
+        rnd.shuffle(shuffled)
+        arrivals.append(shuffled)
+    seen = []
+    for n, arrival in enumerate(arrivals):
+        empty(db)
+        if n == 0:
+            ingest(db, settings, arrival)  # all at once
+        elif n == 1:
+            for one in arrival:
+                ingest(db, settings, [one])
+        else:
+            ingest_in_batches(db, settings, arrival, rnd)
+        seen.append(the_account(db, settings))
+    account, stored = seen[0]
+    assert account["invoiced"] == {"EUR": 135.25}  # I-1 at 80, I-2 at 55.25 (evt-z > evt-N)
+    assert account["paid"] == {"EUR": 60.75}
+    assert account["receivables"] == {"EUR": 74.5}
+    assert seen == [(account, stored)] * len(arrivals)
+
+
+@pytest.mark.parametrize("later", ["with the survivor", "with the absorbed"])
+def test_a_merge_of_two_profiles_holding_versions_of_one_invoice_counts_it_once(
+    db: Database, settings: Settings, later: str
+) -> None:
+    """Jo's email profile and her card's profile each hold a version of I-1 and a report of P-1; merged,
+    each counts once, as its latest version has it, whichever profile survives the merge."""
+    jo, card = {"email": "jo@example.com"}, {"loyalty_id": "L-1"}
+    first, second = (jo, card) if later == "with the survivor" else (card, jo)
+    ingest(
+        db,
+        settings,
+        [
+            issued("I-1", 100, 0, first),
+            issued("I-1", 120, 10, second),
+            issued("I-2", 30, 12, first),
+            received("P-1", 120, 20, first, source="bank"),
+            received("P-1", 120, 21, second, source="erp"),
+        ],
+    )
+    with db.session() as session:
+        apart = {p.id: account_view(p.account)["invoiced"] for p in session.scalars(select(Profile)).all()}
+    assert sorted(apart.values(), key=str) == sorted([{"EUR": 130}, {"EUR": 120}], key=str)
+    ingest(db, settings, [event("identity.linked", ids={**jo, **card}, minute=30)])
+    with db.session() as session:
+        survivor = session.scalars(select(Merge.survivor_id)).one()
+    assert (apart[survivor] == {"EUR": 120}) == (later == "with the survivor")
+    account, stored = the_account(db, settings)
+    assert (account["invoiced"], account["paid"], account["receivables"]) == (
+        {"EUR": 150},
+        {"EUR": 120},
+        {"EUR": 30},
+    )
+    assert stored["invoices"]["I-1"]["amount"] == 120
+
+
+def test_an_invoice_corrected_to_another_currency_counts_in_that_currency_alone(
+    db: Database, settings: Settings
+) -> None:
+    """An invoice issued in EUR and corrected to USD owes USD only, in either order of arrival and when
+    each version was first kept by another profile; EUR is not left behind at zero."""
+    jo, card = {"email": "jo@example.com"}, {"loyalty_id": "L-1"}
+    euros, dollars = issued("I-1", 100, 0, jo), issued("I-1", 110, 10, card, currency="USD")
+    linked = event("identity.linked", ids={**jo, **card}, minute=20)
+    paid = received("P-1", 10, 15, jo, source="erp")
+    for arrival in (
+        [euros, dollars, paid, linked],
+        [dollars, euros, paid, linked],
+        [linked, euros, dollars, paid],
+    ):
+        empty(db)
+        for one in arrival:
+            ingest(db, settings, [one])
+        account, stored = the_account(db, settings)
+        assert account["invoiced"] == {"USD": 110}
+        assert account["receivables"] == {"EUR": -10, "USD": 110}
+        assert stored["invoices"]["I-1"]["currency"] == "USD"
+
+
 def test_an_order_is_its_buyers_and_starts_at_its_placement(db: Database, settings: Settings) -> None:
     """Another person's cancellation does not take the order over, and an amendment stamped a second
     before the placement (two systems' clocks) applies on top of it."""
@@ -377,3 +560,37 @@ def test_an_order_placed_again_takes_its_later_placement_in_time_order(
         ("order.placed", 99),
     ]
     assert (view["total"], view["placed_at"]) == (99, datetime.fromisoformat(at(0)))
+
+
+def test_an_account_stored_before_versions_were_kept_still_reads_and_counts_what_comes_next() -> None:
+    """A state from before invoices and payments were kept by number has only its sums: they stay, and
+    what comes next counts once by number, applied or merged in (``rapport rebuild`` recounts the rest)."""
+
+    def fact(kind: str, number: str, amount: float, minute: int) -> SimpleNamespace:
+        field = "invoice_id" if kind == "invoice.issued" else "payment_id"
+        return SimpleNamespace(
+            event_id=f"e-{number}-{minute}",
+            type=kind,
+            occurred_at=datetime.fromisoformat(at(minute)),
+            source="erp",
+            data={field: number, "amount": amount, "currency": "EUR"},
+        )
+
+    def stored() -> State:
+        return {"traits": {}, "account": {"invoiced": {"EUR": 100.0}, "paid": {"EUR": 40.0}}, "consents": {}}
+
+    old = stored()
+    assert account_view(old["account"])["receivables"] == {"EUR": 60.0}
+    for one in (fact("invoice.issued", "I-2", 50, 1), fact("invoice.issued", "I-2", 60, 2)):
+        apply(old, one, lambda _: 0)
+    assert account_view(old["account"])["invoiced"] == {"EUR": 160.0}
+
+    new, merged = empty_state(), stored()
+    for one in (fact("invoice.issued", "I-2", 60, 2), fact("payment.received", "P-9", 5, 3)):
+        apply(new, one, lambda _: 0)
+    merge(merged, new)
+    merge(merged, new)  # the same versions again count nothing more
+    assert (account_view(merged["account"])["invoiced"], account_view(merged["account"])["paid"]) == (
+        {"EUR": 160.0},
+        {"EUR": 45.0},
+    )

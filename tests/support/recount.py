@@ -43,8 +43,10 @@ def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out from the events alone, the way a clerk would:
     an order is its first placement's, and stands as its versions leave it in time order, what was
     stamped before that placement following it (same moment: by event id); a cancelled order stays
-    cancelled; spend counts orders of a known currency."""
+    cancelled; spend counts orders of a known currency; an invoice or a payment counts once by its number,
+    as its latest version (same moment: the greater event id) has it, in that version's currency."""
     people: dict[str, dict[str, Any]] = {}
+    numbers = {"invoice.issued": "invoice_id", "payment.received": "payment_id"}
     orders: dict[str, dict[str, Any]] = {}
     for e in sorted(events, key=lambda e: (datetime.fromisoformat(e["occurred_at"]), e["id"])):
         person = person_of(next(iter(e["identifiers"].values())))
@@ -55,7 +57,7 @@ def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "by_type": Counter(),
                 "messages": Counter(),
                 "last_seen_by_channel": {},
-                "money": Counter(),
+                "money": {},
                 "first_seen": moment,
             },
         )
@@ -66,8 +68,8 @@ def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             p["last_seen_by_channel"][channel] = moment
         if e["type"] == "message.received":
             p["messages"][channel] += 1
-        if e["type"] in ("invoice.issued", "payment.received"):
-            p["money"][(e["type"], data["currency"])] += data["amount"]
+        if e["type"] in numbers:  # events come in time order: the latest version of a number stays
+            p["money"][(e["type"], data[numbers[e["type"]]])] = (data["currency"], data["amount"])
     about_orders = [e for e in events if e["type"].startswith("order.")]
     placed: dict[str, datetime] = {}
     for e in about_orders:
@@ -89,6 +91,9 @@ def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         held["cancelled"] |= e["type"] == "order.cancelled"
     out: dict[str, dict[str, Any]] = {}
     for person, p in people.items():
+        money: dict[str, Counter[str]] = {kind: Counter() for kind in numbers}
+        for (kind, _), (currency, amount) in p["money"].items():
+            money[kind][currency] += amount
         mine = [o for o in orders.values() if o["person"] == person]
         spend: Counter[str] = Counter()
         for o in mine:
@@ -104,8 +109,8 @@ def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "orders": sum(not o["cancelled"] for o in mine),
             "orders_cancelled": sum(o["cancelled"] for o in mine),
             "spend": approx(dict(spend), abs=1e-9),
-            "invoiced": approx({c: n for (t, c), n in p["money"].items() if t == "invoice.issued"}, abs=1e-9),
-            "paid": approx({c: n for (t, c), n in p["money"].items() if t == "payment.received"}, abs=1e-9),
+            "invoiced": approx(dict(money["invoice.issued"]), abs=1e-9),
+            "paid": approx(dict(money["payment.received"]), abs=1e-9),
         }
     return out
 

@@ -17,6 +17,7 @@ from sqlalchemy import delete, insert, select
 
 from builders import event, ingest, message, order, page_view
 from rapport.db import Database
+from rapport.events.models import Event
 from rapport.identity.models import ErasedIdentifier, Identifier
 from rapport.identity.tombstones import SecretMismatch, bury, check_secret, digest, erased_among, lift
 from rapport.profiles.models import Order, Profile
@@ -256,6 +257,49 @@ def test_erasure_keeps_what_is_not_personal(db: Database, settings: Settings, cl
         assert len(tombstones) == 9
     sam = counters(db, holder(db, "customer_id", SAM["customer_id"]))
     assert sam["counters"]["events"] == 2 and sam["counters"]["orders"] == 1  # the other person is intact
+
+
+def test_erasure_keeps_each_invoice_and_payment_counted_once(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    """An invoice whose number holds the email, corrected; one whose event id holds it; a payment reported
+    twice: the sums stay as they were, and no version kept holds the email (one keeps its event's new id)."""
+    jo = {"email": EMAIL}
+
+    def money(kind: str, number: str, amount: float, minute: int, id: str | None = None) -> dict[str, Any]:
+        field = "invoice_id" if kind == "invoice.issued" else "payment_id"
+        return event(kind, ids=jo, minute=minute, id=id, currency="EUR", amount=amount, **{field: number})
+
+    ingest(
+        db,
+        settings,
+        [
+            money("invoice.issued", f"INV-{EMAIL}-1", 100, 0),
+            money("invoice.issued", f"INV-{EMAIL}-1", 120, 1),
+            money("invoice.issued", "I-2", 30, 2, id=f"erp-{EMAIL}-2"),
+            money("payment.received", "P-1", 40, 3),
+            money("payment.received", "P-1", 40, 4),
+        ],
+    )
+    profile_id = holder(db, "email", EMAIL.casefold())
+    before = counters(db, profile_id)["account"]
+    assert (before["invoiced"], before["paid"]) == ({"EUR": 150.0}, {"EUR": 40.0})
+
+    ok(client.delete(f"/v1/profiles/{profile_id}"))
+
+    assert where_found(db, [EMAIL]) == []
+    assert counters(db, profile_id)["account"] == before
+    with db.session() as session:
+        profile = session.get(Profile, profile_id)
+        assert profile is not None
+        kept = profile.account["invoices"]["I-2"]["event_id"]
+        assert kept != f"erp-{EMAIL}-2"
+        assert session.scalar(select(Event.data).where(Event.event_id == kept)) == {
+            "invoice_id": "I-2",
+            "amount": 30,
+            "currency": "EUR",
+        }
+    assert sorted(profile.account["invoices"]) == ["I-2"] and sorted(profile.account["payments"]) == ["P-1"]
 
 
 def test_the_other_person_keeps_their_identifiers_on_a_shared_event(

@@ -46,7 +46,8 @@ class Profile(Base):
     merged_into: Mapped[str | None] = mapped_column(String(40), index=True)
     #: trait -> {"value", "source", "at", "priority", "event_id"}
     traits: Mapped[dict[str, Any]]
-    #: "invoiced" and "paid" {currency: amount}, and the latest of credit_limit, parent_account, …
+    #: "invoiced" and "paid" {currency: amount}, summed over "invoices" and "payments" (number -> the version
+    #: counted: {"currency", "amount", "at", "event_id"}), and the latest of credit_limit, parent_account, …
     account: Mapped[dict[str, Any]]
     #: "purpose:channel" -> {"status", "at", "source", "event_id"}
     consents: Mapped[dict[str, Any]]

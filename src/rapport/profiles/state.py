@@ -1,10 +1,12 @@
 """The golden record as a pure fold over events: traits, consents and the account.
 
 Every rule here is order independent: a trait or a consent keeps the entry with the highest
-(source priority, time, event id); amounts are sums. So the same events in any order, or two profiles
-folded apart and then merged, give the same state. Only the event types in :data:`COLUMN_OF` change
-the state; counters (events, last seen, messages per channel) are aggregated from the event log when
-they are read (see profiles.service), so that the many other events need no profile write at all.
+(source priority, time, event id); an invoice or a payment counts once by its number, in its version with
+the highest (time, event id), and the account's amounts are the sums of those versions. So the same
+events in any order, or two profiles folded apart and then merged, give the same state. Only the event
+types in :data:`COLUMN_OF` change the state; counters (events, last seen, messages per channel) are
+aggregated from the event log when they are read (see profiles.service), so that the many other events
+need no profile write at all.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ COLUMN_OF = {
     "invoice.issued": "account",
     "payment.received": "account",
     "account.updated": "account",
+}
+
+#: Invoices and payments: per currency, the sum (in the account under the first name) of the versions kept
+#: by number (under the second name, number -> {"currency", "amount", "at", "event_id"}); the number is the
+#: data field named third, the type's subject. A correction or a second report of one counts once.
+COUNTED_ONCE = {
+    "invoice.issued": ("invoiced", "invoices", "invoice_id"),
+    "payment.received": ("paid", "payments", "payment_id"),
 }
 
 
@@ -76,6 +86,34 @@ def _add(bucket: dict[str, Any], key: str, amount: float) -> None:
     bucket[key] = exact_sum((bucket.get(key, 0.0), amount))
 
 
+def _count_once(
+    account: dict[str, Any], sums: str, versions: str, number: str, entry: dict[str, Any]
+) -> str | None:
+    """Keep one version of invoice or payment ``number`` whose amount the sums are counting already: of
+    ``entry`` and the version held, the one :func:`_wins` picks stays, and the other's amount leaves the
+    sums. Returns the currency of the version dropped when it was another than the one kept (it may have
+    no version left: see :func:`_forget_empty`)."""
+    held = account.setdefault(versions, {}).get(number)
+    if held is None:
+        account[versions][number] = entry
+        return None
+    kept, dropped = (entry, held) if _wins(entry, held) else (held, entry)
+    account[versions][number] = kept
+    _add(account[sums], dropped["currency"], -dropped["amount"])
+    return dropped["currency"] if dropped["currency"] != kept["currency"] else None
+
+
+def _forget_empty(account: dict[str, Any], sums: str, versions: str, currencies: Iterable[str]) -> None:
+    """Drop the sum of each of ``currencies`` that no version kept is in (an invoice corrected to another
+    currency), as if it had never been counted; a sum that is not zero is left (a state stored before
+    versions were kept, until ``rapport rebuild``)."""
+    for currency in set(currencies):
+        if account[sums].get(currency) == 0 and all(
+            entry["currency"] != currency for entry in account[versions].values()
+        ):
+            del account[sums][currency]
+
+
 def _entry(fact: Fact, at: str, value: Any, **extra: Any) -> dict[str, Any]:
     """A value as one event reported it, with what survivorship compares."""
     return {"value": value, "source": fact.source, "at": at, **extra, "event_id": fact.event_id}
@@ -109,10 +147,15 @@ def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
                 "event_id": fact.event_id,
             },
         )
-    elif kind == "invoice.issued":
-        _add(state["account"].setdefault("invoiced", {}), str(data["currency"]), float(data["amount"]))
-    elif kind == "payment.received":
-        _add(state["account"].setdefault("paid", {}), str(data["currency"]), float(data["amount"]))
+    elif kind in COUNTED_ONCE:
+        sums, versions, number = COUNTED_ONCE[kind]
+        account = state["account"]
+        currency, amount = str(data["currency"]), float(data["amount"])
+        entry = {"currency": currency, "amount": amount, "at": at, "event_id": fact.event_id}
+        _add(account.setdefault(sums, {}), currency, amount)
+        dropped = _count_once(account, sums, versions, str(data[number]), entry)
+        if dropped is not None:
+            _forget_empty(account, sums, versions, [dropped])
     else:  # account.updated
         fields = state["account"].setdefault("fields", {})
         prio = priority_of(fact.source)  # the ERP's credit limit outranks one a CRM sent later, as for traits
@@ -127,8 +170,14 @@ def merge(into: State, other: State) -> None:
     for key, entry in other["consents"].items():
         _keep(into["consents"], key, entry)
     account, theirs = into["account"], other["account"]
-    for bucket in ("invoiced", "paid"):
-        for currency, amount in theirs.get(bucket, {}).items():
-            _add(account.setdefault(bucket, {}), currency, amount)
+    for sums, versions, _ in COUNTED_ONCE.values():
+        for currency, amount in theirs.get(sums, {}).items():
+            _add(account.setdefault(sums, {}), currency, amount)
+        # both sides' versions are in the sums now: of two of one number, the loser's amount leaves them
+        dropped = [
+            _count_once(account, sums, versions, number, entry)
+            for number, entry in theirs.get(versions, {}).items()
+        ]
+        _forget_empty(account, sums, versions, [currency for currency in dropped if currency is not None])
     for name, entry in theirs.get("fields", {}).items():
         _keep(account.setdefault("fields", {}), name, entry)

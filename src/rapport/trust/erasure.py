@@ -377,6 +377,11 @@ def _clean_state(
             for name, entry in account["fields"].items()
             if (fact := origin(entry)) is not None and name in fact.data
         }
+    # the versions of invoices and payments counted keep their amounts (the sums stay as they are), with
+    # the ids their events have now; one whose number holds one of their values goes (but still counts)
+    for _, versions, _ in golden.COUNTED_ONCE.values():
+        if versions in account:
+            account[versions] = {number: cleaned(entry) for number, entry in account[versions].items()}
     consents = {key: cleaned(entry) for key, entry in state["consents"].items()}
     return (
         {"traits": traits, "account": _scrub(account, theirs), "consents": consents},
