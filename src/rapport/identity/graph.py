@@ -498,7 +498,8 @@ class GraphBatch:
         from before it was first seen. Rare in a stream that comes in order: read only then."""
         if self.history is None:
             return {}
-        wanted = [key for key in self.stored_first_seen if key in self.registered or self._linked_before(key)]
+        stored = (self.links.keys() | self.registered.keys()) & self.stored_first_seen.keys()  # things only
+        wanted = [key for key in stored if key in self.registered or self._linked_before(key)]
         found: dict[Key, list[Registration]] = {}
         for kind in {kind for kind, _ in wanted}:
             history = self.history(self.connection, sorted(value for k, value in wanted if k == kind))
@@ -513,9 +514,12 @@ class GraphBatch:
         """The holder's latest run of registrations of ``key``, oldest first, if someone else registered it
         before them; empty if nobody else did (what came before the first registration is the first
         owner's)."""
+        registrations = [*stored, *self.registered.get(key, ())]
+        if not registrations:  # the common case: a batch of a device's readings
+            return []
         holder = self.root(self.owner[key])
         run: list[Registration] = []
-        for made in sorted([*stored, *self.registered.get(key, ())], reverse=True):
+        for made in sorted(registrations, reverse=True):
             if made.profile_id is None or self.root(made.profile_id) != holder:
                 return run[::-1]
             run.append(made)

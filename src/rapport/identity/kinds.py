@@ -46,8 +46,9 @@ BLOCKED_VALUES = frozenset(
 )
 
 
-#: what is not a letter or a digit; and a value of nothing else but zeros
+#: what is not a letter or a digit; a digit no placeholder holds; and a value of nothing else but zeros
 _NOT_ALNUM = re.compile(r"[\W_]+")
+_NOT_ZERO = re.compile(r"[1-9]")
 _ZEROS_ONLY = re.compile(r"[\W_0]*")
 #: the longest placeholder word, written with a few marks around it ("[object Object]", " n / a ")
 _LONGEST_WORD = 24
@@ -63,7 +64,11 @@ def is_placeholder(value: str) -> bool:
     punctuation, zeros only (``00``, an all-zero advertising id), a blocked value, or an address made of
     placeholder words (``unknown@unknown.com``, ``test@test.com``)."""
     folded = value.strip().casefold()
-    if folded in BLOCKED_VALUES or _ZEROS_ONLY.fullmatch(folded):
+    if folded in BLOCKED_VALUES:
+        return True
+    if _NOT_ZERO.search(folded):  # most identifiers: no placeholder word or zeros-only value holds one
+        return False
+    if _ZEROS_ONLY.fullmatch(folded):
         return True
     if len(folded) <= _LONGEST_WORD and _bare(folded) in PLACEHOLDER_WORDS:
         return True
