@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from builders import event, message, order, page_view
 from rapport.catalog.models import EventTypeVersion
-from rapport.catalog.service import add_event_type
+from rapport.catalog.service import add_event_type, load_catalog
 from rapport.db import Database
 from rapport.ingest.importer import import_file
 from rapport.settings import Settings
@@ -88,6 +88,20 @@ def shipped_type_names() -> set[str]:
         for entry in folder.iterdir()
         if entry.name.endswith(".json")
     }
+
+
+def test_adding_a_type_leaves_the_others_compiled_as_they_were(client: TestClient, db: Database) -> None:
+    """Compiling every schema again each time one is added took seconds with a large one in the catalog."""
+    ok(add_type(client, WARRANTY_V1), 201)
+    with db.session() as session:
+        before = load_catalog(session).get("warranty.claimed")
+    ok(client.post("/v1/event-types", json={"type": "other.thing", "schema": {"type": "object"}}), 201)
+
+    with db.session() as session:
+        after = load_catalog(session)
+
+    assert after.get("other.thing") is not None
+    assert before is not None and after.get("warranty.claimed") is before
 
 
 def test_the_catalog_lists_every_built_in_type(client: TestClient) -> None:

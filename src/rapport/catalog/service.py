@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -28,13 +29,21 @@ def load_catalog(session: Session) -> Catalog:
         for r in session.scalars(select(EventTypeVersion)):
             # a version of a built-in type stored before versions inherited its subject and channel
             subject, channel = _as_version_of(builtins.get(r.type), r.subject, r.channel)
+            stored = orjson.dumps([r.type, r.version, r.schema, r.description, subject, channel]).decode()
             try:
-                operator_types.append(EventType(r.type, r.version, r.schema, r.description, subject, channel))
+                operator_types.append(_compiled(stored))
             except CatalogError as exc:  # stored before a rule that refuses it: its events are quarantined
                 log.error("event type left out of the catalog: %s", exc)
         return Catalog([*builtins.values(), *operator_types])
 
     return _catalogs.get(session, build)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(stored: str) -> EventType:
+    """A stored version as its JSON text, compiled: once per process, not again each time another type is
+    added (compiling every schema again took seconds with a large one in the catalog)."""
+    return EventType(*orjson.loads(stored))
 
 
 def _as_version_of(
