@@ -18,6 +18,7 @@ from builders import at, consent, event, ingest
 from rapport.db import Database
 from rapport.events.models import Event
 from rapport.identity.models import Identifier
+from rapport.profiles.consent import left_alone
 from rapport.profiles.models import Profile
 from rapport.profiles.state import apply, empty_state, iso
 from rapport.settings import Settings
@@ -107,12 +108,40 @@ def test_given_a_blanket_denial_and_a_later_grant_by_email_then_only_email_is_al
     assert not decide(consents, purpose="marketing", channel="any").allowed
 
 
-def test_given_a_specific_and_a_blanket_entry_at_the_same_moment_then_the_higher_event_id_wins() -> None:
-    consents = state(
-        entry("marketing", "granted", "email", event_id="e-2"), entry("marketing", "revoked", event_id="e-1")
+@pytest.mark.parametrize(("grant_id", "revoke_id"), [("e-2", "e-1"), ("e-1", "e-2")])
+def test_given_a_grant_and_a_withdrawal_at_the_same_moment_then_the_withdrawal_counts_whatever_the_ids(
+    grant_id: str, revoke_id: str
+) -> None:
+    """Two systems answering at the same moment: the safe side, not the ids' spelling, decides."""
+    blanket = state(
+        entry("marketing", "granted", "email", event_id=grant_id),
+        entry("marketing", "revoked", event_id=revoke_id),
     )
 
-    assert decide(consents, **MARKETING_BY_EMAIL).allowed
+    assert not decide(blanket, **MARKETING_BY_EMAIL).allowed
+
+
+@pytest.mark.parametrize("order", ["grant first", "withdrawal first"])
+def test_a_grant_and_a_withdrawal_of_one_channel_at_the_same_moment_keep_the_withdrawal_in_any_order(
+    db: Database, settings: Settings, order: str
+) -> None:
+    grant = event("consent.changed", ids=JO, id="c-9", purpose="marketing", channel="sms", status="granted")
+    withdrawal = {**grant, "id": "c-10", "source": "crm", "data": {**grant["data"], "status": "revoked"}}
+    sent = [grant, withdrawal] if order == "grant first" else [withdrawal, grant]
+    ingest(db, settings, [sent[0]])
+    ingest(db, settings, [sent[1]])
+
+    with db.session() as session:
+        [profile] = session.scalars(select(Profile)).all()
+    assert profile.consents["marketing:sms"]["status"] == "revoked"
+
+
+def test_asking_to_be_left_alone_and_ending_it_at_the_same_moment_leave_the_person_alone() -> None:
+    quiet = entry("leave_me_alone", "granted", event_id="e-1")
+    consents = state(quiet, entry("leave_me_alone", "revoked", "email", event_id="e-2"))
+
+    assert left_alone(consents) == quiet
+    assert not decide(consents, purpose="personalisation", channel="email").allowed
 
 
 def test_given_leave_me_alone_when_asked_about_personalisation_or_recognition_then_both_are_refused() -> None:

@@ -4,9 +4,11 @@ They live here, below every layer that needs them: the consent ledger and the fe
 person (:mod:`rapport.trust.consent`), the timeline, and the projections that may only recognise a person
 with their consent (store visits). The rules (:func:`decide`):
 
-- For a purpose and a channel, the latest (by time, then event id) of the consent recorded for that
+- For a purpose and a channel, the latest (:func:`consent_order`) of the consent recorded for that
   channel and the consent recorded for every channel (``any``) counts: a later blanket revoke overrides an
-  earlier grant by email, and a later grant by email overrides an earlier blanket denial.
+  earlier grant by email, and a later grant by email overrides an earlier blanket denial. Of two recorded
+  at the same moment, the one that holds contact back counts (a withdrawal over a grant; asking to be
+  left alone over its end), whatever their ids.
 - ``granted`` allows; ``denied`` and ``revoked`` do not.
 - With nothing recorded, ``service`` is allowed (serving a customer about their own orders and cases
   needs no opt-in) and every other purpose is not (opt-in).
@@ -109,9 +111,17 @@ def _when(at: str) -> str:
     return datetime.fromisoformat(at).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def consent_order(entry: Mapping[str, Any]) -> tuple[str, bool, str]:
+    """How consents recorded for one purpose are ordered, the last counting: by time; at the same moment
+    the one that holds contact back (two systems answering at once: the safe side); then by event id."""
+    granted = entry["status"] == "granted"
+    holds_back = granted if entry["purpose"] == LEAVE_ME_ALONE else not granted
+    return entry["at"], holds_back, entry["event_id"]
+
+
 def _latest(*entries: Entry | None) -> Entry | None:
     present = [e for e in entries if e is not None]
-    return max(present, key=lambda e: (e["at"], e["event_id"]), default=None)
+    return max(present, key=consent_order, default=None)
 
 
 def recorded(consents: Mapping[str, Entry], *, purpose: str, channel: str) -> Entry | None:

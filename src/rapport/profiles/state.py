@@ -1,7 +1,8 @@
 """The golden record as a pure fold over events: traits, consents and the account.
 
-Every rule here is order independent: a trait or a consent keeps the entry with the highest
-(source priority, time, event id); an invoice or a payment counts once by its number, in its version with
+Every rule here is order independent: a trait keeps the entry with the highest (source priority, time,
+event id), a consent the latest (:func:`rapport.profiles.consent.consent_order`: at the same moment, the
+one that holds contact back); an invoice or a payment counts once by its number, in its version with
 the highest (time, event id), and the account's amounts are the sums of those versions. So the same
 events in any order, or two profiles folded apart and then merged, give the same state. Only the event
 types in :data:`COLUMN_OF` change the state; counters (events, last seen, messages per channel) are
@@ -17,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from rapport.events.facts import Fact as EventFact
+from rapport.profiles.consent import consent_order
 
 State = dict[str, dict[str, Any]]
 
@@ -72,6 +74,12 @@ def _wins(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
 def _keep(bucket: dict[str, Any], key: str, entry: dict[str, Any]) -> None:
     if _wins(entry, bucket.get(key)):
         bucket[key] = entry
+
+
+def _keep_consent(consents: dict[str, Any], key: str, entry: dict[str, Any]) -> None:
+    held = consents.get(key)
+    if held is None or consent_order(entry) > consent_order(held):
+        consents[key] = entry
 
 
 def exact_sum(amounts: Iterable[float]) -> float:
@@ -135,7 +143,7 @@ def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
         _keep(state["traits"], name, _entry(fact, at, data.get("address"), priority=priority_of(fact.source)))
     elif kind == "consent.changed":
         channel = data.get("channel") or "any"
-        _keep(
+        _keep_consent(
             state["consents"],
             f"{data['purpose']}:{channel}",
             {
@@ -168,7 +176,7 @@ def merge(into: State, other: State) -> None:
     for name, entry in other["traits"].items():
         _keep(into["traits"], name, entry)
     for key, entry in other["consents"].items():
-        _keep(into["consents"], key, entry)
+        _keep_consent(into["consents"], key, entry)
     account, theirs = into["account"], other["account"]
     for sums, versions, _ in COUNTED_ONCE.values():
         for currency, amount in theirs.get(sums, {}).items():
