@@ -47,14 +47,27 @@ def test_the_demo_loads_a_world_and_summarises_it(cli: CliRunner, db: Database) 
     assert [k.revoked_at is None for k in demo_keys] == [False, True]
 
 
-def test_a_bad_database_url_is_refused_with_a_clear_message() -> None:
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("mysql://nowhere", ", not mysql://"),
+        ("sqlitefoo:///x", ", not sqlitefoo://"),
+        ("postgresql+asyncpg://postgres@127.0.0.1/x", ", not postgresql+asyncpg://"),
+        ("postgresql+psycopg://postgres@[::1/x", "; this one cannot be read"),
+        ("sqlite://", " naming a file (sqlite:///rapport.db): an in-memory database keeps nothing"),
+        ("sqlite:///", " naming a file"),
+        ("sqlite:///:memory:", " naming a file"),
+    ],
+)
+def test_a_bad_database_url_is_refused_with_a_clear_message(url: str, why: str) -> None:
+    """An in-memory database would take an import and keep nothing, its command saying it stored all."""
     get_settings.cache_clear()
     try:
-        result = CliRunner(env={"RAPPORT_DATABASE_URL": "mysql://nowhere"}).invoke(app, ["migrate"])
+        result = CliRunner(env={"RAPPORT_DATABASE_URL": url}).invoke(app, ["migrate"])
     finally:
         get_settings.cache_clear()
-    assert result.exit_code == 2
-    assert "RAPPORT_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL" in result.output
+    assert result.exit_code == 2, result.output
+    assert f"RAPPORT_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL{why}" in result.output
 
 
 def test_the_ingest_benchmark_ends_with_its_figures_as_json(cli: CliRunner, db: Database) -> None:

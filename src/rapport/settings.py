@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import phonenumbers
 from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "RAPPORT_"
 
@@ -106,8 +108,21 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if not value.startswith(("sqlite", "postgresql")):
-            raise ValueError("RAPPORT_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
+        """A URL Rapport can open: an SQLite file, or PostgreSQL through psycopg (3). An in-memory SQLite
+        database is refused: each connection would see its own, empty, and all of it is gone when the
+        command ends, after it said what it stored."""
+        wanted = "RAPPORT_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL"
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"{wanted}; this one cannot be read ({exc})") from None
+        if url.drivername in ("sqlite", "sqlite+pysqlite"):
+            if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
+                raise ValueError(
+                    f"{wanted} naming a file (sqlite:///rapport.db): an in-memory database keeps nothing"
+                )
+        elif url.drivername != "postgresql+psycopg":
+            raise ValueError(f"{wanted}, not {url.drivername}://")
         return value
 
     @field_validator("mqtt_url")

@@ -5,6 +5,7 @@ start with the demo secret."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -291,6 +292,41 @@ def test_a_streamed_2_mb_body_without_a_length_is_a_413_problem_and_changes_noth
 
     assert "exceeds 1048576 bytes" in problem(response, 413)["detail"]
     assert rows(db) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "encoding"), [("/v1/events", "gzip"), ("/v1/keys", "gzip"), ("/v1/events", "br")]
+)
+def test_a_body_sent_compressed_is_a_415_problem_naming_the_encoding_and_changes_nothing(
+    client: TestClient, db: Database, path: str, encoding: str
+) -> None:
+    body = gzip.compress(orjson.dumps({"events": [page_view({"cookie_id": "c-1"})]}))
+    before = rows(db)
+
+    response = client.post(path, content=body, headers={**JSON_BODY, "Content-Encoding": encoding})
+
+    assert problem(response, 415)["detail"] == (
+        f"the body is sent as {encoding!r} (Content-Encoding); send it as plain JSON"
+    )
+    assert rows(db) == before
+
+
+def test_a_body_sent_as_identity_is_read(client: TestClient) -> None:
+    body = orjson.dumps({"events": [page_view({"cookie_id": "c-1"})]})
+    response = client.post("/v1/events", content=body, headers={**JSON_BODY, "Content-Encoding": "identity"})
+    assert ok(response)["accepted"] == 1
+
+
+def test_head_is_answered_wherever_get_is_with_its_headers_and_no_body(
+    client: TestClient, anonymous: TestClient
+) -> None:
+    for asking, path in ((anonymous, "/health"), (client, "/v1/event-types")):
+        got, head = asking.get(path), asking.head(path)
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == got.headers["content-length"]
+    assert anonymous.head("/v1/event-types").status_code == 401
+    assert client.head("/v1/quarantine/replay").status_code == 405  # POST only
 
 
 def test_a_body_that_is_not_json_is_a_400_problem(client: TestClient, db: Database) -> None:

@@ -1,4 +1,5 @@
-"""What every answer and every request goes through: request-size limits, security headers, CORS."""
+"""What every answer and every request goes through: request-size limits, plain bodies, HEAD as GET,
+security headers, CORS."""
 
 from __future__ import annotations
 
@@ -58,6 +59,43 @@ class RequestLimits:
             return message
 
         await self.app(scope, counted, send)
+
+
+class PlainBodies:
+    """Refuse with 415 a body sent compressed or otherwise encoded (``Content-Encoding``): read as it is,
+    gzip would be called text that is not UTF-8, and an encoding no one reads would go unnoticed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            encoding = Headers(scope=scope).get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                detail = f"the body is sent as {encoding[:40]!r} (Content-Encoding); send it as plain JSON"
+                await problem_response(415, "Unsupported body encoding", detail)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class HeadAsGet:
+    """Answer ``HEAD`` wherever ``GET`` is answered, with the same status and headers and no body
+    (RFC 9110 §9.3.2): uptime checks and load balancers ask ``HEAD /health``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 class SecurityHeaders:
@@ -121,4 +159,6 @@ def install(app: FastAPI, settings: Settings) -> None:
             expose_headers=["Retry-After", "WWW-Authenticate"],
         )
     app.add_middleware(RequestLimits, exempt=("/v1/events",))
+    app.add_middleware(PlainBodies)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)
