@@ -320,6 +320,10 @@ def test_the_timeline_filters_by_type_channel_and_time(client: TestClient) -> No
     ]
     assert seen(since="2026-05-01T09:04:00Z", types="page.viewed") == [("page.viewed", 5)]
     assert seen(channel="sms") == []
+    # a bound finer than a microsecond is rounded up, not cut: 09:04:00 lies before 09:04:00.0000001
+    assert seen(since="2026-05-01T09:04:00.0000001Z") == [("page.viewed", 5)]
+    assert seen(until="2026-05-01T09:04:00.0000001Z")[0] == ("message.sent", 4)
+    assert seen(since="2026-05-01T09:04:00.000000000Z")[-1] == ("message.sent", 4)
 
 
 @pytest.mark.parametrize(

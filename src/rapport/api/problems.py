@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
@@ -67,13 +68,20 @@ def invalid_query(message: str) -> ProblemError:
     return ProblemError(422, "Invalid request", message, [f"query.{message}"])
 
 
+#: the digits of a second's fraction past the microseconds
+_FINER = re.compile(r"\.[0-9]{6}([0-9]+)")
+
+
 def _rfc_3339(value: Any) -> Any:
     """A query parameter's text read as the envelope's ``occurred_at`` is: pydantic alone takes numbers as
-    Unix time and more forms than RFC 3339's."""
+    Unix time and more forms than RFC 3339's. A bound written finer than a microsecond is rounded up to
+    the next one, not cut: an event at the microsecond it starts lies before it."""
     if not isinstance(value, str):
         return value
     try:
-        return parse_moment(value)
+        moment = parse_moment(value)
+        finer = _FINER.search(value)
+        return moment + timedelta(microseconds=1) if finer and finer.group(1).strip("0") else moment
     except LeapSecond as exc:
         raise PydanticCustomError("leap_second", "{reason}", {"reason": str(exc)}) from None
     except ValueError:
