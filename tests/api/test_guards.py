@@ -162,6 +162,14 @@ def test_a_key_of_the_wrong_role_is_a_403_naming_the_role_and_changes_nothing(
     assert rows(db) == before
 
 
+def test_two_authorization_headers_are_a_401_whichever_is_valid(anonymous: TestClient, db: Database) -> None:
+    valid = new_key(db, Role.ADMIN)
+    for first, second in ((valid, "rk_wrong"), ("rk_wrong", valid)):
+        headers = [("Authorization", f"Bearer {first}"), ("Authorization", f"Bearer {second}")]
+        response = anonymous.get("/v1/event-types", headers=headers)
+        assert problem(response, 401)["detail"] == "send one Authorization header, not several"
+
+
 def test_health_needs_no_key(anonymous: TestClient, db: Database) -> None:
     assert ok(anonymous.get("/health")) == {"status": "ok", "database": db.backend}
 

@@ -22,7 +22,12 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rapport"'}
 def current_caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Caller:
-    """The caller behind the request's key; 401 without a usable key, 429 over the key's rate."""
+    """The caller behind the request's key; 401 without a usable key (or with two: which one is meant is
+    not for the server to guess), 429 over the key's rate."""
+    if len(request.headers.getlist("authorization")) > 1:
+        raise ProblemError(
+            401, "Unauthorized", "send one Authorization header, not several", headers=_CHALLENGE
+        )
     if credentials is None:
         raise ProblemError(
             401,
