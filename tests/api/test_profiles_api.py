@@ -324,6 +324,7 @@ def test_the_timeline_filters_by_type_channel_and_time(client: TestClient) -> No
     assert seen(since="2026-05-01T09:04:00.0000001Z") == [("page.viewed", 5)]
     assert seen(until="2026-05-01T09:04:00.0000001Z")[0] == ("message.sent", 4)
     assert seen(since="2026-05-01T09:04:00.000000000Z")[-1] == ("message.sent", 4)
+    assert seen(until="9999-12-31T23:59:59.9999999Z")[0] == ("page.viewed", 5)  # the last moment there is
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,13 @@ def invalid_query(message: str) -> ProblemError:
 _FINER = re.compile(r"\.[0-9]{6}([0-9]+)")
 
 
+def _next_microsecond(moment: datetime) -> datetime:
+    try:
+        return moment + timedelta(microseconds=1)
+    except OverflowError:  # the last moment Python can hold: nothing lies after it
+        return moment
+
+
 def _rfc_3339(value: Any) -> Any:
     """A query parameter's text read as the envelope's ``occurred_at`` is: pydantic alone takes numbers as
     Unix time and more forms than RFC 3339's. A bound written finer than a microsecond is rounded up to
@@ -81,7 +88,7 @@ def _rfc_3339(value: Any) -> Any:
     try:
         moment = parse_moment(value)
         finer = _FINER.search(value)
-        return moment + timedelta(microseconds=1) if finer and finer.group(1).strip("0") else moment
+        return _next_microsecond(moment) if finer and finer.group(1).strip("0") else moment
     except LeapSecond as exc:
         raise PydanticCustomError("leap_second", "{reason}", {"reason": str(exc)}) from None
     except ValueError:
