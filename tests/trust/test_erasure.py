@@ -151,6 +151,22 @@ def test_another_persons_mention_of_their_device_loses_the_serial_though_no_conf
     assert stored(db, neighbour["id"]).identifiers == SAM
 
 
+def test_a_company_that_names_them_its_contact_person_loses_their_values_and_keeps_the_rest(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    acme = {"customer_id": "ACME-1"}
+    jo_named = event("contact_person.added", ids=acme, name="Jo Bloggs", role="buyer", email="JO@example.com")
+    mojo_named = event("contact_person.added", ids=acme, minute=1, name="Mo Jo", email="mojo@example.com")
+    ingest(db, settings, [page_view(JO), jo_named, mojo_named])
+
+    report = erase(db, settings, client, "email", JO["email"])
+
+    assert report["other_events_scrubbed"] == 1
+    assert stored(db, jo_named["id"]).data == {"name": "Jo Bloggs", "role": "buyer", "email": ERASED}
+    assert stored(db, jo_named["id"]).identifiers == acme
+    assert stored(db, mojo_named["id"]).data == mojo_named["data"]  # holds Jo's value, is not it
+
+
 def test_their_own_events_lose_their_values_written_otherwise_or_short(
     db: Database, settings: Settings, client: TestClient
 ) -> None:

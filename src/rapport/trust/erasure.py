@@ -493,31 +493,49 @@ def _scrub_merges(
 
 def _scrub_foreign_events(connection: Connection, ids: Sequence[str], theirs: _Theirs) -> int:
     """Events filed under someone else that carry one of the person's identifiers (a merge that was
-    refused or undone, a mention of their device): that identifier goes; the event, the other person's,
-    stays as it was."""
+    refused or undone, a mention of their device), or hold one, whole, as a value of their data (a
+    company's contact person): that identifier and those values go; the rest of the event, the other
+    person's, stays as it was."""
     table = table_of(Event)
     carrying = [  # the value under the kind's name only: other text holds digits and letters by chance
         _like_any(table.c.identifiers[kind].as_string(), theirs.patterns([kind]))
         for kind in sorted({kind for kind, _ in theirs.keys})
     ]
+    holding = _like_any(func.lower(cast(table.c.data, Text)), theirs.patterns())
     found = connection.execute(
-        select(table.c.event_id, table.c.identifiers).where(
-            not_(one_of(connection, table.c.profile_id, list(ids))), or_(*carrying)
+        select(table.c.event_id, table.c.identifiers, table.c.data).where(
+            not_(one_of(connection, table.c.profile_id, list(ids))), or_(*carrying, holding)
         )
     ).all()
     changes = []
-    for event_id, identifiers in found:
+    for event_id, identifiers, data in found:
         kept = {kind: value for kind, value in identifiers.items() if not theirs.holds(kind, value)}
-        if kept != identifiers:
-            changes.append({"b_id": event_id, "b_ids": kept})
+        left = _without_their_values(data, theirs)
+        if kept != identifiers or left != data:
+            changes.append({"b_id": event_id, "b_ids": kept, "b_data": left})
     if changes:
         connection.execute(
             update(table)
             .where(table.c.event_id == bindparam("b_id"))
-            .values(identifiers=bindparam("b_ids", type_=table.c.identifiers.type)),
+            .values(
+                identifiers=bindparam("b_ids", type_=table.c.identifiers.type),
+                data=bindparam("b_data", type_=table.c.data.type),
+            ),
             changes,
         )
     return len(changes)
+
+
+def _without_their_values(value: Any, theirs: _Theirs) -> Any:
+    """``value`` with every string that is, whole, one of their identifier values replaced: in someone
+    else's event, a value that merely holds theirs ("mojo@example.com") is not theirs."""
+    if isinstance(value, str):
+        return ERASED if theirs.named_by(value) else value
+    if isinstance(value, dict):
+        return {key: _without_their_values(item, theirs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_their_values(item, theirs) for item in value]
+    return value
 
 
 def _their_conflicts(connection: Connection, ids: Sequence[str], theirs: _Theirs) -> list[Row[Any]]:
