@@ -56,7 +56,7 @@ def test_two_versions_of_a_type_added_at_the_same_moment_are_numbered_one_after_
 ) -> None:
     # given an operator's first version of a type, added and not committed yet, when a second operator adds
     # a version of it meanwhile, and the first commits while it waits
-    answer = racing(
+    [answer] = racing(
         db,
         lambda session: add_event_type(session, type="warranty.claimed", schema=WARRANTY_V1),
         lambda: add_type(client, WARRANTY_V2),

@@ -99,7 +99,7 @@ def test_a_kind_added_while_another_adds_it_too_is_added_once_and_the_other_is_t
 ) -> None:
     # given an operator's new kind, added and not committed yet, when a second operator adds the same kind
     # meanwhile, and the first commits while it waits
-    answer = racing(
+    [answer] = racing(
         db,
         lambda session: add_kind(session, name="ticket_no", priority=95, max_per_profile=1),
         lambda: client.post("/v1/identity/kinds", json={"name": "ticket_no", "priority": 10}),

@@ -18,7 +18,7 @@ from rapport.ingest.replay import ReplayOutcome, replay
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.views import profile_360
-from support.database import racing, waiting_for_the_writer
+from support.database import racing
 
 
 def test_concurrent_batches_about_the_same_people_neither_fail_nor_split_them(
@@ -75,7 +75,7 @@ def test_an_id_stored_while_a_replay_waits_makes_its_quarantined_item_a_duplicat
     # and a writer that stores another claim with its id and has not committed yet, when the quarantine is
     # replayed meanwhile, and the writer commits while the replay waits for it
     other = {**claim, "data": {"serial": "OTHER"}}
-    outcome = racing(
+    [outcome] = racing(
         db,
         lambda session: ingest_events(session, events=[other], settings=settings),
         lambda: replay(db, settings=settings),
@@ -102,31 +102,12 @@ def test_two_replays_at_once_replay_each_item_once_and_the_second_leaves_them_al
         assert ingest_events(session, events=claims, settings=settings).rejected_count == 50
         schema = {"type": "object", "properties": {"serial": {"type": "string"}}}
         add_event_type(session, type="warranty.claimed", schema=schema)
+
     # when two replays start while another writer holds the graph, and both wait for it
-    holding, release = threading.Event(), threading.Event()
+    def replaying() -> ReplayOutcome:
+        return replay(db, settings=settings)
 
-    def other_writer() -> None:
-        with db.session(write=True) as session:
-            lock_identity_graph(session)
-            holding.set()
-            release.wait(30)
-
-    writer = threading.Thread(target=other_writer)
-    writer.start()
-    assert holding.wait(30)
-    outcomes: list[ReplayOutcome] = []
-
-    def replaying() -> None:
-        outcomes.append(replay(db, settings=settings))
-
-    replayers = [threading.Thread(target=replaying) for _ in "ab"]
-    for replayer in replayers:
-        replayer.start()
-    waiting_for_the_writer(db, waiters=2)
-    release.set()
-    writer.join()
-    for replayer in replayers:
-        replayer.join()
+    outcomes = racing(db, lock_identity_graph, replaying, replaying)
 
     # then one replays them all, the other finds nothing open, and each item was tried once
     assert sorted(outcomes, key=lambda o: o.replayed) == [ReplayOutcome(), ReplayOutcome(replayed=50)]

@@ -96,9 +96,10 @@ def waiting_for_the_writer(db: Database, waiters: int = 1) -> None:
             time.sleep(0.02)
 
 
-def racing(db: Database, first: Callable[[Session], object], second: Callable[[], T]) -> T:
-    """Run ``first`` in a write transaction that stays open until ``second``, started meanwhile in another
-    thread, waits for the database; then commit it, and return what ``second`` gave once it ends."""
+def racing(db: Database, first: Callable[[Session], object], *racers: Callable[[], T]) -> list[T]:
+    """Run ``first`` in a write transaction that stays open until the ``racers``, started meanwhile each in
+    a thread of its own, all wait for the database; then commit it, and return what the racers gave once
+    they end, in the order they ended."""
     begun, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -111,10 +112,12 @@ def racing(db: Database, first: Callable[[Session], object], second: Callable[[]
     holder.start()
     assert begun.wait(30)
     answers: list[T] = []
-    racer = threading.Thread(target=lambda: answers.append(second()))
-    racer.start()
-    waiting_for_the_writer(db)
+    threads = [threading.Thread(target=lambda racer=racer: answers.append(racer())) for racer in racers]
+    for thread in threads:
+        thread.start()
+    waiting_for_the_writer(db, waiters=len(racers))
     release.set()
     holder.join()
-    racer.join()
-    return answers[0]
+    for thread in threads:
+        thread.join()
+    return answers
