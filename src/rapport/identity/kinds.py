@@ -211,6 +211,17 @@ class KindTable:
     def limit(self, name: str) -> int | None:
         return self.kinds[name].max_per_profile
 
+    def key_of(self, kind: str, value: object) -> tuple[str, str] | None:
+        """``(kind, normalised value)`` of an identifier as an event sent it; None for a kind not in the
+        table, a value that is not text or not valid, or a placeholder."""
+        if kind not in self.kinds or not isinstance(value, str):
+            return None
+        try:
+            normalised = self.normalise(kind, value)
+        except InvalidIdentifier:
+            return None
+        return None if normalised is None else (kind, normalised)
+
     def normalise(self, kind: str, value: str) -> str | None:
         """The normalised value, or None when the value is a placeholder (:func:`is_placeholder`, asked of
         the value once normalised, so that ``@Unknown`` is one); the phone normaliser also blocks numbers

@@ -13,7 +13,7 @@ from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of
 from rapport.events.models import Event
 from rapport.identity.graph import key_text
-from rapport.identity.kinds import InvalidIdentifier, KindTable
+from rapport.identity.kinds import KindTable
 from rapport.identity.models import Merge
 from rapport.profiles.service import aliases_of
 
@@ -21,15 +21,9 @@ from rapport.profiles.service import aliases_of
 def keys_of(identifiers: Mapping[str, Any], kinds: KindTable) -> frozenset[str]:
     """An event's identifiers as ``kind:value``, normalised as the kinds normalise them now; those of an
     unknown kind, placeholders and values that are not valid left out."""
-    keys = set()
-    for kind, value in identifiers.items():
-        try:
-            normalised = kinds.normalise(kind, value) if kind in kinds else None
-        except InvalidIdentifier:
-            normalised = None
-        if normalised is not None:
-            keys.add(key_text((kind, normalised)))
-    return frozenset(keys)
+    return frozenset(
+        key_text(key) for kind, value in identifiers.items() if (key := kinds.key_of(kind, value)) is not None
+    )
 
 
 def events_of(

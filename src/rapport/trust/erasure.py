@@ -59,7 +59,7 @@ from rapport.db.locks import lock_identity_graph
 from rapport.events.models import Event
 from rapport.events.store import EventRow, select_events
 from rapport.identity.graph import Key, key_text
-from rapport.identity.kinds import InvalidIdentifier, KindTable
+from rapport.identity.kinds import KindTable
 from rapport.identity.models import Conflict, Identifier, Merge
 from rapport.identity.tombstones import bury, digest, erased_event_id
 from rapport.ingest.envelope import MAX_IDENTIFIER
@@ -128,16 +128,6 @@ def person_of(session: Session, *, profile_id: str) -> tuple[str, list[str]] | N
 # -- what belongs to the person ---------------------------------------------------------------------
 
 
-def _normalised(kinds: KindTable, kind: str, value: Any) -> Key | None:
-    if kind not in kinds or not isinstance(value, str):
-        return None
-    try:
-        normalised = kinds.normalise(kind, value)
-    except InvalidIdentifier:
-        return None
-    return None if normalised is None else (kind, normalised)
-
-
 def _their_keys(
     connection: Connection, ids: Sequence[str], events: Sequence[EventRow], kinds: KindTable
 ) -> set[Key]:
@@ -152,7 +142,7 @@ def _their_keys(
         key
         for fact in events
         for kind, value in fact.identifiers.items()
-        if (key := _normalised(kinds, kind, value)) is not None
+        if (key := kinds.key_of(kind, value)) is not None
     } - owned
     if carried:
         values = sorted({value for _, value in carried})
@@ -171,7 +161,7 @@ def _needles(keys: Iterable[Key], events: Sequence[EventRow], kinds: KindTable) 
     forms = {value for _, value in keys}
     for fact in events:
         for kind, value in fact.identifiers.items():
-            if _normalised(kinds, kind, value) in keys:
+            if kinds.key_of(kind, value) in keys:
                 forms.update((value, value.strip()))
     # the short ones are still removed wherever they are stored as identifiers or are a whole value
     return held_values(forms)
@@ -209,7 +199,7 @@ class _Theirs:
 
     def holds(self, kind: str, value: Any) -> bool:
         """Is identifier ``kind``: ``value``, as it was sent, one of theirs?"""
-        return _normalised(self.kinds, kind, value) in self.keys
+        return self.kinds.key_of(kind, value) in self.keys
 
     def named_by(self, value: Any) -> bool:
         """Is ``value``, whole, one of their identifier values, read as any kind they hold?"""
