@@ -157,7 +157,6 @@ class Lateness:
 def find_late(twins: Mapping[str, Mapping[str, Any]], facts: Iterable[EventRow]) -> dict[str, Lateness]:
     """The devices of ``facts`` that something arrived late for, judged by their stored ``twins``."""
     late: dict[str, Lateness] = {}
-    stamps: dict[datetime, str] = {}  # readings of many devices share their instant: write each once
     for fact in facts:
         serial = serial_key(fact.data["serial"])
         twin = twins[serial]
@@ -167,19 +166,19 @@ def find_late(twins: Mapping[str, Mapping[str, Any]], facts: Iterable[EventRow])
             if twin["last_seen_at"] is not None and fact.occurred_at <= twin["last_seen_at"]:
                 late.setdefault(serial, Lateness()).registrations.append(fact)
         elif fact.type == TELEMETRY:
-            at = stamps.get(fact.occurred_at)
-            if at is None:
-                at = stamps[fact.occurred_at] = iso(fact.occurred_at)
-            names = _late_names(twin, fact, at)
+            names = _late_names(twin, fact)
             if names:
                 late.setdefault(serial, Lateness()).names.update(names)
     return late
 
 
-def _late_names(twin: Mapping[str, Any], fact: EventRow, at: str) -> list[str]:
+def _late_names(twin: Mapping[str, Any], fact: EventRow) -> list[str]:
     given = fact.data["readings"]
     if twin["registered_at"] is not None and fact.occurred_at < twin["registered_at"]:
         return list(given)  # taken under an earlier registration
+    if twin["last_seen_at"] is None or fact.occurred_at > twin["last_seen_at"]:
+        return []  # after every reading stored: the stream in order, the common case
+    at = iso(fact.occurred_at)
     latest = twin["state"].get("readings", {})
     return [
         name
