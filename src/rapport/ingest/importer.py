@@ -166,7 +166,12 @@ class _Record(NamedTuple):
 
     @property
     def text(self) -> str:
-        return _printable("".join(self.lines).rstrip("\r\n"))
+        return _as_written(self.lines)
+
+
+def _as_written(lines: list[str]) -> str:
+    """A record's lines as the quarantine keeps them: one text, its last line break left off."""
+    return _printable("".join(lines).rstrip("\r\n"))
 
 
 def _blank(record: _Record) -> bool:
@@ -251,7 +256,7 @@ def _csv_records(stream: TextIO, limit: int) -> Iterator[_Record | Unparsable]:
             lines.skip(too_long.piece)
         except csv.Error as exc:  # the file ending inside quotes (unclosed), or a cell quoted wrongly
             if not lines.unclosed:
-                yield Unparsable(lines.first, _printable("".join(lines.text).rstrip("\r\n")), _misquoted(exc))
+                yield Unparsable(lines.first, _as_written(lines.text), _misquoted(exc))
                 continue
             cells = None
         if lines.unclosed:

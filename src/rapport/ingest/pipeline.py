@@ -33,6 +33,7 @@ from rapport.identity.tombstones import any_erased, erased_among, erased_event_i
 from rapport.ingest.collector import bulk_collection
 from rapport.ingest.envelope import Candidate, Rejection, check
 from rapport.ingest.quarantine import LineOf, quarantine
+from rapport.profiles.consent import LEAVE_ME_ALONE
 from rapport.profiles.projector import project
 from rapport.settings import Settings
 from rapport.things.devices import (
@@ -129,7 +130,7 @@ def _grants_consent(candidate: Candidate) -> bool:
     return (
         candidate.type == "consent.changed"
         and candidate.data.get("status") == "granted"
-        and candidate.data.get("purpose") != "leave_me_alone"
+        and candidate.data.get("purpose") != LEAVE_ME_ALONE
     )
 
 
