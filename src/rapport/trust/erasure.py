@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -235,13 +235,24 @@ def _pattern(kinds: KindTable, key: Key) -> str:
 
 
 def _scrub(value: Any, theirs: _Theirs) -> Any:
-    """``value`` with every string that holds one of their values replaced (and every such key dropped)."""
+    """``value``, of an event by or about them, with every string that holds one of their values replaced
+    (and every such key dropped)."""
+    return _replaced(value, theirs.in_text, keys_too=True)
+
+
+def _replaced(value: Any, is_theirs: Callable[[str], bool], *, keys_too: bool) -> Any:
+    """``value`` with every string ``is_theirs`` calls theirs replaced, at any depth (and, with
+    ``keys_too``, every field so named dropped)."""
     if isinstance(value, str):
-        return ERASED if theirs.in_text(value) else value
+        return ERASED if is_theirs(value) else value
     if isinstance(value, dict):
-        return {k: _scrub(v, theirs) for k, v in value.items() if not theirs.in_text(str(k))}
+        return {
+            key: _replaced(item, is_theirs, keys_too=keys_too)
+            for key, item in value.items()
+            if not (keys_too and is_theirs(str(key)))
+        }
     if isinstance(value, list):
-        return [_scrub(v, theirs) for v in value]
+        return [_replaced(item, is_theirs, keys_too=keys_too) for item in value]
     return value
 
 
@@ -500,7 +511,8 @@ def _scrub_foreign_events(connection: Connection, ids: Sequence[str], theirs: _T
     changes = []
     for event_id, identifiers, data in found:
         kept = {kind: value for kind, value in identifiers.items() if not theirs.holds(kind, value)}
-        left = _without_their_values(data, theirs)
+        # in someone else's event, a value that merely holds theirs ("mojo@example.com") is not theirs
+        left = _replaced(data, theirs.named_by, keys_too=False)
         if kept != identifiers or left != data:
             changes.append({"b_id": event_id, "b_ids": kept, "b_data": left})
     if changes:
@@ -514,18 +526,6 @@ def _scrub_foreign_events(connection: Connection, ids: Sequence[str], theirs: _T
             changes,
         )
     return len(changes)
-
-
-def _without_their_values(value: Any, theirs: _Theirs) -> Any:
-    """``value`` with every string that is, whole, one of their identifier values replaced: in someone
-    else's event, a value that merely holds theirs ("mojo@example.com") is not theirs."""
-    if isinstance(value, str):
-        return ERASED if theirs.named_by(value) else value
-    if isinstance(value, dict):
-        return {key: _without_their_values(item, theirs) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_without_their_values(item, theirs) for item in value]
-    return value
 
 
 def _their_conflicts(connection: Connection, ids: Sequence[str], theirs: _Theirs) -> list[Row[Any]]:
