@@ -12,15 +12,19 @@ CATALOG_LOCK = 7_140_214
 
 def lock_identity_graph(session: Session) -> None:
     """Hold the graph until the transaction ends. SQLite needs nothing: a write transaction is exclusive."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IDENTITY_LOCK})
+    _hold(session, IDENTITY_LOCK)
 
 
 def lock_catalog(session: Session) -> None:
     """Hold the catalog until the transaction ends, so that two versions of a type added at the same moment
     are numbered one after the other (SQLite's write transaction is exclusive already)."""
+    _hold(session, CATALOG_LOCK)
+
+
+def _hold(session: Session, key: int) -> None:
+    """PostgreSQL's advisory lock ``key``, until the transaction ends."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CATALOG_LOCK})
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def prefer_index_lookups(session: Session) -> None:

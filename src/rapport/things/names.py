@@ -22,11 +22,16 @@ def unfit_name(name: str) -> str | None:
     if not name.strip():
         return "must not be blank"
     for position, char in enumerate(name, start=1):
-        found = f"U+{ord(char):04X} at character {position}"
         if char == REPLACEMENT:
             return f"must be UTF-8 text; U+FFFD at character {position} stands for bytes that are not"
-        if unicodedata.category(char) in UNPRINTABLE:
-            return f"must not contain a control character or line break ({found})"
-        if unicodedata.category(char) == FORMAT:
-            return f"must not contain an invisible format character, such as a direction override ({found})"
+        category = unicodedata.category(char)
+        if category in UNPRINTABLE:
+            return f"must not contain a control character or line break ({_at(char, position)})"
+        if category == FORMAT:
+            where = _at(char, position)
+            return f"must not contain an invisible format character, such as a direction override ({where})"
     return None
+
+
+def _at(char: str, position: int) -> str:
+    return f"U+{ord(char):04X} at character {position}"
