@@ -36,7 +36,7 @@ from rapport.identity.service import (
 from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent, Status
 from rapport.ingest.pipeline import source_priorities
 from rapport.ingest.quarantine import list_quarantine
-from rapport.ingest.replay import replay
+from rapport.ingest.replay import audit_entry, replay
 from rapport.matching.suggestions import (
     SuggestionConflict,
     SuggestionNotFound,
@@ -123,17 +123,8 @@ async def post_replay(request: Request, viewer: CurrentViewer) -> Response:
     if ids and not outcome.replayed + outcome.duplicates + outcome.still_rejected:
         link = "/steward/quarantine"
         raise PageError(404, "Nothing to replay", f"There is no open quarantined item #{ids[0]}.", link=link)
-    record(
-        request,
-        viewer,
-        "quarantine.replay",
-        "quarantine",
-        ",".join(map(str, ids)) if ids else "open",  # as the API records it
-        replayed=outcome.replayed,
-        duplicates=outcome.duplicates,
-        still_rejected=outcome.still_rejected,
-        **({"ids": ids} if ids else {}),
-    )
+    target, detail = audit_entry(ids, outcome)
+    record(request, viewer, "quarantine.replay", "quarantine", target, **detail)
     return redirect(
         f"/steward/quarantine?replayed={outcome.replayed}&duplicates={outcome.duplicates}"
         f"&still={outcome.still_rejected}"

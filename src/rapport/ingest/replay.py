@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,6 +23,13 @@ class ReplayOutcome:
     replayed: int = 0
     duplicates: int = 0
     still_rejected: int = 0
+
+
+def audit_entry(ids: Sequence[int] | None, outcome: ReplayOutcome) -> tuple[str, dict[str, Any]]:
+    """What the audit log keeps of a replay, through the API as through the console: its target (the
+    items asked for, or "open") and what became of them."""
+    target = "open" if ids is None else ",".join(map(str, ids))
+    return target, {**asdict(outcome), **({} if ids is None else {"ids": list(ids)})}
 
 
 #: the keys of a message kept as it arrived because it never became an envelope (MQTT: its topic, and its

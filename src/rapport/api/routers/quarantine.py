@@ -15,7 +15,7 @@ from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.ingest.models import MAX_TRANSPORT, Status
 from rapport.ingest.quarantine import list_quarantine
-from rapport.ingest.replay import replay
+from rapport.ingest.replay import audit_entry, replay
 from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"], route_class=JsonBodyRoute)
@@ -101,8 +101,6 @@ def post_replay(
     result = ReplayResult(
         replayed=outcome.replayed, duplicates=outcome.duplicates, still_rejected=outcome.still_rejected
     )
-    # as the console records it: the items asked for (the target is cut at 200 characters), or "open"
-    target = "open" if ids is None else ",".join(map(str, ids))
-    asked = {} if ids is None else {"ids": ids}
-    audit("quarantine.replay", "quarantine", target, **result.model_dump(), **asked)
+    target, detail = audit_entry(ids, outcome)  # the target is cut at 200 characters
+    audit("quarantine.replay", "quarantine", target, **detail)
     return result
