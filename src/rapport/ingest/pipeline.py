@@ -185,9 +185,10 @@ def _renamed(erased: bool, secret: str) -> Callable[[str], str] | None:
     return partial(erased_event_id, secret=secret) if erased else None
 
 
-def logged_ids(connection: Connection, event_ids: Sequence[str], *, secret: str) -> set[str]:
-    """Those of ``event_ids`` that the log holds, also under the id an erasure gave them."""
-    return ids_in_log(connection, event_ids, renamed=_renamed(any_erased(connection), secret))
+def renaming(connection: Connection, *, secret: str) -> Callable[[str], str] | None:
+    """How an erasure renamed an event id, if anyone was ever erased: to look ids up in the log under that
+    name too (:func:`~rapport.events.store.ids_in_log`)."""
+    return _renamed(any_erased(connection), secret)
 
 
 def store_batch(

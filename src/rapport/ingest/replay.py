@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from rapport.db import Database
 from rapport.db.faults import fault_reason, isolating_faults
 from rapport.db.locks import lock_identity_graph
+from rapport.events.store import ids_in_log
 from rapport.ingest.models import QuarantinedEvent
-from rapport.ingest.pipeline import ingest_events, logged_ids
+from rapport.ingest.pipeline import ingest_events, renaming
 from rapport.settings import Settings
 
 
@@ -115,7 +116,9 @@ def _replay_group(
     known = [i for i in ids if isinstance(i, str)]
     secret = settings.secret_key.get_secret_value()
     with session.begin_nested():
-        held_before = logged_ids(session.connection(), known, secret=secret)
+        connection = session.connection()
+        renamed = renaming(connection, secret=secret)  # nothing is erased while the graph is locked
+        held_before = ids_in_log(connection, known, renamed=renamed)
         result = ingest_events(
             session,
             events=[q.payload for q in items],
@@ -123,7 +126,7 @@ def _replay_group(
             transport="replay",
             keep_rejected=False,
         )
-        held_after = logged_ids(session.connection(), known, secret=secret)
+        held_after = ids_in_log(connection, known, renamed=renamed)
     reasons = {r["index"]: r["errors"] for r in result.rejected}
     now = datetime.now(UTC)
     taken: set[str] = set()
