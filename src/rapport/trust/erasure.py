@@ -129,10 +129,10 @@ def person_of(session: Session, *, profile_id: str) -> tuple[str, list[str]] | N
 
 
 def _their_keys(
-    connection: Connection, ids: Sequence[str], events: Sequence[EventRow], kinds: KindTable
+    connection: Connection, ids: Sequence[str], carried_by: Iterable[Mapping[str, Any]], kinds: KindTable
 ) -> set[Key]:
-    """Identifiers linked to the person, and those their events carry that no one else holds (refused
-    by a limit, say)."""
+    """Identifiers linked to the person, and those their events carry (``carried_by``: each event's
+    identifiers) that no one else holds (refused by a limit, say)."""
     table = table_of(Identifier)
     owned = {
         (kind, value)
@@ -140,8 +140,8 @@ def _their_keys(
     }
     carried = {
         key
-        for fact in events
-        for kind, value in fact.identifiers.items()
+        for identifiers in carried_by
+        for kind, value in identifiers.items()
         if (key := kinds.key_of(kind, value)) is not None
     } - owned
     if carried:
@@ -575,13 +575,12 @@ def _delete(
 
 
 def held_elsewhere(
-    connection: Connection, ids: Sequence[str], kinds: KindTable
+    connection: Connection, ids: Sequence[str], carried_by: Iterable[Mapping[str, Any]], kinds: KindTable
 ) -> tuple[list[Row[Any]], list[Row[Any]]]:
-    """What is kept about the person of the profiles ``ids`` outside their profiles: the identity
-    conflicts about them and the quarantined input holding one of their identifier values (what an
-    erasure deletes, for an export)."""
-    events = list(select_events(connection, one_of(connection, table_of(Event).c.profile_id, ids)))
-    keys = _their_keys(connection, ids, events, kinds)
+    """What is kept about the person of the profiles ``ids``, whose events carry ``carried_by`` (each
+    event's identifiers), outside their profiles: the identity conflicts about them and the quarantined
+    input holding one of their identifier values (what an erasure deletes, for an export)."""
+    keys = _their_keys(connection, ids, carried_by, kinds)
     theirs = _Theirs(frozenset(keys), kinds)
     quarantined = _their_quarantined(connection, theirs) if keys else []
     return _their_conflicts(connection, ids, theirs), quarantined
@@ -609,7 +608,7 @@ def erase(
     ids = [root, *aliases]
     connection = session.connection()
     events = list(select_events(connection, one_of(connection, table_of(Event).c.profile_id, ids)))
-    keys = _their_keys(connection, ids, events, kinds)
+    keys = _their_keys(connection, ids, (fact.identifiers for fact in events), kinds)
     theirs = _Theirs(frozenset(keys), kinds, tuple(_needles(keys, events, kinds)))
 
     bury(connection, keys, secret, now)

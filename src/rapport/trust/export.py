@@ -70,7 +70,8 @@ def export(
     merges = session.scalars(
         select(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.absorbed_id.in_(ids))).order_by(Merge.id)
     )
-    conflicts, quarantined = held_elsewhere(session.connection(), ids, kinds)
+    carried_by = (event["identifiers"] for event in events)
+    conflicts, quarantined = held_elsewhere(session.connection(), ids, carried_by, kinds)
     return {
         "format": FORMAT,
         "exported_at": now or datetime.now(UTC),
