@@ -62,6 +62,13 @@ def schema_nodes(schema: Any) -> Iterator[tuple[str, str, dict[str, Any] | bool]
                 )
 
 
+def _pointer_of(reference: str) -> str | None:
+    """The JSON pointer a reference within the schema names (``#`` the root, ``#/definitions/a``), or None
+    when it names an anchor (``#a``)."""
+    fragment = reference[1:]
+    return unquote(fragment) if not fragment or fragment.startswith("/") else None
+
+
 def _escaped(key: str) -> str:
     """A key as a JSON pointer writes it (RFC 6901)."""
     return key.replace("~", "~0").replace("/", "~1")
@@ -119,9 +126,9 @@ def unfollowable(schema: Any) -> str | None:
                 f"{path}.$ref is {target!r}, outside the schema; only references within it "
                 "(#/definitions/…) are allowed, so no schema is fetched from elsewhere"
             )
-        fragment = target[1:]
-        if not fragment or fragment.startswith("/"):
-            if unquote(fragment) not in pointers:
+        named = _pointer_of(target)
+        if named is not None:
+            if named not in pointers:
                 return (
                     f"{path}.$ref is {target!r}, which names no schema in it (shared ones go in definitions)"
                 )
@@ -166,9 +173,8 @@ def too_wide(schema: Any) -> str | None:
         being_counted.add(key)
         target = node.get("$ref")
         if isinstance(target, str):  # draft 7: a reference stands for the whole schema it is in
-            fragment = target[1:]
-            pointed = not fragment or fragment.startswith("/")
-            parts = [by_pointer.get(unquote(fragment)) if pointed else by_anchor.get(target)]
+            pointer = _pointer_of(target)
+            parts = [by_anchor.get(target) if pointer is None else by_pointer.get(pointer)]
         else:
             parts = [node[keyword] for keyword in IN_PLACE_ONE if keyword in node]
             parts += [
