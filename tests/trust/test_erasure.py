@@ -151,7 +151,7 @@ def test_another_persons_mention_of_their_device_loses_the_serial_though_no_conf
     assert stored(db, neighbour["id"]).identifiers == SAM
 
 
-def test_a_company_that_names_them_its_contact_person_loses_their_values_and_keeps_the_rest(
+def test_a_company_that_names_them_its_contact_person_loses_what_is_personal_about_them_and_keeps_the_rest(
     db: Database, settings: Settings, client: TestClient
 ) -> None:
     acme = {"customer_id": "ACME-1"}
@@ -162,9 +162,35 @@ def test_a_company_that_names_them_its_contact_person_loses_their_values_and_kee
     report = erase(db, settings, client, "email", JO["email"])
 
     assert report["other_events_scrubbed"] == 1
-    assert stored(db, jo_named["id"]).data == {"name": "Jo Bloggs", "role": "buyer", "email": ERASED}
+    # the name beside their email is theirs too; the role is the company's, and no schema calls it personal
+    assert stored(db, jo_named["id"]).data == {"name": ERASED, "role": "buyer", "email": ERASED}
     assert stored(db, jo_named["id"]).identifiers == acme
     assert stored(db, mojo_named["id"]).data == mojo_named["data"]  # holds Jo's value, is not it
+
+
+def test_an_object_that_holds_their_value_in_someone_elses_event_loses_its_personal_fields_at_any_depth(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    contact = {"type": "object", "properties": {"name": {"type": "string", "x-personal": True}}}
+    schema = {
+        "type": "object",
+        "properties": {"team": {"type": "array", "items": contact}, "note": {"type": "string"}},
+    }
+    ok(client.post("/v1/event-types", json={"type": "team.listed", "schema": schema}), 201)
+    team = [
+        {"name": "Jo Bloggs", "email": "jo@example.com", "desk": "4"},
+        {"name": "Sam", "email": "sam@x.io"},
+    ]
+    listed = event("team.listed", ids={"customer_id": "ACME-1"}, team=team, note="Jo Bloggs leads")
+    ingest(db, settings, [page_view(JO), listed])
+
+    erase(db, settings, client, "email", JO["email"])
+
+    assert stored(db, listed["id"]).data == {
+        # fields no schema calls personal stay (an undeclared one is the company's to keep here)
+        "team": [{"name": ERASED, "email": ERASED, "desk": "4"}, team[1]],
+        "note": "Jo Bloggs leads",  # free text beside, not an object about them
+    }
 
 
 def test_their_own_events_lose_their_values_written_otherwise_or_short(

@@ -14,7 +14,8 @@ The person is a live profile and every profile merged into it (its aliases). Era
   identifiers); deletes their devices with their telemetry series and ownership history (their alerts
   are events, scrubbed like the rest);
 - deletes the identity conflicts of their profiles or identifiers and the quarantined input that holds
-  one of their identifier values, takes those values off other people's events, and writes tombstones
+  one of their identifier values, takes those values off other people's events (with the personal fields
+  of an object that holds one: a contact's name beside their email), and writes tombstones
   in place of their identifiers in the merge log. Outside the events by or about them a value is theirs
   only whole and as the identity graph normalises it ("07700 900123" is "+447700900123"), never as part
   of another (someone else's "mojo@example.com" holds "jo@example.com"); SQL finds the candidates,
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,7 +73,7 @@ from rapport.profiles.service import aliases_of, resolve_root
 from rapport.profiles.statestore import load_states, save_states
 from rapport.things.devices import forget_devices
 from rapport.things.stores import rebuild_visits
-from rapport.trust.redact import Redactor
+from rapport.trust.redact import UNDECLARED, Redactor, Shape
 from rapport.trust.redact import held as held_values
 
 __all__ = ["ERASED", "ErasedProfile", "ErasureReport", "erase", "person_of"]
@@ -236,23 +237,13 @@ def _pattern(kinds: KindTable, key: Key) -> str:
 
 def _scrub(value: Any, theirs: _Theirs) -> Any:
     """``value``, of an event by or about them, with every string that holds one of their values replaced
-    (and every such key dropped)."""
-    return _replaced(value, theirs.in_text, keys_too=True)
-
-
-def _replaced(value: Any, is_theirs: Callable[[str], bool], *, keys_too: bool) -> Any:
-    """``value`` with every string ``is_theirs`` calls theirs replaced, at any depth (and, with
-    ``keys_too``, every field so named dropped)."""
+    and every field so named dropped, at any depth."""
     if isinstance(value, str):
-        return ERASED if is_theirs(value) else value
+        return ERASED if theirs.in_text(value) else value
     if isinstance(value, dict):
-        return {
-            key: _replaced(item, is_theirs, keys_too=keys_too)
-            for key, item in value.items()
-            if not (keys_too and is_theirs(str(key)))
-        }
+        return {key: _scrub(item, theirs) for key, item in value.items() if not theirs.in_text(str(key))}
     if isinstance(value, list):
-        return [_replaced(item, is_theirs, keys_too=keys_too) for item in value]
+        return [_scrub(item, theirs) for item in value]
     return value
 
 
@@ -492,11 +483,34 @@ def _scrub_merges(
     return len(changes)
 
 
-def _scrub_foreign_events(connection: Connection, ids: Sequence[str], theirs: _Theirs) -> int:
+def _named_in(value: Any, shape: Shape, theirs: _Theirs) -> Any:
+    """``value``, of someone else's event, with each string that is one of the person's identifier values,
+    whole, replaced. An object that holds one as a field is about them (a company's contact person): the
+    fields its schema calls personal go too (the contact's name beside their email)."""
+    if isinstance(value, str):
+        return ERASED if theirs.named_by(value) else value
+    if isinstance(value, list):
+        return [_named_in(item, shape["items"] or UNDECLARED, theirs) for item in value]
+    if not isinstance(value, dict):
+        return value
+    about_them = any(theirs.named_by(item) for item in value.values())
+    kept: dict[str, Any] = {}
+    for name, item in value.items():
+        declared = shape["fields"].get(name, shape["others"])
+        if about_them and declared is not None and declared["personal"]:
+            kept[name] = ERASED
+        else:
+            kept[name] = _named_in(item, declared or UNDECLARED, theirs)
+    return kept
+
+
+def _scrub_foreign_events(
+    connection: Connection, ids: Sequence[str], theirs: _Theirs, *, redactor: Redactor
+) -> int:
     """Events filed under someone else that carry one of the person's identifiers (a merge that was
     refused or undone, a mention of their device), or hold one, whole, as a value of their data (a
-    company's contact person): that identifier and those values go; the rest of the event, the other
-    person's, stays as it was."""
+    company's contact person): that identifier and those values go, with the personal fields beside
+    such a value (see :func:`_named_in`); the rest of the event, the other person's, stays as it was."""
     table = table_of(Event)
     carrying = [  # the value under the kind's name only: other text holds digits and letters by chance
         _like_any(table.c.identifiers[kind].as_string(), theirs.patterns([kind]))
@@ -504,15 +518,15 @@ def _scrub_foreign_events(connection: Connection, ids: Sequence[str], theirs: _T
     ]
     holding = _like_any(func.lower(cast(table.c.data, Text)), theirs.patterns())
     found = connection.execute(
-        select(table.c.event_id, table.c.identifiers, table.c.data).where(
+        select(table.c.event_id, table.c.type, table.c.identifiers, table.c.data).where(
             not_(one_of(connection, table.c.profile_id, list(ids))), or_(*carrying, holding)
         )
     ).all()
     changes = []
-    for event_id, identifiers, data in found:
+    for event_id, type_name, identifiers, data in found:
         kept = {kind: value for kind, value in identifiers.items() if not theirs.holds(kind, value)}
         # in someone else's event, a value that merely holds theirs ("mojo@example.com") is not theirs
-        left = _replaced(data, theirs.named_by, keys_too=False)
+        left = _named_in(data, redactor.shape(type_name), theirs)
         if kept != identifiers or left != data:
             changes.append({"b_id": event_id, "b_ids": kept, "b_data": left})
     if changes:
@@ -634,7 +648,7 @@ def erase(
     clashes = _delete(connection, Conflict, _their_conflicts(connection, ids, theirs))
     # Someone else's event may carry one of their identifiers with no clash recorded (a mention of their
     # device), so the whole log is searched.
-    other_events = _scrub_foreign_events(connection, ids, theirs) if keys else 0
+    other_events = _scrub_foreign_events(connection, ids, theirs, redactor=redactor) if keys else 0
     removed_input = (
         _delete(connection, QuarantinedEvent, _their_quarantined(connection, theirs)) if keys else 0
     )

@@ -137,6 +137,10 @@ class Redactor:
     def _of(self, types: Iterable[str]) -> Shape:
         return _together(self._shapes.get(name, UNDECLARED) for name in types)
 
+    def shape(self, type_name: str) -> Shape:
+        """What the catalog declares of a type's data, every version together."""
+        return self._shapes.get(type_name, UNDECLARED)
+
     def data(self, type_name: str, data: dict[str, Any]) -> dict[str, Any]:
         """An event's data with personal and undeclared fields masked."""
         found: dict[str, Any] = masked(data, self._shapes.get(type_name, UNDECLARED))
