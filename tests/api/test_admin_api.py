@@ -114,6 +114,25 @@ def test_the_catalog_lists_every_built_in_type(client: TestClient) -> None:
     assert "shipping_address" in listed["order.placed"]["personal_fields"]
 
 
+def test_an_added_type_names_its_personal_fields_at_any_depth(client: TestClient) -> None:
+    contact = {"type": "object", "properties": {"name": {"type": "string", "x-personal": True}}}
+    address = {"type": "object", "x-personal": True, "properties": {"city": {"x-personal": True}}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "team": {"type": "array", "items": contact},
+            "notes": {"type": "object", "additionalProperties": {"type": "string", "x-personal": True}},
+            "address": address,
+            "role": {"type": "string"},
+        },
+    }
+
+    added = ok(client.post("/v1/event-types", json={"type": "team.listed", "schema": schema}), 201)
+
+    # a field inside a personal one (the address's city) is covered by it
+    assert added["personal_fields"] == ["team[].name", "notes.*", "address"]
+
+
 def test_an_event_type_added_at_run_time_is_used_at_once_and_versioned(client: TestClient) -> None:
     claim = event("warranty.claimed", ids={"email": "jo@example.com"}, serial="WM-1")
     assert (

@@ -147,16 +147,10 @@ class EventType:
 
     @cached_property
     def personal_fields(self) -> tuple[str, ...]:
-        """Top-level ``data`` fields the schema marks with ``x-personal``."""
-        props = self.schema.get("properties", {})
-        return tuple(
-            name for name, spec in props.items() if isinstance(spec, dict) and spec.get("x-personal")
-        )
-
-    @cached_property
-    def declared_fields(self) -> frozenset[str]:
-        """Top-level ``data`` fields the schema declares (personal or not)."""
-        return frozenset(self.schema.get("properties", {}))
+        """The ``data`` fields the schema marks with ``x-personal``, at any depth, as paths
+        (``shipping_address``, ``team[].name``, ``readings.*``); one inside another personal one is not
+        named again."""
+        return tuple(_personal_paths(self.schema, ""))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -169,6 +163,20 @@ class EventType:
             "personal_fields": list(self.personal_fields),
             "schema": self.schema,
         }
+
+
+def _personal_paths(schema: Any, path: str) -> Iterable[str]:
+    """The paths of the fields ``schema`` marks personal, outermost only (see ``personal_fields``)."""
+    if not isinstance(schema, dict):
+        return
+    if path and schema.get("x-personal"):
+        yield path
+        return
+    properties = schema.get("properties")
+    for name, spec in (properties if isinstance(properties, dict) else {}).items():
+        yield from _personal_paths(spec, f"{path}.{name}" if path else name)
+    yield from _personal_paths(schema.get("items"), f"{path}[]")
+    yield from _personal_paths(schema.get("additionalProperties"), f"{path}.*" if path else "*")
 
 
 def _fast_reason(refusal: fastjsonschema.JsonSchemaValueException | None, type_name: str) -> str:
