@@ -493,6 +493,27 @@ def test_unknown_types_in_the_timeline_filter_are_a_422_naming_them(client: Test
     assert "types: unknown event types 'page.veiwed', 'ordr'" in body["detail"]
 
 
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/profiles/{id}/timeline", "channel=web&channel=email"),
+        ("/v1/profiles/{id}/timeline", "limit=1&limit=50"),
+        ("/v1/profiles", "identifier=email:jo@example.com&identifier=email:sam@example.com"),
+        ("/v1/quarantine", "limit=5&after=0&limit=6"),
+    ],
+)
+def test_a_parameter_that_takes_one_value_given_twice_is_a_422_naming_it(
+    client: TestClient, path: str, query: str
+) -> None:
+    send(client, [message_for("jo@example.com")])
+    profile_id = profile_of(client, "email:jo@example.com")["id"]
+    name = query.split("=")[0]
+
+    body = problem(client.get(f"{path.format(id=profile_id)}?{query}"), 422)
+
+    assert body["detail"] == f"query.{name}: given more than once, but takes one value"
+
+
 def test_the_types_parameter_may_be_repeated(client: TestClient) -> None:
     ids = {"email": "jo@example.com"}
     send(client, [page_view(ids, minute=0), order("O-1", ids, minute=1), message(ids, minute=2)])

@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 import rapport
 from rapport import console
 from rapport.api import guards, problems
-from rapport.api.deps import reject_nul
+from rapport.api.deps import reject_nul, reject_repeated
 from rapport.api.ratelimit import RateLimiter
 from rapport.api.routers import (
     audit,
@@ -37,7 +37,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         title="Rapport",
         version=rapport.__version__,
         summary="Customer 360: every event from every source, tied to one person.",
-        dependencies=[Depends(reject_nul)],
+        dependencies=[Depends(reject_nul), Depends(reject_repeated)],
     )
     app.state.settings = settings
     app.state.database = database or connect_configured(settings)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from rapport.api.problems import ProblemError
@@ -26,6 +29,38 @@ def reject_nul(request: Request) -> None:
         if isinstance(value, str) and "\x00" in value:
             message = f"{where}.{name}: must not contain a NUL character"
             raise ProblemError(422, "Invalid request", message, [message])  # a console page shows it as one
+
+
+def reject_repeated(request: Request) -> None:
+    """Refuse a query parameter given more than once where the route takes one value: the last one
+    would silently count (``channel=web&channel=email`` filtering by email alone)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    single = _single_valued(route.dependant)
+    for name in dict.fromkeys(request.query_params.keys()):
+        if name in single and len(request.query_params.getlist(name)) > 1:
+            message = f"query.{name}: given more than once, but takes one value"
+            raise ProblemError(422, "Invalid request", message, [message])
+
+
+def _single_valued(route: Dependant) -> frozenset[str]:
+    """The names of the query parameters of a route (its dependant) that take one value."""
+    single: set[str] = set()
+    pending: list[Dependant] = [route]
+    while pending:  # the route's own parameters, and those of its dependencies
+        dependant = pending.pop()
+        single.update(f.alias for f in dependant.query_params if not _many(f.field_info.annotation))
+        pending.extend(dependant.dependencies)
+    return frozenset(single)
+
+
+def _many(annotation: Any) -> bool:
+    """Does a parameter so annotated take several values (a list, maybe optional)?"""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType, Annotated):
+        return any(_many(argument) for argument in get_args(annotation))
+    return (origin or annotation) in (list, set, frozenset, tuple)
 
 
 def get_database(request: Request) -> Database:
