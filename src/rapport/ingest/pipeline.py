@@ -9,7 +9,7 @@ log, and their writes follow the log's. A stream checks its next batch while the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -58,6 +58,8 @@ class Outcome:
 
     #: how many were rejected; ``rejected`` keeps only the first hundred of a long run
     rejected_count: int = 0
+    #: of the duplicates, those the log held already (the others repeat an event of their own batch)
+    in_log: int = 0
 
     def add(self, other: Outcome, *, keep: int = 100, first: int = 0) -> None:
         """Sum ``other`` into this outcome, remembering at most ``keep`` rejections in full. ``first`` is
@@ -65,6 +67,7 @@ class Outcome:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.rejected_count += other.rejected_count
+        self.in_log += other.in_log
         for rejection in other.rejected[: max(0, keep - len(self.rejected))]:
             at = rejection.get("index")  # None for what was never an event (an unreadable message)
             self.rejected.append(rejection if at is None else {**rejection, "index": first + at})
@@ -91,9 +94,16 @@ class CheckedBatch:
 
     fresh: list[Candidate]
     rejections: list[Rejection]
-    duplicates: int
+    #: the later copies of ids in ``fresh``, in batch order: duplicates, unless the first copy is refused
+    #: by a check that needs the database (then the next copy takes its place)
+    repeats: list[Candidate]
     checked_at: datetime
     line_of: LineOf | None = None
+
+    @property
+    def duplicates(self) -> int:
+        """The events the batch repeats, as far as the checks that need no database can tell."""
+        return len(self.repeats)
 
 
 def check_batch(
@@ -110,18 +120,18 @@ def check_batch(
     skew = settings.max_future_skew
     fresh: list[Candidate] = []
     rejections: list[Rejection] = []
+    repeats: list[Candidate] = []
     seen: set[str] = set()
-    duplicates = 0
     for index, raw in enumerate(events):
         checked = check(raw, index, catalog=catalog, kinds=kinds, now=now, skew=skew, limits=settings)
         if isinstance(checked, Rejection):
             rejections.append(checked)
         elif checked.event_id in seen:
-            duplicates += 1
+            repeats.append(checked)
         else:
             seen.add(checked.event_id)
             fresh.append(checked)
-    return CheckedBatch(fresh, rejections, duplicates, now, line_of)
+    return CheckedBatch(fresh, rejections, repeats, now, line_of)
 
 
 def _grants_consent(candidate: Candidate) -> bool:
@@ -191,6 +201,42 @@ def renaming(connection: Connection, *, secret: str) -> Callable[[str], str] | N
     return _renamed(any_erased(connection), secret)
 
 
+def _screened(
+    connection: Connection, fresh: list[Candidate], *, erased: bool, secret: str, now: datetime
+) -> tuple[list[Candidate], list[Rejection]]:
+    """The checks that need the database: ``fresh`` without the events of erased people, of stores not
+    registered and of devices that cannot take them, and the rejections of those."""
+    refused: list[Rejection] = []
+    if fresh and erased:
+        fresh, held_back = hold_back_erased(connection, fresh, secret=secret)
+        refused.extend(held_back)
+    if fresh:
+        fresh, unknown = screen_store_events(connection, fresh, now=now)
+        refused.extend(_rejected(unknown))
+    if fresh:
+        fresh, unfit = screen_devices(connection, fresh)
+        refused.extend(_rejected(unfit))
+    return fresh, refused
+
+
+def _rejected(refused: Iterable[tuple[Candidate, list[str]]]) -> Iterator[Rejection]:
+    for candidate, errors in refused:
+        yield Rejection(candidate.position, candidate.event_id, candidate.type, errors, _payload(candidate))
+
+
+def _next_copies(repeats: list[Candidate], ids: set[str]) -> tuple[list[Candidate], list[Candidate]]:
+    """The first of ``repeats`` with each of ``ids``, and the rest."""
+    taken: list[Candidate] = []
+    rest: list[Candidate] = []
+    for candidate in repeats:
+        if candidate.event_id in ids:
+            ids = ids - {candidate.event_id}
+            taken.append(candidate)
+        else:
+            rest.append(candidate)
+    return taken, rest
+
+
 def store_batch(
     session: Session,
     checked: CheckedBatch,
@@ -218,7 +264,7 @@ def store_batch(
     now = checked.checked_at
     lock_identity_graph(session)
     prefer_index_lookups(session)
-    outcome = Outcome(duplicates=checked.duplicates)
+    outcome = Outcome()
     fresh = checked.fresh
     connection = session.connection()
     secret = settings.secret_key.get_secret_value()
@@ -227,25 +273,20 @@ def store_batch(
         # the log's unique index does not know the ids an erasure renamed: they are looked up
         stored = ids_in_log(connection, [c.event_id for c in fresh], renamed=_renamed(erased, secret))
         if stored:
-            outcome.duplicates += sum(1 for c in fresh if c.event_id in stored)
+            outcome.in_log = sum(1 for c in fresh if c.event_id in stored)
             fresh = [c for c in fresh if c.event_id not in stored]
-    rejections = checked.rejections
-    if fresh and erased:
-        fresh, held_back = hold_back_erased(connection, fresh, secret=secret)
-        if held_back:
-            rejections = sorted([*rejections, *held_back], key=lambda r: r.index)
-    if fresh:
-        fresh, refused = screen_store_events(connection, fresh, now=now)
-        if refused:
-            unknown = [
-                Rejection(c.position, c.event_id, c.type, errors, _payload(c)) for c, errors in refused
-            ]
-            rejections = sorted([*rejections, *unknown], key=lambda r: r.index)
-    if fresh:
-        fresh, unfit = screen_devices(connection, fresh)
-        if unfit:
-            misfits = [Rejection(c.position, c.event_id, c.type, errors, _payload(c)) for c, errors in unfit]
-            rejections = sorted([*rejections, *misfits], key=lambda r: r.index)
+    rejections = list(checked.rejections)
+    screen = partial(_screened, connection, erased=erased, secret=secret, now=now)
+    fresh, refused = screen(fresh)
+    repeats = checked.repeats
+    while refused:
+        # a copy refused here leaves its place to the next copy of its id, as one the check refused does
+        rejections.extend(refused)
+        stand_ins, repeats = _next_copies(repeats, {r.event_id for r in refused if r.event_id})
+        kept, refused = screen(stand_ins)
+        fresh = sorted([*fresh, *kept], key=lambda c: c.position) if kept else fresh
+    rejections.sort(key=lambda r: r.index)
+    outcome.duplicates = outcome.in_log + len(repeats)
     line_of = checked.line_of
     if keep_rejected:
         quarantine(session, rejections, transport=transport, now=now, line_of=line_of)
@@ -366,7 +407,7 @@ def ingest_stream(
         nonlocal read, look_up
         total.add(outcome, first=read)
         read += count
-        look_up = outcome.duplicates > checked.duplicates  # the lookup, or a second try, found some
+        look_up = outcome.in_log > 0  # the lookup, or a second try, found some
         if on_progress is not None:
             on_progress(read, total)
 

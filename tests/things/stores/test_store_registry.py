@@ -103,6 +103,27 @@ def test_store_events_naming_an_unknown_store_are_quarantined_until_it_is_regist
     assert [z["zone"] for z in visit.zones] == ["shoes"]
 
 
+@pytest.mark.parametrize("batches", [1, 2], ids=["one batch", "copies in turn"])
+def test_a_copy_of_an_id_whose_first_copy_names_an_unknown_store_takes_its_place(
+    db: Database, settings: Settings, batches: int
+) -> None:
+    register(db)
+    wrong = entered(JO, 0, store="store-77")
+    right = {**wrong, "data": {**wrong["data"], "store_id": STORE}}
+    again = {**right, "data": {**right["data"], "zone": "ignored"}}  # a third copy is the duplicate
+    sent = [wrong, right, again]
+
+    outcomes = [ingest(db, settings, sent)] if batches == 1 else [ingest(db, settings, [e]) for e in sent]
+
+    accepted = sum(o.accepted for o in outcomes)
+    duplicates = sum(o.duplicates for o in outcomes)
+    reasons = [r["errors"] for o in outcomes for r in o.rejected]
+    unknown = "data.store_id: unknown store 'store-77'; register it first (PUT /v1/stores/store-77)"
+    assert (accepted, duplicates, reasons) == (1, 1, [[unknown]])
+    [visit] = visits(db)
+    assert visit.store_id == STORE
+
+
 def test_presence_from_a_sensor_whose_clock_runs_ahead_is_quarantined_with_the_reason(
     db: Database, settings: Settings
 ) -> None:
