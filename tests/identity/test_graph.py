@@ -550,6 +550,71 @@ def test_undo_gives_back_what_came_later_but_leaves_a_profile_merged_into_the_su
     assert view is not None and view["id"] == bea and view["counters"]["events"] == 5
 
 
+@pytest.mark.parametrize("batches", ["a batch each", "one batch"])
+def test_undo_after_the_survivor_was_merged_into_a_third_profile_leaves_the_third_what_is_its_own(
+    db: Database, settings: Settings, batches: str
+) -> None:
+    """Ann absorbs Bob's cookie; then Dan's customer number comes with that cookie, and Dan's profile
+    absorbs Ann's. Undoing the first merge gives Bob his cookie back and leaves Dan his number, his name
+    and his event: they never came through Bob."""
+    sent = [
+        event("profile.updated", ids={"email": "ann@example.com"}, first_name="Ann", id="ann"),
+        event("profile.updated", ids={"cookie_id": "ck-b"}, minute=1, first_name="Bob", id="bob"),
+        event("identity.linked", ids={"email": "ann@example.com", "cookie_id": "ck-b"}, minute=2),
+        event("profile.updated", ids={"customer_id": "D1"}, minute=3, first_name="Dan", id="dan"),
+        event("identity.linked", ids={"cookie_id": "ck-b", "customer_id": "D1"}, minute=4, id="joins"),
+    ]
+    for batch in [[one] for one in sent] if batches == "a batch each" else [sent]:
+        ingest(db, settings, batch)
+    dan = holder(db, "customer_id", "D1")
+
+    undo_only_merge(db, settings, first=True)
+
+    bob = holder(db, "cookie_id", "ck-b")
+    assert bob != dan and filed_under(db, "bob") == bob
+    assert holder(db, "customer_id", "D1") == holder(db, "email", "ann@example.com") == dan
+    assert filed_under(db, "dan") == filed_under(db, "joins") == dan  # "joins" carries both sides
+    with db.session() as session:
+        views = {pid: profile_360(session, profile_id=pid) for pid in (dan, bob)}
+    assert {pid: view["traits"]["first_name"]["value"] for pid, view in views.items() if view} == {
+        dan: "Dan",
+        bob: "Bob",
+    }
+
+
+@pytest.mark.parametrize("batches", ["a batch each", "one batch"])
+def test_undo_after_the_survivor_was_merged_into_a_third_profile_gives_back_what_came_through_the_absorbed(
+    db: Database, settings: Settings, batches: str
+) -> None:
+    """Ann absorbs Bob's cookie; Bob gives his phone with the cookie; then Cy's customer number comes with
+    Ann's email, and Cy's profile absorbs Ann's. Undoing the first merge gives Bob his cookie, his phone
+    and the event that brought it."""
+    sent = [
+        event("profile.updated", ids={"email": "ann@example.com"}, first_name="Ann"),
+        event("profile.updated", ids={"cookie_id": "ck-b"}, minute=1, first_name="Bob"),
+        message({"customer_id": "C1"}, minute=2),
+        event("identity.linked", ids={"email": "ann@example.com", "cookie_id": "ck-b"}, minute=3),
+        event(
+            "profile.updated",
+            ids={"cookie_id": "ck-b", "phone": "+447700900555"},
+            minute=4,
+            id="phone",
+            last_name="Bee",
+        ),
+        event("identity.linked", ids={"customer_id": "C1", "email": "ann@example.com"}, minute=5),
+    ]
+    for batch in [[one] for one in sent] if batches == "a batch each" else [sent]:
+        assert ingest(db, settings, batch).rejected == []
+    cy = holder(db, "customer_id", "C1")
+
+    undo_only_merge(db, settings, first=True)
+
+    bob = holder(db, "cookie_id", "ck-b")
+    assert bob != cy
+    assert holder(db, "phone", "+447700900555") == filed_under(db, "phone") == bob
+    assert holder(db, "email", "ann@example.com") == holder(db, "customer_id", "C1") == cy
+
+
 def _registered(serial: str, ids: dict[str, str], minute: float) -> dict[str, object]:
     return event(
         "device.registered", ids={**ids, "device_serial": serial}, minute=minute, serial=serial, model="WM-1"

@@ -17,7 +17,7 @@ from rapport.events.store import EventRow, select_events
 from rapport.identity.graph import GraphBatch, MergeDecision, MergeRequest, key_text
 from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS, IdentifierKind, InvalidIdentifier, KindTable
 from rapport.identity.models import Conflict, Identifier, IdentifierKindRecord, Merge, MergeBlock
-from rapport.identity.undo import absorbed_side, brought_later, events_of
+from rapport.identity.undo import absorbed_side, events_of
 from rapport.profiles.followers import profiles_changed
 from rapport.profiles.models import Profile
 from rapport.profiles.projector import project, rebuild_entities, rebuild_profiles
@@ -128,10 +128,10 @@ def list_conflicts(
 def undo_merge(
     session: Session, *, merge_id: int, kinds: KindTable, priority_of: Callable[[str], int]
 ) -> Merge:
-    """Split a merge: the absorbed profile gets back the identifiers it held, those linked since that came
-    on the holder's events with them (see :func:`~rapport.identity.undo.absorbed_side`), and the events
-    that carry identifiers of its side only; both profiles are recomputed from their events, and they are
-    kept apart from then on. Merges into the holder made since are left as they are."""
+    """Split a merge: the absorbed profile gets back the identifiers it held, those that first came with
+    them since (see :func:`~rapport.identity.undo.absorbed_side`), and the events that carry identifiers of
+    its side only; both profiles are recomputed from their events, and they are kept apart from then on.
+    Merges made since, into the survivor or of the survivor into another profile, are left as they are."""
     lock_identity_graph(session)
     merge = session.get(Merge, merge_id)
     if merge is None:
@@ -150,17 +150,10 @@ def undo_merge(
     assert holder is not None
     now = datetime.now(UTC)
     held = {key_text((i.kind, i.value)): i for i in identifiers_of(session, profile_id=holder)}
-    theirs = set(merge.absorbed_identifiers)  # what the absorbed profile held at the merge
-    # The survivor's side: what later merges brought (left as they are), and what came on the events the
-    # holder had before the merge that carry nothing of the absorbed profile's.
-    ours = (brought_later(session, merge, holder) & held.keys()) - theirs
-    events: dict[str, frozenset[str]] = {}
-    for event_id, keys, before in events_of(conn, holder, merge, kinds):
-        events[event_id] = keys
-        if before and keys.isdisjoint(theirs):
-            ours |= keys & held.keys()
-    # What came since goes with the side whose identifiers it came with (see absorbed_side).
-    theirs = absorbed_side(theirs, ours, held.keys() - theirs - ours, set(events.values()))
+    found = list(events_of(conn, holder, merge, kinds))
+    # what the absorbed profile held at the merge, and what first came with that alone since
+    theirs = absorbed_side(set(merge.absorbed_identifiers), ((keys, before) for _, keys, before in found))
+    events = {event_id: keys for event_id, keys, _ in found}
     moved_ids = [
         event_id
         for event_id, keys in events.items()

@@ -3,19 +3,16 @@ decided by following the events (see :func:`rapport.identity.service.undo_merge`
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, one_of
 from rapport.events.models import Event
 from rapport.identity.graph import key_text
 from rapport.identity.kinds import KindTable
 from rapport.identity.models import Merge
-from rapport.profiles.service import aliases_of
 
 
 def keys_of(identifiers: Mapping[str, Any], kinds: KindTable) -> frozenset[str]:
@@ -29,15 +26,18 @@ def keys_of(identifiers: Mapping[str, Any], kinds: KindTable) -> frozenset[str]:
 def events_of(
     connection: Connection, profile_id: str, merge: Merge, kinds: KindTable
 ) -> Iterator[tuple[str, frozenset[str], bool]]:
-    """Each event filed under ``profile_id``: its id, its identifiers (:func:`keys_of`), and whether it
-    was taken in before ``merge`` was made. The log's sequence says so: the event that made the merge and
-    those before it in the log; for an explicit merge (no event made it), those received by its moment."""
+    """Each event filed under ``profile_id``, in the order the log took them in: its id, its identifiers
+    (:func:`keys_of`), and whether it was taken in before ``merge`` was made. The log's sequence says so:
+    the event that made the merge and those before it; for an explicit merge (no event made it), those
+    received by its moment."""
     table = table_of(Event)
     made = None
     if merge.event_id is not None:
         made = connection.scalar(select(table.c.seq).where(table.c.event_id == merge.event_id))
-    query = select(table.c.event_id, table.c.identifiers, table.c.seq, table.c.received_at).where(
-        table.c.profile_id == profile_id
+    query = (
+        select(table.c.event_id, table.c.identifiers, table.c.seq, table.c.received_at)
+        .where(table.c.profile_id == profile_id)
+        .order_by(table.c.seq)
     )
     shared: dict[frozenset[str], frozenset[str]] = {}  # one copy of each set of identifiers
     for event_id, identifiers, seq, received_at in connection.execute(query):
@@ -46,42 +46,24 @@ def events_of(
         yield event_id, shared.setdefault(keys, keys), before
 
 
-def brought_later(session: Session, merge: Merge, holder: str) -> set[str]:
-    """The identifiers that the merges into ``holder`` (directly or along a chain) made after ``merge``,
-    and not undone, brought with them: an undo leaves those merges as they are."""
-    later = table_of(Merge)
-    brought: set[str] = set()
-    for chunk in chunked(aliases_of(session, profile_id=holder)):
-        query = select(later.c.absorbed_identifiers).where(
-            one_of(session.connection(), later.c.absorbed_id, chunk),
-            later.c.id > merge.id,
-            later.c.undone_at.is_(None),
-        )
-        for keys in session.scalars(query):
-            brought.update(keys)
-    return brought
+def absorbed_side(theirs: set[str], events: Iterable[tuple[frozenset[str], bool]]) -> set[str]:
+    """The absorbed profile's side: what it held at the merge (``theirs``), and each identifier that first
+    came after it, in the order of ``events`` (each a set of identifiers, as the log took them in, and
+    whether it came before the merge), on an event with identifiers of that side only.
 
-
-def absorbed_side(
-    theirs: set[str], ours: set[str], undecided: set[str], events: Collection[frozenset[str]]
-) -> set[str]:
-    """The absorbed profile's side (``theirs``), grown by following ``events`` (each a set of
-    identifiers), step by step until nothing changes: an ``undecided`` identifier that comes on an event
-    with identifiers of one side joins that side; one that comes with both sides' (on one event or on
-    two) joins the survivor's side (``ours``), as does one that never comes with either."""
-    theirs, ours, undecided = set(theirs), set(ours), set(undecided)
-    while undecided:
-        with_theirs: set[str] = set()
-        with_ours: set[str] = set()
-        for keys in events:
-            reached = keys & undecided
-            if reached and not keys.isdisjoint(theirs):
-                with_theirs |= reached
-            if reached and not keys.isdisjoint(ours):
-                with_ours |= reached
-        if not with_theirs and not with_ours:
-            break
-        ours |= with_ours
-        theirs |= with_theirs - with_ours
-        undecided -= with_theirs | with_ours
+    What came before the merge and is not theirs was someone else's then. One that first came after it
+    with the survivor's side, or with both, is the survivor's; so is one that first came with neither: it
+    reached the holder some other way (its own, or a profile merged into it later, which an undo leaves as
+    it is)."""
+    theirs = set(theirs)
+    ours: set[str] = set()
+    for keys, before in events:
+        new = keys - theirs - ours
+        if not new:
+            continue
+        known = keys - new
+        if not before and known and known <= theirs:
+            theirs |= new
+        else:
+            ours |= new
     return theirs
