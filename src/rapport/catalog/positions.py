@@ -6,13 +6,13 @@ an example with an ``id`` or a property named ``$schema`` is not taken for a key
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
 from rapport.catalog.errors import field_path, walk
 
-__all__ = ["DRAFT_7", "MAX_FAN_OUT", "schema_nodes", "too_wide", "unfollowable"]
+__all__ = ["DRAFT_7", "MAX_FAN_OUT", "referenced", "schema_nodes", "too_wide", "unfollowable"]
 
 #: the dialect of every schema in the catalog, as its ``$schema`` names it (the trailing ``#`` optional)
 DRAFT_7 = "http://json-schema.org/draft-07/schema#"
@@ -67,6 +67,25 @@ def _pointer_of(reference: str) -> str | None:
     when it names an anchor (``#a``)."""
     fragment = reference[1:]
     return unquote(fragment) if not fragment or fragment.startswith("/") else None
+
+
+def referenced(schema: Any) -> Callable[[str], dict[str, Any] | bool | None]:
+    """What a reference within ``schema`` names (``#``, ``#/definitions/a``, an anchor ``#a`` that a
+    ``$id`` names), as a validator follows it; None for one that names nothing in it."""
+    return _referenced(list(schema_nodes(schema)))
+
+
+def _referenced(
+    nodes: list[tuple[str, str, dict[str, Any] | bool]],
+) -> Callable[[str], dict[str, Any] | bool | None]:
+    by_pointer = {pointer: node for _, pointer, node in nodes}
+    by_anchor = {n["$id"]: n for _, _, n in nodes if isinstance(n, dict) and isinstance(n.get("$id"), str)}
+
+    def target(reference: str) -> dict[str, Any] | bool | None:
+        pointer = _pointer_of(reference)
+        return by_anchor.get(reference) if pointer is None else by_pointer.get(pointer)
+
+    return target
 
 
 def _escaped(key: str) -> str:
@@ -155,8 +174,7 @@ def too_wide(schema: Any) -> str | None:
     one value, and explaining why an event breaks it takes hours; a reference loop never ends. (Call once
     :func:`unfollowable` found every reference followable.)"""
     nodes = list(schema_nodes(schema))
-    by_pointer = {pointer: node for _, pointer, node in nodes}
-    by_anchor = {n["$id"]: n for _, _, n in nodes if isinstance(n, dict) and isinstance(n.get("$id"), str)}
+    target = _referenced(nodes)
     counted: dict[int, int] = {}
     being_counted: set[int] = set()
 
@@ -171,10 +189,9 @@ def too_wide(schema: Any) -> str | None:
         if key in being_counted:
             raise _Loop
         being_counted.add(key)
-        target = node.get("$ref")
-        if isinstance(target, str):  # draft 7: a reference stands for the whole schema it is in
-            pointer = _pointer_of(target)
-            parts = [by_anchor.get(target) if pointer is None else by_pointer.get(pointer)]
+        reference = node.get("$ref")
+        if isinstance(reference, str):  # draft 7: a reference stands for the whole schema it is in
+            parts = [target(reference)]
         else:
             parts = [node[keyword] for keyword in IN_PLACE_ONE if keyword in node]
             parts += [

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple, TextIO
 
 import orjson
 
+from rapport.catalog.kinds import ANY_KIND, field_kinds, kind_of
+from rapport.catalog.registry import Catalog, EventType
 from rapport.catalog.service import load_catalog
 from rapport.db import Database
 from rapport.db.bulk import chunked
@@ -101,24 +103,32 @@ def _rest_of_line(stream: BufferedReader, start: bytes) -> int:
     return size
 
 
-FieldType = Callable[[str, str], Any]
+#: the kinds of JSON value (:data:`rapport.catalog.kinds.ANY_KIND`) a ``data.<field>`` cell may be read
+#: as, given the row's type, the version it is checked against (None: the latest) and the field; None for a
+#: type or version the catalog does not know
+FieldKinds = Callable[[str, int | None, str], frozenset[str] | None]
 
 
-#: the JSON Schema types a CSV cell is read as JSON for (``5`` a number, ``true``, ``[1]`` a list)
-NOT_TEXT = frozenset({"number", "integer", "boolean", "array", "object", "null"})
-#: the field type of every field of a type the catalog does not know: its row is quarantined, and its
-#: cells are read as JSON where they parse, as the type added later most likely declares them (numbers,
-#: true), so that a replay can take the row
-UNKNOWN_TYPE = "(unknown type)"
+#: the kinds of a field that may only be text, whose cell is kept as written (an identifier's always is)
+TEXT = frozenset({"string"})
 
 
-def _cell(value: str, wanted: Any) -> Any:
-    """A CSV cell as the schema declares its field: JSON (numbers, true, lists) for a field that may be
-    other than text, if it parses; else the text as written (``0012`` and ``1.10`` stay as they are in a
-    field the schema does not declare), and the schema check will say what is wrong."""
-    types = set(wanted) if isinstance(wanted, list) else {wanted}
-    if wanted != UNKNOWN_TYPE and not types & NOT_TEXT:
+def _cell(value: str, kinds: frozenset[str] | None) -> Any:
+    """A CSV cell as the schema lets its field be: JSON (numbers, true, lists) where the field may be other
+    than text and the cell parses as JSON of a kind it may be; else the text as written (``0012`` and
+    ``1.10`` stay as they are in a field the schema does not declare, ``1.5`` in one that may be text or a
+    whole number), and the schema check will say what is wrong. In a field that may not be text, a cell
+    that parses is JSON all the same, so that the refusal names what was written (``2.5`` in a field of
+    whole numbers: a number, not a string). The cells of a type the catalog does not know (``kinds``
+    None) are read as JSON where they parse, as the type added later most likely declares them (numbers,
+    true): its row is quarantined, and a replay can take it."""
+    if kinds is not None and (kinds == ANY_KIND or kinds <= TEXT):
         return value
+    parsed = _json_or_text(value)
+    return parsed if kinds is None or "string" not in kinds or kind_of(parsed) in kinds else value
+
+
+def _json_or_text(value: str) -> Any:
     try:
         return parse_json(value)
     except orjson.JSONDecodeError:
@@ -145,16 +155,16 @@ DOTTED = ("identifiers", "data")
 
 
 def read_csv(
-    stream: TextIO, field_type: FieldType = lambda _type, _field: None, limit: int = MAX_LINE
+    stream: TextIO, field_kinds: FieldKinds = lambda _type, _version, _field: ANY_KIND, limit: int = MAX_LINE
 ) -> Iterator[Line]:
     """Columns ``id, type, occurred_at, source``, then ``identifiers.<kind>`` and either a ``data`` column
-    holding a JSON object or ``data.<field>`` columns, read as the type's schema declares each field
-    (``field_type(type, field)`` gives the JSON Schema type); a row holds at most ``limit`` characters.
+    holding a JSON object or ``data.<field>`` columns, read as the type's schema lets each field be
+    (``field_kinds(type, version, field)``: by default, as text); a row holds at most ``limit`` characters.
     The header is read at once (blank lines before it skipped): raises UnusableFile if it cannot be
     followed, before any row is read."""
     records = _csv_records(stream, limit)
     header = _csv_header(records)
-    return _csv_rows(records, header, field_type)
+    return _csv_rows(records, header, field_kinds)
 
 
 class _Record(NamedTuple):
@@ -209,7 +219,7 @@ def _csv_header(records: Iterator[_Record | Unparsable]) -> list[str]:
 
 
 def _csv_rows(
-    records: Iterator[_Record | Unparsable], header: list[str], field_type: FieldType
+    records: Iterator[_Record | Unparsable], header: list[str], field_kinds: FieldKinds
 ) -> Iterator[Line]:
     """Each record's event, or why it cannot give one, with the line it starts on."""
     for record in records:
@@ -230,7 +240,7 @@ def _csv_rows(
             yield number, Unparsable(number, record.text, f"{where} is not UTF-8 text")
             continue
         try:
-            event = _csv_event(row, field_type)
+            event = _csv_event(row, field_kinds)
         except ValueError as exc:
             yield number, Unparsable(number, record.text, str(exc))
             continue
@@ -393,24 +403,28 @@ def _csv_state(text: str, state: str) -> str:
     return state
 
 
-def _csv_event(row: dict[str, str], field_type: FieldType) -> dict[str, Any]:
+def _csv_event(row: dict[str, str], field_kinds: FieldKinds) -> dict[str, Any]:
     """The envelope a CSV row gives. Raises ValueError naming what cannot be read."""
     event: dict[str, Any] = {}
     dotted: dict[str, dict[str, Any]] = {name: {} for name in DOTTED}
+    type_name = row.get("type") or ""
+    version = _json_or_text(row["schema_version"]) if row.get("schema_version") else None
+    # the version the data is checked against: the latest where the row names none as a whole number
+    checked = version if isinstance(version, int) and not isinstance(version, bool) else None
     for column, value in row.items():
         if value == "":
             continue
         name, dot, field = column.partition(".")
         if dot and name in dotted:
-            wanted = None if name == "identifiers" else field_type(row.get("type") or "", field)
-            dotted[name][field] = _cell(value, wanted)
+            kinds = field_kinds(type_name, checked, field) if name == "data" else TEXT
+            dotted[name][field] = _cell(value, kinds)
         elif column == "data":
             try:
                 event["data"] = parse_json(value)
             except orjson.JSONDecodeError as exc:
                 raise ValueError(f"the data column is {json_problem(exc)}") from exc
         else:
-            event[column] = _cell(value, "integer") if column == "schema_version" else value
+            event[column] = version if column == "schema_version" else value
     for name, fields in dotted.items():
         if name in event and fields:
             raise ValueError(
@@ -443,12 +457,16 @@ def import_file(
     with database.session() as session:
         catalog = load_catalog(session)
 
-    def field_type(type_name: str, field: str) -> Any:
-        event_type = catalog.get(type_name)
-        if event_type is None:
-            return UNKNOWN_TYPE
-        spec = event_type.schema.get("properties", {}).get(field)
-        return spec.get("type") if isinstance(spec, dict) else None
+    kinds: dict[tuple[str, int, str], frozenset[str]] = {}  # worked out once per type, version and field
+
+    def cell_kinds(type_name: str, version: int | None, field: str) -> frozenset[str] | None:
+        event_type = catalog.get(type_name, version)
+        if event_type is None:  # not known yet: read as JSON where it parses, for a replay (see _cell)
+            return None
+        key = (event_type.type, event_type.version, field)
+        if key not in kinds:
+            kinds[key] = _kinds_checked(catalog, event_type, field)
+        return kinds[key]
 
     unreadable = Outcome()  # the lines that could not be read: quarantined here, reported with the rest
     # the lines of the events sent to the pipeline, by the position of a batch's first event in the stream;
@@ -488,7 +506,7 @@ def import_file(
         _refuse_binary(raw, path)
         if path.suffix.lower() == ".csv":  # bytes that are not UTF-8 are kept, to be named and quarantined
             text = TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-            items = read_csv(text, field_type, settings.max_batch_bytes)
+            items = read_csv(text, cell_kinds, settings.max_batch_bytes)
         else:
             items = read_jsonl(raw, settings.max_batch_bytes)
         total = ingest_stream(
@@ -503,6 +521,17 @@ def import_file(
     total.rejected = sorted([*total.rejected, *unreadable.rejected], key=lambda r: r["line"] or 0)[:100]
     total.rejected_count += unreadable.rejected_count
     return total
+
+
+def _kinds_checked(catalog: Catalog, event_type: EventType, field: str) -> frozenset[str]:
+    """The kinds of value the data's ``field`` may be in an event of ``event_type``: those its schema
+    allows and, for an operator's version of a built-in type, the built-in schema too, which its events
+    must also meet."""
+    kinds = field_kinds(event_type.schema, field, builtin=event_type.builtin)
+    base = catalog.base_of(event_type)
+    if base is not None:
+        kinds &= field_kinds(base.schema, field, builtin=base.builtin)
+    return kinds
 
 
 #: how files start that are not text, and what they are
