@@ -23,8 +23,8 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from builders import event, order, page_view
-from rapport.catalog.kinds import ANY_KIND, field_kinds
 from rapport.catalog.service import add_event_type
+from rapport.catalog.value_kinds import ANY_KIND, field_kinds
 from rapport.cli import app
 from rapport.db import Database
 from rapport.events import Event

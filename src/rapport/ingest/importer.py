@@ -17,9 +17,9 @@ from typing import Any, NamedTuple, TextIO
 
 import orjson
 
-from rapport.catalog.kinds import ANY_KIND, field_kinds, kind_of
 from rapport.catalog.registry import Catalog, EventType
 from rapport.catalog.service import load_catalog
+from rapport.catalog.value_kinds import ANY_KIND, field_kinds, kind_of
 from rapport.db import Database
 from rapport.db.bulk import chunked
 from rapport.ingest.jsontext import json_problem, parse_json, utf8_problem
@@ -103,9 +103,9 @@ def _rest_of_line(stream: BufferedReader, start: bytes) -> int:
     return size
 
 
-#: the kinds of JSON value (:data:`rapport.catalog.kinds.ANY_KIND`) a ``data.<field>`` cell may be read
-#: as, given the row's type, the version it is checked against (None: the latest) and the field; None for a
-#: type or version the catalog does not know
+#: the kinds of JSON value (:data:`~rapport.catalog.value_kinds.ANY_KIND`) a ``data.<field>`` cell may be
+#: read as, given the row's type, the version it is checked against (None: the latest) and the field; None
+#: for a type or version the catalog does not know
 FieldKinds = Callable[[str, int | None, str], frozenset[str] | None]
 
 
