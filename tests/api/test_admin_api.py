@@ -228,6 +228,7 @@ def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
         ({"schema": {"type": "string"}}, "must describe an object"),
         ({"schema": {}}, "must describe an object"),
         ({"schema": WARRANTY_V1, "channel": {"default": "web"}}, "channel: must be text or"),
+        ({"schema": WARRANTY_V1, "channel": {"field": " "}}, "channel.field: must name a data field, not be"),
         ({"schema": "object"}, "schema"),
         ({}, "schema: required property missing"),
         ({"schema": WARRANTY_V1, "type": "Warranty Claimed"}, "type"),

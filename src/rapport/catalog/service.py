@@ -67,6 +67,8 @@ def _check_channel(channel: str | dict[str, Any] | None) -> None:
             raise CatalogError(f"unknown field; {_CHANNEL_FORMS}", field=f"channel.{unknown[0]}")
         if not isinstance(channel.get("field"), str):
             raise CatalogError(_CHANNEL_FORMS, field="channel")
+        if not channel["field"].strip():
+            raise CatalogError("must name a data field, not be blank", field="channel.field")
         constant = channel.get("default")
         if constant is None:
             return
