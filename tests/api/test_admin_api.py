@@ -303,6 +303,7 @@ def test_a_reference_within_the_schema_is_followed(client: TestClient) -> None:
         "not an object",
         "empty",
         "channel without field",
+        "channel field blank",
         "schema not an object",
         "no schema",
         "bad name",
