@@ -153,6 +153,27 @@ def test_bad_events_are_quarantined_with_a_reason_naming_the_field(
         assert session.scalar(select(func.count()).select_from(Event)) == 1
 
 
+def test_every_reason_is_named_a_bad_date_time_or_address_among_them(
+    db: Database, settings: Settings
+) -> None:
+    schema = {
+        "type": "object",
+        "required": ["serial"],
+        "properties": {"at": {"type": "string", "format": "date-time"}, "manual": {"format": "uri"}},
+    }
+    with db.session(write=True) as session:
+        add_event_type(session, type="warranty.claimed", schema=schema)
+    claim = event("warranty.claimed", ids={"email": "jo@example.com"}, at="Tuesday", manual="see box")
+
+    outcome = ingest(db, settings, [claim])
+
+    assert outcome.rejected[0]["errors"] == [
+        "data.serial: required property missing",
+        "data.at: is not a valid date-time",
+        "data.manual: is not a valid uri",
+    ]
+
+
 def test_replay_accepts_quarantined_events_once_the_catalog_knows_their_type(
     db: Database, settings: Settings
 ) -> None:

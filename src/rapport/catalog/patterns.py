@@ -24,11 +24,20 @@ from typing import Any
 
 import jsonschema
 import re2
+from fastjsonschema.draft07 import CodeGeneratorDraft07
 from jsonschema.validators import extend
 
 from rapport.catalog.positions import schema_nodes
 
-__all__ = ["LINEAR_FORMATS", "PatternError", "linear", "linear_patterns", "linear_validator", "patterns_in"]
+__all__ = [
+    "FULL_FORMATS",
+    "LINEAR_FORMATS",
+    "PatternError",
+    "linear",
+    "linear_patterns",
+    "linear_validator",
+    "patterns_in",
+]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would write each refusal to standard error; the caller is told
@@ -41,6 +50,25 @@ def _names_a_mailbox(value: str) -> bool:
 #: formats whose fastjsonschema expression takes more than linear time: its email address took 13 s over a
 #: value of 64 KB. They are checked as jsonschema checks them (an ``@`` in it), for every schema.
 LINEAR_FORMATS = {"email": _names_a_mailbox, "idn-email": _names_a_mailbox}
+
+
+def _full_formats() -> jsonschema.FormatChecker:
+    """The formats the validator that names an event's reasons checks: jsonschema's for draft 7, and
+    those it leaves unchecked without packages it does not require (``date-time``, ``time``, ``uri`` …)
+    as the fast check (fastjsonschema) checks them, so that every reason is named, where a bad date-time
+    was named only when nothing else was wrong."""
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checkers = dict(jsonschema.Draft7Validator.FORMAT_CHECKER.checkers)
+    for name, expression in CodeGeneratorDraft07.FORMAT_REGEXS.items():
+        if name not in checker.checkers and name not in LINEAR_FORMATS:
+            matcher = re.compile(expression).match
+            checker.checks(name)(
+                lambda value, match=matcher: not isinstance(value, str) or bool(match(value))
+            )
+    return checker
+
+
+FULL_FORMATS = _full_formats()
 
 
 class PatternError(ValueError):
@@ -95,7 +123,7 @@ def linear_validator(schema: Mapping[str, Any]) -> jsonschema.Draft7Validator:
     left out: jsonschema checks a schema that names one (``"$ref": "#"`` reaches the root) with the stock
     validator of that dialect, which matches with Python's engine."""
     undeclared = {key: value for key, value in schema.items() if key != "$schema"}
-    return LinearDraft7Validator(undeclared, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    return LinearDraft7Validator(undeclared, format_checker=FULL_FORMATS)
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, _schema: Any) -> Iterator[Any]:

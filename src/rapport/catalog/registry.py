@@ -15,6 +15,7 @@ import jsonschema
 
 from rapport.catalog.errors import explain, walk
 from rapport.catalog.patterns import (
+    FULL_FORMATS,
     LINEAR_FORMATS,
     PatternError,
     linear_patterns,
@@ -94,8 +95,7 @@ class EventType:
                 f"schema of {self.type} v{self.version} must describe an object (type: object)"
             )
         if self.builtin:
-            checker = jsonschema.Draft7Validator.FORMAT_CHECKER
-            full = jsonschema.Draft7Validator(self.schema, format_checker=checker)
+            full = jsonschema.Draft7Validator(self.schema, format_checker=FULL_FORMATS)
         else:
             if fast is not None:
                 linear_patterns(fast, patterns)
@@ -180,8 +180,7 @@ def _personal_paths(schema: Any, path: str) -> Iterable[str]:
 
 
 def _fast_reason(refusal: fastjsonschema.JsonSchemaValueException | None, type_name: str) -> str:
-    """The fast check's reason, where the full one found none. The two differ at the edges: jsonschema
-    leaves a date-time or a time unchecked without a package it does not require."""
+    """The fast check's reason, where the full one found none (they should not differ)."""
     if refusal is None:
         return "data: does not match the schema of " + type_name
     where = refusal.name or "data"
