@@ -1,9 +1,10 @@
-"""Projections: orders with versions, survivorship, counters that equal a recomputation, any order."""
+"""Projections: orders with versions, cases opened and closed, survivorship, counters that equal a
+recomputation, any order."""
 
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,12 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from builders import amended_then_cancelled, at, event, ingest, message, order
+from builders import BASE, amended_then_cancelled, at, event, ingest, message, order
 from rapport.db import Database
 from rapport.identity.models import Identifier, Merge
 from rapport.ingest.pipeline import source_priorities
+from rapport.ingest.rebuild import rebuild_projections
 from rapport.profiles.entities import diff_lines
-from rapport.profiles.models import Profile
+from rapport.profiles.models import Case, Profile
 from rapport.profiles.projector import rebuild_profiles
 from rapport.profiles.service import account_view, order_view
 from rapport.profiles.state import State, apply, empty_state, merge
@@ -594,3 +596,167 @@ def test_an_account_stored_before_versions_were_kept_still_reads_and_counts_what
         {"EUR": 160.0},
         {"EUR": 45.0},
     )
+
+
+# -- cases ---------------------------------------------------------------------------------------------
+
+JO = {"email": "jo@example.com"}
+DAY = 24 * 60
+
+
+def moment(minutes: float) -> datetime:
+    return BASE + timedelta(minutes=minutes)
+
+
+def case_event(type: str, minute: float, **data: Any) -> dict[str, Any]:
+    return event(type, ids=JO, minute=minute, source="crm", case_id="R-1", **data)
+
+
+def opened(minute: float, subject: str = "Fridge broken", **data: Any) -> dict[str, Any]:
+    return case_event("case.opened", minute, kind="complaint", subject=subject, **data)
+
+
+def case_row(db: Database) -> dict[str, Any]:
+    """Every column of the one case, as stored."""
+    with db.session() as session:
+        return dict(session.execute(select(Case.__table__)).one()._mapping)
+
+
+def the_case(db: Database) -> tuple[dict[str, Any], list[str]]:
+    """The case's status, subject and times, and the cases its owner's 360 lists as open."""
+    row = case_row(db)
+    with db.session() as session:
+        view = profile_360(session, profile_id=row["profile_id"])
+    assert view is not None
+    kept = {name: row[name] for name in ("status", "subject", "opened_at", "closed_at")}
+    return kept, [case["case_id"] for case in view["open_cases"]]
+
+
+def test_a_closed_case_opened_again_is_open_under_its_new_subject(db: Database, settings: Settings) -> None:
+    ingest(db, settings, [opened(0), case_event("case.closed", DAY)])
+    ingest(db, settings, [opened(4 * DAY, subject="Fridge broken again")])
+
+    row, open_cases = the_case(db)
+
+    # it was opened when it first was; the history keeps the close
+    assert row == {
+        "status": "open",
+        "subject": "Fridge broken again",
+        "opened_at": moment(0),
+        "closed_at": None,
+    }
+    assert open_cases == ["R-1"]
+    assert [step["type"] for step in case_row(db)["history"]] == ["case.opened", "case.closed", "case.opened"]
+
+
+@pytest.mark.parametrize("status", ["open", "waiting_on_customer"])
+def test_a_closed_case_updated_to_a_status_is_open_again_in_that_status(
+    db: Database, settings: Settings, status: str
+) -> None:
+    ingest(db, settings, [opened(0), case_event("case.closed", DAY)])
+    ingest(db, settings, [case_event("case.updated", 2 * DAY, priority="high", note="Called back")])
+    assert the_case(db) == ({**the_case(db)[0], "status": "closed", "closed_at": moment(DAY)}, [])
+
+    ingest(db, settings, [case_event("case.updated", 4 * DAY, status=status)])
+
+    row, open_cases = the_case(db)
+    assert (row["status"], row["closed_at"], open_cases) == (status, None, ["R-1"])
+
+
+def test_a_reopened_case_closed_again_is_closed_when_it_last_was(db: Database, settings: Settings) -> None:
+    ingest(
+        db,
+        settings,
+        [
+            opened(0),
+            case_event("case.closed", DAY),
+            opened(4 * DAY, subject="Fridge broken again"),
+            case_event("case.updated", 4 * DAY + 60, status="open"),
+            case_event("case.closed", 6 * DAY),
+        ],
+    )
+
+    row, open_cases = the_case(db)
+
+    assert (row["status"], row["closed_at"], open_cases) == ("closed", moment(6 * DAY), [])
+
+
+def test_a_close_stamped_a_moment_before_the_first_opening_still_closes_the_case(
+    db: Database, settings: Settings
+) -> None:
+    """Another system's clock runs behind: its close, and an update stamped before that, follow the
+    opening they answer, whichever arrives first."""
+    ingest(db, settings, [case_event("case.closed", 9.99)])
+    ingest(db, settings, [opened(10), case_event("case.updated", 9.98, status="in_progress")])
+
+    row, open_cases = the_case(db)
+
+    assert (row["status"], row["closed_at"], open_cases) == ("closed", moment(9.99), [])
+    history = [step["type"] for step in case_row(db)["history"]]
+    assert history == ["case.opened", "case.updated", "case.closed"]
+
+
+@pytest.mark.parametrize(("update_id", "close_id"), [("e-a", "e-z"), ("e-z", "e-a")])
+def test_an_update_and_a_close_of_one_moment_leave_the_case_closed_whatever_their_ids(
+    db: Database, settings: Settings, update_id: str, close_id: str
+) -> None:
+    """A case is opened, updated, then closed: at one moment, in that order."""
+    ingest(
+        db,
+        settings,
+        [
+            opened(0),
+            case_event("case.closed", DAY, id=close_id),
+            case_event("case.updated", DAY, id=update_id, status="in_progress"),
+        ],
+    )
+
+    assert the_case(db) == ({**the_case(db)[0], "status": "closed", "closed_at": moment(DAY)}, [])
+
+
+def a_case_closed_and_reopened() -> list[dict[str, Any]]:
+    """Opened (a close stamped a moment before), closed, opened again, updated, closed (with an update of
+    the same moment), then updated to a status: open again."""
+    return [
+        opened(0),
+        case_event("case.closed", -0.01),
+        case_event("case.updated", 5, status="pending"),
+        case_event("case.closed", DAY),
+        opened(4 * DAY, subject="Fridge broken again"),
+        case_event("case.updated", 4 * DAY + 60, status="open", priority="high"),
+        case_event("case.closed", 6 * DAY, id="e-a"),
+        case_event("case.updated", 6 * DAY, id="e-z", status="in_progress"),
+        case_event("case.updated", 7 * DAY, status="waiting_on_customer"),
+    ]
+
+
+@given(seed=st.integers(0, 10_000))
+def test_a_case_opened_and_closed_again_ends_the_same_in_any_arrival_order_batching_and_rebuild(
+    db: Database, settings: Settings, seed: int
+) -> None:
+    def stored() -> dict[str, Any]:  # profile ids differ from run to run
+        return {name: value for name, value in case_row(db).items() if name != "profile_id"}
+
+    life = a_case_closed_and_reopened()
+    empty(db)
+    ingest(db, settings, life)
+    in_order = stored()
+    assert the_case(db) == (
+        {
+            "status": "waiting_on_customer",
+            "subject": "Fridge broken again",
+            "opened_at": moment(0),
+            "closed_at": None,
+        },
+        ["R-1"],
+    )
+
+    shuffled = list(life)
+    random.Random(seed).shuffle(shuffled)
+    empty(db)
+    ingest_in_batches(db, settings, shuffled, random.Random(seed + 1))
+    assert (stored(), the_case(db)[1]) == (in_order, ["R-1"])
+
+    with db.session(write=True) as session:
+        rebuild_projections(session, settings=settings)
+    assert stored() == in_order

@@ -24,20 +24,24 @@ class OwnedFact(Fact, Protocol):
     def profile_id(self) -> str: ...
 
 
-def _in_life_order(facts: Iterable[OwnedFact], first: str) -> list[OwnedFact]:
+def _in_life_order(facts: Iterable[OwnedFact], first: str, life: Sequence[str] = ()) -> list[OwnedFact]:
     """The facts in time order, but none before the first of type ``first`` (the order's placement, the
     case's opening): a source whose clock runs a second behind must not make an amendment precede the
-    order it amends, so what is stamped before the first placement follows it, in its own time order."""
+    order it amends, so what is stamped before the first placement follows it, in its own time order.
+    Facts of one moment follow their types' order in ``life`` (a case is opened, updated, then closed),
+    then their event ids: the same order whatever arrived first."""
     facts = list(facts)
+    rank = {kind: place for place, kind in enumerate(life)}
     start = min((f.occurred_at for f in facts if f.type == first), default=None)
     if start is None:
-        return sorted(facts, key=lambda f: (f.occurred_at, f.event_id))
+        return sorted(facts, key=lambda f: (f.occurred_at, rank.get(f.type, 0), f.event_id))
     return sorted(
         facts,
         key=lambda f: (
             max(f.occurred_at, start),
             f.occurred_at > start or f.type != first,
             f.occurred_at,
+            rank.get(f.type, 0),
             f.event_id,
         ),
     )
@@ -151,7 +155,11 @@ def build_order(order_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
 
 
 def build_case(case_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
-    """The case row for ``case_id`` from all of its events."""
+    """The case row for ``case_id`` from all of its events, in time order. A closed case that is opened
+    again later (a ``case.opened`` after its first, or a ``case.updated`` that sets a status) is open
+    again, in that status and without ``closed_at``, until a later ``case.closed``; it was opened when it
+    first was, and its history keeps every opening and closing. A close stamped before the first opening
+    (another system's clock a moment behind) follows that opening, so it still closes the case."""
     row: dict[str, Any] = {
         "case_id": case_id,
         "kind": None,
@@ -162,7 +170,7 @@ def build_case(case_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
         "closed_at": None,
         "history": [],
     }
-    ordered = _in_life_order(facts, "case.opened")
+    ordered = _in_life_order(facts, "case.opened", CASE_TYPES)
     for fact in ordered:
         data = fact.data
         if fact.type == "case.opened":
@@ -171,12 +179,12 @@ def build_case(case_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
                 subject=data.get("subject"),
                 opened_at=row["opened_at"] or fact.occurred_at,
                 priority=data.get("priority", row["priority"] or "normal"),
+                status="open",
+                closed_at=None,
             )
-            if row["closed_at"] is None:
-                row["status"] = "open"
         elif fact.type == "case.updated":
-            if row["closed_at"] is None and data.get("status"):
-                row["status"] = data["status"]
+            if data.get("status"):  # never "closed": the schema allows only the statuses of an open case
+                row.update(status=data["status"], closed_at=None)
             if data.get("priority"):
                 row["priority"] = data["priority"]
         else:
