@@ -9,6 +9,7 @@ from sqlalchemy import String, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
+from rapport.db.bulk import by_code_point
 from rapport.identity.graph import resolve_roots
 from rapport.identity.kinds import InvalidIdentifier, KindTable
 from rapport.identity.models import Identifier
@@ -105,14 +106,14 @@ def _partial(session: Session, *, text: str, limit: int) -> Found:
     identifiers = session.execute(
         select(Identifier.kind, Identifier.profile_id)
         .where(or_(*(Identifier.value.like(v, escape="\\") for v in variants)))
-        .order_by(Identifier.value)
+        .order_by(by_code_point(Identifier.value))
         .limit(limit)
     )
     found: Found = [(row.profile_id, row.kind.replace("_", " ")) for row in identifiers]
     orders = session.scalars(
         select(Order.profile_id)
         .where(Order.order_id.like(_escape(text) + "%", escape="\\"))
-        .order_by(Order.order_id)
+        .order_by(by_code_point(Order.order_id))
         .limit(limit)
     )
     found += [(profile_id, "order number") for profile_id in orders]
@@ -125,7 +126,7 @@ def _partial(session: Session, *, text: str, limit: int) -> Found:
             Profile.erased_at.is_(None),
             *(full_name.cast(String).like("%" + _escape(w) + "%", escape="\\") for w in words),
         )
-        .order_by(full_name)
+        .order_by(by_code_point(full_name))
         .limit(limit)
     )
     return [*found, *((profile_id, "name") for profile_id in names)]

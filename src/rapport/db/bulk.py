@@ -10,10 +10,24 @@ from typing import Any, TypeVar
 
 import orjson
 import psycopg
-from sqlalchemy import ColumnElement, Connection, String, Table, any_, bindparam, cast, func, select
+from sqlalchemy import (
+    ColumnElement,
+    ColumnExpressionArgument,
+    Connection,
+    FunctionElement,
+    String,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from rapport.db.base import epoch_micros
 from rapport.db.driver import driver_cursor
@@ -84,11 +98,33 @@ def one_of(connection: Connection, column: ColumnElement[Any], values: Sequence[
     return column == any_(func.array(elements.scalar_subquery()))
 
 
-def by_code_point(connection: Connection, column: ColumnElement[str]) -> ColumnElement[str]:
+class _ByCodePoint(FunctionElement[str]):
+    """A text expression compared and ordered by code point (see :func:`by_code_point`)."""
+
+    inherit_cache = True
+
+    def __init__(self, text: ColumnExpressionArgument[str]) -> None:
+        super().__init__(text)
+        self.type = self.clauses.clauses[0].type
+
+
+@compiles(_ByCodePoint)
+def _as_it_is(element: _ByCodePoint, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_ByCodePoint, "postgresql")
+def _in_c_collation(element: _ByCodePoint, compiler: SQLCompiler, **kw: Any) -> str:
+    (text,) = element.clauses
+    return compiler.process(text.collate("C"), **kw)
+
+
+def by_code_point(column: ColumnExpressionArgument[str]) -> ColumnElement[str]:
     """``column`` compared and ordered as Python compares strings, by code point, where code must agree
-    with the database on the order of ids: PostgreSQL's may follow a language ("a" before "B" in
-    en_US); SQLite compares the bytes, which is the same."""
-    return column.collate("C") if connection.dialect.name == "postgresql" else column
+    with the database on the order of ids, and both backends must show and page the same: PostgreSQL's
+    text may follow a language ("a" before "B" in en_US), so there it is ``COLLATE "C"``; SQLite compares
+    the bytes, which is the same. It needs no connection, so statements built once may hold it."""
+    return _ByCodePoint(column)
 
 
 def _driver_value(value: Any, sqlite: bool) -> Any:

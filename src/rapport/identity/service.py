@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, dialect_insert, one_of
+from rapport.db.bulk import by_code_point, chunked, dialect_insert, one_of
 from rapport.db.locks import lock_identity_graph
 from rapport.db.revisions import RevisionCache
 from rapport.events.models import Event
@@ -99,7 +99,7 @@ def find_profile(session: Session, *, kinds: KindTable, kind: str, value: str) -
 _HELD = (
     select(Identifier)
     .where(Identifier.profile_id == bindparam("profile_id"))
-    .order_by(Identifier.kind, Identifier.value)
+    .order_by(by_code_point(Identifier.kind), by_code_point(Identifier.value))
 )
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Connection, select
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, one_of
+from rapport.db.bulk import by_code_point, chunked, one_of
 from rapport.events.models import Event
 from rapport.identity.models import Identifier
 from rapport.matching.design import FIELDS
@@ -106,7 +106,7 @@ def _identifiers(connection: Connection, ids: list[str]) -> dict[str, dict[str, 
     query = (
         select(table.c.profile_id, table.c.kind, table.c.value)
         .where(one_of(connection, table.c.profile_id, ids), table.c.kind.in_(_KINDS))
-        .order_by(table.c.profile_id, table.c.kind, table.c.first_seen_at, table.c.value)
+        .order_by(table.c.profile_id, table.c.kind, table.c.first_seen_at, by_code_point(table.c.value))
     )
     found: dict[str, dict[str, str]] = {}
     for pid, kind, value in connection.execute(query):

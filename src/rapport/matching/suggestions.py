@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
-from rapport.db.bulk import chunked
+from rapport.db.bulk import by_code_point, chunked
 from rapport.db.locks import lock_identity_graph
 from rapport.identity.graph import MergeRequest
 from rapport.identity.kinds import KindTable
@@ -68,7 +68,7 @@ def profile_cards(session: Session, ids: Iterable[str]) -> dict[str, dict[str, A
         rows = session.execute(
             select(Identifier.profile_id, Identifier.kind, Identifier.value)
             .where(Identifier.profile_id.in_(chunk))
-            .order_by(Identifier.profile_id, Identifier.kind, Identifier.value)
+            .order_by(Identifier.profile_id, Identifier.kind, by_code_point(Identifier.value))
         )
         for pid, kind, value in rows:
             cards[pid]["identifiers"].setdefault(kind, []).append(value)

@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Connection, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from rapport.db.bulk import by_code_point
 from rapport.events.models import Event
 from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
 from rapport.profiles.models import Case, Order, Profile, about_people
@@ -35,15 +36,14 @@ _CONSENTS = select(Profile.consents).where(Profile.id == bindparam("profile_id")
 _RECENT_ORDERS = (
     select(Order)
     .where(Order.profile_id == bindparam("profile_id"))
-    .order_by(
-        Order.updated_at.desc(), Order.order_id
-    )  # the same orders on both backends, in any arrival order
+    # the same orders on both backends, in any arrival order
+    .order_by(Order.updated_at.desc(), by_code_point(Order.order_id))
     .limit(bindparam("limit"))
 )
 _OPEN_CASES = (
     select(Case)
     .where(Case.profile_id == bindparam("profile_id"), Case.status != "closed")
-    .order_by(Case.opened_at.desc().nulls_last(), Case.case_id)  # one order on both backends
+    .order_by(Case.opened_at.desc().nulls_last(), by_code_point(Case.case_id))  # one order on both backends
 )
 _CANCELLED = Order.status == "cancelled"
 _ORDER_TOTALS = select(Order.currency, _CANCELLED, Order.total).where(

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import inspect, or_, select
 from sqlalchemy.orm import Session
 
+from rapport.db.bulk import by_code_point
 from rapport.events.models import Event
 from rapport.identity.kinds import KindTable
 from rapport.identity.models import Merge
@@ -59,13 +60,15 @@ def export(
         )
     ]
     orders = session.scalars(
-        select(Order).where(Order.profile_id.in_(ids)).order_by(Order.placed_at, Order.order_id)
+        select(Order)
+        .where(Order.profile_id.in_(ids))
+        .order_by(Order.placed_at, by_code_point(Order.order_id))
     )
     cases = session.scalars(
-        select(Case).where(Case.profile_id.in_(ids)).order_by(Case.opened_at, Case.case_id)
+        select(Case).where(Case.profile_id.in_(ids)).order_by(Case.opened_at, by_code_point(Case.case_id))
     )
     visits = session.scalars(
-        select(Visit).where(Visit.owner_id.in_(ids)).order_by(Visit.entered_at, Visit.visit_id)
+        select(Visit).where(Visit.owner_id.in_(ids)).order_by(Visit.entered_at, by_code_point(Visit.visit_id))
     )
     merges = session.scalars(
         select(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.absorbed_id.in_(ids))).order_by(Merge.id)

@@ -439,7 +439,7 @@ def _pages(connection: Connection) -> Iterator[list[tuple[str, Reading]]]:
     """Every stored reading with its serial, by serial then time, a page at a time."""
     series, events = table_of(DeviceReading), table_of(Event)
     serial, at = series.c.serial, series.c.occurred_at
-    event_id = by_code_point(connection, series.c.event_id)  # a moment's readings as Python orders them
+    event_id = by_code_point(series.c.event_id)  # a moment's readings as Python orders them
     query = (
         select(serial, event_id, at, events.c.received_at, series.c.readings)
         .join(events, events.c.event_id == series.c.event_id)

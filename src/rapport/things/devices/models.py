@@ -23,6 +23,9 @@ class Device(Base):
     __tablename__ = "devices"
     __table_args__ = (Index("ix_devices_model_seen", "model", "last_seen_at"),)
 
+    #: devices are listed and paged by serial in code point order: on PostgreSQL through the index
+    #: ``ix_devices_serial_code_point`` on ``serial COLLATE "C"``, which revision 0010 makes and the models
+    #: do not declare (Alembic cannot compare it)
     serial: Mapped[str] = mapped_column(String(200), primary_key=True)
     model: Mapped[str | None] = mapped_column(String(200))
     kind: Mapped[str | None] = mapped_column(String(50))

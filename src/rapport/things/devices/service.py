@@ -11,7 +11,7 @@ from sqlalchemy import Connection, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
-from rapport.db.bulk import chunked, one_of
+from rapport.db.bulk import by_code_point, chunked, one_of
 from rapport.events.models import Event
 from rapport.identity.graph import Registration
 from rapport.profiles.service import resolve_root
@@ -104,7 +104,7 @@ _OWNED = (
     select(_devices, _events.c.profile_id.label("owner_profile"))
     .join(_events, _events.c.event_id == _devices.c.owner_event_id)
     .where(_events.c.profile_id.in_(bindparam("profile_ids", expanding=True)), _events.c.type == REGISTERED)
-    .order_by(_devices.c.serial)
+    .order_by(by_code_point(_devices.c.serial))
 )
 
 
@@ -121,7 +121,8 @@ def list_devices(
 ) -> list[dict[str, Any]]:
     """Devices by serial, after the serial ``after`` and the ``skip`` first of those."""
     table = table_of(Device)
-    query = select(table).where(table.c.serial > after).order_by(table.c.serial).offset(skip).limit(limit)
+    serial = by_code_point(table.c.serial)  # pages as SQLite's, whatever PostgreSQL's collation
+    query = select(table).where(serial > after).order_by(serial).offset(skip).limit(limit)
     rows = session.execute(query)
     twins = [dict(row._mapping) for row in rows]
     owners = profiles_of(session.connection(), (t["owner_event_id"] for t in twins))
@@ -135,7 +136,7 @@ def _ownership(session: Session, serial: str) -> list[dict[str, Any]]:
         select(registrations, events.c.profile_id)
         .outerjoin(events, events.c.event_id == registrations.c.event_id)
         .where(registrations.c.serial == serial)
-        .order_by(registrations.c.occurred_at, registrations.c.event_id)
+        .order_by(registrations.c.occurred_at, by_code_point(registrations.c.event_id))
     ).all()
     history: list[dict[str, Any]] = []
     for row in rows:
@@ -158,7 +159,7 @@ def recent_readings(session: Session, *, serial: str, limit: int = RECENT) -> li
     rows = session.execute(
         select(table.c.occurred_at, table.c.readings, table.c.event_id)
         .where(table.c.serial == serial)
-        .order_by(table.c.occurred_at.desc(), table.c.event_id.desc())
+        .order_by(table.c.occurred_at.desc(), by_code_point(table.c.event_id).desc())
         .limit(limit)
     )
     return [{"at": at, "readings": readings, "event_id": event_id} for at, readings, event_id in rows]

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.db.bulk import by_code_point
 from rapport.things.stores.figures import mean, median, share, split_by_daytype
 from rapport.things.stores.models import Store, Visit
 from rapport.things.stores.registry import zone_of
@@ -125,7 +126,7 @@ def store_analytics(
         session.scalars(
             select(Visit)
             .where(Visit.store_id == store_id, Visit.entered_at >= start, Visit.entered_at < end)
-            .order_by(Visit.entered_at, Visit.visit_id)
+            .order_by(Visit.entered_at, by_code_point(Visit.visit_id))
         )
     )
     purchases = [v for v in visits if v.order_id is not None]

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from rapport.db.bulk import by_code_point
 from rapport.events.models import Event
 from rapport.profiles.consent import ANY, IN_STORE_RECOGNITION, decide
 from rapport.profiles.models import Profile
@@ -100,7 +101,7 @@ def customer_visits(session: Session, *, profile_id: str, now: datetime, limit: 
         session.scalars(
             select(Visit)
             .where(Visit.profile_id == profile_id)
-            .order_by(Visit.entered_at.desc(), Visit.visit_id)
+            .order_by(Visit.entered_at.desc(), by_code_point(Visit.visit_id))
         )
     )
     stores = {

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
-from rapport.db.bulk import select_rows
+from rapport.db.bulk import by_code_point, select_rows
 from rapport.db.locks import lock_identity_graph
 from rapport.events.facts import Fact
 from rapport.identity.kinds import BUILTIN_KINDS
@@ -157,7 +157,7 @@ def put_store(
 
 def list_stores(session: Session) -> list[dict[str, Any]]:
     """Every registered store, by id."""
-    return [store_view(s) for s in session.scalars(select(Store).order_by(Store.store_id))]
+    return [store_view(s) for s in session.scalars(select(Store).order_by(by_code_point(Store.store_id)))]
 
 
 def get_store(session: Session, *, store_id: str) -> Store | None:
