@@ -82,7 +82,8 @@ def add_kind(
 
 
 def find_profile(session: Session, *, kinds: KindTable, kind: str, value: str) -> str | None:
-    """The live profile holding identifier ``kind``:``value``, if any."""
+    """The live profile holding identifier ``kind``:``value``, if any. Raises :class:`IdentityError` for
+    an unknown kind, or a value that is not valid or is a blocked placeholder."""
     if kind not in kinds:
         raise IdentityError(f"unknown identifier kind {kind!r}")
     try:
@@ -90,7 +91,7 @@ def find_profile(session: Session, *, kinds: KindTable, kind: str, value: str) -
     except InvalidIdentifier as exc:
         raise IdentityError(str(exc)) from exc
     if normalised is None:
-        return None
+        raise IdentityError(f"{kind} {value!r} is a blocked placeholder value: it never identifies anyone")
     return session.scalar(
         select(Identifier.profile_id).where(Identifier.kind == kind, Identifier.value == normalised)
     )
