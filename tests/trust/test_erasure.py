@@ -168,6 +168,40 @@ def test_a_company_that_names_them_its_contact_person_loses_what_is_personal_abo
     assert stored(db, mojo_named["id"]).data == mojo_named["data"]  # holds Jo's value, is not it
 
 
+def test_an_export_shows_what_of_other_peoples_events_is_theirs_and_nothing_of_the_others(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    acme = {"customer_id": "ACME-1"}
+    named = event(
+        "contact_person.added", ids=acme, name="Jo Bloggs", role="buyer", email="JO@example.com", phone="0161"
+    )
+    mojo_named = event("contact_person.added", ids=acme, minute=1, name="Mo Jo", email="mojo@example.com")
+    ingest(db, settings, [page_view({**JO, "customer_id": "J-1"}), page_view({"customer_id": "K-2"}), named])
+    ingest(db, settings, [mojo_named])
+    refused = page_view({**JO, "customer_id": "K-2"}, minute=2)  # two customer numbers: not merged, K-2's
+    assert ingest(db, settings, [refused]).conflicts == 1
+    jo = profile_of(db, settings, "email", JO["email"])
+
+    document = ok(client.get(f"/v1/profiles/{jo}/export"))
+
+    assert [{k: v for k, v in m.items() if k != "occurred_at"} for m in document["mentioned_in"]] == [
+        {
+            "event_id": named["id"],
+            "type": "contact_person.added",
+            "source": named["source"],
+            "identifiers": {},  # the company's number is not theirs
+            "data": {"data.name": "Jo Bloggs", "data.email": "JO@example.com", "data.phone": "0161"},
+        },
+        {
+            "event_id": refused["id"],
+            "type": "page.viewed",
+            "source": refused["source"],
+            "identifiers": JO,
+            "data": {},
+        },
+    ]
+
+
 def test_an_object_that_holds_their_value_in_someone_elses_event_loses_its_personal_fields_at_any_depth(
     db: Database, settings: Settings, client: TestClient
 ) -> None:

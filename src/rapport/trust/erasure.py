@@ -53,6 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from rapport.catalog.errors import field_path
 from rapport.catalog.registry import Catalog
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of, select_rows
@@ -76,7 +77,16 @@ from rapport.things.stores import rebuild_visits
 from rapport.trust.redact import UNDECLARED, Redactor, Shape
 from rapport.trust.redact import held as held_values
 
-__all__ = ["ERASED", "ErasedProfile", "ErasureReport", "erase", "person_of"]
+__all__ = [
+    "ERASED",
+    "ErasedProfile",
+    "ErasureReport",
+    "Mention",
+    "erase",
+    "held_elsewhere",
+    "mentions",
+    "person_of",
+]
 
 #: what a string that held an identifier value becomes
 ERASED = "[erased]"
@@ -483,52 +493,114 @@ def _scrub_merges(
     return len(changes)
 
 
-def _named_in(value: Any, shape: Shape, theirs: _Theirs) -> Any:
-    """``value``, of someone else's event, with each string that is one of the person's identifier values,
-    whole, replaced. An object that holds one as a field is about them (a company's contact person): the
-    fields its schema calls personal go too (the contact's name beside their email)."""
+#: where a value lies in an event's data: field names and list positions
+Path = tuple[str | int, ...]
+
+
+def _named_in(value: Any, shape: Shape, theirs: _Theirs, at: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """What of ``value``, someone else's event's data, is the person's, with where it lies: each string
+    that is one of their identifier values, whole, and in an object that holds one as a field (a
+    company's contact person), the fields its schema calls personal (the contact's name beside their
+    email)."""
     if isinstance(value, str):
-        return ERASED if theirs.named_by(value) else value
-    if isinstance(value, list):
-        return [_named_in(item, shape["items"] or UNDECLARED, theirs) for item in value]
-    if not isinstance(value, dict):
-        return value
-    about_them = any(theirs.named_by(item) for item in value.values())
-    kept: dict[str, Any] = {}
-    for name, item in value.items():
-        declared = shape["fields"].get(name, shape["others"])
-        if about_them and declared is not None and declared["personal"]:
-            kept[name] = ERASED
-        else:
-            kept[name] = _named_in(item, declared or UNDECLARED, theirs)
-    return kept
+        if theirs.named_by(value):
+            yield at, value
+    elif isinstance(value, list):
+        for place, item in enumerate(value):
+            yield from _named_in(item, shape["items"] or UNDECLARED, theirs, (*at, place))
+    elif isinstance(value, dict):
+        about_them = any(theirs.named_by(item) for item in value.values())
+        for name, item in value.items():
+            declared = shape["fields"].get(name, shape["others"])
+            if about_them and declared is not None and declared["personal"]:
+                yield (*at, name), item
+            else:
+                yield from _named_in(item, declared or UNDECLARED, theirs, (*at, name))
 
 
-def _scrub_foreign_events(
-    connection: Connection, ids: Sequence[str], theirs: _Theirs, *, redactor: Redactor
-) -> int:
+def _erased_at(value: Any, paths: Iterable[Path]) -> Any:
+    """A copy of ``value`` with what lies at each of ``paths`` replaced by :data:`ERASED`."""
+    copied = json.loads(json.dumps(value))
+    for path in paths:
+        *inner, last = path
+        parent = copied
+        for step in inner:
+            parent = parent[step]
+        parent[last] = ERASED
+    return copied
+
+
+@dataclass(frozen=True)
+class Mention:
+    """Someone else's event that carries one of the person's identifiers or holds one in its data, and
+    what of it is theirs."""
+
+    event_id: str
+    type: str
+    occurred_at: datetime
+    source: str
+    identifiers: dict[str, Any]
+    data: dict[str, Any]
+    #: the kinds of the event's identifiers that are theirs
+    their_kinds: list[str]
+    #: where their values lie in its data (see :func:`_named_in`)
+    their_values: list[tuple[Path, Any]]
+
+    def about_them(self) -> dict[str, Any]:
+        """What of the event is the person's, for an export: nothing of the other person's."""
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "occurred_at": self.occurred_at,
+            "source": self.source,
+            "identifiers": {kind: self.identifiers[kind] for kind in self.their_kinds},
+            "data": {field_path("data", path): value for path, value in self.their_values},
+        }
+
+
+def mentions(
+    connection: Connection, ids: Sequence[str], theirs: _Theirs, redactor: Redactor
+) -> list[Mention]:
     """Events filed under someone else that carry one of the person's identifiers (a merge that was
     refused or undone, a mention of their device), or hold one, whole, as a value of their data (a
-    company's contact person): that identifier and those values go, with the personal fields beside
-    such a value (see :func:`_named_in`); the rest of the event, the other person's, stays as it was."""
+    company's contact person). The whole log is read for them."""
     table = table_of(Event)
     carrying = [  # the value under the kind's name only: other text holds digits and letters by chance
         _like_any(table.c.identifiers[kind].as_string(), theirs.patterns([kind]))
         for kind in sorted({kind for kind, _ in theirs.keys})
     ]
     holding = _like_any(func.lower(cast(table.c.data, Text)), theirs.patterns())
+    columns = ("event_id", "type", "occurred_at", "source", "identifiers", "data")
     found = connection.execute(
-        select(table.c.event_id, table.c.type, table.c.identifiers, table.c.data).where(
-            not_(one_of(connection, table.c.profile_id, list(ids))), or_(*carrying, holding)
-        )
-    ).all()
-    changes = []
-    for event_id, type_name, identifiers, data in found:
-        kept = {kind: value for kind, value in identifiers.items() if not theirs.holds(kind, value)}
+        select(*(table.c[name] for name in columns))
+        .where(not_(one_of(connection, table.c.profile_id, list(ids))), or_(*carrying, holding))
+        .order_by(table.c.occurred_at, table.c.seq)
+    )
+    kept = []
+    for row in found:
         # in someone else's event, a value that merely holds theirs ("mojo@example.com") is not theirs
-        left = _named_in(data, redactor.shape(type_name), theirs)
-        if kept != identifiers or left != data:
-            changes.append({"b_id": event_id, "b_ids": kept, "b_data": left})
+        kinds = [kind for kind, value in row.identifiers.items() if theirs.holds(kind, value)]
+        values = list(_named_in(row.data, redactor.shape(row.type), theirs))
+        if kinds or values:
+            facts = (row.event_id, row.type, row.occurred_at, row.source, row.identifiers, row.data)
+            kept.append(Mention(*facts, their_kinds=kinds, their_values=values))
+    return kept
+
+
+def _scrub_foreign_events(
+    connection: Connection, ids: Sequence[str], theirs: _Theirs, *, redactor: Redactor
+) -> int:
+    """The person's identifiers and values taken off other people's events (:func:`mentions`); the rest of
+    each event, the other person's, stays as it was."""
+    changes = [
+        {
+            "b_id": mention.event_id,
+            "b_ids": {k: v for k, v in mention.identifiers.items() if k not in mention.their_kinds},
+            "b_data": _erased_at(mention.data, (path for path, _ in mention.their_values)),
+        }
+        for mention in mentions(connection, ids, theirs, redactor)
+    ]
+    table = table_of(Event)
     if changes:
         connection.execute(
             update(table)
@@ -589,15 +661,22 @@ def _delete(
 
 
 def held_elsewhere(
-    connection: Connection, ids: Sequence[str], carried_by: Iterable[Mapping[str, Any]], kinds: KindTable
-) -> tuple[list[Row[Any]], list[Row[Any]]]:
+    connection: Connection,
+    ids: Sequence[str],
+    carried_by: Iterable[Mapping[str, Any]],
+    kinds: KindTable,
+    redactor: Redactor,
+) -> tuple[list[Row[Any]], list[Row[Any]], list[Mention]]:
     """What is kept about the person of the profiles ``ids``, whose events carry ``carried_by`` (each
-    event's identifiers), outside their profiles: the identity conflicts about them and the quarantined
-    input holding one of their identifier values (what an erasure deletes, for an export)."""
+    event's identifiers), outside their profiles: the identity conflicts about them, the quarantined input
+    holding one of their identifier values, and other people's events that name them (what an erasure
+    deletes or scrubs, for an export)."""
     keys = _their_keys(connection, ids, carried_by, kinds)
     theirs = _Theirs(frozenset(keys), kinds)
-    quarantined = _their_quarantined(connection, theirs) if keys else []
-    return _their_conflicts(connection, ids, theirs), quarantined
+    if not keys:
+        return _their_conflicts(connection, ids, theirs), [], []
+    quarantined = _their_quarantined(connection, theirs)
+    return _their_conflicts(connection, ids, theirs), quarantined, mentions(connection, ids, theirs, redactor)
 
 
 # -- the whole --------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ event of the person oldest first with its full envelope, every order with every 
 their history, the devices with their twin state, the store visits kept under the person's profiles
 (those counted only anonymously, without in-store consent, too: they are still kept by profile), the
 merges that involve the person's profiles, and what is kept about them outside their profiles: the
-identity conflicts about them and the quarantined input that holds one of their identifier values
-(what an erasure deletes too).
+identity conflicts about them, the quarantined input that holds one of their identifier values (what an
+erasure deletes too), and, of other people's events that name them (a company's contact person), what is
+theirs: their identifiers and values, and the personal fields beside them (what an erasure scrubs).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import inspect, or_, select
 from sqlalchemy.orm import Session
 
+from rapport.catalog.service import load_catalog
 from rapport.db.bulk import by_code_point
 from rapport.events.models import Event
 from rapport.identity.kinds import KindTable
@@ -28,6 +30,7 @@ from rapport.things.devices import devices_of
 from rapport.things.stores.models import Visit
 from rapport.trust.consent import ledger
 from rapport.trust.erasure import held_elsewhere, person_of
+from rapport.trust.redact import Redactor
 from rapport.views import profile_360
 
 __all__ = ["FORMAT", "export"]
@@ -74,7 +77,8 @@ def export(
         select(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.absorbed_id.in_(ids))).order_by(Merge.id)
     )
     carried_by = (event["identifiers"] for event in events)
-    conflicts, quarantined = held_elsewhere(session.connection(), ids, carried_by, kinds)
+    redactor = Redactor(load_catalog(session))
+    conflicts, quarantined, named = held_elsewhere(session.connection(), ids, carried_by, kinds, redactor)
     return {
         "format": FORMAT,
         "exported_at": now or datetime.now(UTC),
@@ -105,4 +109,5 @@ def export(
         "merges": [_columns(m) for m in merges],
         "identity_conflicts": [row._asdict() for row in sorted(conflicts, key=lambda row: row.id)],
         "quarantined": [row._asdict() for row in sorted(quarantined, key=lambda row: row.id)],
+        "mentioned_in": [mention.about_them() for mention in named],
     }
