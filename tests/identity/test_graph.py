@@ -115,6 +115,36 @@ def test_two_customer_numbers_are_never_merged_but_recorded_as_a_conflict(
     assert o3 is not None and {o["order_id"] for o in o3["orders"]} == {"O-2", "O-3"}
 
 
+def test_identifiers_of_one_priority_lead_to_the_same_profile_in_whatever_order_they_are_listed(
+    db: Database, settings: Settings
+) -> None:
+    # given two customers, one known by a twitter handle, the other by a facebook profile (one priority)
+    ingest(
+        db,
+        settings,
+        [
+            message({"twitter": "tw1", "customer_id": "C1"}),
+            message({"facebook": "fb1", "customer_id": "C2"}, minute=1),
+        ],
+    )
+
+    # when an event names both, listed one way and then the other (it cannot merge two customer numbers)
+    listed = [
+        message({"twitter": "tw1", "facebook": "fb1"}, minute=2, id="twitter-first"),
+        message({"facebook": "fb1", "twitter": "tw1"}, minute=3, id="facebook-first"),
+    ]
+    ingest(db, settings, listed)
+
+    # then both go to the same one: of one priority, the kind first by name (facebook before twitter)
+    assert (
+        filed_under(db, "twitter-first")
+        == filed_under(db, "facebook-first")
+        == holder(db, "customer_id", "C2")
+    )
+    with db.session() as session:
+        assert session.scalars(select(Conflict.occurrences)).all() == [2]
+
+
 @pytest.mark.parametrize("batches", [1, 2], ids=["one batch", "the bridge later"])
 def test_an_event_reaching_three_profiles_merges_none_of_them_when_together_they_break_a_limit(
     db: Database, settings: Settings, batches: int

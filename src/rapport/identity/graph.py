@@ -329,8 +329,14 @@ class GraphBatch:
         conflicts: dict[str, dict[str, Any]] = {}
         priority = self.kinds.priority
         parent, sightings = self.parent, self.sightings
+
+        def ranked(key: Key) -> tuple[int, Key]:
+            """The highest priority first; kinds of one priority (twitter, facebook) by name, then value:
+            the same identifiers lead to the same profile in whatever order the envelope lists them."""
+            return -priority(key[0]), key
+
         for claim in claims:
-            keys = sorted(claim.keys, key=lambda k: -priority(k[0])) if len(claim.keys) > 1 else claim.keys
+            keys = sorted(claim.keys, key=ranked) if len(claim.keys) > 1 else claim.keys
             personal = [key for key in keys if key[0] not in TRANSFERABLE]
             # a person registering a thing (only such an event passes one on)
             registration = bool(personal) and claim.type in REGISTRATIONS
