@@ -1,4 +1,4 @@
-"""Identifier kinds: blocked values however they are written, and operators adding kinds."""
+"""Identifier kinds: values however they are written, blocked values, and operators adding kinds."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from builders import ingest, message
 from rapport.db import Database
-from rapport.identity.kinds import BUILTIN_KINDS, KindTable, is_placeholder
+from rapport.identity.kinds import BUILTIN_KINDS, InvalidIdentifier, KindTable, is_placeholder
 from rapport.identity.models import Identifier, IdentifierKindRecord
 from rapport.identity.service import add_kind
 from rapport.profiles.models import Profile
@@ -92,6 +92,180 @@ def test_a_phone_number_of_zeros_only_after_the_country_code_is_blocked() -> Non
     table = KindTable(BUILTIN_KINDS, region="GB")
     assert table.normalise("phone", "+44 0000 000000") is None
     assert table.normalise("phone", "+44 7700 900000") == "+447700900000"  # zeros at the end are a number
+
+
+def holders(db: Database, kind: str) -> dict[str, str]:
+    """Each stored value of ``kind``, with the profile holding it."""
+    with db.session() as session:
+        rows = session.execute(select(Identifier.value, Identifier.profile_id).where(Identifier.kind == kind))
+        return {value: pid for value, pid in rows}
+
+
+# -- phone numbers ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [
+        ("+44 20 7946 0000 ext 101", "+442079460000;ext=101"),
+        ("020 7946 0000 ext. 101", "+442079460000;ext=101"),
+        ("+44 20 7946 0000 x6", "+442079460000;ext=6"),
+        ("+44 20 7946 0000;ext=7", "+442079460000;ext=7"),
+        ("tel:+44-20-7946-0000;ext=7", "+442079460000;ext=7"),
+        ("+44 20 7946 0000 #0101", "+442079460000;ext=0101"),  # its zeros are dialled too
+        ("+44 20 7946 0000", "+442079460000"),  # no extension: E.164 alone, as ever
+    ],
+)
+def test_a_phone_numbers_extension_is_kept_written_one_way(written: str, value: str) -> None:
+    assert KindTable(BUILTIN_KINDS, region="GB").normalise("phone", written) == value
+
+
+def test_two_desks_behind_one_switchboard_are_two_people(db: Database, settings: Settings) -> None:
+    ingest(
+        db,
+        settings,
+        [
+            message({"phone": "+44 20 7946 0000 ext 101"}),
+            message({"phone": "+44 20 7946 0000 ext 102"}, minute=1),
+            message({"phone": "020 7946 0000 x101"}, minute=2),
+        ],
+    )
+
+    desks = holders(db, "phone")
+    assert sorted(desks) == ["+442079460000;ext=101", "+442079460000;ext=102"]
+    assert desks["+442079460000;ext=101"] != desks["+442079460000;ext=102"]
+
+
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        ("1234", "too short, a local number without its area code"),
+        ("12345", "too short, a local number without its area code"),
+        ("123456", "too short, a local number without its area code"),
+        ("+44 1234", "too short, a local number without its area code"),
+        ("+44 12", "too short"),
+        ("+44 12345 678901234", "too long"),
+    ],
+)
+def test_a_number_too_short_to_be_a_whole_phone_number_is_refused(written: str, why: str) -> None:
+    with pytest.raises(InvalidIdentifier) as refused:
+        KindTable(BUILTIN_KINDS, region="GB").normalise("phone", written)
+    assert str(refused.value) == f"{written!r} is not a whole phone number: {why}"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "07700 900123",
+        "+44 7700 900000",
+        "+447700990678",
+        "0044 7700 900 123",
+        "+49 151 23456789",
+        "+1 202 555 0143",
+    ],
+)
+def test_numbers_set_aside_for_drama_and_tests_are_whole_numbers(written: str) -> None:
+    # not "valid" to the phone library (no one is given them), but possible: a whole number
+    assert KindTable(BUILTIN_KINDS, region="GB").normalise("phone", written) is not None
+
+
+def test_an_event_with_a_junk_phone_number_is_refused_naming_it(db: Database, settings: Settings) -> None:
+    outcome = ingest(db, settings, [message({"email": "jo@example.com", "phone": "1234"})])
+
+    assert outcome.rejected[0]["errors"] == [
+        "identifiers.phone: '1234' is not a whole phone number: "
+        "too short, a local number without its area code"
+    ]
+    assert holders(db, "phone") == {}
+
+
+# -- one Unicode form --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "written", "value"),
+    [
+        ("email", "J\u00f6rg@Example.com", "j\u00f6rg@example.com"),  # ö composed
+        ("email", "Jo\u0308rg@Example.com", "j\u00f6rg@example.com"),  # o and a combining diaeresis
+        ("email", "\uff2a\uff4f@example.com", "jo@example.com"),  # fullwidth, as an East Asian keyboard types
+        ("email", "jo\uff20example.com", "jo@example.com"),  # a fullwidth at sign
+        ("email", "\ufb01ona@example.com", "fiona@example.com"),  # the ligature fi
+        ("twitter", "@\uff2a\uff4f", "jo"),
+        ("twitter", "\uff20jo", "jo"),  # a fullwidth @ is dropped too
+        ("loyalty_id", "\uff2c-\uff17\uff17", "L-77"),
+        ("device_serial", "wm-1\u2460", "WM-11"),
+        ("customer_id", "\uff23-1", "\uff23-1"),  # an exact kind is kept as written
+    ],
+)
+def test_values_that_read_alike_are_kept_in_one_unicode_form(kind: str, written: str, value: str) -> None:
+    assert KindTable(BUILTIN_KINDS, region="GB").normalise(kind, written) == value
+
+
+def test_an_email_address_composed_or_decomposed_is_one_person(db: Database, settings: Settings) -> None:
+    ingest(
+        db,
+        settings,
+        [
+            message({"email": "J\u00f6rg@example.com"}),
+            message({"email": "Jo\u0308rg@example.com"}, minute=1),
+            message({"email": "\uff2a\u00f6rg@example.com"}, minute=2),
+        ],
+    )
+
+    assert list(holders(db, "email")) == ["j\u00f6rg@example.com"]
+
+
+# -- email addresses as sources write them -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "mailto:jo@example.com",
+        "MAILTO:Jo@Example.com",
+        "jo@example.com.",  # the final dot of a fully qualified domain name
+        "Jo <jo@example.com>",
+        '"Smith, Jo" <jo@example.com>',
+        "<jo@example.com>",
+        "jo<jo@example.com>",
+        "<mailto:jo@example.com>",
+    ],
+)
+def test_an_email_address_written_as_a_link_or_with_a_name_is_the_address(written: str) -> None:
+    assert KindTable(BUILTIN_KINDS, region="GB").normalise("email", written) == "jo@example.com"
+
+
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        ("jo@example.com <sam@example.com>", "with a name, write it as Name <address>, one address alone"),
+        ("<jo@example.com>, <sam@example.com>", "with a name, write it as Name <address>, one address alone"),
+        ("jo<x>@example.com", "with a name, write it as Name <address>, one address alone"),
+        ("Jo <jo@example.com", "with a name, write it as Name <address>, one address alone"),
+        ("Jo <>", None),
+        ("jo@example.com..", None),
+    ],
+)
+def test_an_email_address_that_is_not_one_address_is_refused(written: str, why: str | None) -> None:
+    with pytest.raises(InvalidIdentifier) as refused:
+        KindTable(BUILTIN_KINDS, region="GB").normalise("email", written)
+    assert str(refused.value) == f"{written!r} is not an email address" + (f": {why}" if why else "")
+
+
+def test_an_address_with_a_display_name_links_to_the_address_alone(db: Database, settings: Settings) -> None:
+    ingest(
+        db,
+        settings,
+        [
+            message({"email": "jo3@example.com", "customer_id": "C-3"}),
+            message({"email": "Jo <jo3@example.com>"}, minute=1),
+            message({"email": "mailto:jo3@example.com."}, minute=2),
+        ],
+    )
+
+    assert holders(db, "email") == {"jo3@example.com": holders(db, "customer_id")["C-3"]}
+    with db.session() as session:
+        assert len(session.scalars(select(Profile.id)).all()) == 1
 
 
 def test_a_kind_added_while_another_adds_it_too_is_added_once_and_the_other_is_told(

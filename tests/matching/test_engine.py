@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from rapport.bench.identity import synthetic_profiles
 from rapport.cli import app
+from rapport.matching.design import prepare
 from rapport.matching.engine import Evidence, MatchingError, MatchModel, ScoredPair, score, train
 from rapport.matching.evaluate import evaluate
 from rapport.matching.normalise import canonical_first_name, clean_date, fold, soundex
@@ -262,6 +263,15 @@ def test_cleaning_folds_accents_nicknames_and_dates() -> None:
     assert soundex("robert") == soundex("rupert") == "r163"
     assert clean_date("19651013") == "1965-10-13" and clean_date("1980-13-02") == "1980-13-02"
     assert clean_date("13/02/1980") is None
+
+
+def test_a_phone_numbers_extension_stays_apart_from_its_digits() -> None:
+    # two desks behind one switchboard: neither one number nor a longer one
+    desks = [
+        {"unique_id": "a", "phone": "+442079460000;ext=101"},
+        {"unique_id": "b", "phone": "+442079460000"},
+    ]
+    assert prepare(desks)["phone"] == ["+442079460000x101", "+442079460000"]
 
 
 def test_febrl4_is_matched_to_the_goals() -> None:

@@ -287,3 +287,18 @@ def test_a_new_key_is_shown_once_and_kept_only_as_a_hash(
 
 def test_revoking_an_unknown_key_is_a_404_problem(client: TestClient) -> None:
     problem(client.delete("/v1/keys/4242"), 404)
+
+
+def test_an_analyst_sees_no_number_of_a_phone_held_with_its_extension(
+    api_client: Callable[..., TestClient],
+) -> None:
+    # given Jo's desk phone, an extension of a switchboard, and an order numbered with the number alone
+    agent, analyst = api_client(Role.AGENT), api_client(Role.ANALYST)
+    desk = {"phone": "+44 20 7946 0000 ext 101"}
+    assert ok(agent.post("/v1/events", json={"events": [order("TEL+442079460000-1", desk)]}))["accepted"] == 1
+    jo = ok(agent.get("/v1/profiles", params={"identifier": "phone:+442079460000;ext=101"}))["id"]
+
+    # then the analyst sees neither the number with its extension nor the number alone
+    seen = ok(analyst.get(f"/v1/profiles/{jo}"))
+    assert "+442079460000" not in text_of(seen)
+    assert [o["order_id"] for o in seen["orders"]] == ["[redacted]"]

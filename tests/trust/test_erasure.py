@@ -136,6 +136,19 @@ def test_quarantined_input_with_an_identifier_of_theirs_however_written_goes(
     assert [q["data"]["order_id"] for q in quarantined(client)] == ["O-SAM-BAD"]
 
 
+def test_a_colleagues_input_from_another_desk_behind_their_switchboard_stays(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    ingest(db, settings, [page_view({"cookie_id": "ck-jo", "phone": "+44 20 7946 0000 ext 101"})])
+    desks = [broken({"phone": "020 7946 0000 x101"}), broken({"phone": "+44 20 7946 0000 ext 102"}, "O-102")]
+    assert ingest(db, settings, desks).rejected_count == 2
+
+    report = erase(db, settings, client, "cookie_id", "ck-jo")
+
+    assert report["quarantine_removed"] == 1
+    assert [q["data"]["order_id"] for q in quarantined(client)] == ["O-102"]
+
+
 def test_another_persons_mention_of_their_device_loses_the_serial_though_no_conflict_was_recorded(
     db: Database, settings: Settings, client: TestClient
 ) -> None:

@@ -92,37 +92,88 @@ def _visible(value: str) -> str:
     return "".join(char for char in value if unicodedata.category(char) != "Cf")
 
 
+def _caseless(value: str, change_case: Callable[[str], str]) -> str:
+    """``value`` trimmed, in one case and in one Unicode form (NFKC): the composed ö and o with a combining
+    diaeresis, fullwidth letters and plain ones, the ligature U+FB01 and ``fi`` read alike. The case is
+    changed on both sides of the normalisation, which makes the answer the same for a value whose case was
+    changed before (as stored under the earlier rules)."""
+    text = _visible(value).strip()
+    if text.isascii():
+        return change_case(text)
+    once = unicodedata.normalize("NFKC", change_case(text))
+    return unicodedata.normalize("NFKC", change_case(once)).strip()  # NFKC may make spaces (U+00A8)
+
+
 def _trim(value: str) -> str:
     return _visible(value).strip()
 
 
 def _fold(value: str) -> str:
-    return _visible(value).strip().casefold()
+    return _caseless(value, str.casefold)
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: an address with a display name, ``Jo <jo@example.com>``: the name holds no address (nor brackets)
+_NAMED_ADDRESS = re.compile(r"^[^<>@]*<([^<>]*)>$")
 
 
 def _upper(value: str) -> str:
-    return _visible(value).strip().upper()
+    return _caseless(value, str.upper)
 
 
 def _email(value: str) -> str:
-    folded = _visible(value).strip().casefold()
+    folded = _fold(value)
     if is_placeholder(folded):
         return folded
-    if not _EMAIL.match(folded):
+    if folded.endswith(">") or "<" in folded:
+        folded = _address_of(folded, value)
+    # a link's scheme and the final dot of a fully qualified domain name are no part of the address
+    address = folded.removeprefix("mailto:").removesuffix(".")
+    if not _EMAIL.match(address) or address.endswith(".") or ">" in address or "<" in address:
         raise InvalidIdentifier(f"{value!r} is not an email address")
-    return folded
+    return address
+
+
+def _address_of(text: str, value: str) -> str:
+    """The address of ``Name <address>`` (or ``<address>``)."""
+    named = _NAMED_ADDRESS.match(text)
+    if named is None:
+        raise InvalidIdentifier(
+            f"{value!r} is not an email address: with a name, write it as Name <address>, one address alone"
+        )
+    return named[1].strip()
 
 
 def _handle(value: str) -> str:
-    return _visible(value).strip().removeprefix("@").casefold()
+    return _fold(value).removeprefix("@")
+
+
+#: why a number that parses cannot be a whole phone number
+_NOT_WHOLE = {
+    phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short, a local number without its area code",
+    phonenumbers.ValidationResult.TOO_SHORT: "too short",
+    phonenumbers.ValidationResult.TOO_LONG: "too long",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "no number of its country has that many digits",
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "no country has that code",
+}
+#: what separates a number from its extension, as RFC 3966 writes it (``tel:+44-20-7946-0000;ext=101``)
+EXTENSION = ";ext="
+
+
+def phone_value(number: phonenumbers.PhoneNumber) -> str:
+    """A parsed number as stored: E.164, then the extension if it has one (``+442079460000;ext=101``),
+    so that two desks behind one switchboard are two numbers."""
+    e164 = str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    extension = phonenumbers.normalize_digits_only(number.extension or "")  # Arabic-Indic digits too
+    return f"{e164}{EXTENSION}{extension}" if extension else e164
 
 
 def phone_normaliser(region: str) -> Callable[[str], str | None]:
-    """E.164 for numbers written with a country code or in ``region``'s national format; None for a
-    placeholder, a number of zeros only after the country code. (The kind table remembers the answers.)"""
+    """E.164 for numbers written with a country code or in ``region``'s national format, with the
+    extension if one is written (:func:`phone_value`); None for a placeholder, a number of zeros only
+    after the country code. A number too short to be a whole one (``1234``, a local number without its
+    area code) is refused: it would tie together everyone who wrote it. (The kind table remembers the
+    answers.)"""
 
     def normalise(value: str) -> str | None:
         stripped = _visible(value).strip()
@@ -132,11 +183,15 @@ def phone_normaliser(region: str) -> Callable[[str], str | None]:
             number = phonenumbers.parse(stripped, region)
         except phonenumbers.NumberParseException as exc:
             raise InvalidIdentifier(f"{value!r} is not a phone number") from exc
-        if not phonenumbers.is_possible_number(number):
-            raise InvalidIdentifier(f"{value!r} is not a possible phone number")
         if number.national_number == 0:  # "+44 0000 000000", "000-000-0000": blocked however written
             return None
-        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        # Possible, not valid: the library's list of numbers in use lags behind the numbering plans, and
+        # leaves out the ranges set aside for drama and tests (07700 900xxx).
+        why = phonenumbers.is_possible_number_with_reason(number)
+        if why != phonenumbers.ValidationResult.IS_POSSIBLE:
+            reason = _NOT_WHOLE.get(why, "not a possible number")
+            raise InvalidIdentifier(f"{value!r} is not a whole phone number: {reason}")
+        return phone_value(number)
 
     return normalise
 

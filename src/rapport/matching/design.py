@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rapport.identity.kinds import EXTENSION
 from rapport.matching.normalise import canonical_first_name, clean_date, fold, soundex, words
 
 logger = logging.getLogger(__name__)
@@ -72,10 +73,13 @@ def _text(value: object) -> str | None:
 
 
 def _phone(text: str) -> str | None:
-    digits = _NOT_DIGIT.sub("", text)
+    # an extension, as the identity graph keeps it (";ext=101"), stays apart from the number's digits
+    number, _, extension = text.partition(EXTENSION)
+    digits = _NOT_DIGIT.sub("", number)
     if len(digits) < 5 or not digits.isascii():
         return None
-    return ("+" if text.lstrip().startswith("+") else "") + digits
+    extension = _NOT_DIGIT.sub("", extension)
+    return ("+" if text.lstrip().startswith("+") else "") + digits + (f"x{extension}" if extension else "")
 
 
 def _code(text: str) -> str | None:

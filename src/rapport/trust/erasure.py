@@ -61,7 +61,7 @@ from rapport.db.locks import lock_identity_graph
 from rapport.events.models import Event
 from rapport.events.store import EventRow, select_events
 from rapport.identity.graph import Key, key_text
-from rapport.identity.kinds import KindTable
+from rapport.identity.kinds import EXTENSION, KindTable
 from rapport.identity.models import Conflict, Identifier, Merge
 from rapport.identity.tombstones import bury, digest, erased_event_id
 from rapport.ingest.envelope import MAX_IDENTIFIER
@@ -235,8 +235,11 @@ def _pattern(kinds: KindTable, key: Key) -> str:
     kind, value = key
     normaliser = kinds.kinds[kind].normaliser if kind in kinds else "casefold"
     if normaliser == "phone":
-        # written with a national prefix or a country code, spaces, dashes or brackets anywhere
-        chars = [digit + "%" for digit in value if digit.isdigit()][-_PHONE_TAIL:]
+        # written with a national prefix or a country code, spaces, dashes or brackets anywhere; then the
+        # extension, if it has one, however it is marked ("x101", "ext. 101", ";ext=101")
+        number, _, extension = value.partition(EXTENSION)
+        digits = [digit for digit in number if digit.isdigit()][-_PHONE_TAIL:] + list(extension)
+        chars = [digit + "%" for digit in digits]
     else:
         loose = normaliser != "exact"  # any case, and the characters that change with it, may have been sent
         chars = [

@@ -15,6 +15,7 @@ tells an id that holds an identifier value from one that does not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -96,9 +97,16 @@ def field(value: Any, shape: Shape | None, hidden: Any = REDACTED) -> Any:
     return masked(value, shape, hidden)
 
 
+#: a phone number with its extension, as the identity graph keeps it (``+442079460000;ext=101``)
+_WITH_EXTENSION = re.compile(r"(\+\d+);ext=\d+")
+
+
 def held(values: Iterable[Any]) -> list[str]:
-    """Identifier values to look for inside other text, lower case."""
-    return sorted({v.lower() for v in values if isinstance(v, str) and len(v.strip()) >= MIN_HELD})
+    """Identifier values to look for inside other text, lower case; of a phone number with an extension,
+    the number alone too (text writes the extension its own way, if at all)."""
+    found = {v.lower() for v in values if isinstance(v, str) and len(v.strip()) >= MIN_HELD}
+    numbers = {number[1] for v in found if (number := _WITH_EXTENSION.fullmatch(v))}
+    return sorted(found | numbers)
 
 
 def unheld(value: Any, values: Sequence[str]) -> Any:
