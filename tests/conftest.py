@@ -76,6 +76,22 @@ def english_postgres() -> Iterator[Database]:
     drop_database(server, name)
 
 
+@pytest.fixture(params=BACKENDS)
+def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A new database of each backend with no tables yet, for a test that migrates it step by step."""
+    if request.param == "sqlite":
+        database = connect(f"sqlite:///{tmp_path / 'unmigrated.db'}")
+        yield database
+        database.dispose()
+        return
+    server = _postgres_url()
+    name = f"rapport_test_step_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    database = connect(create_database(server, name))
+    yield database
+    database.dispose()
+    drop_database(server, name)
+
+
 @pytest.fixture
 def db(migrated: Database) -> Iterator[Database]:
     """The database of the current backend, empty at the start of each test."""
