@@ -227,7 +227,7 @@ def test_a_value_the_rules_now_refuse_stays_as_stored(db: Database, settings: Se
 
 def test_the_migration_reads_the_stored_values_again(unmigrated: Database) -> None:
     # given a database of the revision before, holding values as the earlier rules stored them
-    upgrade(unmigrated.engine, "0009")
+    upgrade(unmigrated.engine, "0010")
     settings = Settings(
         database_url=unmigrated.engine.url.render_as_string(hide_password=False),
         secret_key="tests-only-secret-of-the-step-by-step-database",

@@ -11,9 +11,9 @@ profile's keep what they stored, and a conflict names them for review (see
 There is no way back: the earlier values are not kept, and the earlier rules would read the new ones
 as they read the same identifiers sent again.
 
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-10 09:00:00.000000
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-07 14:00:00.000000
 """
 
 from collections.abc import Sequence
@@ -25,17 +25,15 @@ from sqlalchemy import text
 from rapport.db.locks import IDENTITY_LOCK
 from rapport.identity.renormalise import renormalise_identifiers
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
     connection = op.get_bind()
-    if (
-        connection.dialect.name == "postgresql"
-    ):  # ingest running meanwhile waits (SQLite's write is exclusive)
+    if connection.dialect.name == "postgresql":  # ingest meanwhile waits (SQLite's write is exclusive)
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IDENTITY_LOCK})
     renormalise_identifiers(connection, now=datetime.now(UTC))
 
