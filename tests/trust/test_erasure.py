@@ -181,6 +181,39 @@ def test_a_company_that_names_them_its_contact_person_loses_what_is_personal_abo
     assert stored(db, mojo_named["id"]).data == mojo_named["data"]  # holds Jo's value, is not it
 
 
+def test_what_other_peoples_events_fed_with_their_values_is_computed_again_without_them(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    """A company's record, account and order took the person's email from the company's own events: once
+    those events lose it, so do the record, the account and the order; the company's own name stays."""
+    corp = {"customer_id": "CORP"}
+    gift = {"line1": "1 Gift Street", "city": "Leeds", "country": "GB", "email": "jo@example.com"}
+    stored = ingest(
+        db,
+        settings,
+        [
+            page_view(JO),
+            event("profile.updated", ids=corp, first_name="Corp", job_title="jo@example.com"),
+            event("account.updated", ids=corp, minute=1, account_id="AC-9", billing_contact="jo@example.com"),
+            order("O-CORP-1", corp, minute=2, shipping_address=gift),
+        ],
+    )
+    assert stored.rejected == []
+    company = profile_of(db, settings, "customer_id", "CORP")
+
+    erase(db, settings, client, "email", JO["email"])
+
+    view = ok(client.get(f"/v1/profiles/{company}"))
+    assert {name: trait["value"] for name, trait in view["traits"].items()} == {
+        "first_name": "Corp",
+        "job_title": ERASED,
+    }
+    assert view["account"]["fields"]["billing_contact"] == ERASED
+    shipped = ok(client.get("/v1/orders/O-CORP-1"))["current"]["shipping_address"]
+    # an address that names them, in the company's order: its personal fields are theirs
+    assert shipped == {"line1": ERASED, "city": ERASED, "country": "GB", "email": ERASED}
+
+
 def test_an_export_shows_what_of_other_peoples_events_is_theirs_and_nothing_of_the_others(
     db: Database, settings: Settings, client: TestClient
 ) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,7 +69,7 @@ from rapport.ingest.models import QuarantinedEvent
 from rapport.profiles import state as golden
 from rapport.profiles.entities import CASE_TYPES, ORDER_TYPES
 from rapport.profiles.models import Case, Order, Profile
-from rapport.profiles.projector import rebuild_cases, rebuild_orders
+from rapport.profiles.projector import rebuild_cases, rebuild_orders, rebuild_profiles
 from rapport.profiles.service import aliases_of, resolve_root
 from rapport.profiles.statestore import load_states, save_states
 from rapport.things.devices import forget_devices
@@ -429,6 +429,33 @@ def _scrub_entity_events(
     return len(changes)
 
 
+#: computes orders or cases again from their events, by their ids
+Rebuild = Callable[[Connection, Iterable[str]], None]
+#: the entities rebuilt from their events: model, key, event types, rebuild
+_ENTITIES: tuple[tuple[type[Order] | type[Case], str, Sequence[str], Rebuild], ...] = (
+    (Order, "order_id", ORDER_TYPES, rebuild_orders),
+    (Case, "case_id", CASE_TYPES, rebuild_cases),
+)
+
+
+def _rebuilt(
+    connection: Connection,
+    model: type[Order] | type[Case],
+    key: str,
+    rebuild: Rebuild,
+    entity_ids: Iterable[str],
+) -> tuple[int, int]:
+    """The entities ``entity_ids`` computed again from their events; those no event is about any longer
+    (an id that held a value) go. Returns how many were rebuilt and how many went."""
+    table = table_of(model)
+    wanted = sorted(entity_ids)
+    for chunk in chunked(wanted):
+        connection.execute(delete(table).where(one_of(connection, table.c[key], chunk)))
+    rebuild(connection, wanted)
+    rebuilt = len(select_rows(connection, table, [key], key, wanted)) if wanted else 0
+    return rebuilt, len(wanted) - rebuilt
+
+
 def _rebuild_entities(
     connection: Connection,
     ids: Sequence[str],
@@ -441,23 +468,15 @@ def _rebuild_entities(
     held a value go. Returns orders rebuilt, cases rebuilt, entities removed and others' events scrubbed."""
     counts: list[int] = []
     removed = scrubbed = 0
-    for model, key, types, rebuild in (
-        (Order, "order_id", ORDER_TYPES, rebuild_orders),
-        (Case, "case_id", CASE_TYPES, rebuild_cases),
-    ):
-        table = table_of(model)
-        owned = {row[0] for row in select_rows(connection, table, [key], "profile_id", list(ids))}
+    for model, key, types, rebuild in _ENTITIES:
+        owned = {row[0] for row in select_rows(connection, table_of(model), [key], "profile_id", list(ids))}
         scrubbed += _scrub_entity_events(
             connection, ids, sorted(owned), types, redactor=redactor, theirs=theirs
         )
         entity_ids = {fact.subject for fact in events if fact.type in types and fact.subject} | owned
-        wanted = sorted(entity_ids)
-        for chunk in chunked(wanted):
-            connection.execute(delete(table).where(one_of(connection, table.c[key], chunk)))
-        rebuild(connection, wanted)
-        rebuilt = len(select_rows(connection, table, [key], key, wanted)) if wanted else 0
+        rebuilt, gone = _rebuilt(connection, model, key, rebuild, entity_ids)
         counts.append(rebuilt)
-        removed += len(wanted) - rebuilt
+        removed += gone
     return counts[0], counts[1], removed, scrubbed
 
 
@@ -500,11 +519,14 @@ def _scrub_merges(
 Path = tuple[str | int, ...]
 
 
-def _named_in(value: Any, shape: Shape, theirs: _Theirs, at: Path = ()) -> Iterator[tuple[Path, Any]]:
+def _named_in(
+    value: Any, shape: Shape, theirs: _Theirs, at: Path = (), *, of_its_profile: bool = False
+) -> Iterator[tuple[Path, Any]]:
     """What of ``value``, someone else's event's data, is the person's, with where it lies: each string
     that is one of their identifier values, whole, and in an object that holds one as a field (a
     company's contact person), the fields its schema calls personal (the contact's name beside their
-    email)."""
+    email). Data ``of_its_profile`` (a profile.updated) is about the other person at its top: there only
+    the values themselves are theirs."""
     if isinstance(value, str):
         if theirs.named_by(value):
             yield at, value
@@ -512,7 +534,7 @@ def _named_in(value: Any, shape: Shape, theirs: _Theirs, at: Path = ()) -> Itera
         for place, item in enumerate(value):
             yield from _named_in(item, shape["items"] or UNDECLARED, theirs, (*at, place))
     elif isinstance(value, dict):
-        about_them = any(theirs.named_by(item) for item in value.values())
+        about_them = not (of_its_profile and not at) and any(theirs.named_by(v) for v in value.values())
         for name, item in value.items():
             declared = shape["fields"].get(name, shape["others"])
             if about_them and declared is not None and declared["personal"]:
@@ -542,6 +564,9 @@ class Mention:
     type: str
     occurred_at: datetime
     source: str
+    #: the other person's profile, and what the event is about: not for an export
+    profile_id: str
+    subject: str | None
     identifiers: dict[str, Any]
     data: dict[str, Any]
     #: the kinds of the event's identifiers that are theirs
@@ -573,7 +598,7 @@ def mentions(
         for kind in sorted({kind for kind, _ in theirs.keys})
     ]
     holding = _like_any(func.lower(cast(table.c.data, Text)), theirs.patterns())
-    columns = ("event_id", "type", "occurred_at", "source", "identifiers", "data")
+    columns = ("event_id", "type", "occurred_at", "source", "profile_id", "subject", "identifiers", "data")
     found = connection.execute(
         select(*(table.c[name] for name in columns))
         .where(not_(one_of(connection, table.c.profile_id, list(ids))), or_(*carrying, holding))
@@ -583,38 +608,58 @@ def mentions(
     for row in found:
         # in someone else's event, a value that merely holds theirs ("mojo@example.com") is not theirs
         kinds = [kind for kind, value in row.identifiers.items() if theirs.holds(kind, value)]
-        values = list(_named_in(row.data, redactor.shape(row.type), theirs))
+        shape, of_its_profile = redactor.shape(row.type), row.type in golden.COLUMN_OF
+        values = list(_named_in(row.data, shape, theirs, of_its_profile=of_its_profile))
         if kinds or values:
-            facts = (row.event_id, row.type, row.occurred_at, row.source, row.identifiers, row.data)
-            kept.append(Mention(*facts, their_kinds=kinds, their_values=values))
+            found_at = (row.event_id, row.type, row.occurred_at, row.source, row.profile_id, row.subject)
+            kept.append(Mention(*found_at, row.identifiers, row.data, kinds, values))
     return kept
 
 
 def _scrub_foreign_events(
     connection: Connection, ids: Sequence[str], theirs: _Theirs, *, redactor: Redactor
-) -> int:
-    """The person's identifiers and values taken off other people's events (:func:`mentions`); the rest of
-    each event, the other person's, stays as it was."""
+) -> list[Mention]:
+    """The person's identifiers and values taken off other people's events (:func:`mentions`), and a
+    subject that is one of their values; the rest of each event, the other person's, stays as it was.
+    Returns the events changed."""
+    named = mentions(connection, ids, theirs, redactor)
     changes = [
         {
             "b_id": mention.event_id,
             "b_ids": {k: v for k, v in mention.identifiers.items() if k not in mention.their_kinds},
             "b_data": _erased_at(mention.data, (path for path, _ in mention.their_values)),
+            "b_subject": None if theirs.named_by(mention.subject) else mention.subject,
         }
-        for mention in mentions(connection, ids, theirs, redactor)
+        for mention in named
     ]
-    table = table_of(Event)
     if changes:
+        table = table_of(Event)
         connection.execute(
             update(table)
             .where(table.c.event_id == bindparam("b_id"))
             .values(
+                subject=bindparam("b_subject"),
                 identifiers=bindparam("b_ids", type_=table.c.identifiers.type),
                 data=bindparam("b_data", type_=table.c.data.type),
             ),
             changes,
         )
-    return len(changes)
+    return named
+
+
+def _fold_again(
+    connection: Connection, named: Sequence[Mention], *, priority_of: Callable[[str], int], now: datetime
+) -> None:
+    """The golden records, orders and cases of other people that the events in ``named`` fed, computed
+    again from those events as they are now: nothing of the person is left in them."""
+    rebuild_profiles(
+        connection,
+        {m.profile_id for m in named if m.type in golden.COLUMN_OF},
+        priority_of=priority_of,
+        now=now,
+    )
+    for model, key, types, rebuild in _ENTITIES:
+        _rebuilt(connection, model, key, rebuild, {m.subject for m in named if m.type in types and m.subject})
 
 
 def _their_conflicts(connection: Connection, ids: Sequence[str], theirs: _Theirs) -> list[Row[Any]]:
@@ -692,6 +737,7 @@ def erase(
     secret: str,
     catalog: Catalog,
     kinds: KindTable,
+    priority_of: Callable[[str], int],
     now: datetime,
 ) -> ErasureReport | None:
     """Erase the person behind ``profile_id`` (an alias is followed), in the caller's write transaction.
@@ -730,7 +776,8 @@ def erase(
     clashes = _delete(connection, Conflict, _their_conflicts(connection, ids, theirs))
     # Someone else's event may carry one of their identifiers with no clash recorded (a mention of their
     # device), so the whole log is searched.
-    other_events = _scrub_foreign_events(connection, ids, theirs, redactor=redactor) if keys else 0
+    named = _scrub_foreign_events(connection, ids, theirs, redactor=redactor) if keys else []
+    _fold_again(connection, named, priority_of=priority_of, now=now)
     removed_input = (
         _delete(connection, QuarantinedEvent, _their_quarantined(connection, theirs)) if keys else 0
     )
@@ -744,7 +791,7 @@ def erase(
         erased_at=now,
         identifiers=len(keys),
         events_scrubbed=len(events),
-        other_events_scrubbed=other_events + entity_events,
+        other_events_scrubbed=len(named) + entity_events,
         traits_removed=traits_removed,
         orders_rebuilt=orders,
         cases_rebuilt=cases,

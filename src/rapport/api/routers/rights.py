@@ -15,6 +15,7 @@ from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.catalog.service import load_catalog
 from rapport.identity.service import load_kinds
+from rapport.ingest.pipeline import source_priorities
 from rapport.trust.erasure import ErasedProfile, erase
 from rapport.trust.export import export
 from rapport.trust.roles import Permission as P
@@ -120,6 +121,7 @@ def delete_profile(profile_id: str, database: DatabaseDep, settings: SettingsDep
                 secret=settings.secret_key.get_secret_value(),
                 catalog=load_catalog(session),
                 kinds=load_kinds(session, region=settings.default_region),
+                priority_of=source_priorities(settings),
                 now=datetime.now(UTC),
             )
     except ErasedProfile as exc:
