@@ -5,11 +5,11 @@ and ``rapport rebuild`` agreeing with what the live stream raised."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from device_events import BASE, configure, reading, registered, reported
+from device_events import BASE, configure, reading, registered, reported, view
 from sqlalchemy import select
 
 from builders import ingest, page_view, profile_of
@@ -250,6 +250,72 @@ def test_a_silence_goes_to_whoever_owned_the_device_when_it_began(db: Database, 
         find_silent(session, now=BASE + timedelta(hours=6))
 
     assert alerts(db) == [("r1:alert:silent", profile_of(db, settings, "email", "a@x.com"))]
+
+
+def swept(db: Database, minute: float) -> list[str]:
+    """Sweep for silences as at ``minute``; the ids of the alerts appended."""
+    with db.session(write=True) as session:
+        return [alert.event_id for alert in find_silent(session, now=BASE + timedelta(minutes=minute))]
+
+
+def silences(db: Database) -> list[tuple[str, datetime]]:
+    """(alert id, when the silence began) of every silence alerted, oldest first."""
+    query = select(Event.event_id, Event.occurred_at, Event.data).where(Event.type == "device.alert")
+    with db.session() as session:
+        rows = session.execute(query.order_by(Event.occurred_at)).all()
+    return [(i, at) for i, at, data in rows if data["reason"] == "silent"]
+
+
+def _quiet_thermometer(db: Database, settings: Settings) -> None:
+    """TH-1, silent after an hour, registered at 08:00, reports at 09:00 (t1)."""
+    configure(db, FRIDGE, MAX_7, silent_after=3600)
+    ingest(db, settings, [registered("TH-1", ANN, minute=-60, model=FRIDGE), temp("TH-1", 0, 4, "t1")])
+
+
+def test_a_silence_is_alerted_once_from_the_last_report_when_every_report_is_in(
+    db: Database, settings: Settings
+) -> None:
+    _quiet_thermometer(db, settings)
+    ingest(db, settings, [temp("TH-1", 30, 4, "t2")])  # 09:30
+
+    assert swept(db, 240) == ["t2:alert:silent"]
+    assert swept(db, 300) == []
+    assert silences(db) == [("t2:alert:silent", BASE + timedelta(minutes=90))]  # silent from 10:30
+
+
+def test_a_late_report_from_before_an_alerted_silence_began_does_not_alert_it_again(
+    db: Database, settings: Settings
+) -> None:
+    _quiet_thermometer(db, settings)
+    assert swept(db, 180) == ["t1:alert:silent"]  # silent from 10:00 as far as anyone knows at noon
+
+    ingest(db, settings, [temp("TH-1", 30, 4, "t2")])  # 09:30, arriving late: the same silence
+
+    assert swept(db, 240) == [] and swept(db, 300) == []
+    assert silences(db) == [("t1:alert:silent", BASE + timedelta(minutes=60))]  # alerts are never redated
+    [silence] = view(db, "TH-1", now=BASE + timedelta(minutes=300))["open_alerts"]
+    assert silence["since"] == BASE + timedelta(minutes=90)  # what the twin knows now
+    assert rebuilt(db, settings) == 0
+    assert swept(db, 360) == []  # the log, not the rebuilt twin, says which silence was alerted
+
+
+@pytest.mark.parametrize("minute", [60, 120])
+def test_a_device_that_reports_once_its_alerted_silence_began_can_fall_silent_again(
+    db: Database, settings: Settings, minute: int
+) -> None:
+    """A report at or after the moment the alerted silence began (10:00) ends it, whenever it arrives."""
+    _quiet_thermometer(db, settings)
+    assert swept(db, 90) == ["t1:alert:silent"]
+
+    ingest(db, settings, [temp("TH-1", minute, 4, "t2")])
+    assert swept(db, minute + 30) == []  # speaking again
+    assert swept(db, minute + 61) == ["t2:alert:silent"]
+    assert swept(db, minute + 120) == []
+
+    assert silences(db) == [
+        ("t1:alert:silent", BASE + timedelta(minutes=60)),
+        ("t2:alert:silent", BASE + timedelta(minutes=minute + 60)),
+    ]
 
 
 def _life(serial: str, tag: str) -> tuple[list[dict[str, Any]], dict[str, tuple[str, ...]]]:

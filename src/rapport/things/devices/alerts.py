@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, Exists, Table, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
@@ -182,8 +182,9 @@ def span(allowance: timedelta) -> str:
 def find_silent(session: Session, *, now: datetime) -> list[EventRow]:
     """Report every device that has been silent longer than its model allows: one ``device.alert``
     (reason "silent") per silence, dated when the silence began. Call it as often as you like: a silence
-    already reported is not reported again, and a device that speaks again can fall silent again.
-    Returns the alerts appended. Runs in the caller's write transaction."""
+    already reported is not reported again, even when a report from before it began arrives late, and a
+    device that reports at or after the moment its alerted silence began can fall silent again. Returns the
+    alerts appended. Runs in the caller's write transaction."""
     lock_identity_graph(session)
     connection = session.connection()
     table = table_of(Device)
@@ -193,7 +194,7 @@ def find_silent(session: Session, *, now: datetime) -> list[EventRow]:
             continue
         allowance = timedelta(seconds=config.silent_after_seconds)
         found = connection.execute(
-            select(table).where(
+            select(table, _silence_alerted(table).label("alerted")).where(
                 table.c.model == model,
                 table.c.last_seen_at < now - allowance,
                 table.c.last_event_id.is_not(None),
@@ -203,7 +204,8 @@ def find_silent(session: Session, *, now: datetime) -> list[EventRow]:
         quiet.extend((dict(row._mapping), allowance) for row in found)
     if not quiet:
         return []
-    timelines = load_timelines(connection, (twin["serial"] for twin, _ in quiet))
+    silent = [(twin, allowance) for twin, allowance in quiet if not twin["alerted"]]
+    timelines = load_timelines(connection, (twin["serial"] for twin, _ in silent)) if silent else {}
     triggers = [
         (
             twin["serial"],
@@ -218,7 +220,7 @@ def find_silent(session: Session, *, now: datetime) -> list[EventRow]:
                 },
             ),
         )
-        for twin, allowance in quiet
+        for twin, allowance in silent
     ]
     rows = rows_for(connection, triggers, timelines, filed={}, now=now)
     appended = append_new(connection, rows)
@@ -229,3 +231,16 @@ def find_silent(session: Session, *, now: datetime) -> list[EventRow]:
         [{"b_serial": t["serial"], "b_event": t["last_event_id"]} for t, _ in quiet],
     )
     return appended
+
+
+def _silence_alerted(devices: Table) -> Exists:
+    """Whether the log holds an alert of a silence that began after the device's last report: it has not
+    reported since, so its silence now is that one, already reported (a report that arrived late from
+    before that moment does not end it)."""
+    events = table_of(Event)
+    return exists().where(
+        events.c.subject == devices.c.serial,
+        events.c.type == ALERT,
+        events.c.occurred_at > devices.c.last_seen_at,
+        events.c.data["reason"].as_string() == "silent",
+    )

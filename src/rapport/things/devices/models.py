@@ -36,7 +36,8 @@ class Device(Base):
     #: the latest report of the device itself (telemetry or an event it reported), and its event
     last_seen_at: Mapped[datetime | None]
     last_event_id: Mapped[str | None] = mapped_column(String(200))
-    #: the ``last_event_id`` after which a silence was reported already (one alert per silence)
+    #: the ``last_event_id`` whose silence a sweep has dealt with: reported, or found to be one reported
+    #: already (the log says which: see :func:`~rapport.things.devices.alerts.find_silent`)
     silence_alerted: Mapped[str | None] = mapped_column(String(200))
     #: "readings": {name: {"value", "at", "event_id", "unit"?}}, "report": the latest reported event,
     #: "firmware_from": [at, event_id] of the report that gave ``firmware``
