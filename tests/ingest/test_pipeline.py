@@ -124,6 +124,12 @@ BAD_EVENTS: list[tuple[str, dict[str, Any], str]] = [
         "is allowed",
     ),
     ("numeric id", {"id": 17}, "id: expected a string, got a number"),
+    (
+        "an alert's id",
+        {"id": "t3:alert:temp"},
+        "id: 't3:alert:temp' has the form of the ids of the device alerts Rapport derives",
+    ),
+    ("a hashed alert's id", {"id": "alert-" + "0" * 64}, "the ids of the device alerts Rapport derives"),
     ("huge string", {"source": "x" * 10_000_000}, "source: must be at most 200 characters long"),
     (
         "unknown envelope field",

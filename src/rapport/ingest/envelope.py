@@ -14,6 +14,7 @@ from rapport.catalog.registry import MAX_CHANNEL, Catalog, EventType
 from rapport.identity.graph import Key
 from rapport.identity.kinds import InvalidIdentifier, KindTable
 from rapport.settings import Settings
+from rapport.things.devices.alerts import could_be_alert_id
 
 ENVELOPE_FIELDS = frozenset({"id", "type", "schema_version", "occurred_at", "source", "identifiers", "data"})
 MAX_ID = 200
@@ -429,6 +430,8 @@ def check(
     if not raw.keys() <= ENVELOPE_FIELDS:
         errors.extend(f"{name}: unknown envelope field" for name in raw if name not in ENVELOPE_FIELDS)
     event_id = _text(raw, "id", MAX_ID, errors)
+    if event_id is not None and could_be_alert_id(event_id):
+        errors.append(f"id: {event_id!r} has the form of the ids of the device alerts Rapport derives")
     type_name = _text(raw, "type", 100, errors)
     source = _text(raw, "source", MAX_SOURCE, errors)
     occurred_at = _timestamp(raw, now, skew, errors)

@@ -7,6 +7,7 @@ again (a replay, a second sweep) finds a duplicate and appends nothing.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,8 +34,18 @@ MAX_ID = 200
 def alert_id(trigger_id: str, what: str) -> str:
     """The id of the alert about ``what`` that event ``trigger_id`` raised; hashed when it would be too
     long for an event id."""
-    text = f"{trigger_id}:alert:{what}"
+    text = f"{trigger_id}{_MARK}{what}"
     return text if len(text) <= MAX_ID else "alert-" + hashlib.sha256(text.encode()).hexdigest()
+
+
+_MARK = ":alert:"
+_HASHED = re.compile(r"alert-[0-9a-f]{64}").fullmatch
+
+
+def could_be_alert_id(event_id: str) -> bool:
+    """Has ``event_id`` the form of an alert's (:func:`alert_id`)? A client's event with such an id is
+    refused: it, or the alert, would be taken for a duplicate of the other and lost."""
+    return _MARK in event_id or (event_id.startswith("alert-") and _HASHED(event_id) is not None)
 
 
 def alert_row(
