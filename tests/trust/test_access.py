@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from builders import event, message, order
@@ -204,6 +205,19 @@ def test_every_read_of_a_person_is_in_the_audit_log_with_key_role_and_target(
     }
     assert entries[0]["detail"] == {"by": "email"}  # the kind of identifier searched by, never its value
     assert "jo@example.com" not in text_of(ok(admin.get("/v1/audit")))
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.ANALYST])
+def test_a_page_of_the_list_of_every_device_is_in_the_audit_log(
+    api_client: Callable[..., TestClient], role: Role
+) -> None:
+    reader = api_client(role)
+    ok(api_client(Role.ADMIN).post("/v1/events", json={"events": [registered("WM-1", JO)]}))
+
+    ok(reader.get("/v1/devices"))
+
+    entries = ok(api_client(Role.ADMIN).get("/v1/audit", params={"action": "devices.list"}))["items"]
+    assert [(e["role"], e["target_type"], e["detail"]) for e in entries] == [(role, "devices", {"count": 1})]
 
 
 def test_key_changes_and_catalog_changes_are_audited(client: TestClient) -> None:

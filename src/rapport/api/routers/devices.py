@@ -132,10 +132,12 @@ def get_devices(
         return {"items": [redactor.device(d) for d in items] if redactor else items, "next_after": None}
     if redactor is None:
         items = list_devices(session, after=after, limit=limit, now=now)
+        audit("devices.list", "devices", "all", count=len(items))  # whose devices: their owners are listed
         return {"items": items, "next_after": items[-1]["serial"] if len(items) == limit else None}
     # a serial as the cursor would show what the page masks: an analyst pages by position
     skip = _position(after)
     items = list_devices(session, skip=skip, limit=limit, now=now)
+    audit("devices.list", "devices", "all", count=len(items))
     return {
         "items": [redactor.device(d) for d in items],
         "next_after": f"+{skip + limit}" if len(items) == limit else None,
