@@ -214,7 +214,9 @@ def test_an_alert_is_logged_after_the_reading_that_raised_it(db: Database, setti
     assert logged.index("hot:alert:temp_c") > logged.index("hot")
 
 
-def test_an_event_that_came_with_an_alerts_id_keeps_it(db: Database, settings: Settings) -> None:
+def test_a_clients_event_with_an_alerts_id_is_refused_and_the_alert_kept(
+    db: Database, settings: Settings
+) -> None:
     configure(db)
     sent = [
         registered("FR-3", ANN, minute=0),
@@ -224,7 +226,10 @@ def test_an_event_that_came_with_an_alerts_id_keeps_it(db: Database, settings: S
 
     outcome = ingest(db, settings, sent)
 
-    assert (outcome.accepted, outcome.rejected_count) == (3, 0)
+    assert (outcome.accepted, outcome.duplicates) == (2, 0)
+    assert outcome.rejected[0]["errors"] == [
+        "id: 'warm:alert:temp_c' has the form of the ids of the device alerts Rapport derives"
+    ]
     with db.session() as session:
         kept = session.scalars(select(Event.type).where(Event.event_id == "warm:alert:temp_c")).all()
-    assert kept == ["page.viewed"]
+    assert kept == ["device.alert"]
