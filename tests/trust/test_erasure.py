@@ -246,6 +246,10 @@ def test_an_export_shows_what_of_other_peoples_events_is_theirs_and_nothing_of_t
             "data": {},
         },
     ]
+    # the clash they had with the other profile: theirs, without the other profile or its number
+    [clash] = document["identity_conflicts"]
+    assert (clash["profile_ids"], clash["identifiers"]) == ([jo], ["email:jo@example.com"])
+    assert "K-2" not in str(clash) and clash.keys().isdisjoint({"key", "detail"})
 
 
 def test_an_object_that_holds_their_value_in_someone_elses_event_loses_its_personal_fields_at_any_depth(

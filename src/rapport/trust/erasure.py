@@ -714,17 +714,39 @@ def held_elsewhere(
     carried_by: Iterable[Mapping[str, Any]],
     kinds: KindTable,
     redactor: Redactor,
-) -> tuple[list[Row[Any]], list[Row[Any]], list[Mention]]:
+) -> tuple[list[dict[str, Any]], list[Row[Any]], list[Mention]]:
     """What is kept about the person of the profiles ``ids``, whose events carry ``carried_by`` (each
-    event's identifiers), outside their profiles: the identity conflicts about them, the quarantined input
-    holding one of their identifier values, and other people's events that name them (what an erasure
-    deletes or scrubs, for an export)."""
+    event's identifiers), outside their profiles, for an export: the identity conflicts about them (with
+    only their profiles and identifiers: the others are someone else's), the quarantined input holding one
+    of their identifier values, and other people's events that name them (what an erasure deletes or
+    scrubs)."""
     keys = _their_keys(connection, ids, carried_by, kinds)
     theirs = _Theirs(frozenset(keys), kinds)
+    conflicts = [
+        {
+            **{name: getattr(row, name) for name in _CONFLICT_SHOWN},
+            "profile_ids": [pid for pid in row.profile_ids if pid in ids],
+            "identifiers": [text for text in row.identifiers if tuple(text.split(":", 1)) in keys],
+        }
+        for row in sorted(_their_conflicts(connection, ids, theirs), key=lambda row: row.id)
+    ]
     if not keys:
-        return _their_conflicts(connection, ids, theirs), [], []
-    quarantined = _their_quarantined(connection, theirs)
-    return _their_conflicts(connection, ids, theirs), quarantined, mentions(connection, ids, theirs, redactor)
+        return conflicts, [], []
+    return conflicts, _their_quarantined(connection, theirs), mentions(connection, ids, theirs, redactor)
+
+
+#: what an export shows of a conflict about the person beside their profiles and identifiers in it: its
+#: key and detail name the other profiles' too
+_CONFLICT_SHOWN = (
+    "id",
+    "reason",
+    "status",
+    "occurrences",
+    "event_id",
+    "last_event_id",
+    "created_at",
+    "updated_at",
+)
 
 
 # -- the whole --------------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def export(
         "devices": devices_of(session, profile_ids=ids, now=now or datetime.now(UTC)),
         "store_visits": [{**_columns(v), "recognised": v.profile_id is not None} for v in visits],
         "merges": [_columns(m) for m in merges],
-        "identity_conflicts": [row._asdict() for row in sorted(conflicts, key=lambda row: row.id)],
+        "identity_conflicts": conflicts,
         "quarantined": [row._asdict() for row in sorted(quarantined, key=lambda row: row.id)],
         "mentioned_in": [mention.about_them() for mention in named],
     }
