@@ -44,6 +44,14 @@ def test_an_id_in_the_payload_is_kept() -> None:
     assert isinstance(envelope, dict) and envelope["id"] == "fr1-77"
 
 
+def test_an_id_of_null_in_the_payload_is_no_id() -> None:
+    envelope = translate(
+        "rapport/devices/FR-1/telemetry", b'{"id": null, "ts": "%s", "readings": {}}' % TS.encode()
+    )
+
+    assert isinstance(envelope, dict) and envelope["id"].startswith("mqtt:")
+
+
 def test_a_resent_reading_gets_the_same_id_however_its_instant_is_written() -> None:
     first = translate(
         "rapport/devices/FR-1/telemetry", b'{"ts": "2026-05-01T09:00:00Z", "readings": {"t": 1}}'

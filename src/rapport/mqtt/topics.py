@@ -147,7 +147,8 @@ def translate(topic: str, payload: bytes) -> dict[str, Any] | Unreadable:
             data["zone"] = body["zone"]
         type_ = f"store.{event}"
         what = {"event": event, "zone": body.get("zone"), "identifiers": identifiers}
-        event_id = body["id"] if "id" in body else derived_id(topic, moment, what)
+        given = body.get("id")  # optional: null is as good as none
+        event_id = given if given is not None else derived_id(topic, moment, what)
     else:
         identifiers = {"device_serial": key}
         data = {"serial": key}
@@ -158,7 +159,9 @@ def translate(topic: str, payload: bytes) -> dict[str, Any] | Unreadable:
             type_, what = "device.telemetry", None
         else:
             type_, what = "device.reported", {"event": body.get("event"), "code": body.get("code")}
-        event_id = body["id"] if "id" in body else derived_id(_device_topic(kind, key), moment, what)
+        event_id = (
+            body["id"] if body.get("id") is not None else derived_id(_device_topic(kind, key), moment, what)
+        )
     envelope: dict[str, Any] = {
         "id": event_id,
         "type": type_,
