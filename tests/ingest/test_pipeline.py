@@ -159,6 +159,38 @@ def test_bad_events_are_quarantined_with_a_reason_naming_the_field(
         assert session.scalar(select(func.count()).select_from(Event)) == 1
 
 
+def test_input_with_no_usable_id_sent_again_is_quarantined_once_and_other_input_beside_it(
+    db: Database, settings: Settings
+) -> None:
+    """A batch sent again whose rejected events have no id to tell them apart (none, one that is no string,
+    or no object at all), kept as JSON or, with a NUL character, as text, is one item each while the first
+    copy waits, as an event with an id is; so is a copy in the same batch. Another body is another item."""
+    nameless = {k: v for k, v in order("O-1", {"email": "jo@example.com"}).items() if k != "id"}
+    batch = [
+        nameless,
+        {**order("O-2", {"email": "al@example.com"}), "id": 7},
+        "an event",
+        None,
+        [1, {"b": 2, "a": 1}],
+        {"type": "order.placed", "big": 1e16, "nought": -0.0},  # PostgreSQL gives these back otherwise
+        {"type": "order.placed", "note": "a\x00b"},  # kept as text
+    ]
+    first = ingest(db, settings, batch)
+    again = ingest(db, settings, batch)
+    doubled = ingest(db, settings, [*batch, *batch])
+
+    assert [r["index"] for r in first.rejected] == list(range(len(batch)))  # each still answered
+    assert (len(again.rejected), len(doubled.rejected)) == (len(batch), 2 * len(batch))
+    with db.session() as session:
+        kept = session.scalars(select(QuarantinedEvent).order_by(QuarantinedEvent.id)).all()
+    assert len(kept) == len(batch)
+    assert {(item.event_id, item.status, item.transport) for item in kept} == {(None, "open", "http")}
+
+    other = [{**nameless, "data": {**nameless["data"], "total": 11.0}}, "another event", [1, 2]]
+    ingest(db, settings, other)
+    assert count(db, QuarantinedEvent) == len(batch) + len(other)
+
+
 def test_every_reason_is_named_a_bad_date_time_or_address_among_them(
     db: Database, settings: Settings
 ) -> None:

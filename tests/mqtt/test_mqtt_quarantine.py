@@ -62,6 +62,37 @@ def test_an_unreadable_message_keeps_its_reason_and_a_refused_one_goes_in_once_i
         assert session.scalars(select(Event.type)).all() == ["store.entered"]
 
 
+def test_an_unreadable_message_delivered_again_is_kept_once_and_one_on_another_topic_beside_it(
+    db: Database, settings: Settings
+) -> None:
+    """A broker may deliver a message twice, in one batch or in another; a device may send it again. While
+    the first copy is open, through replays too, it is one item. The same payload on another topic, or
+    another payload on the same topic, is another item."""
+    messages = [
+        Sent("rapport/devices/FR-1/telemetry", b"not json"),
+        Sent("rapport/devices/FR-2/telemetry", b"not json"),
+        Sent("rapport/devices/FR-1/telemetry", b"[1, 2]"),
+        Sent("rapport/devices/FR-1/telemetry", b'{"readings": {"t": 4}}'),  # no ts
+        Sent("rapport/devices/FR-1/status", b'{"ts": "2026-05-01T09:00:00Z"}'),  # not a topic Rapport reads
+        Sent("rapport/devices/FR-1/telemetry", b"\xff\xfe"),  # not UTF-8: kept as base64
+        Sent("rapport/devices/FR-1/telemetry", b"nul \x00 inside"),  # kept as text
+    ]
+    for _ in range(2):
+        assert store_messages(db, messages, settings=settings).rejected_count == len(messages)
+    store_messages(db, [*messages, *messages], settings=settings)
+    assert replay(db, settings=settings).still_rejected == len(messages)
+    store_messages(db, messages, settings=settings)
+
+    with db.session() as session:
+        kept = session.scalars(select(QuarantinedEvent).order_by(QuarantinedEvent.id)).all()
+    assert len(kept) == len(messages)
+    assert {(item.status, item.transport, item.attempts) for item in kept} == {("open", "mqtt", 1)}
+    topics = [
+        orjson.loads(item.raw_text)["topic"] if item.raw_text else item.payload["topic"] for item in kept
+    ]
+    assert topics == [message.topic for message in messages]
+
+
 def _store(db: Database, store_id: str) -> None:
     with db.session(write=True) as session:
         put_store(

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, Connection, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
@@ -56,66 +56,78 @@ def quarantine(
     What cannot be stored as JSON (NUL characters) is kept as its JSON text, escaped; ids and types
     too long for their columns are cut in the index columns but kept whole in the payload. An event
     that an open item holds already, the same id and body (a client sending a batch again, a broker
-    delivering a message twice), is not kept twice."""
+    delivering a message twice), is not kept twice, nor is input with no id that an open item of the
+    same transport holds with the same body (for a message that never became an event, its topic and
+    payload)."""
     if rejections:
         keep(session, [_quarantine_row(r, transport=transport, now=now, line_of=line_of) for r in rejections])
 
 
 def keep(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Add the quarantine's ``rows`` (of one transport; see :func:`item_row`), but those alike to an open
-    item or to a row before them: the same id and body, or, for input with no id read from a file, the
-    same body at the same line of a file of the same name (an import run again)."""
-    rows = _not_kept_yet(session, rows)
-    if rows:
-        session.execute(insert(QuarantinedEvent), rows)
+    item or to a row before them: the same id and body; for input with no id read from a file, the same
+    body at the same line of a file of the same name (an import run again); for other input with no id
+    (a message that never became an event, an event with no id), the same body by the same transport."""
+    distinct: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        distinct.setdefault(_likeness(*(row[name] for name in _ALIKE)), row)
+    kept = {_likeness(*item) for item in _open_items_alike(session.connection(), list(distinct.values()))}
+    fresh = [row for likeness, row in distinct.items() if likeness not in kept]
+    if fresh:
+        session.execute(insert(QuarantinedEvent), fresh)
 
 
-def _not_kept_yet(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    ids = sorted({row["event_id"] for row in rows if row["event_id"] is not None})
-    lines = sorted({row["line"] for row in rows if row["event_id"] is None and row["line"] is not None})
-    if not ids and not lines:
-        return list(rows)
-    connection = session.connection()
+#: the columns :func:`_likeness` compares, in its order
+_ALIKE = ("event_id", "transport", "line", "payload", "raw_text")
+
+
+def _open_items_alike(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+    """The open items that may be alike to one of ``rows``, with the columns of :data:`_ALIKE`: those with
+    one of their ids and, of those with none and of their transport, those at one of their lines (a file's)
+    or, read from no file, with one of their bodies. A query for each kind there is, per 5,000 rows."""
     table = table_of(QuarantinedEvent)
-    columns = (table.c.event_id, table.c.transport, table.c.line, table.c.payload, table.c.raw_text)
-    items = select(*columns).where(table.c.status == "open")
-    found = [
+    items = select(*(table.c[name] for name in _ALIKE)).where(table.c.status == "open")
+    ids = sorted({row["event_id"] for row in rows if row["event_id"] is not None})
+    unnamed = [row for row in rows if row["event_id"] is None]
+    lines = sorted({row["line"] for row in unnamed if row["line"] is not None})
+    unplaced = [row for row in unnamed if row["line"] is None]
+    found: list[Sequence[Any]] = [
         item
         for chunk in chunked(ids)
         for item in connection.execute(items.where(one_of(connection, table.c.event_id, chunk)))
     ]
-    unnamed = items.where(table.c.event_id.is_(None), table.c.transport == rows[0]["transport"])
-    found += [
-        item
-        for chunk in chunked(lines)
-        for item in connection.execute(unnamed.where(table.c.line.in_(chunk)))
+    if unnamed:
+        of_transport = items.where(table.c.event_id.is_(None), table.c.transport == rows[0]["transport"])
+        for chunk in chunked(lines):
+            found += connection.execute(of_transport.where(table.c.line.in_(chunk)))
+        for part in chunked(unplaced):
+            found += connection.execute(of_transport.where(table.c.line.is_(None), _with_body_of(part)))
+    return found
+
+
+def _with_body_of(rows: Sequence[dict[str, Any]]) -> ColumnElement[bool]:
+    """Whether an item's body is one of ``rows``': its text, or its JSON. PostgreSQL compares JSON by
+    value; SQLite, as written, which is enough: a body sent again is written as it was the first time."""
+    table = table_of(QuarantinedEvent)
+    texts = [row["raw_text"] for row in rows if row["raw_text"] is not None]
+    # typed as the column, so that a bare string or number is compared as JSON too
+    documents = [
+        bindparam(None, row["payload"], type_=table.c.payload.type) for row in rows if row["raw_text"] is None
     ]
-    kept = {_likeness(*item) for item in found}
-    fresh = []
-    for row in rows:
-        likeness = _likeness(
-            *(row[name] for name in ("event_id", "transport", "line", "payload", "raw_text"))
-        )
-        if likeness is not None:
-            if likeness in kept:
-                continue
-            kept.add(likeness)
-        fresh.append(row)
-    return fresh
+    return or_(
+        *([table.c.raw_text.in_(texts)] if texts else []),
+        *([table.c.payload.in_(documents)] if documents else []),
+    )
 
 
 def _likeness(
     event_id: str | None, transport: str, line: int | None, payload: Any, raw_text: str | None
-) -> tuple[Any, ...] | None:
-    """What makes two quarantined items alike: their id, or where in a file an item with none was read,
-    and their body, the order of its keys and the form of its numbers aside (PostgreSQL's JSONB gives 1e16
-    back as an integer, -0.0 as 0). None for an item with neither (it is like no other)."""
-    if event_id is not None:
-        where: tuple[Any, ...] = (event_id,)
-    elif line is not None:
-        where = (None, transport, line)
-    else:
-        return None
+) -> tuple[Any, ...]:
+    """What makes two quarantined items alike: their id, or for an item with none its transport and where
+    in a file it was read (if it was: an MQTT message's topic is in its body), and their body, the order of
+    its keys and the form of its numbers aside (PostgreSQL's JSONB gives 1e16 back as an integer, -0.0 as
+    0)."""
+    where = (event_id,) if event_id is not None else (None, transport, line)
     if raw_text is not None:
         return (*where, raw_text)
     # Python's encoder, which writes whole numbers of any size (PostgreSQL gives 1e30 back as one)
