@@ -71,6 +71,16 @@ KEPT_APART = "these profiles are kept apart: a merge of them was undone, or a da
 CONFLICT_KEY_WIDTH = width(Conflict, "key")
 
 
+def conflict_key(reason: str, profiles: Iterable[str], about: str) -> str:
+    """What makes two clashes one conflict: the reason, the profiles and what it is about (an identifier);
+    a long one (an operator's long kind with a long value) ends in a digest of the whole."""
+    key = f"{reason}:{'|'.join(sorted(profiles))}:{about}"
+    if len(key) <= CONFLICT_KEY_WIDTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: CONFLICT_KEY_WIDTH - len(digest) - 1]}#{digest}"
+
+
 @dataclass(frozen=True)
 class MergeRequest:
     """Merge these two live profiles (an explicit merge, not one an event implies)."""
@@ -600,10 +610,7 @@ class GraphBatch:
         *,
         about: str = "",
     ) -> None:
-        key = f"{reason}:{'|'.join(sorted(profiles))}:{about}"
-        if len(key) > CONFLICT_KEY_WIDTH:  # an operator's long kind with a long value: its end as a digest
-            digest = hashlib.sha256(key.encode()).hexdigest()
-            key = f"{key[: CONFLICT_KEY_WIDTH - len(digest) - 1]}#{digest}"
+        key = conflict_key(reason, profiles, about)
         if key in found:
             found[key]["occurrences"] += 1
             found[key]["last_event_id"] = claim.event_id

@@ -25,7 +25,6 @@ whole one) stays too: no new event carries it. The merge log names the new value
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -50,6 +49,7 @@ from sqlalchemy.types import LargeBinary
 from rapport.db.base import table_of, width
 from rapport.db.bulk import chunked, dialect_insert, one_of
 from rapport.events.models import Event
+from rapport.identity.graph import conflict_key
 from rapport.identity.kinds import (
     BUILTIN_KINDS,
     EXTENSION,
@@ -66,7 +66,6 @@ CASE_CHANGING = ("casefold", "upper", "email", "handle")
 NORMALISED_ALIKE = "normalised_alike"
 #: characters a phone number is written with, its extension aside: a value with any other may hold one
 _NUMBER_ONLY = "0-9 +()./-"
-_CONFLICT_KEY_WIDTH = width(Conflict, "key")
 _DETAIL_WIDTH = width(Conflict, "detail")
 
 
@@ -296,10 +295,7 @@ def _present(
 
 def _conflict(keeper: Stored, others: list[Stored], kind: str, value: str, now: datetime) -> dict[str, Any]:
     profiles = [keeper.profile_id, *sorted({stored.profile_id for stored in others})]
-    key = f"{NORMALISED_ALIKE}:{'|'.join(sorted(profiles))}:{kind}:{value}"
-    if len(key) > _CONFLICT_KEY_WIDTH:  # a long value: its end as a digest, as the graph's conflicts do
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        key = f"{key[: _CONFLICT_KEY_WIDTH - len(digest) - 1]}#{digest}"
+    key = conflict_key(NORMALISED_ALIKE, profiles, f"{kind}:{value}")
     written = ", ".join(repr(stored.value) for stored in others)
     detail = (
         f"{kind} {written}, stored before the rules changed, reads as {value!r} now, which "
