@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,51 +46,45 @@ def _postgres_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def migrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """A freshly migrated database per backend, shared by the tests of a session."""
-    if request.param == "sqlite":
-        database = connect(f"sqlite:///{tmp_path_factory.mktemp('db') / 'rapport.db'}")
-        upgrade(database.engine)
+@contextmanager
+def _new_database(backend: str, folder: Path, prefix: str, **options: str) -> Iterator[Database]:
+    """A new database with no tables: a SQLite file in ``folder``, or a PostgreSQL database named from
+    ``prefix`` (made with ``options``), dropped afterwards."""
+    if backend == "sqlite":
+        database = connect(f"sqlite:///{folder / f'{prefix}.db'}")
         yield database
         database.dispose()
         return
     server = _postgres_url()
-    name = f"rapport_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    database = connect(create_database(server, name))
-    upgrade(database.engine)
+    name = f"rapport_{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    database = connect(create_database(server, name, **options))
     yield database
     database.dispose()
     drop_database(server, name)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def migrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """A freshly migrated database per backend, shared by the tests of a session."""
+    with _new_database(request.param, tmp_path_factory.mktemp("db"), "test") as database:
+        upgrade(database.engine)
+        yield database
 
 
 @pytest.fixture
-def english_postgres() -> Iterator[Database]:
+def english_postgres(tmp_path: Path) -> Iterator[Database]:
     """A migrated PostgreSQL database whose text is ordered as English orders it ("a" before "B"), as a
     production server's default collation may be; the suite's own order by code point."""
-    server = _postgres_url()
-    name = f"rapport_test_en_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    database = connect(create_database(server, name, icu_locale="en-US"))
-    upgrade(database.engine)
-    yield database
-    database.dispose()
-    drop_database(server, name)
+    with _new_database("postgresql", tmp_path, "test_en", icu_locale="en-US") as database:
+        upgrade(database.engine)
+        yield database
 
 
 @pytest.fixture(params=BACKENDS)
 def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A new database of each backend with no tables yet, for a test that migrates it step by step."""
-    if request.param == "sqlite":
-        database = connect(f"sqlite:///{tmp_path / 'unmigrated.db'}")
+    with _new_database(request.param, tmp_path, "test_step") as database:
         yield database
-        database.dispose()
-        return
-    server = _postgres_url()
-    name = f"rapport_test_step_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    database = connect(create_database(server, name))
-    yield database
-    database.dispose()
-    drop_database(server, name)
 
 
 @pytest.fixture
