@@ -199,6 +199,21 @@ def test_a_key_over_its_rate_is_a_429_with_retry_after_while_other_keys_are_serv
         assert other.status_code == 200
 
 
+def test_a_key_signed_in_to_the_console_spends_the_same_rate(db: Database, settings: Settings) -> None:
+    busy = new_key(db, Role.AGENT, name="busy")
+    app = create_app(db, settings.model_copy(update={"rate_limit_per_minute": 3}))
+    with TestClient(app, base_url="https://testserver", raise_server_exceptions=False) as web:
+        web.post("/signin", data={"key": busy, "next": "/"}, follow_redirects=False)  # the session's cookie
+        pages = [web.get("/search", params={"q": "jo"}).status_code for _ in range(2)]
+        through_the_api = web.get("/v1/event-types", headers=_bearer(busy))
+
+        refused = web.get("/search", params={"q": "jo"})
+
+    assert (pages, through_the_api.status_code) == ([200, 200], 200)
+    assert refused.status_code == 429 and "over its limit of 3 requests a minute" in refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
 # -- CORS and the protective headers ------------------------------------------------------------------
 
 CONSOLE = "https://console.example.com"

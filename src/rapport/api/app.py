@@ -8,7 +8,6 @@ import rapport
 from rapport import console
 from rapport.api import guards, problems
 from rapport.api.deps import reject_nul, reject_repeated
-from rapport.api.ratelimit import RateLimiter
 from rapport.api.routers import (
     audit,
     catalog,
@@ -25,6 +24,7 @@ from rapport.api.routers import (
 )
 from rapport.db import Database, connect_configured
 from rapport.settings import Settings, get_settings
+from rapport.trust.ratelimit import RateLimiter
 
 
 def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:

@@ -10,9 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rapport.api.deps import get_database, get_settings
 from rapport.api.problems import ProblemError
-from rapport.api.ratelimit import RateLimiter, retry_after
 from rapport.trust import audit
 from rapport.trust.keys import Caller, RefusedKey, authenticate
+from rapport.trust.ratelimit import RateLimiter, retry_after
 from rapport.trust.roles import Permission, allows
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `rapport keys create --role …`")

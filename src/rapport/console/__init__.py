@@ -33,7 +33,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError) -> HTMLResponse:
-        return error_page(request, exc.status, exc.title, exc.message, link=exc.link)
+        page = error_page(request, exc.status, exc.title, exc.message, link=exc.link)
+        page.headers.update(exc.headers or {})
+        return page
 
     @app.exception_handler(SignInNeeded)
     async def _sign_in(request: Request, exc: SignInNeeded) -> Response:

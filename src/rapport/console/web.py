@@ -22,6 +22,7 @@ from rapport.db import Database
 from rapport.settings import Settings
 from rapport.trust import audit
 from rapport.trust.keys import Caller, RefusedKey, authenticate_hash, fingerprint
+from rapport.trust.ratelimit import RateLimiter, retry_after
 from rapport.trust.redact import REDACTED, Redactor
 from rapport.trust.roles import Permission, allows
 
@@ -43,11 +44,20 @@ templates.env.filters.update(
 
 
 class PageError(Exception):
-    """A page that cannot be shown: rendered as a clear error page with ``status``."""
+    """A page that cannot be shown: rendered as a clear error page with ``status`` (and ``headers``)."""
 
-    def __init__(self, status: int, title: str, message: str, *, link: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        message: str,
+        *,
+        link: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.title, self.message, self.link = status, title, message, link
+        self.headers = headers
 
 
 class SignInNeeded(Exception):
@@ -130,6 +140,15 @@ def current_viewer(request: Request) -> Viewer:
             caller = authenticate_hash(session, key_hash=data["key_hash"])
         except RefusedKey as exc:
             raise SignInNeeded(f"Your session ended: {exc}.", _here(request)) from exc
+    limiter: RateLimiter = request.app.state.rate_limiter  # the API's: a key has one limit
+    wait = limiter.take(caller.key_id)
+    if wait:
+        raise PageError(
+            429,
+            "Too many requests",
+            f"The key {caller.name!r} is over its limit of {limiter.capacity:.0f} requests a minute.",
+            headers={"Retry-After": retry_after(wait)},
+        )
     viewer = Viewer(caller, data["csrf"])
     request.state.viewer = viewer
     return viewer
