@@ -214,6 +214,18 @@ def test_a_key_signed_in_to_the_console_spends_the_same_rate(db: Database, setti
     assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/v1/keys/"), ("DELETE", "/v1/keys/%2F"), ("GET", "/v1/profiles/%2F")]
+)
+def test_a_path_with_a_trailing_slash_is_not_found_and_not_redirected(
+    api_client: Callable[..., TestClient], method: str, path: str
+) -> None:
+    answer = api_client(Role.ADMIN).request(method, path, headers={"Host": "elsewhere.example"})
+
+    problem(answer, 404)
+    assert "location" not in answer.headers
+
+
 # -- CORS and the protective headers ------------------------------------------------------------------
 
 CONSOLE = "https://console.example.com"

@@ -15,6 +15,7 @@ from rapport.db import Database
 from rapport.demo.load import load_world
 from rapport.identity.models import Merge
 from rapport.identity.service import load_kinds
+from rapport.ingest.pipeline import source_priorities
 from rapport.matching.service import resolve
 from rapport.settings import Settings
 from rapport.trust.erasure import erase
@@ -67,6 +68,7 @@ def seed(db: Database, settings: Settings, *, demo_customers: int = 40, suggesti
             secret=settings.secret_key.get_secret_value(),
             catalog=load_catalog(session),
             kinds=load_kinds(session, region=settings.default_region),
+            priority_of=source_priorities(settings),
             now=datetime.now(UTC),
         )
     with db.session() as session:

@@ -38,6 +38,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         version=rapport.__version__,
         summary="Customer 360: every event from every source, tied to one person.",
         dependencies=[Depends(reject_nul), Depends(reject_repeated)],
+        # a path with a trailing slash (or an id that is one) is not found: no redirect that keeps a
+        # DELETE's method and takes its address from the client's Host header
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.database = database or connect_configured(settings)

@@ -195,6 +195,7 @@ def test_after_erasure_visits_still_count_but_belong_to_no_one(db: Database, set
             secret=settings.secret_key.get_secret_value(),
             catalog=load_catalog(session),
             kinds=load_kinds(session, region="GB"),
+            priority_of=source_priorities(settings),
             now=datetime.now(UTC),
         )
 
