@@ -42,6 +42,8 @@ def test_a_registered_store_is_listed_with_its_zones_in_order(db: Database) -> N
         ({"zones": ["shoes", " "]}, "zones[1]: must be 1 to 100 characters, not blank"),
         ({"name": " "}, "name: must be 1 to 200 characters, not blank"),
         ({"visit_timeout_s": 10}, "visit_timeout_s: must be between 60 and 86400 seconds"),
+        ({"name": "Leeds\u202e"}, "name: must not contain an invisible format character"),
+        ({"zones": ["shoes", "\u200bshoes"]}, "zones[1]: must not contain an invisible format character"),
     ],
 )
 def test_a_bad_store_definition_is_refused_naming_the_field(

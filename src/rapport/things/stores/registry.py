@@ -71,12 +71,16 @@ def check_store(
         raise BadStore(f"store_id: {unfit}")
     if not name.strip() or len(name) > 200:
         raise BadStore("name: must be 1 to 200 characters, not blank")
+    if (unfit := unfit_name(name)) is not None:  # a name shown on every page of the store
+        raise BadStore(f"name: {unfit}")
     if len(zones) > MAX_ZONES:
         raise BadStore(f"zones: at most {MAX_ZONES} zones")
     seen: set[str] = set()
     for n, zone in enumerate(zones):
         if not zone.strip() or len(zone) > 100:
             raise BadStore(f"zones[{n}]: must be 1 to 100 characters, not blank")
+        if (unfit := unfit_name(zone)) is not None:
+            raise BadStore(f"zones[{n}]: {unfit}")
         if zone in seen:
             raise BadStore(f"zones[{n}]: {zone!r} is listed twice")
         seen.add(zone)
