@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from device_events import BASE, configure, reading, registered, reported
 from fastapi.testclient import TestClient
 
@@ -102,6 +103,24 @@ def test_the_history_is_downsampled_per_bucket(db: Database, settings: Settings,
         ("2026-05-02T00:00:00Z", 10.0, 10.0, 10.0, 1),
     ]
     assert daily["history"]["bucket_seconds"] == 86_400
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "seconds"),
+    [
+        ("2026-05-01T00:00:00Z", "2026-05-03T00:00:00Z", 3_600),
+        ("2025-06-01T00:00:00Z", "2026-05-03T00:00:00Z", 86_400),  # 336 days: 8,064 hours would not fit
+    ],
+)
+def test_without_a_bucket_the_history_takes_the_finest_that_fits_its_range(
+    db: Database, settings: Settings, client: TestClient, since: str, until: str, seconds: int
+) -> None:
+    ingest(db, settings, [registered("FR-1", ANN, minute=0), reading("FR-1", 10, temp_c=2.0)])
+
+    found = ok(client.get("/v1/devices/FR-1", params={"since": since, "until": until}))
+
+    assert found["history"]["bucket_seconds"] == seconds
+    assert [b["count"] for b in found["history"]["readings"]["temp_c"]] == [1]
 
 
 def test_one_device_in_full(db: Database, settings: Settings, client: TestClient) -> None:

@@ -176,7 +176,11 @@ def get_device(
         QueryMoment, Query(description="start of the history; default: 7 days before until")
     ] = None,
     until: Annotated[QueryMoment, Query(description="end of the history; default: now")] = None,
-    bucket: str = Query("1h", max_length=10, description="bucket size: 15m, 1h, 1d, …"),
+    bucket: str | None = Query(
+        None,
+        max_length=10,
+        description="bucket size: 15m, 1h, 1d, …; default: 1h, 1d or 7d, the finest that fits",
+    ),
 ) -> dict[str, Any]:
     try:
         found = device_view(
@@ -186,7 +190,7 @@ def get_device(
             reading=reading,
             since=utc_moment("since", since),
             until=utc_moment("until", until),
-            bucket=parse_bucket(bucket),
+            bucket=None if bucket is None else parse_bucket(bucket),
         )
     except BadHistory as exc:
         raise invalid_query(str(exc)) from exc

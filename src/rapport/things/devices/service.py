@@ -16,14 +16,15 @@ from rapport.events.models import Event
 from rapport.identity.graph import Registration
 from rapport.profiles.service import resolve_root
 from rapport.things.devices.alerts import profiles_of
-from rapport.things.devices.history import BadHistory, downsample, readable
+from rapport.things.devices.history import MAX_BUCKETS, BadHistory, downsample, readable
 from rapport.things.devices.models import Device, DeviceReading, DeviceRegistration
 from rapport.things.devices.thresholds import ModelConfig, load_models
 from rapport.things.devices.twin import REGISTERED, health, open_alerts, serial_key
 
 RECENT = 50
 DEFAULT_SPAN = timedelta(days=7)
-DEFAULT_BUCKET = timedelta(hours=1)
+#: the bucket sizes a history takes when the caller names none: the finest that fits the range
+DEFAULT_BUCKETS = (timedelta(hours=1), timedelta(days=1), timedelta(days=7))
 
 
 def registrations_in_force(connection: Connection, serials: Sequence[str]) -> dict[str, tuple[datetime, str]]:
@@ -173,13 +174,14 @@ def device_view(
     reading: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    bucket: timedelta = DEFAULT_BUCKET,
+    bucket: timedelta | None = None,
     up_to_last_report: timedelta | None = None,
 ) -> dict[str, Any] | None:
     """One device: its twin, owner (following merges) and ownership history, recent readings, open
     alerts, and the history of ``reading`` (default: every reading it reports) from ``since`` to
-    ``until`` (default: the last seven days) in buckets of ``bucket``; or, with ``up_to_last_report``,
-    over that span up to the device's last report. None for an unknown serial.
+    ``until`` (default: the last seven days) in buckets of ``bucket`` (default: an hour, a day or a week,
+    the finest of which at most ``MAX_BUCKETS`` fit); or, with ``up_to_last_report``, over that span up to
+    the device's last report. None for an unknown serial.
     Raises :class:`~rapport.things.devices.history.BadHistory` for a range it cannot answer."""
     serial = serial_key(serial)  # written any way, as the identifier is
     found = session.execute(select(table_of(Device)).where(table_of(Device).c.serial == serial)).first()
@@ -194,6 +196,8 @@ def device_view(
         since = since or until - DEFAULT_SPAN
     except OverflowError as exc:
         raise BadHistory("until: too early to look seven days back from; give since as well") from exc
+    if bucket is None:
+        bucket = next((b for b in DEFAULT_BUCKETS if (until - since) / b <= MAX_BUCKETS), DEFAULT_BUCKETS[-1])
     names = [reading] if reading else [n for n in sorted(twin["state"].get("readings", {})) if readable(n)]
     history = downsample(
         session.connection(), serial=serial, readings=names, since=since, until=until, bucket=bucket
