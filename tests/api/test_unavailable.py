@@ -97,6 +97,26 @@ def test_events_the_database_cannot_write_now_get_a_503_and_are_taken_when_sent_
     assert again.status_code == 200 and again.json()["accepted"] == 500, again.text
 
 
+def test_a_database_that_takes_no_writes_now_is_a_503_not_a_500(db: Database, settings: Settings) -> None:
+    # given a database that reads but does not write (a standby after a failover, a read-only file)
+    key = new_key(db, Role.ADMIN)
+    database = connect(db.engine.url.render_as_string(hide_password=False))
+    read_only = (
+        "SET default_transaction_read_only = on" if db.backend == "postgresql" else "PRAGMA query_only = ON"
+    )
+    event.listen(database.engine, "connect", lambda driver, _: driver.cursor().execute(read_only))
+    body = {"events": [an_event("page.viewed", ids={"email": "jo@example.com"}, url="/")]}
+    with TestClient(create_app(database, settings), headers={"Authorization": f"Bearer {key}"}) as client:
+        # when events are sent
+        refused = client.post("/v1/events", json=body)
+    database.dispose()
+    # then the answer says to send them again, and nothing was stored
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "5"
+    with db.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Event)) == 0
+
+
 def test_a_database_out_of_reach_is_a_503_not_a_500_and_a_page_in_the_console() -> None:
     nowhere = connect("postgresql+psycopg://rapport@127.0.0.1:1/rapport", connect_args={"connect_timeout": 2})
     settings = Settings(database_url=nowhere.engine.url.render_as_string(), secret_key="s" * 40)

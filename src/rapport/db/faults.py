@@ -20,13 +20,18 @@ _SQLITE_CANNOT_SERVE = (
     "disk I/O error",
     "unable to open database file",
     "database or disk is full",
+    "attempt to write a readonly database",
 )
+#: PostgreSQL's read_only_sql_transaction: a standby, or a database set read-only (a failover, a
+#: maintenance window); the same write succeeds once a writable server is back
+_READ_ONLY = "25006"
 
 
 def unavailable(error: BaseException) -> bool:
     """Whether ``error`` says the database cannot be reached or is busy, so that the same work may succeed
     later, rather than that something in the work cannot be stored. PostgreSQL's operational errors
-    (no connection, a server shutting down, a lock not granted in time, a deadlock) all say so."""
+    (no connection, a server shutting down, a lock not granted in time, a deadlock) all say so, and so
+    does a database that takes no writes now (read-only: a standby, a file that may not be written)."""
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     if isinstance(error, sa_exc.TimeoutError | OSError):  # no connection free in the pool, or no socket
@@ -35,7 +40,7 @@ def unavailable(error: BaseException) -> bool:
         if isinstance(error.orig, sqlite3.Error):
             return str(error.orig).startswith(_SQLITE_CANNOT_SERVE)
         return True
-    return False
+    return isinstance(error, sa_exc.DBAPIError) and getattr(error.orig, "sqlstate", None) == _READ_ONLY
 
 
 def fault_reason(error: BaseException) -> str:
