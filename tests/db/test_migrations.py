@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic import command
+from sqlalchemy import text
 
 from rapport.db import Database
 from rapport.db.migrate import alembic_config
@@ -22,3 +24,22 @@ def test_dependencies_point_down_the_flow() -> None:
     linter = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(linter)], cwd=root, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_processes_started_together_migrate_a_new_database_one_after_the_other(unmigrated: Database) -> None:
+    if unmigrated.backend == "sqlite":
+        pytest.skip("SQLite's write transaction is exclusive already")
+    url = unmigrated.engine.url.render_as_string(hide_password=False)
+    script = "import sys; from rapport.db import connect, upgrade; upgrade(connect(sys.argv[1]).engine)"
+    command = [sys.executable, "-c", script, url]
+    # as the API, a worker and a sweep started at once would
+    starting = [subprocess.Popen(command, stderr=subprocess.PIPE) for _ in range(3)]
+
+    said = [process.communicate(timeout=120)[1] for process in starting]
+
+    failures = [
+        err.decode()[-300:] for process, err in zip(starting, said, strict=True) if process.returncode
+    ]
+    assert failures == []  # none failed creating what another created
+    with unmigrated.engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM alembic_version")) == 1

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 #: Arbitrary but fixed keys of the PostgreSQL advisory locks.
 IDENTITY_LOCK = 7_140_213
 CATALOG_LOCK = 7_140_214
+MIGRATION_LOCK = 7_140_215
 
 
 def lock_identity_graph(session: Session) -> None:
@@ -19,6 +20,14 @@ def lock_catalog(session: Session) -> None:
     """Hold the catalog until the transaction ends, so that two versions of a type added at the same moment
     are numbered one after the other (SQLite's write transaction is exclusive already)."""
     _hold(session, CATALOG_LOCK)
+
+
+def lock_migrations(connection: Connection) -> None:
+    """Hold the schema until the transaction ends: processes started together (the API, a worker, a sweep)
+    migrate one after the other, the later ones finding the schema up to date, where each tried to create
+    the same tables."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
 
 def _hold(session: Session, key: int) -> None:

@@ -14,6 +14,7 @@ import rapport.things.devices.models
 import rapport.things.stores.models
 import rapport.trust.models  # noqa: F401
 from rapport.db.base import metadata
+from rapport.db.locks import lock_migrations
 
 #: Indexes the migrations make that the models cannot declare, so Alembic compares them with nothing:
 #: devices by serial in code point order on PostgreSQL (an expression index, revision 0010).
@@ -41,5 +42,6 @@ with engine.connect() as connection:
         include_name=declared,
     )
     with context.begin_transaction():
+        lock_migrations(connection)
         context.run_migrations()
     connection.commit()
