@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from builders import ingest, page_view
@@ -232,6 +233,21 @@ def test_a_database_that_cannot_be_opened_is_named_in_one_line(url: str, reason:
     assert "secret" not in result.output and "Traceback" not in result.output
 
 
+def test_a_database_a_newer_version_migrated_is_named_in_one_line(cli: CliRunner, db: Database) -> None:
+    with db.engine.begin() as connection:
+        head = connection.scalar(text("SELECT version_num FROM alembic_version"))
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    try:
+        result = cli.invoke(app, ["migrate"])
+    finally:
+        with db.engine.begin() as connection:  # the schema is unchanged: the revision alone goes back
+            connection.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+
+    assert result.exit_code == 2
+    assert "schema revision '9999', which this version of Rapport does not know" in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "reason"),
     [
@@ -299,10 +315,11 @@ def test_the_default_region_is_any_the_phone_library_knows_in_either_case() -> N
     "arguments",
     [
         ["serve", "--port", "70000"],
+        ["demo", "--port", "74153"],
         ["keys", "revoke", str(2**70)],
         ["devices", "sweep", "--every", "1e400"],
     ],
-    ids=["port", "key id", "sweep interval"],
+    ids=["port", "demo's port", "key id", "sweep interval"],
 )
 def test_numbers_out_of_range_are_refused_before_anything_runs(cli: CliRunner, arguments: list[str]) -> None:
     result = cli.invoke(app, arguments)

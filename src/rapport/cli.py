@@ -17,6 +17,7 @@ from sqlalchemy.exc import DatabaseError
 from rapport.db import Database, connect_configured, upgrade
 from rapport.db.base import MAX_ROW_ID
 from rapport.db.faults import unavailable
+from rapport.db.migrate import NewerSchema
 from rapport.identity.tombstones import SecretMismatch, check_secret
 from rapport.ingest.pipeline import Outcome
 from rapport.matching.evaluate import DEFAULT_AUTO_MERGE, DEFAULT_REVIEW
@@ -79,6 +80,8 @@ def _database(settings: Settings, *, takes_events: bool = False) -> Iterator[Dat
             _fail(f"cannot open or migrate the database {where}: {str(exc.orig).strip()}")
         except SecretMismatch as exc:
             _fail(str(exc))
+        except NewerSchema as exc:
+            _error(str(exc))
         try:
             yield database
         except Exception as exc:
@@ -257,7 +260,7 @@ def demo(
     seed: Annotated[int, typer.Option()] = 7,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="serve the API afterwards")] = True,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port the API listens on")] = 8000,
     broker: Annotated[
         bool,
         typer.Option(
