@@ -233,6 +233,21 @@ def test_a_database_that_cannot_be_opened_is_named_in_one_line(url: str, reason:
     assert "secret" not in result.output and "Traceback" not in result.output
 
 
+def test_a_benchmark_on_a_server_out_of_reach_stops_in_one_line() -> None:
+    get_settings.cache_clear()
+    try:
+        url = "postgresql+psycopg://nobody@127.0.0.1:1/rapport"
+        result = CliRunner(env={"RAPPORT_DATABASE_URL": url}).invoke(
+            app, ["bench", "ingest", "--events", "1000"]
+        )
+    finally:
+        get_settings.cache_clear()
+
+    assert result.exit_code == 2
+    assert "cannot make a scratch database on" in result.output and "Connection refused" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_a_database_a_newer_version_migrated_is_named_in_one_line(cli: CliRunner, db: Database) -> None:
     with db.engine.begin() as connection:
         head = connection.scalar(text("SELECT version_num FROM alembic_version"))

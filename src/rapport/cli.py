@@ -97,6 +97,17 @@ def _database(settings: Settings, *, takes_events: bool = False) -> Iterator[Dat
         database.dispose()
 
 
+@contextmanager
+def _scratch_errors() -> Iterator[None]:
+    """A benchmark works in a database of its own: stop in one line when the server cannot make one."""
+    from rapport.bench.scratch import NoScratchDatabase
+
+    try:
+        yield
+    except NoScratchDatabase as exc:
+        _fail(str(exc))
+
+
 def _serve(settings: Settings, database: Database, host: str, port: int) -> None:
     import uvicorn
 
@@ -501,7 +512,10 @@ def bench_ingest(
     """Full pipeline vs raw bulk load of the same rows, on the configured backend."""
     from rapport.bench.ingest import run
 
-    result = run(_settings(), events=events, batch_size=batch_size, echo=lambda s: typer.echo(s, err=True))
+    with _scratch_errors():
+        result = run(
+            _settings(), events=events, batch_size=batch_size, echo=lambda s: typer.echo(s, err=True)
+        )
     typer.echo(json.dumps(result))
 
 
@@ -514,9 +528,10 @@ def bench_profile(
     """p50/p95 of profile-plus-first-timeline-page reads."""
     from rapport.bench.profile import run
 
-    result = run(
-        _settings(), profiles=profiles, events=events, reads=reads, echo=lambda s: typer.echo(s, err=True)
-    )
+    with _scratch_errors():
+        result = run(
+            _settings(), profiles=profiles, events=events, reads=reads, echo=lambda s: typer.echo(s, err=True)
+        )
     typer.echo(json.dumps(result))
 
 
@@ -564,18 +579,19 @@ def bench_mqtt(
     from rapport.bench.mqtt import run
     from rapport.mqtt.broker import BrokerUnavailable
 
-    try:
-        result = run(
-            _settings(),
-            messages=messages,
-            devices=devices,
-            workers=workers,
-            batch_size=batch_size,
-            broker_url=broker,
-            echo=lambda s: typer.echo(s, err=True),
-        )
-    except BrokerUnavailable as exc:
-        _error(str(exc))
+    with _scratch_errors():
+        try:
+            result = run(
+                _settings(),
+                messages=messages,
+                devices=devices,
+                workers=workers,
+                batch_size=batch_size,
+                broker_url=broker,
+                echo=lambda s: typer.echo(s, err=True),
+            )
+        except BrokerUnavailable as exc:
+            _error(str(exc))
     typer.echo(json.dumps(result))
 
 
@@ -596,18 +612,19 @@ def identity_evaluate(
     from rapport.matching.engine import MatchingError
 
     settings = _settings(demo=True)
-    try:
-        result = run(
-            settings,
-            dataset=dataset,
-            auto_merge=auto_merge,
-            review=review,
-            customers=customers,
-            seed=seed,
-            echo=lambda s: typer.echo(s, err=True),
-        )
-    except MatchingError as exc:
-        _error(str(exc))
+    with _scratch_errors():
+        try:
+            result = run(
+                settings,
+                dataset=dataset,
+                auto_merge=auto_merge,
+                review=review,
+                customers=customers,
+                seed=seed,
+                echo=lambda s: typer.echo(s, err=True),
+            )
+        except MatchingError as exc:
+            _error(str(exc))
     for decision, label in (("auto_merge", "auto-merge"), ("with_review", "auto-merge + review")):
         f = result[decision]
         typer.echo(

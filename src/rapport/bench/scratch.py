@@ -11,13 +11,19 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from rapport.db import Database, connect, upgrade
 
 
+class NoScratchDatabase(RuntimeError):
+    """The server that the configured URL names cannot give a benchmark a database of its own."""
+
+
 @contextmanager
 def scratch_database(url: str) -> Iterator[Database]:
-    """A fresh, migrated database on the same backend (and server) as ``url``, dropped afterwards."""
+    """A fresh, migrated database on the same backend (and server) as ``url``, dropped afterwards. Raises
+    :class:`NoScratchDatabase` when the server cannot make one."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         with tempfile.TemporaryDirectory(prefix="rapport-bench-") as folder:
@@ -30,8 +36,13 @@ def scratch_database(url: str) -> Iterator[Database]:
         return
     name = f"rapport_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:  # no server there, or no right to make a database
+        where = parsed.set(database="postgres").render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0]
+        raise NoScratchDatabase(f"cannot make a scratch database on {where}: {reason}") from exc
     database = connect(parsed.set(database=name).render_as_string(hide_password=False))
     try:
         upgrade(database.engine)
