@@ -34,9 +34,6 @@ if engine is None:  # pragma: no cover - only when alembic is run by hand
     engine = connect_configured(get_settings()).engine
 
 with engine.connect() as connection:
-    # one migrator at a time: on SQLite its transaction takes the write lock as it begins (BEGIN
-    # IMMEDIATE, see rapport.db.engine), on PostgreSQL it takes an advisory lock (lock_migrations)
-    connection.execution_options(rapport_write=True)
     context.configure(
         connection=connection,
         target_metadata=metadata,
