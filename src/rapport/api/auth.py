@@ -12,7 +12,7 @@ from rapport.api.deps import get_database, get_settings
 from rapport.api.problems import ProblemError
 from rapport.trust import audit
 from rapport.trust.keys import Caller, RefusedKey, authenticate
-from rapport.trust.ratelimit import RateLimiter, retry_after
+from rapport.trust.ratelimit import RateLimiter
 from rapport.trust.roles import Permission, allows
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `rapport keys create --role …`")
@@ -41,14 +41,8 @@ def current_caller(
         except RefusedKey as exc:
             raise ProblemError(401, "Unauthorized", str(exc), headers=_CHALLENGE) from exc
     limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.take(caller.key_id)
-    if wait:
-        raise ProblemError(
-            429,
-            "Too many requests",
-            f"the key {caller.name!r} is over its limit of {limiter.capacity:.0f} requests a minute",
-            headers={"Retry-After": retry_after(wait)},
-        )
+    if over := limiter.spend(caller.key_id, caller.name):
+        raise ProblemError(429, "Too many requests", over.reason, headers=over.headers)
     request.state.caller = caller
     return caller
 

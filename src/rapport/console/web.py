@@ -22,7 +22,7 @@ from rapport.db import Database
 from rapport.settings import Settings
 from rapport.trust import audit
 from rapport.trust.keys import Caller, RefusedKey, authenticate_hash, fingerprint
-from rapport.trust.ratelimit import RateLimiter, retry_after
+from rapport.trust.ratelimit import RateLimiter
 from rapport.trust.redact import REDACTED, Redactor
 from rapport.trust.roles import Permission, allows
 
@@ -141,13 +141,9 @@ def current_viewer(request: Request) -> Viewer:
         except RefusedKey as exc:
             raise SignInNeeded(f"Your session ended: {exc}.", _here(request)) from exc
     limiter: RateLimiter = request.app.state.rate_limiter  # the API's: a key has one limit
-    wait = limiter.take(caller.key_id)
-    if wait:
+    if over := limiter.spend(caller.key_id, caller.name):
         raise PageError(
-            429,
-            "Too many requests",
-            f"The key {caller.name!r} is over its limit of {limiter.capacity:.0f} requests a minute.",
-            headers={"Retry-After": retry_after(wait)},
+            429, "Too many requests", f"{over.reason[:1].upper()}{over.reason[1:]}.", headers=over.headers
         )
     viewer = Viewer(caller, data["csrf"])
     request.state.viewer = viewer

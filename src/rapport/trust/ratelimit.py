@@ -5,6 +5,15 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OverLimit:
+    """Why a key's request is refused, and when to send it again (a ``Retry-After`` header)."""
+
+    reason: str
+    headers: dict[str, str]
 
 
 class RateLimiter:
@@ -27,6 +36,14 @@ class RateLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (1 - tokens) / self.refill_per_s
+
+    def spend(self, key: object, name: str) -> OverLimit | None:
+        """Spend one request of the key ``key`` (called ``name``); why not, when it is over its limit."""
+        wait = self.take(key)
+        if not wait:
+            return None
+        reason = f"the key {name!r} is over its limit of {self.capacity:.0f} requests a minute"
+        return OverLimit(reason, {"Retry-After": retry_after(wait)})
 
 
 def retry_after(wait_s: float) -> str:
