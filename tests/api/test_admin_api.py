@@ -554,6 +554,35 @@ def test_the_quarantine_keeps_rejected_events_and_replays_them_once_fixed(client
     assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 0, "duplicates": 0, "still_rejected": 0}
 
 
+def test_json_kept_as_text_is_checked_again_by_a_replay_with_the_reasons_of_today(
+    client: TestClient,
+) -> None:
+    """JSON the JSON columns could not hold (a whole number beyond 64 bits, deep nesting) is kept as its
+    text; a replay reads it again as JSON and checks it like any other item, so that its reasons are
+    today's, not the unknown type added since."""
+    huge = event("warranty.claimed", ids={"email": "jo@example.com"}, serial="WM-1", n=10**29)
+    deep = event("warranty.claimed", ids={"email": "al@example.com"}, serial="WM-2", deep="DEEP")
+    plain = event("warranty.claimed", ids={"email": "bo@example.com"}, serial="WM-3" * 20)
+    body = json.dumps({"events": [huge, deep, plain]}).replace('"DEEP"', "[" * 300 + "]" * 300)
+    problem(client.post("/v1/events", content=body, headers={"content-type": "application/json"}), 422)
+    kept = ok(client.get("/v1/quarantine"))["items"]
+    assert [item["raw_text"] is not None for item in kept] == [True, True, False]
+    assert all("type: unknown event type 'warranty.claimed'" in item["errors"] for item in kept), kept
+
+    short_serial = {"type": "object", "properties": {"serial": {"type": "string", "maxLength": 10}}}
+    ok(add_type(client, short_serial), 201)
+    assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 0, "duplicates": 0, "still_rejected": 3}
+
+    again = ok(client.get("/v1/quarantine"))["items"]
+    assert [(item["id"], item["attempts"]) for item in again] == [(item["id"], 1) for item in kept]
+    assert again[0]["errors"] == [
+        "data.n: 100000000000000000000000000000 is a whole number beyond 64 bits; send it as a string"
+    ]
+    assert any("nested deeper than 32 levels" in error for error in again[1]["errors"]), again[1]
+    assert again[2]["errors"] == ["data.serial: must be at most 10 characters long"]
+    assert not any("unknown event type" in error for item in again for error in item["errors"])
+
+
 def test_a_quarantined_item_whose_mended_copy_was_stored_is_a_duplicate_even_if_still_bad(
     client: TestClient,
 ) -> None:

@@ -156,7 +156,8 @@ def test_a_whole_number_beyond_64_bits_is_refused_by_name_never_stored_rounded(
         stored = session.scalars(select(Event.data).where(Event.event_id == exact["id"])).one()
     assert stored["likes"] == 2**63 - 1
 
-    # kept as its text, which a replay cannot mend: it keeps its reason (not "expected an object")
+    # kept as its text, which a replay reads again as JSON: refused for the same reason (not "expected an
+    # object")
     (kept,) = ok(client.get("/v1/quarantine"))["items"]
     assert (kept["payload"], json.loads(kept["raw_text"])) == (None, huge)
     assert ok(client.post("/v1/quarantine/replay", json={}))["still_rejected"] == 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
+import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -14,6 +15,7 @@ from rapport.db import Database
 from rapport.db.faults import fault_reason, isolating_faults
 from rapport.db.locks import lock_identity_graph
 from rapport.events.store import ids_in_log
+from rapport.ingest.jsontext import parse_json
 from rapport.ingest.models import QuarantinedEvent
 from rapport.ingest.pipeline import ingest_events, renaming
 from rapport.settings import Settings
@@ -38,13 +40,24 @@ def audit_entry(ids: Sequence[int] | None, outcome: ReplayOutcome) -> tuple[str,
 MESSAGE_KEYS = (frozenset({"topic", "payload"}), frozenset({"topic", "payload_base64"}))
 
 
-def _never_an_envelope(item: QuarantinedEvent) -> bool:
-    """JSON that could not be stored, or a message that could not be read: running it again cannot
-    change a thing; only its sender can, by sending it again mended."""
+#: what :func:`_body` gives for input that never became an envelope
+_NEVER: Final = object()
+
+
+def _body(item: QuarantinedEvent) -> Any:
+    """What ``item`` runs through the pipeline as: its payload or, kept as text because the JSON columns
+    could not hold it (a whole number beyond 64 bits, deep nesting, NUL characters), that JSON read again
+    as the transports read it. :data:`_NEVER` for text that was never JSON, or a message that could not be
+    read: running it again cannot change a thing; only its sender can, by sending it again mended."""
+    body = item.payload
     if item.raw_text is not None:
-        return True
-    payload = item.payload
-    return isinstance(payload, dict) and item.event_id is None and frozenset(payload) in MESSAGE_KEYS
+        try:
+            body = parse_json(item.raw_text)
+        except orjson.JSONDecodeError:
+            return _NEVER
+    if isinstance(body, dict) and item.event_id is None and frozenset(body) in MESSAGE_KEYS:
+        return _NEVER
+    return body
 
 
 #: open items replayed per transaction: what a replay holds in memory, and how long the other writers of the
@@ -90,29 +103,35 @@ def _replay_page(
     if ids is not None:
         query = query.where(QuarantinedEvent.id.in_(list(ids)))
     items = list(session.scalars(query))
-    parsable = [q for q in items if not _never_an_envelope(q)]
-    if parsable:
-        isolating_faults(
-            parsable,
-            lambda group: _replay_group(session, group, settings, outcome),
-            lambda item, error: _keep_fault(item, error, outcome),
-        )
+    runnable: list[tuple[QuarantinedEvent, Any]] = []
     for item in items:
-        if _never_an_envelope(item):  # keeps its reasons
+        body = _body(item)
+        if body is _NEVER:  # keeps its reasons
             item.attempts += 1
             outcome.still_rejected += 1
+        else:
+            runnable.append((item, body))
+    if runnable:
+        isolating_faults(
+            runnable,
+            lambda group: _replay_group(session, group, settings, outcome),
+            lambda run, error: _keep_fault(run[0], error, outcome),
+        )
     return items[-1].id if len(items) == PAGE else last
 
 
 def _replay_group(
-    session: Session, items: Sequence[QuarantinedEvent], settings: Settings, outcome: ReplayOutcome
+    session: Session, runs: Sequence[tuple[QuarantinedEvent, Any]], settings: Settings, outcome: ReplayOutcome
 ) -> None:
-    """Replay ``items`` in a savepoint, so that a group that fails leaves nothing behind.
+    """Replay items, each with the body it runs as, in a savepoint, so that a group that fails leaves
+    nothing behind.
 
     An item whose id the log held already, or which repeats the id of an item before it in the group,
     is not applied (an id is stored once): it is marked ``duplicate``, so that no one takes its body
     for stored. An item is marked ``replayed`` only when the log holds its id afterwards."""
-    ids = [q.payload.get("id") if isinstance(q.payload, dict) else None for q in items]
+    items = [item for item, _ in runs]
+    bodies = [body for _, body in runs]
+    ids = [body.get("id") if isinstance(body, dict) else None for body in bodies]
     known = [i for i in ids if isinstance(i, str)]
     secret = settings.secret_key.get_secret_value()
     with session.begin_nested():
@@ -121,7 +140,7 @@ def _replay_group(
         held_before = ids_in_log(connection, known, renamed=renamed)
         result = ingest_events(
             session,
-            events=[q.payload for q in items],
+            events=bodies,
             settings=settings,
             transport="replay",
             keep_rejected=False,
