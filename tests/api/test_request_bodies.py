@@ -106,6 +106,62 @@ def test_every_body_refuses_a_lone_surrogate_before_any_field_is_looked_at(clien
     assert ok(sent, 201)["zones"] == ["\N{GRINNING FACE}"]
 
 
+# -- how a body is sent: as JSON ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "said"),
+    [
+        ({"content-type": "text/plain"}, "the body is sent as 'text/plain' (Content-Type)"),
+        (
+            {"content-type": "application/x-www-form-urlencoded"},
+            "the body is sent as 'application/x-www-form-urlencoded' (Content-Type)",
+        ),
+        ({}, "the body is sent without a Content-Type"),
+    ],
+    ids=["text", "form", "none"],
+)
+def test_a_body_not_sent_as_json_is_a_415_naming_application_json_and_stores_nothing(
+    client: TestClient, headers: dict[str, str], said: str
+) -> None:
+    body = b'{"name": "Store", "zones": ["entrance"]}'
+
+    found = problem(client.put("/v1/stores/S-1", content=body, headers=headers), 415)
+
+    assert found["title"] == "Unsupported media type"
+    assert found["detail"] == f"{said}; send it as application/json"
+    assert found["errors"] == ["header.content-type: expected application/json"]
+    assert stores(client) == []
+
+
+def test_every_operation_with_a_body_refuses_one_not_sent_as_json(client: TestClient) -> None:
+    """Before the body is read: no 422 about its shape, no event taken in by the route reading its own."""
+    answers = {}
+    for method, path in operations_with_a_body(client):
+        for headers in ({"content-type": "text/plain"}, {}):
+            response = client.request(method, path, content=b'{"events": []}', headers=headers)
+            answers[f"{method} {path} {headers}"] = response.status_code
+    assert set(answers.values()) == {415}, answers
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"],
+)
+def test_json_sent_with_parameters_or_as_a_json_type_is_read(client: TestClient, content_type: str) -> None:
+    body = b'{"name": "Store", "zones": ["entrance"]}'
+
+    ok(client.put("/v1/stores/S-1", content=body, headers={"content-type": content_type}), 201)
+
+    assert stores(client) == ["S-1"]
+
+
+def test_no_body_at_all_is_named_as_missing_whatever_the_content_type(client: TestClient) -> None:
+    found = problem(client.put("/v1/stores/S-1", headers={"content-type": "text/plain"}), 422)
+
+    assert found["errors"] == ["request body: required property missing"]
+
+
 # -- a field the body does not have ---------------------------------------------------------------------
 
 

@@ -1,5 +1,11 @@
-"""JSON request bodies that hold only characters: a lone surrogate is refused as ``POST /v1/events``
-refuses it, with a 400 saying the body is not valid JSON, and where.
+"""JSON request bodies: sent as JSON, and holding only characters.
+
+A route that takes a JSON body refuses a body sent as anything else (``Content-Type``), or as nothing,
+with a 415 naming ``application/json``: FastAPI would hand such a body to the model as bytes, and the 422
+that followed spoke of the body's shape, not of how it was sent.
+
+A lone surrogate is refused as ``POST /v1/events`` refuses it, with a 400 saying the body is not valid
+JSON, and where.
 
 FastAPI reads a body with Python's parser, which takes a lone surrogate (``"\\ud800"``, or its three
 bytes) for a character: Pydantic refuses it in a string field, but not as a list item, a key or a value
@@ -16,7 +22,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from rapport.api.problems import MalformedBody
+from rapport.api.problems import MalformedBody, ProblemError
 from rapport.ingest.jsontext import utf8_problem
 
 #: a surrogate code point, which JSON text can write as an escape but which is no character
@@ -67,13 +73,50 @@ class JsonRequest(Request):
         return self._json
 
 
+def json_media_type(content_type: str) -> bool:
+    """Is ``content_type`` (a ``Content-Type`` header) JSON: ``application/json`` or a type that says it is
+    written in JSON (``application/merge-patch+json``), whatever its parameters (``charset=utf-8``)?"""
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def has_body(request: Request) -> bool:
+    """Does the request carry a body (RFC 9112 §6.3: a length over zero, or a transfer coding)?"""
+    length = request.headers.get("content-length")
+    return "transfer-encoding" in request.headers or (length is not None and length.strip() not in ("", "0"))
+
+
+def check_media_type(request: Request) -> None:
+    """Refuse with a 415 a body not sent as JSON. A request without a body is left to the route, which
+    says whether it needs one."""
+    if not has_body(request):
+        return
+    content_type = request.headers.get("content-type")
+    if content_type is None or not content_type.strip():
+        detail = "the body is sent without a Content-Type; send it as application/json"
+    elif json_media_type(content_type):
+        return
+    else:
+        detail = f"the body is sent as {content_type[:60]!r} (Content-Type); send it as application/json"
+    raise ProblemError(
+        415, "Unsupported media type", detail, ["header.content-type: expected application/json"]
+    )
+
+
 class JsonBodyRoute(APIRoute):
-    """A route whose JSON body is read by :class:`JsonRequest`."""
+    """A route whose JSON body must be sent as JSON (:func:`check_media_type`) and is read by
+    :class:`JsonRequest`."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
+        # a body FastAPI reads into a model, or one the route documents and reads itself (POST /v1/events)
+        takes_json = self.body_field is not None or "requestBody" in (self.openapi_extra or {})
 
         async def reading_json(request: Request) -> Response:
+            if takes_json:
+                check_media_type(request)
             return await handle(JsonRequest(request.scope, request.receive))
 
         return reading_json

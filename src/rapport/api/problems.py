@@ -159,7 +159,12 @@ WITH_KEY = {
     "503": "The database cannot serve now (out of reach, restarting, or held past `RAPPORT_LOCK_WAIT_S` by "
     "a long write); nothing was stored: send the same request again after `Retry-After` seconds",
 }
-WITH_BODY = {"400": "The body is not JSON text in UTF-8", "413": "The body is too large"}
+WITH_BODY = {
+    "400": "The body is not JSON text in UTF-8",
+    "413": "The body is too large",
+    "415": "The body is not sent as `application/json` (its `Content-Type`, or none) or is sent compressed "
+    "(`Content-Encoding`)",
+}
 ANSWER_HEADERS = {
     "401": {"WWW-Authenticate": {"description": "`Bearer`: send an API key", "schema": {"type": "string"}}},
     "429": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
