@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -522,6 +523,41 @@ def test_a_parameter_that_takes_one_value_given_twice_is_a_422_naming_it(
     body = problem(client.get(f"{path.format(id=profile_id)}?{query}"), 422)
 
     assert body["detail"] == f"query.{name}: given more than once, but takes one value"
+
+
+@pytest.mark.parametrize("params", [{"channel": ""}, {"types": ""}, {"types": " , "}, {"cursor": ""}])
+def test_an_empty_timeline_filter_is_a_422_naming_it_not_a_timeline_unfiltered(
+    client: TestClient, params: dict[str, str]
+) -> None:
+    send(client, [message_for("jo@example.com")])
+    profile_id = profile_of(client, "email:jo@example.com")["id"]
+    [name] = params
+
+    body = problem(client.get(f"/v1/profiles/{profile_id}/timeline", params=params), 422)
+
+    assert body["errors"] == [f"query.{name}: must not be empty"]
+
+
+def test_every_query_parameter_given_empty_is_a_422_naming_it(client: TestClient) -> None:
+    """An empty value is neither taken as the parameter left out nor matched as it is, on every route; but
+    where leaving a parameter out means the empty value (``GET /v1/devices?after=``), it may be given."""
+    send(client, [message_for("jo@example.com")])
+    profile_id = profile_of(client, "email:jo@example.com")["id"]
+    answers = {}
+    for path, item in client.app.openapi()["paths"].items():
+        in_path = path.replace("{profile_id}", profile_id)
+        in_path = re.sub(r"\{[a-z_]+\}", "x-1", in_path)
+        for method, operation in item.items():
+            for param in operation.get("parameters", []):
+                if param["in"] != "query" or param["schema"].get("default") == "":
+                    continue
+                response = client.request(method.upper(), in_path, params={param["name"]: ""})
+                named = any(
+                    e.startswith(f"query.{param['name']}:") for e in response.json().get("errors", [])
+                )
+                answers[f"{method.upper()} {path} {param['name']}="] = (response.status_code, named)
+    assert len(answers) > 30
+    assert set(answers.values()) == {(422, True)}, answers
 
 
 def test_the_types_parameter_may_be_repeated(client: TestClient) -> None:

@@ -147,6 +147,8 @@ def _message(error: Any) -> str:
         return "expected an RFC 3339 timestamp with a time zone offset, e.g. 2026-05-03T14:22:05Z"
     if error.get("type") == "missing":
         return "required property missing"
+    if error.get("type") == "string_too_short" and (error.get("ctx") or {}).get("min_length") == 1:
+        return "must not be empty"
     return str(error["msg"])
 
 

@@ -46,8 +46,8 @@ def get_audit(
     session: ReadSession,
     after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(100, ge=1, le=1000),
-    action: str | None = Query(None, max_length=50, examples=["profile.read"]),
-    target_id: str | None = Query(None, max_length=200, description="e.g. a profile id"),
+    action: str | None = Query(None, min_length=1, max_length=50, examples=["profile.read"]),
+    target_id: str | None = Query(None, min_length=1, max_length=200, description="e.g. a profile id"),
 ) -> AuditPage:
     items = audit.page(session, after=after, limit=limit, action=action, target_id=target_id)
     return AuditPage(

@@ -150,8 +150,11 @@ def get_decision(
     profile_id: str,
     session: ReadSession,
     caller: CurrentCaller,
-    purpose: str = Query(max_length=50, examples=["marketing"], json_schema_extra={"enum": list(PURPOSES)}),
+    purpose: str = Query(
+        min_length=1, max_length=50, examples=["marketing"], json_schema_extra={"enum": list(PURPOSES)}
+    ),
     channel: str = Query(
+        min_length=1,
         max_length=30,
         examples=["email"],
         description="a channel, or any for a use that is not about one channel (analytics, recognition)",

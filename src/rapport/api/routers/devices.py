@@ -113,7 +113,9 @@ def get_devices(
     session: ReadSession,
     audit: Audit,
     caller: CurrentCaller,
-    owner: str | None = Query(None, max_length=40, description="a profile id (an alias is followed)"),
+    owner: str | None = Query(
+        None, min_length=1, max_length=40, description="a profile id (an alias is followed)"
+    ),
     after: str = Query(
         "",
         max_length=200,
@@ -170,7 +172,10 @@ def get_device(
     audit: Audit,
     caller: CurrentCaller,
     reading: str | None = Query(
-        None, pattern=READING_NAME, description="the reading whose history to give; default: every one"
+        None,
+        min_length=1,
+        pattern=READING_NAME,
+        description="the reading whose history to give; default: every one",
     ),
     since: Annotated[
         QueryMoment, Query(description="start of the history; default: 7 days before until")
@@ -178,6 +183,7 @@ def get_device(
     until: Annotated[QueryMoment, Query(description="end of the history; default: now")] = None,
     bucket: str | None = Query(
         None,
+        min_length=1,
         max_length=10,
         description="bucket size: 15m, 1h, 1d, …; default: 1h, 1d or 7d, the finest that fits",
     ),

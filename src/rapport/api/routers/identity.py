@@ -87,7 +87,7 @@ class KindIn(RequestBody):
 )
 def get_merges(
     session: ReadSession,
-    profile_id: str | None = None,
+    profile_id: str | None = Query(None, min_length=1),
     after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> list[MergeOut]:

@@ -102,6 +102,7 @@ def find_profile(
     audit: Audit,
     identifier: str = Query(
         ...,
+        min_length=1,
         description="kind:value, e.g. email:jo@example.com",
         examples=["email:jo@example.com"],
         max_length=400,
@@ -159,10 +160,10 @@ def get_timeline(
     types: list[str] | None = Query(
         None, description="event types, comma-separated or the parameter repeated", max_length=2000
     ),
-    channel: str | None = Query(None, max_length=30),
+    channel: str | None = Query(None, min_length=1, max_length=30),
     since: QueryMoment = None,
     until: QueryMoment = None,
-    cursor: str | None = Query(None, max_length=200),
+    cursor: str | None = Query(None, min_length=1, max_length=200),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
     root = live_profile(session, profile_id)
@@ -189,7 +190,9 @@ def get_timeline(
 
 def _known_types(session: ReadSession, given: list[str]) -> tuple[str, ...]:
     """The event types of the ``types`` parameters, each known to the catalog: a misspelt type would
-    otherwise look like a timeline without such events."""
+    otherwise look like a timeline without such events, and an empty one (``types=``) like no filter."""
+    if any(not part.replace(",", "").strip() for part in given):
+        raise invalid_query("types: must not be empty")
     names = tuple(dict.fromkeys(t for t in (name.strip() for part in given for name in part.split(",")) if t))
     catalog = load_catalog(session)
     unknown = [name for name in names if name not in catalog]

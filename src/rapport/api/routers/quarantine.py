@@ -68,6 +68,7 @@ def get_quarantine(
     status: Literal[Status, "all"] = "open",
     transport: str | None = Query(
         None,
+        min_length=1,
         max_length=MAX_TRANSPORT,
         description="only what came this way: http, mqtt, file:NAME (an imported file, by its name) …",
     ),
