@@ -887,6 +887,26 @@ def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
     problem(client.put("/v1/profiles/prf_1"), 405)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/v1/event-types", "GET, HEAD, POST"),
+        ("DELETE", "/v1/keys", "GET, HEAD, POST"),
+        ("PUT", "/v1/profiles/prf_1", "GET, HEAD, DELETE"),
+        ("POST", "/health", "GET, HEAD"),
+    ],
+)
+def test_a_405_names_every_method_the_path_takes_whichever_route_takes_it(
+    client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    answer = client.request(method, path)
+
+    assert problem(answer, 405)["detail"] == f"{method} is not allowed on {path}; it takes {allowed}"
+    assert answer.headers["allow"] == allowed
+    for taken in allowed.split(", "):  # each is answered, if only with a 404 or a 422
+        assert client.request(taken, path).status_code != 405
+
+
 JUNK = ["x" * 500, "-1", "%00", "\x00", "99999999999999999999", "2147483648", "0", "1e309", "é☃", " ", "'--"]
 
 

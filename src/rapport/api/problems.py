@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from rapport.console.web import error_page
 from rapport.db.faults import unavailable
@@ -274,6 +275,7 @@ def install(app: FastAPI) -> None:
             )
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405 and headers and "Allow" in headers:
+            headers = {**headers, "Allow": allowed_methods(request) or headers["Allow"]}
             detail = f"{request.method} is not allowed on {request.url.path}; it takes {headers['Allow']}"
         title = titles.get(exc.status_code, "Error")
         return answer(request, ProblemError(exc.status_code, title, detail, headers=headers))
@@ -291,6 +293,28 @@ def install(app: FastAPI) -> None:
     async def _bug(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return answer(request, ProblemError(500, *INTERNAL_ERROR))
+
+
+#: the methods a path may be answered to, in the order ``Allow`` lists them (``HEAD``: see allowed_methods)
+_METHODS_OFFERED = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path is answered to, for the ``Allow`` of a 405: Starlette names only
+    those of the first route on the path (``GET`` where ``POST`` is taken too). A method is allowed when
+    some route of the app would take the same request sent with it; ``HEAD`` wherever ``GET`` is (see
+    guards.HeadAsGet, which sends it to the routes as a ``GET``)."""
+    allowed = [
+        method
+        for method in _METHODS_OFFERED
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.routes
+        )
+    ]
+    if "GET" in allowed:
+        allowed.insert(1, "HEAD")
+    return ", ".join(allowed)
 
 
 def answer(request: Request, problem: ProblemError) -> Response:
