@@ -9,7 +9,8 @@ RE2's syntax is near JSON Schema's (ECMA-262): ``\\d`` is 0-9 and ``$`` the end 
 and ``\\uXXXX`` is read as RE2's ``\\x{XXXX}``. They part at the edges: RE2's ``\\s`` leaves out the
 vertical tab and Unicode's spaces, and it reads POSIX classes (``[[:digit:]]``). RE2 refuses what only
 backtracking can match (back-references, look-arounds) and repetitions over 1,000: such a pattern is
-refused when its type is added.
+refused when its type is added. A value of the ``regex`` format is checked by RE2 too
+(:data:`LINEAR_FORMATS`).
 
 The validator that names an event's reasons (:data:`LinearDraft7Validator`) also finds repeated items
 (``uniqueItems``) in one pass, where jsonschema compares items pairwise.
@@ -43,13 +44,28 @@ _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would write each refusal to standard error; the caller is told
 
 
-def _names_a_mailbox(value: str) -> bool:
-    return "@" in value
+def _names_a_mailbox(value: object) -> bool:
+    return not isinstance(value, str) or "@" in value
 
 
-#: formats whose fastjsonschema expression takes more than linear time: its email address took 13 s over a
-#: value of 64 KB. They are checked as jsonschema checks them (an ``@`` in it), for every schema.
-LINEAR_FORMATS = {"email": _names_a_mailbox, "idn-email": _names_a_mailbox}
+def _is_linear_pattern(value: object) -> bool:
+    """A ``regex`` value is one RE2 compiles, as an operator's own patterns must be. Not cached: values
+    are data, where patterns are the catalog's."""
+    if not isinstance(value, str):
+        return True
+    try:
+        _compiled(value)
+    except PatternError:
+        return False
+    return True
+
+
+#: formats that both validators check in time linear in the value, for every schema. fastjsonschema's
+#: email expression took 13 s over a value of 64 KB: an address is checked as jsonschema checks it (an
+#: ``@`` in it). Both compiled a ``regex`` value with Python's engine, whose time grows faster than the
+#: value (20 values of 60 KB took 37 s) and which recursed past Python's limit on one nested 30,000 deep:
+#: it is compiled by RE2.
+LINEAR_FORMATS = {"email": _names_a_mailbox, "idn-email": _names_a_mailbox, "regex": _is_linear_pattern}
 
 
 def _full_formats() -> jsonschema.FormatChecker:
@@ -65,6 +81,8 @@ def _full_formats() -> jsonschema.FormatChecker:
             checker.checks(name)(
                 lambda value, match=matcher: not isinstance(value, str) or bool(match(value))
             )
+    for name, check in LINEAR_FORMATS.items():  # as the fast check checks them, so that the two agree
+        checker.checks(name)(check)
     return checker
 
 
@@ -82,6 +100,10 @@ _UNICODE_ESCAPE = re.compile(r"\\\\|\\u([0-9A-Fa-f]{4})")
 @cache  # every pattern of the catalog's types, each compiled once (they are checked again and again)
 def linear(pattern: str) -> Any:
     """``pattern`` compiled by RE2, or :class:`PatternError`."""
+    return _compiled(pattern)
+
+
+def _compiled(pattern: str) -> Any:
     in_re2 = _UNICODE_ESCAPE.sub(lambda m: m[0] if m[1] is None else f"\\x{{{m[1]}}}", pattern)
     try:
         return re2.compile(in_re2, _OPTIONS)

@@ -116,12 +116,12 @@ class EventType:
                 pass
         try:
             found = sorted(self._full.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
-        except RecursionError:  # a "$ref" that leads back to itself, or a "regex" value nested too deeply
+        except RecursionError:  # data a tree schema follows, nested past RAPPORT_MAX_NESTING's default
             return [
-                f"data: cannot be checked against the schema of {self.type} v{self.version}: the check "
-                'recurses too deeply (does a "$ref" lead back to itself?)'
+                f"data: cannot be checked against the schema of {self.type} v{self.version}: it nests "
+                "deeper than the check can follow"
             ]
-        except OverflowError as exc:  # a value checked as a "regex" format that Python cannot compile
+        except OverflowError as exc:  # a check of a number beyond what Python's floats hold
             return [f"data: cannot be checked against the schema of {self.type} v{self.version}: {exc}"]
         messages = list(dict.fromkeys(explain(error) for error in found))
         if messages or self._fast is None:
