@@ -899,3 +899,31 @@ def test_a_regex_value_is_one_re2_compiles_in_both_checks(client: TestClient) ->
         ["data.rules[1]: is not a valid regex", "data.rules[2]: is not a valid regex"],
         ["data.n: expected a whole number, got a string", "data.rules[1]: is not a valid regex"],
     ]
+
+
+def test_content_encoding_and_media_type_are_annotations_neither_check_enforces(client: TestClient) -> None:
+    """Draft 7 makes them annotations, and jsonschema leaves them be; fastjsonschema decoded the value and
+    refused one that is not base64 as "must encoded by utf8". The schema keeps them, and a property may
+    still be named so."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string", "contentEncoding": "base64", "contentMediaType": "application/json"},
+            "contentEncoding": {"type": "string"},
+        },
+    }
+    added = ok(client.post("/v1/event-types", json={"type": "odd.blob", "schema": schema}), 201)
+    sent = [
+        event("odd.blob", ids=JO, a="aaaa!"),
+        event("odd.blob", ids=JO, minute=1, a="eyJ4IjogMX0="),
+        event("odd.blob", ids=JO, minute=2, a=5, contentEncoding=5),
+    ]
+
+    body = problem(send(client, *sent), 422)
+
+    assert added["schema"] == schema
+    assert body["accepted"] == 2
+    assert body["rejected"][0]["errors"] == [
+        "data.a: expected a string, got a number",
+        "data.contentEncoding: expected a string, got a number",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -22,7 +23,7 @@ from rapport.catalog.patterns import (
     linear_validator,
     patterns_in,
 )
-from rapport.catalog.positions import DRAFT_7, too_wide, unfollowable
+from rapport.catalog.positions import DRAFT_7, schema_nodes, too_wide, unfollowable
 
 BUILTIN_PACKAGE = "rapport.catalog"
 
@@ -71,7 +72,9 @@ class EventType:
             patterns, keyed = (set(), set()) if self.builtin else patterns_in(self.schema)
             # fastjsonschema matches names against patternProperties' keys with Python's engine while it
             # compiles, so a schema that has them is checked by the full validator alone.
-            fast = None if keyed else fastjsonschema.compile(_as_draft_7(self.schema), formats=LINEAR_FORMATS)
+            fast = (
+                None if keyed else fastjsonschema.compile(_fast_schema(self.schema), formats=LINEAR_FORMATS)
+            )
         except jsonschema.SchemaError as exc:  # its text quotes the whole meta-schema; one line will do
             raise CatalogError(
                 f"schema of {self.type} v{self.version} is not a valid JSON Schema: {explain(exc, 'schema')}"
@@ -189,9 +192,24 @@ def _fast_reason(refusal: fastjsonschema.JsonSchemaValueException | None, type_n
     return f"{where}: {refusal.message.removeprefix(where).strip()}"
 
 
-def _as_draft_7(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema``, naming its dialect: without ``$schema``, fastjsonschema checks by a later draft's rules
-    (its ``uuid`` and ``duration`` formats among them), where jsonschema and the catalog read draft 7."""
+#: draft 7's annotations, which jsonschema leaves unchecked and fastjsonschema enforced: it decoded the
+#: value and refused one that is not base64 or JSON, a reason the full check could not name ("must encoded
+#: by utf8")
+CONTENT_ANNOTATIONS = ("contentEncoding", "contentMediaType")
+
+
+def _fast_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` as fastjsonschema is to check it, so that it finds what the full validator finds: naming
+    its dialect (without ``$schema`` it checks by a later draft's rules, its ``uuid`` and ``duration``
+    formats among them), and without :data:`CONTENT_ANNOTATIONS` where they are keywords (a property or an
+    example may still be named so)."""
+    nodes = [node for _, _, node in schema_nodes(schema) if isinstance(node, dict)]
+    if any(keyword in node for node in nodes for keyword in CONTENT_ANNOTATIONS):
+        schema = copy.deepcopy(schema)
+        for _, _, node in list(schema_nodes(schema)):
+            if isinstance(node, dict):
+                for keyword in CONTENT_ANNOTATIONS:
+                    node.pop(keyword, None)
     return schema if "$schema" in schema else {"$schema": DRAFT_7, **schema}
 
 
