@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +17,9 @@ from rapport.identity.service import add_kind, find_profile, load_kinds, undo_me
 from rapport.ingest.pipeline import source_priorities
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
+from rapport.things.devices.service import device_view
 from rapport.views import profile_360
+from support.database import empty
 from support.recount import COUNTED, counted, person_of, recount
 
 
@@ -923,3 +925,101 @@ def test_a_device_passed_on_was_first_seen_by_its_new_owner_at_their_registratio
 
     assert holder(db, "device_serial", "SN-7") == holder(db, "email", "b@example.com")
     assert first_sighting(db, "device_serial", "SN-7") == ("shop-b", datetime.fromisoformat(at(60)))
+
+
+def _person(view: dict[str, Any]) -> str:
+    """The email a profile holds; for one without, its identifiers."""
+    held = {kind: [i["value"] for i in found] for kind, found in view["identifiers"].items()}
+    return held["email"][0] if "email" in held else str(held)
+
+
+def as_people(db: Database, *, leaving_out: str = "") -> dict[str, dict[str, Any]]:
+    """Each live profile by the email it holds, as a person would see it: identifiers by kind, the events
+    filed under it (all but ``leaving_out``), its devices, and the open conflicts naming it; then each
+    device's ownership history, by whose it was (person by person)."""
+    with db.session() as session:
+        views = [profile_360(session, profile_id=pid) for pid in live_profiles(db)]
+        person = {view["id"]: _person(view) for view in views if view}
+        filed = session.execute(select(Event.event_id, Event.profile_id).where(Event.event_id != leaving_out))
+        events: dict[str, list[str]] = {}
+        for event_id, pid in filed:
+            events.setdefault(person[pid], []).append(event_id)
+        conflicts = session.scalars(select(Conflict).where(Conflict.status == "open")).all()
+        serials = {device["serial"] for view in views if view for device in view["devices"]}
+        owners = {
+            serial: [(person[o["profile_id"]], o["event_id"]) for o in found["ownership"]]
+            for serial in sorted(serials)
+            if (found := device_view(session, serial=serial, now=datetime.now(UTC)))
+        }
+    people: dict[str, dict[str, Any]] = {
+        person[view["id"]]: {
+            "identifiers": {
+                kind: sorted(i["value"] for i in held) for kind, held in view["identifiers"].items()
+            },
+            "events": sorted(events.get(person[view["id"]], [])),
+            "devices": [device["serial"] for device in view["devices"]],
+            "conflicts": sorted(
+                (c.reason, c.detail)
+                for c in conflicts
+                if {person.get(p) for p in c.profile_ids} & {person[view["id"]]}
+            ),
+        }
+        for view in views
+        if view
+    }
+    return {**people, "device owners": owners}
+
+
+def undone_or_never_merged(
+    db: Database,
+    settings: Settings,
+    sent: list[dict[str, Any]],
+    link: dict[str, Any],
+    *,
+    batches: str,
+    later: tuple[dict[str, Any], ...] = (),
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The people (:func:`as_people`) after ``sent`` and then ``later`` without ``link``; and, in the
+    database emptied, after ``sent`` with ``link`` (which merges two of them) in its place by time, the
+    merge undone, and then ``later``."""
+
+    def send(events: list[dict[str, Any]]) -> None:
+        for batch in [[one] for one in events] if batches == "a batch each" else [events]:
+            assert ingest(db, settings, batch).rejected == []
+
+    send(sent)
+    send([*later])
+    never_merged = as_people(db)
+    empty(db)
+    position = next(i for i, one in enumerate(sent) if one["occurred_at"] > link["occurred_at"])
+    send([*sent[:position], link, *sent[position:]])
+    undo_only_merge(db, settings)
+    send([*later])
+    return as_people(db, leaving_out=link["id"]), never_merged
+
+
+@pytest.mark.parametrize("batches", ["a batch each", "one batch"])
+def test_undo_gives_back_a_device_the_absorbed_person_registered_after_the_merge(
+    db: Database, settings: Settings, batches: str
+) -> None:
+    """B registers a washing machine; A's profile is absorbed into B's; then A registers the machine,
+    taking it over. Undone, A holds the machine, with the registration and the reading after it, as A
+    would without the merge (a registration by someone else passes a device on); B keeps the reading of
+    B's time, and the machine's history says B, then A."""
+    a, b = {"email": "a@example.com"}, {"email": "b@example.com"}
+    sent = [
+        _registered("WM-1", b, 0) | {"id": "b-registers"},
+        _reading("WM-1", 1) | {"id": "b-reading"},
+        page_view({**a, "cookie_id": "k"}, minute=2),
+        _registered("WM-1", a, 4) | {"id": "a-registers"},
+        _reading("WM-1", 5) | {"id": "a-reading"},
+    ]
+    link = event("identity.linked", ids={**b, "cookie_id": "k"}, minute=3, id="link")
+
+    undone, never_merged = undone_or_never_merged(db, settings, sent, link, batches=batches)
+
+    assert undone == never_merged
+    assert undone["a@example.com"]["devices"] == ["WM-1"]
+    assert undone["device owners"] == {
+        "WM-1": [("b@example.com", "b-registers"), ("a@example.com", "a-registers")]
+    }

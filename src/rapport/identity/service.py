@@ -17,7 +17,7 @@ from rapport.events.store import EventRow, select_events
 from rapport.identity.graph import GraphBatch, MergeDecision, MergeRequest, key_text
 from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS, IdentifierKind, InvalidIdentifier, KindTable
 from rapport.identity.models import Conflict, Identifier, IdentifierKindRecord, Merge, MergeBlock
-from rapport.identity.undo import absorbed_side, events_of
+from rapport.identity.undo import events_of, split
 from rapport.profiles.followers import profiles_changed
 from rapport.profiles.models import Profile
 from rapport.profiles.projector import project, rebuild_entities, rebuild_profiles
@@ -130,9 +130,11 @@ def undo_merge(
     session: Session, *, merge_id: int, kinds: KindTable, priority_of: Callable[[str], int]
 ) -> Merge:
     """Split a merge: the absorbed profile gets back the identifiers it held, those that first came with
-    them since (see :func:`~rapport.identity.undo.absorbed_side`), and the events that carry identifiers of
-    its side only; both profiles are recomputed from their events, and they are kept apart from then on.
-    Merges made since, into the survivor or of the survivor into another profile, are left as they are."""
+    them since, the events that carry personal identifiers of its side only, and the things (devices)
+    whose registration in force is its own, with the events that name them only from then on (see
+    :func:`~rapport.identity.undo.split`). Both profiles are recomputed from their events, and
+    they are kept apart from then on. Merges made since, into the survivor or of the survivor into another
+    profile, are left as they are."""
     lock_identity_graph(session)
     merge = session.get(Merge, merge_id)
     if merge is None:
@@ -152,14 +154,8 @@ def undo_merge(
     now = datetime.now(UTC)
     held = {key_text((i.kind, i.value)): i for i in identifiers_of(session, profile_id=holder)}
     found = list(events_of(conn, holder, merge, kinds))
-    # what the absorbed profile held at the merge, and what first came with that alone since
-    theirs = absorbed_side(set(merge.absorbed_identifiers), ((keys, before) for _, keys, before in found))
-    events = {event_id: keys for event_id, keys, _ in found}
-    moved_ids = [
-        event_id
-        for event_id, keys in events.items()
-        if (known := keys & (theirs | held.keys())) and known <= theirs
-    ]
+    # what the absorbed profile held at the merge, what first came with that alone since, and its events
+    theirs, moved_ids = split(merge.absorbed_identifiers, found, held.keys())
 
     for text, identifier in held.items():
         if text in theirs:
