@@ -999,6 +999,33 @@ def undone_or_never_merged(
 
 
 @pytest.mark.parametrize("batches", ["a batch each", "one batch"])
+@pytest.mark.parametrize("kind", ["customer_id", "phone"])
+def test_undo_links_to_the_absorbed_person_what_a_limit_kept_from_the_survivor(
+    db: Database, settings: Settings, kind: str, batches: str
+) -> None:
+    """A's profile absorbs B's; then B gives a customer number (a fourth phone) with B's email, which A's
+    profile, holding one (three) already, cannot take. Undone, B holds it, as B would without the merge, and
+    the conflict about it is no longer open; a later order with it is B's."""
+    a, b = {"email": "a@example.com", "customer_id": "C1"}, {"email": "b@example.com"}
+    phones = [f"+4477009000{n:02d}" for n in range(1, 5)]
+    kept_out = {"customer_id": "C2"} if kind == "customer_id" else {"phone": phones[3]}
+    sent = [
+        page_view(a, minute=0),
+        *([page_view({**a, "phone": phone}, minute=0.5) for phone in phones[:3]] if kind == "phone" else []),
+        page_view(b, minute=1),
+        page_view({**b, **kept_out}, minute=3, id="b-gives-it"),
+    ]
+    link = event("identity.linked", ids={"customer_id": "C1", **b}, minute=2, id="link")
+    later = order("O-9", kept_out, minute=4, id="later-order")
+
+    undone, never_merged = undone_or_never_merged(db, settings, sent, link, batches=batches, later=(later,))
+
+    assert undone == never_merged
+    assert undone["b@example.com"]["identifiers"][kind][-1] == kept_out[kind]
+    assert "later-order" in undone["b@example.com"]["events"]
+
+
+@pytest.mark.parametrize("batches", ["a batch each", "one batch"])
 def test_undo_gives_back_a_device_the_absorbed_person_registered_after_the_merge(
     db: Database, settings: Settings, batches: str
 ) -> None:

@@ -723,6 +723,7 @@ class GraphBatch:
                         "occurrences": table.c.occurrences + statement.excluded.occurrences,
                         "last_event_id": statement.excluded.last_event_id,
                         "updated_at": statement.excluded.updated_at,
+                        "status": statement.excluded.status,  # seen again, one that was obsolete is open
                     },
                 ),
                 resolution.conflicts,

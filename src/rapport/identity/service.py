@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
-from rapport.db.bulk import by_code_point, chunked, dialect_insert, one_of
+from rapport.db.bulk import by_code_point, chunked, dialect_insert, one_of, select_rows
 from rapport.db.locks import lock_identity_graph
 from rapport.db.revisions import RevisionCache
 from rapport.events.models import Event
 from rapport.events.store import EventRow, select_events
-from rapport.identity.graph import GraphBatch, MergeDecision, MergeRequest, key_text
+from rapport.identity.graph import GraphBatch, MergeDecision, MergeRequest, conflict_key, key_text
 from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS, IdentifierKind, InvalidIdentifier, KindTable
 from rapport.identity.models import Conflict, Identifier, IdentifierKindRecord, Merge, MergeBlock
-from rapport.identity.undo import events_of, split
+from rapport.identity.undo import Filed, events_of, split, to_link
 from rapport.profiles.followers import profiles_changed
 from rapport.profiles.models import Profile
 from rapport.profiles.projector import project, rebuild_entities, rebuild_profiles
@@ -132,7 +133,8 @@ def undo_merge(
     """Split a merge: the absorbed profile gets back the identifiers it held, those that first came with
     them since, the events that carry personal identifiers of its side only, and the things (devices)
     whose registration in force is its own, with the events that name them only from then on (see
-    :func:`~rapport.identity.undo.split`). Both profiles are recomputed from their events, and
+    :func:`~rapport.identity.undo.split`); what a kind's maximum kept from the survivor on the events it
+    gets back is linked to it, within its own maxima. Both profiles are recomputed from their events, and
     they are kept apart from then on. Merges made since, into the survivor or of the survivor into another
     profile, are left as they are."""
     lock_identity_graph(session)
@@ -164,6 +166,19 @@ def undo_merge(
     for chunk in chunked(moved_ids):
         moved.extend(select_events(conn, one_of(conn, table_of(Event).c.event_id, chunk)))
         session.execute(update(Event).where(Event.event_id.in_(chunk)).values(profile_id=merge.absorbed_id))
+    going = set(moved_ids)
+    _link_kept_out(
+        session,
+        merge,
+        holder=holder,
+        moved=[event for event in found if event.event_id in going],
+        staying=[event for event in found if event.event_id not in going],
+        sightings={row.event_id: row for row in moved},
+        known=held.keys(),
+        theirs=[text for text in held if text in theirs],
+        kinds=kinds,
+        now=now,
+    )
     absorbed.merged_into = None
     absorbed.updated_at = now
     merge.undone_at = now
@@ -173,6 +188,62 @@ def undo_merge(
     rebuild_entities(conn, [f._replace(profile_id=merge.absorbed_id) for f in moved])
     profiles_changed(conn, [holder, merge.absorbed_id])
     return merge
+
+
+def _link_kept_out(
+    session: Session,
+    merge: Merge,
+    *,
+    holder: str,
+    moved: list[Filed],
+    staying: list[Filed],
+    sightings: Mapping[str, EventRow],
+    known: AbstractSet[str],
+    theirs: list[str],
+    kinds: KindTable,
+    now: datetime,
+) -> None:
+    """Link to the absorbed profile the identifiers that nobody holds on the events ``moved`` back to it
+    (a kind's maximum kept them from the survivor), within its own maxima (see
+    :func:`~rapport.identity.undo.to_link`), each first seen at the earliest of those events; and make
+    obsolete the ``limit_reached`` conflicts about them naming the survivor (or a profile that absorbed it
+    since) that no event left there carries. ``known`` is what the holder held before the undo,
+    ``theirs`` what it gave back."""
+    named = {text for event in moved for text in event.keys} - known  # what the holder held is held
+    if not named:
+        return
+    values = sorted({text.partition(":")[2] for text in named})
+    held = select_rows(session.connection(), table_of(Identifier), ["kind", "value"], "value", values)
+    unheld = named - {key_text(pair) for pair in held}
+    linked = to_link((event.keys for event in moved), unheld, theirs, kinds)
+    for text in linked:
+        first = min(
+            (sightings[event.event_id] for event in moved if text in event.keys),
+            key=lambda row: (row.occurred_at, row.source, row.event_id),
+        )
+        kind, _, value = text.partition(":")
+        session.add(
+            Identifier(
+                kind=kind,
+                value=value,
+                profile_id=merge.absorbed_id,
+                source=first.source,
+                first_seen_at=first.occurred_at,
+            )
+        )
+    left = {text for event in staying for text in event.keys}
+    chain = [merge.survivor_id]  # the survivor, and each profile that absorbed it since, to the holder
+    while chain[-1] != holder:
+        chain.append(session.get_one(Profile, chain[-1]).merged_into or holder)
+    keys = [
+        conflict_key("limit_reached", [pid], text) for pid in chain for text in linked if text not in left
+    ]
+    for chunk in chunked(keys):
+        session.execute(
+            update(Conflict)
+            .where(Conflict.key.in_(chunk), Conflict.status == "open")
+            .values(status="obsolete", updated_at=now)
+        )
 
 
 def merge_profiles(

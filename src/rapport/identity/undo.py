@@ -4,6 +4,7 @@ and which of its events, decided by following the events (see :func:`rapport.ide
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
@@ -146,3 +147,20 @@ def split(
 
     moved = [event.event_id for event in events if (goes_back if event.personal else thing_goes_back)(event)]
     return theirs, moved
+
+
+def to_link(
+    moved: Iterable[frozenset[str]], unheld: AbstractSet[str], held: Iterable[str], kinds: KindTable
+) -> list[str]:
+    """Of the identifiers nobody holds (``unheld``: kept out by a kind's maximum) on the events ``moved``
+    to a profile that holds ``held``, in the order the log took them in, those it can take within each
+    kind's maximum, as it would have taken them as they came."""
+    counts = Counter(kind_of(text) for text in held)
+    linked: list[str] = []
+    for keys in moved:
+        for text in sorted(keys & unheld, key=lambda text: (-kinds.priority(kind_of(text)), text)):
+            limit = kinds.limit(kind := kind_of(text))
+            if text not in linked and (limit is None or counts[kind] < limit):
+                counts[kind] += 1
+                linked.append(text)
+    return linked
