@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from builders import amended_then_cancelled, event, ingest, order
 from rapport.api import create_app
@@ -267,10 +267,153 @@ def test_undoing_a_merge_and_replaying_the_quarantine_are_audited_as_through_the
         ]
     still = {"via": "console", "replayed": 0, "duplicates": 0, "still_rejected": 1}
     assert entries == [  # as the API records them, with the console named
+        ("merges.list", "all", {"via": "console", "count": 1}),  # the page the form was on
         ("merge.undo", str(merge), {"via": "console"}),
         ("quarantine.replay", str(item), {**still, "ids": [item]}),
         ("quarantine.replay", "open", still),
     ]
+
+
+#: each page that shows people, names them or their keys, the role that opens it and what the audit log
+#: records of it (as the API records the same read); no other page of PAGES records anything
+AUDITED: dict[str, tuple[Role, list[tuple[str, str, str]]]] = {
+    "/search?q=jo@example.com": (Role.AGENT, [("profile.search", "profile", "{jo}")]),
+    "/search?q=bloggs&partial=1": (Role.ANALYST, [("profile.search", "profile", "{jo}")]),
+    "/customers/{jo}": (
+        Role.AGENT,
+        [(action, "profile", "{jo}") for action in ("profile.read", "profile.timeline", "profile.visits")],
+    ),
+    "/customers/{jo}/timeline?partial=1": (Role.AGENT, [("profile.timeline", "profile", "{jo}")]),
+    "/orders/O-1": (Role.AGENT, [("order.read", "profile", "{jo}")]),
+    "/devices/FR-1": (Role.ANALYST, [("device.read", "profile", "{jo}")]),
+    "/steward/quarantine": (Role.ADMIN, [("quarantine.list", "quarantine", "open")]),
+    "/steward/quarantine?status=all": (Role.ADMIN, [("quarantine.list", "quarantine", "all")]),
+    "/steward/conflicts": (Role.ADMIN, [("conflicts.list", "conflicts", "open")]),
+    "/steward/suggestions": (Role.ADMIN, [("suggestions.list", "match_suggestions", "open")]),
+    "/steward/merges": (Role.ADMIN, [("merges.list", "merges", "all")]),
+    "/admin/keys": (Role.ADMIN, [("keys.list", "keys", "all")]),
+    "/admin/audit": (Role.ADMIN, [("audit.list", "audit", "all")]),
+}
+
+
+def _entries_after(db: Database, after: int) -> list[AuditEntry]:
+    with db.session() as session:
+        return list(session.scalars(select(AuditEntry).where(AuditEntry.id > after).order_by(AuditEntry.id)))
+
+
+def _newest(db: Database) -> int:
+    with db.session() as session:
+        return session.scalar(select(func.max(AuditEntry.id))) or 0
+
+
+@pytest.mark.parametrize("path", list(AUDITED))
+def test_a_page_that_shows_people_is_audited_under_the_signed_in_key(
+    path: str, world: str, browser_for: SignedIn, db: Database
+) -> None:
+    role, expected = AUDITED[path]
+    client = browser_for(None, key=new_key(db, role, name="desk 7"))
+    before = _newest(db)
+
+    assert client.get(path.replace("{jo}", world)).status_code == 200
+
+    entries = _entries_after(db, before)
+    wanted = [
+        (action, kind, target.replace("{jo}", world), "desk 7", role.value)
+        for action, kind, target in expected
+    ]
+    assert [(e.action, e.target_type, e.target_id, e.key_name, e.role) for e in entries] == wanted
+    assert all(e.detail["via"] == "console" for e in entries)
+    assert not {"jo@example.com", "bloggs"} & {str(v).lower() for e in entries for v in e.detail.values()}
+
+
+def test_a_list_page_records_how_many_it_showed(world: str, browser_for: SignedIn, db: Database) -> None:
+    client = browser_for(Role.ADMIN)  # its key and the one that signed in: two keys
+    before = _newest(db)
+
+    client.get("/admin/keys")
+    client.get("/steward/merges")
+
+    assert [(e.action, e.detail) for e in _entries_after(db, before)] == [
+        ("keys.list", {"via": "console", "count": 1}),
+        ("merges.list", {"via": "console", "count": 0}),
+    ]
+
+
+def test_a_search_records_each_person_shown_and_the_kind_it_matched_never_the_query(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    ingest(
+        db,
+        settings,
+        [event("profile.updated", ids={"email": "al@example.com"}, first_name="Al", last_name="Bloggs")],
+    )
+    client = browser_for(Role.AGENT)
+    before = _newest(db)
+
+    client.get("/search", params={"q": "jo@example.com"})
+    client.get("/search", params={"q": "bloggs", "partial": "1"})
+    client.get("/search", params={"q": "zebra", "partial": "1"})  # no one shown: nothing recorded
+
+    entries = [(e.action, e.target_id, e.detail) for e in _entries_after(db, before)]
+    al = next(target for action, target, _ in entries if target != world)
+    assert sorted(entries, key=str) == sorted(
+        [
+            ("profile.search", world, {"via": "console", "by": "email"}),
+            ("profile.search", world, {"via": "console", "by": "name"}),
+            ("profile.search", al, {"via": "console", "by": "name"}),
+        ],
+        key=str,
+    )
+
+
+#: what shows no one: the pages of PAGES that AUDITED leaves out, and the console's static files
+UNAUDITED = ["/", "/stores", "/stores/s1", "/steward", "/admin", "/admin/event-types", "/search?q=zebra"]
+
+
+def test_every_page_is_either_audited_or_shows_no_one() -> None:
+    def where(path: str) -> str:
+        return path.split("?")[0]
+
+    assert {where(p) for p in PAGES} == {where(p) for p in [*AUDITED, *UNAUDITED]}
+
+
+@pytest.mark.parametrize("path", [*UNAUDITED, "/console/static/console.css", "/console/static/console.js"])
+def test_a_page_without_personal_data_records_nothing(
+    path: str, world: str, browser_for: SignedIn, db: Database
+) -> None:
+    client = browser_for(Role.ADMIN)
+    before = _newest(db)
+
+    assert client.get(path.replace("{jo}", world)).status_code == 200
+
+    assert _entries_after(db, before) == []
+
+
+def test_console_reads_stay_in_the_audit_log_through_export_and_erasure(
+    world: str, browser_for: SignedIn, api_client: Callable[..., TestClient], db: Database
+) -> None:
+    agent = browser_for(None, key=new_key(db, Role.AGENT, name="desk 7"))
+    agent.get("/search", params={"q": "jo@example.com"})
+    agent.get(f"/customers/{world}")
+    admin = api_client(Role.ADMIN)
+    assert admin.get(f"/v1/profiles/{world}/export").status_code == 200
+    assert admin.delete(f"/v1/profiles/{world}").status_code == 200
+
+    listed = admin.get("/v1/audit", params={"target_id": world}).json()["items"]
+    console_view = browser_for(Role.ADMIN).get("/admin/audit", params={"target": world}).text
+
+    read = ["profile.search", "profile.read", "profile.timeline", "profile.visits"]
+    assert [(e["action"], e["key_name"], e["detail"].get("via")) for e in listed] == [
+        *((action, "desk 7", "console") for action in read),
+        ("profile.export", "test admin", None),
+        ("profile.erase", "test admin", None),
+    ]
+    for action in [*read, "profile.export", "profile.erase"]:
+        assert f"<td>{action}</td>" in console_view
+    assert "jo@example.com" not in str(listed) + console_view
+    before = _newest(db)
+    assert agent.get("/search", params={"q": "bloggs"}).status_code == 200  # erased: no one to show
+    assert _entries_after(db, before) == []
 
 
 def test_bad_input_gets_a_clear_page(world: str, browser_for: SignedIn) -> None:

@@ -57,7 +57,9 @@ def _keys_page(
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    context = {"keys": list_keys(session), "roles": list(Role), "new": new, "error": error}
+    keys = list_keys(session)
+    record(request, viewer, "keys.list", "keys", "all", count=len(keys))  # who holds a key, named
+    context = {"keys": keys, "roles": list(Role), "new": new, "error": error}
     return render(request, "admin/keys.html", context, viewer=viewer, status=status)
 
 
@@ -191,6 +193,8 @@ def get_audit(request: Request, session: PageSession, viewer: CurrentViewer) -> 
         if top - window <= 0 or len(items) >= PAGE:
             break
         window *= 4
+    # who read whom: the filters stay out, a target typed in may be an identifier value
+    record(request, viewer, "audit.list", "audit", "all", count=len(items))
     context = {
         "items": items,
         "action": action or "",

@@ -19,6 +19,7 @@ from rapport.console.web import (
     Viewer,
     need,
     record,
+    record_all,
     redactor,
     reference,
     render,
@@ -90,6 +91,10 @@ def get_search(
     """The results page, or only its list (``partial=1``) for search as you type."""
     q = q.replace("\x00", "")
     hits = _hits(session, request, viewer, q) if q.strip() else None
+    if hits:  # each person shown, and by what kind of thing: the query may be an identifier value
+        record_all(
+            request, viewer, [("profile.search", "profile", h["id"], {"by": h["matched"]}) for h in hits]
+        )
     context = {"q": q, "hits": hits}
     return render(request, "_hits.html" if partial else "home.html", context, viewer=viewer)
 
@@ -179,7 +184,10 @@ def get_customer(
         view = masks.profile(view)
     params = _filters(request)
     page = _timeline(session, viewer, root, params)
-    record(request, viewer, "profile.read", "profile", root)
+    visits = customer_visits(session, profile_id=root, now=datetime.now(UTC), limit=5)
+    # the page shows what three reads of the API give: each is recorded as the API records it
+    shown = ("profile.read", "profile.timeline", "profile.visits")
+    record_all(request, viewer, [(action, "profile", root, {}) for action in shown])
     counters = view["counters"]
     context = {
         "p": view,
@@ -191,7 +199,7 @@ def get_customer(
         "params": params,
         "types": sorted(counters.get("by_type", {})),
         "channels": sorted(counters.get("last_seen_by_channel", {})),
-        "visits": customer_visits(session, profile_id=root, now=datetime.now(UTC), limit=5),
+        "visits": visits,
     }
     return render(request, "customer.html", context, viewer=viewer)
 

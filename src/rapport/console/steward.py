@@ -99,6 +99,7 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
     only = None if status == "all" else cast(Status, status)
     items = list_quarantine(session, status=only, transport=transport, after=after, limit=PAGE)
     rows = [{"item": i, "unknown_type": _unknown_type(i.errors), "sent": _sent(i)} for i in items]
+    record(request, viewer, "quarantine.list", "quarantine", status, count=len(items))  # what people sent
     context = {
         "rows": rows,
         "status": status,
@@ -135,6 +136,7 @@ async def post_replay(request: Request, viewer: CurrentViewer) -> Response:
 def get_conflicts(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
     after = _number(request.query_params.get("after", "0"), "after")
     items = list_conflicts(session, status="open", after=after, limit=PAGE)
+    record(request, viewer, "conflicts.list", "conflicts", "open", count=len(items))  # profiles, identifiers
     context = {"items": items, "next_after": items[-1].id if len(items) == PAGE else None}
     return render(request, "steward/conflicts.html", context, viewer=viewer)
 
@@ -144,6 +146,9 @@ def get_suggestions(request: Request, session: PageSession, viewer: CurrentViewe
     """Two profiles side by side with the evidence for and against; accept or reject."""
     after = _number(request.query_params.get("after", "0"), "after")
     items = list_suggestions(session, status="open", after=after, limit=PAGE)
+    record(
+        request, viewer, "suggestions.list", "match_suggestions", "open", count=len(items)
+    )  # both profiles
     context: dict[str, Any] = {
         "items": items,
         "next_after": items[-1]["id"] if len(items) == PAGE else None,
@@ -187,6 +192,7 @@ def get_merges(request: Request, session: PageSession, viewer: CurrentViewer) ->
     top = min(_number(before, "before") - 1, newest) if before else newest
     items = list(reversed(list_merges(session, after=max(0, top - PAGE), limit=PAGE)))
     items = [m for m in items if m.id <= top]
+    record(request, viewer, "merges.list", "merges", "all", count=len(items))  # the profiles merged
     context = {
         "items": items,
         "before": items[-1].id if items and items[-1].id > 1 else None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,19 +205,29 @@ def redactor(session: Session, viewer: Viewer) -> Redactor | None:
     return Redactor(load_catalog(session))
 
 
+#: what one audit entry records: action, target type, target id and detail
+Entry = tuple[str, str, str, dict[str, Any]]
+
+
 def record(
     request: Request, viewer: Viewer, action: str, target_type: str, target_id: str, **detail: Any
 ) -> None:
     """Write an audit entry for what the viewer did, in a transaction of its own."""
+    record_all(request, viewer, [(action, target_type, target_id, detail)])
+
+
+def record_all(request: Request, viewer: Viewer, entries: Iterable[Entry]) -> None:
+    """Write the audit entries for what one page showed the viewer, in one transaction of their own."""
     with database_of(request).session(write=True) as session:
-        audit.record(
-            session,
-            caller=viewer.caller,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            detail={"via": "console", **detail},
-        )
+        for action, target_type, target_id, detail in entries:
+            audit.record(
+                session,
+                caller=viewer.caller,
+                action=action,
+                target_type=target_type,
+                target_id=target_id,
+                detail={"via": "console", **detail},
+            )
 
 
 def reference(request: Request, value: str) -> str:
