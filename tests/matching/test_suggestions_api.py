@@ -87,6 +87,8 @@ def test_a_steward_resolves_the_duplicates_through_the_api(client: TestClient, c
     assert "already" in problem(client.post(f"/v1/identity/suggestions/{likely['id']}/accept"), 409)["detail"]
     [entry] = ok(client.get("/v1/audit", params={"action": "match.accept"}))["items"]
     assert entry["target_id"] == str(likely["id"]) and entry["detail"] == {"merge_id": merge["id"]}
+    [read] = ok(client.get("/v1/audit", params={"action": "suggestion.read"}))["items"]  # both people shown
+    assert (read["target_type"], read["target_id"]) == ("match_suggestion", str(likely["id"]))
     # and the steward can change their mind, as with any merge
     ok(client.post(f"/v1/identity/merges/{merge['id']}/undo"))
     assert profile_id(client, kate) != profile_id(client, katherine)

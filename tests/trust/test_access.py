@@ -257,9 +257,40 @@ def test_undoing_a_merge_and_replaying_the_quarantine_through_the_api_are_audite
     entries = [(e["action"], e["target_id"], e["detail"]) for e in ok(client.get("/v1/audit"))["items"]]
     still = {"replayed": 0, "duplicates": 0, "still_rejected": 1}
     assert entries == [  # as the console records them
+        ("merges.list", "all", {"count": 1}),  # the lists the ids were taken from
+        ("quarantine.list", "open", {"count": 1}),
         ("merge.undo", str(merge), {}),
         ("quarantine.replay", str(item), {**still, "ids": [item]}),
         ("quarantine.replay", "open", still),
+    ]
+
+
+def test_the_lists_that_name_people_or_keys_are_in_the_audit_log_as_the_console_records_them(
+    api_client: Callable[..., TestClient],
+) -> None:
+    steward = api_client(Role.ADMIN)
+    a_merge_and_a_quarantined_event(steward)
+    reader = api_client(
+        key=ok(steward.post("/v1/keys", json={"name": "desk 7", "role": "admin"}), 201)["key"]
+    )
+    before = ok(steward.get("/v1/audit", params={"limit": 1000}))["items"][-1]["id"]
+
+    ok(reader.get("/v1/quarantine", params={"status": "all"}))
+    ok(reader.get("/v1/identity/conflicts"))
+    ok(reader.get("/v1/identity/suggestions"))
+    ok(reader.get("/v1/identity/merges", params={"profile_id": "prf_nobody"}))
+    ok(reader.get("/v1/keys"))
+    ok(reader.get("/v1/audit", params={"target_id": "jo@example.com"}))
+
+    entries = ok(steward.get("/v1/audit", params={"after": before}))["items"]
+    assert [(e["key_name"], e["action"], e["target_type"], e["target_id"], e["detail"]) for e in entries] == [
+        ("test admin", "audit.list", "audit", "all", {"count": 3}),  # the read that found where to start
+        ("desk 7", "quarantine.list", "quarantine", "all", {"count": 1}),
+        ("desk 7", "conflicts.list", "conflicts", "open", {"count": 0}),
+        ("desk 7", "suggestions.list", "match_suggestions", "open", {"count": 0}),
+        ("desk 7", "merges.list", "merges", "all", {"count": 0}),
+        ("desk 7", "keys.list", "keys", "all", {"count": 2}),
+        ("desk 7", "audit.list", "audit", "all", {"count": 0}),  # the target asked for is not kept
     ]
 
 

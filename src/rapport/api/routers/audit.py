@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from rapport.api.auth import require
+from rapport.api.auth import Audit, require
 from rapport.api.deps import ReadSession
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.db.base import MAX_ROW_ID
@@ -44,12 +44,15 @@ class AuditPage(BaseModel):
 )
 def get_audit(
     session: ReadSession,
+    auditor: Audit,
     after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(100, ge=1, le=1000),
     action: str | None = Query(None, min_length=1, max_length=50, examples=["profile.read"]),
     target_id: str | None = Query(None, min_length=1, max_length=200, description="e.g. a profile id"),
 ) -> AuditPage:
     items = audit.page(session, after=after, limit=limit, action=action, target_id=target_id)
+    # who read whom, as the console records it: the filters stay out, a target may be an identifier value
+    auditor("audit.list", "audit", "all", count=len(items))
     return AuditPage(
         items=[AuditItem.model_validate(i) for i in items],
         next_after=items[-1].id if len(items) == limit else None,

@@ -87,14 +87,14 @@ class KindIn(RequestBody):
 )
 def get_merges(
     session: ReadSession,
+    audit: Audit,
     profile_id: str | None = Query(None, min_length=1),
     after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> list[MergeOut]:
-    return [
-        MergeOut.model_validate(m)
-        for m in list_merges(session, profile_id=profile_id, after=after, limit=limit)
-    ]
+    found = list_merges(session, profile_id=profile_id, after=after, limit=limit)
+    audit("merges.list", "merges", "all", count=len(found))  # the profiles merged, as the console
+    return [MergeOut.model_validate(m) for m in found]
 
 
 @router.post(
@@ -133,11 +133,13 @@ def post_undo(
 )
 def get_conflicts(
     session: ReadSession,
+    audit: Audit,
     status: Literal["open", "all"] = "open",
     after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> list[ConflictOut]:
     found = list_conflicts(session, status=None if status == "all" else status, after=after, limit=limit)
+    audit("conflicts.list", "conflicts", status, count=len(found))  # profiles and identifiers, as the console
     return [ConflictOut.model_validate(c) for c in found]
 
 

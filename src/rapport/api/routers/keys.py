@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
-from rapport.api.auth import CurrentCaller, require
+from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import DatabaseDep, ReadSession
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
@@ -65,8 +65,10 @@ class NewKey(KeyOut):
     summary="Every key, revoked ones too",
     dependencies=[require(P.KEYS_MANAGE)],
 )
-def get_keys(session: ReadSession) -> list[KeyOut]:
-    return [KeyOut.model_validate(k) for k in list_keys(session)]
+def get_keys(session: ReadSession, audit: Audit) -> list[KeyOut]:
+    keys = list_keys(session)
+    audit("keys.list", "keys", "all", count=len(keys))  # who holds a key, named, as the console
+    return [KeyOut.model_validate(k) for k in keys]
 
 
 @router.post(

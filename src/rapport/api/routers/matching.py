@@ -155,6 +155,7 @@ class RunOut(BaseModel):
 @router.get("/suggestions", response_model=SuggestionPage, summary="Suggested matches for a data steward")
 def get_suggestions(
     session: ReadSession,
+    audit: Audit,
     status: Literal["open", "accepted", "rejected", "merged", "refused", "obsolete", "all"] = "open",
     after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(50, ge=1, le=500),
@@ -163,6 +164,7 @@ def get_suggestions(
     merged on their own, with the evidence they merged them on; ``refused`` the likely pairs the identity
     rules forbid to merge (two customer numbers, say), kept out of the steward's queue."""
     items = list_suggestions(session, status=None if status == "all" else status, after=after, limit=limit)
+    audit("suggestions.list", "match_suggestions", status, count=len(items))  # both profiles, as the console
     return SuggestionPage(
         items=[SuggestionOut.model_validate(i) for i in items],
         next_after=items[-1]["id"] if len(items) == limit else None,
@@ -175,11 +177,15 @@ def get_suggestions(
     summary="One suggested match",
     responses=NOT_FOUND,
 )
-def get_one_suggestion(session: ReadSession, suggestion_id: int = Path(ge=1, le=MAX_ROW_ID)) -> SuggestionOut:
+def get_one_suggestion(
+    session: ReadSession, audit: Audit, suggestion_id: int = Path(ge=1, le=MAX_ROW_ID)
+) -> SuggestionOut:
     try:
-        return SuggestionOut.model_validate(get_suggestion(session, suggestion_id))
+        found = SuggestionOut.model_validate(get_suggestion(session, suggestion_id))
     except SuggestionNotFound as exc:
         raise ProblemError(404, "Not found", str(exc)) from exc
+    audit("suggestion.read", "match_suggestion", str(suggestion_id))  # both profiles
+    return found
 
 
 @router.post(

@@ -65,6 +65,7 @@ class ReplayResult(BaseModel):
 )
 def get_quarantine(
     session: ReadSession,
+    audit: Audit,
     status: Literal[Status, "all"] = "open",
     transport: str | None = Query(
         None,
@@ -82,6 +83,7 @@ def get_quarantine(
         after=after,
         limit=limit,
     )
+    audit("quarantine.list", "quarantine", status, count=len(items))  # what people sent, as the console
     return QuarantinePage(
         items=[QuarantineItem.model_validate(i) for i in items],
         next_after=items[-1].id if len(items) == limit else None,
