@@ -251,7 +251,9 @@ def test_the_360_holds_everything_known_about_the_customer(client: TestClient) -
     assert counters["orders"] == 2 and counters["orders_cancelled"] == 1
     assert counters["spend"] == {"EUR": 10.0, "GBP": 25.5}
     assert counters["messages"] == {"email": 3, "chat": 1}
-    assert when(counters["last_seen_by_channel"]["email"]) == moment(24)
+    assert (counters["by_channel"]["email"], counters["by_channel"]["account"]) == (3, 5)
+    # seen by what the person did: the message the business sent them (24) does not count
+    assert when(counters["last_seen_by_channel"]["email"]) == moment(22)
     assert when(counters["last_seen_by_channel"]["chat"]) == moment(23)
     # a device's own reports live with the device (its last_seen_at above), not in the person's counters
     assert when(counters["last_seen_by_channel"]["device"]) == moment(18)

@@ -121,10 +121,14 @@ def world(seed: int, size: int) -> list[dict[str, Any]]:
         for i in range(size):
             ids = shapes[i] if i < len(shapes) else rnd.choice(shapes)
             minute = rnd.randint(0, 10_000)
-            kind = rnd.choice(["msg", "order", "amend", "cancel", "invoice", "pay", "consent", "trait"])
+            kinds = ["msg", "sent", "order", "amend", "cancel", "invoice", "pay", "consent", "trait"]
+            kind = rnd.choice(kinds)
             oid = f"O-{n}-{rnd.randint(0, 3)}"
             if kind == "msg":
                 out.append(message(ids, channel=rnd.choice(["email", "chat", "phone"]), minute=minute))
+            elif kind == "sent":  # the business's: counted, but it does not make the person seen
+                channel = rnd.choice(["email", "sms"])
+                out.append(event("message.sent", ids=ids, minute=minute, source="mailer", channel=channel))
             elif kind == "order":
                 out.append(order(oid, ids, minute, total=round(rnd.uniform(1, 500), 2)))
             elif kind == "amend":

@@ -21,7 +21,12 @@ CHANNELS = {
     "page.viewed": "web",
     "invoice.issued": "account",
     "payment.received": "account",
+    "quote.issued": "account",
+    "account.updated": "account",
 }
+
+#: what the business makes, not the person: it does not say when they were first or last seen
+NOT_THEIRS = {"message.sent", "invoice.issued", "quote.issued", "account.updated", "device.alert"}
 
 
 #: the counters :func:`recount` works out
@@ -30,6 +35,7 @@ COUNTED = (
     "first_seen",
     "last_seen",
     "by_type",
+    "by_channel",
     "messages",
     "last_seen_by_channel",
     "orders",
@@ -55,18 +61,26 @@ def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             person,
             {
                 "by_type": Counter(),
+                "by_channel": Counter(),
                 "messages": Counter(),
                 "last_seen_by_channel": {},
                 "money": {},
-                "first_seen": moment,
+                "first_seen": None,
+                "last_seen": None,
             },
         )
-        p["last_seen"] = moment  # events come in time order here
+        theirs = e["type"] not in NOT_THEIRS
+        if theirs:  # events come in time order here
+            p["first_seen"] = p["first_seen"] or moment
+            p["last_seen"] = moment
         p["by_type"][e["type"]] += 1
-        channel = data["channel"] if e["type"] == "message.received" else CHANNELS.get(e["type"])
+        is_message = e["type"] in ("message.received", "message.sent")
+        channel = data["channel"] if is_message else CHANNELS.get(e["type"])
         if channel is not None:
-            p["last_seen_by_channel"][channel] = moment
-        if e["type"] == "message.received":
+            p["by_channel"][channel] += 1
+            if theirs:
+                p["last_seen_by_channel"][channel] = moment
+        if is_message:
             p["messages"][channel] += 1
         if e["type"] in numbers:  # events come in time order: the latest version of a number stays
             p["money"][(e["type"], data[numbers[e["type"]]])] = (data["currency"], data["amount"])
@@ -104,6 +118,7 @@ def recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "first_seen": p["first_seen"],
             "last_seen": p["last_seen"],
             "by_type": dict(p["by_type"]),
+            "by_channel": dict(p["by_channel"]),
             "messages": dict(p["messages"]),
             "last_seen_by_channel": p["last_seen_by_channel"],
             "orders": sum(not o["cancelled"] for o in mine),

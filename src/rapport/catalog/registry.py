@@ -31,6 +31,13 @@ BUILTIN_PACKAGE = "rapport.catalog"
 #: the longest channel an event may have (an indexed column)
 MAX_CHANNEL = 30
 
+#: who makes a type's events, as a schema's top-level ``x-origin`` says: the customer (what a type that
+#: says nothing is taken for, and one either side may make: an order amended, a case updated), the
+#: business (a message sent, an invoice issued) or Rapport itself (a device alert). Only the customer's
+#: events say when a person was first and last seen.
+ORIGINS = ("customer", "business", "rapport")
+CUSTOMER = ORIGINS[0]
+
 
 class CatalogError(ValueError):
     """An event type definition that cannot be used; the message says why, and ``field`` which part of
@@ -142,6 +149,13 @@ class EventType:
         if self.channel is None or isinstance(self.channel, str):
             return self.channel
         return data.get(self.channel.get("field", ""), self.channel.get("default"))
+
+    @property
+    def stated_origin(self) -> str | None:
+        """Who makes this type's events (one of :data:`ORIGINS`) as the schema's ``x-origin`` says; None
+        when it says nothing (or, stored before the value was checked, something else)."""
+        stated = self.schema.get("x-origin")
+        return stated if stated in ORIGINS else None
 
     @property
     def channel_field(self) -> str:
@@ -269,6 +283,8 @@ class Catalog:
             for name, versions in self._versions.items()
             if any(v.builtin for v in versions.values())
         }
+        #: the types whose events the customer does not make: they do not say when a person was seen
+        self.not_the_customers = frozenset(name for name in self._latest if self.origin_of(name) != CUSTOMER)
 
     def get(self, name: str, version: int | None = None) -> EventType | None:
         if version is None:
@@ -280,6 +296,15 @@ class Catalog:
         must meet both schemas: the projections (orders, cases, accounts, devices, visits) read them as
         the built-in one describes."""
         return None if event_type.builtin else self._builtin.get(event_type.type)
+
+    def origin_of(self, name: str) -> str:
+        """Who makes the events of type ``name`` (:data:`ORIGINS`), whatever their version: as its latest
+        version says, else, for a built-in type, as the built-in one does; the customer when none says."""
+        latest, builtin = self._latest.get(name), self._builtin.get(name)
+        stated = latest.stated_origin if latest is not None else None
+        if stated is None and builtin is not None:
+            stated = builtin.stated_origin
+        return stated or CUSTOMER
 
     def versions(self, name: str) -> list[EventType]:
         return [v for _, v in sorted(self._versions.get(name, {}).items())]

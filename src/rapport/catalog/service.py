@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.models import EventTypeVersion
-from rapport.catalog.registry import MAX_CHANNEL, Catalog, CatalogError, EventType, builtin_types
+from rapport.catalog.registry import MAX_CHANNEL, ORIGINS, Catalog, CatalogError, EventType, builtin_types
 from rapport.db.locks import lock_catalog
 from rapport.db.revisions import RevisionCache
 
@@ -78,6 +78,15 @@ def _check_channel(channel: str | dict[str, Any] | None) -> None:
         raise CatalogError(f"{_CHANNEL_FORMS}, the text 1 to {MAX_CHANNEL} characters long", field="channel")
 
 
+def _check_origin(schema: dict[str, Any]) -> None:
+    """A schema's top-level ``x-origin``, when it has one, names who makes the type's events."""
+    if "x-origin" in schema and schema["x-origin"] not in ORIGINS:
+        raise CatalogError(
+            "must be " + ", ".join(f'"{origin}"' for origin in ORIGINS[:-1]) + f' or "{ORIGINS[-1]}"',
+            field="schema.x-origin",
+        )
+
+
 def add_event_type(
     session: Session,
     *,
@@ -107,6 +116,7 @@ def add_event_type(
         )
     subject, channel = _as_version_of(builtin, subject, channel)
     _check_channel(channel)
+    _check_origin(schema)
     # from the table and the built-in types, not the catalog, which leaves out a stored version it cannot use
     lock_catalog(session)
     stored = session.scalar(select(func.max(EventTypeVersion.version)).where(EventTypeVersion.type == type))

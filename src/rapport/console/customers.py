@@ -198,7 +198,7 @@ def get_customer(
         "more": _more_link(root, params, page["next_cursor"]),
         "params": params,
         "types": sorted(counters.get("by_type", {})),
-        "channels": sorted(counters.get("last_seen_by_channel", {})),
+        "channels": sorted(counters.get("by_channel", {})),
         "visits": visits,
     }
     return render(request, "customer.html", context, viewer=viewer)

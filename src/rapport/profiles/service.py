@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Connection, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from rapport.catalog.service import load_catalog
 from rapport.db.bulk import by_code_point
 from rapport.events.models import Event
 from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
@@ -148,25 +149,39 @@ MESSAGE_TYPES = ("message.received", "message.sent")
 
 
 def event_counters(session: Session, *, profile_id: str, presence: bool = True) -> dict[str, Any]:
-    """Events in all and per type, messages per channel, first and last seen (in all and per channel):
-    aggregated from the profile's events when asked, so they always equal a recount. Device chatter
-    (``MACHINE_TYPES``) is not counted: a device's own figures are on the device; nor, with ``presence``
-    False, what store sensors saw (a person who does not allow in-store recognition)."""
+    """Events in all, per type and per channel, messages per channel (received and sent), first and last
+    seen (in all and per channel): aggregated from the profile's events when asked, so they always equal a
+    recount. A person is seen by what they did: first and last seen leave out the types the catalog says
+    the business or Rapport makes (``x-origin``: a message sent, an invoice, a device alert), or a
+    newsletter to everyone would make everyone seen today. Device chatter (``MACHINE_TYPES``) is not
+    counted: a device's own figures are on the device; nor, with ``presence`` False, what store sensors
+    saw (a person who does not allow in-store recognition)."""
     rows = session.execute(_EVENT_COUNTS_WITH[presence], {"profile_id": profile_id}).all()
+    not_theirs = load_catalog(session).not_the_customers
     by_type: dict[str, int] = {}
+    by_channel: dict[str, int] = {}
     messages: dict[str, int] = {}
     last_by_channel: dict[str, datetime] = {}
-    for kind, channel, n, _first, last in rows:
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    for kind, channel, n, first, last in rows:
         by_type[kind] = by_type.get(kind, 0) + n
+        theirs = kind not in not_theirs
+        if theirs:
+            first_seen = first if first_seen is None else min(first, first_seen)
+            last_seen = last if last_seen is None else max(last, last_seen)
         if channel is not None:
-            last_by_channel[channel] = max(last, last_by_channel.get(channel, last))
+            by_channel[channel] = by_channel.get(channel, 0) + n
+            if theirs:
+                last_by_channel[channel] = max(last, last_by_channel.get(channel, last))
             if kind in MESSAGE_TYPES:
                 messages[channel] = messages.get(channel, 0) + n
     return {
         "events": sum(by_type.values()),
-        "first_seen": min((row[3] for row in rows), default=None),
-        "last_seen": max((row[4] for row in rows), default=None),
+        "first_seen": first_seen,
+        "last_seen": last_seen,
         "by_type": by_type,
+        "by_channel": by_channel,
         "messages": messages,
         "last_seen_by_channel": last_by_channel,
     }
