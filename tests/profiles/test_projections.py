@@ -178,7 +178,9 @@ def world(seed: int, size: int) -> list[dict[str, Any]]:
                         status=rnd.choice(["granted", "revoked"]),
                     )
                 )
-            else:
+            else:  # some with a handle: each system knows one network or two
+                networks = rnd.sample(["twitter", "linkedin", "instagram"], rnd.randint(0, 2))
+                handles = {network: f"{network}-{rnd.randint(0, 2)}" for network in networks}
                 out.append(
                     event(
                         "profile.updated",
@@ -186,6 +188,7 @@ def world(seed: int, size: int) -> list[dict[str, Any]]:
                         minute=minute,
                         source=rnd.choice(["crm", "webshop"]),
                         first_name=rnd.choice(["Jo", "Joanna", "Jojo"]),
+                        **({"social": handles} if handles else {}),
                     )
                 )
     return out

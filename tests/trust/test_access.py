@@ -26,7 +26,15 @@ def jo_on_file(client: TestClient) -> str:
         "country": "GB",
     }
     batch = [
-        event("profile.updated", ids=JO, minute=1, first_name="Jo", last_name="Bloggs", locale="en-GB"),
+        event(
+            "profile.updated",
+            ids=JO,
+            minute=1,
+            first_name="Jo",
+            last_name="Bloggs",
+            locale="en-GB",
+            social={"twitter": "jobloggs77", "mastodon": "@jb@social.example"},
+        ),
         shipped,
         event("message.received", ids=JO, minute=3, channel="email", subject="Where is it?", body="Jo here"),
     ]
@@ -51,8 +59,13 @@ def test_an_agent_sees_contact_details_and_an_analyst_does_not(api_client: Calla
     assert seen_by_agent["identifiers"]["email"][0]["value"] == "jo@example.com"
     assert seen_by_agent["traits"]["first_name"]["value"] == "Jo"
     for answer in (seen_by_analyst, timeline, the_order):
-        for secret in ("jo@example.com", "l-77", "bloggs", "baker street", "jo here"):
+        for secret in ("jo@example.com", "l-77", "bloggs", "baker street", "jo here", "social.example"):
             assert secret not in text_of(answer)
+    # each network's handle is masked, whether the schema names the network or not
+    assert seen_by_agent["traits"]["social.twitter"]["value"] == "jobloggs77"
+    assert {seen_by_analyst["traits"][f"social.{name}"]["value"] for name in ("twitter", "mastodon")} == {
+        "[redacted]"
+    }
     # what is not personal stays readable: counts, totals, the locale, the kinds of identifier held
     assert seen_by_analyst["traits"]["locale"]["value"] == "en-GB"
     assert set(seen_by_analyst["identifiers"]) == {"email", "loyalty_id"}

@@ -73,6 +73,7 @@ def given_jo(db: Database, settings: Settings) -> Jo:
             last_name="Erasmus",
             locale="en-GB",
             company="Erased Ltd",
+            social={"twitter": "jo_erasmus", "linkedin": "jo-erasmus"},
         ),
         event("address.changed", ids=email, minute=1, address=HOME, kind="home"),
         event(

@@ -1,13 +1,13 @@
 """The golden record as a pure fold over events: traits, consents and the account.
 
 Every rule here is order independent: a trait keeps the entry with the highest (source priority, time,
-event id), a consent the latest (:func:`rapport.profiles.consent.consent_order`: at the same moment, the
-one that holds contact back); an invoice or a payment counts once by its number, in its version with
-the highest (time, event id), and the account's amounts are the sums of those versions. So the same
-events in any order, or two profiles folded apart and then merged, give the same state. Only the event
-types in :data:`COLUMN_OF` change the state; counters (events, last seen, messages per channel) are
-aggregated from the event log when they are read (see profiles.service), so that the many other events
-need no profile write at all.
+event id) (each social network's handle is a trait of its own: see :data:`SOCIAL`), a consent the latest
+(:func:`rapport.profiles.consent.consent_order`: at the same moment, the one that holds contact back); an
+invoice or a payment counts once by its number, in its version with the highest (time, event id), and the
+account's amounts are the sums of those versions. So the same events in any order, or two profiles folded
+apart and then merged, give the same state. Only the event types in :data:`COLUMN_OF` change the state;
+counters (events, last seen, messages per channel) are aggregated from the event log when they are read
+(see profiles.service), so that the many other events need no profile write at all.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ State = dict[str, dict[str, Any]]
 
 #: Event types whose data fields become traits of the golden record.
 TRAIT_TYPES = frozenset({"profile.updated"})
+#: The field of profile.updated that holds a handle per social network. Each system sends the networks it
+#: knows (the shop its Twitter handle, the CRM the LinkedIn one), so each handle is a trait of its own,
+#: ``social.<network>``, and survives on its own: one system's networks never replace another's.
+SOCIAL = "social"
+SOCIAL_PREFIX = f"{SOCIAL}."
 
 COLUMNS = ("traits", "account", "consents")
 #: Which part of the state an event type changes; other types leave it alone.
@@ -127,6 +132,21 @@ def _entry(fact: Fact, at: str, value: Any, **extra: Any) -> dict[str, Any]:
     return {"value": value, "source": fact.source, "at": at, **extra, "event_id": fact.event_id}
 
 
+def social_network(trait: str) -> str | None:
+    """The network whose handle the trait ``social.<network>`` holds; None for any other trait."""
+    return trait[len(SOCIAL_PREFIX) :] if trait.startswith(SOCIAL_PREFIX) else None
+
+
+def _keep_handles(traits: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Keep each network's handle in ``entry``'s value (profile.updated's ``social``) as its own trait."""
+    handles = entry["value"]
+    if not isinstance(handles, dict):  # the schema asks for an object; anything else stays whole
+        _keep(traits, SOCIAL, entry)
+        return
+    for network, handle in handles.items():
+        _keep(traits, SOCIAL_PREFIX + network, {**entry, "value": handle})
+
+
 def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
     """Fold one event into ``state`` in place."""
     kind = fact.type
@@ -136,8 +156,12 @@ def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
     data = fact.data
     if kind in TRAIT_TYPES:
         prio = priority_of(fact.source)
+        traits = state["traits"]
+        if SOCIAL in data:  # one look per event, none per field: most events carry no handles
+            _keep_handles(traits, _entry(fact, at, data[SOCIAL], priority=prio))
+            data = {name: value for name, value in data.items() if name != SOCIAL}
         for name, value in data.items():
-            _keep(state["traits"], name, _entry(fact, at, value, priority=prio))
+            _keep(traits, name, _entry(fact, at, value, priority=prio))
     elif kind == "address.changed":
         name = "address" if data.get("kind", "home") == "home" else f"address_{data['kind']}"
         _keep(state["traits"], name, _entry(fact, at, data.get("address"), priority=priority_of(fact.source)))

@@ -92,6 +92,8 @@ __all__ = [
 ERASED = "[erased]"
 #: the data field each trait-making event type turns into traits (None: every field is a trait)
 _TRAIT_FIELD = {"profile.updated": None, "address.changed": "address"}
+#: an event's data holds no value for a trait
+_NONE: Any = object()
 
 
 class ErasedProfile(Exception):
@@ -343,11 +345,18 @@ def _scrub_events(
     return _Scrubbed(scrubbed, renamed)
 
 
-def _trait_field(type_name: str, trait: str) -> str | None:
-    """The data field a trait came from; None when the type is not known to make traits."""
-    if type_name not in _TRAIT_FIELD:
-        return None
-    return _TRAIT_FIELD[type_name] or trait
+def _trait_value(fact: EventRow, trait: str) -> Any:
+    """What ``fact`` holds now for ``trait``, as the fold would take it; :data:`_NONE` when it holds
+    nothing for it (the field went, or the type is not known to make traits)."""
+    if fact.type not in _TRAIT_FIELD:
+        return _NONE
+    field = _TRAIT_FIELD[fact.type] or trait
+    if field in fact.data:
+        return fact.data[field]
+    network, handles = golden.social_network(trait), fact.data.get(golden.SOCIAL)
+    if network is not None and isinstance(handles, dict):  # a network's handle, inside "social"
+        return handles.get(network, _NONE)
+    return _NONE
 
 
 def _clean_state(
@@ -372,9 +381,8 @@ def _clean_state(
     traits = {}
     for name, entry in state["traits"].items():
         fact = origin(entry)
-        field = None if fact is None else _trait_field(fact.type, name)
-        if fact is not None and field is not None and field in fact.data:
-            traits[name] = {**cleaned(entry), "value": fact.data[field]}
+        if fact is not None and (value := _trait_value(fact, name)) is not _NONE:
+            traits[name] = {**cleaned(entry), "value": value}
     account = dict(state["account"])
     if "fields" in account:
         account["fields"] = {

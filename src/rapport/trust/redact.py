@@ -20,11 +20,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rapport.catalog.registry import Catalog
+from rapport.profiles.state import SOCIAL, social_network
 
 REDACTED = "[redacted]"
 #: what erasure puts in place of a personal or undeclared field: nothing, the field is left out
 DROPPED: Any = object()
-#: the event types whose fields become traits of the golden record, and order snapshots
+#: the event types whose fields become traits of the golden record (a network's handle in profile.updated's
+#: ``social`` too, as the trait ``social.<network>``), and order snapshots
 TRAIT_SOURCES = ("profile.updated", "address.changed")
 ORDER_TYPES = ("order.placed", "order.amended", "order.cancelled")
 
@@ -237,8 +239,14 @@ class Redactor:
         }
 
     def _trait(self, name: str, value: Any) -> Any:
-        shape = self._address if name.startswith("address_") else self._traits["fields"].get(name)
-        return field(value, shape)
+        if name.startswith("address_"):
+            return field(value, self._address)
+        network = social_network(name)
+        if network is not None and name not in self._traits["fields"]:
+            # a network's handle, from inside profile.updated's "social": masked as it would be there
+            shown = masked({SOCIAL: {network: value}}, self._traits)[SOCIAL]
+            return shown[network] if isinstance(shown, dict) else shown
+        return field(value, self._traits["fields"].get(name))
 
     def order(self, view: dict[str, Any]) -> dict[str, Any]:
         """An order with every version: personal and undeclared fields (the shipping address, reasons, a
