@@ -7,15 +7,16 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from builders import amended_then_cancelled, event, ingest, order
+from builders import BASE, amended_then_cancelled, event, ingest, order
 from rapport.api import create_app
 from rapport.db import Database
 from rapport.identity.models import Merge
@@ -498,3 +499,38 @@ def test_the_quarantine_page_shows_the_start_of_a_large_payload(
     assert "unknown event type &#39;no.such_type&#39;" in html
     assert "characters more (GET /v1/quarantine gives all of it)" in html
     assert len(html) < 20_000
+
+
+def _a_visit_on_a_day_utc_does_not_reach(now: datetime) -> tuple[str, datetime]:
+    """A time zone and a moment of the last seven days whose date there is none of the UTC dates of those
+    days, whatever the time of day: Kiritimati (UTC+14) is on tomorrow's date from 10:00 UTC, Pago Pago
+    (UTC-11) still on the day before the period's first until 11:00 UTC."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if now - midnight >= timedelta(hours=10, minutes=30):
+        return "Pacific/Kiritimati", now - timedelta(minutes=15)
+    return "Pacific/Pago_Pago", now - timedelta(days=7) + timedelta(minutes=15)
+
+
+def test_a_stores_visits_per_day_are_drawn_on_its_own_dates(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    now = datetime.now(UTC)
+    timezone, entered_at = _a_visit_on_a_day_utc_does_not_reach(now)
+    with db.session(write=True) as session:
+        put_store(session, store_id="far-1", name="Far Away", zones=["front"], timezone=timezone, now=now)
+    minute = (entered_at - BASE).total_seconds() / 60
+    visitor = {"visitor_id": "v-far-1"}
+    presence = [
+        event(f"store.{step}", ids=visitor, minute=minute + n, source="sensor-1", store_id="far-1")
+        for n, step in ((0, "entered"), (5, "exited"))
+    ]
+    assert not ingest(db, settings, presence).rejected
+
+    html = browser_for(Role.ANALYST).get("/stores/far-1?days=7").text
+
+    local_day = entered_at.astimezone(ZoneInfo(timezone)).date().isoformat()
+    assert local_day != entered_at.date().isoformat()
+    bars = dict(re.findall(r"<title>(\d{4}-\d\d-\d\d): (\d+)</title>", html))
+    assert "<dt>Visits</dt><dd>1 " in html
+    assert {day: n for day, n in bars.items() if n != "0"} == {local_day: "1"}
+    assert f"Visits per day ({timezone} dates)" in html and f"in the store's time zone, {timezone}" in html

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from rapport.console import charts
 from rapport.console.formats import is_whole_number
 from rapport.console.web import CurrentViewer, PageError, PageSession, need, render
-from rapport.things.stores import list_stores
+from rapport.things.stores import list_stores, zone_named
 from rapport.things.stores.analytics import BadPeriod, store_analytics
 from rapport.trust.roles import Permission as P
 
@@ -49,7 +49,9 @@ def get_store(request: Request, store_id: str, session: PageSession, viewer: Cur
     if found is None:
         raise PageError(404, "No such store", f"No store has the id {store_id!r}.", link="/stores")
     counted = {str(d["date"]): float(d["visits"]) for d in found["per_day"]}
-    first, last = found["since"].date(), found["until"].date()
+    # visits are counted on the store's own dates, so the days drawn are the store's too
+    zone = zone_named(found["timezone"])
+    first, last = found["since"].astimezone(zone).date(), found["until"].astimezone(zone).date()
     span = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     per_day = [(day.isoformat(), counted.get(day.isoformat(), 0.0)) for day in span]
     zones = found["dwell_by_zone"]
@@ -65,7 +67,10 @@ def get_store(request: Request, store_id: str, session: PageSession, viewer: Cur
         "s": found,
         "days": days,
         "periods": PERIODS,
-        "visits_chart": charts.bar_chart(per_day, label="Visits per day"),
+        "zone": zone.key,
+        "first_day": first,
+        "last_day": last,
+        "visits_chart": charts.bar_chart(per_day, label=f"Visits per day ({zone.key} dates)"),
         "heat": charts.heat_map(cells, label="Average dwell per zone: the deeper the colour, the longer"),
         "minutes": _minutes,
     }

@@ -8,6 +8,7 @@ from rapport.things.stores.registry import (
     list_stores,
     put_store,
     screen_store_events,
+    zone_named,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "rebuild_store",
     "rebuild_visits",
     "screen_store_events",
+    "zone_named",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "put_store",
     "screen_store_events",
     "store_view",
+    "zone_named",
 ]
 
 #: a visit with no exit seen ends after this long without a sighting, unless the store says otherwise
@@ -96,8 +97,13 @@ def _timezones() -> set[str]:
 
 def zone_of(store: Store) -> ZoneInfo:
     """The store's time zone (UTC should the name no longer be known)."""
+    return zone_named(store.timezone)
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The time zone of a store's ``timezone`` (UTC should the name no longer be known)."""
     try:
-        return ZoneInfo(store.timezone)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
 
