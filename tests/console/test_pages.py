@@ -534,3 +534,34 @@ def test_a_stores_visits_per_day_are_drawn_on_its_own_dates(
     assert "<dt>Visits</dt><dd>1 " in html
     assert {day: n for day, n in bars.items() if n != "0"} == {local_day: "1"}
     assert f"Visits per day ({timezone} dates)" in html and f"in the store's time zone, {timezone}" in html
+
+
+def test_an_orders_amounts_are_shown_with_its_currencys_decimals(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    def placed(order_id: str, currency: str, lines: list[dict[str, Any]], total: float) -> dict[str, Any]:
+        data = {"order_id": order_id, "currency": currency, "lines": lines, "total": total}
+        return event("order.placed", ids=JO, minute=40, **data)
+
+    camera = {"sku": "CAM", "quantity": 2, "unit_price": 61728}
+    events = [
+        placed("O-KWD", "KWD", [{"sku": "TEA", "quantity": 1, "unit_price": 1.275}], 1.275),
+        placed("O-JPY", "JPY", [camera], 123456),
+        event(
+            "order.amended",
+            ids=JO,
+            minute=41,
+            order_id="O-JPY",
+            lines=[{**camera, "quantity": 3}],
+            total=185184,
+        ),
+    ]
+    assert not ingest(db, settings, events).rejected
+    client = browser_for(Role.AGENT)
+
+    kuwaiti = client.get("/orders/O-KWD").text
+    assert "<td>1.275 KWD</td>" in kuwaiti and "1.27<" not in kuwaiti
+    japanese = client.get("/orders/O-JPY").text
+    assert "<td>61,728 JPY</td>" in japanese and "61,728.00" not in japanese
+    assert "~ 2 \u00d7 CAM at 61,728 JPY → 3 \u00d7 CAM at 61,728 JPY" in japanese  # the sign of times
+    assert "total: <del>123,456 JPY</del> → <ins>185,184 JPY</ins>" in japanese
