@@ -565,3 +565,19 @@ def test_an_orders_amounts_are_shown_with_its_currencys_decimals(
     assert "<td>61,728 JPY</td>" in japanese and "61,728.00" not in japanese
     assert "~ 2 \u00d7 CAM at 61,728 JPY → 3 \u00d7 CAM at 61,728 JPY" in japanese  # the sign of times
     assert "total: <del>123,456 JPY</del> → <ins>185,184 JPY</ins>" in japanese
+
+
+@pytest.mark.parametrize(
+    ("terms", "shown"),
+    [({"credit_limit": 1000.0, "currency": "KWD"}, "1,000.000 KWD"), ({"credit_limit": 2500}, "2,500.00")],
+    ids=["with its currency", "no currency given"],
+)
+def test_the_credit_limit_is_shown_as_money(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings, terms: dict[str, Any], shown: str
+) -> None:
+    terms_changed = event("account.updated", ids=JO, minute=50, source="erp", account_id="A-1", **terms)
+    assert not ingest(db, settings, [terms_changed]).rejected
+
+    html = browser_for(Role.AGENT).get(f"/customers/{world}").text
+
+    assert f"<dt>Credit limit</dt><dd>{shown}</dd>" in html
