@@ -16,13 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from builders import BASE, amended_then_cancelled, event, ingest, order
+from builders import BASE, amended_then_cancelled, event, ingest, order, profile_of
 from rapport.api import create_app
 from rapport.db import Database
 from rapport.identity.models import Merge
 from rapport.identity.service import find_profile, load_kinds
 from rapport.ingest.importer import import_file
 from rapport.ingest.models import QuarantinedEvent
+from rapport.matching.models import MatchRun, MatchSuggestion
 from rapport.settings import Settings
 from rapport.things.stores import put_store
 from rapport.trust.keys import revoke_key
@@ -581,3 +582,49 @@ def test_the_credit_limit_is_shown_as_money(
     html = browser_for(Role.AGENT).get(f"/customers/{world}").text
 
     assert f"<dt>Credit limit</dt><dd>{shown}</dd>" in html
+
+
+def test_a_suggestion_short_of_certain_reads_so_and_missing_data_counts_neither_way(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    jill = {"email": "jill@example.com"}
+    assert not ingest(
+        db, settings, [event("profile.updated", ids=jill, first_name="Jo", last_name="Bloggs")]
+    ).rejected
+    other = profile_of(db, settings, "email", "jill@example.com")
+    now = datetime.now(UTC)
+    with db.session(write=True) as session:
+        run = MatchRun(
+            kind="full", status="done", started_at=now, finished_at=now, auto_merge=0.999, review=0.5
+        )
+        session.add(run)
+        session.flush()
+        left, right = sorted((world, other))
+        evidence = [
+            {"comparison": "last_name", "level": "exact", "match_weight": 6.2},
+            {"comparison": "birth_date", "level": "null", "match_weight": 0.0},
+            {"comparison": "email", "level": "else", "match_weight": -3.1},
+        ]
+        session.add(
+            MatchSuggestion(
+                run_id=run.id,
+                left_id=left,
+                right_id=right,
+                probability=0.9975,
+                match_weight=8.6,
+                evidence=evidence,
+                created_at=now,
+            )
+        )
+
+    html = browser_for(Role.ADMIN).get("/steward/suggestions").text
+
+    assert "99.8% likely the same person" in html and "100% likely" not in html
+    rows = re.findall(
+        r'<tr class="(\w+)"><td>([^<]+)</td><td>\w+</td><td>([^<]+) <span class="sr">(\w+)</span>', html
+    )
+    assert rows == [
+        ("for", "last name", "+6.2", "for"),
+        ("neutral", "birth date", "0.0", "neutral"),
+        ("against", "email", "-3.1", "against"),
+    ]

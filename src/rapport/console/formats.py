@@ -90,6 +90,17 @@ def money(amount: Any, currency: str | None = None) -> str:
     return f"{text} {currency}" if currency else text
 
 
+def likely(probability: float) -> str:
+    """A probability as a percentage to a tenth: ``99.7%``. Short of certain is never shown as 100% (a
+    steward must see that a pair was not sure enough to merge on its own), nor above nothing as 0%."""
+    if probability >= 1:
+        return "100%"
+    if probability <= 0:
+        return "0%"
+    text = f"{probability * 100:.1f}%"
+    return {"100.0%": "over 99.9%", "0.0%": "under 0.1%"}.get(text, text)
+
+
 def icon(channel: str | None) -> str:
     """The symbol of a channel (or of a source named after one)."""
     if not channel:

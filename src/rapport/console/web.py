@@ -39,7 +39,12 @@ templates.env.globals["allows"] = allows
 templates.env.globals["P"] = Permission
 templates.env.globals["REDACTED"] = REDACTED  # a masked id leads nowhere: pages show it without a link
 templates.env.filters.update(
-    when=formats.when, age=formats.age, money=formats.money, icon=formats.icon, summarise=formats.summarise
+    when=formats.when,
+    age=formats.age,
+    money=formats.money,
+    likely=formats.likely,
+    icon=formats.icon,
+    summarise=formats.summarise,
 )
 
 
