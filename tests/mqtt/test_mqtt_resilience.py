@@ -13,11 +13,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_world import ThreadWorker, eventually, readings, register, stored_numbers, telemetry_count, unique
+from mqtt_world import (
+    ThreadWorker,
+    eventually,
+    publish_with_paho,
+    readings,
+    register,
+    run_apart,
+    stored_numbers,
+    telemetry_count,
+    unique,
+)
 
 from rapport.db import Database
 from rapport.mqtt.broker import LocalBroker
-from rapport.mqtt.client import Broker
+from rapport.mqtt.client import Broker, open_connection
 from rapport.mqtt.publisher import Published, publish_all
 from rapport.settings import Settings
 
@@ -212,3 +222,44 @@ def test_a_worker_process_that_dies_is_started_again_by_the_command(
     assert len(command.workers()) == 2
     assert command.stop() == 0
     assert command.process is not None and command.process.poll() == 0
+
+
+# -- fewer workers than before --------------------------------------------------------------------------
+
+
+def _session_present(url: str, client_id: str) -> bool:
+    """Whether the broker holds a session for ``client_id`` (one made by asking is ended again)."""
+
+    async def ask() -> bool:
+        connection = await open_connection(Broker.from_url(url), client_id=client_id, session_expiry=60)
+        present = connection.session_present
+        await connection.close(end_session=True)
+        return present
+
+    return run_apart(ask)
+
+
+def test_fewer_workers_than_before_lose_nothing_to_the_sessions_of_those_gone(
+    db: Database, settings: Settings, own_broker: LocalBroker, command: Command
+) -> None:
+    serials = [unique("sh") for _ in range(10)]
+    register(db, settings, serials)
+    prefix = command.args[command.args.index("--client-id") + 1]
+    messages = readings(serials, 1_000)
+    one_worker = list(command.args)
+    command.args += ["--workers", "2"]
+    command.start(workers=2)
+    assert command.stop() == 0
+
+    # half published while no worker runs (the broker deals them to both sessions in turn), half after
+    # the command is back with one worker
+    publish_with_paho(own_broker.url, messages[:500])
+    command.args = one_worker
+    command.start()
+    publish_with_paho(own_broker.url, messages[500:])
+
+    eventually(lambda: len(stored_numbers(db, serials)) == 1_000, what="1,000 readings stored", timeout=60)
+    assert stored_numbers(db, serials) == {n: 1 for n in range(1_000)}
+    eventually(lambda: "retired" in command.log.read_text(), what=f"the session retired (log: {command.log})")
+    assert not _session_present(own_broker.url, f"{prefix}-2")
+    assert command.stop() == 0

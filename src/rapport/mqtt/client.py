@@ -142,7 +142,7 @@ class Connection(asyncio.Protocol):
         elif kind == codec.CONNACK:
             if not self._connack.done():
                 self._connack.set_result(codec.read_ack(packet))
-        elif kind == codec.SUBACK:
+        elif kind in (codec.SUBACK, codec.UNSUBACK):
             ack = codec.read_ack(packet)
             waiter = self._waiting.pop(ack.packet_id, None)
             if waiter is not None and not waiter.done():
@@ -227,13 +227,24 @@ class Connection(asyncio.Protocol):
     async def subscribe(self, filters: list[str], *, qos: int = 1, timeout: float = 10) -> list[int]:
         """Subscribe to ``filters``; the broker's reason code for each (0-2 granted QoS, >= 0x80 refused)."""
         packet_id = self._packet_id()
+        packet = codec.subscribe(packet_id, filters, qos=qos)
+        return await self._request(packet_id, packet, "SUBSCRIBE", timeout)
+
+    async def unsubscribe(self, filters: list[str], *, timeout: float = 10) -> list[int]:
+        """Unsubscribe from ``filters``; the broker's reason code for each (0 removed, 0x11 there was none).
+        What the session had queued already stays queued."""
+        packet_id = self._packet_id()
+        return await self._request(packet_id, codec.unsubscribe(packet_id, filters), "UNSUBSCRIBE", timeout)
+
+    async def _request(self, packet_id: int, packet: bytes, kind: str, timeout: float) -> list[int]:
+        """Send a (UN)SUBSCRIBE and wait for the broker's acknowledgement of it; its reason codes."""
         waiter: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._waiting[packet_id] = waiter
-        self._write(codec.subscribe(packet_id, filters, qos=qos))
+        self._write(packet)
         try:
             ack = await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
-            raise MqttError(f"the broker did not answer SUBSCRIBE within {timeout} s") from None
+            raise MqttError(f"the broker did not answer {kind} within {timeout} s") from None
         finally:
             self._waiting.pop(packet_id, None)
         return ack.codes
@@ -262,11 +273,12 @@ class Connection(asyncio.Protocol):
 
     # -- closing ----------------------------------------------------------------------------------------
 
-    async def close(self, *, timeout: float = 5) -> None:
-        """Disconnect normally (the session stays for its expiry interval); wait for the socket to close."""
+    async def close(self, *, end_session: bool = False, timeout: float = 5) -> None:
+        """Disconnect normally (the session stays for its expiry interval, or ends now with
+        ``end_session``); wait for the socket to close."""
         if self.is_open:
             self.close_reason = self.close_reason or "closed by us"
-            self._write(codec.disconnect())
+            self._write(codec.disconnect(session_expiry=0) if end_session else codec.disconnect())
             assert self._transport is not None
             self._transport.close()
         with contextlib.suppress(TimeoutError):

@@ -1,8 +1,8 @@
 """MQTT 5 packets: the few a subscriber and a QoS 1 publisher need, encoded and decoded.
 
-Only what Rapport uses is here: CONNECT/CONNACK, SUBSCRIBE/SUBACK, PUBLISH (QoS 0 and 1), PUBACK,
-PINGREQ/PINGRESP and DISCONNECT. :func:`parse` reads every complete packet from a buffer at once, so a
-burst of thousands of messages costs one pass over the bytes, not one read per packet.
+Only what Rapport uses is here: CONNECT/CONNACK, SUBSCRIBE/SUBACK, UNSUBSCRIBE/UNSUBACK, PUBLISH (QoS 0
+and 1), PUBACK, PINGREQ/PINGRESP and DISCONNECT. :func:`parse` reads every complete packet from a buffer
+at once, so a burst of thousands of messages costs one pass over the bytes, not one read per packet.
 
 >>> packets, used = parse(publish("rapport/devices/SN-1/telemetry", b"{}", packet_id=7))
 >>> packets[0]
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
-SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT, AUTH = 8, 9, 12, 13, 14, 15
+SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT, AUTH = 8, 9, 10, 11, 12, 13, 14, 15
 
 #: the largest Receive Maximum MQTT allows
 MAX_RECEIVE = 65_535
@@ -42,6 +42,7 @@ REASONS = {
     0x00: "success",
     0x04: "disconnect with will message",
     0x10: "no matching subscribers",
+    0x11: "no subscription existed",
     0x80: "unspecified error",
     0x81: "malformed packet",
     0x82: "protocol error",
@@ -99,7 +100,7 @@ class Control:
 
 @dataclass(slots=True)
 class Ack:
-    """A CONNACK, SUBACK, PUBACK or DISCONNECT read into its parts."""
+    """A CONNACK, SUBACK, UNSUBACK, PUBACK or DISCONNECT read into its parts."""
 
     packet_id: int = 0
     codes: list[int] = field(default_factory=list)
@@ -176,6 +177,12 @@ def subscribe(packet_id: int, filters: list[str], *, qos: int = 1) -> bytes:
     return _packet(SUBSCRIBE << 4 | 0x02, body)
 
 
+def unsubscribe(packet_id: int, filters: list[str]) -> bytes:
+    """An UNSUBSCRIBE packet for ``filters``."""
+    body = _U16.pack(packet_id) + b"\x00" + b"".join(_text(f) for f in filters)
+    return _packet(UNSUBSCRIBE << 4 | 0x02, body)
+
+
 def publish(topic: str, payload: bytes, *, packet_id: int = 0, dup: bool = False) -> bytes:
     """A PUBLISH packet: QoS 1 with a packet id, QoS 0 without."""
     qos = 1 if packet_id else 0
@@ -190,8 +197,11 @@ def pubacks(packet_ids: list[int]) -> bytes:
     return b"".join([pack(0x40, 2, packet_id) for packet_id in packet_ids])
 
 
-def disconnect(code: int = 0) -> bytes:
-    """A DISCONNECT; the normal one (0) keeps a session that has an expiry interval."""
+def disconnect(code: int = 0, *, session_expiry: int | None = None) -> bytes:
+    """A DISCONNECT; the normal one (0) keeps a session that has an expiry interval, unless
+    ``session_expiry`` shortens it (0: the session ends now)."""
+    if session_expiry is not None:
+        return _packet(DISCONNECT << 4, bytes((code,)) + _properties({SESSION_EXPIRY: session_expiry}))
     return DISCONNECT_PACKET if code == 0 else _packet(DISCONNECT << 4, bytes((code,)) + b"\x00")
 
 
@@ -295,13 +305,13 @@ def _read_properties(body: bytes, pos: int) -> tuple[dict[int, object], int]:
 
 
 def read_ack(packet: Control) -> Ack:
-    """The parts of a CONNACK, SUBACK, PUBACK or DISCONNECT."""
+    """The parts of a CONNACK, SUBACK, UNSUBACK, PUBACK or DISCONNECT."""
     body = packet.body
     try:
         if packet.kind == CONNACK:
             props, _ = _read_properties(body, 2)
             return Ack(codes=[body[1]], properties=props, session_present=bool(body[0] & 0x01))
-        if packet.kind == SUBACK:
+        if packet.kind in (SUBACK, UNSUBACK):
             props, pos = _read_properties(body, 2)
             return Ack(packet_id=_U16.unpack_from(body, 0)[0], codes=list(body[pos:]), properties=props)
         if packet.kind == PUBACK:

@@ -1,6 +1,7 @@
 """Run workers: one in this process, or several in processes of their own that share the load through
 the shared subscriptions. SIGINT and SIGTERM stop them gracefully: each finishes and acknowledges what
-it has received, then disconnects; the broker keeps the rest for its session.
+it has received, then disconnects; the broker keeps the rest for its session. The first worker also
+retires the sessions of workers a run with more of them left (see :mod:`rapport.mqtt.retire`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from rapport.db import connect_configured
 from rapport.ingest.pipeline import Outcome
+from rapport.mqtt.retire import Surplus, retire_surplus
 from rapport.mqtt.worker import BatchDone, Worker, WorkerOptions
 from rapport.settings import Settings
 
@@ -40,6 +42,11 @@ def worker_options(base: WorkerOptions, count: int) -> list[WorkerOptions]:
     return [replace(base, client_id=f"{base.client_id}-{n}") for n in range(1, count + 1)]
 
 
+def surplus(base: WorkerOptions, count: int) -> Surplus:
+    """The client ids beyond ``count`` workers' that an earlier run with more workers may have left."""
+    return Surplus(base.client_id, count + 1)
+
+
 def configure_logging() -> None:
     """Progress and problems to stderr, one line each."""
     logging.basicConfig(
@@ -56,6 +63,7 @@ async def _run(
     *,
     on_batch: Callable[[BatchDone], None] | None = None,
     on_ready: Callable[[], None] | None = None,
+    retire: Surplus | None = None,
 ) -> Outcome:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -64,7 +72,15 @@ async def _run(
     database = connect_configured(settings)
     try:
         worker = Worker(database, settings=settings, options=options, on_batch=on_batch, on_ready=on_ready)
-        return await worker.run(stop)
+        retiring = None
+        if retire is not None:
+            retiring = asyncio.create_task(
+                retire_surplus(database, settings, options, retire, stop, on_batch=on_batch)
+            )
+        outcome = await worker.run(stop)
+        if retiring is not None:
+            outcome.add(await retiring)
+        return outcome
     finally:
         database.dispose()
 
@@ -79,9 +95,9 @@ def _summary(client_id: str, outcome: Outcome) -> None:
     )
 
 
-def run_here(settings: Settings, options: WorkerOptions) -> Outcome:
+def run_here(settings: Settings, options: WorkerOptions, *, retire: Surplus | None = None) -> Outcome:
     """One worker in this process, until SIGINT or SIGTERM."""
-    outcome = asyncio.run(_run(settings, options))
+    outcome = asyncio.run(_run(settings, options, retire=retire))
     _summary(options.client_id, outcome)
     return outcome
 
@@ -91,6 +107,7 @@ def _child(
     options: WorkerOptions,
     ready: Event | None,
     reports: Queue[tuple[str, int, int, int, int, float]] | None,
+    retire: Surplus | None = None,
 ) -> None:
     """The body of a worker process."""
     configure_logging()
@@ -110,13 +127,20 @@ def _child(
             )
 
     outcome = asyncio.run(
-        _run(settings, options, on_batch=on_batch, on_ready=ready.set if ready is not None else None)
+        _run(
+            settings,
+            options,
+            on_batch=on_batch,
+            on_ready=ready.set if ready is not None else None,
+            retire=retire,
+        )
     )
     _summary(options.client_id, outcome)
 
 
 class Pool:
-    """Worker processes, restarted when one dies unexpectedly, stopped together."""
+    """Worker processes, restarted when one dies unexpectedly, stopped together. The first also retires
+    the sessions of ``retire``, if given."""
 
     def __init__(
         self,
@@ -124,8 +148,10 @@ class Pool:
         options: list[WorkerOptions],
         *,
         reports: Queue[Any] | None = None,
+        retire: Surplus | None = None,
     ) -> None:
         self.settings = settings
+        self.retire = retire
         self.options = [replace(o, parent_pid=os.getpid()) for o in options]
         self.reports = reports
         self.ready = [_spawn.Event() for _ in options]
@@ -135,7 +161,13 @@ class Pool:
     def _start(self, index: int) -> None:
         process = _spawn.Process(
             target=_child,
-            args=(self.settings, self.options[index], self.ready[index], self.reports),
+            args=(
+                self.settings,
+                self.options[index],
+                self.ready[index],
+                self.reports,
+                self.retire if index == 0 else None,
+            ),
             name=self.options[index].client_id,
             daemon=False,
         )
@@ -185,7 +217,7 @@ def serve(settings: Settings, options: WorkerOptions, *, workers: int) -> None:
     """``rapport mqtt``: ``workers`` workers until SIGINT or SIGTERM."""
     configure_logging()
     if workers == 1:
-        run_here(settings, replace(options, client_id=f"{options.client_id}-1"))
+        run_here(settings, worker_options(options, 1)[0], retire=surplus(options, 1))
         return
     stopping = False
 
@@ -194,7 +226,7 @@ def serve(settings: Settings, options: WorkerOptions, *, workers: int) -> None:
         stopping = True
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    pool = Pool(settings, worker_options(options, workers))
+    pool = Pool(settings, worker_options(options, workers), retire=surplus(options, workers))
     try:
         pool.start()
         pool.watch(lambda: stopping)
