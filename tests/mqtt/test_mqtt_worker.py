@@ -159,6 +159,29 @@ def test_workers_of_one_group_share_the_stream_and_store_each_message_once(
     assert sum(b.messages for b in second.batches) > 0
 
 
+@pytest.mark.parametrize("shared_before", [True, False], ids=["shared-then-plain", "plain-then-shared"])
+def test_a_session_switched_between_shared_and_plain_receives_each_message_once(
+    db: Database, mqtt_settings: Settings, shared_before: bool
+) -> None:
+    serials = [unique("sw") for _ in range(3)]
+    register(db, mqtt_settings, serials)
+    session = {"client_id": unique("switching"), "group": unique("g"), "session_expiry": 300}
+    with ThreadWorker(db, mqtt_settings, shared=shared_before, **session):
+        pass  # the persistent session now holds this mode's subscriptions
+
+    messages = readings(serials, 300)
+    with ThreadWorker(db, mqtt_settings, shared=not shared_before, **session) as switched:
+        publish_with_paho(mqtt_settings.mqtt_url, messages[:-1])
+        eventually(lambda: len(stored_numbers(db, serials)) == 299, what="299 readings stored")
+        # the broker queues a message's copies as it is published, so those of the 299 all come before
+        # the last one
+        publish_with_paho(mqtt_settings.mqtt_url, messages[-1:])
+        eventually(lambda: 299 in stored_numbers(db, serials), what="the last reading stored")
+
+    assert stored_numbers(db, serials) == {n: 1 for n in range(300)}
+    assert switched.worker.total.duplicates == 0, "messages delivered twice"
+
+
 def test_the_command_refuses_a_group_that_is_not_a_topic_level(cli: CliRunner) -> None:
     result = cli.invoke(app, ["mqtt", "--group", "eu/west"])
 

@@ -159,6 +159,8 @@ class Worker:
                 await _pause(delay, stop)
 
     async def _subscribe(self, connection: Connection) -> None:
+        if connection.session_present:
+            await self._drop_other_mode(connection)
         filters = subscriptions(self.options.group, shared=self.options.shared)
         codes = await connection.subscribe(filters, qos=1)
         refused = [
@@ -177,6 +179,15 @@ class Worker:
         )
         if self.on_ready is not None:
             self.on_ready()
+
+    async def _drop_other_mode(self, connection: Connection) -> None:
+        """A resumed session keeps every subscription it ever made: after a switch between shared and
+        ``--no-share``, those of the other mode would deliver every message a second time."""
+        other = subscriptions(self.options.group, shared=not self.options.shared)
+        codes = await connection.unsubscribe(other)
+        dropped = [f for f, c in zip(other, codes, strict=False) if c == 0]
+        if dropped:
+            log.info("%s: unsubscribed the other mode's %s", self.options.client_id, ", ".join(dropped))
 
     async def _receive(self, connection: Connection, stop: asyncio.Event) -> list[Incoming]:
         """The next batch; what has arrived already once stopping; empty when closed or drained."""
