@@ -44,11 +44,14 @@ def test_a_good_key_signs_in_and_a_wrong_one_is_refused_clearly(
     cookie = next(c for c in page.context.cookies() if c["name"] == "rapport_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     screen(page, "signed in")
-    # and signing out ends it
+    # and signing out ends it, for a copy of its cookie as well
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.goto("/admin/keys")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.context.add_cookies([cookie])
+    page.goto("/admin/keys")
+    expect(page.get_by_role("alert")).to_contain_text("it was signed out")
 
 
 def test_search_shows_results_while_typing_and_opens_the_360_page(

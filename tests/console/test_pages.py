@@ -1,6 +1,6 @@
 """Every page of the console, for every role, on both backends: the page a role may see answers 200, the
 others a 403 page; without a session, the sign-in page; forms need their token; a revoked key ends the
-session."""
+session, and so does signing out, for a copy of its cookie too; the key form creates one key."""
 
 from __future__ import annotations
 
@@ -107,6 +107,13 @@ def csrf_of(html: str) -> str:
     return found[1]
 
 
+def key_form_of(html: str) -> dict[str, str]:
+    """The hidden fields of the new key form: the session's token and the form's one-time value."""
+    found = re.search(r'name="once" value="([^"]+)"', html)
+    assert found, "the key form has no one-time value"
+    return {"csrf": csrf_of(html), "once": found[1]}
+
+
 @pytest.mark.parametrize("role", list(Role))
 def test_every_page_answers_each_role_as_the_role_table_says(
     world: str, browser_for: SignedIn, role: Role
@@ -168,15 +175,72 @@ def test_revoking_the_key_ends_the_session(world: str, browser_for: SignedIn, db
     assert "was revoked" in answer.text
 
 
+def test_signing_out_ends_the_session_for_a_copy_of_its_cookie_in_every_server_process(
+    world: str, db: Database, settings: Settings
+) -> None:
+    # given a key signed in twice (two browsers), and a copy of the first browser's cookie, all of them
+    # talking to two server processes over the same database
+    first_server, second_server = create_app(db, settings), create_app(db, settings)
+    secret = new_key(db, Role.AGENT, name="desk 5")
+    browsers = []
+    for server in (first_server, second_server):
+        client = TestClient(server, base_url="https://testserver", raise_server_exceptions=False)
+        assert client.post("/signin", data={"key": secret}, follow_redirects=False).status_code == 303
+        browsers.append(client)
+    first, other = browsers
+    copies = [TestClient(s, base_url="https://testserver") for s in (first_server, second_server)]
+    for copy in copies:
+        copy.cookies.set("rapport_session", first.cookies["rapport_session"])
+        assert copy.get(f"/customers/{world}").status_code == 200
+    # when the first browser signs out
+    answer = first.post("/signout", data={"csrf": csrf_of(first.get("/").text)}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/signin"
+    # then its session has ended, for the copies of its cookie as well, on either server
+    for copy in copies:
+        ended = copy.get(f"/customers/{world}")
+        assert ended.status_code == 401 and "it was signed out" in ended.text
+    # and the key's other session goes on
+    assert other.get(f"/customers/{world}").status_code == 200
+    # and the first browser, signing in again, has a new session
+    assert first.post("/signin", data={"key": secret}, follow_redirects=False).status_code == 303
+    assert first.get(f"/customers/{world}").status_code == 200
+
+
 def test_a_form_without_its_token_changes_nothing(world: str, browser_for: SignedIn) -> None:
     client = browser_for(Role.ADMIN)
     answer = client.post("/admin/keys", data={"name": "sneaky", "role": "admin", "csrf": "forged"})
     assert answer.status_code == 403
     assert "sneaky" not in client.get("/admin/keys").text
-    token = csrf_of(client.get("/admin/keys").text)
-    answer = client.post("/admin/keys", data={"name": "desk 9", "role": "agent", "csrf": token})
+    form = key_form_of(client.get("/admin/keys").text)
+    answer = client.post("/admin/keys", data={"name": "desk 9", "role": "agent", **form})
     assert answer.status_code == 201
     assert re.search(r'value="rk_[^"]+"', answer.text), "the new key is shown once"
+
+
+def test_sending_the_key_form_again_creates_no_second_key(
+    world: str, browser_for: SignedIn, db: Database
+) -> None:
+    # given the key form, sent once
+    client = browser_for(Role.ADMIN)
+    form = {"name": "desk 10", "role": "agent", **key_form_of(client.get("/admin/keys").text)}
+    assert client.post("/admin/keys", data=form).status_code == 201
+    # when the same form is sent again (the page reloaded, the button clicked twice)
+    again = client.post("/admin/keys", data=form)
+    # then it is refused, saying why, and no second key is made or shown
+    assert again.status_code == 409
+    assert "This form was sent already" in again.text
+    assert not re.search(r'value="rk_[^"]+"', again.text)
+    with db.session() as session:
+        assert session.scalar(select(func.count()).where(ApiKey.name == "desk 10")) == 1
+    # and the page it answers with has a fresh form, which creates a key
+    fresh = {**form, "name": "desk 11", **key_form_of(again.text)}
+    assert client.post("/admin/keys", data=fresh).status_code == 201
+    # and a form without its one-time value creates nothing
+    stale = client.post("/admin/keys", data={"name": "desk 12", "role": "agent", "csrf": form["csrf"]})
+    assert stale.status_code == 403 and "out of date" in stale.text
+    with db.session() as session:
+        names = set(session.scalars(select(ApiKey.name).where(ApiKey.name.like("desk 1%"))))
+    assert names == {"desk 10", "desk 11"}
 
 
 def test_the_360_page_shows_the_golden_record_timeline_and_orders(world: str, browser_for: SignedIn) -> None:
@@ -450,7 +514,13 @@ def test_bad_input_gets_a_clear_page(world: str, browser_for: SignedIn) -> None:
     assert gone.status_code == 404 and "no open quarantined item #99999" in gone.text
     assert client.post("/admin/keys/%C2%B2/revoke", data={"csrf": token}).status_code == 404  # no such key
     keys = client.post(
-        "/admin/keys", data={"name": "desk", "role": "agent", "expires_in_days": "²", "csrf": token}
+        "/admin/keys",
+        data={
+            "name": "desk",
+            "role": "agent",
+            "expires_in_days": "²",
+            **key_form_of(client.get("/admin/keys").text),
+        },
     )
     assert keys.status_code == 422
     deep = "[" * 5000 + "]" * 5000

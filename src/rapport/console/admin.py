@@ -16,6 +16,7 @@ from rapport.catalog.schemas import EventTypeIn
 from rapport.catalog.service import add_event_type, load_catalog
 from rapport.console.formats import is_whole_number
 from rapport.console.web import (
+    SESSION_SECONDS,
     CurrentViewer,
     PageError,
     PageSession,
@@ -34,10 +35,16 @@ from rapport.trust.keys import list_keys, unfit_key_name
 from rapport.trust.models import AuditEntry
 from rapport.trust.roles import Permission as P
 from rapport.trust.roles import Role
+from rapport.trust.tokens import fits, new_token, spend
 
 router = APIRouter(prefix="/admin")
 
 PAGE = 100
+ALREADY_SENT = (
+    "This form was sent already, and its key created (listed below): sending it again creates no second "
+    "key. Its secret was shown once, on the page that answered the first sending; if it was not copied, "
+    "revoke that key and create a new one."
+)
 EXAMPLE_SCHEMA = '{\n  "type": "object",\n  "properties": {}\n}'
 
 
@@ -59,7 +66,8 @@ def _keys_page(
 ) -> HTMLResponse:
     keys = list_keys(session)
     record(request, viewer, "keys.list", "keys", "all", count=len(keys))  # who holds a key, named
-    context = {"keys": keys, "roles": list(Role), "new": new, "error": error}
+    # the form creates one key: sent again (a reload, a second click), its one-time value is refused
+    context = {"keys": keys, "roles": list(Role), "new": new, "error": error, "once": new_token()}
     return render(request, "admin/keys.html", context, viewer=viewer, status=status)
 
 
@@ -70,8 +78,11 @@ def get_keys(request: Request, session: PageSession, viewer: CurrentViewer) -> H
 
 @router.post("/keys", response_class=HTMLResponse, dependencies=[need(P.KEYS_MANAGE)])
 async def post_key(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
-    """A new key: its secret is on this page only."""
+    """A new key: its secret is on this page only. One form, one key: sent again, it creates none."""
     form = await check_form(request, viewer)
+    once = form.get("once", "")
+    if not fits(once):
+        raise PageError(403, "Form expired", "This form is out of date. Reload the page and try again.")
     name, role, days = (
         form.get("name", "").strip(),
         form.get("role", ""),
@@ -91,17 +102,22 @@ async def post_key(request: Request, session: PageSession, viewer: CurrentViewer
         return _keys_page(
             request, session, viewer, error="Expires in: a number of days from 1 to 3650.", status=422
         )
+    created: dict[str, Any] | None = None
     with database_of(request).session(write=True) as write:
-        key, secret = issue_key(
-            write,
-            by=viewer.caller,
-            name=name,
-            role=Role(role),
-            expires_in=timedelta(days=int(days)) if days else None,
-            via="console",
-        )
-        created = {"id": key.id, "name": key.name, "role": key.role, "secret": secret}
+        # in the key's transaction: of two sendings at once, the second waits for the first and is refused
+        if spend(write, token=once, lasting=timedelta(seconds=SESSION_SECONDS)):
+            key, secret = issue_key(
+                write,
+                by=viewer.caller,
+                name=name,
+                role=Role(role),
+                expires_in=timedelta(days=int(days)) if days else None,
+                via="console",
+            )
+            created = {"id": key.id, "name": key.name, "role": key.role, "secret": secret}
     session.expire_all()
+    if created is None:
+        return _keys_page(request, session, viewer, error=ALREADY_SENT, status=409)
     return _keys_page(request, session, viewer, new=created, status=201)
 
 

@@ -14,6 +14,7 @@ from rapport.console.web import (
     form_of,
     redirect,
     render,
+    sign_out,
     start_session,
 )
 from rapport.trust.keys import RefusedKey, authenticate
@@ -65,7 +66,8 @@ async def post_sign_in(request: Request) -> Response:
 
 @router.post("/signout")
 async def post_sign_out(request: Request, viewer: CurrentViewer) -> Response:
+    """Ends this session, wherever its cookie is (a copy no longer works); the key's other sessions go on."""
     await check_form(request, viewer)
     response = redirect("/signin")
-    end_session(response)
+    sign_out(request, response, viewer)
     return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -25,10 +25,12 @@ from rapport.trust.keys import Caller, RefusedKey, authenticate_hash, fingerprin
 from rapport.trust.ratelimit import RateLimiter
 from rapport.trust.redact import REDACTED, Redactor
 from rapport.trust.roles import Permission, allows
+from rapport.trust.tokens import is_spent, new_token, spend
 
 COOKIE = "rapport_session"
 #: a session ends after this long, whatever happens to its key
 SESSION_SECONDS = 12 * 3600
+SESSION_FIELDS = ("key_hash", "csrf", "sid")
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -75,10 +77,11 @@ class SignInNeeded(Exception):
 
 @dataclass(frozen=True)
 class Viewer:
-    """The person signed in: their key's caller and the token their forms must carry."""
+    """The person signed in: their key's caller, the token their forms must carry, and their session's id."""
 
     caller: Caller
     csrf: str
+    session_id: str
 
     def may(self, permission: Permission) -> bool:
         return allows(self.caller.role, permission)
@@ -101,16 +104,26 @@ def _serializer(request: Request) -> URLSafeTimedSerializer:
 
 
 def start_session(request: Request, response: Response, *, key: str) -> None:
-    """Keep ``key`` and a fresh form token in a signed, http-only, same-site cookie."""
+    """Keep ``key``, a fresh form token and a fresh session id in a signed, http-only, same-site cookie."""
     # the key's fingerprint, not the key: a copied cookie opens the console, never the API
-    value = _serializer(request).dumps({"key_hash": fingerprint(key), "csrf": secrets.token_urlsafe(24)})
+    data = {"key_hash": fingerprint(key), "csrf": secrets.token_urlsafe(24), "sid": new_token()}
+    value = _serializer(request).dumps(data)
     response.set_cookie(
         COOKIE, value, max_age=SESSION_SECONDS, httponly=True, secure=True, samesite="strict", path="/"
     )
 
 
 def end_session(response: Response) -> None:
+    """Delete the cookie from the browser (a copy of it still works: see :func:`sign_out`)."""
     response.delete_cookie(COOKIE, path="/", httponly=True, secure=True, samesite="strict")
+
+
+def sign_out(request: Request, response: Response, viewer: Viewer) -> None:
+    """End the viewer's session for every server process, and delete its cookie. Other sessions of the
+    same key go on."""
+    with database_of(request).session(write=True) as session:
+        spend(session, token=viewer.session_id, lasting=timedelta(seconds=SESSION_SECONDS))
+    end_session(response)
 
 
 def _session_of(request: Request) -> dict[str, str] | None:
@@ -121,11 +134,8 @@ def _session_of(request: Request) -> dict[str, str] | None:
         data = _serializer(request).loads(raw, max_age=SESSION_SECONDS)
     except BadSignature:
         return None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("key_hash"), str)
-        or not isinstance(data.get("csrf"), str)
-    ):
+    # a cookie from before sessions had an id cannot be signed out of: it is no session
+    if not isinstance(data, dict) or not all(isinstance(data.get(field), str) for field in SESSION_FIELDS):
         return None
     return data
 
@@ -136,7 +146,8 @@ def _here(request: Request) -> str:
 
 
 def current_viewer(request: Request) -> Viewer:
-    """The signed-in person; the key is checked again on every request, so a revoked key ends the session."""
+    """The signed-in person; the key and the session are checked again on every request, so a revoked key
+    or a signed-out session ends at once."""
     data = _session_of(request)
     if data is None:
         raise SignInNeeded(None, _here(request))
@@ -145,12 +156,14 @@ def current_viewer(request: Request) -> Viewer:
             caller = authenticate_hash(session, key_hash=data["key_hash"])
         except RefusedKey as exc:
             raise SignInNeeded(f"Your session ended: {exc}.", _here(request)) from exc
+        if is_spent(session, token=data["sid"]):
+            raise SignInNeeded("Your session ended: it was signed out.", _here(request))
     limiter: RateLimiter = request.app.state.rate_limiter  # the API's: a key has one limit
     if over := limiter.spend(caller.key_id, caller.name):
         raise PageError(
             429, "Too many requests", f"{over.reason[:1].upper()}{over.reason[1:]}.", headers=over.headers
         )
-    viewer = Viewer(caller, data["csrf"])
+    viewer = Viewer(caller, data["csrf"], data["sid"])
     request.state.viewer = viewer
     return viewer
 

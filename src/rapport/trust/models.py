@@ -45,3 +45,15 @@ class AuditEntry(Base):
     target_id: Mapped[str] = mapped_column(String(200))
     #: more about it, never an identifier value (erasure must not leave copies here)
     detail: Mapped[dict[str, Any]]
+
+
+class SpentToken(Base):
+    """A one-time value that has been used and may not be used again: a console session signed out of,
+    or a form that created something. Kept until ``expires_at``, when the value could no longer be presented
+    anyway (its session would have ended), and then forgotten."""
+
+    __tablename__ = "spent_tokens"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spent_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
