@@ -344,7 +344,7 @@ def test_undoing_a_merge_and_replaying_the_quarantine_are_audited_as_through_the
 #: records of it (as the API records the same read); no other page of PAGES records anything
 AUDITED: dict[str, tuple[Role, list[tuple[str, str, str]]]] = {
     "/search?q=jo@example.com": (Role.AGENT, [("profile.search", "profile", "{jo}")]),
-    "/search?q=bloggs&partial=1": (Role.ANALYST, [("profile.search", "profile", "{jo}")]),
+    "/search?q=L-77&partial=1": (Role.ANALYST, [("profile.search", "profile", "{jo}")]),  # typed in full
     "/customers/{jo}": (
         Role.AGENT,
         [(action, "profile", "{jo}") for action in ("profile.read", "profile.timeline", "profile.visits")],
@@ -389,7 +389,7 @@ def test_a_page_that_shows_people_is_audited_under_the_signed_in_key(
     ]
     assert [(e.action, e.target_type, e.target_id, e.key_name, e.role) for e in entries] == wanted
     assert all(e.detail["via"] == "console" for e in entries)
-    assert not {"jo@example.com", "bloggs"} & {str(v).lower() for e in entries for v in e.detail.values()}
+    assert not {"jo@example.com", "l-77"} & {str(v).lower() for e in entries for v in e.detail.values()}
 
 
 def test_a_list_page_records_how_many_it_showed(world: str, browser_for: SignedIn, db: Database) -> None:
@@ -698,3 +698,49 @@ def test_a_suggestion_short_of_certain_reads_so_and_missing_data_counts_neither_
         ("neutral", "birth date", "0.0", "neutral"),
         ("against", "email", "-3.1", "against"),
     ]
+
+
+#: Käthe, known by an email, a phone number, a loyalty id and an order number
+KATHE = {"email": "kathe.f@example.com", "phone": "+4915174000123", "loyalty_id": "LY-4711"}
+
+
+def test_an_analyst_finds_a_customer_only_by_what_is_typed_in_full_never_by_its_beginning_or_a_name(
+    browser_for: SignedIn, api_client: Callable[..., TestClient], db: Database, settings: Settings
+) -> None:
+    # given Käthe Fischer, with an order
+    ingest(db, settings, [event("profile.updated", ids=KATHE, first_name="Käthe", last_name="Fischer")])
+    ingest(db, settings, [order("K-2024-0007", KATHE, minute=5)])
+    with db.session() as session:
+        kathe = find_profile(
+            session, kinds=load_kinds(session, region="GB"), kind="email", value=KATHE["email"]
+        )
+    assert kathe is not None
+    analyst, agent = browser_for(Role.ANALYST), browser_for(Role.AGENT)
+
+    def shown(client: TestClient, query: str) -> str:
+        answer = client.get("/search", params={"q": query, "partial": "1"})
+        assert answer.status_code == 200, answer.text
+        return answer.text
+
+    # when an analyst types the beginnings of her values, or her name, a character at a time
+    beginnings = ["kathe.f@e", "+4915174", "LY-47", "käthe fi", "Fischer", "K-2024"]
+
+    # then each finds no one, as the next character would not either: nothing tells right from wrong
+    for query in beginnings:
+        page = shown(analyst, query)
+        assert "No customer matches" in page and kathe not in page, query
+        assert "Your role sees personal data masked" in page, query
+    assert "Your role sees personal data masked" in shown(analyst, "kathe.f@x")
+
+    # and what is typed in full finds her, as the API's lookup by identifier answers an analyst (masked)
+    for query in [KATHE["email"], KATHE["phone"], f"loyalty_id:{KATHE['loyalty_id']}", "K-2024-0007", kathe]:
+        page = shown(analyst, query)
+        assert kathe in page and "Käthe" not in page and KATHE["email"] not in page, query
+    by_email = {"identifier": f"email:{KATHE['email']}"}
+    assert api_client(Role.ANALYST).get("/v1/profiles", params=by_email).json()["id"] == kathe
+    assert "Profile id, or an identifier or order number in full" in analyst.get("/").text
+
+    # while an agent, who sees her data, finds her by every beginning and her name
+    for query in beginnings:
+        page = shown(agent, query)
+        assert kathe in page and "Your role sees personal data masked" not in page, query

@@ -1,4 +1,10 @@
-"""Finding a customer by name, any identifier or an order number, for search as you type."""
+"""Finding a customer by name, any identifier or an order number, for search as you type.
+
+A viewer who may not see personal data (an analyst) finds a customer only by what they could ask the API
+for: a profile id, an identifier or an order number typed in full. Were names and the beginnings of values
+searched for them, each character added would tell whether a customer's email, phone or name goes on so,
+and spell it out under a profile id, one search at a time.
+"""
 
 from __future__ import annotations
 
@@ -37,14 +43,17 @@ def _name(part: str) -> Any:
     return func.coalesce(table_of(Profile).c.traits[(part, "value")].as_string(), "")
 
 
-def search(session: Session, *, kinds: KindTable, query: str, limit: int = LIMIT) -> list[Hit]:
-    """Live profiles whose identifiers, order numbers or names match ``query``: exact matches first."""
+def search(
+    session: Session, *, kinds: KindTable, query: str, limit: int = LIMIT, partial: bool = True
+) -> list[Hit]:
+    """Live profiles whose identifiers, order numbers or names match ``query``: exact matches first; with
+    ``partial`` False, exact matches only (no name, no beginning of a value)."""
     text = query.strip()
     if not text:
         return []
     hits: dict[str, Hit] = {}
     _add(session, hits, _exact(session, kinds=kinds, text=text), exact=True, limit=limit)
-    if len(text) < MIN_PARTIAL or len(hits) >= limit:
+    if not partial or len(text) < MIN_PARTIAL or len(hits) >= limit:
         return list(hits.values())
     _add(session, hits, _partial(session, text=text, limit=limit), exact=False, limit=limit)
     return list(hits.values())
