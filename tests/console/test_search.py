@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi.testclient import TestClient
 
 from builders import event, ingest, profile_of
+from rapport.api import create_app
 from rapport.console.search import LIMIT, Hit, search
 from rapport.db import Database
 from rapport.identity.service import load_kinds
 from rapport.settings import Settings
+from rapport.trust.roles import Role
+from support.keys import new_key
 from support.statements import counted
 
 
@@ -85,3 +91,55 @@ def test_an_alias_leads_to_its_survivor_once_and_an_erased_customer_is_not_found
     assert [(hit.profile_id, hit.matched, hit.exact) for hit in by_email] == [(survivor, "email", True)]
     assert by_ids == [survivor, survivor]
     assert [hit.profile_id for hit in everyone] == [survivor]
+
+
+YILMAZ = "Y\u0131lmaz"  # with the dotless i
+#: names that begin with a capital beyond ASCII, each with what finds it and what does not
+NAMES: dict[tuple[str, str], tuple[list[str], list[str]]] = {
+    ("Åsa", "Berg"): (["Åsa", "åsa", "ÅSA BERG"], ["asa"]),
+    ("Anders", "Ångström"): (["Ångström", "ångström", "ÅNGSTRÖM"], ["angstrom"]),
+    ("Łukasz", "Nowak"): (["Łukasz", "łukasz nowak"], ["lukasz"]),
+    ("Żaneta", "Kowalska"): (["Żaneta", "żaneta"], []),
+    ("Siobhán", "Ó Briain"): (["Ó Briain", "ó briain", "SIOBHÁN Ó"], []),
+    # "ẞ" is "ß" in lower case, never "ss"; "İ" is "i", and "I" is "i", never the dotless one (PostgreSQL's
+    # lower(), code point by code point)
+    ("Jörg", "GROẞMANN"): (["GROẞMANN", "Großmann", "großmann"], ["grossmann"]),
+    ("İpek", YILMAZ): (["İpek", "ipek", f"İPEK {YILMAZ}", YILMAZ.lower()], ["yilmaz", "YILMAZ"]),
+}
+
+
+@contextmanager
+def console_of(db: Database, settings: Settings, role: Role) -> Iterator[TestClient]:
+    """A client of the console signed in with a new key of ``role``."""
+    with TestClient(create_app(db, settings), base_url="https://testserver") as client:
+        answer = client.post("/signin", data={"key": new_key(db, role), "next": "/"}, follow_redirects=False)
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+def test_a_name_beginning_with_a_capital_beyond_ascii_is_found_alike_on_both_backends(
+    db: Database, settings: Settings
+) -> None:
+    # given a customer for each name
+    ingest(
+        db,
+        settings,
+        [
+            event("profile.updated", ids={"email": f"n{n}@example.com"}, first_name=first, last_name=last)
+            for n, (first, last) in enumerate(NAMES)
+        ],
+    )
+    ids = [profile_of(db, settings, "email", f"n{n}@example.com") for n in range(len(NAMES))]
+
+    with console_of(db, settings, Role.AGENT) as console:
+        for profile_id, (finding, missing) in zip(ids, NAMES.values(), strict=True):
+            # when an agent searches by the name as written, in lower case and in capitals; or other letters
+            for query in finding:
+                # then the name finds the customer alone, on SQLite as on PostgreSQL; other letters do not
+                hits = [(h.profile_id, h.matched) for h in found(db, settings, query)]
+                assert hits == [(profile_id, "name")], query
+                page = console.get("/search", params={"q": query, "partial": "1"}).text
+                assert profile_id in page and "found by name" in page, query
+            for query in missing:
+                assert profile_id not in [h.profile_id for h in found(db, settings, query)], query
+                assert profile_id not in console.get("/search", params={"q": query, "partial": "1"}).text

@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, func, or_, select
+from sqlalchemy import String, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
 from rapport.db.bulk import by_code_point
+from rapport.db.text import lowered
 from rapport.identity.graph import resolve_roots
 from rapport.identity.kinds import InvalidIdentifier, KindTable
 from rapport.identity.models import Identifier
@@ -126,14 +127,18 @@ def _partial(session: Session, *, text: str, limit: int) -> Found:
         .limit(limit)
     )
     found += [(profile_id, "order number") for profile_id in orders]
-    full_name = func.lower(_name("first_name") + " " + _name("last_name"))
-    words = [w for w in text.lower().split() if w]
+    # both sides in lower case by the same function, which maps beyond ASCII on SQLite too ("Åsa")
+    full_name = lowered(_name("first_name") + " " + _name("last_name"))
+    words = [w for w in text.split() if w]
     names = session.scalars(
         select(Profile.id)
         .where(
             Profile.merged_into.is_(None),
             Profile.erased_at.is_(None),
-            *(full_name.cast(String).like("%" + _escape(w) + "%", escape="\\") for w in words),
+            *(
+                full_name.cast(String).like(lowered(literal("%" + _escape(w) + "%", String)), escape="\\")
+                for w in words
+            ),
         )
         .order_by(by_code_point(full_name))
         .limit(limit)

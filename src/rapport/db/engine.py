@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from rapport.db.text import add_sqlite_functions
 from rapport.settings import Settings
 
 
@@ -37,6 +38,7 @@ def _sqlite_pragmas(lock_wait_ms: int) -> Callable[[Any, Any], None]:
         cursor.execute("PRAGMA wal_autocheckpoint=16384")
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
+        add_sqlite_functions(dbapi_connection)  # what our statements call that SQLite lacks
 
     return set_pragmas
 
