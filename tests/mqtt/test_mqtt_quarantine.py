@@ -5,6 +5,8 @@ while the rest of the batch is stored."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -137,3 +139,72 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch
     assert replay(db, settings=settings).replayed == 1
     with db.session() as session:
         assert session.scalars(select(Event.event_id).where(Event.event_id == "seen-3")).one() == "seen-3"
+
+
+def test_a_message_over_a_limit_of_the_database_is_quarantined_not_retried_for_ever(
+    db: Database, settings: Settings
+) -> None:
+    """PostgreSQL refuses a value over one of its limits (a string of 256 MB in jsonb: SQLSTATE 54000)
+    as it refuses a wrong one: the batch is split, the message is quarantined with the error, and the rest
+    of the batch is stored, where the error was taken for a database that cannot serve now."""
+    _store(db, "store-1")
+
+    def seen(n: int) -> Sent:
+        body = {
+            "id": f"big-{n}",
+            "ts": f"2026-05-01T09:0{n}:00Z",
+            "event": "entered",
+            "identifiers": {"loyalty_id": f"L-{n}"},
+        }
+        return Sent("rapport/stores/store-1/presence", orjson.dumps(body))
+
+    with refusing(db, "big-2", sqlstate="program_limit_exceeded"):
+        outcome = store_isolating_faults(db, [seen(n) for n in range(1, 4)], settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (2, 1)
+    with db.session() as session:
+        [item] = session.scalars(select(QuarantinedEvent)).all()
+    assert item.event_id == "big-2" and item.errors[0].startswith("could not be stored: ")
+
+
+def test_a_payload_over_the_limit_is_quarantined_by_its_size_hash_and_first_bytes(
+    db: Database, settings: Settings
+) -> None:
+    """A payload larger than one request to the API may be (RAPPORT_MAX_BATCH_BYTES) is not read, and the
+    quarantine keeps its size, SHA-256 and first KEPT bytes: kept whole (in base64 when it is not UTF-8)
+    it could be more than the database takes in one value, and the worker would try it for ever."""
+    small = settings.model_copy(update={"max_batch_bytes": 1024})
+    binary = bytes(range(256)) * 20  # 5,120 bytes, not UTF-8
+    text = ("é" * 3000).encode()  # 6,000 bytes of text, cut between the two bytes of an é
+    fitting = b"\xff" * 1024
+    topic = "rapport/devices/FR-1/telemetry"
+    messages = [Sent(topic, binary), Sent(topic, text), Sent(topic, fitting)]
+
+    for _ in range(2):  # delivered again: kept once
+        assert store_isolating_faults(db, messages, settings=small).rejected_count == 3
+
+    with db.session() as session:
+        kept = [(item.payload, item.errors) for item in session.scalars(select(QuarantinedEvent))]
+    payloads = sorted((payload for payload, _ in kept), key=lambda p: p.get("payload_bytes", 0))
+    assert payloads == [
+        {"topic": topic, "payload_base64": base64.b64encode(fitting).decode()},
+        {
+            "topic": topic,
+            "payload_bytes": 5120,
+            "payload_sha256": hashlib.sha256(binary).hexdigest(),
+            "payload_prefix_base64": base64.b64encode(binary[:1024]).decode(),
+        },
+        {
+            "topic": topic,
+            "payload_bytes": 6000,
+            "payload_sha256": hashlib.sha256(text).hexdigest(),
+            "payload_prefix": "é" * 512,
+        },
+    ]
+    reasons = sorted(errors[0] for _, errors in kept)
+    assert reasons[:2] == [
+        "payload: 5,120 bytes, over the 1,024 one message may take (RAPPORT_MAX_BATCH_BYTES): "
+        "kept are its size, SHA-256 and first 1,024 bytes",
+        "payload: 6,000 bytes, over the 1,024 one message may take (RAPPORT_MAX_BATCH_BYTES): "
+        "kept are its size, SHA-256 and first 1,024 bytes",
+    ]

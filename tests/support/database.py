@@ -51,9 +51,9 @@ def held_by_a_long_write(db: Database) -> Iterator[None]:
 
 
 @contextmanager
-def refusing(db: Database, event_id: str) -> Iterator[None]:
+def refusing(db: Database, event_id: str, *, sqlstate: str = "P0001") -> Iterator[None]:
     """A trigger in the database that refuses to store the event ``event_id``: a fault that no check
-    before the write can see."""
+    before the write can see. On PostgreSQL it fails with ``sqlstate`` (by default an exception raised)."""
     if db.backend == "sqlite":
         create = [
             f"CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.event_id = '{event_id}' "
@@ -63,7 +63,8 @@ def refusing(db: Database, event_id: str) -> Iterator[None]:
     else:
         create = [
             "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF NEW.event_id = '{event_id}' THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; "
+            f"IF NEW.event_id = '{event_id}' THEN RAISE EXCEPTION 'refused by the test trigger' "
+            f"USING ERRCODE = '{sqlstate}'; END IF; "
             "RETURN NEW; END $$",
             "CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse()",
         ]

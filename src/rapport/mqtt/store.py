@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -45,7 +46,7 @@ def store_messages(database: Database, messages: Sequence[Message], *, settings:
     envelopes: list[dict[str, Any]] = []
     unreadable: list[Unreadable] = []
     for message in messages:
-        translated = translate(message.topic, message.payload)
+        translated = translate(message.topic, message.payload, limit=settings.max_batch_bytes)
         if isinstance(translated, Unreadable):
             unreadable.append(translated)
         else:
@@ -75,20 +76,22 @@ def store_isolating_faults(database: Database, messages: Sequence[Message], *, s
         total.add(store_messages(database, group, settings=settings))
 
     def keep(message: Message, error: Exception) -> None:
-        total.add(_quarantine_fault(database, message, error))
+        total.add(_quarantine_fault(database, message, error, settings=settings))
 
     isolating_faults(messages, store, keep)
     return total
 
 
-def _quarantine_fault(database: Database, message: Message, error: Exception) -> Outcome:
+def _quarantine_fault(
+    database: Database, message: Message, error: Exception, *, settings: Settings
+) -> Outcome:
     """Keep a message that failed on its own with the error. When it became an envelope, the envelope is
     kept, as a rejected event is, so that a replay runs it again once the fault is mended."""
     reason = fault_reason(error)
     log.error("message on %s %s", message.topic, reason)
-    translated = translate(message.topic, message.payload)
+    translated = translate(message.topic, message.payload, limit=settings.max_batch_bytes)
     if isinstance(translated, Unreadable):
-        kept = _rejection(Unreadable(message.topic, message.payload, reason))
+        kept = _rejection(replace(translated, reason=reason))
     else:
         event_id = translated.get("id") if isinstance(translated.get("id"), str) else None
         kept = Rejection(-1, event_id, translated.get("type"), [reason], translated)

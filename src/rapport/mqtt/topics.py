@@ -42,6 +42,8 @@ SOURCE = "mqtt"
 PRESENCE_EVENTS = ("entered", "zone_entered", "exited")
 #: the longest serial or store id a topic may carry (the catalog's limit for both)
 MAX_KEY = 64
+#: how much of a payload over the limit the quarantine keeps, to find it at its source
+KEPT = 1024
 
 _OPTIONAL = {
     "telemetry": ("readings", "units", "firmware"),
@@ -62,13 +64,51 @@ class Unreadable:
     topic: str
     payload: bytes
     reason: str
+    #: a payload over the limit: the quarantine keeps its size, hash and first ``KEPT`` bytes, not all of it
+    cut: bool = False
 
     def as_quarantined(self) -> dict[str, Any]:
-        """The message as the quarantine keeps it: topic and payload text (base64 when not UTF-8)."""
+        """The message as the quarantine keeps it: topic and payload text (base64 when not UTF-8); for a
+        payload over the limit, its size in bytes, its SHA-256 and its first bytes instead."""
+        if not self.cut:
+            return {"topic": self.topic, **_as_text("payload", self.payload)}
+        return {
+            "topic": self.topic,
+            "payload_bytes": len(self.payload),
+            "payload_sha256": hashlib.sha256(self.payload).hexdigest(),
+            **_as_text("payload_prefix", _whole_characters(self.payload[:KEPT])),
+        }
+
+
+def _as_text(name: str, raw: bytes) -> dict[str, str]:
+    """``{name: text}``, or ``{name_base64: …}`` for bytes that are not UTF-8."""
+    try:
+        return {name: raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{name}_base64": base64.b64encode(raw).decode("ascii")}
+
+
+def _whole_characters(prefix: bytes) -> bytes:
+    """``prefix`` without a UTF-8 character its cut split at the end, so that text stays text."""
+    for end in range(len(prefix), max(0, len(prefix) - 4), -1):
         try:
-            return {"topic": self.topic, "payload": self.payload.decode("utf-8")}
+            prefix[:end].decode("utf-8")
         except UnicodeDecodeError:
-            return {"topic": self.topic, "payload_base64": base64.b64encode(self.payload).decode("ascii")}
+            continue
+        return prefix[:end]
+    return prefix
+
+
+def oversized(topic: str, payload: bytes, limit: int) -> Unreadable | None:
+    """A payload over ``limit`` bytes (``RAPPORT_MAX_BATCH_BYTES``, as much as one request to the API may
+    hold) as unreadable, so that neither the event nor the quarantine takes it whole."""
+    if len(payload) <= limit:
+        return None
+    reason = (
+        f"payload: {len(payload):,} bytes, over the {limit:,} one message may take "
+        f"(RAPPORT_MAX_BATCH_BYTES): kept are its size, SHA-256 and first {KEPT:,} bytes"
+    )
+    return Unreadable(topic, payload, reason, cut=True)
 
 
 def derived_id(topic: str, moment: datetime, what: dict[str, Any] | None = None) -> str:
@@ -121,9 +161,12 @@ def _route(topic: str) -> tuple[str, str] | str:
     return f"topic {topic!r} is not one Rapport reads ({', '.join(FILTERS)})"
 
 
-def translate(topic: str, payload: bytes) -> dict[str, Any] | Unreadable:
-    """The event envelope for one message, or :class:`Unreadable` with the reason. Whether the envelope
-    is valid (types, units, known devices and stores) is for the ingest pipeline to say."""
+def translate(topic: str, payload: bytes, *, limit: int | None = None) -> dict[str, Any] | Unreadable:
+    """The event envelope for one message, or :class:`Unreadable` with the reason (a payload over
+    ``limit`` bytes is not read). Whether the envelope is valid (types, units, known devices and
+    stores) is for the ingest pipeline to say."""
+    if limit is not None and (too_large := oversized(topic, payload, limit)) is not None:
+        return too_large
     route = _route(topic)
     if isinstance(route, str):
         return Unreadable(topic, payload, route)
