@@ -4,6 +4,7 @@ duplicate, several workers share the load, and a database that is not there is w
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from rapport.cli import app
 from rapport.db import Database, connect, upgrade
 from rapport.events.models import Event
 from rapport.ingest.models import QuarantinedEvent
+from rapport.mqtt.worker import Backoff
 from rapport.settings import Settings
 from support.postgres import create_database, drop_database, postgres_server_url
 
@@ -229,3 +231,29 @@ def test_a_database_that_is_not_there_yet_is_waited_for_and_nothing_is_lost(
         later.dispose()
         if server is not None and name is not None:
             drop_database(server, name)
+
+
+def test_a_worker_waits_at_most_about_two_seconds_to_connect_again_however_long_the_broker_was_away() -> None:
+    """Mosquitto drops what is published to a shared subscription while no worker is subscribed (after a
+    restart, until the workers are back): the wait before each attempt stays short."""
+    backoff = Backoff()
+    delays = [backoff.next() for _ in range(30)]
+    assert 0.4 <= delays[0] <= 0.6
+    assert max(delays) <= 2.0 * 1.2
+
+
+def test_two_workers_with_one_client_id_are_told_to_take_an_id_each(
+    db: Database, mqtt_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker lets a client in by closing the connection of another with the same id, which then
+    comes back and does the same: two ``rapport mqtt`` on one host, both with the default client id,
+    would close each other for ever, each saying only that the broker closed its connection."""
+    caplog.set_level(logging.WARNING, logger="rapport.mqtt")
+    client_id, group = unique("twin"), unique("g")
+    one = ThreadWorker(db, mqtt_settings, client_id=client_id, group=group)
+    other = ThreadWorker(db, mqtt_settings, client_id=client_id, group=group)
+    with one, other:
+        eventually(lambda: "in use by another process" in caplog.text, what="a warning of the shared id")
+    warning = next(r.getMessage() for r in caplog.records if "in use by another process" in r.getMessage())
+    assert f"the client id {client_id} is likely in use by another process" in warning
+    assert "give each instance its own --client-id" in warning

@@ -68,10 +68,17 @@ class BatchDone:
     committed_at: float  # time.time()
 
 
-class Backoff:
-    """Exponential delays with jitter: 0.5 s, 1 s, 2 s … up to ``maximum``."""
+#: the longest wait before connecting again, give or take 20%. Low: an attempt costs a broker on the same
+#: host or network little, and a broker restarted without the workers' shared subscriptions drops what is
+#: published to them until the workers are back
+RECONNECT_MAX_S = 2.0
 
-    def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
+
+class Backoff:
+    """Exponential delays with jitter: 0.5 s, 1 s, 2 s … up to ``maximum`` (by default, that of
+    reconnecting), each give or take 20%."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = RECONNECT_MAX_S) -> None:
         self.initial, self.maximum = initial, maximum
         self.attempt = 0
 
@@ -82,6 +89,26 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+class TakenOver:
+    """Connections the broker closed soon after they subscribed, one after another: the sign of another
+    client with the same client id (a second ``rapport mqtt`` on the host), which the broker lets in by
+    closing this one, and which this one then closes by coming back."""
+
+    #: a connection closed within this many seconds of subscribing counts
+    SOON_S = 30.0
+    #: warn once this many in a row have, and again every ``EVERY`` more
+    AFTER = 3
+    EVERY = 10
+
+    def __init__(self) -> None:
+        self.in_a_row = 0
+
+    def closed(self, lasted: float) -> bool:
+        """Count a connection closed ``lasted`` seconds after it subscribed; whether to warn now."""
+        self.in_a_row = self.in_a_row + 1 if lasted < self.SOON_S else 0
+        return self.in_a_row >= self.AFTER and (self.in_a_row - self.AFTER) % self.EVERY == 0
 
 
 async def _pause(seconds: float, stop: asyncio.Event) -> bool:
@@ -129,7 +156,7 @@ class Worker:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         """Connect, consume, and on a lost connection connect again with backoff, until stopped."""
-        backoff = Backoff()
+        backoff, taken_over = Backoff(), TakenOver()
         while not stop.is_set():
             try:
                 connection = await open_connection(
@@ -145,8 +172,10 @@ class Worker:
                 log.warning("%s; trying again in %.1f s", exc, delay)
                 await _pause(delay, stop)
                 continue
+            subscribed: float | None = None
             try:
                 await self._subscribe(connection)
+                subscribed = time.monotonic()
                 backoff.reset()
                 await self._consume(connection, stop)
             except MqttError as exc:
@@ -156,7 +185,21 @@ class Worker:
             if not stop.is_set():
                 delay = backoff.next()
                 log.warning("%s: %s; reconnecting in %.1f s", self.broker, connection.close_reason, delay)
+                if subscribed is not None and taken_over.closed(time.monotonic() - subscribed):
+                    self._warn_taken_over(taken_over.in_a_row)
                 await _pause(delay, stop)
+
+    def _warn_taken_over(self, times: int) -> None:
+        client_id = self.options.client_id
+        log.warning(
+            "%s: the broker closed the connection %d times in a row within %.0f s of subscribing: the client "
+            "id %s is likely in use by another process (another rapport mqtt on this host?); give each "
+            "instance its own --client-id",
+            client_id,
+            times,
+            TakenOver.SOON_S,
+            client_id,
+        )
 
     async def _subscribe(self, connection: Connection) -> None:
         if connection.session_present:
