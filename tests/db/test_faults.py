@@ -29,9 +29,8 @@ def raising(sqlstate: str) -> str:
     return f"DO $$ BEGIN RAISE EXCEPTION 'as the server says' USING ERRCODE = '{sqlstate}'; END $$"
 
 
+@pytest.mark.parametrize("migrated", ["postgresql"], indirect=True)
 def test_postgresql_over_a_limit_of_its_own_blames_the_work_not_the_database(db: Database) -> None:
-    if db.backend != "postgresql":
-        pytest.skip("PostgreSQL's SQLSTATEs")
     too_many_arguments = raised(db, f"SELECT concat({', '.join(['1'] * 101)})")
     assert too_many_arguments.orig.sqlstate == "54023"  # type: ignore[union-attr]
     # a string of 256 MB or more in jsonb (a large message kept in base64): "string too long to
@@ -43,9 +42,8 @@ def test_postgresql_over_a_limit_of_its_own_blames_the_work_not_the_database(db:
         assert not unavailable(error), error
 
 
+@pytest.mark.parametrize("migrated", ["postgresql"], indirect=True)
 def test_postgresql_that_cannot_serve_now_is_waited_out(db: Database) -> None:
-    if db.backend != "postgresql":
-        pytest.skip("PostgreSQL's SQLSTATEs")
     timed_out = raised(db, "SET statement_timeout = 1", "SELECT pg_sleep(5)")
     read_only = raised(db, "SET TRANSACTION READ ONLY", "CREATE TABLE not_written (n int)")
     shut_down = raised(db, "SELECT pg_terminate_backend(pg_backend_pid())")
@@ -74,9 +72,8 @@ def test_postgresql_that_cannot_serve_now_is_waited_out(db: Database) -> None:
         nowhere.dispose()
 
 
+@pytest.mark.parametrize("migrated", ["sqlite"], indirect=True)
 def test_sqlite_over_a_limit_blames_the_work_and_a_busy_file_the_database(db: Database) -> None:
-    if db.backend != "sqlite":
-        pytest.skip("SQLite's errors")
     assert not unavailable(raised(db, "SELECT zeroblob(2000000000)"))  # string or blob too big
     assert not unavailable(raised(db, "SELECT * FROM no_such_table"))
     reading_only = connect(db.engine.url.render_as_string(hide_password=False))  # its own: the pragma stays
