@@ -90,14 +90,7 @@ class RetiringWorker(Worker):
                 await _pause(delay, stop)
 
     async def _retire(self, stop: asyncio.Event) -> None:
-        connection = await open_connection(
-            self.broker,
-            client_id=self.options.client_id,
-            clean_start=False,
-            session_expiry=self.options.session_expiry,
-            receive_maximum=self.options.window,
-            keepalive=self.options.keepalive,
-        )
+        connection = await self._connect()
         end = False
         try:
             if connection.session_present:

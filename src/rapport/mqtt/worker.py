@@ -154,19 +154,23 @@ class Worker:
                 watcher.cancel()
         return self.total
 
+    async def _connect(self) -> Connection:
+        """A connection resuming this worker's persistent session."""
+        return await open_connection(
+            self.broker,
+            client_id=self.options.client_id,
+            clean_start=False,
+            session_expiry=self.options.session_expiry,
+            receive_maximum=self.options.window,
+            keepalive=self.options.keepalive,
+        )
+
     async def _serve(self, stop: asyncio.Event) -> None:
         """Connect, consume, and on a lost connection connect again with backoff, until stopped."""
         backoff, taken_over = Backoff(), TakenOver()
         while not stop.is_set():
             try:
-                connection = await open_connection(
-                    self.broker,
-                    client_id=self.options.client_id,
-                    clean_start=False,
-                    session_expiry=self.options.session_expiry,
-                    receive_maximum=self.options.window,
-                    keepalive=self.options.keepalive,
-                )
+                connection = await self._connect()
             except MqttError as exc:
                 delay = backoff.next()
                 log.warning("%s; trying again in %.1f s", exc, delay)
