@@ -32,7 +32,7 @@ SOURCES = re.compile(
 ALLOWED_KEYWORDS = {
     "$schema", "type", "properties", "required", "enum", "minimum", "maximum", "minLength", "maxLength",
     "pattern", "format", "items", "minItems", "minProperties", "maxProperties", "propertyNames",
-    "additionalProperties", "description", "x-personal",
+    "additionalProperties", "description", "x-personal", "x-origin",
 }  # fmt: skip
 
 
