@@ -18,17 +18,20 @@ from sqlalchemy import func, select
 
 from builders import BASE, amended_then_cancelled, event, ingest, order, profile_of
 from rapport.api import create_app
+from rapport.catalog.models import EventTypeVersion
 from rapport.db import Database
 from rapport.identity.models import Merge
 from rapport.identity.service import find_profile, load_kinds
 from rapport.ingest.importer import import_file
 from rapport.ingest.models import QuarantinedEvent
 from rapport.matching.models import MatchRun, MatchSuggestion
+from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.things.stores import put_store
 from rapport.trust.keys import revoke_key
 from rapport.trust.models import ApiKey, AuditEntry
 from rapport.trust.roles import Role
+from support.database import refusing_audit
 from support.keys import new_key
 from things.devices.device_events import reading, registered
 
@@ -744,3 +747,119 @@ def test_an_analyst_finds_a_customer_only_by_what_is_typed_in_full_never_by_its_
     for query in beginnings:
         page = shown(agent, query)
         assert kathe in page and "Your role sees personal data masked" not in page, query
+
+
+def _console_undo(client: TestClient, db: Database, settings: Settings) -> tuple[int, Callable[[], bool]]:
+    card = {"loyalty_id": "L-9"}
+    views = [
+        event("page.viewed", ids=ids, url="/", minute=n) for n, ids in enumerate([JO, card, {**JO, **card}])
+    ]
+    ingest(db, settings, views)
+    with db.session() as session:
+        merge = session.scalar(select(Merge.id))
+    answer = client.post(f"/steward/merges/{merge}/undo", data={"csrf": csrf_of(client.get("/").text)})
+    return (
+        answer.status_code,
+        lambda: _scalar(db, select(Merge.undone_at).where(Merge.id == merge)) is not None,
+    )
+
+
+def _console_replay(client: TestClient, db: Database, settings: Settings) -> tuple[int, Callable[[], bool]]:
+    assert ingest(db, settings, [event("warranty.claimed", ids=JO)]).rejected_count == 1
+    client.post(
+        "/admin/event-types",
+        data={
+            "type": "warranty.claimed",
+            "schema": '{"type": "object"}',
+            "csrf": csrf_of(client.get("/").text),
+        },
+    )
+    answer = client.post("/steward/quarantine/replay", data={"csrf": csrf_of(client.get("/").text)})
+    return answer.status_code, lambda: _scalar(db, select(QuarantinedEvent.status)) != "open"
+
+
+def _console_accept(client: TestClient, db: Database, settings: Settings) -> tuple[int, Callable[[], bool]]:
+    ingest(db, settings, [event("profile.updated", ids=JO, locale="en")])
+    ingest(db, settings, [event("profile.updated", ids={"email": "al@example.com"}, locale="en")])
+    now = datetime.now(UTC)
+    with db.session(write=True) as session:
+        left, right = sorted(session.scalars(select(Profile.id)))
+        run = MatchRun(
+            kind="full", status="done", started_at=now, finished_at=now, auto_merge=0.99, review=0.5
+        )
+        session.add(run)
+        session.flush()
+        found = MatchSuggestion(
+            run_id=run.id,
+            left_id=left,
+            right_id=right,
+            probability=0.9,
+            match_weight=8,
+            evidence=[],
+            created_at=now,
+        )
+        session.add(found)
+        session.flush()
+        number = found.id
+    answer = client.post(
+        f"/steward/suggestions/{number}/accept", data={"csrf": csrf_of(client.get("/").text)}
+    )
+    status = select(MatchSuggestion.status).where(MatchSuggestion.id == number)
+    return answer.status_code, lambda: _scalar(db, status) != "open"
+
+
+def _console_event_type(
+    client: TestClient, db: Database, settings: Settings
+) -> tuple[int, Callable[[], bool]]:
+    form = {
+        "type": "loyalty.tier_changed",
+        "schema": '{"type": "object"}',
+        "csrf": csrf_of(client.get("/").text),
+    }
+    answer = client.post("/admin/event-types", data=form)
+    kept = select(func.count()).where(EventTypeVersion.type == "loyalty.tier_changed")
+    return answer.status_code, lambda: bool(_scalar(db, kept))
+
+
+def _scalar(db: Database, query: Any) -> Any:
+    with db.session() as session:
+        return session.scalar(query)
+
+
+#: each change made through the console, by the action of its entry
+CONSOLE_CHANGES: dict[str, Callable[[TestClient, Database, Settings], tuple[int, Callable[[], bool]]]] = {
+    "merge.undo": _console_undo,
+    "quarantine.replay": _console_replay,
+    "match.accept": _console_accept,
+    "event_type.create": _console_event_type,
+}
+
+
+@pytest.mark.parametrize("action", list(CONSOLE_CHANGES))
+def test_a_change_through_the_console_whose_audit_entry_cannot_be_stored_is_not_stored_either(
+    action: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    client = browser_for(Role.ADMIN)
+    with refusing_audit(db, action):
+        status, stored = CONSOLE_CHANGES[action](client, db, settings)
+
+        assert status >= 500
+        assert not stored()
+
+
+def test_the_audit_page_names_the_key_by_id_and_filters_by_it(
+    world: str, browser_for: SignedIn, db: Database
+) -> None:
+    with db.session() as session:
+        before = {k.id for k in session.scalars(select(ApiKey))}
+    browser_for(None, key=new_key(db, Role.AGENT, name="desk")).get(f"/customers/{world}")
+    browser_for(None, key=new_key(db, Role.AGENT, name="desk")).get(f"/customers/{world}")
+    with db.session() as session:
+        first, second = sorted(k.id for k in session.scalars(select(ApiKey)) if k.id not in before)
+    admin = browser_for(Role.ADMIN)
+
+    shown = admin.get("/admin/audit", params={"key": str(first)}).text
+
+    assert f"desk (agent, key {first})" in shown
+    assert f"key {second})" not in shown
+    assert f"desk (agent, key {second})" in admin.get("/admin/audit").text

@@ -54,21 +54,36 @@ def held_by_a_long_write(db: Database) -> Iterator[None]:
 def refusing(db: Database, event_id: str, *, sqlstate: str = "P0001") -> Iterator[None]:
     """A trigger in the database that refuses to store the event ``event_id``: a fault that no check
     before the write can see. On PostgreSQL it fails with ``sqlstate`` (by default an exception raised)."""
+    with _refusing_rows(db, "events", "event_id", event_id, sqlstate=sqlstate):
+        yield
+
+
+@contextmanager
+def refusing_audit(db: Database, action: str, *, sqlstate: str = "P0001") -> Iterator[None]:
+    """A trigger in the database that refuses to store an audit entry of ``action``, as a database that
+    fails at that moment would."""
+    with _refusing_rows(db, "audit_log", "action", action, sqlstate=sqlstate):
+        yield
+
+
+@contextmanager
+def _refusing_rows(db: Database, table: str, column: str, value: str, *, sqlstate: str) -> Iterator[None]:
+    """A trigger that refuses to insert a row of ``table`` whose ``column`` is ``value``."""
     if db.backend == "sqlite":
         create = [
-            f"CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.event_id = '{event_id}' "
+            f"CREATE TRIGGER refuse BEFORE INSERT ON {table} WHEN NEW.{column} = '{value}' "
             "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"
         ]
         drop = ["DROP TRIGGER refuse"]
     else:
         create = [
             "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF NEW.event_id = '{event_id}' THEN RAISE EXCEPTION 'refused by the test trigger' "
+            f"IF NEW.{column} = '{value}' THEN RAISE EXCEPTION 'refused by the test trigger' "
             f"USING ERRCODE = '{sqlstate}'; END IF; "
             "RETURN NEW; END $$",
-            "CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse()",
+            f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse()",
         ]
-        drop = ["DROP TRIGGER refuse ON events", "DROP FUNCTION refuse()"]
+        drop = [f"DROP TRIGGER refuse ON {table}", "DROP FUNCTION refuse()"]
     with db.engine.begin() as connection:
         for statement in create:
             connection.execute(text(statement))

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
 from rapport.api.deps import get_database, get_settings
 from rapport.api.problems import ProblemError
@@ -66,7 +67,10 @@ def require(permission: Permission) -> Any:
 
 
 class Auditor:
-    """Records what the caller did, in a transaction of its own (reads run in read-only sessions)."""
+    """Records what the caller did. A change is recorded in its own write session (:meth:`record`), so that
+    the change and its entry commit together or not at all; a read, which changes nothing to pair the
+    entry with, is recorded in a transaction of its own once answered (:meth:`__call__`: reads run in
+    read-only sessions)."""
 
     def __init__(self, request: Request, caller: CurrentCaller) -> None:
         self.database = get_database(request)
@@ -77,16 +81,21 @@ class Auditor:
         """What to record of an id the client chose, in its place: it may hold an identifier value."""
         return audit.reference(value, secret=self.settings.secret_key.get_secret_value())
 
+    def record(self, session: Session, action: str, target_type: str, target_id: str, **detail: Any) -> None:
+        """Record a change in ``session``, the write session that makes it."""
+        audit.record(
+            session,
+            caller=self.caller,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            detail=detail,
+        )
+
     def __call__(self, action: str, target_type: str, target_id: str, **detail: Any) -> None:
+        """Record a read, in a transaction of its own."""
         with self.database.session(write=True) as session:
-            audit.record(
-                session,
-                caller=self.caller,
-                action=action,
-                target_type=target_type,
-                target_id=target_id,
-                detail=detail,
-            )
+            self.record(session, action, target_type, target_id, **detail)
 
 
 Audit = Annotated[Auditor, Depends(Auditor)]

@@ -25,6 +25,7 @@ from rapport.console.web import (
     database_of,
     need,
     record,
+    record_in,
     redirect,
     render,
 )
@@ -187,24 +188,28 @@ async def post_event_type(request: Request, session: PageSession, viewer: Curren
                 channel=body.channel,
             )
             name, version = added.type, added.version
+            record_in(write, viewer, "event_type.create", "event_type", name, version=version)
     except CatalogError as exc:
         return _types_page(request, session, viewer, form=form, error=exc.reason, status=422)
-    record(request, viewer, "event_type.create", "event_type", name, version=version)
     return redirect(f"/admin/event-types?added={name}")
 
 
 @router.get("/audit", response_class=HTMLResponse, dependencies=[need(P.AUDIT_READ)])
 def get_audit(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
-    """The audit log, newest first, filtered by action or target."""
+    """The audit log, newest first, filtered by action, target or key."""
     action = request.query_params.get("action", "")[:50] or None
     target = request.query_params.get("target", "")[:200] or None
+    key = request.query_params.get("key", "")
+    key_id = int(key) if is_whole_number(key) and 0 < int(key) <= MAX_ROW_ID else None
     before = request.query_params.get("before", "")
     newest = session.scalar(select(func.max(AuditEntry.id))) or 0
     top = min(int(before) - 1, newest) if is_whole_number(before) and int(before) <= MAX_ROW_ID else newest
     items: list[AuditEntry] = []
     window = PAGE
     while len(items) < PAGE and top > 0:
-        found = audit.page(session, after=max(0, top - window), limit=window, action=action, target_id=target)
+        found = audit.page(
+            session, after=max(0, top - window), limit=window, action=action, target_id=target, key_id=key_id
+        )
         items = [e for e in reversed(found) if e.id <= top][:PAGE]
         if top - window <= 0 or len(items) >= PAGE:
             break
@@ -215,6 +220,7 @@ def get_audit(request: Request, session: PageSession, viewer: CurrentViewer) -> 
         "items": items,
         "action": action or "",
         "target": target or "",
+        "key": key_id or "",
         "before": items[-1].id if len(items) == PAGE else None,
     }
     return render(request, "admin/audit.html", context, viewer=viewer)

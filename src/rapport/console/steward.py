@@ -19,6 +19,7 @@ from rapport.console.web import (
     database_of,
     need,
     record,
+    record_in,
     redirect,
     render,
     settings_of,
@@ -36,7 +37,7 @@ from rapport.identity.service import (
 from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent, Status
 from rapport.ingest.pipeline import source_priorities
 from rapport.ingest.quarantine import list_quarantine
-from rapport.ingest.replay import audit_entry, replay
+from rapport.ingest.replay import replay
 from rapport.matching.suggestions import (
     SuggestionConflict,
     SuggestionNotFound,
@@ -120,12 +121,17 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
 async def post_replay(request: Request, viewer: CurrentViewer) -> Response:
     form = await check_form(request, viewer)
     ids = [_number(form["id"], "id")] if form.get("id") else None
-    outcome = replay(database_of(request), settings=settings_of(request), ids=ids)
+    outcome = replay(
+        database_of(request),
+        settings=settings_of(request),
+        ids=ids,
+        record=lambda session, target, detail: record_in(
+            session, viewer, "quarantine.replay", "quarantine", target, **detail
+        ),  # each page's entry in the page's transaction
+    )
     if ids and not outcome.replayed + outcome.duplicates + outcome.still_rejected:
         link = "/steward/quarantine"
         raise PageError(404, "Nothing to replay", f"There is no open quarantined item #{ids[0]}.", link=link)
-    target, detail = audit_entry(ids, outcome)
-    record(request, viewer, "quarantine.replay", "quarantine", target, **detail)
     return redirect(
         f"/steward/quarantine?replayed={outcome.replayed}&duplicates={outcome.duplicates}"
         f"&still={outcome.still_rejected}"
@@ -173,13 +179,14 @@ async def post_decision(
                 decided = accept(session, suggestion_id=number, decided_by=viewer.caller.name, kinds=kinds)
             else:
                 decided = reject(session, suggestion_id=number, decided_by=viewer.caller.name)
+            merge_id = decided["merge_id"]
+            record_in(
+                session, viewer, f"match.{decision}", "match_suggestion", str(number), merge_id=merge_id
+            )
     except SuggestionNotFound as exc:
         raise PageError(404, "No such suggestion", str(exc), link="/steward/suggestions") from exc
     except SuggestionConflict as exc:
         raise PageError(409, "Cannot do that", str(exc), link="/steward/suggestions") from exc
-    record(
-        request, viewer, f"match.{decision}", "match_suggestion", str(number), merge_id=decided["merge_id"]
-    )
     merge = f"&merge={decided['merge_id']}" if decided["merge_id"] else ""
     return redirect(f"/steward/suggestions?done={decision}ed-{number}{merge}")
 
@@ -210,9 +217,9 @@ async def post_undo(request: Request, merge_id: str, viewer: CurrentViewer) -> R
         with database_of(request).session(write=True) as session:
             kinds = load_kinds(session, region=settings.default_region)
             undo_merge(session, merge_id=number, kinds=kinds, priority_of=source_priorities(settings))
+            record_in(session, viewer, "merge.undo", "merge", str(number))
     except NotFound as exc:
         raise PageError(404, "No such merge", str(exc), link="/steward/merges") from exc
     except IdentityError as exc:
         raise PageError(409, "Cannot undo", str(exc), link="/steward/merges") from exc
-    record(request, viewer, "merge.undo", "merge", str(number))
     return redirect(f"/steward/merges?undone={number}")

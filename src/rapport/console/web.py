@@ -230,7 +230,8 @@ Entry = tuple[str, str, str, dict[str, Any]]
 def record(
     request: Request, viewer: Viewer, action: str, target_type: str, target_id: str, **detail: Any
 ) -> None:
-    """Write an audit entry for what the viewer did, in a transaction of its own."""
+    """Write an audit entry for what the viewer saw, in a transaction of its own (a read changes nothing
+    to pair it with; a change is recorded with :func:`record_in`)."""
     record_all(request, viewer, [(action, target_type, target_id, detail)])
 
 
@@ -238,14 +239,22 @@ def record_all(request: Request, viewer: Viewer, entries: Iterable[Entry]) -> No
     """Write the audit entries for what one page showed the viewer, in one transaction of their own."""
     with database_of(request).session(write=True) as session:
         for action, target_type, target_id, detail in entries:
-            audit.record(
-                session,
-                caller=viewer.caller,
-                action=action,
-                target_type=target_type,
-                target_id=target_id,
-                detail={"via": "console", **detail},
-            )
+            record_in(session, viewer, action, target_type, target_id, **detail)
+
+
+def record_in(
+    session: Session, viewer: Viewer, action: str, target_type: str, target_id: str, **detail: Any
+) -> None:
+    """Add an audit entry for what the viewer changed in ``session``, the write session that changes it,
+    so that the change and its entry commit together or not at all."""
+    audit.record(
+        session,
+        caller=viewer.caller,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        detail={"via": "console", **detail},
+    )
 
 
 def reference(request: Request, value: str) -> str:

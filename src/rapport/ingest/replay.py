@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -26,6 +26,15 @@ class ReplayOutcome:
     replayed: int = 0
     duplicates: int = 0
     still_rejected: int = 0
+
+    def add(self, other: ReplayOutcome) -> None:
+        self.replayed += other.replayed
+        self.duplicates += other.duplicates
+        self.still_rejected += other.still_rejected
+
+
+#: records what one transaction of a replay did, in it: the session, the entry's target and its detail
+Recorder = Callable[[Session, str, dict[str, Any]], None]
 
 
 def audit_entry(ids: Sequence[int] | None, outcome: ReplayOutcome) -> tuple[str, dict[str, Any]]:
@@ -65,19 +74,36 @@ def _body(item: QuarantinedEvent) -> Any:
 PAGE = 5_000
 
 
-def replay(database: Database, *, settings: Settings, ids: Sequence[int] | None = None) -> ReplayOutcome:
+def replay(
+    database: Database,
+    *,
+    settings: Settings,
+    ids: Sequence[int] | None = None,
+    record: Recorder | None = None,
+) -> ReplayOutcome:
     """Run the open quarantined events (or those of ``ids``) through the pipeline again, all that were open
     when it began, in the order they were kept, a page of :data:`PAGE` per transaction. Those that pass
     are stored and marked ``replayed``; the others stay open with today's reasons. One the database
     refuses for a reason of its own stays open with that error, and the rest are replayed all the same.
-    Should it stop midway (the database out of reach), the pages before stay replayed."""
+    Should it stop midway (the database out of reach), the pages before stay replayed.
+
+    ``record`` is given each page's audit entry (:func:`audit_entry` of what the page did) in the page's
+    transaction, so that what a page stores and its entry commit together; a replay with nothing open
+    gives it one entry of its own."""
     with database.session() as session:
         last = session.scalar(select(func.max(QuarantinedEvent.id)).where(QuarantinedEvent.status == "open"))
     outcome = ReplayOutcome()
     after = 0
     while last is not None and after < last:
         with database.session(write=True) as session:
-            after = _replay_page(session, settings, ids=ids, after=after, last=last, outcome=outcome)
+            done = ReplayOutcome()
+            after = _replay_page(session, settings, ids=ids, after=after, last=last, outcome=done)
+            if record is not None:
+                record(session, *audit_entry(ids, done))
+        outcome.add(done)
+    if last is None and record is not None:
+        with database.session(write=True) as session:
+            record(session, *audit_entry(ids, outcome))
     return outcome
 
 

@@ -37,10 +37,13 @@ def record(
     detail: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Add one entry in the caller's transaction, so that it commits (or not) with what it records."""
+    """Add one entry in the caller's transaction, so that it commits (or not) with what it records: a
+    change and its entry belong in one session. The entry names the key by id as well as by name, as
+    names need not be unique; the command line acts with no key, and its entries have no id."""
     session.add(
         AuditEntry(
             at=now or datetime.now(UTC),
+            key_id=caller.key_id,
             key_name=caller.name,
             role=caller.role.value,
             action=action,
@@ -58,9 +61,12 @@ def page(
     limit: int = 100,
     action: str | None = None,
     target_id: str | None = None,
+    key_id: int | None = None,
 ) -> list[AuditEntry]:
-    """Entries oldest first, after the entry with id ``after``."""
+    """Entries oldest first, after the entry with id ``after``; those of one key with ``key_id``."""
     query = select(AuditEntry).where(AuditEntry.id > after)
+    if key_id is not None:
+        query = query.where(AuditEntry.key_id == key_id)
     if action is not None:
         query = query.where(AuditEntry.action == action)
     if target_id is not None:

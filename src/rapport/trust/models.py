@@ -37,6 +37,9 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(index=True)
+    #: the key that acted, as names need not be unique; null on the command line, which acts with no key,
+    #: and in entries written before keys' ids were kept
+    key_id: Mapped[int | None] = mapped_column(index=True)
     key_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     #: what was done: profile.read, profile.export, profile.erase, key.create, event_type.create, …

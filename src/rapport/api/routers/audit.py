@@ -21,6 +21,7 @@ router = APIRouter(prefix="/v1/audit", tags=["trust"], route_class=JsonBodyRoute
 class AuditItem(BaseModel):
     id: int
     at: datetime
+    key_id: int | None = Field(description="the key that acted; null on the command line, which has none")
     key_name: str
     role: str
     action: str
@@ -49,8 +50,9 @@ def get_audit(
     limit: int = Query(100, ge=1, le=1000),
     action: str | None = Query(None, min_length=1, max_length=50, examples=["profile.read"]),
     target_id: str | None = Query(None, min_length=1, max_length=200, description="e.g. a profile id"),
+    key_id: int | None = Query(None, ge=1, le=MAX_ROW_ID, description="the entries of one key"),
 ) -> AuditPage:
-    items = audit.page(session, after=after, limit=limit, action=action, target_id=target_id)
+    items = audit.page(session, after=after, limit=limit, action=action, target_id=target_id, key_id=key_id)
     # who read whom, as the console records it: the filters stay out, a target may be an identifier value
     auditor("audit.list", "audit", "all", count=len(items))
     return AuditPage(

@@ -61,7 +61,9 @@ def post_event_type(body: EventTypeIn, database: DatabaseDep, audit: Audit) -> E
                 subject=body.subject,
                 channel=body.channel,
             )
+            audit.record(
+                session, "event_type.create", "event_type", event_type.type, version=event_type.version
+            )
     except CatalogError as exc:
         raise ProblemError(422, "Invalid event type", exc.reason, [exc.reason]) from exc
-    audit("event_type.create", "event_type", event_type.type, version=event_type.version)
     return EventTypeOut.model_validate(event_type.describe())

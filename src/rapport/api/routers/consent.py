@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.orm import Session
 
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import (
@@ -21,6 +22,8 @@ from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError, invalid_query
 from rapport.api.routers.profiles import redactor_for
 from rapport.bodies import RequestBody
+from rapport.profiles.service import resolve_root
+from rapport.settings import Settings
 from rapport.trust import consent
 from rapport.trust.consent import ANY, CHANNELS, MESSAGE_CHANNELS, PURPOSES
 from rapport.trust.roles import Permission as P
@@ -150,6 +153,7 @@ def get_decision(
     profile_id: str,
     session: ReadSession,
     caller: CurrentCaller,
+    audit: Audit,
     purpose: str = Query(
         min_length=1, max_length=50, examples=["marketing"], json_schema_extra={"enum": list(PURPOSES)}
     ),
@@ -166,11 +170,11 @@ def get_decision(
         consent.check_question(purpose=purpose, channel=channel)
     except ValueError as exc:
         raise invalid_query(str(exc)) from exc
-    decision = consent.may_contact(
-        session, profile_id=live_profile(session, profile_id), purpose=purpose, channel=channel
-    )
+    root = live_profile(session, profile_id)
+    decision = consent.may_contact(session, profile_id=root, purpose=purpose, channel=channel)
     if decision is None:
         raise profile_missing(profile_id)
+    audit("consent.read", "profile", root, purpose=purpose, channel=channel)  # a status, its source and time
     answer = DecisionOut.model_validate(decision, from_attributes=True).model_dump()
     redactor = redactor_for(caller, session)
     return DecisionOut.model_validate(redactor.decision(answer) if redactor else answer)
@@ -194,42 +198,58 @@ def post_message(
 ) -> MessageOut:
     """Asks the consent ledger first: a message the person's consent does not allow is refused with 409
     and its reason, and nothing is recorded. An allowed one becomes a message.sent event (source
-    rapport-api) on the person's timeline; delivering it is for the channel's own system."""
+    rapport-api) on the person's timeline; delivering it is for the channel's own system. Every attempt
+    is in the audit log, refused ones with why, in the transaction that stores the message."""
     try:
         consent.check_message(purpose=message.purpose, channel=message.channel)
     except ValueError as exc:
         raise ProblemError(422, "Invalid request", str(exc), [str(exc)]) from exc
+    contact = {"purpose": message.purpose, "channel": message.channel}
     with database.session(write=True) as session:
-        live_profile(session, profile_id)
+        refused: ProblemError | None
         try:
-            outreach = consent.send_message(
-                session,
-                profile_id=profile_id,
-                purpose=message.purpose,
-                channel=message.channel,
-                subject=message.subject,
-                body=message.body,
-                agent=caller.name,
-                settings=settings,
-            )
-        except consent.CannotAddress as exc:
-            raise ProblemError(409, "Cannot address", str(exc)) from exc
-        if outreach is None:
-            raise profile_missing(profile_id)
-    audit(
-        "profile.contact",
-        "profile",
-        outreach.profile_id,
-        purpose=message.purpose,
-        channel=message.channel,
-        allowed=outreach.decision.allowed,
-        event_id=outreach.event_id,
-    )
-    if outreach.event_id is None:
-        raise ProblemError(409, "No consent", outreach.decision.reason)
+            outreach = _send(session, profile_id, message, agent=caller.name, settings=settings)
+        except ProblemError as exc:
+            if exc.status == 404:
+                raise
+            refused, target = exc, resolve_root(session, profile_id) or profile_id
+        else:
+            refused = None if outreach.event_id else ProblemError(409, "No consent", outreach.decision.reason)
+            target = outreach.profile_id
+        outcome = {"event_id": outreach.event_id} if refused is None else {"reason": refused.detail}
+        audit.record(
+            session, "profile.contact", "profile", target, **contact, allowed=refused is None, **outcome
+        )
+    if refused is not None:
+        raise refused
+    assert outreach.event_id is not None
     return MessageOut(
         event_id=outreach.event_id,
         profile_id=outreach.profile_id,
         channel=message.channel,
         purpose=message.purpose,
     )
+
+
+def _send(
+    session: Session, profile_id: str, message: MessageIn, *, agent: str, settings: Settings
+) -> consent.Outreach:
+    """The message sent, or refused by consent; a problem for a person unknown (404), erased (410) or
+    without an identifier to file it under (409)."""
+    live_profile(session, profile_id)
+    try:
+        outreach = consent.send_message(
+            session,
+            profile_id=profile_id,
+            purpose=message.purpose,
+            channel=message.channel,
+            subject=message.subject,
+            body=message.body,
+            agent=agent,
+            settings=settings,
+        )
+    except consent.CannotAddress as exc:
+        raise ProblemError(409, "Cannot address", str(exc)) from exc
+    if outreach is None:
+        raise profile_missing(profile_id)
+    return outreach

@@ -237,8 +237,8 @@ def put_device_model(model: str, body: DeviceModelIn, database: DatabaseDep, aud
                 silent_after_seconds=body.silent_after_seconds,
                 now=datetime.now(UTC),
             )
+            audit.record(session, "device_model.set", "device_model", model)
     except DeviceModelError as exc:
         where = "path" if str(exc).startswith("model") else "body"  # the model is named in the path
         raise ProblemError(422, "Invalid device model", str(exc), [f"{where}.{exc}"]) from exc
-    audit("device_model.set", "device_model", model)
     return config.as_dict()

@@ -117,11 +117,11 @@ def post_undo(
                 session, merge_id=merge_id, kinds=kinds, priority_of=source_priorities(settings)
             )
             undone = MergeOut.model_validate(merge)
+            audit.record(session, "merge.undo", "merge", str(merge_id))  # as the console records it
     except NotFound as exc:
         raise ProblemError(404, "Not found", str(exc)) from exc
     except IdentityError as exc:
         raise ProblemError(409, "Cannot undo", str(exc)) from exc
-    audit("merge.undo", "merge", str(merge_id))  # as the console records it
     return undone
 
 
@@ -173,7 +173,7 @@ def post_kind(body: KindIn, database: DatabaseDep, audit: Audit) -> KindOut:
                 normaliser=body.normaliser,
                 description=body.description,
             )
+            audit.record(session, "identifier_kind.create", "identifier_kind", body.name)
     except IdentityError as exc:
         raise ProblemError(409, "Kind exists", str(exc)) from exc
-    audit("identifier_kind.create", "identifier_kind", body.name)
     return KindOut.model_validate(kind)

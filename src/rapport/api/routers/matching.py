@@ -202,11 +202,12 @@ def post_accept(
         with database.session(write=True) as session:
             kinds = load_kinds(session, region=settings.default_region)
             decided = accept(session, suggestion_id=suggestion_id, decided_by=audit.caller.name, kinds=kinds)
+            merge_id = decided["merge_id"]
+            audit.record(session, "match.accept", "match_suggestion", str(suggestion_id), merge_id=merge_id)
     except SuggestionNotFound as exc:
         raise ProblemError(404, "Not found", str(exc)) from exc
     except SuggestionConflict as exc:
         raise ProblemError(409, "Cannot accept", str(exc)) from exc
-    audit("match.accept", "match_suggestion", str(suggestion_id), merge_id=decided["merge_id"])
     return SuggestionOut.model_validate(decided)
 
 
@@ -224,11 +225,11 @@ def post_reject(
     try:
         with database.session(write=True) as session:
             decided = reject(session, suggestion_id=suggestion_id, decided_by=audit.caller.name)
+            audit.record(session, "match.reject", "match_suggestion", str(suggestion_id))
     except SuggestionNotFound as exc:
         raise ProblemError(404, "Not found", str(exc)) from exc
     except SuggestionConflict as exc:
         raise ProblemError(409, "Cannot reject", str(exc)) from exc
-    audit("match.reject", "match_suggestion", str(suggestion_id))
     return SuggestionOut.model_validate(decided)
 
 
@@ -261,7 +262,7 @@ def post_resolve(
         )
     except BadThresholds as exc:  # the body's validation catches these first
         raise ProblemError(422, "Invalid request", str(exc), [f"body: {exc}"]) from exc
-    except RunFailed as exc:
+    except RunFailed as exc:  # a run spans several transactions: it is recorded once it ends
         audit("identity.resolve", "match_run", str(exc.run.id), status="failed")
         raise ProblemError(409, "Matching run failed", str(exc), run_id=exc.run.id) from exc
     audit(

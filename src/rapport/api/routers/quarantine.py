@@ -15,7 +15,7 @@ from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.ingest.models import MAX_TRANSPORT, Status
 from rapport.ingest.quarantine import list_quarantine
-from rapport.ingest.replay import audit_entry, replay
+from rapport.ingest.replay import replay
 from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"], route_class=JsonBodyRoute)
@@ -100,10 +100,14 @@ def post_replay(
     database: DatabaseDep, settings: SettingsDep, audit: Audit, body: ReplayRequest | None = None
 ) -> ReplayResult:
     ids = body.ids if body else None
-    outcome = replay(database, settings=settings, ids=ids)
-    result = ReplayResult(
+    outcome = replay(
+        database,
+        settings=settings,
+        ids=ids,  # each page's entry in the page's transaction; its target is cut at 200 characters
+        record=lambda session, target, detail: audit.record(
+            session, "quarantine.replay", "quarantine", target, **detail
+        ),
+    )
+    return ReplayResult(
         replayed=outcome.replayed, duplicates=outcome.duplicates, still_rejected=outcome.still_rejected
     )
-    target, detail = audit_entry(ids, outcome)  # the target is cut at 200 characters
-    audit("quarantine.replay", "quarantine", target, **detail)
-    return result

@@ -124,11 +124,13 @@ def delete_profile(profile_id: str, database: DatabaseDep, settings: SettingsDep
                 priority_of=source_priorities(settings),
                 now=datetime.now(UTC),
             )
+            if report is None:
+                raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
+            result = ErasureOut.model_validate(asdict(report))
+            counts = result.model_dump(exclude={"profile_id", "aliases", "erased_at"})
+            audit.record(
+                session, "profile.erase", "profile", report.profile_id, aliases=report.aliases, **counts
+            )
     except ErasedProfile as exc:
         raise profile_gone(exc.profile_id, exc.erased_at) from exc
-    if report is None:
-        raise ProblemError(404, "Not found", f"no profile {profile_id!r}")
-    result = ErasureOut.model_validate(asdict(report))
-    counts = result.model_dump(exclude={"profile_id", "aliases", "erased_at"})
-    audit("profile.erase", "profile", report.profile_id, aliases=report.aliases, **counts)
     return result

@@ -115,11 +115,11 @@ def put_one_store(
                 visit_timeout_s=body.visit_timeout_s,
                 now=datetime.now(UTC),
             )
+            audit.record(session, "store.register" if created else "store.update", "store", store_id)
     except BadStore as exc:
         where = "path" if str(exc).startswith("store_id") else "body"
         raise ProblemError(422, "Invalid store", str(exc), [f"{where}.{exc}"]) from exc
     response.status_code = 201 if created else 200
-    audit("store.register" if created else "store.update", "store", store_id)
     return store
 
 
