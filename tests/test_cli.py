@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from builders import ingest, page_view
 from rapport.cli import app
-from rapport.db import Database
+from rapport.db import Database, connect
+from rapport.events import Event
 from rapport.settings import Settings, get_settings
 from rapport.things.devices import put_model
 from rapport.trust.keys import list_keys
@@ -68,7 +78,10 @@ def test_a_bad_database_url_is_refused_with_a_clear_message(url: str, why: str) 
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2, result.output
-    assert f"RAPPORT_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL{why}" in result.output
+    assert result.output.startswith(
+        f"configuration error: RAPPORT_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL{why}"
+    )
+    assert len(result.output.splitlines()) == 1 and "Value error" not in result.output
 
 
 def test_the_ingest_benchmark_ends_with_its_figures_as_json(cli: CliRunner, db: Database) -> None:
@@ -231,6 +244,56 @@ def test_a_database_that_cannot_be_opened_is_named_in_one_line(url: str, reason:
     assert result.exit_code == 2
     assert "cannot open or migrate the database" in result.output and reason in result.output
     assert "secret" not in result.output and "Traceback" not in result.output
+    assert len(result.output.splitlines()) == 1, result.output  # not psycopg's hints on lines of their own
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """The port of a server that takes connections (the kernel accepts them) and never answers, as a hung
+    server does, or a proxy with none behind it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+def test_a_server_that_never_answers_stops_a_command_in_one_line(silent_server: int) -> None:
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{silent_server}/rapport?connect_timeout=2"
+    results: list[Result] = []
+    get_settings.cache_clear()
+    try:
+        # in a thread given a minute, so that a wait for ever fails the test instead of hanging it
+        command = threading.Thread(
+            target=lambda: results.append(
+                CliRunner(env={"RAPPORT_DATABASE_URL": url}).invoke(app, ["migrate"])
+            ),
+            daemon=True,
+        )
+        command.start()
+        command.join(60)
+    finally:
+        get_settings.cache_clear()
+
+    assert results, "the command waited for the server past its connect_timeout"
+    [result] = results
+    assert result.exit_code == 2
+    assert result.output == (
+        f"configuration error: cannot open or migrate the database {url}: connection timeout expired\n"
+    )
+
+
+@pytest.mark.parametrize("migrated", ["postgresql"], indirect=True)
+def test_a_connection_to_postgresql_is_given_ten_seconds_unless_the_url_says(settings: Settings) -> None:
+    """What the driver was given, read back from a connection it made."""
+    url = make_url(settings.database_url)
+    for given, wait in ((url, "10"), (url.update_query_dict({"connect_timeout": "3"}), "3")):
+        database = connect(given.render_as_string(hide_password=False))
+        try:
+            with database.engine.connect() as connection:
+                parameters = connection.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+        finally:
+            database.dispose()
+        assert parameters["connect_timeout"] == wait
 
 
 def test_a_benchmark_on_a_server_out_of_reach_stops_in_one_line() -> None:
@@ -289,6 +352,7 @@ def test_bad_configuration_is_named_by_its_variable(variable: str, value: str, r
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2
+    assert "Value error" not in result.output
     # a problem inside a JSON value says where in it: RAPPORT_CORS_ORIGINS[0], RAPPORT_SOURCE_PRIORITY["erp*"]
     where = "[0]" if value == "[5]" else '["erp*"]' if value.startswith('{"erp*"') else ""
     assert f"configuration error: {variable}{where}: " in result.output and reason in result.output
@@ -313,7 +377,9 @@ def test_a_setting_no_command_could_work_with_stops_every_command(
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2, result.output
-    assert f"configuration error: {variable}: " in result.output and reason in result.output
+    # the variable named once, in the validator's own words (not after pydantic's "Value error, ")
+    assert result.output.startswith(f"configuration error: {variable} ") and reason in result.output
+    assert result.output.count(variable) == 1 and "Value error" not in result.output
     assert not (tmp_path / "rapport.db").exists()
     if variable == "RAPPORT_SECRET_KEY":
         assert value not in result.output
@@ -400,3 +466,65 @@ def test_a_key_name_must_be_printable_text(cli: CliRunner, client: TestClient, n
     refused = client.post("/v1/keys", json={"name": name, "role": "agent"})
     assert refused.status_code == 422 and "must not contain a control character" in refused.text
     assert len(client.get("/v1/keys").json()) == 1  # the client's own: neither was made
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        (["keys", "create", "--role", "agent", "--name", " "], "--name must "),
+        (
+            ["mqtt", "--client-id", "a b"],
+            "--client-id must be 1 to 50 characters without /, +, #, $ or spaces",
+        ),
+        (["mqtt", "--no-share", "--workers", "2"], "--no-share takes a single worker"),
+    ],
+    ids=["key name", "client id", "plain subscriptions"],
+)
+def test_arguments_a_command_cannot_take_are_a_usage_error(
+    cli: CliRunner, arguments: list[str], problem: str
+) -> None:
+    result = cli.invoke(app, arguments)
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"usage error: {problem}"), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_ctrl_c_stops_an_import_saying_what_was_committed(db: Database, settings: Settings) -> None:
+    """A real SIGINT to ``rapport import /dev/stdin``, sent once two batches are committed and the import
+    waits for more input: what they took stays, and the message says so."""
+    views = [page_view({"cookie_id": f"c-{n}"}, minute=n) for n in range(5)]
+    secret = settings.secret_key.get_secret_value()
+    env = {**os.environ, "RAPPORT_DATABASE_URL": settings.database_url, "RAPPORT_SECRET_KEY": secret}
+    command = [sys.executable, "-c", "from rapport.cli import app; app()"]
+    arguments = ["import", "--batch-size", "2", "/dev/stdin"]
+    with subprocess.Popen(
+        [*command, *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as importing:
+        assert importing.stdin is not None and importing.stderr is not None
+        importing.stdin.write("".join(json.dumps(view) + "\n" for view in views).encode())
+        importing.stdin.flush()  # and left open: the import waits for a sixth line
+        _wait_for(lambda: _stored_ids(db) == {v["id"] for v in views[:4]} or importing.poll() is not None)
+        importing.send_signal(signal.SIGINT)
+        code = importing.wait(60)
+        errors = importing.stderr.read().decode()
+
+    assert code == 130, errors
+    assert errors.endswith(
+        "\ninterrupted: 4 lines read, 4 accepted were committed; run it again: what was stored counts as "
+        "duplicates\n"
+    ), errors
+    assert _stored_ids(db) == {v["id"] for v in views[:4]}
+
+
+def _stored_ids(db: Database) -> set[str]:
+    with db.session() as session:
+        return set(session.scalars(select(Event.event_id)))
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    """Look again until ``condition`` holds, for at most a minute."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "waited a minute"
+        time.sleep(0.05)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,13 @@ app.add_typer(devices_app, name="devices")
 
 def _fail(message: str) -> NoReturn:
     typer.secho(f"configuration error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _usage(message: str) -> NoReturn:
+    """Stop a command given arguments it cannot take together or as written (exit code 2, as Typer's own
+    usage errors)."""
+    typer.secho(f"usage error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
 
 
@@ -77,7 +84,7 @@ def _database(settings: Settings, *, takes_events: bool = False) -> Iterator[Dat
                     check_secret(connection, secret, adopt=settings.demo or secret != DEMO_SECRET)
         except DatabaseError as exc:  # no server, no such file or folder, not a database, no permission
             where = database.engine.url.render_as_string(hide_password=True)
-            _fail(f"cannot open or migrate the database {where}: {str(exc.orig).strip()}")
+            _fail(f"cannot open or migrate the database {where}: {_first_line(exc.orig or exc)}")
         except SecretMismatch as exc:
             _fail(str(exc))
         except NewerSchema as exc:
@@ -87,7 +94,7 @@ def _database(settings: Settings, *, takes_events: bool = False) -> Iterator[Dat
         except Exception as exc:
             if not unavailable(exc):
                 raise
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            reason = _first_line(getattr(exc, "orig", None) or exc)
             _error(
                 f"the database cannot serve now ({reason}): another writer held it past "
                 f"RAPPORT_LOCK_WAIT_S, or it is out of reach. What was committed stays; run the command "
@@ -95,6 +102,13 @@ def _database(settings: Settings, *, takes_events: bool = False) -> Iterator[Dat
             )
     finally:
         database.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    """What a driver's error says, on one line: psycopg's go on with hints ("Is the server running on that
+    host …?", "This probably means …") on lines of their own."""
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
 
 
 @contextmanager
@@ -116,19 +130,33 @@ def _serve(settings: Settings, database: Database, host: str, port: int) -> None
     uvicorn.run(create_app(database, settings), host=host, port=port, log_level="info")
 
 
-def _progress(label: str) -> Callable[[int, Outcome], None]:
-    started = time.perf_counter()
+class _Progress:
+    """Reports, on one line of standard error rewritten, what the batches committed so far took in; and
+    keeps the last counts, to say what was committed when the command is interrupted."""
 
-    def report(done: int, outcome: Outcome) -> None:
-        rate = done / max(time.perf_counter() - started, 1e-9)
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.perf_counter()
+        self.done = 0
+        self.outcome = Outcome()
+
+    def __call__(self, done: int, outcome: Outcome) -> None:
+        self.done, self.outcome = done, outcome
+        rate = done / max(time.perf_counter() - self.started, 1e-9)
         typer.echo(
-            f"\r{label}: {done:,} read, {outcome.accepted:,} accepted, {outcome.duplicates:,} duplicates, "
-            f"{outcome.rejected_count:,} rejected ({rate:,.0f}/s)",
+            f"\r{self.label}: {done:,} read, {outcome.accepted:,} accepted, "
+            f"{outcome.duplicates:,} duplicates, {outcome.rejected_count:,} rejected ({rate:,.0f}/s)",
             nl=False,
             err=True,
         )
 
-    return report
+
+def _interrupted(message: str) -> NoReturn:
+    """Stop at Ctrl-C, saying what became of the work on a line of its own (the terminal echoed ^C on the
+    line before), with the exit code of a process a SIGINT ended."""
+    typer.echo("", err=True)
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(130)
 
 
 @app.command()
@@ -154,7 +182,14 @@ def serve(
 @app.command("import")
 def import_(
     path: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="a .jsonl/.ndjson or .csv file")
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="a .jsonl/.ndjson/.jsonlines/.json file (one event per line), a .csv file, or a file or "
+            "pipe without an extension, read as JSON Lines (/dev/stdin)",
+        ),
     ],
     batch_size: Annotated[
         int,
@@ -169,13 +204,19 @@ def import_(
     from rapport.ingest.importer import UnusableFile, import_file, transport_of
 
     settings = _settings(secrets=True)
+    progress = _Progress(path.name)
     with _database(settings, takes_events=True) as database:
         try:
             outcome = import_file(
-                database, path, settings=settings, batch_size=batch_size, on_progress=_progress(path.name)
+                database, path, settings=settings, batch_size=batch_size, on_progress=progress
             )
         except UnusableFile as exc:  # found before anything was stored
             _error(str(exc))
+        except KeyboardInterrupt:
+            _interrupted(
+                f"interrupted: {progress.done:,} lines read, {progress.outcome.accepted:,} accepted were "
+                "committed; run it again: what was stored counts as duplicates"
+            )
     typer.echo("", err=True)
     where = " (see GET /v1/quarantine)" if outcome.rejected_count else ""
     typer.echo(
@@ -203,8 +244,14 @@ def rebuild() -> None:
     from rapport.ingest.rebuild import rebuild_projections
 
     settings = _settings()
-    with _database(settings) as database, database.session(write=True) as session:
-        done = rebuild_projections(session, settings=settings, on_progress=lambda m: typer.echo(m, err=True))
+    with _database(settings) as database:
+        try:
+            with database.session(write=True) as session:
+                done = rebuild_projections(
+                    session, settings=settings, on_progress=lambda m: typer.echo(m, err=True)
+                )
+        except KeyboardInterrupt:  # the transaction is rolled back as it is left
+            _interrupted("rebuild interrupted: nothing changed (it is one transaction)")
     typer.echo(
         f"rebuilt from the event log: {done.profiles:,} golden records, {done.orders:,} orders, "
         f"{done.cases:,} cases, {done.visits:,} store visits, {done.devices:,} devices "
@@ -243,9 +290,9 @@ def mqtt(
 
     for name, value in (("--client-id", client_id), ("--group", group)):
         if value is not None and (not value or len(value) > 50 or any(c in value for c in "/+#$ ")):
-            _fail(f"{name} must be 1 to 50 characters without /, +, #, $ or spaces")
+            _usage(f"{name} must be 1 to 50 characters without /, +, #, $ or spaces")
     if not share and workers > 1:
-        _fail("--no-share takes a single worker: with plain subscriptions every worker would get everything")
+        _usage("--no-share takes a single worker: with plain subscriptions every worker would get everything")
     settings = _settings(secrets=True)
     with _database(settings, takes_events=True):
         pass  # migrated once, before the workers start
@@ -296,7 +343,7 @@ def demo(
                 typer.echo("", err=True)
                 try:
                     return send_through_broker(
-                        database, events, settings=settings, on_progress=_progress("stored from MQTT")
+                        database, events, settings=settings, on_progress=_Progress("stored from MQTT")
                     )
                 except MqttError as exc:
                     _error(f"the demo's sensors could not report through the broker: {exc}")
@@ -309,7 +356,7 @@ def demo(
             customers=customers,
             months=months,
             seed=seed,
-            on_progress=_progress("ingesting"),
+            on_progress=_Progress("ingesting"),
             sensors=sensors,
         )
         typer.echo("", err=True)
@@ -384,7 +431,7 @@ def keys_create(
     `rapport keys revoke` takes, goes to standard error."""
     name = name.strip()
     if problem := unfit_key_name(name):
-        _fail(f"--name {problem}")
+        _usage(f"--name {problem}")
     with _database(_settings()) as database:
         key_id, secret = _new_key(database, name=name, role=role, expires_in_days=expires_in_days)
     typer.echo(

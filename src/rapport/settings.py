@@ -198,8 +198,12 @@ def _named(error: Any) -> str:
     """A setting's problem, named by its variable and, inside a JSON value, where in it: ``"erp*"`` of
     ``RAPPORT_SOURCE_PRIORITY``, item 0 of ``RAPPORT_CORS_ORIGINS``."""
     variable, *inside = error["loc"]
-    where = "".join(f"[{json.dumps(part)}]" for part in inside)
-    return f"{ENV_PREFIX}{str(variable).upper()}{where}: {error['msg']}"
+    name = f"{ENV_PREFIX}{str(variable).upper()}{''.join(f'[{json.dumps(part)}]' for part in inside)}"
+    if error["type"] != "value_error":
+        return f"{name}: {error['msg']}"
+    # our validators' own words, without pydantic's "Value error, " before them; most name the variable
+    said = str(error["ctx"]["error"])
+    return said if said.startswith(f"{name} ") else f"{name}: {said}"
 
 
 @lru_cache(maxsize=1)

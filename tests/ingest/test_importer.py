@@ -798,6 +798,17 @@ def test_input_from_a_pipe_is_read_once_and_whole(db: Database, settings: Settin
     assert from_rows.rejected[0]["errors"][0].endswith("(the input is not a file)")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_without_an_extension_is_read_as_json_lines(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    _through_a_pipe(tmp_path / "events", "".join(json.dumps(e) + "\n" for e in GOOD).encode())
+
+    outcome = _imported(db, tmp_path / "events", settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (3, 0)
+
+
 def test_a_byte_order_mark_does_not_count_towards_the_first_lines_limit(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
@@ -980,6 +991,85 @@ def test_a_compressed_or_binary_file_is_refused_naming_its_format(
 
     assert str(refused.value) == f"{name} is {what}, not UTF-8 text: decompress or convert it first"
     assert stored(db) == {} and quarantine(db) == []
+
+
+ARRAY_ADVICE = "JSON Lines: import takes one event per line; write the array's events one per line first"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        (
+            "events.json",
+            json.dumps(GOOD, indent=2).encode(),
+            f"events.json is a JSON array (line 1 opens it with [), not {ARRAY_ADVICE}, e.g. with "
+            "jq -c '.[]' events.json > events.jsonl",
+        ),
+        (
+            "export 1.jsonl",
+            codecs.BOM_UTF8 + b"\n  \r\n " + json.dumps(GOOD).encode() + b"\n",
+            f"export 1.jsonl is a JSON array (line 3 opens it with [), not {ARRAY_ADVICE}, e.g. with "
+            "jq -c '.[]' 'export 1.jsonl' > events.jsonl",
+        ),
+        (
+            "events.json",
+            json.dumps(GOOD[0], indent=2).encode(),
+            "events.json is JSON written over several lines (line 1 holds only {), not JSON Lines: import "
+            "takes one event per line; write each on a line of its own first, e.g. with "
+            "jq -c . events.json > events.jsonl",
+        ),
+    ],
+    ids=["pretty-printed array", "array on one line", "pretty-printed object"],
+)
+def test_one_json_document_in_place_of_json_lines_is_refused_before_anything_is_stored(
+    db: Database, settings: Settings, tmp_path: Path, name: str, content: bytes, problem: str
+) -> None:
+    """Read line by line, each of its lines would be quarantined as a fragment: ``[``, ``{``, ``"id": …``."""
+    path = tmp_path / name
+    path.write_bytes(content)
+
+    with pytest.raises(UnusableFile) as refused:
+        import_file(db, path, settings=settings)
+
+    assert str(refused.value) == problem
+    assert stored(db) == {} and quarantine(db) == []
+
+
+def test_a_json_file_of_one_object_per_line_is_read_as_json_lines(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    path = jsonl(tmp_path / "events.json", ["", *GOOD[:2], "[1, 2]", GOOD[2]])
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (3, 1)  # an array after the first line is an event
+    assert [q.line for q in quarantine(db)] == [4]
+
+
+@pytest.mark.parametrize("name", ["views.tsv", "views.txt", "events.JSONL.bak"])
+def test_a_file_named_as_neither_format_is_refused_naming_those_read(
+    db: Database, settings: Settings, tmp_path: Path, name: str
+) -> None:
+    """A CSV called .tsv or .txt, read as JSON Lines, would be quarantined line by line."""
+    path = views_file(tmp_path / name, view_line(1))
+
+    with pytest.raises(UnusableFile) as refused:
+        import_file(db, path, settings=settings)
+
+    assert str(refused.value) == (
+        f"{name} is named as neither JSON Lines nor CSV: import reads .jsonl, .ndjson, .jsonlines, .json "
+        "files as JSON Lines (one event per line), .csv files as CSV, and a file without an extension "
+        "(a pipe, /dev/stdin) as JSON Lines"
+    )
+    assert stored(db) == {} and quarantine(db) == []
+
+
+def test_a_file_without_an_extension_is_read_as_json_lines(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    outcome = import_file(db, jsonl(tmp_path / "events", GOOD), settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (3, 0)
 
 
 def test_files_with_a_byte_order_mark_are_imported(db: Database, settings: Settings, tmp_path: Path) -> None:
@@ -1228,8 +1318,10 @@ def test_the_import_command_refuses_a_missing_file(cli: CliRunner, db: Database,
             (VIEWS.replace("data.url", "identifiers.email") + view_line(1)).encode(),
             "names identifiers.email twice",
         ),
+        ("events.json", json.dumps(GOOD, indent=2).encode(), "events.json is a JSON array (line 1 opens"),
+        ("views.tsv", (VIEWS + view_line(1)).encode(), "views.tsv is named as neither JSON Lines nor CSV"),
     ],
-    ids=["compressed", "header"],
+    ids=["compressed", "header", "JSON array", "extension"],
 )
 def test_the_import_command_refuses_a_file_it_cannot_read_before_storing_anything(
     cli: CliRunner, db: Database, tmp_path: Path, name: str, content: bytes, problem: str

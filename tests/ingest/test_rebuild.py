@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.event import listen as event_listen
+from sqlalchemy.event import remove as event_remove
 from typer.testing import CliRunner
 
 from builders import event, ingest, order
@@ -177,3 +179,42 @@ def test_rapport_rebuild_says_so_in_one_line_when_another_writer_holds_the_datab
     assert result.exit_code == 2
     assert result.stderr.startswith("error: the database cannot serve now (")
     assert "run the command again" in result.stderr and "Traceback" not in result.output
+
+
+def test_ctrl_c_during_rapport_rebuild_changes_nothing(
+    db: Database, settings: Settings, cli: CliRunner
+) -> None:
+    ids = {"customer_id": "C-1"}
+    ingest(
+        db,
+        settings,
+        [
+            event("profile.updated", ids=ids, minute=0, source="erp", last_name="Smith"),
+            event("profile.updated", ids=ids, minute=9, source="webshop", last_name="Smyth"),
+        ],
+    )
+    assert _last_name(db) == "Smith"  # the ERP is trusted more, by default
+    ranked_alike = {"RAPPORT_SOURCE_PRIORITY": "{}"}  # a rebuild would give the later name
+
+    def ctrl_c(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        """Ctrl-C as the visits are cleared, after every golden record was rebuilt."""
+        if statement.startswith("DELETE FROM visits"):
+            raise KeyboardInterrupt
+
+    event_listen(Engine, "before_cursor_execute", ctrl_c)
+    try:
+        interrupted = cli.invoke(app, ["rebuild"], env=ranked_alike)
+    finally:
+        event_remove(Engine, "before_cursor_execute", ctrl_c)
+
+    assert interrupted.exit_code == 130, interrupted.output
+    assert "golden records: 1 of 1" in interrupted.stderr  # it had been rebuilt, in the transaction
+    assert interrupted.stderr.endswith("\nrebuild interrupted: nothing changed (it is one transaction)\n")
+    assert _last_name(db) == "Smith"
+    assert cli.invoke(app, ["rebuild"], env=ranked_alike).exit_code == 0
+    assert _last_name(db) == "Smyth"
+
+
+def _last_name(db: Database) -> str:
+    with db.session() as session:
+        return str(session.scalars(select(Profile.traits)).one()["last_name"]["value"])

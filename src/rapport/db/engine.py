@@ -76,6 +76,12 @@ class Database:
 STATE_CACHE_ENTRIES = "rapport_state_cache_entries"
 
 
+#: how long, in seconds, a connection to PostgreSQL may take before it fails, unless the URL says
+#: (``?connect_timeout=N``): without it, a server that accepts the connection and never answers (hung, or a
+#: proxy in front of none) holds every command and request for ever
+CONNECT_TIMEOUT_S = 10
+
+
 def connect(
     url: str,
     *,
@@ -86,7 +92,8 @@ def connect(
     """Open ``url`` (sqlite:///FILE or postgresql+psycopg://…) with the settings Rapport relies on. A
     statement waits at most ``lock_wait_s`` for a lock another transaction holds, then fails (see
     :func:`rapport.db.faults.unavailable`); the projections keep up to ``state_cache_entries`` golden
-    records decoded (see :mod:`rapport.profiles.statestore`)."""
+    records decoded (see :mod:`rapport.profiles.statestore`). A connection to PostgreSQL fails after
+    :data:`CONNECT_TIMEOUT_S` unless the URL sets its own ``connect_timeout``."""
     parsed = make_url(url)
     lock_wait_ms = max(1, round(lock_wait_s * 1000))
     options: dict[str, Any] = {
@@ -100,6 +107,8 @@ def connect(
     else:
         options["pool_pre_ping"] = True
         options["connect_args"] = {"options": f"-c lock_timeout={lock_wait_ms}"}
+        if "connect_timeout" not in parsed.query:  # a server that takes the connection and never answers
+            options["connect_args"]["connect_timeout"] = CONNECT_TIMEOUT_S
     connect_args = {**options["connect_args"], **engine_options.pop("connect_args", {})}
     engine = create_engine(parsed, **{**options, **engine_options, "connect_args": connect_args})
     if engine.dialect.name == "sqlite":

@@ -6,12 +6,14 @@ import codecs
 import csv
 import os
 import re
+import shlex
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from io import BufferedReader, TextIOWrapper
+from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
@@ -63,17 +65,31 @@ PIECE = 64 * 1024
 
 
 class UnusableFile(ValueError):
-    """A file import cannot read at all (compressed, or a CSV header it cannot follow): nothing is stored."""
+    """A file import cannot read at all (compressed, named as neither JSON Lines nor CSV, one JSON document
+    in place of JSON Lines, or a CSV header it cannot follow): nothing is stored."""
 
 
-def read_jsonl(stream: BufferedReader, limit: int = MAX_LINE) -> Iterator[Line]:
+def read_jsonl(stream: BufferedReader, limit: int = MAX_LINE, *, name: str = "the input") -> Iterator[Line]:
     """One event per line of UTF-8 (a byte-order mark is skipped); blank lines are skipped. A line longer
-    than ``limit`` bytes is refused with its size, read past in pieces, and its first ``KEPT`` bytes kept."""
+    than ``limit`` bytes is refused with its size, read past in pieces, and its first ``KEPT`` bytes kept.
+    The first line that is not blank is read at once: raises UnusableFile, naming the file ``name``, if it
+    shows the whole is one JSON document spread over lines (an array, an object written out), before any
+    line is given."""
+    lines = _jsonl_lines(stream, limit, name)
+    first = next(lines, None)
+    return lines if first is None else chain([first], lines)
+
+
+def _jsonl_lines(stream: BufferedReader, limit: int, name: str) -> Iterator[Line]:
     if stream.peek(len(codecs.BOM_UTF8)).startswith(codecs.BOM_UTF8):  # before the first line's limit
         stream.read(len(codecs.BOM_UTF8))
     number = 0
+    started = False
     while line := stream.readline(limit + 2):  # at most two bytes of line break past the limit
         number += 1
+        if not started and line.strip():
+            started = True
+            _refuse_one_document(line, number, name)
         if len(line.rstrip(b"\r\n")) > limit:
             size = len(line.rstrip(b"\r\n")) + _rest_of_line(stream, line)
             problem = _too_long(f"a line of {size:,} bytes", limit)
@@ -86,6 +102,24 @@ def read_jsonl(stream: BufferedReader, limit: int = MAX_LINE) -> Iterator[Line]:
         except orjson.JSONDecodeError as exc:
             problem = utf8_problem(line) or json_problem(exc)
             yield number, Unparsable(number, _shown(line.rstrip(b"\r\n")), problem)
+
+
+def _refuse_one_document(first: bytes, number: int, name: str) -> None:
+    """Stop at the first line of a JSON array, or of an object written over lines, in place of JSON Lines:
+    read line by line, each of its lines would be quarantined as a fragment (``{``, ``"id": …``)."""
+    start, quoted = first.strip(), shlex.quote(name)
+    if start.startswith(b"["):
+        raise UnusableFile(
+            f"{name} is a JSON array (line {number} opens it with [), not JSON Lines: import takes one event "
+            f"per line; write the array's events one per line first, e.g. with jq -c '.[]' {quoted} > "
+            "events.jsonl"
+        )
+    if start == b"{":
+        raise UnusableFile(
+            f"{name} is JSON written over several lines (line {number} holds only {{), not JSON Lines: "
+            f"import takes one event per line; write each on a line of its own first, e.g. with "
+            f"jq -c . {quoted} > events.jsonl"
+        )
 
 
 def _too_long(what: str, limit: int) -> str:
@@ -448,11 +482,13 @@ def import_file(
     batch_size: int = 5_000,
     on_progress: Callable[[int, Outcome], None] | None = None,
 ) -> Outcome:
-    """Ingest every event in ``path`` (``.jsonl``/``.ndjson`` or ``.csv``), one transaction per batch.
+    """Ingest every event in ``path`` (JSON Lines: ``.jsonl``, ``.ndjson``, ``.jsonlines``, ``.json`` or no
+    extension, as a pipe has none; or ``.csv``), one transaction per batch.
     Lines that do not parse go to the quarantine as text. Every quarantined row, and each of the outcome's
     rejections (the first hundred, in file order), names the ``line`` of the file it starts on; progress
     counts the lines that could not be read among those read and rejected. Raises UnusableFile, having
-    stored nothing, for a file that is not text (compressed, an archive) or a CSV header it cannot follow."""
+    stored nothing, for a file that is not text (compressed, an archive), whose extension is neither, that
+    is one JSON document (an array) in place of JSON Lines, or a CSV header it cannot follow."""
     transport = transport_of(path)
     with database.session() as session:
         catalog = load_catalog(session)
@@ -504,11 +540,11 @@ def import_file(
     with ExitStack() as opened:
         raw = opened.enter_context(path.open("rb"))  # opened once: a pipe cannot be read twice
         _refuse_binary(raw, path)
-        if path.suffix.lower() == ".csv":  # bytes that are not UTF-8 are kept, to be named and quarantined
+        if _format_of(path) == "csv":  # bytes that are not UTF-8 are kept, to be named and quarantined
             text = TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
             items = read_csv(text, cell_kinds, settings.max_batch_bytes)
         else:
-            items = read_jsonl(raw, settings.max_batch_bytes)
+            items = read_jsonl(raw, settings.max_batch_bytes, name=_shown(os.fsencode(path.name)))
         total = ingest_stream(
             database,
             parsed(items),
@@ -521,6 +557,28 @@ def import_file(
     total.rejected = sorted([*total.rejected, *unreadable.rejected], key=lambda r: r["line"] or 0)[:100]
     total.rejected_count += unreadable.rejected_count
     return total
+
+
+#: the extensions of the files read as JSON Lines; a ``.json`` file too, when it holds an object per line
+#: (an array is refused by its first line: see :func:`read_jsonl`)
+JSON_LINES = (".jsonl", ".ndjson", ".jsonlines", ".json")
+
+
+def _format_of(path: Path) -> str:
+    """``jsonl`` or ``csv``, by the extension of ``path``: a name without one (a pipe, ``/dev/stdin``) is
+    read as JSON Lines. Raises UnusableFile for any other extension: a TSV or a text file read as JSON
+    Lines would be quarantined line by line."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if not suffix or suffix in JSON_LINES:
+        return "jsonl"
+    name = _shown(os.fsencode(path.name))
+    raise UnusableFile(
+        f"{name} is named as neither JSON Lines nor CSV: import reads {', '.join(JSON_LINES)} files as JSON "
+        "Lines (one event per line), .csv files as CSV, and a file without an extension (a pipe, /dev/stdin) "
+        "as JSON Lines"
+    )
 
 
 def _kinds_checked(catalog: Catalog, event_type: EventType, field: str) -> frozenset[str]:
