@@ -90,12 +90,14 @@ def test_a_rebuild_applies_the_source_priorities_of_now(db: Database, settings: 
     ids = {"customer_id": "C-1"}
     ingest(
         db,
-        settings,
+        settings.model_copy(update={"source_priority": {}}),
         [
             event("profile.updated", ids=ids, minute=0, source="erp", last_name="Smith"),
             event("profile.updated", ids=ids, minute=9, source="webshop", last_name="Smyth"),
         ],
     )
+    with db.session() as session:
+        assert session.scalars(select(Profile.traits)).one()["last_name"]["value"] == "Smyth"  # the later
     # when the ERP is trusted more and the golden records are rebuilt
     _rebuild(db, settings.model_copy(update={"source_priority": {"erp": 10}}))
     # then the ERP's name wins, though older
