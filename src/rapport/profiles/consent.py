@@ -37,6 +37,7 @@ __all__ = [
     "QUIETED",
     "Decision",
     "check_question",
+    "consent_entry",
     "decide",
     "left_alone",
     "recognised_in_store",
@@ -117,6 +118,18 @@ def consent_order(entry: Mapping[str, Any]) -> tuple[str, bool, str]:
     granted = entry["status"] == "granted"
     holds_back = granted if entry["purpose"] == LEAVE_ME_ALONE else not granted
     return entry["at"], holds_back, entry["event_id"]
+
+
+def consent_entry(*, data: Mapping[str, Any], source: str, at: str, event_id: str) -> dict[str, Any]:
+    """What a ``consent.changed`` event records in the golden record's consents (``at``: ISO text)."""
+    return {
+        "purpose": data["purpose"],
+        "channel": data.get("channel") or ANY,
+        "status": data["status"],
+        "source": source,
+        "at": at,
+        "event_id": event_id,
+    }
 
 
 def _latest(*entries: Entry | None) -> Entry | None:

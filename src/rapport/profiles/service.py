@@ -11,10 +11,10 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.service import load_catalog
@@ -22,6 +22,7 @@ from rapport.db.bulk import by_code_point
 from rapport.events.models import Event
 from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
 from rapport.profiles.models import Case, Order, Profile, about_people
+from rapport.profiles.recognition import NOT_RECOGNISED, Recognition, read_recognitions
 from rapport.profiles.state import exact_sum
 
 
@@ -55,18 +56,55 @@ _NOT_PRESENCE = Event.type.not_in(PRESENCE_TYPES)
 _EVENT_COUNTS = select(
     Event.type, Event.channel, func.count(), func.min(Event.occurred_at), func.max(Event.occurred_at)
 ).group_by(Event.type, Event.channel)
-#: with presence (True) and without (False)
-_EVENT_COUNTS_WITH = {
-    True: _EVENT_COUNTS.where(*_PEOPLE_EVENTS),
-    False: _EVENT_COUNTS.where(*_PEOPLE_EVENTS, _NOT_PRESENCE),
-}
 _PAGE = (
     select(Event)
     .where(*_PEOPLE_EVENTS)
     .order_by(Event.occurred_at.desc(), Event.seq.desc())
     .limit(bindparam("limit"))
 )
-_PAGE_WITH = {True: _PAGE, False: _PAGE.where(_NOT_PRESENCE)}
+#: the store events seen since in-store recognition was last allowed, and every other event
+_RECOGNISED_SINCE = or_(_NOT_PRESENCE, Event.occurred_at >= bindparam("recognised_since"))
+#: the usual cases, prebuilt: every store event, none, those since recognition was allowed
+_EVENT_COUNTS_WITH = {
+    "all": _EVENT_COUNTS.where(*_PEOPLE_EVENTS),
+    "none": _EVENT_COUNTS.where(*_PEOPLE_EVENTS, _NOT_PRESENCE),
+    "since": _EVENT_COUNTS.where(*_PEOPLE_EVENTS, _RECOGNISED_SINCE),
+}
+_PAGE_WITH = {"all": _PAGE, "none": _PAGE.where(_NOT_PRESENCE), "since": _PAGE.where(_RECOGNISED_SINCE)}
+
+
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
+
+
+def _with_presence(
+    prebuilt: dict[str, Query], recognition: Recognition | None, params: dict[str, Any]
+) -> Query:
+    """The query of ``prebuilt`` that keeps the store events seen while ``recognition`` allowed it (every
+    one when None); adds its parameters to ``params``."""
+    if recognition is None:
+        return prebuilt["all"]
+    spans = recognition.spans
+    if not spans:
+        return prebuilt["none"]
+    if len(spans) == 1:
+        params["recognised_since"] = spans[0][0]
+        return prebuilt["since"]
+    seen: list[ColumnElement[bool]] = [
+        and_(Event.occurred_at >= since, *([] if until is None else [Event.occurred_at < until]))
+        for since, until in spans
+    ]
+    return prebuilt["all"].where(or_(_NOT_PRESENCE, *seen))  # rare: recognition withdrawn and given again
+
+
+def recognition_of(
+    connection: Connection | Session, *, profile_id: str, consents: dict[str, Any] | None
+) -> Recognition:
+    """When what store sensors saw is the person's (see :mod:`rapport.profiles.recognition`); their consent
+    events are read only when ``consents`` (their golden record's) allow in-store recognition now."""
+    if not recognised_in_store(consents or {}):
+        return NOT_RECOGNISED
+    bind = connection.connection() if isinstance(connection, Session) else connection
+    return read_recognitions(bind, [profile_id])[profile_id]
 
 
 def resolve_root(connection: Connection | Session, profile_id: str) -> str | None:
@@ -148,15 +186,18 @@ def order_counters(session: Session, *, profile_id: str) -> dict[str, Any]:
 MESSAGE_TYPES = ("message.received", "message.sent")
 
 
-def event_counters(session: Session, *, profile_id: str, presence: bool = True) -> dict[str, Any]:
+def event_counters(
+    session: Session, *, profile_id: str, recognition: Recognition | None = None
+) -> dict[str, Any]:
     """Events in all, per type and per channel, messages per channel (received and sent), first and last
     seen (in all and per channel): aggregated from the profile's events when asked, so they always equal a
     recount. A person is seen by what they did: first and last seen leave out the types the catalog says
     the business or Rapport makes (``x-origin``: a message sent, an invoice, a device alert), or a
     newsletter to everyone would make everyone seen today. Device chatter (``MACHINE_TYPES``) is not
-    counted: a device's own figures are on the device; nor, with ``presence`` False, what store sensors
-    saw (a person who does not allow in-store recognition)."""
-    rows = session.execute(_EVENT_COUNTS_WITH[presence], {"profile_id": profile_id}).all()
+    counted: a device's own figures are on the device; nor, given the person's ``recognition``, what
+    store sensors saw that is not theirs (see :mod:`rapport.profiles.recognition`)."""
+    params: dict[str, Any] = {"profile_id": profile_id}
+    rows = session.execute(_with_presence(_EVENT_COUNTS_WITH, recognition, params), params).all()
     not_theirs = load_catalog(session).not_the_customers
     by_type: dict[str, int] = {}
     by_channel: dict[str, int] = {}
@@ -196,7 +237,9 @@ def profile_view(session: Session, *, profile_id: str, recent_orders: int = 20) 
     cases = session.scalars(_OPEN_CASES, {"profile_id": profile_id}).all()
     counters = {
         **event_counters(
-            session, profile_id=profile_id, presence=recognised_in_store(profile.consents or {})
+            session,
+            profile_id=profile_id,
+            recognition=recognition_of(session, profile_id=profile_id, consents=profile.consents),
         ),
         **order_counters(session, profile_id=profile_id),
     }
@@ -283,8 +326,10 @@ def timeline(
     same filter."""
     scope = _scope(asked_as or profile_id, filter)
     consents = session.scalar(_CONSENTS, {"profile_id": profile_id})
-    # what store sensors saw is theirs only with consent
-    query = _PAGE_WITH[recognised_in_store(consents or {})]
+    # what store sensors saw is theirs only with consent, given before it was seen
+    params: dict[str, Any] = {"profile_id": profile_id, "limit": limit + 1}
+    recognition = recognition_of(session, profile_id=profile_id, consents=consents)
+    query = _with_presence(_PAGE_WITH, recognition, params)
     if filter.types:
         query = query.where(Event.type.in_(filter.types))
     if filter.channel:
@@ -296,7 +341,7 @@ def timeline(
     if cursor:
         at, seq = _decode_cursor(cursor, scope)
         query = query.where(or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.seq < seq)))
-    rows = session.scalars(query, {"profile_id": profile_id, "limit": limit + 1}).all()
+    rows = session.scalars(query, params).all()
     page = rows[:limit]
     next_cursor = _encode_cursor(page[-1].occurred_at, page[-1].seq, scope) if len(rows) > limit else None
     return {"profile_id": profile_id, "items": [e.envelope() for e in page], "next_cursor": next_cursor}

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from rapport.events.facts import Fact as EventFact
-from rapport.profiles.consent import consent_order
+from rapport.profiles.consent import consent_entry, consent_order
 
 State = dict[str, dict[str, Any]]
 
@@ -166,19 +166,8 @@ def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
         name = "address" if data.get("kind", "home") == "home" else f"address_{data['kind']}"
         _keep(state["traits"], name, _entry(fact, at, data.get("address"), priority=priority_of(fact.source)))
     elif kind == "consent.changed":
-        channel = data.get("channel") or "any"
-        _keep_consent(
-            state["consents"],
-            f"{data['purpose']}:{channel}",
-            {
-                "purpose": data["purpose"],
-                "channel": channel,
-                "status": data["status"],
-                "source": fact.source,
-                "at": at,
-                "event_id": fact.event_id,
-            },
-        )
+        entry = consent_entry(data=data, source=fact.source, at=at, event_id=fact.event_id)
+        _keep_consent(state["consents"], f"{entry['purpose']}:{entry['channel']}", entry)
     elif kind in COUNTED_ONCE:
         sums, versions, number = COUNTED_ONCE[kind]
         account = state["account"]

@@ -1,6 +1,7 @@
-"""Respect: a visit is tied to a person only while they allow in-store recognition and do not ask to be
-left alone; otherwise it counts in the store's figures and nowhere else. Merges, undone merges and
-erasure keep the visits right."""
+"""Respect: a visit is tied to a person only if they allowed in-store recognition, and did not ask to be
+left alone, when it was made, and still do; otherwise it counts in the store's figures and nowhere else.
+Consent is not retroactive: a grant ties nothing seen before it. Merges, undone merges and erasure keep
+the visits right."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from rapport.profiles.service import profile_view, timeline
 from rapport.settings import Settings
 from rapport.things.stores.analytics import store_analytics
 from rapport.things.stores.customer import customer_visits
+from rapport.things.stores.projection import rebuild_visits
 from rapport.trust.erasure import erase
 from rapport.trust.export import export
 
@@ -56,6 +58,23 @@ def presence_on_timeline(db: Database, ids: dict[str, str]) -> list[str]:
     with db.session() as session:
         page = timeline(session, profile_id=profile_of(db, ids), limit=100)
     return [item["type"] for item in page["items"] if item["type"].startswith("store.")]
+
+
+def store_counts(db: Database, ids: dict[str, str]) -> int:
+    """How many store events the person's counters hold."""
+    with db.session() as session:
+        view = profile_view(session, profile_id=profile_of(db, ids))
+    assert view is not None
+    return sum(n for kind, n in view["counters"]["by_type"].items() if kind.startswith("store."))
+
+
+def their_visits(db: Database, ids: dict[str, str]) -> list[dict[str, object]]:
+    """The visits the person's visits page lists."""
+    with db.session() as session:
+        found: list[dict[str, object]] = customer_visits(
+            session, profile_id=profile_of(db, ids), now=datetime.now(UTC)
+        )["visits"]
+    return found
 
 
 def test_without_consent_a_visit_is_counted_anonymously_and_is_not_on_the_timeline(
@@ -104,10 +123,11 @@ def test_an_export_holds_every_visit_kept_under_the_person_and_says_which_were_r
         again = export(
             session, profile_id=profile_of(db, JO), kinds=load_kinds(session, region=settings.default_region)
         )
-    assert again is not None and [v["recognised"] for v in again["store_visits"]] == [True, True]
+    # one visit came before the grant, the other while they asked to be left alone: neither is theirs
+    assert again is not None and [v["recognised"] for v in again["store_visits"]] == [False, False]
 
 
-def test_leave_me_alone_turns_recognition_off_whatever_was_granted_and_back_on_when_revoked(
+def test_leave_me_alone_unties_the_visits_before_it_and_its_end_ties_back_only_those(
     db: Database, settings: Settings
 ) -> None:
     register(db)
@@ -123,17 +143,112 @@ def test_leave_me_alone_turns_recognition_off_whatever_was_granted_and_back_on_w
 
     ingest(db, settings, [consent(JO, "leave_me_alone", "revoked", minute=90, source="crm")])
 
-    assert [v.profile_id for v in visits(db)] == [profile_of(db, JO)] * 2
+    # the visit made while they asked to be left alone stays anonymous, and its events off the timeline
+    assert [v.profile_id for v in visits(db)] == [profile_of(db, JO), None]
+    assert presence_on_timeline(db, JO) == ["store.exited", "store.zone_entered", "store.entered"]
+    assert store_counts(db, JO) == 3
 
 
-def test_a_consent_given_after_the_visits_ties_them_to_the_person(db: Database, settings: Settings) -> None:
+def test_a_consent_given_after_the_visits_ties_none_of_them(db: Database, settings: Settings) -> None:
     register(db)
     ingest(db, settings, [*trip(JO, 0), *trip(JO, 100)])
     assert [v.profile_id for v in visits(db)] == [None, None]
 
-    ingest(db, settings, [recognise(JO, minute=500)])
+    ingest(db, settings, [recognise(JO, minute=500), *trip(JO, 600)])
 
-    assert [v.profile_id for v in visits(db)] == [profile_of(db, JO)] * 2
+    assert [v.profile_id for v in visits(db)] == [None, None, profile_of(db, JO)]
+    assert [v["entered_at"] for v in their_visits(db, JO)] == [moment(600)]
+    assert presence_on_timeline(db, JO) == ["store.exited", "store.zone_entered", "store.entered"]
+    assert store_counts(db, JO) == 3
+
+
+def test_a_visit_begun_before_the_grant_stays_anonymous_and_only_what_followed_the_grant_is_theirs(
+    db: Database, settings: Settings
+) -> None:
+    register(db)
+
+    ingest(db, settings, [*trip(JO, 0), recognise(JO, minute=5)])
+
+    [visit] = visits(db)
+    assert visit.profile_id is None and their_visits(db, JO) == []
+    assert presence_on_timeline(db, JO) == ["store.exited"]  # seen at minute 10, once they allowed it
+
+
+#: a person's consent and presence over a morning: granted, withdrawn by asking to be left alone, back on
+MORNING = [
+    *trip(JO, 0),  # before any consent
+    recognise(JO, minute=20),
+    *trip(JO, 30),  # recognised
+    leave_me_alone(JO, minute=50),
+    *trip(JO, 60),  # while left alone
+    consent(JO, "leave_me_alone", "revoked", minute=80, source="crm"),
+    *trip(JO, 90),  # recognised again
+]
+#: what of MORNING is theirs: the visits tied to them, their timeline's store events, those counted
+THEIRS = ([False, True, False, True], ["store.exited", "store.zone_entered", "store.entered"] * 2, 6)
+
+
+def what_is_theirs(db: Database) -> tuple[list[bool], list[str], int]:
+    tied = [v.profile_id is not None for v in visits(db)]
+    return tied, presence_on_timeline(db, JO), store_counts(db, JO)
+
+
+def test_each_visit_is_judged_by_the_consent_of_its_time_whatever_order_the_events_arrive_in(
+    db: Database, settings: Settings
+) -> None:
+    register(db)
+    latest_first = MORNING[::-1]  # each consent arrives before the presence it came after, and so on
+    for n in range(0, len(latest_first), 3):
+        ingest(db, settings, latest_first[n : n + 3])
+
+    assert what_is_theirs(db) == THEIRS
+
+    with db.session(write=True) as session:
+        rebuild_visits(session.connection(), owners=[profile_of(db, JO)], now=datetime.now(UTC))
+    assert what_is_theirs(db) == THEIRS
+
+
+def test_each_visit_is_judged_by_the_consent_of_its_time_one_event_at_a_time_as_in_one_batch(
+    db: Database, settings: Settings
+) -> None:
+    register(db)
+
+    for each in MORNING:
+        ingest(db, settings, [each])
+
+    assert what_is_theirs(db) == THEIRS
+
+
+def test_each_visit_is_judged_by_the_consent_of_its_time_in_one_batch(
+    db: Database, settings: Settings
+) -> None:
+    register(db)
+
+    ingest(db, settings, MORNING)
+
+    assert what_is_theirs(db) == THEIRS
+
+
+def test_a_merge_brings_consent_only_to_the_visits_made_under_it(db: Database, settings: Settings) -> None:
+    register(db)
+    # the app saw a visit before the loyalty card's holder allowed recognition, and one after
+    ingest(db, settings, [*trip(APP, 0), recognise(JO, minute=20), *trip(APP, 30)])
+    assert [v.profile_id for v in visits(db)] == [None, None]
+
+    ingest(db, settings, [event("identity.linked", ids={**JO, **APP}, minute=40)])
+
+    assert [v.profile_id for v in visits(db)] == [None, profile_of(db, JO)]
+    assert presence_on_timeline(db, JO) == ["store.exited", "store.zone_entered", "store.entered"]
+
+    with db.session(write=True) as session:
+        undo_merge(
+            session,
+            merge_id=session.scalars(select(Merge)).one().id,
+            kinds=load_kinds(session, region="GB"),
+            priority_of=source_priorities(settings),
+        )
+
+    assert [v.profile_id for v in visits(db)] == [None, None]
 
 
 def test_a_merge_joins_the_halves_of_a_visit_and_an_undo_splits_them_again(

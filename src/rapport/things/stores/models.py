@@ -35,8 +35,9 @@ class Visit(Base):
 
     A projection of presence, order and stock events, rebuilt per (profile, store) whenever one of them
     arrives. ``owner_id`` is the profile whose events the visit was built from (for rebuilding; never
-    shown); ``profile_id`` is set only while that person allows in-store recognition; otherwise the
-    visit counts in the store's figures anonymously and nowhere else."""
+    shown); ``profile_id`` is set only if that person allowed in-store recognition all through the visit
+    and still does (see :mod:`rapport.profiles.recognition`); otherwise the visit counts in the store's
+    figures anonymously and nowhere else."""
 
     __tablename__ = "visits"
     __table_args__ = (

@@ -6,7 +6,8 @@ in one pass for the whole batch (a handful of queries, however many events):
 - a presence event: that person's visits at that store;
 - a till order (``order.placed`` with channel ``store``): the person's visits at the order's store;
 - a merge, an undone merge, an erasure: all of the person's visits (they move events between profiles);
-- a ``consent.changed``: not rebuilt, but tied to the person or to no one, as their consent now says;
+- a ``consent.changed``: not rebuilt, but each visit tied to the person or to no one, as their consent
+  at the visit's time and now says (:mod:`rapport.profiles.recognition`);
 - a stock delivery (``inventory.received``): the visits at that store that bought that SKU after it.
 """
 
@@ -16,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of
@@ -32,9 +33,8 @@ from rapport.things.stores.rebuild import (
     INVENTORY_TYPE,
     SALE_TYPE,
     Touched,
-    consent_standing,
     rebuild,
-    recognised_among,
+    recognitions,
     store_of,
     touch,
 )
@@ -54,7 +54,7 @@ def project_visits(
     """Bring the visits up to date with ``rows`` (being stored: appended to the log after this, in the
     same transaction) and the ``merges`` made with them. With ``later``, the writes are held back (see
     :mod:`rapport.db.held`); ``consents`` are golden records newer than their stored rows (held back
-    too), whose consents decide whether visits are tied to their people."""
+    too): the profiles whose consent events may be among ``rows``."""
     touched: Touched = {}
     consented: set[str] = set()
     deliveries: dict[str, dict[str, datetime]] = defaultdict(dict)  # store -> sku -> earliest delivery
@@ -80,7 +80,7 @@ def project_visits(
     if touched:
         rebuild(connection, touched, now=now, fresh=rows, later=later, consents=consents)
     if consented & visitors:
-        _rekey(connection, consented & visitors, later=later, consents=consents)
+        _rekey(connection, consented & visitors, touched, fresh=rows, later=later)
 
 
 def _with_visits(connection: Connection, owners: Collection[str]) -> set[str]:
@@ -96,26 +96,54 @@ def _with_visits(connection: Connection, owners: Collection[str]) -> set[str]:
 def _rekey(
     connection: Connection,
     owners: Collection[str],
+    rebuilt: Touched,
     *,
+    fresh: Sequence[EventRow] = (),
     later: HeldWrites | None = None,
-    consents: Mapping[str, State] | None = None,
 ) -> None:
-    """Tie the visits of ``owners`` to them, or to no one, as their consent now says."""
-    standing = consent_standing(connection, owners)
+    """Tie each visit of ``owners`` to them, or to no one, as their consent (among ``fresh`` too) says of
+    its time; the visits being ``rebuilt`` are tied as they are built."""
+    table = table_of(Visit)
+    kept: list[tuple[str, str, str | None, datetime, datetime]] = []
+    columns = (table.c.visit_id, table.c.owner_id, table.c.store_id, table.c.profile_id)
+    for chunk in chunked(sorted(owners)):
+        query = select(*columns, table.c.entered_at, table.c.exited_at).where(
+            one_of(connection, table.c.owner_id, chunk)
+        )
+        for visit_id, owner, store, profile_id, entered_at, exited_at in connection.execute(query):
+            if not _being_rebuilt(rebuilt, owner, store, entered_at):
+                kept.append((visit_id, owner, profile_id, entered_at, exited_at))
+    known = recognitions(connection, dict.fromkeys(owners), fresh=fresh, newer=owners)
 
     def prepare() -> Send:
-        known = recognised_among(standing, consents)
-        return lambda connection: _tie(connection, known, set(owners) - known)
+        changes = []
+        for visit_id, owner, profile_id, entered_at, exited_at in kept:
+            now_of = owner if known[owner].throughout(entered_at, exited_at) else None
+            if now_of != profile_id:
+                changes.append({"b_visit": visit_id, "b_profile": now_of})
+        return lambda connection: _tie(connection, changes)
 
     write(connection, later, prepare)
 
 
-def _tie(connection: Connection, known: Collection[str], unknown: Collection[str]) -> None:
-    table = table_of(Visit)
-    for ids, profile_id in ((known, table.c.owner_id), (unknown, None)):
-        for chunk in chunked(sorted(ids)):
-            mine = one_of(connection, table.c.owner_id, chunk)
-            connection.execute(update(table).where(mine).values(profile_id=profile_id))
+def _being_rebuilt(touched: Touched, owner: str, store: str, entered_at: datetime) -> bool:
+    """Whether the stored visit is deleted and built again (see :func:`~rebuild._forget`)."""
+    if owner not in touched:
+        return False
+    stores = touched[owner]
+    if stores is None:
+        return True
+    if store not in stores:
+        return False
+    since = stores[store]
+    return since is None or entered_at >= since
+
+
+def _tie(connection: Connection, changes: Sequence[dict[str, str | None]]) -> None:
+    if changes:
+        table = table_of(Visit)
+        statement = update(table).where(table.c.visit_id == bindparam("b_visit"))
+        connection.execute(statement.values(profile_id=bindparam("b_profile")), changes)
 
 
 def _buyers_since(

@@ -29,6 +29,7 @@ from rapport.events.models import Event
 from rapport.events.store import EventRow
 from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
 from rapport.profiles.models import Profile
+from rapport.profiles.recognition import NOT_RECOGNISED, Recognition, latest_change, read_recognitions
 from rapport.profiles.state import State
 from rapport.things.stores.build import (
     CLOCK_TOLERANCE,
@@ -50,7 +51,7 @@ __all__ = [
     "Touched",
     "consent_standing",
     "rebuild",
-    "recognised_among",
+    "recognitions",
     "store_of",
     "touch",
 ]
@@ -289,7 +290,7 @@ def rebuild(
     """Rebuild the touched visits (see :data:`Touched`) in one pass, from the log and ``fresh``, the
     events of a batch being stored (not in the log yet). With ``later``, the rows are made and written
     later (see :mod:`rapport.db.held`); ``consents`` are golden records newer than their stored rows,
-    whose consents decide whether their visits are tied to them."""
+    whose consent events may be among ``fresh`` (see :func:`recognitions`)."""
     recent = _anchors(connection, touched)
     presence, sales = _read(connection, touched, fresh)
     shared = _sharing_a_till(touched, sales, recent)
@@ -309,7 +310,7 @@ def rebuild(
         for line in sale.lines
     }
     receipts = _receipts(connection, buyable, fresh)
-    standing = consent_standing(connection, touched)
+    known = recognitions(connection, touched, fresh=fresh, newer=consents or {})
     backend = connection.dialect.name
 
     def prepare() -> Send:
@@ -323,8 +324,13 @@ def rebuild(
             visits.sort(key=lambda v: (v.entered_at, v.store_id, v.visit_id))
             attach_sales(visits, _takeable(sales.get(owner, []), touched[owner]))
         add_shelf_times(built, receipts)
-        known = recognised_among(standing, consents)
-        rows = [v.row(recognised=v.owner_id in known, now=now) for v in built]
+        rows = [
+            v.row(
+                recognised=known.get(v.owner_id, NOT_RECOGNISED).throughout(v.entered_at, v.exited_at),
+                now=now,
+            )
+            for v in built
+        ]
         upsert = prepare_upsert(backend, table_of(Visit), rows, key=["visit_id"])
 
         def send(connection: Connection) -> None:
@@ -367,15 +373,36 @@ def consent_standing(connection: Connection, owners: Iterable[str]) -> Standing:
     return found
 
 
-def recognised_among(standing: Standing, consents: Mapping[str, State] | None = None) -> set[str]:
-    """The profiles of ``standing`` that allow in-store recognition now; ``consents`` are golden records
-    newer than the stored ones."""
-    found: set[str] = set()
-    for pid, (stored, erased) in standing.items():
-        newer = None if consents is None else consents.get(pid)
-        if recognised_in_store(stored if newer is None else newer["consents"], erased=erased):
-            found.add(pid)
-    return found
+def recognitions(
+    connection: Connection,
+    touched: Touched,
+    *,
+    fresh: Sequence[EventRow] = (),
+    newer: Collection[str] = (),
+) -> dict[str, Recognition]:
+    """When the visits of each owner in ``touched`` are theirs (see :mod:`rapport.profiles.recognition`),
+    as far as the visits rebuilt need to know; ``newer`` are the profiles whose golden records changed
+    with ``fresh`` (not stored yet). Their consent events are read only for the owners who allow in-store
+    recognition now and whose consent changed since where their visits are rebuilt from: a batch of
+    presence costs one more query only for those."""
+    standing = consent_standing(connection, touched)
+    found: dict[str, Recognition] = {}
+    history: list[str] = []
+    for owner, stores in touched.items():
+        stored, erased = standing.get(owner, ({}, False))
+        if erased:
+            found[owner] = NOT_RECOGNISED
+        elif owner in newer:
+            history.append(owner)
+        elif recognised_in_store(stored):
+            start, changed = (None if stores is None else _start(stores)), latest_change(stored)
+            if start is None or changed is None or start < changed:
+                history.append(owner)
+            else:  # as now since before the visits rebuilt began
+                found[owner] = Recognition(((changed, None),))
+        else:
+            found[owner] = NOT_RECOGNISED
+    return found | read_recognitions(connection, history, fresh=fresh)
 
 
 def _timeouts(connection: Connection, stores: Collection[str]) -> dict[str, timedelta]:
