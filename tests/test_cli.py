@@ -499,7 +499,13 @@ def test_ctrl_c_stops_an_import_saying_what_was_committed(db: Database, settings
     command = [sys.executable, "-c", "from rapport.cli import app; app()"]
     arguments = ["import", "--batch-size", "2", "/dev/stdin"]
     with subprocess.Popen(
-        [*command, *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [*command, *arguments],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        # a job started in the background of a script inherits SIGINT ignored; a terminal's Ctrl-C is not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as importing:
         assert importing.stdin is not None and importing.stderr is not None
         importing.stdin.write("".join(json.dumps(view) + "\n" for view in views).encode())
