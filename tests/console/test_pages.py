@@ -24,14 +24,14 @@ from rapport.identity.models import Merge
 from rapport.identity.service import find_profile, load_kinds
 from rapport.ingest.importer import import_file
 from rapport.ingest.models import QuarantinedEvent
-from rapport.matching.models import MatchRun, MatchSuggestion
+from rapport.matching.models import MatchSuggestion
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.things.stores import put_store
 from rapport.trust.keys import revoke_key
 from rapport.trust.models import ApiKey, AuditEntry
 from rapport.trust.roles import Role
-from support.database import refusing_audit
+from support.database import refusing_audit, suggestion
 from support.keys import new_key
 from things.devices.device_events import reading, registered
 
@@ -665,30 +665,12 @@ def test_a_suggestion_short_of_certain_reads_so_and_missing_data_counts_neither_
         db, settings, [event("profile.updated", ids=jill, first_name="Jo", last_name="Bloggs")]
     ).rejected
     other = profile_of(db, settings, "email", "jill@example.com")
-    now = datetime.now(UTC)
-    with db.session(write=True) as session:
-        run = MatchRun(
-            kind="full", status="done", started_at=now, finished_at=now, auto_merge=0.999, review=0.5
-        )
-        session.add(run)
-        session.flush()
-        left, right = sorted((world, other))
-        evidence = [
-            {"comparison": "last_name", "level": "exact", "match_weight": 6.2},
-            {"comparison": "birth_date", "level": "null", "match_weight": 0.0},
-            {"comparison": "email", "level": "else", "match_weight": -3.1},
-        ]
-        session.add(
-            MatchSuggestion(
-                run_id=run.id,
-                left_id=left,
-                right_id=right,
-                probability=0.9975,
-                match_weight=8.6,
-                evidence=evidence,
-                created_at=now,
-            )
-        )
+    evidence = [
+        {"comparison": "last_name", "level": "exact", "match_weight": 6.2},
+        {"comparison": "birth_date", "level": "null", "match_weight": 0.0},
+        {"comparison": "email", "level": "else", "match_weight": -3.1},
+    ]
+    suggestion(db, (world, other), probability=0.9975, match_weight=8.6, evidence=evidence)
 
     html = browser_for(Role.ADMIN).get("/steward/suggestions").text
 
@@ -781,26 +763,9 @@ def _console_replay(client: TestClient, db: Database, settings: Settings) -> tup
 def _console_accept(client: TestClient, db: Database, settings: Settings) -> tuple[int, Callable[[], bool]]:
     ingest(db, settings, [event("profile.updated", ids=JO, locale="en")])
     ingest(db, settings, [event("profile.updated", ids={"email": "al@example.com"}, locale="en")])
-    now = datetime.now(UTC)
-    with db.session(write=True) as session:
-        left, right = sorted(session.scalars(select(Profile.id)))
-        run = MatchRun(
-            kind="full", status="done", started_at=now, finished_at=now, auto_merge=0.99, review=0.5
-        )
-        session.add(run)
-        session.flush()
-        found = MatchSuggestion(
-            run_id=run.id,
-            left_id=left,
-            right_id=right,
-            probability=0.9,
-            match_weight=8,
-            evidence=[],
-            created_at=now,
-        )
-        session.add(found)
-        session.flush()
-        number = found.id
+    with db.session() as session:
+        left, right = session.scalars(select(Profile.id))
+    number = suggestion(db, (left, right))
     answer = client.post(
         f"/steward/suggestions/{number}/accept", data={"csrf": csrf_of(client.get("/").text)}
     )

@@ -7,13 +7,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from rapport.db import Database, metadata
 from rapport.db.locks import IDENTITY_LOCK
+from rapport.matching.models import MatchRun, MatchSuggestion
 
 T = TypeVar("T")
 
@@ -137,3 +139,35 @@ def racing(db: Database, first: Callable[[Session], object], *racers: Callable[[
     for thread in threads:
         thread.join()
     return answers
+
+
+def suggestion(
+    db: Database,
+    profiles: tuple[str, str],
+    *,
+    probability: float = 0.9,
+    match_weight: float = 8.0,
+    evidence: list[dict[str, Any]] | None = None,
+) -> int:
+    """An open match suggestion that ``profiles`` are one person, from a finished run of its own (as a
+    matching run leaves one for review); its id."""
+    now = datetime.now(UTC)
+    left, right = sorted(profiles)
+    with db.session(write=True) as session:
+        run = MatchRun(
+            kind="full", status="done", started_at=now, finished_at=now, auto_merge=0.999, review=0.5
+        )
+        session.add(run)
+        session.flush()
+        found = MatchSuggestion(
+            run_id=run.id,
+            left_id=left,
+            right_id=right,
+            probability=probability,
+            match_weight=match_weight,
+            evidence=evidence or [],
+            created_at=now,
+        )
+        session.add(found)
+        session.flush()
+        return found.id

@@ -4,7 +4,6 @@ acted; reads of a person's consent and refused contacts are recorded too."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,10 +18,10 @@ from rapport.db import Database
 from rapport.events.models import Event
 from rapport.identity.models import Identifier, Merge
 from rapport.ingest.models import QuarantinedEvent
-from rapport.matching.models import MatchRun, MatchSuggestion
+from rapport.matching.models import MatchSuggestion
 from rapport.profiles.models import Profile
 from rapport.trust.roles import Role
-from support.database import refusing_audit
+from support.database import refusing_audit, suggestion
 from support.http import ok, problem
 
 JO = {"email": "jo@example.com"}
@@ -56,26 +55,9 @@ def a_suggestion(client: TestClient, db: Database) -> int:
     send(
         client, [event("profile.updated", ids=JO, locale="en"), event("profile.updated", ids=al, locale="en")]
     )
-    now = datetime.now(UTC)
-    with db.session(write=True) as session:
-        left, right = sorted(session.scalars(select(Profile.id)))
-        run = MatchRun(
-            kind="full", status="done", started_at=now, finished_at=now, auto_merge=0.99, review=0.5
-        )
-        session.add(run)
-        session.flush()
-        found = MatchSuggestion(
-            run_id=run.id,
-            left_id=left,
-            right_id=right,
-            probability=0.9,
-            match_weight=8.0,
-            evidence=[],
-            created_at=now,
-        )
-        session.add(found)
-        session.flush()
-        return found.id
+    with db.session() as session:
+        left, right = session.scalars(select(Profile.id))
+    return suggestion(db, (left, right))
 
 
 def _contact(client: TestClient, db: Database) -> tuple[Response, Callable[[], bool]]:
