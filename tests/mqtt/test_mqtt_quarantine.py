@@ -108,22 +108,24 @@ def _store(db: Database, store_id: str) -> None:
         )
 
 
+def _entered(prefix: str, n: int) -> Sent:
+    """Store 1's sensor seeing loyalty card ``L-n`` come in, at 09:0n, as event ``prefix-n``."""
+    body = {
+        "id": f"{prefix}-{n}",
+        "ts": f"2026-05-01T09:0{n}:00Z",
+        "event": "entered",
+        "identifiers": {"loyalty_id": f"L-{n}"},
+    }
+    return Sent("rapport/stores/store-1/presence", orjson.dumps(body))
+
+
 def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch_is_stored(
     db: Database, settings: Settings
 ) -> None:
     _store(db, "store-1")
 
-    def seen(n: int) -> Sent:
-        body = {
-            "id": f"seen-{n}",
-            "ts": f"2026-05-01T09:0{n}:00Z",
-            "event": "entered",
-            "identifiers": {"loyalty_id": f"L-{n}"},
-        }
-        return Sent("rapport/stores/store-1/presence", orjson.dumps(body))
-
     with refusing(db, "seen-3"):
-        outcome = store_isolating_faults(db, [seen(n) for n in range(1, 6)], settings=settings)
+        outcome = store_isolating_faults(db, [_entered("seen", n) for n in range(1, 6)], settings=settings)
 
     assert (outcome.accepted, outcome.rejected_count) == (4, 1)
     with db.session() as session:
@@ -149,17 +151,8 @@ def test_a_message_over_a_limit_of_the_database_is_quarantined_not_retried_for_e
     of the batch is stored, where the error was taken for a database that cannot serve now."""
     _store(db, "store-1")
 
-    def seen(n: int) -> Sent:
-        body = {
-            "id": f"big-{n}",
-            "ts": f"2026-05-01T09:0{n}:00Z",
-            "event": "entered",
-            "identifiers": {"loyalty_id": f"L-{n}"},
-        }
-        return Sent("rapport/stores/store-1/presence", orjson.dumps(body))
-
     with refusing(db, "big-2", sqlstate="program_limit_exceeded"):
-        outcome = store_isolating_faults(db, [seen(n) for n in range(1, 4)], settings=settings)
+        outcome = store_isolating_faults(db, [_entered("big", n) for n in range(1, 4)], settings=settings)
 
     assert (outcome.accepted, outcome.rejected_count) == (2, 1)
     with db.session() as session:
