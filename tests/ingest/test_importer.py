@@ -837,6 +837,14 @@ def test_a_csv_row_with_more_cells_than_the_header_is_refused_as_written(
     assert kept.errors == ["line 3: 9 cells, more than the 7 columns the header names"]
 
 
+def refusal(db: Database, path: Path, settings: Settings) -> str:
+    """Why importing ``path`` stops before anything is stored (checked: nothing is)."""
+    with pytest.raises(UnusableFile) as refused:
+        import_file(db, path, settings=settings)
+    assert stored(db) == {} and quarantine(db) == []
+    return str(refused.value)
+
+
 @pytest.mark.parametrize(
     ("header", "problem"),
     [
@@ -858,11 +866,7 @@ def test_a_csv_header_naming_a_column_twice_or_not_at_all_stops_the_import(
 ) -> None:
     path = views_file(tmp_path / "views.csv", view_line(1), header=header)
 
-    with pytest.raises(UnusableFile) as refused:
-        import_file(db, path, settings=settings)
-
-    assert str(refused.value) == problem
-    assert stored(db) == {} and quarantine(db) == []
+    assert refusal(db, path, settings) == problem
 
 
 def test_blank_lines_before_a_csv_header_are_skipped(
@@ -986,11 +990,7 @@ def test_a_compressed_or_binary_file_is_refused_naming_its_format(
     path = tmp_path / name
     path.write_bytes(content)
 
-    with pytest.raises(UnusableFile) as refused:
-        import_file(db, path, settings=settings)
-
-    assert str(refused.value) == f"{name} is {what}, not UTF-8 text: decompress or convert it first"
-    assert stored(db) == {} and quarantine(db) == []
+    assert refusal(db, path, settings) == f"{name} is {what}, not UTF-8 text: decompress or convert it first"
 
 
 ARRAY_ADVICE = "JSON Lines: import takes one event per line; write the array's events one per line first"
@@ -1028,11 +1028,7 @@ def test_one_json_document_in_place_of_json_lines_is_refused_before_anything_is_
     path = tmp_path / name
     path.write_bytes(content)
 
-    with pytest.raises(UnusableFile) as refused:
-        import_file(db, path, settings=settings)
-
-    assert str(refused.value) == problem
-    assert stored(db) == {} and quarantine(db) == []
+    assert refusal(db, path, settings) == problem
 
 
 def test_a_json_file_of_one_object_per_line_is_read_as_json_lines(
@@ -1053,15 +1049,11 @@ def test_a_file_named_as_neither_format_is_refused_naming_those_read(
     """A CSV called .tsv or .txt, read as JSON Lines, would be quarantined line by line."""
     path = views_file(tmp_path / name, view_line(1))
 
-    with pytest.raises(UnusableFile) as refused:
-        import_file(db, path, settings=settings)
-
-    assert str(refused.value) == (
+    assert refusal(db, path, settings) == (
         f"{name} is named as neither JSON Lines nor CSV: import reads .jsonl, .ndjson, .jsonlines, .json "
         "files as JSON Lines (one event per line), .csv files as CSV, and a file without an extension "
         "(a pipe, /dev/stdin) as JSON Lines"
     )
-    assert stored(db) == {} and quarantine(db) == []
 
 
 def test_a_file_without_an_extension_is_read_as_json_lines(
