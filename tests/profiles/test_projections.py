@@ -571,6 +571,52 @@ def test_an_order_placed_again_takes_its_later_placement_in_time_order(
     assert (view["total"], view["placed_at"]) == (99, datetime.fromisoformat(at(0)))
 
 
+@pytest.mark.parametrize(("amend_id", "cancel_id"), [("e-a", "e-z"), ("e-z", "e-a")])
+def test_an_amendment_and_a_cancellation_of_one_moment_come_in_that_order_whatever_their_ids(
+    db: Database, settings: Settings, amend_id: str, cancel_id: str
+) -> None:
+    """An order is placed, amended, then cancelled: at one moment, in that order, as a case's steps are.
+    The cancellation is the last version, and says only that the order was cancelled."""
+    ids = {"email": "jo@example.com"}
+    sent = [
+        order("O-1", ids, minute=0, total=10),
+        event("order.cancelled", ids=ids, minute=5, id=cancel_id, order_id="O-1"),
+        event("order.amended", ids=ids, minute=5, id=amend_id, order_id="O-1", total=12),
+    ]
+    ingest(db, settings, sent)
+    with db.session() as session:
+        view = order_view(session, order_id="O-1")
+    assert view is not None
+    assert [(v["type"], v["status"], v["changes"]) for v in view["history"]] == [
+        ("order.placed", "placed", {}),
+        (
+            "order.amended",
+            "amended",
+            {"total": {"from": 10, "to": 12}, "status": {"from": "placed", "to": "amended"}},
+        ),
+        ("order.cancelled", "cancelled", {"status": {"from": "amended", "to": "cancelled"}}),
+    ]
+    assert (view["status"], view["total"]) == ("cancelled", 12)
+
+
+@pytest.mark.parametrize(("amend_id", "placed_id"), [("e-a", "e-z"), ("e-z", "e-a")])
+def test_an_amendment_applies_on_top_of_a_placement_resent_at_its_moment_whatever_their_ids(
+    db: Database, settings: Settings, amend_id: str, placed_id: str
+) -> None:
+    ids = {"email": "jo@example.com"}
+    sent = [
+        order("O-1", ids, minute=0, total=10),
+        order("O-1", ids, minute=5, id=placed_id, total=10),
+        event("order.amended", ids=ids, minute=5, id=amend_id, order_id="O-1", total=15),
+    ]
+    ingest(db, settings, sent)
+    with db.session() as session:
+        view = order_view(session, order_id="O-1")
+    assert view is not None
+    assert [v["type"] for v in view["history"]] == ["order.placed", "order.placed", "order.amended"]
+    assert (view["status"], view["total"]) == ("amended", 15)
+
+
 def test_an_account_stored_before_versions_were_kept_still_reads_and_counts_what_comes_next() -> None:
     """A state from before invoices and payments were kept by number has only its sums: they stay, and
     what comes next counts once by number, applied or merged in (``rapport rebuild`` recounts the rest)."""

@@ -28,8 +28,9 @@ def _in_life_order(facts: Iterable[OwnedFact], first: str, life: Sequence[str] =
     """The facts in time order, but none before the first of type ``first`` (the order's placement, the
     case's opening): a source whose clock runs a second behind must not make an amendment precede the
     order it amends, so what is stamped before the first placement follows it, in its own time order.
-    Facts of one moment follow their types' order in ``life`` (a case is opened, updated, then closed),
-    then their event ids: the same order whatever arrived first."""
+    Facts of one moment follow their types' order in ``life`` (an order is placed, amended, then
+    cancelled; a case is opened, updated, then closed), then their event ids: the same order whatever
+    arrived first."""
     facts = list(facts)
     rank = {kind: place for place, kind in enumerate(life)}
     start = min((f.occurred_at for f in facts if f.type == first), default=None)
@@ -110,7 +111,8 @@ def build_order(order_id: str, facts: Iterable[OwnedFact]) -> dict[str, Any]:
     snapshot: dict[str, Any] = {}
     versions: list[dict[str, Any]] = []
     status, placed_at = "placed", None
-    ordered = _in_life_order(facts, "order.placed")
+    # at one moment an order is placed, amended, then cancelled, whatever the events' ids
+    ordered = _in_life_order(facts, "order.placed", ORDER_TYPES)
     for fact in ordered:
         fields = {k: v for k, v in fact.data.items() if k not in _ORDER_META}
         before = status
