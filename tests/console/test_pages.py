@@ -641,6 +641,23 @@ def test_an_orders_amounts_are_shown_with_its_currencys_decimals(
     assert "total: <del>123,456 JPY</del> → <ins>185,184 JPY</ins>" in japanese
 
 
+def test_an_order_known_only_from_an_amendment_is_not_shown_as_placed(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    """Its placement may arrive later: until then its first version is the amendment, and the page says
+    so, rather than calling it the order as first placed."""
+    amended = event("order.amended", ids=JO, minute=42, order_id="O-LATE", total=7.25, currency="EUR")
+    assert not ingest(db, settings, [amended]).rejected
+
+    html = browser_for(Role.AGENT).get("/orders/O-LATE").text
+
+    assert "first placed" not in html
+    assert "Known so far from this amendment (the placement has not arrived): 7.25 EUR" in html
+    assert not ingest(db, settings, [order("O-LATE", JO, minute=41, total=7.0)]).rejected
+    placed = browser_for(Role.AGENT).get("/orders/O-LATE").text
+    assert "The order as first placed: 7.00 EUR, 1 line." in placed and "has not arrived" not in placed
+
+
 @pytest.mark.parametrize(
     ("terms", "shown"),
     [({"credit_limit": 1000.0, "currency": "KWD"}, "1,000.000 KWD"), ({"credit_limit": 2500}, "2,500.00")],
