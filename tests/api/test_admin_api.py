@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,7 @@ from rapport.catalog.service import add_event_type, load_catalog
 from rapport.db import Database
 from rapport.ingest.importer import import_file
 from rapport.settings import Settings
+from rapport.trust.roles import Role
 from support.database import racing, refusing
 from support.http import PROBLEM_JSON, ok, problem
 
@@ -131,6 +133,68 @@ def test_an_added_type_names_its_personal_fields_at_any_depth(client: TestClient
 
     # a field inside a personal one (the address's city) is covered by it
     assert added["personal_fields"] == ["team[].name", "notes.*", "address"]
+
+
+PERSONAL_STRING = {"type": "string", "x-personal": True}
+
+
+@pytest.mark.parametrize(
+    ("schema", "place"),
+    [
+        (
+            {
+                "type": "object",
+                "definitions": {"pii": PERSONAL_STRING},
+                "properties": {"contact": {"$ref": "#/definitions/pii"}},
+            },
+            "schema.definitions.pii.x-personal",
+        ),
+        (
+            {"type": "object", "properties": {"who": {"allOf": [PERSONAL_STRING]}}},
+            "schema.properties.who.allOf[0].x-personal",
+        ),
+        (
+            {"type": "object", "properties": {"who": {"anyOf": [PERSONAL_STRING, {"type": "null"}]}}},
+            "schema.properties.who.anyOf[0].x-personal",
+        ),
+        (
+            {"type": "object", "patternProperties": {"^name_": PERSONAL_STRING}},
+            "schema.patternProperties.^name_.x-personal",
+        ),
+        ({"type": "object", "x-personal": True, "properties": {"who": {}}}, "schema.x-personal"),
+    ],
+    ids=["in a definition", "in allOf", "in anyOf", "in patternProperties", "at the root"],
+)
+def test_a_personal_mark_where_it_would_not_be_read_is_refused(
+    client: TestClient, schema: dict[str, Any], place: str
+) -> None:
+    """Analysts' masks and erasure read ``x-personal`` on the fields that properties, items and
+    additionalProperties declare: one anywhere else left its field shown to analysts and kept by erasure."""
+    detail = problem(client.post("/v1/event-types", json={"type": "team.listed", "schema": schema}), 422)[
+        "detail"
+    ]
+
+    assert detail.startswith(f"{place}: ")
+    assert "team.listed" not in {t["type"] for t in ok(client.get("/v1/event-types"))}
+
+
+def test_a_personal_mark_beside_a_reference_masks_its_field(
+    client: TestClient, api_client: Callable[..., TestClient]
+) -> None:
+    schema = {
+        "type": "object",
+        "definitions": {"text": {"type": "string"}},
+        "properties": {"contact": {"$ref": "#/definitions/text", "x-personal": True}},
+    }
+    added = ok(client.post("/v1/event-types", json={"type": "team.listed", "schema": schema}), 201)
+    ok(send(client, [event("team.listed", ids={"cookie_id": "c-1"}, contact="jo@example.com")]))
+
+    [item] = ok(api_client(Role.ANALYST).get(f"/v1/profiles/{profile_id(client, 'cookie_id:c-1')}/timeline"))[
+        "items"
+    ]
+
+    assert added["personal_fields"] == ["contact"]
+    assert item["data"] == {"contact": "[redacted]"}
 
 
 def test_an_event_type_added_at_run_time_is_used_at_once_and_versioned(client: TestClient) -> None:

@@ -12,7 +12,15 @@ from urllib.parse import unquote
 
 from rapport.catalog.errors import field_path, walk
 
-__all__ = ["DRAFT_7", "MAX_FAN_OUT", "referenced", "schema_nodes", "too_wide", "unfollowable"]
+__all__ = [
+    "DRAFT_7",
+    "MAX_FAN_OUT",
+    "misplaced_personal_mark",
+    "referenced",
+    "schema_nodes",
+    "too_wide",
+    "unfollowable",
+]
 
 #: the dialect of every schema in the catalog, as its ``$schema`` names it (the trailing ``#`` optional)
 DRAFT_7 = "http://json-schema.org/draft-07/schema#"
@@ -153,6 +161,36 @@ def unfollowable(schema: Any) -> str | None:
                 )
         elif target not in anchors:
             return f'{path}.$ref is {target!r}, which names no anchor in it ("$id": "{target}")'
+    return None
+
+
+def misplaced_personal_mark(schema: Any) -> str | None:
+    """Where ``schema`` marks a field ``x-personal`` in a place that analysts' masks and erasure do not
+    read, or None. They read the mark on the fields that ``properties``, an ``items`` schema and an
+    ``additionalProperties`` schema declare, from the root down; a mark in a shared definition that a
+    ``$ref`` applies, in ``allOf``/``anyOf``/``oneOf``, ``patternProperties`` or at the root itself
+    would leave its field shown to analysts and kept by erasure. (Marking the field beside its ``$ref``
+    is read.)"""
+    read: set[str] = set()
+    todo: list[tuple[Any, str]] = [(schema, "")]
+    while todo:
+        node, pointer = todo.pop()
+        if not isinstance(node, dict):
+            continue
+        if pointer:  # the root is the event's data, not one of its fields
+            read.add(pointer)
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            todo.extend((sub, f"{pointer}/properties/{_escaped(name)}") for name, sub in properties.items())
+        for keyword in ("items", "additionalProperties"):
+            todo.append((node.get(keyword), f"{pointer}/{keyword}"))
+    for path, pointer, node in schema_nodes(schema):
+        if isinstance(node, dict) and node.get("x-personal") and pointer not in read:
+            return (
+                f"{path}.x-personal: a personal field must be marked where it is declared (under properties, "
+                "items or additionalProperties), not in a schema that $ref, allOf, anyOf, oneOf or "
+                "patternProperties apply, nor at the root: mark the field itself (beside its $ref)"
+            )
     return None
 
 

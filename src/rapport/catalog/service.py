@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.models import EventTypeVersion
+from rapport.catalog.positions import misplaced_personal_mark
 from rapport.catalog.registry import MAX_CHANNEL, ORIGINS, Catalog, CatalogError, EventType, builtin_types
 from rapport.db.locks import lock_catalog
 from rapport.db.revisions import RevisionCache
@@ -117,6 +118,9 @@ def add_event_type(
     subject, channel = _as_version_of(builtin, subject, channel)
     _check_channel(channel)
     _check_origin(schema)
+    # here, not in EventType: a type stored before the rule stays usable
+    if misplaced := misplaced_personal_mark(schema):
+        raise CatalogError(misplaced)
     # from the table and the built-in types, not the catalog, which leaves out a stored version it cannot use
     lock_catalog(session)
     stored = session.scalar(select(func.max(EventTypeVersion.version)).where(EventTypeVersion.type == type))
