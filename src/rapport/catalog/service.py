@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from functools import lru_cache
+from threading import Lock
 from typing import Any
 
 import orjson
@@ -30,9 +30,8 @@ def load_catalog(session: Session) -> Catalog:
         for r in session.scalars(select(EventTypeVersion)):
             # a version of a built-in type stored before versions inherited its subject and channel
             subject, channel = _as_version_of(builtins.get(r.type), r.subject, r.channel)
-            stored = orjson.dumps([r.type, r.version, r.schema, r.description, subject, channel]).decode()
             try:
-                operator_types.append(_compiled(stored))
+                operator_types.append(_compiled(r.type, r.version, r.schema, r.description, subject, channel))
             except CatalogError as exc:  # stored before a rule that refuses it: its events are quarantined
                 log.error("event type left out of the catalog: %s", exc)
         return Catalog([*builtins.values(), *operator_types])
@@ -40,11 +39,33 @@ def load_catalog(session: Session) -> Catalog:
     return _catalogs.get(session, build)
 
 
-@lru_cache(maxsize=4096)
-def _compiled(stored: str) -> EventType:
-    """A stored version as its JSON text, compiled: once per process, not again each time another type is
-    added (compiling every schema again took seconds with a large one in the catalog)."""
-    return EventType(*orjson.loads(stored))
+#: compiled versions by :func:`_compiled`'s key, the least recently added first
+_compiled_types: dict[bytes, EventType] = {}
+_compiled_lock = Lock()
+MAX_COMPILED = 4096
+
+
+def _compiled(
+    type: str,
+    version: int,
+    schema: dict[str, Any],
+    description: str,
+    subject: str | None,
+    channel: str | dict[str, Any] | None,
+) -> EventType:
+    """A version, compiled once per process: not again each time another type is added (compiling every
+    schema again took seconds with a large one in the catalog), nor when the catalog is first read after
+    this process added it (that read is an ingest's, which other writers wait for). Keyed by its JSON with
+    the keys sorted: PostgreSQL gives a schema back with its keys in an order of its own."""
+    key = orjson.dumps([type, version, schema, description, subject, channel], option=orjson.OPT_SORT_KEYS)
+    found = _compiled_types.get(key)
+    if found is None:
+        found = EventType(type, version, schema, description, subject, channel)
+        with _compiled_lock:
+            while len(_compiled_types) >= MAX_COMPILED:
+                del _compiled_types[next(iter(_compiled_types))]
+            _compiled_types[key] = found
+    return found
 
 
 def _as_version_of(
@@ -125,7 +146,7 @@ def add_event_type(
     lock_catalog(session)
     stored = session.scalar(select(func.max(EventTypeVersion.version)).where(EventTypeVersion.type == type))
     version = max(stored or 0, builtin.version if builtin is not None else 0) + 1
-    event_type = EventType(type, version, schema, description, subject, channel)
+    event_type = _compiled(type, version, schema, description, subject, channel)
     session.add(
         EventTypeVersion(
             type=type,
