@@ -127,6 +127,26 @@ def test_a_bad_identifier_parameter_is_a_422_problem(
     assert any("identifier" in error for error in body["errors"])
 
 
+@pytest.mark.parametrize(
+    ("query", "hint"),
+    [
+        ("email:jo+shop@example.com", True),
+        ("phone:+14155550100", True),
+        ("email:jo shop", False),
+        ("phone:12 34", False),
+    ],
+    ids=["plus address", "number with its country code", "no address", "number too short"],
+)
+def test_a_value_whose_plus_the_query_string_made_a_space_is_refused_saying_so(
+    client: TestClient, query: str, hint: bool
+) -> None:
+    """Written into a URL as it is, a + reads as a space: the value is refused, and the reason says what a +
+    would have made of it, where the value as it came ("' 14155550100' is too long") leaves one guessing."""
+    body = problem(client.get(f"/v1/profiles?identifier={query}"), 422)
+
+    assert ("write it as %2B" in body["detail"]) is hint, body["detail"]
+
+
 def test_a_missing_identifier_parameter_is_a_422_problem(client: TestClient) -> None:
     assert "identifier" in problem(client.get("/v1/profiles"), 422)["detail"]
 

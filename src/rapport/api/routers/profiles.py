@@ -13,6 +13,7 @@ from rapport.api.deps import Kinds, ReadSession, live_profile, profile_missing
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.catalog.service import load_catalog
+from rapport.identity.kinds import InvalidIdentifier, KindTable
 from rapport.identity.service import IdentityError
 from rapport.profiles.service import BadCursor, TimelineFilter, order_view, timeline
 from rapport.trust.redact import Redactor
@@ -119,12 +120,28 @@ def find_profile(
     try:
         found = find_by_identifier(session, kinds=kinds, kind=kind, value=value)
     except IdentityError as exc:
-        raise invalid_query(f"identifier: {exc}") from exc
+        raise invalid_query(f"identifier: {exc}{_plus_hint(kinds, kind, value)}") from exc
     if found is None:
         raise ProblemError(404, "Not found", f"no profile holds {identifier}")
     audit("profile.read", "profile", found["id"], by=kind)  # the kind only: values stay out of the log
     redactor = redactor_for(caller, session)
     return redactor.profile(found) if redactor else found
+
+
+def _plus_hint(kinds: KindTable, kind: str, value: str) -> str:
+    """What to say of a refused value in which a + would make a valid one: written into a URL as it is, a
+    + reads as a space (``jo+shop@example.com``, ``+14155550100``), and the reason about the value as it
+    came (``' 14155550100' is too long``) leaves one guessing."""
+    if " " not in value or kind not in kinds:
+        return ""
+    candidates = [value.replace(" ", "+"), *(["+" + value[1:]] if value.startswith(" ") else [])]
+    for candidate in candidates:
+        try:
+            if kinds.normalise(kind, candidate) is not None:
+                return "; a + in a query string reads as a space: write it as %2B"
+        except InvalidIdentifier:
+            pass
+    return ""
 
 
 @router.get(
