@@ -15,12 +15,15 @@ from sqlalchemy import select
 
 from rapport.db import Database
 from rapport.events.models import Event
+from rapport.ingest.envelope import Rejection
 from rapport.ingest.models import QuarantinedEvent
+from rapport.ingest.quarantine import quarantine
 from rapport.ingest.replay import replay
 from rapport.mqtt.store import store_isolating_faults, store_messages
+from rapport.mqtt.topics import Unreadable, translate
 from rapport.settings import Settings
 from rapport.things.stores import put_store
-from support.database import refusing
+from support.database import racing, refusing
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,28 @@ def test_an_unreadable_message_delivered_again_is_kept_once_and_one_on_another_t
         orjson.loads(item.raw_text)["topic"] if item.raw_text else item.payload["topic"] for item in kept
     ]
     assert topics == [message.topic for message in messages]
+
+
+def test_an_unreadable_message_two_workers_take_at_once_is_kept_once(
+    db: Database, settings: Settings
+) -> None:
+    """A message published twice (a device's retry) may reach two workers of a shared subscription at
+    the same moment. The second to keep it waits for the first, and finds its copy open."""
+    sent = Sent("rapport/devices/FR-1/telemetry", b"not json")
+    unreadable = translate(sent.topic, sent.payload, limit=settings.max_batch_bytes)
+    assert isinstance(unreadable, Unreadable)
+    copy = Rejection(-1, None, None, [unreadable.reason], unreadable.as_quarantined())
+
+    # when one worker has kept the message and not committed yet, and another stores it meanwhile
+    racing(
+        db,
+        lambda session: quarantine(session, [copy], transport="mqtt", now=datetime.now(UTC)),
+        lambda: store_messages(db, [sent], settings=settings),
+    )
+
+    # then the quarantine holds it once
+    with db.session() as session:
+        assert len(session.scalars(select(QuarantinedEvent)).all()) == 1
 
 
 def _store(db: Database, store_id: str) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of
+from rapport.db.locks import lock_identity_graph
 from rapport.ingest.envelope import JsonText, Rejection, has_nul
 from rapport.ingest.models import QuarantinedEvent, Status
 
@@ -68,6 +69,10 @@ def keep(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     item or to a row before them: the same id and body; for input with no id read from a file, the same
     body at the same line of a file of the same name (an import run again); for other input with no id
     (a message that never became an event, an event with no id), the same body by the same transport."""
+    # Two writers keeping the same input at once (a message published twice, dealt to two workers; one file
+    # imported twice) would each miss the other's uncommitted row: the look-up and the insert are made
+    # under the lock every writer of the quarantine takes (the ingest pipeline and a replay hold it already).
+    lock_identity_graph(session)
     distinct: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         distinct.setdefault(_likeness(*(row[name] for name in _ALIKE)), row)
