@@ -426,7 +426,7 @@ def test_the_device_sweep_reports_a_silent_device_once(
         ],
     )  # fmt: skip
     with db.session(write=True) as session:
-        put_model(session, model="WM-1", thresholds={}, silent_after_seconds=86400, now=datetime.now(UTC))
+        put_model(session, model="WM-1", thresholds={}, silent_after_seconds=86400)
 
     first = cli.invoke(app, ["devices", "sweep"])
     again = cli.invoke(app, ["devices", "sweep"])

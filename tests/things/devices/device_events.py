@@ -73,7 +73,6 @@ def configure(
             model=model,
             thresholds=RULES if rules is None else rules,
             silent_after_seconds=silent_after,
-            now=datetime.now(UTC),
         )
 
 

@@ -17,9 +17,9 @@ from rapport.db import Database
 from rapport.events.models import Event
 from rapport.ingest.rebuild import rebuild_projections
 from rapport.settings import Settings
-from rapport.things.devices import find_silent
+from rapport.things.devices import find_silent, put_model
 from rapport.things.devices.models import Device
-from support.database import empty
+from support.database import empty, racing
 
 ANN = {"email": "a@x.com"}
 BOB = {"email": "b@x.com"}
@@ -127,6 +127,26 @@ def test_tightened_thresholds_judge_the_readings_taken_in_from_then_on(
     assert ids(db) == ["t2:alert:temp_c"]  # the first reading judged out of range
     assert rebuilt(db, settings) == 0  # the rebuild judges t1 by the maximum of 20 it was taken in under
     assert ids(db) == ["t2:alert:temp_c"]
+
+
+def test_thresholds_set_while_a_batch_is_stored_judge_it_as_the_rebuild_does(
+    db: Database, settings: Settings
+) -> None:
+    """New thresholds hold from the moment they are set; a batch taken in after that moment is judged by
+    them, also one that was being stored while they were set: setting them waits for it."""
+    configure(db, FRIDGE, {"temp_c": {"max": 20}})
+    ingest(db, settings, [registered("F-3", ANN, minute=-60, model=FRIDGE)])
+
+    # when the maximum is lowered in a transaction still open as a reading of 12 is taken in
+    racing(
+        db,
+        lambda session: put_model(session, model=FRIDGE, thresholds=MAX_7, silent_after_seconds=None),
+        lambda: ingest(db, settings, [temp("F-3", 0, 12, "t1")]),
+    )
+
+    # then the reading, taken in after the maximum of 7 was set, is judged by it, as the rebuild judges it
+    assert ids(db) == ["t1:alert:temp_c"]
+    assert rebuilt(db, settings) == 0
 
 
 def test_a_reading_taken_in_before_the_thresholds_were_tightened_stays_as_it_was_judged(

@@ -235,7 +235,6 @@ def put_device_model(model: str, body: DeviceModelIn, database: DatabaseDep, aud
                 model=model,
                 thresholds=thresholds,
                 silent_after_seconds=body.silent_after_seconds,
-                now=datetime.now(UTC),
             )
             audit.record(session, "device_model.set", "device_model", model)
     except DeviceModelError as exc:

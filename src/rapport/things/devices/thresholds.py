@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of, upsert
+from rapport.db.locks import lock_identity_graph
 from rapport.things.devices.models import DeviceModel, DeviceModelVersion
 from rapport.things.names import unfit_name
 
@@ -216,9 +217,10 @@ def put_model(
     model: str,
     thresholds: Any,
     silent_after_seconds: int | None,
-    now: datetime,
 ) -> ModelConfig:
-    """Set the thresholds of ``model`` (replacing what was set, or its built-in defaults)."""
+    """Set the thresholds of ``model`` (replacing what was set, or its built-in defaults), from the moment
+    ingest's lock is granted: they judge the readings taken in from then on. Waits for a batch of events
+    being stored."""
     if not model.strip() or len(model) > 200 or "\x00" in model:
         raise DeviceModelError("model: a model name has 1 to 200 characters")
     if (unfit := unfit_name(model)) is not None:
@@ -228,7 +230,13 @@ def put_model(
             f"silent_after_seconds: from {MIN_SILENT_AFTER} to {MAX_SILENT_AFTER} (ten years), "
             "or null for never"
         )
-    config = ModelConfig(model, check_thresholds(thresholds), silent_after_seconds, False, now)
+    checked = check_thresholds(thresholds)
+    # ingest's lock, then the moment: a batch taken in after that moment reads the new version, where one
+    # stored meanwhile judged its readings by the old ones and a rebuild, reading the version's moment,
+    # judged them by the new ones
+    lock_identity_graph(session)
+    now = datetime.now(UTC)
+    config = ModelConfig(model, checked, silent_after_seconds, False, now)
     row = {k: v for k, v in config.as_dict().items() if k != "builtin"}
     upsert(session.connection(), table_of(DeviceModel), [row], key=["model"])
     version = {"model": model, "since": now, "thresholds": config.thresholds}
