@@ -6,13 +6,16 @@ import threading
 
 from sqlalchemy import func, select
 
-from builders import event, message, order
-from rapport.catalog.service import add_event_type
+from builders import event, ingest, message, order, profile_of
+from rapport.catalog.service import add_event_type, load_catalog
 from rapport.db import Database
 from rapport.db.locks import lock_identity_graph
 from rapport.events import Event
+from rapport.identity.graph import MergeRequest
 from rapport.identity.models import Identifier
+from rapport.identity.service import load_kinds, merge_profiles, undo_merge
 from rapport.ingest import ingest_events
+from rapport.ingest.pipeline import check_batch, source_priorities, store_batch
 from rapport.ingest.quarantine import list_quarantine
 from rapport.ingest.replay import ReplayOutcome, replay
 from rapport.profiles.models import Profile
@@ -116,3 +119,43 @@ def test_two_replays_at_once_replay_each_item_once_and_the_second_leaves_them_al
         assert {(item.status, item.attempts) for item in items} == {("replayed", 1)}
         assert len(list_quarantine(session, status="replayed", limit=100)) == 50
         assert session.scalar(select(func.count()).select_from(Event)) == 50
+
+
+def test_an_event_stored_after_a_merge_it_waited_for_goes_back_with_its_person_when_the_merge_is_undone(
+    db: Database, settings: Settings
+) -> None:
+    """A batch is checked before it waits for the graph's lock. An event checked while a steward's merge
+    was being made, and stored after it, was taken in after the merge: the undo gives the identifiers first
+    seen on it to the side whose identifiers it carries, as for any event after the merge."""
+    ann, bea = {"email": "ann@example.com"}, {"email": "bea@example.com"}
+    phone = "+447700990677"
+    ingest(db, settings, [message(ann, minute=0), message(bea, minute=1)])
+
+    def holder(kind: str, value: str) -> str:
+        return profile_of(db, settings, kind, value)
+
+    with db.session() as session:
+        kinds = load_kinds(session, region=settings.default_region)
+        catalog = load_catalog(session)
+    # given Bea's new phone, checked (as a batch is, before it waits for the lock)
+    update = event("profile.updated", ids={**bea, "phone": phone}, minute=2, first_name="Bea")
+    checked = check_batch([update], catalog=catalog, kinds=kinds, settings=settings)
+    # when a steward merges Bea into Ann (the older profile) meanwhile, and the batch is stored after that
+    with db.session(write=True) as session:
+        steward = MergeRequest(holder("email", ann["email"]), holder("email", bea["email"]), "steward")
+        [(decision, merge_id)] = merge_profiles(session, requests=[steward], kinds=kinds)
+    assert decision.refused is None and merge_id is not None
+    with db.session(write=True) as session:
+        assert store_batch(session, checked, kinds=kinds, settings=settings).accepted == 1
+    # and the merge is undone
+    with db.session(write=True) as session:
+        undo_merge(session, merge_id=merge_id, kinds=kinds, priority_of=source_priorities(settings))
+
+    # then Bea has her phone and her event back, as if the merge had never been
+    assert holder("phone", phone) == holder("email", bea["email"]) != holder("email", ann["email"])
+    with db.session() as session:
+        ann_view = profile_360(session, profile_id=holder("email", ann["email"]))
+        bea_view = profile_360(session, profile_id=holder("email", bea["email"]))
+    assert ann_view is not None and bea_view is not None
+    assert (ann_view["counters"]["events"], bea_view["counters"]["events"]) == (1, 2)
+    assert bea_view["traits"]["first_name"]["value"] == "Bea"

@@ -261,9 +261,12 @@ def store_batch(
     :class:`~rapport.events.store.AlreadyInLog`, the transaction must be rolled back, and the batch
     stored again with the lookup. The log's unique index makes the same check as the lookup anyway, but
     for the ids an erasure renamed: once someone was erased, they are always looked up."""
-    now = checked.checked_at
     lock_identity_graph(session)
     prefer_index_lookups(session)
+    # The moment the batch is taken in (its events' received_at) is read once the graph is held, not when
+    # it was checked: a batch may wait for the lock, and one checked before a merge (a steward's, a matching
+    # run's) but stored after it was taken for one that came before it when the merge was undone.
+    now = datetime.now(UTC)
     outcome = Outcome()
     fresh = checked.fresh
     connection = session.connection()
