@@ -675,3 +675,38 @@ def test_open_cases_are_listed_newest_opened_first_on_every_backend(client: Test
 def test_an_unknown_order_is_a_404_problem(client: TestClient, db: Database) -> None:
     send(client, [order("O-1", {"email": "jo@example.com"})])
     assert "O-2" in problem(client.get("/v1/orders/O-2"), 404)["detail"]
+
+
+def test_a_profile_read_while_a_merge_commits_is_shown_as_of_one_moment(
+    client: TestClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 360 view is read in several statements; a merge that commits between two of them must not show
+    the profile half before and half after it (its events counted, its identifiers gone)."""
+    from rapport.identity.graph import MergeRequest
+    from rapport.identity.service import load_kinds, merge_profiles
+    from rapport.views import profile360
+
+    send(client, [message_for("ann@example.com")])
+    send(client, [message_for("bea@example.com")])
+    ann, bea = profile_of(client, "email:ann@example.com"), profile_of(client, "email:bea@example.com")
+    read_identifiers = profile360.identifiers_of
+
+    def merged_meanwhile(session: Any, *, profile_id: str) -> Any:
+        # Ann and Bea are merged by another writer, committed after Bea's record and counters were read
+        monkeypatch.setattr(profile360, "identifiers_of", read_identifiers)
+        with db.session(write=True) as other:
+            merge_profiles(
+                other,
+                requests=[MergeRequest(ann["id"], bea["id"], "steward")],
+                kinds=load_kinds(other, region="GB"),
+            )
+        return read_identifiers(session, profile_id=profile_id)
+
+    monkeypatch.setattr(profile360, "identifiers_of", merged_meanwhile)
+    seen = client.get(f"/v1/profiles/{bea['id']}").json()
+
+    # Bea as she was before the merge: her event and her email together
+    assert (seen["id"], seen["counters"]["events"]) == (bea["id"], 1)
+    assert [i["value"] for i in seen["identifiers"]["email"]] == ["bea@example.com"]
+    merged = {profile_of(client, f"email:{name}@example.com")["id"] for name in ("ann", "bea")}
+    assert len(merged) == 1  # the merge did commit

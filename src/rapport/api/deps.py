@@ -74,9 +74,9 @@ def get_settings(request: Request) -> Settings:
 
 
 def read_session(request: Request) -> Iterator[Session]:
-    """A read-only session for the request. Routes that write open their own transaction, so that it
-    is committed before the answer is sent."""
-    with get_database(request).session() as session:
+    """A read-only session for the request, seeing the database as of one moment. Routes that write open
+    their own transaction, so that it is committed before the answer is sent."""
+    with get_database(request).session(snapshot=True) as session:
         yield session
 
 

@@ -172,8 +172,8 @@ CurrentViewer = Annotated[Viewer, Depends(current_viewer)]
 
 
 def page_session(request: Request) -> Iterator[Session]:
-    """A read-only session for one page."""
-    with database_of(request).session() as session:
+    """A read-only session for one page, seeing the database as of one moment."""
+    with database_of(request).session(snapshot=True) as session:
         yield session
 
 

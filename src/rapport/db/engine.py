@@ -62,10 +62,16 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def session(self, *, write: bool = False) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error."""
+    def session(self, *, write: bool = False, snapshot: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error. With ``snapshot``,
+        every statement sees the database as of the first one (a reader's view of a profile, read in
+        several statements, then never shows half of a merge committed meanwhile): PostgreSQL's REPEATABLE
+        READ; SQLite's transactions see one moment already."""
+        options: dict[str, object] = {"rapport_write": write}
+        if snapshot and self.backend == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
         with self.sessions() as session, session.begin():
-            session.connection(execution_options={"rapport_write": write})
+            session.connection(execution_options=options)
             yield session
 
     def dispose(self) -> None:
