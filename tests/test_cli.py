@@ -477,8 +477,22 @@ def test_a_key_name_must_be_printable_text(cli: CliRunner, client: TestClient, n
             "--client-id must be 1 to 50 characters without /, +, #, $ or spaces",
         ),
         (["mqtt", "--no-share", "--workers", "2"], "--no-share takes a single worker"),
+        (["identity", "resolve", "--auto-merge", "1.5"], "thresholds out of order"),
+        (["identity", "resolve", "--auto-merge", "0.4"], "thresholds out of order"),
+        (["identity", "evaluate", "--review", "nan"], "thresholds out of order"),
+        (["identity", "evaluate", "--dataset", "febrl9"], "--dataset 'febrl9' is none of febrl1"),
+        (["bench", "identity", "--review", "-0.1"], "thresholds out of order"),
     ],
-    ids=["key name", "client id", "plain subscriptions"],
+    ids=[
+        "key name",
+        "client id",
+        "plain subscriptions",
+        "auto-merge threshold",
+        "review above auto-merge",
+        "evaluation threshold",
+        "data set",
+        "benchmark threshold",
+    ],
 )
 def test_arguments_a_command_cannot_take_are_a_usage_error(
     cli: CliRunner, arguments: list[str], problem: str

@@ -48,6 +48,17 @@ def _usage(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _thresholds(*, auto_merge: float, review: float) -> None:
+    """Refuse matching thresholds that are not 0 ≤ review ≤ auto_merge ≤ 1 as the argument mistake they are,
+    before anything runs."""
+    from rapport.matching.evaluate import BadThresholds, check_thresholds
+
+    try:
+        check_thresholds(auto_merge=auto_merge, review=review)
+    except BadThresholds as exc:
+        _usage(str(exc))
+
+
 def _error(message: str) -> NoReturn:
     """Stop a command that cannot do what was asked, saying why (exit code 2)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
@@ -522,12 +533,9 @@ def identity_resolve(
 ) -> None:
     """Match profiles that share no identifier: merge the sure pairs, suggest the likely ones for review
     (GET /v1/identity/suggestions), leave the rest."""
-    from rapport.matching.service import BadThresholds, RunFailed, check_thresholds, resolve
+    from rapport.matching.service import RunFailed, resolve
 
-    try:
-        check_thresholds(auto_merge=auto_merge, review=review)
-    except BadThresholds as exc:
-        _error(str(exc))
+    _thresholds(auto_merge=auto_merge, review=review)
     settings = _settings()
     started = time.perf_counter()
     with _database(settings) as database:
@@ -599,6 +607,7 @@ def bench_identity(
     from rapport.bench.identity import run
     from rapport.matching.engine import MatchingError
 
+    _thresholds(auto_merge=auto_merge, review=review)
     try:
         result = run(
             profiles=profiles,
@@ -655,9 +664,12 @@ def identity_evaluate(
     seed: Annotated[int, typer.Option(help="seed of the demo world")] = 7,
 ) -> None:
     """Precision, recall and F1 of matching on labelled data (FEBRL, or the demo world's truth)."""
-    from rapport.bench.accuracy import run
+    from rapport.bench.accuracy import DATASETS, run
     from rapport.matching.engine import MatchingError
 
+    _thresholds(auto_merge=auto_merge, review=review)
+    if dataset not in DATASETS:
+        _usage(f"--dataset {dataset!r} is none of {', '.join(DATASETS)}")
     settings = _settings(demo=True)
     with _scratch_errors():
         try:
