@@ -64,7 +64,8 @@ class Settings(BaseSettings):
         "the demo's customers); 0 keeps none.",
     )
     max_batch_events: int = Field(default=5_000, ge=1, le=100_000)
-    max_batch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # bounded: a line of an import is read with this limit, which Python's readers take as a machine word
+    max_batch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     source_priority: dict[str, Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]] = Field(
         default_factory=lambda: {"erp*": 20, "crm*": 10},
         description="Glob of source name -> priority. A trait from a higher-priority source wins over a "
