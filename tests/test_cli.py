@@ -336,6 +336,7 @@ def test_a_database_a_newer_version_migrated_is_named_in_one_line(cli: CliRunner
         ("RAPPORT_SOURCE_PRIORITY", '{"erp*": 18446744073709551616}', "less than or equal to 1000000"),
         ("RAPPORT_CORS_ORIGINS", "[5]", "valid string"),
         ("RAPPORT_MAX_BATCH_BYTES", "99999999999999999999", "less than or equal to 1073741824"),
+        ("RAPPORT_LOCK_WAIT_S", "nan", "Input should be a finite number"),
     ],
     ids=[
         "skew beyond a year",
@@ -345,6 +346,7 @@ def test_a_database_a_newer_version_migrated_is_named_in_one_line(cli: CliRunner
         "a huge priority",
         "an origin",
         "batch bytes beyond a machine word",
+        "a lock wait not a number",
     ],
 )
 def test_bad_configuration_is_named_by_its_variable(variable: str, value: str, reason: str) -> None:

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
         default=30,
         gt=0,
         le=3600,
+        allow_inf_nan=False,  # else "nan" is refused as if it were over the hour, naming no reason
         description="How long a writer waits for another that holds the database (a long import or "
         "rebuild) before it gives up, in seconds: an API request then answers 503, the MQTT worker tries "
         "again later.",
