@@ -22,6 +22,12 @@ ENV_PREFIX = "RAPPORT_"
 DEMO_SECRET = "rapport-demo-secret-not-for-production"
 #: The shortest secret any command accepts.
 MIN_SECRET_LENGTH = 32
+#: The master URLs Spark accepts (as its SparkContext reads them): local, local[N], local[N,F], local[*],
+#: local-cluster[N,C,M], spark://host:port[,host:port…], yarn, k8s://… and mesos://…
+SPARK_MASTER = re.compile(
+    r"local(\[(\d+|\*)(\s*,\s*\d+)?\])?|local-cluster\[\s*\d+\s*,\s*\d+\s*,\s*\d+\s*\]"
+    r"|spark://\S+|yarn|(k8s|mesos)://\S+"
+)
 #: The largest a source's priority may be, either way: it is kept beside each trait it decides.
 MAX_PRIORITY = 1_000_000
 
@@ -137,6 +143,20 @@ class Settings(BaseSettings):
             parsed.port  # noqa: B018 - raises on a port that is not a number in range
         except ValueError as exc:
             raise ValueError(f"RAPPORT_MQTT_URL has a bad port: {exc}") from None
+        return value
+
+    @field_validator("spark_master")
+    @classmethod
+    def _spark_master(cls, value: str | None) -> str | None:
+        # the forms Spark itself takes; another fails only when a matching run starts Spark, after the
+        # JVM's own stack trace. Set empty, it is unset (matching on DuckDB), as it always was.
+        if not value:
+            return None
+        if not SPARK_MASTER.fullmatch(value):
+            raise ValueError(
+                "RAPPORT_SPARK_MASTER must be a Spark master URL: local, local[N], local[*], "
+                "spark://host:port, yarn or k8s://…"
+            )
         return value
 
     @field_validator("default_region")
