@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,12 +14,15 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from builders import ingest, page_view
@@ -439,6 +443,35 @@ def test_the_device_sweep_reports_a_silent_device_once(
     assert first.exit_code == 0, first.output
     assert "1 device(s) gone silent: WM-1" in first.output
     assert "0 device(s) gone silent" in again.output
+
+
+def test_a_repeated_device_sweep_waits_out_a_database_that_cannot_serve(
+    cli: CliRunner, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held past RAPPORT_LOCK_WAIT_S by a rebuild, or restarting: the next round sweeps, the loop goes on."""
+    import rapport.cli
+    import rapport.things.devices
+
+    sweep, rounds = rapport.things.devices.find_silent, []
+
+    def busy_once(session: Session, *, now: datetime) -> list[Any]:
+        rounds.append(now)
+        if len(rounds) == 1:
+            raise OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
+        return sweep(session, now=now)
+
+    def sleep(seconds: float) -> None:
+        if len(rounds) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C would stop it
+
+    monkeypatch.setattr(rapport.things.devices, "find_silent", busy_once)
+    monkeypatch.setattr(rapport.cli.time, "sleep", sleep)
+
+    result = cli.invoke(app, ["devices", "sweep", "--every", "60"])
+
+    assert len(rounds) == 2, result.output
+    assert "the database cannot serve now (database is locked); trying again in 60 s" in result.stderr
+    assert result.stdout == "0 device(s) gone silent: -\n"
 
 
 def test_a_command_taking_events_in_refuses_a_secret_other_than_the_erasures(

@@ -507,11 +507,24 @@ def devices_sweep(
     settings = _settings(secrets=True)
     with _database(settings, takes_events=True) as database:
         while True:
-            with database.session(write=True) as session:
-                alerts = find_silent(session, now=datetime.now(UTC))
-            typer.echo(
-                f"{len(alerts)} device(s) gone silent: {', '.join(str(a.subject) for a in alerts) or '-'}"
-            )
+            try:
+                with database.session(write=True) as session:
+                    alerts = find_silent(session, now=datetime.now(UTC))
+            except Exception as exc:
+                # a sweep that runs for good waits out a database held by a rebuild or restarting, as the
+                # MQTT worker does, rather than end: its next round alerts what this one would have
+                if not every or not unavailable(exc):
+                    raise
+                reason = _first_line(getattr(exc, "orig", None) or exc)
+                typer.secho(
+                    f"the database cannot serve now ({reason}); trying again in {every:g} s",
+                    fg=typer.colors.YELLOW,
+                    err=True,
+                )
+            else:
+                typer.echo(
+                    f"{len(alerts)} device(s) gone silent: {', '.join(str(a.subject) for a in alerts) or '-'}"
+                )
             if not every:
                 return
             time.sleep(every)
