@@ -341,6 +341,7 @@ def test_a_database_a_newer_version_migrated_is_named_in_one_line(cli: CliRunner
         ("RAPPORT_CORS_ORIGINS", "[5]", "valid string"),
         ("RAPPORT_MAX_BATCH_BYTES", "99999999999999999999", "less than or equal to 1073741824"),
         ("RAPPORT_LOCK_WAIT_S", "nan", "Input should be a finite number"),
+        ("RAPPORT_CORS_ORIGINS", '["https://shop.example.com/"]', "not an origin: give scheme://host[:port]"),
     ],
     ids=[
         "skew beyond a year",
@@ -351,6 +352,7 @@ def test_a_database_a_newer_version_migrated_is_named_in_one_line(cli: CliRunner
         "an origin",
         "batch bytes beyond a machine word",
         "a lock wait not a number",
+        "an origin with a final slash, which no browser sends",
     ],
 )
 def test_bad_configuration_is_named_by_its_variable(variable: str, value: str, reason: str) -> None:
@@ -362,7 +364,8 @@ def test_bad_configuration_is_named_by_its_variable(variable: str, value: str, r
     assert result.exit_code == 2
     assert "Value error" not in result.output
     # a problem inside a JSON value says where in it: RAPPORT_CORS_ORIGINS[0], RAPPORT_SOURCE_PRIORITY["erp*"]
-    where = "[0]" if value == "[5]" else '["erp*"]' if value.startswith('{"erp*"') else ""
+    in_list = value == "[5]" or value.startswith('["h')
+    where = "[0]" if in_list else '["erp*"]' if value.startswith('{"erp*"') else ""
     assert f"configuration error: {variable}{where}: " in result.output and reason in result.output
 
 
@@ -392,6 +395,14 @@ def test_a_setting_no_command_could_work_with_stops_every_command(
     assert not (tmp_path / "rapport.db").exists()
     if variable == "RAPPORT_SECRET_KEY":
         assert value not in result.output
+
+
+def test_an_allowed_origin_is_kept_as_browsers_send_it() -> None:
+    """Origins are compared as written, and a browser writes its scheme and host in lower case, without
+    its scheme's own port."""
+    written = ["HTTPS://Console.Example.com:443", "http://127.0.0.1:8080", "http://Shop.example:80", "*"]
+    kept = ["https://console.example.com", "http://127.0.0.1:8080", "http://shop.example", "*"]
+    assert Settings(cors_origins=written).cors_origins == kept
 
 
 def test_the_default_region_is_any_the_phone_library_knows_in_either_case() -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import phonenumbers
-from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, Field, FilePath, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -30,6 +30,33 @@ SPARK_MASTER = re.compile(
 )
 #: The largest a source's priority may be, either way: it is kept beside each trait it decides.
 MAX_PRIORITY = 1_000_000
+
+
+#: the port a browser leaves out of an origin of its scheme
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(value: str) -> str:
+    """A browser origin as browsers send it (``https://shop.example.com``, ``http://127.0.0.1:8080``), or
+    ``*``. Origins are compared as written: one with a path or a final ``/`` would match no request, so it
+    is refused; scheme and host are kept in lower case and a scheme's own port left out, as browsers do."""
+    if value == "*":
+        return value
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = -1
+    extra = parts.path or parts.query or parts.fragment or value.endswith(("?", "#")) or "@" in parts.netloc
+    if not parts.scheme or not parts.hostname or port == -1 or extra:
+        raise ValueError(
+            "not an origin: give scheme://host[:port] as a browser sends it (https://shop.example.com), "
+            "with no path and no final /, or *"
+        )
+    scheme, host = parts.scheme.lower(), parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    shown = port is not None and port != DEFAULT_PORTS.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if shown else "")
 
 
 class Settings(BaseSettings):
@@ -88,7 +115,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=1200, ge=1, description="Requests one API key may make per minute (per server process)."
     )
-    cors_origins: list[str] = Field(
+    cors_origins: list[Annotated[str, AfterValidator(_origin)]] = Field(
         default_factory=list, description="Browser origins allowed to call the API; none by default."
     )
     max_string_length: int = Field(
