@@ -376,8 +376,14 @@ def test_bad_configuration_is_named_by_its_variable(variable: str, value: str, r
         ("RAPPORT_DEFAULT_REGION", "XX", "'XX' is not a region the phone library (phonenumbers) knows"),
         ("RAPPORT_SECRET_KEY", "too-short", "must be at least 32 characters long"),
         ("RAPPORT_SPARK_MASTER", "local(2)", "must be a Spark master URL: local, local[N]"),
+        ("RAPPORT_MQTT_URL", "mqtt://127.0.0.1:0", "has a bad port: 0 is no port a broker listens on"),
     ],
-    ids=["region the phone library does not know", "short secret", "Spark master Spark does not take"],
+    ids=[
+        "region the phone library does not know",
+        "short secret",
+        "Spark master Spark does not take",
+        "broker port 0",
+    ],
 )
 def test_a_setting_no_command_could_work_with_stops_every_command(
     variable: str, value: str, reason: str, command: list[str], tmp_path: Path

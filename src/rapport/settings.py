@@ -167,9 +167,11 @@ class Settings(BaseSettings):
         if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
             raise ValueError("RAPPORT_MQTT_URL must be an mqtt://host[:port] or mqtts://host[:port] URL")
         try:
-            parsed.port  # noqa: B018 - raises on a port that is not a number in range
+            port = parsed.port  # raises on a port that is not a number in range
         except ValueError as exc:
             raise ValueError(f"RAPPORT_MQTT_URL has a bad port: {exc}") from None
+        if port == 0:  # else taken for no port at all, and the scheme's own used in its place
+            raise ValueError("RAPPORT_MQTT_URL has a bad port: 0 is no port a broker listens on")
         return value
 
     @field_validator("spark_master")
