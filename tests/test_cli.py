@@ -377,12 +377,14 @@ def test_bad_configuration_is_named_by_its_variable(variable: str, value: str, r
         ("RAPPORT_SECRET_KEY", "too-short", "must be at least 32 characters long"),
         ("RAPPORT_SPARK_MASTER", "local(2)", "must be a Spark master URL: local, local[N]"),
         ("RAPPORT_MQTT_URL", "mqtt://127.0.0.1:0", "has a bad port: 0 is no port a broker listens on"),
+        ("RAPPORT_MQTT_CA_FILE", __file__, "holds no certificate authority Python can read (PEM)"),
     ],
     ids=[
         "region the phone library does not know",
         "short secret",
         "Spark master Spark does not take",
         "broker port 0",
+        "certificate authorities not PEM",
     ],
 )
 def test_a_setting_no_command_could_work_with_stops_every_command(

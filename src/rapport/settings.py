@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import ssl
 from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated, Any
@@ -186,6 +187,19 @@ class Settings(BaseSettings):
                 "RAPPORT_SPARK_MASTER must be a Spark master URL: local, local[N], local[*], "
                 "spark://host:port, yarn or k8s://…"
             )
+        return value
+
+    @field_validator("mqtt_ca_file")
+    @classmethod
+    def _certificates(cls, value: FilePath | None) -> FilePath | None:
+        # else the MQTT worker starts and retries its connection for ever over a file no retry can mend
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=value)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise ValueError(
+                    f"RAPPORT_MQTT_CA_FILE holds no certificate authority Python can read (PEM): {exc}"
+                ) from None
         return value
 
     @field_validator("default_region")
