@@ -562,6 +562,10 @@ def identity_resolve(
                 retrain=retrain,
                 on_progress=lambda message: typer.echo(message, err=True),
             )
+        except KeyboardInterrupt:  # the run is recorded as failed; its merges are one transaction, at the end
+            _interrupted(
+                "identity resolution interrupted: the run is recorded as failed and nothing was merged"
+            )
         except RunFailed as exc:
             typer.secho(str(exc), fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from exc

@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -338,3 +341,49 @@ def test_evidence_is_immutable() -> None:
     with pytest.raises(AttributeError):
         evidence.level = "other"  # type: ignore[misc]
     assert replace(evidence, level="nickname").level == "nickname"
+
+
+def test_ctrl_c_while_duckdb_runs_a_query_stops_training_as_an_interrupt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DuckDB stops the query it runs when its connection is interrupted and says so in an error of its
+    own, which Splink reports as its SQL failing: the command must hear the interrupt it was."""
+    import duckdb
+
+    records, _ = synthetic_profiles(400, duplicates=0.2, seed=23)
+    done, connect = threading.Event(), duckdb.connect
+
+    def interrupting(*args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+        connection = connect(*args, **kwargs)
+
+        def press() -> None:  # again and again, until a query is running to stop
+            while not done.wait(0.005):
+                try:
+                    connection.interrupt()
+                except duckdb.ConnectionException:  # closed: the training ended
+                    return
+
+        threading.Thread(target=press, daemon=True).start()
+        return connection
+
+    monkeypatch.setattr(duckdb, "connect", interrupting)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(records)
+    finally:
+        done.set()
+
+
+def test_ctrl_c_during_a_query_of_the_engine_is_an_interrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a SIGINT DuckDB stops its query with a plain RuntimeError ("Query interrupted")."""
+    import duckdb
+
+    from rapport.matching.engine import _database
+
+    opened: list[duckdb.DuckDBPyConnection] = []
+    connect = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(connect(*a, **k)) or opened[-1])
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, once the query runs
+
+    with pytest.raises(KeyboardInterrupt), _database(None):
+        opened[0].sql("SELECT count(*) FROM range(100000000000)").fetchall()  # minutes, uninterrupted

@@ -409,3 +409,24 @@ def test_the_command_resolves_and_refuses_thresholds_out_of_order(
     with db.session() as session:
         [stored] = session.scalars(select(MatchRun)).all()
     assert stored.status == "done" and stored.auto_merged >= 1
+
+
+def test_ctrl_c_stops_the_command_in_one_line_with_the_run_failed_and_nothing_merged(
+    cli: CliRunner, db: Database, crowd: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rapport.matching.engine
+
+    def pressed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # what the engine raises when Ctrl-C stops its query
+
+    monkeypatch.setattr(rapport.matching.engine, "train", pressed)
+
+    result = cli.invoke(app, ["identity", "resolve", "--retrain"])
+
+    assert result.exit_code == 130, result.output
+    said = "identity resolution interrupted: the run is recorded as failed and nothing was merged"
+    assert result.stderr.splitlines()[-1] == said
+    assert merges(db) == [] and suggestions(db, None) == []
+    with db.session() as session:
+        [failed] = session.scalars(select(MatchRun)).all()
+    assert failed.status == "failed"

@@ -194,6 +194,24 @@ def _spark_session(master: str) -> Any:
         return session
 
 
+def _interrupted_query(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from or while handling, says that DuckDB stopped its
+    query because it was interrupted: at a SIGINT (Ctrl-C) it raises a plain RuntimeError that says only
+    so, and when its connection is interrupted, an InterruptException."""
+    import duckdb
+
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, duckdb.InterruptException) or (
+            type(cause) is RuntimeError and str(cause) == "Query interrupted"
+        ):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 @contextmanager
 def _database(spark_master: str | None) -> Iterator[Any]:
     """A Splink database API: a fresh in-memory DuckDB, or the Spark session on ``spark_master``."""
@@ -204,6 +222,12 @@ def _database(spark_master: str | None) -> Iterator[Any]:
         connection = duckdb.connect(":memory:")
         try:
             yield DuckDBAPI(connection)
+        except Exception as exc:
+            # Ctrl-C during a query interrupts the query, and Splink reports that as its SQL failing: it
+            # is the interrupt it was
+            if _interrupted_query(exc):
+                raise KeyboardInterrupt from exc
+            raise
         finally:
             connection.close()
         return
