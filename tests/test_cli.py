@@ -72,6 +72,8 @@ def test_the_demo_loads_a_world_and_summarises_it(cli: CliRunner, db: Database) 
         ("sqlite://", " naming a file (sqlite:///rapport.db): an in-memory database keeps nothing"),
         ("sqlite:///", " naming a file"),
         ("sqlite:///:memory:", " naming a file"),
+        ("postgresql+psycopg://postgres@127.0.0.1/x?connect_timeout=0", "; its connect_timeout must be"),
+        ("postgresql+psycopg://postgres@127.0.0.1/x?connect_timeout=ten", "; its connect_timeout must be"),
     ],
 )
 def test_a_bad_database_url_is_refused_with_a_clear_message(url: str, why: str) -> None:

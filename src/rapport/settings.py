@@ -159,6 +159,11 @@ class Settings(BaseSettings):
                 )
         elif url.drivername != "postgresql+psycopg":
             raise ValueError(f"{wanted}, not {url.drivername}://")
+        elif (wait := url.query.get("connect_timeout")) is not None and not (
+            isinstance(wait, str) and wait.isascii() and wait.isdigit() and int(wait) >= 2
+        ):
+            # 0 would wait for ever for a server that never answers, and a word fails every connection
+            raise ValueError(f"{wanted}; its connect_timeout must be a whole number of seconds, at least 2")
         return value
 
     @field_validator("mqtt_url")
