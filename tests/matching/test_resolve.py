@@ -286,6 +286,27 @@ def test_an_incremental_run_scores_only_what_changed_and_finds_a_new_duplicate(
     assert (third.kind, third.scored, third.auto_merged, third.suggested) == ("incremental", 1, 0, 0)
 
 
+def test_a_model_trained_on_the_first_few_profiles_is_not_reused_once_they_have_grown(
+    db: Database, settings: Settings
+) -> None:
+    people = world()
+    first, second, *rest = people.events()
+    ingest(db, settings, [first, second])
+    tiny = resolve(db, settings=settings, auto_merge=AUTO_MERGE, review=REVIEW)
+    assert tiny.status == "done" and tiny.model is not None  # trained on two profiles
+    ingest(db, settings, rest)
+    typo = pair(db, people.typo, people.original(people.typo))
+
+    grown = resolve(db, settings=settings, auto_merge=AUTO_MERGE, review=REVIEW)
+
+    # two profiles say nothing of how often strangers agree: a model of them finds no one, so the
+    # run trains again on what is there now, and that one is kept for the runs after it
+    assert any(merged(m) == typo for m in merges(db))
+    assert grown.model_run_id == grown.id and grown.model is not None
+    again = resolve(db, settings=settings, auto_merge=AUTO_MERGE, review=REVIEW)
+    assert again.model_run_id == grown.id
+
+
 # -- bad input ----------------------------------------------------------------------------------------
 
 

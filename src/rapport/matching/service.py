@@ -23,6 +23,7 @@ holds the identity graph: a run that fails leaves the graph as it was and is rec
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -98,15 +99,29 @@ def _start(
         return run, previous if as_increment else None
 
 
-def _saved_model(session: Session) -> tuple[int, str] | None:
-    """The model saved with the latest successful run that trained one, and that run's id."""
+#: a saved model is trained again once the profiles to compare are more than this many times those it was
+#: trained on: u (how often strangers agree) estimated on the first few customers says next to nothing
+#: of a customer base that has since grown, and such a model finds no one
+OUTGROWN = 2
+
+
+@dataclass(frozen=True)
+class _Saved:
+    run_id: int
+    model: str
+    #: the profiles read by the run that saved it
+    profiles: int
+
+
+def _saved_model(session: Session) -> _Saved | None:
+    """The model saved with the latest successful run that trained one, that run's id and size."""
     saved = session.execute(
-        select(MatchRun.id, MatchRun.model)
+        select(MatchRun.id, MatchRun.model, MatchRun.profiles)
         .where(MatchRun.status == "done", MatchRun.model.is_not(None))
         .order_by(MatchRun.id.desc())
         .limit(1)
     ).first()
-    return None if saved is None or saved.model is None else (saved.id, saved.model)
+    return None if saved is None or saved.model is None else _Saved(saved.id, saved.model, saved.profiles)
 
 
 def _read_model(text: str, what: str) -> MatchModel:
@@ -125,19 +140,24 @@ def _model(
     records: list[Record],
     *,
     given: str | None,
-    saved: tuple[int, str] | None,
+    saved: _Saved | None,
     seed: int,
     spark_master: str | None,
     progress: Progress,
 ) -> MatchModel:
-    """The model to score with: the one given, else the one saved, else one trained now on ``records``.
-    A model given or trained is saved with the run; later runs reuse it."""
+    """The model to score with: the one given, else the one saved (unless the profiles have outgrown
+    it), else one trained now on ``records``. A model given or trained is saved with the run; later runs
+    reuse it."""
     from rapport.matching import engine
 
     if given is None and saved is not None:
-        progress(f"reusing the model of run {saved[0]}")
-        run.model_run_id = saved[0]
-        return _read_model(saved[1], f"the model saved with run {saved[0]}")
+        if len(records) <= OUTGROWN * saved.profiles:
+            progress(f"reusing the model of run {saved.run_id}")
+            run.model_run_id = saved.run_id
+            return _read_model(saved.model, f"the model saved with run {saved.run_id}")
+        progress(
+            f"the model of run {saved.run_id} was trained on {saved.profiles:,} profiles: training again"
+        )
     if given is not None:
         model = _read_model(given, "the model given")
     else:
@@ -227,7 +247,8 @@ def resolve(
     """Run probabilistic matching over the live profiles and return the finished run.
 
     ``incremental`` scores only the profiles new or changed since the last successful run (a full run
-    when there is none). The model saved with the latest successful run is reused unless ``retrain``;
+    when there is none). The model saved with the latest successful run is reused unless ``retrain`` or
+    the profiles have more than doubled since it was trained;
     ``model`` (the engine's JSON) is used instead when given. Raises :class:`BadThresholds` before
     anything is recorded, and :class:`RunFailed` when the engine cannot do the work; any other error is
     re-raised after the run is recorded as failed. Either way the identity graph is left as it was."""
