@@ -173,6 +173,17 @@ def test_only_ids_keeps_the_pairs_of_those_records(
     assert score(crowd[0], model, min_probability=0.5, only_ids={"nobody"}) == []
 
 
+def test_a_threshold_of_one_keeps_only_the_certain_pairs_without_failing(
+    crowd: tuple[list[Record], set[frozenset[str]]], model: MatchModel, pairs: list[ScoredPair]
+) -> None:
+    # a probability of 1 is an infinite match weight, which the engine's SQL cannot compare with
+    certain = score(crowd[0], model, min_probability=1)
+    nearly = score(crowd[0], model, min_probability=0.999999)
+
+    assert certain == [p for p in pairs if p.probability >= 1]
+    assert nearly == [p for p in pairs if p.probability >= 0.999999] and nearly
+
+
 # -- bad input -------------------------------------------------------------------------------------------
 
 

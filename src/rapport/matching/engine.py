@@ -444,7 +444,10 @@ def score(
     scope = None if only_ids is None else {str(uid) for uid in only_ids}.intersection(ids)
     if scope is not None and not scope:
         return []
-    threshold = min_probability if min_probability > 0 else None
+    # Splink filters on the match weight, log2(p / (1 - p)): infinite at 1, which its SQL cannot hold. The
+    # largest probability below 1 asks for the same pairs (none lies between), and those short of 1 are
+    # left out below.
+    threshold = None if min_probability <= 0 else min(float(min_probability), math.nextafter(1.0, 0.0))
     with _quiet_splink(), _database(spark_master) as api:
         settings = _settings_for(model, api.sql_dialect.sql_dialect_str)
         labels = _level_labels(settings)
@@ -470,6 +473,8 @@ def score(
                         fresh, others, threshold_match_probability=threshold, warning_mode="never"
                     )
                 )
-        pairs = [pair for frame in frames for pair in _pairs(frame, labels)]
+        pairs = [
+            pair for frame in frames for pair in _pairs(frame, labels) if pair.probability >= min_probability
+        ]
     pairs.sort(key=lambda p: (-p.probability, p.left_id, p.right_id))
     return pairs
