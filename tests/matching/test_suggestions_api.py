@@ -10,7 +10,7 @@ from crowd import Person, World, world
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from builders import ingest
+from builders import ingest, page_view
 from rapport.db import Database
 from rapport.matching.models import MatchRun
 from rapport.settings import Settings
@@ -132,6 +132,30 @@ def test_a_suggestion_of_a_person_erased_since_cannot_be_accepted(client: TestCl
 
     assert likely["id"] not in {s["id"] for s in ok(client.get("/v1/identity/suggestions"))["items"]}
     assert "erased" in problem(client.post(f"/v1/identity/suggestions/{likely['id']}/accept"), 409)["detail"]
+
+
+def test_a_suggestion_of_a_person_merged_with_someone_else_since_cannot_be_decided(
+    client: TestClient, crowd: World
+) -> None:
+    resolve(client)
+    kate, katherine = crowd.nickname, crowd.original(crowd.nickname)
+    likely = suggestion_of(client, kate, katherine)
+    stranger = next(p for p in crowd.strangers if p.key != katherine.key)
+    # events tie Kate to someone older, into whose profile hers goes
+    tie = [page_view({"email": p.email, "loyalty_id": "L-TIE"}) for p in (stranger, kate)]
+    ok(client.post("/v1/events", json={"events": tie}))
+    survivor = profile_id(client, kate)
+    assert (
+        profile_id(client, stranger) == survivor != likely["left"]["id"] and survivor != likely["right"]["id"]
+    )
+
+    for decision in ("reject", "accept"):
+        refused = problem(client.post(f"/v1/identity/suggestions/{likely['id']}/{decision}"), 409)
+        assert "obsolete" in refused["detail"] and survivor in refused["detail"], refused
+    # the steward decided nothing about the survivor, which they never saw: it is not kept apart
+    assert ok(client.get(f"/v1/identity/suggestions/{likely['id']}"))["decided_by"] is None
+    resolve(client)
+    assert ok(client.get(f"/v1/identity/suggestions/{likely['id']}"))["status"] == "obsolete"
 
 
 def test_a_run_that_fails_is_a_problem_and_changes_nothing(

@@ -136,6 +136,21 @@ def _undecided(session: Session, suggestion_id: int, *, refused: bool = False) -
         when = f" at {suggestion.decided_at.isoformat()}" if suggestion.decided_at else ""
         by = f" by {suggestion.decided_by}" if suggestion.decided_by else ""
         raise SuggestionConflict(f"suggestion {suggestion_id} was {suggestion.status} already{by}{when}")
+    # A profile merged with someone else or erased since makes the suggestion obsolete (the next run marks
+    # it so, and scores the survivor afresh): the steward saw neither the survivor nor what it now holds,
+    # so a decision would keep apart, or join, a person they never compared.
+    for side in (suggestion.left_id, suggestion.right_id):
+        profile = session.get(Profile, side)
+        if profile is None or profile.erased_at is not None:
+            gone = "was erased"
+        elif profile.merged_into is not None:
+            gone = f"was merged into {profile.merged_into}"
+        else:
+            continue
+        raise SuggestionConflict(
+            f"suggestion {suggestion_id} is obsolete: profile {side} {gone} since it was made; the next "
+            "matching run scores what is left afresh"
+        )
     return suggestion
 
 
