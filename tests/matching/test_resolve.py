@@ -307,6 +307,20 @@ def test_a_model_trained_on_the_first_few_profiles_is_not_reused_once_they_have_
     assert again.model_run_id == grown.id
 
 
+def test_a_retrain_asked_for_is_done_even_when_an_incremental_run_has_nothing_to_score(
+    db: Database, settings: Settings, crowd: World
+) -> None:
+    first = run(db, settings)
+    settled = run(db, settings, model=None, incremental=True)  # the survivors of the first run's merges
+    assert settled.auto_merged == 0
+
+    again = run(db, settings, model=None, incremental=True, retrain=True)
+
+    assert (again.kind, again.scored, again.pairs) == ("incremental", 0, 0)
+    assert again.model_run_id == again.id and again.model is not None and again.model != first.model
+    assert run(db, settings, model=None).model_run_id == again.id  # the runs after it use the new model
+
+
 # -- bad input ----------------------------------------------------------------------------------------
 
 

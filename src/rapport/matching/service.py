@@ -195,9 +195,10 @@ def _score(
     run.scored = len(records) if only is None else len(only)
     progress(f"{run.profiles:,} profiles to compare, {run.scored:,} of them to score")
     nothing_to_score = len(records) < 2 or run.scored == 0
-    if nothing_to_score and model_json is None:
+    # a model given is checked (and kept) even when there is nothing to score, and one asked to be trained
+    # again is trained: the runs after this one use it
+    if nothing_to_score and model_json is None and not (retrain and len(records) >= 2):
         return []
-    # a model given is checked (and kept) even when there is nothing to score
     model = _model(
         run, records, given=model_json, saved=saved, seed=seed, spark_master=spark_master, progress=progress
     )
