@@ -321,6 +321,28 @@ def test_a_retrain_asked_for_is_done_even_when_an_incremental_run_has_nothing_to
     assert run(db, settings, model=None).model_run_id == again.id  # the runs after it use the new model
 
 
+def test_an_open_suggestion_the_rules_come_to_forbid_leaves_the_stewards_queue_as_refused(
+    db: Database, settings: Settings, crowd: World
+) -> None:
+    run(db, settings)
+    kate, katherine = crowd.nickname, crowd.original(crowd.nickname)
+    nickname = pair(db, kate, katherine)
+    assert [s["status"] for s in suggestions(db, None) if of(s) == nickname] == ["open"]
+    # the ERP files each under a customer number of its own: no one may merge the two now
+    numbered = [
+        page_view({"email": p.email, "customer_id": f"C-{n}"}, minute=3000)
+        for n, p in enumerate((kate, katherine))
+    ]
+    ingest(db, settings, numbered)
+
+    again = run(db, settings, incremental=True)
+
+    assert not [s for s in suggestions(db) if of(s) == nickname]
+    [refused] = [s for s in suggestions(db, None) if of(s) == nickname]
+    assert refused["status"] == "refused" and "customer_id" in refused["refused"]
+    assert refused["decided_by"] == f"matching run {again.id}" and again.refused == 1
+
+
 # -- bad input ----------------------------------------------------------------------------------------
 
 

@@ -173,14 +173,20 @@ def apply_decisions(
     # What the merges changed: a pair may now lead to a survivor, or be one profile already.
     later = _candidates(session, [c.pair for c in to_suggest])
     known = _suggested(session, [(c.left, c.right) for c in later])
-    later = [c for c in later if known.get((c.left, c.right)) in (None, *AGAIN)]
+    # An open suggestion is judged again too: the rules may forbid it now (each side has since got a
+    # customer number of its own), and then no one may accept it, so it leaves the steward's queue.
+    still_open = {(c.left, c.right) for c in later if known.get((c.left, c.right)) == "open"}
+    later = [c for c in later if known.get((c.left, c.right)) in (None, *AGAIN, "open")]
     obstacles = merge_obstacles(session, pairs=[(c.left, c.right) for c in later], kinds=kinds)
     suggestion_rows: list[dict[str, Any]] = []
     for candidate, obstacle in zip(later, obstacles, strict=True):
+        waiting = (candidate.left, candidate.right) in still_open
         if obstacle is None:
-            suggestion_rows.append(_row(run, candidate, now))
-            run.suggested += 1
-        elif obstacle != KEPT_APART:  # kept apart: a steward has said no, or undone their merge
+            if not waiting:  # one waiting for a steward stays as it is
+                suggestion_rows.append(_row(run, candidate, now))
+                run.suggested += 1
+        # a pair kept apart (a steward said no, or undid a merge) is left alone, unless it still waits
+        elif obstacle != KEPT_APART or waiting:
             # Not for the steward's queue (no one may merge them): kept, with the reason, for whoever
             # cleans up the source systems (two customer numbers of one person, say).
             suggestion_rows.append(
@@ -215,7 +221,8 @@ def apply_decisions(
                 "merge_id",
             )
         }
-        # an obsolete or refused suggestion of the pair is decided again; no other can be there (see above)
+        # an obsolete or refused suggestion of the pair is decided again, and an open one the rules now
+        # forbid; no other can be there (see above)
         conn.execute(
             statement.on_conflict_do_update(index_elements=["left_id", "right_id"], set_=replace),
             [*merged_rows, *suggestion_rows],
