@@ -801,6 +801,48 @@ def test_an_event_that_is_not_an_object_can_be_listed_from_the_quarantine(client
     assert ok(client.post("/v1/quarantine/replay"))["still_rejected"] == 5
 
 
+def test_a_listing_of_the_quarantine_previews_large_payloads_and_one_item_gives_its_payload_whole(
+    client: TestClient,
+) -> None:
+    small = event("warranty.claimed", ids={"email": "jo@example.com"}, serial="WM-1")
+    large = [
+        event("warranty.claimed", ids={"email": "jo@example.com"}, note=["é" * 60_000] * 5) for _ in "ab"
+    ]
+    # kept as text, the JSON columns cannot hold it
+    as_text = event("warranty.claimed", ids={"email": "jo@example.com"}, n=2**70, note="x" * 60_000)
+    problem(send(client, [small, *large, as_text]), 422)
+
+    listing = client.get("/v1/quarantine")
+
+    # a page stays small however large its items: each gives the start of what was sent and its size
+    assert len(listing.content) < 40_000
+    first, *cut = ok(listing)["items"]
+    assert (first["payload"], first["payload_truncated"]) == (small, False)
+    assert json.loads(first["payload_preview"]) == small and first["payload_bytes"] == len(
+        first["payload_preview"].encode()
+    )
+    for item, sent in zip(cut, [*large, as_text], strict=True):
+        assert (item["payload"], item["raw_text"], item["payload_truncated"]) == (None, None, True)
+        assert 0 < len(item["payload_preview"].encode()) <= 4_096 and item["payload_preview"].startswith("{")
+        assert item["payload_bytes"] == len(
+            json.dumps(sent, ensure_ascii=False, separators=(",", ":")).encode()
+        )
+
+    # one item, whole, read as the listing is: in the audit log
+    whole = ok(client.get(f"/v1/quarantine/{cut[0]['id']}"))
+    assert (whole["payload"], whole["payload_truncated"]) == (large[0], False)
+    assert whole["payload_bytes"] == cut[0]["payload_bytes"]
+    text = ok(client.get(f"/v1/quarantine/{cut[2]['id']}"))
+    assert (text["payload"], json.loads(text["raw_text"])) == (None, as_text)
+    reads = ok(client.get("/v1/audit", params={"action": "quarantine.read"}))["items"]
+    assert [(e["target_type"], e["target_id"]) for e in reads] == [
+        ("quarantine", str(cut[0]["id"])),
+        ("quarantine", str(cut[2]["id"])),
+    ]
+    assert "no quarantined item 999" in problem(client.get("/v1/quarantine/999"), 404)["detail"]
+    problem(client.get("/v1/quarantine/0"), 422)
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -35,6 +35,7 @@ ALLOWED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/identity/resolve"): ADMIN,
     ("GET", "/v1/identity/runs"): ADMIN,
     ("GET", "/v1/quarantine"): ADMIN,
+    ("GET", "/v1/quarantine/{item_id}"): ADMIN,
     ("POST", "/v1/quarantine/replay"): ADMIN,
     ("GET", "/v1/profiles"): READERS,
     ("GET", "/v1/profiles/{profile_id}"): READERS,
@@ -68,7 +69,7 @@ def operations(client: TestClient) -> set[tuple[str, str]]:
 
 def call(client: TestClient, method: str, path: str) -> Any:
     """The route with a placeholder for each path parameter and an empty JSON body where one is taken."""
-    url = path.replace("{merge_id}", "999").replace("{key_id}", "999")
+    url = path.replace("{merge_id}", "999").replace("{key_id}", "999").replace("{item_id}", "999")
     url = (
         url.replace("{name}", "nothing.here").replace("{profile_id}", "nobody").replace("{order_id}", "none")
     )

@@ -36,7 +36,7 @@ from rapport.identity.service import (
 )
 from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent, Status
 from rapport.ingest.pipeline import source_priorities
-from rapport.ingest.quarantine import list_quarantine
+from rapport.ingest.quarantine import list_quarantine, preview
 from rapport.ingest.replay import replay
 from rapport.matching.suggestions import (
     SuggestionConflict,
@@ -69,17 +69,18 @@ def _unknown_type(errors: list[str]) -> str | None:
     return None
 
 
-#: the most of what was sent that the quarantine page shows of one item; the API gives all of it
-SHOWN = 4_000
-
-
 def _sent(item: QuarantinedEvent) -> str:
-    text = (
-        item.raw_text if item.raw_text is not None else json.dumps(item.payload, indent=2, ensure_ascii=False)
-    )
-    if len(text) <= SHOWN:
-        return text
-    return f"{text[:SHOWN]}\n… and {len(text) - SHOWN:,} characters more (GET /v1/quarantine gives all of it)"
+    """What the quarantine page shows of what was sent: all of it, indented, when it fits the listing's
+    preview; else the preview, so that a page stays small and quick however large the items."""
+    start = preview(item)
+    if not start.truncated:
+        return (
+            start.text
+            if item.raw_text is not None
+            else json.dumps(item.payload, indent=2, ensure_ascii=False)
+        )
+    more = start.size - len(start.text.encode("utf-8", "surrogatepass"))
+    return f"{start.text}\n… and {more:,} bytes more (GET /v1/quarantine/{item.id} gives all of it)"
 
 
 @router.get("", response_class=HTMLResponse)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,40 @@ def list_quarantine(
     if transport is not None:
         query = query.where(QuarantinedEvent.transport == transport)
     return list(session.scalars(query))
+
+
+def get_item(session: Session, item_id: int) -> QuarantinedEvent | None:
+    """One item of the quarantine, whole; None when there is none of that id."""
+    return session.get(QuarantinedEvent, item_id)
+
+
+#: the most of an item's payload a listing gives, in bytes of its JSON text (or of the text it was kept
+#: as): an item may hold up to 10 MB, and a page of them would otherwise weigh hundreds
+PREVIEW_BYTES = 4_096
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The start of what an item holds, as text: ``text`` its first :data:`PREVIEW_BYTES` bytes (whole
+    when ``truncated`` is false), ``size`` the bytes of the whole."""
+
+    text: str
+    size: int
+    truncated: bool
+
+
+def preview(item: QuarantinedEvent) -> Preview:
+    """The start of ``item``'s payload, as compact JSON (or the text it was kept as)."""
+    if item.raw_text is not None:
+        whole = item.raw_text.encode("utf-8", "surrogatepass")
+    else:
+        try:
+            whole = orjson.dumps(item.payload)
+        except TypeError:  # PostgreSQL gives 1e30 back as a whole number beyond 64 bits
+            whole = json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")).encode()
+    # cut at a character's boundary: a character the limit splits is left out
+    text = whole[:PREVIEW_BYTES].decode("utf-8", "ignore")
+    return Preview(text=text, size=len(whole), truncated=len(whole) > PREVIEW_BYTES)
 
 
 #: where an event starts in the file it was read from, by its position in its batch or stream (imports)

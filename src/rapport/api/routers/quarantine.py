@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
 from rapport.api.jsonbody import JsonBodyRoute
+from rapport.api.problems import Problem, ProblemError
 from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
-from rapport.ingest.models import MAX_TRANSPORT, Status
-from rapport.ingest.quarantine import list_quarantine
+from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent, Status
+from rapport.ingest.quarantine import PREVIEW_BYTES, get_item, list_quarantine, preview
 from rapport.ingest.replay import replay
 from rapport.trust.roles import Permission as P
 
@@ -28,14 +29,47 @@ class QuarantineItem(BaseModel):
     line: int | None = Field(description="the line of the imported file it starts on (imports only)")
     event_id: str | None
     type: str | None
-    payload: Any
-    raw_text: str | None
+    payload: Any = Field(description="what was sent, as JSON; null in a listing when payload_truncated")
+    raw_text: str | None = Field(
+        description="what was sent, as text, when it could not be kept as JSON; null in a listing when "
+        "payload_truncated"
+    )
+    payload_bytes: int = Field(description="the size of what was sent, as compact JSON or as its text")
+    payload_preview: str = Field(
+        description=f"its first {PREVIEW_BYTES:,} bytes, as compact JSON or as its text (whole when smaller)"
+    )
+    payload_truncated: bool = Field(
+        description="whether this answer leaves payload and raw_text out, as larger than the preview: "
+        "GET /v1/quarantine/{id} gives the item whole"
+    )
     errors: list[str]
     status: Status
     attempts: int
     resolved_at: datetime | None
 
-    model_config = {"from_attributes": True}
+    @classmethod
+    def of(cls, item: QuarantinedEvent, *, whole: bool) -> QuarantineItem:
+        """``item`` as the API gives it: in a listing (not ``whole``), its payload only when it fits the
+        preview, so that a page stays small however large the items."""
+        start = preview(item)
+        left_out = start.truncated and not whole
+        return cls(
+            id=item.id,
+            received_at=item.received_at,
+            transport=item.transport,
+            line=item.line,
+            event_id=item.event_id,
+            type=item.type,
+            payload=None if left_out else item.payload,
+            raw_text=None if left_out else item.raw_text,
+            payload_bytes=start.size,
+            payload_preview=start.text,
+            payload_truncated=left_out,
+            errors=item.errors,
+            status=item.status,
+            attempts=item.attempts,
+            resolved_at=item.resolved_at,
+        )
 
 
 class QuarantinePage(BaseModel):
@@ -85,9 +119,26 @@ def get_quarantine(
     )
     audit("quarantine.list", "quarantine", status, count=len(items))  # what people sent, as the console
     return QuarantinePage(
-        items=[QuarantineItem.model_validate(i) for i in items],
+        items=[QuarantineItem.of(i, whole=False) for i in items],
         next_after=items[-1].id if len(items) == limit else None,
     )
+
+
+@router.get(
+    "/{item_id:int}",  # not /replay, which takes POST alone
+    response_model=QuarantineItem,
+    summary="One quarantined item, its payload whole",
+    responses={404: {"model": Problem}},
+    dependencies=[require(P.QUARANTINE_MANAGE)],
+)
+def get_quarantined_item(
+    session: ReadSession, audit: Audit, item_id: int = Path(ge=1, le=MAX_ROW_ID)
+) -> QuarantineItem:
+    item = get_item(session, item_id)
+    if item is None:
+        raise ProblemError(404, "Not found", f"no quarantined item {item_id}")
+    audit("quarantine.read", "quarantine", str(item_id))  # what someone sent, as the listing
+    return QuarantineItem.of(item, whole=True)
 
 
 @router.post(
