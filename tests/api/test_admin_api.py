@@ -243,6 +243,33 @@ def test_an_event_type_added_at_run_time_is_used_at_once_and_versioned(client: T
     )
 
 
+def test_a_definition_sent_again_answers_the_current_version_and_adds_none(client: TestClient) -> None:
+    """A provisioning script that posts its types at every deploy does not pile up versions: what the
+    latest version is already, keys in any order, is answered with it (200, not 201) and not recorded."""
+    first = ok(add_type(client, WARRANTY_V1, description="claims", subject="serial"), 201)
+    reordered = {"properties": {"serial": {"maxLength": 64, "type": "string"}}, "required": ["serial"]}
+    reordered = {**reordered, "type": "object"}
+
+    again = ok(add_type(client, reordered, subject="serial", description="claims"), 200)
+
+    assert again == first
+    assert [v["version"] for v in ok(client.get("/v1/event-types/warranty.claimed"))] == [1]
+    # another description, or back to an earlier schema, is a new version
+    assert (
+        ok(add_type(client, WARRANTY_V1, description="warranty claims", subject="serial"), 201)["version"]
+        == 2
+    )
+    assert ok(add_type(client, WARRANTY_V2), 201)["version"] == 3
+    assert ok(add_type(client, WARRANTY_V1), 201)["version"] == 4
+    assert ok(add_type(client, WARRANTY_V1), 200)["version"] == 4
+    created = ok(client.get("/v1/audit", params={"action": "event_type.create"}))["items"]
+    assert [e["detail"]["version"] for e in created] == [1, 2, 3, 4]
+    # a built-in type's own definition, sent as a new version of it, adds none either
+    [builtin] = ok(client.get("/v1/event-types/page.viewed"))
+    same = {"type": "page.viewed", "schema": builtin["schema"], "description": builtin["description"]}
+    assert ok(client.post("/v1/event-types", json=same), 200)["version"] == builtin["version"]
+
+
 def test_an_unknown_event_type_is_a_404_problem(client: TestClient) -> None:
     problem(client.get("/v1/event-types/warranty.claimed"), 404)
 

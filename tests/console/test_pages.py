@@ -847,3 +847,17 @@ def test_the_audit_page_names_the_key_by_id_and_filters_by_it(
     assert f"desk (agent, key {first})" in shown
     assert f"key {second})" not in shown
     assert f"desk (agent, key {second})" in admin.get("/admin/audit").text
+
+
+def test_an_event_type_sent_again_through_the_console_adds_no_version(
+    db: Database, browser_for: SignedIn
+) -> None:
+    client = browser_for(Role.ADMIN)
+    form = {"type": "loyalty.tier_changed", "schema": '{"type": "object"}'}
+
+    first = client.post("/admin/event-types", data={**form, "csrf": csrf_of(client.get("/").text)})
+    again = client.post("/admin/event-types", data={**form, "csrf": csrf_of(client.get("/").text)})
+
+    assert "Event type loyalty.tier_changed added" in first.text
+    assert "Event type loyalty.tier_changed is already as sent: no version was added" in again.text
+    assert _scalar(db, select(func.count()).where(EventTypeVersion.type == "loyalty.tier_changed")) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from threading import Lock
@@ -118,7 +119,65 @@ def add_event_type(
     subject: str | None = None,
     channel: str | dict[str, Any] | None = None,
 ) -> EventType:
-    """Add ``type`` (or its next version) to the catalog. Raises :class:`CatalogError` on a bad schema."""
+    """Add ``type`` (or its next version) to the catalog, unless its current version is the same (see
+    :func:`define_event_type`). Raises :class:`CatalogError` on a bad schema."""
+    return define_event_type(
+        session, type=type, schema=schema, description=description, subject=subject, channel=channel
+    )[0]
+
+
+def _canonical(value: Any) -> str:
+    """``value`` as JSON text that does not depend on the order of its keys nor on the form of its whole
+    numbers (PostgreSQL gives a schema back with its keys in an order of its own, and 1e30 as an integer)."""
+
+    def same_numbers(item: Any) -> Any:
+        if isinstance(item, float):
+            return int(item) if item.is_integer() else item
+        if isinstance(item, dict):
+            return {key: same_numbers(sub) for key, sub in item.items()}
+        if isinstance(item, list):
+            return [same_numbers(sub) for sub in item]
+        return item
+
+    return json.dumps(same_numbers(value), sort_keys=True, ensure_ascii=False)
+
+
+def _same_as_current(
+    session: Session, type: str, builtin: EventType | None, definition: list[Any]
+) -> EventType | None:
+    """The latest version of ``type``, as stored or built in, when ``definition`` (its schema, description,
+    subject and channel) is the same as its own; else None. Compiled only then: a stored version the
+    catalog leaves out must not stand in the way of the one that mends it."""
+    row = session.scalars(
+        select(EventTypeVersion)
+        .where(EventTypeVersion.type == type)
+        .order_by(EventTypeVersion.version.desc())
+        .limit(1)
+    ).first()
+    if row is None or (builtin is not None and builtin.version > row.version):
+        same = builtin is not None and _canonical(
+            [builtin.schema, builtin.description, builtin.subject, builtin.channel]
+        ) == _canonical(definition)
+        return builtin if same else None
+    subject, channel = _as_version_of(builtin, row.subject, row.channel)
+    if _canonical([row.schema, row.description, subject, channel]) != _canonical(definition):
+        return None
+    return _compiled(row.type, row.version, row.schema, row.description, subject, channel)
+
+
+def define_event_type(
+    session: Session,
+    *,
+    type: str,
+    schema: dict[str, Any],
+    description: str = "",
+    subject: str | None = None,
+    channel: str | dict[str, Any] | None = None,
+) -> tuple[EventType, bool]:
+    """Add ``type`` (or its next version) to the catalog, and say it was added; or, when its current
+    version has the same schema, description, subject and channel (the order of keys aside), that version,
+    and say it was not: a definition sent again (a provisioning script run at every deploy) does not pile up
+    versions. Raises :class:`CatalogError` on a bad schema."""
     try:
         stored = orjson.dumps([type, schema, description, subject, channel])
     except TypeError as exc:  # nested over 254 levels, or an integer beyond 64 bits
@@ -144,6 +203,8 @@ def add_event_type(
         raise CatalogError(misplaced)
     # from the table and the built-in types, not the catalog, which leaves out a stored version it cannot use
     lock_catalog(session)
+    if current := _same_as_current(session, type, builtin, [schema, description, subject, channel]):
+        return current, False
     stored = session.scalar(select(func.max(EventTypeVersion.version)).where(EventTypeVersion.type == type))
     version = max(stored or 0, builtin.version if builtin is not None else 0) + 1
     event_type = _compiled(type, version, schema, description, subject, channel)
@@ -159,4 +220,4 @@ def add_event_type(
         )
     )
     session.flush()
-    return event_type
+    return event_type, True

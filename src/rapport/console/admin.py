@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from rapport.catalog import CatalogError
 from rapport.catalog.schemas import EventTypeIn
-from rapport.catalog.service import add_event_type, load_catalog
+from rapport.catalog.service import define_event_type, load_catalog
 from rapport.console.formats import is_whole_number
 from rapport.console.web import (
     SESSION_SECONDS,
@@ -141,16 +141,24 @@ def _types_page(
     form: dict[str, str] | None = None,
     error: str | None = None,
     added: str | None = None,
+    unchanged: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     form = form or {"type": request.query_params.get("type", "")[:100], "schema": EXAMPLE_SCHEMA}
-    context = {"types": load_catalog(session).latest(), "form": form, "error": error, "added": added}
+    context = {
+        "types": load_catalog(session).latest(),
+        "form": form,
+        "error": error,
+        "added": added,
+        "unchanged": unchanged,
+    }
     return render(request, "admin/event_types.html", context, viewer=viewer, status=status)
 
 
 @router.get("/event-types", response_class=HTMLResponse, dependencies=[need(P.REFERENCE_READ)])
 def get_event_types(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
-    return _types_page(request, session, viewer, added=request.query_params.get("added"))
+    query = request.query_params
+    return _types_page(request, session, viewer, added=query.get("added"), unchanged=query.get("unchanged"))
 
 
 @router.post("/event-types", response_class=HTMLResponse, dependencies=[need(P.CATALOG_WRITE)])
@@ -179,7 +187,7 @@ async def post_event_type(request: Request, session: PageSession, viewer: Curren
         return _types_page(request, session, viewer, form=form, error=problems, status=422)
     try:
         with database_of(request).session(write=True) as write:
-            added = add_event_type(
+            defined, added = define_event_type(
                 write,
                 type=body.type,
                 schema=body.schema_,
@@ -187,11 +195,12 @@ async def post_event_type(request: Request, session: PageSession, viewer: Curren
                 subject=body.subject,
                 channel=body.channel,
             )
-            name, version = added.type, added.version
-            record_in(write, viewer, "event_type.create", "event_type", name, version=version)
+            name, version = defined.type, defined.version
+            if added:  # the same as its latest version: nothing changed, nothing to record
+                record_in(write, viewer, "event_type.create", "event_type", name, version=version)
     except CatalogError as exc:
         return _types_page(request, session, viewer, form=form, error=exc.reason, status=422)
-    return redirect(f"/admin/event-types?added={name}")
+    return redirect(f"/admin/event-types?{'added' if added else 'unchanged'}={name}")
 
 
 @router.get("/audit", response_class=HTMLResponse, dependencies=[need(P.AUDIT_READ)])

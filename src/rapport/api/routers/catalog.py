@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession
@@ -10,7 +10,7 @@ from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.catalog import CatalogError
 from rapport.catalog.schemas import EventTypeIn, EventTypeOut
-from rapport.catalog.service import add_event_type, load_catalog
+from rapport.catalog.service import define_event_type, load_catalog
 from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1/event-types", tags=["catalog"], route_class=JsonBodyRoute)
@@ -45,15 +45,22 @@ def get_event_type(name: str, session: ReadSession) -> list[EventTypeOut]:
     response_model=EventTypeOut,
     status_code=201,
     summary="Add an event type or a new version",
-    responses={422: {"model": Problem}},
+    responses={
+        200: {"description": "The type's current version, the same as sent: nothing was added"},
+        422: {"model": Problem},
+    },
     dependencies=[require(P.CATALOG_WRITE)],
 )
-def post_event_type(body: EventTypeIn, database: DatabaseDep, audit: Audit) -> EventTypeOut:
+def post_event_type(
+    body: EventTypeIn, database: DatabaseDep, audit: Audit, response: Response
+) -> EventTypeOut:
     """Takes effect at once, without a restart. Posting an existing type adds its next version, which
-    new events are checked against unless they name an older ``schema_version``."""
+    new events are checked against unless they name an older ``schema_version``. Posting what its latest
+    version is already (the same schema, description, subject and channel, in any order of keys) adds
+    nothing and answers that version with 200, so that a definition may be sent at every deploy."""
     try:
         with database.session(write=True) as session:
-            event_type = add_event_type(
+            event_type, added = define_event_type(
                 session,
                 type=body.type,
                 schema=body.schema_,
@@ -61,9 +68,12 @@ def post_event_type(body: EventTypeIn, database: DatabaseDep, audit: Audit) -> E
                 subject=body.subject,
                 channel=body.channel,
             )
-            audit.record(
-                session, "event_type.create", "event_type", event_type.type, version=event_type.version
-            )
+            if added:  # a definition sent again changes nothing, so there is nothing to record
+                audit.record(
+                    session, "event_type.create", "event_type", event_type.type, version=event_type.version
+                )
+            else:
+                response.status_code = 200
     except CatalogError as exc:
         raise ProblemError(422, "Invalid event type", exc.reason, [exc.reason]) from exc
     return EventTypeOut.model_validate(event_type.describe())
