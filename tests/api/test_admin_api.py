@@ -640,12 +640,18 @@ def test_the_quarantine_keeps_rejected_events_and_replays_them_once_fixed(client
     )
     assert item["raw_text"] is None and page["next_after"] is None
 
-    assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 0, "duplicates": 0, "still_rejected": 1}
+    assert ok(client.post("/v1/quarantine/replay")) == {
+        "replayed": 0,
+        "duplicates": 0,
+        "still_rejected": 1,
+        "not_found": [],
+    }
     ok(add_type(client, WARRANTY_V1), 201)
     assert ok(client.post("/v1/quarantine/replay", json={"ids": [item["id"]]})) == {
         "replayed": 1,
         "duplicates": 0,
         "still_rejected": 0,
+        "not_found": [],
     }
 
     assert ok(client.get("/v1/quarantine"))["items"] == []
@@ -653,7 +659,12 @@ def test_the_quarantine_keeps_rejected_events_and_replays_them_once_fixed(client
     assert (done["status"], done["attempts"]) == ("replayed", 2) and done["resolved_at"] is not None
     timeline = ok(client.get(f"/v1/profiles/{profile_id(client, 'email:jo@example.com')}/timeline"))
     assert [i["id"] for i in timeline["items"]] == [claim["id"], good["id"]]
-    assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 0, "duplicates": 0, "still_rejected": 0}
+    assert ok(client.post("/v1/quarantine/replay")) == {
+        "replayed": 0,
+        "duplicates": 0,
+        "still_rejected": 0,
+        "not_found": [],
+    }
 
 
 def test_json_kept_as_text_is_checked_again_by_a_replay_with_the_reasons_of_today(
@@ -673,7 +684,12 @@ def test_json_kept_as_text_is_checked_again_by_a_replay_with_the_reasons_of_toda
 
     short_serial = {"type": "object", "properties": {"serial": {"type": "string", "maxLength": 10}}}
     ok(add_type(client, short_serial), 201)
-    assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 0, "duplicates": 0, "still_rejected": 3}
+    assert ok(client.post("/v1/quarantine/replay")) == {
+        "replayed": 0,
+        "duplicates": 0,
+        "still_rejected": 3,
+        "not_found": [],
+    }
 
     again = ok(client.get("/v1/quarantine"))["items"]
     assert [(item["id"], item["attempts"]) for item in again] == [(item["id"], 1) for item in kept]
@@ -696,7 +712,7 @@ def test_a_quarantined_item_whose_mended_copy_was_stored_is_a_duplicate_even_if_
 
     answer = ok(client.post("/v1/quarantine/replay", json={"ids": [item["id"]]}))
 
-    assert answer == {"replayed": 0, "duplicates": 1, "still_rejected": 0}
+    assert answer == {"replayed": 0, "duplicates": 1, "still_rejected": 0, "not_found": []}
     [done] = ok(client.get("/v1/quarantine", params={"status": "duplicate"}))["items"]
     assert done["errors"][0].startswith(f"id: the log holds an event with the id {broken['id']!r} already")
     assert "data.url: required property missing" in done["errors"][1]
@@ -749,9 +765,9 @@ def test_a_replay_stores_the_rest_when_the_database_refuses_one_item(
         again = ok(client.post("/v1/quarantine/replay"))
     mended = ok(client.post("/v1/quarantine/replay"))
 
-    assert first == {"replayed": 4, "duplicates": 0, "still_rejected": 1}
-    assert again == {"replayed": 0, "duplicates": 0, "still_rejected": 1}
-    assert mended == {"replayed": 1, "duplicates": 0, "still_rejected": 0}
+    assert first == {"replayed": 4, "duplicates": 0, "still_rejected": 1, "not_found": []}
+    assert again == {"replayed": 0, "duplicates": 0, "still_rejected": 1, "not_found": []}
+    assert mended == {"replayed": 1, "duplicates": 0, "still_rejected": 0, "not_found": []}
     [done] = [
         i for i in ok(client.get("/v1/quarantine", params={"status": "all"}))["items"] if i["attempts"] == 3
     ]
@@ -773,7 +789,12 @@ def test_a_replay_applies_an_id_once_and_marks_the_other_items_with_it_duplicate
     ok(add_type(client, WARRANTY_V1), 201)
     ok(send(client, [{**later, "data": {"serial": "S-4"}}]))  # sent again, mended, and taken
 
-    assert ok(client.post("/v1/quarantine/replay")) == {"replayed": 1, "duplicates": 2, "still_rejected": 0}
+    assert ok(client.post("/v1/quarantine/replay")) == {
+        "replayed": 1,
+        "duplicates": 2,
+        "still_rejected": 0,
+        "not_found": [],
+    }
 
     [replayed] = ok(client.get("/v1/quarantine", params={"status": "replayed"}))["items"]
     assert replayed["payload"] == first
@@ -789,6 +810,22 @@ def test_a_replay_applies_an_id_once_and_marks_the_other_items_with_it_duplicate
     assert ok(client.get("/v1/quarantine"))["items"] == []
     unknown = problem(client.get("/v1/quarantine", params={"status": "duplicates"}), 422)
     assert "'open', 'replayed', 'duplicate' or 'all'" in unknown["detail"]
+
+
+def test_a_replay_names_the_ids_asked_for_that_are_not_open_in_the_quarantine(client: TestClient) -> None:
+    claims = [event("warranty.claimed", ids={"email": "jo@example.com"}, serial=f"WM-{n}") for n in (1, 2)]
+    problem(send(client, claims), 422)
+    first, second = (i["id"] for i in ok(client.get("/v1/quarantine"))["items"])
+    ok(add_type(client, WARRANTY_V1), 201)
+    ok(client.post("/v1/quarantine/replay", json={"ids": [first]}))
+
+    # one replayed already, one that never was, one still open
+    answer = ok(client.post("/v1/quarantine/replay", json={"ids": [first, 999, second, 999]}))
+
+    assert answer == {"replayed": 1, "duplicates": 0, "still_rejected": 0, "not_found": [first, 999]}
+    nothing_open = ok(client.post("/v1/quarantine/replay", json={"ids": [second]}))
+    assert nothing_open == {"replayed": 0, "duplicates": 0, "still_rejected": 0, "not_found": [second]}
+    assert ok(client.post("/v1/quarantine/replay"))["not_found"] == []  # all that is open: none asked for
 
 
 def test_the_quarantine_pages_with_after(client: TestClient) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -26,6 +26,9 @@ class ReplayOutcome:
     replayed: int = 0
     duplicates: int = 0
     still_rejected: int = 0
+    #: of the ids asked for, those of no item that was open when the replay began (unknown, or replayed
+    #: already), in the order asked
+    not_found: list[int] = field(default_factory=list)
 
     def add(self, other: ReplayOutcome) -> None:
         self.replayed += other.replayed
@@ -41,7 +44,12 @@ def audit_entry(ids: Sequence[int] | None, outcome: ReplayOutcome) -> tuple[str,
     """What the audit log keeps of a replay, through the API as through the console: its target (the
     items asked for, or "open") and what became of them."""
     target = "open" if ids is None else ",".join(map(str, ids))
-    return target, {**asdict(outcome), **({} if ids is None else {"ids": list(ids)})}
+    counts = {
+        "replayed": outcome.replayed,
+        "duplicates": outcome.duplicates,
+        "still_rejected": outcome.still_rejected,
+    }
+    return target, {**counts, **({} if ids is None else {"ids": list(ids)})}
 
 
 #: the keys of a message kept as it arrived because it never became an envelope (MQTT: its topic, and its
@@ -89,21 +97,27 @@ def replay(
 
     ``record`` is given each page's audit entry (:func:`audit_entry` of what the page did) in the page's
     transaction, so that what a page stores and its entry commit together; a replay with nothing open
-    gives it one entry of its own."""
+    gives it one entry of its own. Of ``ids``, those of no item open when it began are named in its
+    ``not_found``."""
     with database.session() as session:
         last = session.scalar(select(func.max(QuarantinedEvent.id)).where(QuarantinedEvent.status == "open"))
     outcome = ReplayOutcome()
+    found: set[int] = set()
     after = 0
     while last is not None and after < last:
         with database.session(write=True) as session:
             done = ReplayOutcome()
-            after = _replay_page(session, settings, ids=ids, after=after, last=last, outcome=done)
+            after = _replay_page(
+                session, settings, ids=ids, after=after, last=last, outcome=done, found=found
+            )
             if record is not None:
                 record(session, *audit_entry(ids, done))
         outcome.add(done)
     if last is None and record is not None:
         with database.session(write=True) as session:
             record(session, *audit_entry(ids, outcome))
+    if ids is not None:
+        outcome.not_found = [i for i in dict.fromkeys(ids) if i not in found]
     return outcome
 
 
@@ -115,8 +129,10 @@ def _replay_page(
     after: int,
     last: int,
     outcome: ReplayOutcome,
+    found: set[int],
 ) -> int:
-    """Replay a page of the open items after the id ``after`` up to ``last``; the id the next page follows."""
+    """Replay a page of the open items after the id ``after`` up to ``last`` (adding their ids to ``found``);
+    the id the next page follows."""
     # Locked before reading: a replay that ran meanwhile has stored what it did, so its items are not
     # open any more, and nothing changes what the log holds until this page is stored.
     lock_identity_graph(session)
@@ -129,6 +145,7 @@ def _replay_page(
     if ids is not None:
         query = query.where(QuarantinedEvent.id.in_(list(ids)))
     items = list(session.scalars(query))
+    found.update(item.id for item in items)
     runnable: list[tuple[QuarantinedEvent, Any]] = []
     for item in items:
         body = _body(item)

@@ -89,6 +89,9 @@ class ReplayResult(BaseModel):
     replayed: int
     duplicates: int
     still_rejected: int
+    not_found: list[int] = Field(
+        description="of the ids asked for, those of no open item (none of that id, or replayed already)"
+    )
 
 
 @router.get(
@@ -160,5 +163,8 @@ def post_replay(
         ),
     )
     return ReplayResult(
-        replayed=outcome.replayed, duplicates=outcome.duplicates, still_rejected=outcome.still_rejected
+        replayed=outcome.replayed,
+        duplicates=outcome.duplicates,
+        still_rejected=outcome.still_rejected,
+        not_found=outcome.not_found,
     )
