@@ -189,6 +189,25 @@ def test_a_personal_mark_where_it_would_not_be_read_is_refused(
     assert "team.listed" not in {t["type"] for t in ok(client.get("/v1/event-types"))}
 
 
+@pytest.mark.parametrize("mark", ["false", "true", 1, 0, None, ["yes"]], ids=repr)
+def test_a_personal_mark_that_is_not_true_or_false_is_refused_naming_the_field(
+    client: TestClient, mark: Any
+) -> None:
+    """``"x-personal": "false"`` made its field personal (any value but false, null, 0 and "" counted): what
+    it says is not what masks and erasure would do."""
+    schema = {
+        "type": "object",
+        "properties": {"team": {"type": "array", "items": {"properties": {"name": {"x-personal": mark}}}}},
+    }
+
+    found = problem(client.post("/v1/event-types", json={"type": "team.listed", "schema": schema}), 422)
+
+    assert found["detail"].startswith(
+        "schema.properties.team.items.properties.name.x-personal: must be true or false"
+    )
+    assert "team.listed" not in {t["type"] for t in ok(client.get("/v1/event-types"))}
+
+
 def test_a_personal_mark_beside_a_reference_masks_its_field(
     client: TestClient, api_client: Callable[..., TestClient]
 ) -> None:

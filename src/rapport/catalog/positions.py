@@ -5,6 +5,7 @@ an example with an ``id`` or a property named ``$schema`` is not taken for a key
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +17,7 @@ __all__ = [
     "DRAFT_7",
     "MAX_FAN_OUT",
     "misplaced_personal_mark",
+    "non_boolean_personal_mark",
     "referenced",
     "schema_nodes",
     "too_wide",
@@ -191,6 +193,18 @@ def misplaced_personal_mark(schema: Any) -> str | None:
                 "items or additionalProperties), not in a schema that $ref, allOf, anyOf, oneOf or "
                 "patternProperties apply, nor at the root: mark the field itself (beside its $ref)"
             )
+    return None
+
+
+def non_boolean_personal_mark(schema: Any) -> str | None:
+    """Where ``schema`` marks a field ``x-personal`` with anything but true or false, or None. Masks and
+    erasure take any value but false, null, 0 and "" for true, so ``"x-personal": "false"`` would make its
+    field personal, the opposite of what it says."""
+    for path, _, node in schema_nodes(schema):
+        if isinstance(node, dict) and "x-personal" in node and not isinstance(node["x-personal"], bool):
+            written = json.dumps(node["x-personal"], ensure_ascii=False)
+            shown = written if len(written) <= 40 else f"{written[:40]}…"
+            return f"{path}.x-personal: must be true or false, not {shown}"
     return None
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.models import EventTypeVersion
-from rapport.catalog.positions import misplaced_personal_mark
+from rapport.catalog.positions import misplaced_personal_mark, non_boolean_personal_mark
 from rapport.catalog.registry import MAX_CHANNEL, ORIGINS, Catalog, CatalogError, EventType, builtin_types
 from rapport.db.locks import lock_catalog
 from rapport.db.revisions import RevisionCache
@@ -199,7 +199,7 @@ def define_event_type(
     _check_channel(channel)
     _check_origin(schema)
     # here, not in EventType: a type stored before the rule stays usable
-    if misplaced := misplaced_personal_mark(schema):
+    if misplaced := non_boolean_personal_mark(schema) or misplaced_personal_mark(schema):
         raise CatalogError(misplaced)
     # from the table and the built-in types, not the catalog, which leaves out a stored version it cannot use
     lock_catalog(session)
