@@ -582,6 +582,39 @@ def test_every_query_parameter_given_empty_is_a_422_naming_it(client: TestClient
     assert set(answers.values()) == {(422, True)}, answers
 
 
+def test_every_text_query_parameter_given_only_white_space_is_a_422_as_empty_is(client: TestClient) -> None:
+    """``?channel=%20`` is not a filter that nothing matches (an empty timeline, quarantine or audit log)
+    but the parameter given empty, on every route that refuses it empty."""
+    send(client, [message_for("jo@example.com")])
+    profile_id = profile_of(client, "email:jo@example.com")["id"]
+    answers = {}
+    for path, item in client.app.openapi()["paths"].items():
+        in_path = path.replace("{profile_id}", profile_id)
+        in_path = re.sub(r"\{[a-z_]+\}", "x-1", in_path)
+        for method, operation in item.items():
+            for param in operation.get("parameters", []):
+                schemas = param["schema"].get("anyOf", [param["schema"]])
+                if param["in"] != "query" or not any(s.get("minLength") == 1 for s in schemas):
+                    continue
+                for blank in (" ", " \u00a0\u2003"):
+                    response = client.request(method.upper(), in_path, params={param["name"]: blank})
+                    named = f"query.{param['name']}:"
+                    errors = [e for e in response.json().get("errors", []) if e.startswith(named)]
+                    answers[f"{method.upper()} {path} {param['name']}={blank!r}"] = (
+                        response.status_code,
+                        errors,
+                    )
+    assert len(answers) >= 20
+    assert {name: answer for name, answer in answers.items() if answer[0] != 422 or len(answer[1]) != 1} == {}
+    assert {
+        name for name, (_, [error]) in answers.items() if not error.endswith(": must not be empty")
+    } == set()
+    assert answers["GET /v1/profiles/{profile_id}/timeline channel=' '"] == (
+        422,
+        ["query.channel: must not be empty"],
+    )
+
+
 def test_the_types_parameter_may_be_repeated(client: TestClient) -> None:
     ids = {"email": "jo@example.com"}
     send(client, [page_view(ids, minute=0), order("O-1", ids, minute=1), message(ids, minute=2)])

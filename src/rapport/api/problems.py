@@ -138,6 +138,11 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts)
 
 
+#: the pattern of a query parameter that must hold more than white space: ``?channel=%20`` is refused as
+#: ``?channel=`` is ("must not be empty"), not taken for a filter that nothing matches
+NOT_BLANK = r"\S"
+
+
 #: pydantic's errors for a moment it could not read
 _NOT_A_MOMENT = {"datetime_parsing", "datetime_from_date_parsing", "datetime_type"}
 
@@ -149,6 +154,11 @@ def _message(error: Any) -> str:
     if error.get("type") == "missing":
         return "required property missing"
     if error.get("type") == "string_too_short" and (error.get("ctx") or {}).get("min_length") == 1:
+        return "must not be empty"
+    if (
+        error.get("type") == "string_pattern_mismatch"
+        and (error.get("ctx") or {}).get("pattern") == NOT_BLANK
+    ):
         return "must not be empty"
     return str(error["msg"])
 

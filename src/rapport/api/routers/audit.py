@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from rapport.api.auth import Audit, require
 from rapport.api.deps import ReadSession
 from rapport.api.jsonbody import JsonBodyRoute
+from rapport.api.problems import NOT_BLANK
 from rapport.db.base import MAX_ROW_ID
 from rapport.trust import audit
 from rapport.trust.roles import Permission as P
@@ -48,8 +49,12 @@ def get_audit(
     auditor: Audit,
     after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(100, ge=1, le=1000),
-    action: str | None = Query(None, min_length=1, max_length=50, examples=["profile.read"]),
-    target_id: str | None = Query(None, min_length=1, max_length=200, description="e.g. a profile id"),
+    action: str | None = Query(
+        None, min_length=1, pattern=NOT_BLANK, max_length=50, examples=["profile.read"]
+    ),
+    target_id: str | None = Query(
+        None, min_length=1, pattern=NOT_BLANK, max_length=200, description="e.g. a profile id"
+    ),
     key_id: int | None = Query(None, ge=1, le=MAX_ROW_ID, description="the entries of one key"),
 ) -> AuditPage:
     items = audit.page(session, after=after, limit=limit, action=action, target_id=target_id, key_id=key_id)

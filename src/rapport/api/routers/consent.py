@@ -19,7 +19,7 @@ from rapport.api.deps import (
     profile_missing,
 )
 from rapport.api.jsonbody import JsonBodyRoute
-from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError, invalid_query
+from rapport.api.problems import NOT_BLANK, PROBLEM_JSON, Problem, ProblemError, invalid_query
 from rapport.api.routers.profiles import redactor_for
 from rapport.bodies import RequestBody
 from rapport.profiles.service import resolve_root
@@ -155,10 +155,15 @@ def get_decision(
     caller: CurrentCaller,
     audit: Audit,
     purpose: str = Query(
-        min_length=1, max_length=50, examples=["marketing"], json_schema_extra={"enum": list(PURPOSES)}
+        min_length=1,
+        pattern=NOT_BLANK,
+        max_length=50,
+        examples=["marketing"],
+        json_schema_extra={"enum": list(PURPOSES)},
     ),
     channel: str = Query(
         min_length=1,
+        pattern=NOT_BLANK,
         max_length=30,
         examples=["email"],
         description="a channel, or any for a use that is not about one channel (analytics, recognition)",

@@ -13,7 +13,7 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import DatabaseDep, ReadSession, live_profile
 from rapport.api.jsonbody import JsonBodyRoute
-from rapport.api.problems import Problem, ProblemError, QueryMoment, invalid_query, utc_moment
+from rapport.api.problems import NOT_BLANK, Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.api.routers.profiles import redactor_for
 from rapport.bodies import RequestBody
 from rapport.things.devices import (
@@ -114,7 +114,11 @@ def get_devices(
     audit: Audit,
     caller: CurrentCaller,
     owner: str | None = Query(
-        None, min_length=1, max_length=40, description="a profile id (an alias is followed)"
+        None,
+        min_length=1,
+        pattern=NOT_BLANK,
+        max_length=40,
+        description="a profile id (an alias is followed)",
     ),
     after: str = Query(
         "",
@@ -184,10 +188,13 @@ def get_device(
     bucket: str | None = Query(
         None,
         min_length=1,
+        pattern=NOT_BLANK,
         max_length=10,
         description="bucket size: 15m, 1h, 1d, …; default: 1h, 1d or 7d, the finest that fits",
     ),
 ) -> dict[str, Any]:
+    if reading is not None and not reading.strip():  # its pattern takes a space within a name, as NOT_BLANK
+        raise invalid_query("reading: must not be empty")  # would were it its only one
     try:
         found = device_view(
             session,

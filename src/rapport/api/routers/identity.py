@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StrictInt
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
 from rapport.api.jsonbody import JsonBodyRoute
-from rapport.api.problems import Problem, ProblemError
+from rapport.api.problems import NOT_BLANK, Problem, ProblemError
 from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.identity.service import (
@@ -88,7 +88,7 @@ class KindIn(RequestBody):
 def get_merges(
     session: ReadSession,
     audit: Audit,
-    profile_id: str | None = Query(None, min_length=1),
+    profile_id: str | None = Query(None, min_length=1, pattern=NOT_BLANK),
     after: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> list[MergeOut]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import Kinds, ReadSession, live_profile, profile_missing
 from rapport.api.jsonbody import JsonBodyRoute
-from rapport.api.problems import Problem, ProblemError, QueryMoment, invalid_query, utc_moment
+from rapport.api.problems import NOT_BLANK, Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.catalog.service import load_catalog
 from rapport.identity.kinds import InvalidIdentifier, KindTable
 from rapport.identity.service import IdentityError
@@ -104,6 +104,7 @@ def find_profile(
     identifier: str = Query(
         ...,
         min_length=1,
+        pattern=NOT_BLANK,
         description="kind:value, e.g. email:jo@example.com",
         examples=["email:jo@example.com"],
         max_length=400,
@@ -177,10 +178,10 @@ def get_timeline(
     types: list[str] | None = Query(
         None, description="event types, comma-separated or the parameter repeated", max_length=2000
     ),
-    channel: str | None = Query(None, min_length=1, max_length=30),
+    channel: str | None = Query(None, min_length=1, pattern=NOT_BLANK, max_length=30),
     since: QueryMoment = None,
     until: QueryMoment = None,
-    cursor: str | None = Query(None, min_length=1, max_length=200),
+    cursor: str | None = Query(None, min_length=1, pattern=NOT_BLANK, max_length=200),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
     root = live_profile(session, profile_id)

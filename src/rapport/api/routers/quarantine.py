@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StrictInt
 from rapport.api.auth import Audit, require
 from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
 from rapport.api.jsonbody import JsonBodyRoute
-from rapport.api.problems import Problem, ProblemError
+from rapport.api.problems import NOT_BLANK, Problem, ProblemError
 from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent, Status
@@ -107,6 +107,7 @@ def get_quarantine(
     transport: str | None = Query(
         None,
         min_length=1,
+        pattern=NOT_BLANK,
         max_length=MAX_TRANSPORT,
         description="only what came this way: http, mqtt, file:NAME (an imported file, by its name) …",
     ),
