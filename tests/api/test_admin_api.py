@@ -227,6 +227,42 @@ def test_a_personal_mark_beside_a_reference_masks_its_field(
     assert item["data"] == {"contact": "[redacted]"}
 
 
+def test_a_version_that_leaves_a_personal_mark_out_lists_the_field_as_personal_as_masks_treat_it(
+    client: TestClient, api_client: Callable[..., TestClient]
+) -> None:
+    """Masks and erasure read every version of a type: a later version without the mark does not make the
+    field shown, so the catalog does not say it is not personal either."""
+    [builtin] = ok(client.get("/v1/event-types/profile.updated"))
+    unmarked = {
+        "type": "object",
+        "properties": {"first_name": {"type": "string"}, "nickname": {"type": "string"}},
+    }
+    team = {
+        "type": "object",
+        "properties": {"team": {"type": "array", "items": {"properties": {"name": {}}}}},
+    }
+    whole_team = {"type": "object", "properties": {"team": {"type": "array", "x-personal": True}}}
+    named = {"type": "object", "properties": {"team": {"items": {"properties": {"name": PERSONAL_STRING}}}}}
+
+    added = ok(client.post("/v1/event-types", json={"type": "profile.updated", "schema": unmarked}), 201)
+    ok(client.post("/v1/event-types", json={"type": "team.listed", "schema": named}), 201)
+    ok(client.post("/v1/event-types", json={"type": "team.listed", "schema": team}), 201)
+    ok(client.post("/v1/event-types", json={"type": "team.listed", "schema": whole_team}), 201)
+
+    assert "first_name" in builtin["personal_fields"]
+    assert added["personal_fields"] == builtin["personal_fields"]
+    versions = ok(client.get("/v1/event-types/profile.updated"))
+    assert [v["personal_fields"] for v in versions] == [builtin["personal_fields"]] * 2
+    listed = {t["type"]: t["personal_fields"] for t in ok(client.get("/v1/event-types"))}
+    assert listed["profile.updated"] == builtin["personal_fields"]
+    assert listed["team.listed"] == ["team"]  # the name inside the team, personal in v1, not again
+    ok(send(client, [event("profile.updated", ids={"cookie_id": "c-1"}, first_name="Jo", nickname="J")]))
+    [item] = ok(api_client(Role.ANALYST).get(f"/v1/profiles/{profile_id(client, 'cookie_id:c-1')}/timeline"))[
+        "items"
+    ]
+    assert item["data"] == {"first_name": "[redacted]", "nickname": "J"}
+
+
 def test_an_event_type_added_at_run_time_is_used_at_once_and_versioned(client: TestClient) -> None:
     claim = event("warranty.claimed", ids={"email": "jo@example.com"}, serial="WM-1")
     assert (

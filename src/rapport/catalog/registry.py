@@ -196,6 +196,11 @@ def _personal_paths(schema: Any, path: str) -> Iterable[str]:
     yield from _personal_paths(schema.get("additionalProperties"), f"{path}.*" if path else "*")
 
 
+def _within(path: str, other: str) -> bool:
+    """Whether the field at ``path`` lies inside the one at ``other`` (``team[].name`` in ``team``)."""
+    return path != other and path.startswith(other) and path[len(other)] in ".["
+
+
 def _fast_reason(refusal: fastjsonschema.JsonSchemaValueException | None, type_name: str) -> str:
     """The fast check's reason, where the full one found none (they should not differ)."""
     if refusal is None:
@@ -308,6 +313,18 @@ class Catalog:
 
     def versions(self, name: str) -> list[EventType]:
         return [v for _, v in sorted(self._versions.get(name, {}).items())]
+
+    def personal_fields(self, name: str) -> tuple[str, ...]:
+        """The fields of type ``name`` that masks and erasure treat as personal, whatever the version of
+        an event: those any version marks (a version that leaves a mark out does not unmark its field), as
+        paths, one inside another not named again."""
+        paths = dict.fromkeys(path for version in self.versions(name) for path in version.personal_fields)
+        return tuple(path for path in paths if not any(_within(path, other) for other in paths))
+
+    def describe(self, event_type: EventType) -> dict[str, Any]:
+        """``event_type`` as the API lists it, its ``personal_fields`` those of every version of its type
+        (what masks and erasure read)."""
+        return {**event_type.describe(), "personal_fields": list(self.personal_fields(event_type.type))}
 
     def latest(self) -> list[EventType]:
         return [self._latest[name] for name in sorted(self._latest)]

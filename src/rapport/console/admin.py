@@ -145,8 +145,9 @@ def _types_page(
     status: int = 200,
 ) -> HTMLResponse:
     form = form or {"type": request.query_params.get("type", "")[:100], "schema": EXAMPLE_SCHEMA}
+    catalog = load_catalog(session)
     context = {
-        "types": load_catalog(session).latest(),
+        "types": [catalog.describe(t) for t in catalog.latest()],
         "form": form,
         "error": error,
         "added": added,

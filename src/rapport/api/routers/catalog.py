@@ -23,7 +23,8 @@ router = APIRouter(prefix="/v1/event-types", tags=["catalog"], route_class=JsonB
     dependencies=[require(P.REFERENCE_READ)],
 )
 def list_event_types(session: ReadSession) -> list[EventTypeOut]:
-    return [EventTypeOut.model_validate(t.describe()) for t in load_catalog(session).latest()]
+    catalog = load_catalog(session)
+    return [EventTypeOut.model_validate(catalog.describe(t)) for t in catalog.latest()]
 
 
 @router.get(
@@ -34,10 +35,11 @@ def list_event_types(session: ReadSession) -> list[EventTypeOut]:
     dependencies=[require(P.REFERENCE_READ)],
 )
 def get_event_type(name: str, session: ReadSession) -> list[EventTypeOut]:
-    versions = load_catalog(session).versions(name)
+    catalog = load_catalog(session)
+    versions = catalog.versions(name)
     if not versions:
         raise ProblemError(404, "Not found", f"no event type {name!r}")
-    return [EventTypeOut.model_validate(t.describe()) for t in versions]
+    return [EventTypeOut.model_validate(catalog.describe(t)) for t in versions]
 
 
 @router.post(
@@ -76,4 +78,6 @@ def post_event_type(
                 response.status_code = 200
     except CatalogError as exc:
         raise ProblemError(422, "Invalid event type", exc.reason, [exc.reason]) from exc
-    return EventTypeOut.model_validate(event_type.describe())
+    with database.session() as session:  # its personal fields are those of every version of its type
+        described = load_catalog(session).describe(event_type)
+    return EventTypeOut.model_validate(described)
