@@ -31,6 +31,7 @@ from rapport.profiles.state import iso
 from rapport.settings import Settings
 from rapport.things.stores import rebuild_visits
 from rapport.things.stores.analytics import store_analytics
+from rapport.things.stores.customer import customer_visits
 from support.database import empty
 
 DAY = 24 * 60
@@ -129,6 +130,18 @@ def test_a_visit_with_no_exit_closes_at_its_last_sighting_after_the_timeout(
         moment(9 * 60),
         moment(9 * 60),
     )
+
+
+def test_only_the_visit_with_no_exit_and_no_later_entry_is_open(db: Database, settings: Settings) -> None:
+    register(db, timeout_s=3 * 3600)
+    ingest(db, settings, [recognise(JO)])
+    ingest(db, settings, [entered(JO, 0), zone(JO, "shoes", 5), entered(JO, 30), zone(JO, "home", 35)])
+
+    with db.session() as session:
+        seen = customer_visits(session, profile_id=profile_of(db, JO), now=moment(40))["visits"]
+
+    # newest first: the visit going on, and the one its entry ended (they had left unseen)
+    assert [(v["closed_by"], v["open"]) for v in seen] == [("timeout", True), ("next_entry", False)]
 
 
 def test_a_till_order_inside_the_visit_is_its_purchase_with_how_long_the_item_was_on_the_shelf(

@@ -62,14 +62,15 @@ def split_by_daytype(visits: Sequence[Visit], zones: dict[str, ZoneInfo]) -> dic
 
 
 def visit_view(visit: Visit, *, zone: ZoneInfo, timeout: timedelta, now: datetime) -> dict[str, Any]:
-    """One visit as the API shows it; ``open`` while the person may still be in the store."""
+    """One visit as the API shows it; ``open`` while the person may still be in the store: no exit seen,
+    no later entry (one closes the visit before it), and seen within the store's timeout."""
     return {
         "visit_id": visit.visit_id,
         "store_id": visit.store_id,
         "entered_at": visit.entered_at,
         "exited_at": visit.exited_at,
         "closed_by": visit.closed_by,
-        "open": visit.closed_by != "exit" and now - visit.exited_at < timeout,
+        "open": visit.closed_by == "timeout" and now - visit.exited_at < timeout,
         "duration_s": visit.duration_s,
         "local_day": visit.entered_at.astimezone(zone).date().isoformat(),
         "weekend": is_weekend(visit.entered_at, zone),
