@@ -280,6 +280,27 @@ def test_an_exit_long_after_the_last_sighting_does_not_stretch_the_visit(
     ]
 
 
+def test_an_exit_the_sensors_gave_another_visit_id_is_noted_as_such(db: Database, settings: Settings) -> None:
+    register(db, timeout_s=3 * 3600)
+    ingest(
+        db,
+        settings,
+        [
+            recognise(JO),
+            entered(JO, 0, visit_id="v-1"),
+            zone(JO, "shoes", 5, visit_id="v-1"),
+            exited(JO, 30, visit_id="v-2"),  # well within the timeout
+        ],
+    )
+
+    [visit] = visits(db)
+    assert visit.closed_by == "next_entry" and visit.exited_at == moment(5)
+    assert visit.notes == [
+        "an exit the sensors gave another visit id came 0:25:00 after the last sighting: "
+        "not taken as the end of this visit"
+    ]
+
+
 # -- order independence --------------------------------------------------------------------------------
 
 

@@ -213,6 +213,12 @@ class _Cutter:
             return None  # too far from any visit to say whose it is; or the same exit reported twice
         if before.closed_by == "exit":
             before.notes.append(f"a second exit {_span(gap)} after this one was ignored")
+        elif before.closed_by == "next_entry":
+            # only an exit tagged with another visit id than this visit's closes it and ends nothing
+            before.notes.append(
+                f"an exit the sensors gave another visit id came {_span(gap)} after the last sighting: "
+                "not taken as the end of this visit"
+            )
         else:
             before.notes.append(
                 f"an exit came {_span(gap)} after the last sighting, later than the store's "
