@@ -27,13 +27,14 @@ from rapport.ingest.models import QuarantinedEvent
 from rapport.matching.models import MatchSuggestion
 from rapport.profiles.models import Profile
 from rapport.settings import Settings
+from rapport.things.devices import put_model
 from rapport.things.stores import put_store
 from rapport.trust.keys import revoke_key
 from rapport.trust.models import ApiKey, AuditEntry
 from rapport.trust.roles import Role
 from support.database import refusing_audit, suggestion
 from support.keys import new_key
-from things.devices.device_events import reading, registered
+from things.devices.device_events import MODEL, RULES, reading, registered, reported
 
 ALL = frozenset(Role)
 READERS = frozenset({Role.AGENT, Role.ANALYST, Role.ADMIN})
@@ -254,6 +255,22 @@ def test_the_360_page_shows_the_golden_record_timeline_and_orders(world: str, br
     assert "Hello" in html  # the message, on the timeline
     order = client.get("/orders/O-1").text
     assert "customer called" in order and "Versions (3)" in order
+
+
+def test_what_is_wrong_with_a_device_is_said_in_words_on_its_page_and_the_360(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    with db.session(write=True) as session:
+        put_model(session, model=MODEL, thresholds=RULES, silent_after_seconds=3600, now=BASE)
+    sent = [reading("FR-1", minute=40, temp_c=9.5), reported("FR-1", "fault", minute=41, code="E7")]
+    assert not ingest(db, settings, sent).rejected
+    client = browser_for(Role.AGENT)
+
+    for html in (client.get("/devices/FR-1").text, client.get(f"/customers/{world}").text):
+        assert "{&#39;reason&#39;" not in html and "{'reason'" not in html  # no data structure shown
+        assert "fault E7" in html
+        assert "temp_c 9.5 °C is above the maximum of 7 °C" in html
+        assert "silent since" in html
 
 
 @pytest.mark.parametrize(

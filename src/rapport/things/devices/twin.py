@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rapport.events.facts import Fact
@@ -216,20 +216,36 @@ def silent_since(twin: Mapping[str, Any], config: ModelConfig | None, now: datet
     return since if since <= now else None
 
 
+def _minute(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def open_alerts(twin: Mapping[str, Any], config: ModelConfig | None, now: datetime) -> list[dict[str, Any]]:
-    """What is wrong with the device now: a silence, a fault it reported last, readings out of range."""
+    """What is wrong with the device now: a silence, a fault it reported last, readings out of range;
+    each with a ``message`` that says it in words, for people to read."""
     alerts: list[dict[str, Any]] = []
     silent = silent_since(twin, config, now)
     if silent is not None:
-        alerts.append({"reason": "silent", "since": silent, "last_seen_at": twin["last_seen_at"]})
+        seen = twin["last_seen_at"]
+        alerts.append(
+            {
+                "reason": "silent",
+                "since": silent,
+                "last_seen_at": seen,
+                "message": f"silent since {_minute(silent)}: no report after {_minute(seen)}",
+            }
+        )
     latest = twin["state"].get("report")
     if latest and latest.get("event") in FAULT_EVENTS:
+        code, detail = latest.get("code"), latest.get("detail")
+        said = " ".join(str(part) for part in (latest["event"], code) if part is not None)
         alerts.append(
             {
                 "reason": "fault",
-                "code": latest.get("code"),
-                "detail": latest.get("detail"),
+                "code": code,
+                "detail": detail,
                 "since": latest["at"],
+                "message": f"{said}: {detail}" if detail else said,
             }
         )
     rules = config.thresholds if config else {}
@@ -245,6 +261,7 @@ def open_alerts(twin: Mapping[str, Any], config: ModelConfig | None, now: dateti
                     "bound": bound,
                     "limit": limit,
                     "at": reading["at"],
+                    "message": _describe(name, reading["value"], bound, limit, rules[name].get("unit")),
                 }
             )
     return alerts
