@@ -176,6 +176,28 @@ def test_an_analyst_sees_neither_device_serials_nor_event_ids(api_client: Callab
     assert ok(agent.get(f"/v1/profiles/{jo}/consents"))["history"][0]["event_id"] == "consent-jo@example.com"
 
 
+def test_an_analyst_sees_no_identifier_value_in_what_a_device_said(
+    api_client: Callable[..., TestClient],
+) -> None:
+    agent, analyst = api_client(Role.AGENT), api_client(Role.ANALYST)
+    ann, said = {"email": "ann@example.com"}, "WM-77 of ann@example.com: pump blocked"
+    sent = [registered("WM-77", ann, minute=0), reported("WM-77", "fault", minute=5, code="E9", detail=said)]
+    assert ok(agent.post("/v1/events", json={"events": sent}))["accepted"] == 2
+    owner = ok(agent.get("/v1/profiles", params={"identifier": "email:ann@example.com"}))["id"]
+
+    seen = ok(analyst.get(f"/v1/profiles/{owner}"))["devices"]
+    owned = ok(analyst.get("/v1/devices", params={"owner": owner}))["items"]
+    listed = ok(analyst.get("/v1/devices"))["items"]
+
+    for answer in (seen, owned, listed):
+        assert "ann@example.com" not in text_of(answer) and "wm-77" not in text_of(answer)
+    # what is no identifier value stays: the fault and its code
+    assert [(a["reason"], a["code"]) for a in seen[0]["open_alerts"]] == [("fault", "E9")]
+    assert owned == listed == seen
+    # an agent reads what the device said
+    assert ok(agent.get(f"/v1/profiles/{owner}"))["devices"][0]["last_report"]["detail"] == said
+
+
 def test_an_analyst_pages_through_the_devices_by_position(api_client: Callable[..., TestClient]) -> None:
     agent, analyst = api_client(Role.AGENT), api_client(Role.ANALYST)
     serials = ["SN-1", "SN-2", "SN-3"]

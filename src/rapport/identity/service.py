@@ -109,6 +109,17 @@ def identifiers_of(session: Session, *, profile_id: str) -> list[Identifier]:
     return list(session.scalars(_HELD, {"profile_id": profile_id}))
 
 
+def identifier_values(session: Session, *, profile_ids: AbstractSet[str]) -> dict[str, list[str]]:
+    """The identifier values each of ``profile_ids`` holds (one query per thousand profiles)."""
+    found: dict[str, list[str]] = {}
+    connection, table = session.connection(), table_of(Identifier)
+    for chunk in chunked(sorted(profile_ids)):
+        query = select(table.c.profile_id, table.c.value).where(one_of(connection, table.c.profile_id, chunk))
+        for profile_id, value in connection.execute(query):
+            found.setdefault(profile_id, []).append(value)
+    return found
+
+
 def list_merges(
     session: Session, *, profile_id: str | None = None, after: int = 0, limit: int = 50
 ) -> list[Merge]:

@@ -195,12 +195,14 @@ class Redactor:
         if "consents" in view:
             shown["consents"] = [without_event_id(entry) for entry in view["consents"]]
         if "devices" in view:
-            shown["devices"] = [self.device(device) for device in view["devices"]]
+            shown["devices"] = [self.device(device, values) for device in view["devices"]]
         return shown
 
-    def device(self, summary: dict[str, Any]) -> dict[str, Any]:
-        """A device as the 360 and the lists show it: its serial, an identifier value, masked."""
-        return {**summary, "serial": REDACTED}
+    def device(self, summary: dict[str, Any], values: Iterable[str] = ()) -> dict[str, Any]:
+        """A device as the 360 and the lists show it: its serial, an identifier value, masked, and so is
+        what the device said (a fault's detail) wherever it holds the serial or one of ``values``, the
+        identifier values of its owner: the device chose that text, as a client chooses an order's."""
+        return {**unheld(summary, held([summary["serial"], *values])), "serial": REDACTED}
 
     def device_view(self, view: dict[str, Any]) -> dict[str, Any]:
         """One device, asked for by its serial (which stays): the ids of the events that registered it

@@ -16,6 +16,7 @@ from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import NOT_BLANK, Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.api.routers.profiles import redactor_for
 from rapport.bodies import RequestBody
+from rapport.identity.service import identifier_values
 from rapport.things.devices import (
     BadHistory,
     DeviceModelError,
@@ -26,6 +27,7 @@ from rapport.things.devices import (
     parse_bucket,
     put_model,
 )
+from rapport.trust.redact import Redactor
 from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1", tags=["devices"], route_class=JsonBodyRoute)
@@ -135,7 +137,7 @@ def get_devices(
         root = live_profile(session, owner)
         audit("devices.read", "profile", root)
         items = devices_of(session, profile_ids=[root], now=now)
-        return {"items": [redactor.device(d) for d in items] if redactor else items, "next_after": None}
+        return {"items": _masked(session, redactor, items) if redactor else items, "next_after": None}
     if redactor is None:
         items = list_devices(session, after=after, limit=limit, now=now)
         audit("devices.list", "devices", "all", count=len(items))  # whose devices: their owners are listed
@@ -145,9 +147,16 @@ def get_devices(
     items = list_devices(session, skip=skip, limit=limit, now=now)
     audit("devices.list", "devices", "all", count=len(items))
     return {
-        "items": [redactor.device(d) for d in items],
+        "items": _masked(session, redactor, items),
         "next_after": f"+{skip + limit}" if len(items) == limit else None,
     }
+
+
+def _masked(session: ReadSession, redactor: Redactor, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The devices as an analyst sees them: their serials masked, and their owners' identifier values
+    wherever what a device said holds one, as the 360 masks them."""
+    values = identifier_values(session, profile_ids={d["owner"] for d in items if d["owner"]})
+    return [redactor.device(d, values.get(d["owner"], ())) for d in items]
 
 
 def _position(after: str) -> int:
