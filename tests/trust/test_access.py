@@ -198,6 +198,24 @@ def test_an_analyst_sees_no_identifier_value_in_what_a_device_said(
     assert ok(agent.get(f"/v1/profiles/{owner}"))["devices"][0]["last_report"]["detail"] == said
 
 
+def test_an_analyst_sees_no_identifier_value_of_the_person_in_text_on_their_timeline(
+    api_client: Callable[..., TestClient],
+) -> None:
+    agent, analyst = api_client(Role.AGENT), api_client(Role.ANALYST)
+    ann, said = {"email": "ann@example.com"}, "call ann@example.com: pump blocked"
+    # the fault names the device alone: the owner's email is in its text only
+    sent = [registered("WM-78", ann, minute=0), reported("WM-78", "fault", minute=5, code="E9", detail=said)]
+    assert ok(agent.post("/v1/events", json={"events": sent}))["accepted"] == 2
+    owner = ok(agent.get("/v1/profiles", params={"identifier": "email:ann@example.com"}))["id"]
+
+    timeline = ok(analyst.get(f"/v1/profiles/{owner}/timeline"))
+
+    assert "ann@example.com" not in text_of(timeline)
+    [alert] = [item for item in timeline["items"] if item["type"] == "device.alert"]
+    assert (alert["data"]["code"], alert["data"]["detail"]) == ("E9", "[redacted]")
+    assert said in str(ok(agent.get(f"/v1/profiles/{owner}/timeline")))
+
+
 def test_an_analyst_pages_through_the_devices_by_position(api_client: Callable[..., TestClient]) -> None:
     agent, analyst = api_client(Role.AGENT), api_client(Role.ANALYST)
     serials = ["SN-1", "SN-2", "SN-3"]

@@ -25,7 +25,7 @@ from rapport.console.web import (
     render,
 )
 from rapport.identity.models import Identifier
-from rapport.identity.service import load_kinds
+from rapport.identity.service import identifier_values, load_kinds
 from rapport.profiles.consent import LEAVE_ME_ALONE
 from rapport.profiles.models import Profile
 from rapport.profiles.service import BadCursor, TimelineFilter, order_view, resolve_root, timeline
@@ -154,7 +154,9 @@ def _timeline(session: PageSession, viewer: Viewer, root: str, params: dict[str,
         raise PageError(422, "Bad link", "This link to more of the timeline is not valid.") from exc
     masks = redactor(session, viewer)
     if masks:
-        page["items"] = [masks.event(item) for item in page["items"]]
+        # an event's text may name the person by another of their identifiers than the event's own
+        theirs = identifier_values(session, profile_ids={root}).get(root, [])
+        page["items"] = [masks.event(item, theirs) for item in page["items"]]
     return page
 
 

@@ -161,14 +161,15 @@ class Redactor:
         found: dict[str, Any] = masked(data, self._shapes.get(type_name, UNDECLARED), DROPPED)
         return found
 
-    def event(self, item: dict[str, Any]) -> dict[str, Any]:
-        """A timeline item: its id, identifier values (in its data too: a device's serial) and personal
-        data masked."""
+    def event(self, item: dict[str, Any], values: Iterable[str] = ()) -> dict[str, Any]:
+        """A timeline item: its id, identifier values (in its data too: a device's serial, or one of
+        ``values``, those of the person whose timeline it is) and personal data masked."""
+        hidden = held([*item["identifiers"].values(), *values])
         return {
             **item,
             "id": REDACTED,
             "identifiers": {kind: REDACTED for kind in item["identifiers"]},
-            "data": unheld(self.data(item["type"], item["data"]), held(item["identifiers"].values())),
+            "data": unheld(self.data(item["type"], item["data"]), hidden),
         }
 
     def profile(self, view: dict[str, Any]) -> dict[str, Any]:

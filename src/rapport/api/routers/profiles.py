@@ -14,7 +14,7 @@ from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import NOT_BLANK, Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.catalog.service import load_catalog
 from rapport.identity.kinds import InvalidIdentifier, KindTable
-from rapport.identity.service import IdentityError
+from rapport.identity.service import IdentityError, identifier_values
 from rapport.profiles.service import BadCursor, TimelineFilter, order_view, timeline
 from rapport.trust.redact import Redactor
 from rapport.trust.roles import Permission as P
@@ -202,7 +202,9 @@ def get_timeline(
     audit("profile.timeline", "profile", root)
     redactor = redactor_for(caller, session)
     if redactor:
-        page["items"] = [redactor.event(item) for item in page["items"]]
+        # an event's text may name the person by another of their identifiers than the event's own
+        theirs = identifier_values(session, profile_ids={root}).get(root, [])
+        page["items"] = [redactor.event(item, theirs) for item in page["items"]]
     return page
 
 
