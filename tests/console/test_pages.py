@@ -273,6 +273,17 @@ def test_what_is_wrong_with_a_device_is_said_in_words_on_its_page_and_the_360(
         assert "silent since" in html
 
 
+def test_an_analyst_reads_no_identifier_value_in_what_a_device_said_on_its_page(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    said = "call jo@example.com: pump blocked"
+    assert not ingest(db, settings, [reported("FR-1", "fault", minute=41, code="E7", detail=said)]).rejected
+
+    assert said in browser_for(Role.AGENT).get("/devices/FR-1").text
+    html = browser_for(Role.ANALYST).get("/devices/FR-1").text
+    assert "jo@example.com" not in html and "FR-1" in html  # asked for by its serial, which it shows
+
+
 @pytest.mark.parametrize(
     ("sent", "page"),
     [

@@ -188,9 +188,11 @@ def test_an_analyst_sees_no_identifier_value_in_what_a_device_said(
     seen = ok(analyst.get(f"/v1/profiles/{owner}"))["devices"]
     owned = ok(analyst.get("/v1/devices", params={"owner": owner}))["items"]
     listed = ok(analyst.get("/v1/devices"))["items"]
+    asked = ok(analyst.get("/v1/devices/WM-77"))  # by its serial, which it shows
 
     for answer in (seen, owned, listed):
         assert "ann@example.com" not in text_of(answer) and "wm-77" not in text_of(answer)
+    assert "ann@example.com" not in text_of(asked) and asked["serial"] == "WM-77"
     # what is no identifier value stays: the fault and its code
     assert [(a["reason"], a["code"]) for a in seen[0]["open_alerts"]] == [("fault", "E9")]
     assert owned == listed == seen

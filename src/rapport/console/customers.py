@@ -258,6 +258,12 @@ def get_device(request: Request, serial: str, session: PageSession, viewer: Curr
     )
     if found is None:
         raise PageError(404, "No such device", f"No device has the serial {serial!r}.", link="/")
+    masks = redactor(session, viewer)
+    if masks:  # as GET /v1/devices/{serial} answers an analyst
+        owner = found["owner"]
+        found = masks.device_view(
+            found, identifier_values(session, profile_ids={owner}).get(owner, []) if owner else []
+        )
     units = {name: r.get("unit") for name, r in found["readings"].items()}
     chart_list = [
         (name, charts.line_chart(buckets, label=name, unit=units.get(name)))

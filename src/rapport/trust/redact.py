@@ -205,9 +205,12 @@ class Redactor:
         identifier values of its owner: the device chose that text, as a client chooses an order's."""
         return {**unheld(summary, held([summary["serial"], *values])), "serial": REDACTED}
 
-    def device_view(self, view: dict[str, Any]) -> dict[str, Any]:
+    def device_view(self, view: dict[str, Any], values: Iterable[str] = ()) -> dict[str, Any]:
         """One device, asked for by its serial (which stays): the ids of the events that registered it
-        and of its reports masked."""
+        and of its reports masked, and what it said wherever that holds one of ``values``, its owner's
+        identifier values other than the serial."""
+        serial = view["serial"].lower()
+        view = unheld(view, [v for v in held(values) if v != serial])
         return {
             **view,
             "ownership": [without_event_id(entry) for entry in view["ownership"]],

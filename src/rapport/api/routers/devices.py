@@ -220,7 +220,11 @@ def get_device(
         raise ProblemError(404, "Not found", f"no device {serial!r}")
     audit("device.read", "profile", found["owner"] or "-")  # the profile: a serial is an identifier value
     redactor = redactor_for(caller, session)  # the serial stays: whoever asks by it knows it
-    return redactor.device_view(found) if redactor else found
+    if redactor is None:
+        return found
+    owner = found["owner"]
+    theirs = identifier_values(session, profile_ids={owner}).get(owner, []) if owner else []
+    return redactor.device_view(found, theirs)
 
 
 @router.get(
