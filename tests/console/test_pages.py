@@ -704,6 +704,18 @@ def test_the_credit_limit_is_shown_as_money(
     assert f"<dt>Credit limit</dt><dd>{shown}</dd>" in html
 
 
+def test_the_credit_limit_is_not_shown_in_a_currency_another_event_sent(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    limit = event("account.updated", ids=JO, minute=50, source="erp", account_id="A-1", credit_limit=2500)
+    currency = event("account.updated", ids=JO, minute=51, source="crm", account_id="A-1", currency="USD")
+    assert not ingest(db, settings, [limit, currency]).rejected
+
+    html = browser_for(Role.AGENT).get(f"/customers/{world}").text
+
+    assert "<dt>Credit limit</dt><dd>2,500.00</dd>" in html
+
+
 def test_a_suggestion_short_of_certain_reads_so_and_missing_data_counts_neither_way(
     world: str, browser_for: SignedIn, db: Database, settings: Settings
 ) -> None:

@@ -74,6 +74,70 @@ def test_a_trusted_sources_account_fields_win_over_more_recent_ones(db: Database
     assert account["credit_limit"] == 50_000
 
 
+def _terms(minute: float, source: str, limit: float | None = None, **data: Any) -> dict[str, Any]:
+    if limit is not None:
+        data["credit_limit"] = limit
+    return event("account.updated", ids={"customer_id": "C-1"}, minute=minute, source=source, **data)
+
+
+def _account(db: Database) -> dict[str, Any]:
+    with db.session() as session:
+        pid = session.scalars(select(Profile.id).where(Profile.merged_into.is_(None))).one()
+        return profile_360(session, profile_id=pid)["account"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("terms", "limit", "currency"),
+    [
+        # the ERP's limit named no currency: the CRM's, sent later, is not the limit's
+        ([_terms(0, "erp", 7000), _terms(9, "crm", currency="USD")], 7000, None),
+        # the CRM's limit and currency lose to the ERP's limit, which named none
+        ([_terms(0, "erp", 7000), _terms(9, "crm", 500, currency="USD")], 7000, None),
+        # a currency sent alone later does not change the currency of the limit set before
+        ([_terms(0, "erp", 5000, currency="EUR"), _terms(9, "erp", currency="GBP")], 5000, "EUR"),
+        # a newer limit without a currency does not take the older limit's
+        ([_terms(0, "erp", 5000, currency="EUR"), _terms(9, "erp", 9000)], 9000, None),
+        ([_terms(0, "erp", 5000, currency="EUR"), _terms(9, "crm", currency="USD")], 5000, "EUR"),
+    ],
+    ids=["limit-then-currency", "outranked-limit", "currency-alone-later", "newer-limit-alone", "usual"],
+)
+def test_a_credit_limit_keeps_the_currency_of_the_event_that_set_it(
+    db: Database, settings: Settings, terms: list[dict[str, Any]], limit: float, currency: str | None
+) -> None:
+    """Account fields survive one by one, but an amount and its currency come from one event: in any
+    order, and when the two sides were two profiles that merged."""
+    for events in (terms, terms[::-1]):
+        empty(db)
+        ingest(db, settings, events)
+        account = _account(db)
+        assert (account["credit_limit"], account["credit_limit_currency"]) == (limit, currency)
+        assert (account["fields"]["credit_limit"], account["fields"].get("currency")) == (limit, currency)
+    empty(db)
+    first, second = terms
+    ingest(db, settings, [first, {**second, "identifiers": {"email": "acct@example.com"}}])
+    both = {"customer_id": "C-1", "email": "acct@example.com"}
+    ingest(db, settings, [event("page.viewed", ids=both, url="/")])
+    account = _account(db)
+    assert (account["credit_limit"], account["credit_limit_currency"]) == (limit, currency)
+
+
+def test_a_rebuild_gives_a_credit_limit_stored_before_its_own_currency(
+    db: Database, settings: Settings
+) -> None:
+    """A state stored before limits kept their currency shows the account's currency as it did, until
+    ``rapport rebuild`` folds the limit again with the currency of its own event."""
+    ingest(db, settings, [_terms(0, "erp", 7000), _terms(9, "crm", currency="USD")])
+    with db.session(write=True) as session:
+        row = session.scalars(select(Profile)).one()
+        fields = dict(row.account["fields"])
+        fields["credit_limit"] = {k: v for k, v in fields["credit_limit"].items() if k != "currency"}
+        row.account = {**row.account, "fields": fields}
+    assert _account(db)["credit_limit_currency"] == "USD"  # as it was stored
+    with db.session(write=True) as session:
+        rebuild_projections(session, settings=settings)
+    assert (_account(db)["credit_limit"], _account(db)["credit_limit_currency"]) == (7000, None)
+
+
 def test_a_trusted_source_wins_over_a_more_recent_one(db: Database, settings: Settings) -> None:
     ids = {"customer_id": "C-1"}
     ingest(

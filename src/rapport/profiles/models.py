@@ -47,7 +47,8 @@ class Profile(Base):
     #: trait -> {"value", "source", "at", "priority", "event_id"}
     traits: Mapped[dict[str, Any]]
     #: "invoiced" and "paid" {currency: amount}, summed over "invoices" and "payments" (number -> the version
-    #: counted: {"currency", "amount", "at", "event_id"}), and the latest of credit_limit, parent_account, …
+    #: counted: {"currency", "amount", "at", "event_id"}), and "fields": the latest of credit_limit (with the
+    #: "currency" of its own event), parent_account, …
     account: Mapped[dict[str, Any]]
     #: "purpose:channel" -> {"status", "at", "source", "event_id"}
     consents: Mapped[dict[str, Any]]

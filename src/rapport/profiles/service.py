@@ -23,7 +23,7 @@ from rapport.events.models import Event
 from rapport.profiles.consent import PRESENCE_TYPES, recognised_in_store
 from rapport.profiles.models import Case, Order, Profile, about_people
 from rapport.profiles.recognition import NOT_RECOGNISED, Recognition, read_recognitions
-from rapport.profiles.state import exact_sum
+from rapport.profiles.state import CREDIT_LIMIT, CURRENCY, exact_sum
 
 
 class BadCursor(ValueError):
@@ -134,16 +134,30 @@ def aliases_of(session: Session, *, profile_id: str) -> list[str]:
 
 
 def account_view(account: dict[str, Any]) -> dict[str, Any]:
-    """Receivables per currency (invoiced minus paid) and the latest account fields."""
+    """Receivables per currency (invoiced minus paid) and the latest account fields. The credit limit is
+    shown in the currency of the event that set it (see :data:`rapport.profiles.state.CREDIT_LIMIT`), in
+    ``credit_limit_currency`` and as the fields' ``currency``, so that no reader pairs it with a currency
+    another event sent; None when that event named none."""
     invoiced, paid = account.get("invoiced", {}), account.get("paid", {})
-    fields = {name: entry["value"] for name, entry in account.get("fields", {}).items()}
+    entries = account.get("fields", {})
+    fields = {name: entry["value"] for name, entry in entries.items()}
+    limit = entries.get(CREDIT_LIMIT)
+    if limit is not None and "currency" in limit:
+        limit_currency = limit["currency"]
+        fields.pop(CURRENCY, None)
+        if limit_currency is not None:
+            fields[CURRENCY] = limit_currency
+    else:  # no limit, or one of a state stored before limits kept their currency (until rapport rebuild)
+        held = fields.get(CURRENCY)
+        limit_currency = held if limit is not None and isinstance(held, str) else None
     return {
         "receivables": {
             c: exact_sum((invoiced.get(c, 0.0), -paid.get(c, 0.0))) for c in sorted(set(invoiced) | set(paid))
         },
         "invoiced": invoiced,
         "paid": paid,
-        "credit_limit": fields.get("credit_limit"),
+        "credit_limit": fields.get(CREDIT_LIMIT),
+        "credit_limit_currency": limit_currency,
         "parent_account": fields.get("parent_account"),
         "fields": fields,
     }

@@ -41,6 +41,11 @@ COLUMN_OF = {
     "account.updated": "account",
 }
 
+#: account.updated's amount and the currency it is in. Each field of the account survives on its own, but
+#: the credit limit keeps the currency its own event named (in its entry, under "currency"): another
+#: system's currency, sent alone or with a limit that lost, never becomes the currency of this limit.
+CREDIT_LIMIT, CURRENCY = "credit_limit", "currency"
+
 #: Invoices and payments: per currency, the sum (in the account under the first name) of the versions kept
 #: by number (under the second name, number -> {"currency", "amount", "at", "event_id"}); the number is the
 #: data field named third, the type's subject. A correction or a second report of one counts once.
@@ -181,7 +186,10 @@ def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
         fields = state["account"].setdefault("fields", {})
         prio = priority_of(fact.source)  # the ERP's credit limit outranks one a CRM sent later, as for traits
         for name, value in data.items():
-            _keep(fields, name, _entry(fact, at, value, priority=prio))
+            if name == CREDIT_LIMIT:  # an amount keeps the currency of its own event (None: it named none)
+                _keep(fields, name, _entry(fact, at, value, priority=prio, currency=data.get(CURRENCY)))
+            else:
+                _keep(fields, name, _entry(fact, at, value, priority=prio))
 
 
 def merge(into: State, other: State) -> None:
