@@ -660,6 +660,44 @@ def test_an_order_whose_id_holds_a_slash_is_read_by_it(client: TestClient) -> No
         assert response.json()["order_id"] == "pos-12/981"
 
 
+def test_whitespace_around_a_business_number_is_not_part_of_it(client: TestClient) -> None:
+    """A padded column of an export ("O-1 ") names the same order, invoice, payment and case as the
+    number without it, wherever it is used; the event keeps its data as sent."""
+    me = {"email": "pad@example.com"}
+    send(
+        client,
+        [
+            order("O-1", me, minute=0, total=10),
+            event("order.amended", ids=me, minute=1, order_id="O-1 ", total=12),
+            event("order.cancelled", ids=me, minute=2, order_id="\tO-1", reason="changed mind"),
+            event(
+                "invoice.issued",
+                ids=me,
+                minute=3,
+                invoice_id="I-1 ",
+                order_id="O-1 ",
+                currency="EUR",
+                amount=12,
+            ),
+            event("invoice.issued", ids=me, minute=4, invoice_id="I-1", currency="EUR", amount=12),
+            event("payment.received", ids=me, minute=5, payment_id=" P-1", currency="EUR", amount=5),
+            event("payment.received", ids=me, minute=6, payment_id="P-1", currency="EUR", amount=5),
+            event("case.opened", ids=me, minute=7, case_id="K-1 ", kind="question", subject="Where is it?"),
+            event("case.updated", ids=me, minute=8, case_id="K-1", status="waiting_on_customer"),
+        ],
+    )
+
+    view = client.get("/v1/profiles", params={"identifier": "email:pad@example.com"}).json()
+
+    assert [(o["order_id"], o["status"], o["versions"]) for o in view["orders"]] == [("O-1", "cancelled", 3)]
+    assert view["account"]["receivables"] == {"EUR": 7.0}
+    assert [(c["case_id"], c["status"]) for c in view["open_cases"]] == [("K-1", "waiting_on_customer")]
+    for path in ("/v1/orders/O-1", "/v1/orders/O-1%20", "/v1/orders/%20O-1"):
+        response = client.get(path)
+        assert response.status_code == 200, response.text
+        assert response.json()["order_id"] == "O-1"
+
+
 def test_the_recent_orders_of_one_moment_are_the_same_in_any_arrival_order(client: TestClient) -> None:
     """A till or an ERP that sends dates alone stamps many orders with one moment: the 360 shows the same
     ones, by number, whatever order they came in and on either backend."""

@@ -11,15 +11,18 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from builders import BASE, amended_then_cancelled, at, event, ingest, message, order
-from rapport.db import Database
+from rapport.db import Database, upgrade
+from rapport.db.base import table_of
+from rapport.events.models import Event
 from rapport.identity.models import Identifier, Merge
 from rapport.ingest.pipeline import source_priorities
 from rapport.ingest.rebuild import rebuild_projections
 from rapport.profiles.entities import diff_lines
-from rapport.profiles.models import Case, Profile
+from rapport.profiles.models import Case, Order, Profile
 from rapport.profiles.projector import rebuild_profiles
 from rapport.profiles.service import account_view, order_view
 from rapport.profiles.state import State, apply, empty_state, merge
@@ -136,6 +139,42 @@ def test_a_rebuild_gives_a_credit_limit_stored_before_its_own_currency(
     with db.session(write=True) as session:
         rebuild_projections(session, settings=settings)
     assert (_account(db)["credit_limit"], _account(db)["credit_limit_currency"]) == (7000, None)
+
+
+def test_the_upgrade_trims_stored_subjects_and_a_rebuild_joins_what_they_split(unmigrated: Database) -> None:
+    # given a database of the revision before, whose events kept the whitespace around their numbers
+    upgrade(unmigrated.engine, "0014")
+    settings = Settings(
+        database_url=unmigrated.engine.url.render_as_string(hide_password=False),
+        secret_key="tests-only-secret-of-the-step-by-step-database",
+    )
+    ids = {"email": "pad@example.com"}
+    padded = {"e-amend": "O-1 ", "e-cancel": "\u00a0O-1\t"}
+    ingest(
+        unmigrated,
+        settings,
+        [
+            order("O-1", ids, minute=0),
+            event("order.amended", ids=ids, minute=1, id="e-amend", order_id="O-1", total=12),
+            event("order.cancelled", ids=ids, minute=2, id="e-cancel", order_id="O-1"),
+        ],
+    )
+    events = table_of(Event)
+    with unmigrated.engine.begin() as connection:
+        for event_id, subject in padded.items():
+            connection.execute(update(events).where(events.c.event_id == event_id).values(subject=subject))
+        rebuild_projections(Session(bind=connection), settings=settings)  # as the revision before had them
+    with unmigrated.session() as session:
+        assert len(session.scalars(select(Order.order_id)).all()) == 3
+
+    upgrade(unmigrated.engine)
+    with unmigrated.session(write=True) as session:
+        rebuild_projections(session, settings=settings)
+
+    with unmigrated.session() as session:
+        assert set(session.scalars(select(events.c.subject).where(events.c.event_id.in_(padded)))) == {"O-1"}
+        view = order_view(session, order_id="O-1")
+    assert view is not None and (view["status"], view["versions"]) == ("cancelled", 3)
 
 
 def test_a_trusted_source_wins_over_a_more_recent_one(db: Database, settings: Settings) -> None:

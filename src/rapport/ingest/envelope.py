@@ -385,10 +385,14 @@ _CHANNEL_IS = "it is the channel"
 
 def _indexed(event_type: EventType, data: dict[str, Any], errors: list[str]) -> tuple[str | None, str | None]:
     """The subject and the channel, which are indexed text columns: an operator's schema may leave their
-    type and length open. A whole number is a subject (an order number sent as one)."""
+    type and length open. A whole number is a subject (an order number sent as one). The subject is read
+    without the whitespace around it (a padded column of an export), so that ``"O-1 "`` and ``"O-1"`` are
+    one order, one case, one invoice (as device serials and other identifiers are trimmed)."""
     subject, channel = event_type.subject_of(data), event_type.channel_of(data)
     if type(subject) is int:
         subject = str(subject)
+    elif type(subject) is str:
+        subject = subject.strip()
     if subject is not None and (problem := _text_problem(subject, MAX_SUBJECT, "text or a whole number")):
         errors.append(f"data.{event_type.subject}: {problem} ({_SUBJECT_IS})")
         subject = None

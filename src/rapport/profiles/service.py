@@ -362,7 +362,8 @@ def timeline(
 
 
 def order_view(session: Session, *, order_id: str) -> dict[str, Any] | None:
-    order = session.get(Order, order_id)
+    """The order, by its id read as events' ids are: without the whitespace around it."""
+    order = session.get(Order, order_id.strip())
     if order is None:
         return None
     return {

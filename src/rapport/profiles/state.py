@@ -179,7 +179,8 @@ def apply(state: State, fact: Fact, priority_of: Callable[[str], int]) -> None:
         currency, amount = str(data["currency"]), float(data["amount"])
         entry = {"currency": currency, "amount": amount, "at": at, "event_id": fact.event_id}
         _add(account.setdefault(sums, {}), currency, amount)
-        dropped = _count_once(account, sums, versions, str(data[number]), entry)
+        # the number as the event's subject is stored: without the whitespace around it
+        dropped = _count_once(account, sums, versions, str(data[number]).strip(), entry)
         if dropped is not None:
             _forget_empty(account, sums, versions, [dropped])
     else:  # account.updated
