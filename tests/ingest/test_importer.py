@@ -28,6 +28,7 @@ from rapport.catalog.value_kinds import ANY_KIND, field_kinds
 from rapport.cli import app
 from rapport.db import Database
 from rapport.events import Event
+from rapport.identity.service import add_kind
 from rapport.ingest.importer import Unparsable, UnusableFile, import_file, read_csv, read_jsonl
 from rapport.ingest.jsontext import parse_json
 from rapport.ingest.models import QuarantinedEvent
@@ -1326,3 +1327,49 @@ def test_the_import_command_refuses_a_file_it_cannot_read_before_storing_anythin
     assert result.exit_code == 2, result.output
     assert "error: " in result.stderr and problem in result.stderr
     assert stored(db) == {} and quarantine(db) == []
+
+
+def added_during_the_import(db: Database) -> Callable[[int, Outcome], None]:
+    """A progress callback that, once the first batch is in, adds an event type and an identifier kind,
+    as an operator may while a long import runs."""
+
+    def on_progress(read: int, outcome: Outcome) -> None:
+        if read == 1:
+            schema = {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}
+            with db.session(write=True) as session:
+                add_event_type(session, type="shop.gifted", schema=schema)
+                add_kind(session, name="gift_card", priority=5, max_per_profile=3)
+
+    return on_progress
+
+
+@pytest.mark.parametrize("form", ["jsonl", "csv"])
+def test_a_type_and_a_kind_added_during_an_import_count_from_the_next_batches(
+    db: Database, settings: Settings, tmp_path: Path, form: str
+) -> None:
+    """The events read after an operator added what they need are taken in, not quarantined; a CSV's
+    cells are read as the new type's schema asks (``123`` stays text)."""
+    gifts = [
+        event("shop.gifted", ids={"gift_card": f"GC-{n}"}, id=f"g-{n}", minute=n, code="123") for n in (5, 6)
+    ]
+    lines = [page_view({"cookie_id": f"c-{n}"}, minute=n, url="/", id=f"v-{n}") for n in range(4)] + gifts
+    if form == "jsonl":
+        path = jsonl(tmp_path / "late.jsonl", lines)
+    else:
+        header = ["id", "type", "occurred_at", "source", "identifiers.cookie_id", "identifiers.gift_card"]
+        rows = [
+            [e["id"], e["type"], e["occurred_at"], e["source"], *e["identifiers"].values(), ""]
+            if e["type"] == "page.viewed"
+            else [e["id"], e["type"], e["occurred_at"], e["source"], "", e["identifiers"]["gift_card"]]
+            for e in lines
+        ]
+        path = write_csv(tmp_path / "late.csv", [*header, "data.url", "data.code"], [])
+        with path.open("a", newline="") as stream:
+            writer = csv.writer(stream)
+            for row, e in zip(rows, lines, strict=True):
+                writer.writerow([*row, e["data"].get("url", ""), e["data"].get("code", "")])
+
+    outcome = import_file(db, path, settings=settings, batch_size=1, on_progress=added_during_the_import(db))
+
+    assert (outcome.accepted, outcome.rejected_count) == (6, 0), outcome.rejected
+    assert stored(db)["g-6"].data == {"code": "123"}

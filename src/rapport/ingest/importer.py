@@ -494,6 +494,17 @@ def import_file(
         catalog = load_catalog(session)
 
     kinds: dict[tuple[str, int, str], frozenset[str]] = {}  # worked out once per type, version and field
+    typed_cells = False  # a CSV file: its data cells are read as the catalog's schemas ask
+
+    def refresh() -> None:
+        """The catalog as it is now, for the rows read next: a type an operator adds during a long import
+        has its cells read by its schema from the next batch on (one cheap query; see load_catalog)."""
+        nonlocal catalog
+        with database.session() as session:
+            now = load_catalog(session)
+        if now is not catalog:
+            catalog = now
+            kinds.clear()
 
     def cell_kinds(type_name: str, version: int | None, field: str) -> frozenset[str] | None:
         event_type = catalog.get(type_name, version)
@@ -525,6 +536,8 @@ def import_file(
             lines.append((sent, [line for line, _ in events]))
             sent += len(events)
             yield [item for _, item in events]
+            if typed_cells:
+                refresh()
 
     def line_of(position: int) -> int | None:
         for first, numbers in lines:
@@ -541,6 +554,7 @@ def import_file(
         raw = opened.enter_context(path.open("rb"))  # opened once: a pipe cannot be read twice
         _refuse_binary(raw, path)
         if _format_of(path) == "csv":  # bytes that are not UTF-8 are kept, to be named and quarantined
+            typed_cells = True
             text = TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
             items = read_csv(text, cell_kinds, settings.max_batch_bytes)
         else:

@@ -391,16 +391,20 @@ def ingest_stream(
     its event's position in the whole stream. For an import, ``line_of`` says where the event at a
     stream position starts in its file: rejections, reported and quarantined, name their line.
 
-    The catalog and the identifier kinds are read once, at the start. Each batch is read and checked
-    while the batch before is finished in a thread: PostgreSQL still writing its log (``store_batch``'s
-    ``hold``), its commit.
+    The catalog and the identifier kinds are looked up for each batch, as a request to the API does:
+    a type or a kind an operator adds during a long import counts from the next batch read (two cheap
+    queries: they are built again only when one changed). Each batch is read and checked while the batch
+    before is finished in a thread: PostgreSQL still writing its log (``store_batch``'s ``hold``), its
+    commit.
 
     Ids are looked up in the log only while the stream repeats what the log holds: after a batch that
     found none of its ids there, the next is left to the log's unique index, and should the index refuse
     it, it is stored again with the lookup (see ``store_batch``)."""
-    with database.session() as session:
-        catalog = load_catalog(session)
-        kinds = load_kinds(session, region=settings.default_region)
+
+    def current() -> tuple[Catalog, KindTable]:
+        with database.session() as session:
+            return load_catalog(session), load_kinds(session, region=settings.default_region)
+
     total = Outcome()
     read = 0  # events of the batches committed
     offset = 0  # events of the batches read
@@ -414,20 +418,21 @@ def ingest_stream(
         if on_progress is not None:
             on_progress(read, total)
 
-    def stored_again(checked: CheckedBatch) -> Outcome:
+    def stored_again(checked: CheckedBatch, kinds: KindTable) -> Outcome:
         """The batch, stored with the lookup after the log refused an id of it."""
         with database.session(write=True) as session:
             return store_batch(session, checked, kinds=kinds, settings=settings, transport=transport)
 
     # the batch before, finishing in a thread (the end of its log's write, its commit): how many events
-    # were read for it, what was checked and what became of it, reported once it commits
-    before: tuple[int, CheckedBatch, Outcome, Future[None]] | None = None
+    # were read for it, what was checked (with which kinds) and what became of it, reported once it commits
+    before: tuple[int, CheckedBatch, KindTable, Outcome, Future[None]] | None = None
     iterator = iter(batches)
     with bulk_collection(), ThreadPoolExecutor(1, thread_name_prefix="rapport-commit") as finisher:
         while True:
             try:
                 events = next(iterator, None)
                 if events is not None:
+                    catalog, kinds = current()
                     shifted = None if line_of is None else _shifted(line_of, offset)
                     checked = check_batch(
                         events, catalog=catalog, kinds=kinds, settings=settings, line_of=shifted
@@ -435,12 +440,12 @@ def ingest_stream(
                     offset += len(events)
             finally:
                 if before is not None:  # the batch before is stored whatever becomes of this one
-                    count, was_checked, outcome, finishing = before
+                    count, was_checked, its_kinds, outcome, finishing = before
                     before = None
                     try:
                         finishing.result()
                     except AlreadyInLog:
-                        outcome = stored_again(was_checked)
+                        outcome = stored_again(was_checked, its_kinds)
                     committed(count, was_checked, outcome)
             if events is None:
                 return total
@@ -458,11 +463,11 @@ def ingest_stream(
                     )
                     held = batch.pop_all()
             except AlreadyInLog:  # SQLite writes its log before store_batch returns
-                committed(len(events), checked, stored_again(checked))
+                committed(len(events), checked, stored_again(checked, kinds))
                 continue
             # The database waits (PostgreSQL writing the log, SQLite writing its pages at commit) leave
             # Python's lock free, so the next batch is read and checked meanwhile.
-            before = (len(events), checked, outcome, finisher.submit(held.close))
+            before = (len(events), checked, kinds, outcome, finisher.submit(held.close))
 
 
 def _shifted(line_of: LineOf, first: int) -> LineOf:
