@@ -8,7 +8,7 @@ Going back leaves them trimmed: a trimmed subject is one the revision before cou
 
 Revision ID: 0015
 Revises: 0014
-Create Date: 2026-12-12 10:00:00.000000
+Create Date: 2026-12-07 20:30:00.000000
 """
 
 from collections.abc import Sequence
