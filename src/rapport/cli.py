@@ -707,4 +707,9 @@ def identity_evaluate(
             f"{label:>20} (>= {f['threshold']}): precision {f['precision']:.4f}  recall {f['recall']:.4f}  "
             f"F1 {f['f1']:.4f}  (tp {f['tp']:,}, fp {f['fp']:,}, fn {f['fn']:,})"
         )
+    held = result["held_back"]
+    typer.echo(
+        f"{'held back':>20} (>= {result['auto_merge']['threshold']}, suggested instead): {held['pairs']:,} "
+        f"pairs, {held['one_person']:,} of them one person"
+    )
     typer.echo(json.dumps(result))

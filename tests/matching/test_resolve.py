@@ -18,7 +18,7 @@ from rapport.identity.models import Conflict, Identifier, Merge
 from rapport.identity.service import load_kinds, undo_merge
 from rapport.ingest.pipeline import source_priorities
 from rapport.matching.models import MatchRun, MatchSuggestion
-from rapport.matching.records import FIELDS, profile_records
+from rapport.matching.records import FIELDS, GUARDS, profile_records
 from rapport.matching.service import BadThresholds, RunFailed, resolve
 from rapport.matching.suggestions import SuggestionConflict, accept, list_suggestions, reject
 from rapport.profiles.models import Profile
@@ -117,6 +117,7 @@ def test_records_come_from_the_golden_record_and_the_identifiers(db: Database, s
                 first_name="  Zoë ",
                 last_name="Núñez",
                 birth_date="1984-02-29",
+                gender="female",
                 address={"line1": "12 Rue de l'Église", "city": "Lyon", "postcode": "69001", "country": "FR"},
             ),
             page_view({"cookie_id": "c-1"}),  # nothing to compare: left out
@@ -125,7 +126,7 @@ def test_records_come_from_the_golden_record_and_the_identifiers(db: Database, s
     with db.session() as session:
         [record] = profile_records(session)
 
-    assert set(record) == {"unique_id", *FIELDS}
+    assert set(record) == {"unique_id", *FIELDS, *GUARDS}
     assert {k: v for k, v in record.items() if k != "unique_id"} == {
         "first_name": "Zoë",
         "last_name": "Núñez",
@@ -137,6 +138,7 @@ def test_records_come_from_the_golden_record_and_the_identifiers(db: Database, s
         "email_local": "zoe.nunez",
         "email_domain": "example.com",
         "customer_id": "C-7",
+        "gender": "female",
     }
 
 
@@ -182,6 +184,75 @@ def test_a_run_merges_the_sure_pairs_suggests_the_likely_ones_and_leaves_strange
     assert of(refused) == numbers and refused["probability"] >= REVIEW
     assert "customer_id" in refused["refused"] and refused["decided_by"] == f"matching run {done.id}"
     assert done.refused == 1 and numbers <= live(db)
+
+
+def housemate(first_name: str, email: str, *, last_name: str, **data: Any) -> dict[str, Any]:
+    """The profile event of someone at 22 Elm Grove, Leeds, born on 17 May 1990."""
+    return event(
+        "profile.updated",
+        ids={"email": email},
+        source="crm",
+        first_name=first_name,
+        last_name=last_name,
+        birth_date="1990-05-17",
+        address={"line1": "22 Elm Grove", "city": "Leeds", "postcode": "LS6 1AB", "country": "GB"},
+        **data,
+    )
+
+
+def test_twins_go_to_the_steward_at_the_default_thresholds_and_a_slip_in_the_name_is_merged(
+    db: Database, settings: Settings, crowd: World
+) -> None:
+    twins = [
+        ("daniel.moss@example.com", "daniela.moss@example.com"),
+        ("alexander.kerr@example.com", "alexandra.kerr@example.com"),
+        ("sam.ford@example.com", "sam.ford1@example.com"),
+    ]
+    ingest(
+        db,
+        settings,
+        [
+            housemate("Daniel", twins[0][0], last_name="Moss"),
+            housemate("Daniela", twins[0][1], last_name="Moss"),
+            housemate("Alexander", twins[1][0], last_name="Kerr", gender="male"),
+            housemate("Alexandra", twins[1][1], last_name="Kerr"),  # gender unknown
+            housemate("Sam", twins[2][0], last_name="Ford", gender="male"),  # Samuel
+            housemate("Sam", twins[2][1], last_name="Ford", gender="female"),  # Samantha
+            # one person, with a slip in the first name and another in the email address
+            housemate("Jonathan", "jonathan.pemberton@example.com", last_name="Pemberton"),
+            housemate("Jonahtan", "jonathan.pembreton@example.com", last_name="Pemberton"),
+        ],
+    )
+
+    def profile(email: str) -> str:
+        with db.session() as session:
+            found: str = session.scalars(
+                select(Identifier.profile_id).where(Identifier.kind == "email", Identifier.value == email)
+            ).one()
+        return found
+
+    apart = [frozenset((profile(a), profile(b))) for a, b in twins]
+    slip = frozenset((profile("jonathan.pemberton@example.com"), profile("jonathan.pembreton@example.com")))
+
+    done = run(db, settings, auto_merge=0.99)
+
+    merged_pairs = {merged(m) for m in merges(db)}
+    assert slip in merged_pairs and not set(apart) & merged_pairs
+    open_ = {of(s): s for s in suggestions(db)}
+    for pair in apart:  # each likely enough to be merged on its own, and put to the steward instead
+        assert pair in open_ and open_[pair]["probability"] >= done.auto_merge, open_.get(pair)
+        [why] = [e for e in open_[pair]["evidence"] if e["comparison"] == "not merged on its own"]
+        assert "a steward decides" in why["level"] and why["match_weight"] == 0
+    assert "each email address holds its own" in str(open_[apart[0]]["evidence"])
+    assert "genders differ" in str(open_[apart[2]]["evidence"])
+    # a suggestion below the auto-merge threshold says nothing of being held back
+    likely = [s for s in suggestions(db) if s["probability"] < done.auto_merge]
+    assert all(e["comparison"] != "not merged on its own" for s in likely for e in s["evidence"])
+    # the steward decides: accepting merges them, as for any suggestion
+    with db.session(write=True) as session:
+        kinds = load_kinds(session, region=settings.default_region)
+        accept(session, suggestion_id=open_[apart[1]]["id"], decided_by="steward", kinds=kinds)
+    assert apart[1] in {merged(m) for m in merges(db)}
 
 
 def test_a_merge_made_by_a_run_keeps_everything_together_and_can_be_undone(

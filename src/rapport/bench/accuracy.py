@@ -167,6 +167,8 @@ def run(
     figures = evaluate(pairs, truth, auto_merge=auto_merge, review=review)
     by_id = {str(record["unique_id"]): record for record in records}
     apart = sum(1 for pair in truth if not any(all(by_id[uid].get(name) for uid in pair) for name in FIELDS))
+    # pairs likely enough to merge but put to a steward instead (twins?), and how many were one person
+    held = {frozenset((p.left_id, p.right_id)) for p in pairs if p.hold and p.probability >= auto_merge}
     return {
         "dataset": dataset,
         "records": len(records),
@@ -176,5 +178,6 @@ def run(
         "pairs_scored": len(pairs),
         "auto_merge": figures["auto_merge"],
         "with_review": figures["with_review"],
+        "held_back": {"pairs": len(held), "one_person": len(held & truth)},
         "seconds": {"load": round(loaded, 1), "match": round(seconds, 1)},
     }

@@ -50,12 +50,20 @@ def likelihood(probability: float, match_weight: float) -> str:
     return f"probability {digits} (match weight {_finite(match_weight):.1f})"
 
 
-def _evidence(pair: ScoredPair) -> list[dict[str, Any]]:
-    """What each comparison contributed, the strongest evidence for the match first."""
+def _held(pair: ScoredPair, auto_merge: float) -> bool:
+    """Whether ``pair`` is likely enough to be merged on its own but held back for a steward."""
+    return pair.hold is not None and pair.probability >= auto_merge
+
+
+def _evidence(pair: ScoredPair, auto_merge: float) -> list[dict[str, Any]]:
+    """What each comparison contributed, the strongest evidence for the match first; for a pair held back
+    from merging on its own, also why (weighing nothing: it is not evidence for or against)."""
     items = [
         {"comparison": e.comparison, "level": e.level, "match_weight": round(_finite(e.match_weight), 4)}
         for e in pair.evidence
     ]
+    if _held(pair, auto_merge):
+        items.append({"comparison": "not merged on its own", "level": pair.hold, "match_weight": 0.0})
     return sorted(items, key=lambda e: (-e["match_weight"], e["comparison"]))
 
 
@@ -125,7 +133,7 @@ def _row(run: MatchRun, c: _Candidate, now: datetime, **fields: Any) -> dict[str
         "right_id": c.right,
         "probability": c.pair.probability,
         "match_weight": _finite(c.pair.match_weight),
-        "evidence": _evidence(c.pair),
+        "evidence": _evidence(c.pair, run.auto_merge),
         "status": "open",
         "refused": None,
         "created_at": now,
@@ -145,11 +153,14 @@ def apply_decisions(
     _sweep(session, now)
     candidates = _candidates(session, pairs)
     known = _suggested(session, [(c.left, c.right) for c in candidates])
-    # an open suggestion now likely enough (the threshold was lowered) is merged too
+    # an open suggestion now likely enough (the threshold was lowered) is merged too; a pair held back
+    # (first names or genders that differ: maybe twins) goes to the steward however likely it is
     sure = [
         c
         for c in candidates
-        if c.pair.probability >= run.auto_merge and known.get((c.left, c.right)) in (None, "open", *AGAIN)
+        if c.pair.probability >= run.auto_merge
+        and c.pair.hold is None
+        and known.get((c.left, c.right)) in (None, "open", *AGAIN)
     ]
     by = f"matching run {run.id}"
     requests = [
@@ -157,7 +168,9 @@ def apply_decisions(
         for c in sure
     ]
     merged_rows: list[dict[str, Any]] = []
-    to_suggest = [c for c in candidates if c.pair.probability < run.auto_merge]
+    to_suggest = [
+        c for c in candidates if c.pair.probability < run.auto_merge or _held(c.pair, run.auto_merge)
+    ]
     for candidate, (decision, merge_id) in zip(
         sure, merge_profiles(session, requests=requests, kinds=kinds, now=now), strict=True
     ):

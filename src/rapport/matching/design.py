@@ -33,6 +33,10 @@ FIELDS = (
     "customer_id",
 )
 
+#: what a record may hold besides, not compared but guarding the decision: a pair whose genders are both
+#: known and differ is never merged on its own (see :func:`hold`)
+GUARDS = ("gender",)
+
 #: the columns Splink sees: the fields, cleaned, plus keys derived from them
 COLUMNS = (
     "unique_id",
@@ -366,6 +370,104 @@ def settings_creator(prior: float) -> Any:
         em_convergence=0.001,
         max_iterations=20,
     )
+
+
+# -- what must not be merged on its own ------------------------------------------------------------------
+#
+# Fellegi-Sunter weighs each field as if it said something of its own. People of one household break
+# that: twins share last name, birth date and address, and their email addresses are often made of their
+# first names ("daniel.moss@…", "daniela.moss@…"), so Daniel and Daniela score like one person with a
+# slip in the first name, whose email address counts a second time. The levels alone cannot tell the two
+# apart: a typo in the first name falls in the same levels. What does: each email address holds its
+# own record's first name, so the two first names are what the two people call themselves, each
+# written twice; and genders, known on both sides, that differ. Such a pair is the steward's to decide,
+# however likely, unless something only one person has agrees exactly.
+
+#: levels at which two records agree on what one person has alone (a household shares a surname, an
+#: address, a birth date and email addresses alike; not, as a rule, one phone number or address)
+PERSONAL = frozenset(
+    {("phone", "exact match"), ("email_local", "exact match with domain"), ("customer_id", "exact match")}
+)
+#: first-name levels at which the names are one once cleaned (case, accents, nicknames), or unknown
+SAME_FIRST_NAME = frozenset({"exact match", "nickname", "null", "swapped with last name"})
+#: why a pair whose first names differ as their email addresses do is not merged on its own
+HOUSEHOLD = (
+    "first names differ, and each email address holds its own: maybe twins or siblings of one "
+    "household; a steward decides"
+)
+#: why a pair whose genders differ is not merged on its own
+GENDERS = "genders differ: maybe two people of one household; a steward decides"
+
+_GENDERS = {
+    "female": "female", "f": "female", "woman": "female", "w": "female",
+    "male": "male", "m": "male", "man": "male",
+    "diverse": "diverse", "d": "diverse", "x": "diverse", "non-binary": "diverse", "nonbinary": "diverse",
+}  # fmt: skip
+
+
+def gender(value: object) -> str | None:
+    """A gender trait as one of ``female``, ``male``, ``diverse``; None when unknown or undisclosed."""
+    text = _text(value)
+    return None if text is None else _GENDERS.get(text.casefold())
+
+
+def may_be_household(levels: Mapping[str, str]) -> bool:
+    """Whether a pair that fell in these levels (comparison -> level label) has first names that differ
+    and no :data:`PERSONAL` agreement: then its two records are looked at (see :func:`hold`)."""
+    if levels.get("first_name", "null") in SAME_FIRST_NAME:
+        return False
+    return not any(levels.get(name) == level for name, level in PERSONAL)
+
+
+class Guards:
+    """What of the records guards the decision: the genders known (gathered at once: few records have
+    one), and each record's first name and email local part, folded, worked out only for the records of
+    pairs that :func:`may_be_household` (few, too: at a million records, cleaning every one costs
+    seconds)."""
+
+    def __init__(self, columns: Mapping[str, list[str | None]], genders: Sequence[object]) -> None:
+        self._columns = columns
+        self._at: dict[str, int] | None = None
+        self._named: dict[str, tuple[str, str] | None] = {}
+        self._genders = {
+            str(uid): known
+            for uid, given in zip(columns["unique_id"], genders, strict=True)
+            if given is not None and (known := gender(given)) is not None
+        }
+
+    def gender(self, uid: str) -> str | None:
+        return self._genders.get(uid)
+
+    def named(self, uid: str) -> tuple[str, str] | None:
+        """The record's first name (two letters or more) and email local part, folded; None without
+        both."""
+        if uid not in self._named:
+            if self._at is None:
+                self._at = {str(u): n for n, u in enumerate(self._columns["unique_id"])}
+            n = self._at.get(uid)
+            first = None if n is None else self._columns["first_name"][n]
+            local = None if n is None else self._columns["email_local"][n]
+            folded = fold(local) if first is not None and len(first) >= 2 and local is not None else None
+            self._named[uid] = (first, folded) if first is not None and folded else None
+        return self._named[uid]
+
+
+def hold(household: bool, left: str, right: str, guards: Guards) -> str | None:
+    """Why the pair of records ``left`` and ``right`` must not be merged on its own, or None: its genders
+    differ (both known), or its levels say :func:`may_be_household` (``household``) and each email address
+    holds its own record's first name."""
+    genders = guards.gender(left), guards.gender(right)
+    if None not in genders and genders[0] != genders[1]:
+        return GENDERS
+    if not household:
+        return None
+    named_l, named_r = guards.named(left), guards.named(right)
+    if named_l is None or named_r is None:
+        return None
+    (first_l, local_l), (first_r, local_r) = named_l, named_r
+    if local_l != local_r and first_l in local_l and first_r in local_r:
+        return HOUSEHOLD
+    return None
 
 
 # -- checking what training found ------------------------------------------------------------------------

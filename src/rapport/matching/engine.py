@@ -1,8 +1,9 @@
 """Probabilistic matching of person records with Splink (Fellegi-Sunter), trained without labels.
 
 The engine knows nothing of the database: it takes records (``{"unique_id": …, **FIELDS}``, None for
-unknown), trains a model on them, and scores candidate pairs. Splink runs on an embedded DuckDB by
-default, or on Spark when given a master URL (``local[2]``, ``spark://host:7077``).
+unknown; optionally a ``gender``, not compared but guarding the decision), trains a model on them, and
+scores candidate pairs. Splink runs on an embedded DuckDB by default, or on Spark when given a master URL
+(``local[2]``, ``spark://host:7077``).
 
     >>> model = train(records)
     >>> pairs = score(records, model, min_probability=0.8)
@@ -58,13 +59,19 @@ class Evidence:
 
 @dataclass(frozen=True)
 class ScoredPair:
-    """A candidate pair (``left_id`` < ``right_id``), how likely it is one person, and the evidence."""
+    """A candidate pair (``left_id`` < ``right_id``), how likely it is one person, and the evidence.
+
+    ``hold`` says why the pair must not be merged on its own, however likely (first names that differ as
+    their email addresses do, or genders that differ: see :func:`design.hold`); None when nothing holds
+    it back. A pair held back goes to a steward instead.
+    """
 
     left_id: str
     right_id: str
     probability: float
     match_weight: float
     evidence: tuple[Evidence, ...]
+    hold: str | None = None
 
 
 class MatchModel:
@@ -388,9 +395,10 @@ def _weight(value: float | None) -> float:
     return 0.0 if value is None or not math.isfinite(value) else float(value)
 
 
-def _pairs(frame: Any, labels: Mapping[str, Mapping[int, str]]) -> list[ScoredPair]:
+def _pairs(frame: Any, labels: Mapping[str, Mapping[int, str]], guards: design.Guards) -> list[ScoredPair]:
     """Splink's predictions as scored pairs. The evidence of a pair depends only on the level each
-    comparison fell in, so each distinct pattern of levels is turned into evidence once."""
+    comparison fell in, so each distinct pattern of levels is turned into evidence once; whether a pair
+    is held back from merging on its own also depends on its records' ``guards`` (see design.hold)."""
     table = frame.as_pyarrow_table()
     names = list(labels)
     data = {
@@ -401,6 +409,7 @@ def _pairs(frame: Any, labels: Mapping[str, Mapping[int, str]]) -> list[ScoredPa
     weights = zip(*(table.column(f"mw_{name}").to_pylist() for name in names), strict=True)
     del table
     patterns: dict[tuple[tuple[int, ...], tuple[float, ...]], tuple[Evidence, ...]] = {}
+    households: dict[tuple[int, ...], bool] = {}
     pairs: list[ScoredPair] = []
     with design.collector_paused():
         for left, right, probability, weight, gammas, mws in zip(
@@ -413,8 +422,14 @@ def _pairs(frame: Any, labels: Mapping[str, Mapping[int, str]]) -> list[ScoredPa
                     Evidence(name, labels[name].get(gamma, str(gamma)), _weight(mw))
                     for name, gamma, mw in zip(names, gammas, mws, strict=True)
                 )
+            household = households.get(gammas)
+            if household is None:
+                household = households[gammas] = design.may_be_household(
+                    {e.comparison: e.level for e in evidence}
+                )
+            held = design.hold(household, left, right, guards)
             low, high = (left, right) if left <= right else (right, left)
-            pairs.append(ScoredPair(low, high, float(probability), _weight(weight), evidence))
+            pairs.append(ScoredPair(low, high, float(probability), _weight(weight), evidence, held))
     return pairs
 
 
@@ -441,6 +456,7 @@ def score(
     ids = columns["unique_id"]
     if len(ids) < 2:
         return []
+    guards = design.Guards(columns, [record.get("gender") for record in records])
     scope = None if only_ids is None else {str(uid) for uid in only_ids}.intersection(ids)
     if scope is not None and not scope:
         return []
@@ -474,7 +490,10 @@ def score(
                     )
                 )
         pairs = [
-            pair for frame in frames for pair in _pairs(frame, labels) if pair.probability >= min_probability
+            pair
+            for frame in frames
+            for pair in _pairs(frame, labels, guards)
+            if pair.probability >= min_probability
         ]
     pairs.sort(key=lambda p: (-p.probability, p.left_id, p.right_id))
     return pairs

@@ -3,7 +3,8 @@
     >>> evaluate(pairs, {frozenset(("a", "b"))}, auto_merge=0.99, review=0.8)
     {"auto_merge": {"threshold": 0.99, "tp": 1, "fp": 0, "fn": 0, "precision": 1.0, …}, "with_review": …}
 
-``auto_merge`` judges the pairs that would be merged on their own (probability at least ``auto_merge``);
+``auto_merge`` judges the pairs that would be merged on their own (probability at least ``auto_merge``,
+and not held back for a steward);
 ``with_review`` the pairs merged or put before a steward (at least ``review``), as if every suggestion
 were accepted. With nothing predicted, precision is 1.0 (no wrong decision was made); with nothing to
 find, recall is 1.0.
@@ -71,13 +72,14 @@ def evaluate(
     """Precision, recall and F1 (with tp/fp/fn) of the auto-merge decisions and of auto-merge plus review."""
     check_thresholds(auto_merge=auto_merge, review=review)
     truth = {pair for pair in truth_pairs if len(pair) == 2}
-    best: dict[frozenset[str], float] = {}
+    best: dict[frozenset[str], ScoredPair] = {}
     for pair in pairs:
         key = frozenset((pair.left_id, pair.right_id))
-        if len(key) == 2:
-            best[key] = max(best.get(key, 0.0), pair.probability)
-    merged = {key for key, probability in best.items() if probability >= auto_merge}
-    reviewed = {key for key, probability in best.items() if probability >= review}
+        if len(key) == 2 and (key not in best or pair.probability > best[key].probability):
+            best[key] = pair
+    # a pair held back from merging on its own (see ScoredPair.hold) is only suggested, however likely
+    merged = {key for key, pair in best.items() if pair.probability >= auto_merge and pair.hold is None}
+    reviewed = {key for key, pair in best.items() if pair.probability >= review}
     return {
         "true_pairs": len(truth),
         "auto_merge": figures(merged, truth, auto_merge),

@@ -1,7 +1,8 @@
 """Profiles as matching records: one flat record per live person, from the golden record and identifiers.
 
 A record holds what the matching engine compares (``rapport.matching.engine.FIELDS``): names, birth
-date, street, city and postcode from the golden record's traits, and the phone number (E.164), the two
+date, street, city and postcode from the golden record's traits (and the gender, which is not compared
+but keeps a pair whose genders differ from merging on its own), and the phone number (E.164), the two
 halves of the email address and the customer number from the identity graph (the one seen first, when
 a person has several). A field the person does not have is None; the engine does its own folding of
 case, accents and nicknames.
@@ -25,10 +26,10 @@ from rapport.db.base import table_of
 from rapport.db.bulk import by_code_point, chunked, one_of
 from rapport.events.models import Event
 from rapport.identity.models import Identifier
-from rapport.matching.design import FIELDS
+from rapport.matching.design import FIELDS, GUARDS
 from rapport.profiles.models import Profile
 
-__all__ = ["FIELDS", "Record", "changed_profiles", "live_profile_ids", "profile_records"]
+__all__ = ["FIELDS", "GUARDS", "Record", "changed_profiles", "live_profile_ids", "profile_records"]
 
 #: fields that say something about who a person is; a profile with none of them (a browser cookie and
 #: nothing else) cannot be matched to anyone and is left out
@@ -45,6 +46,7 @@ _TRAIT_PATHS = {
     "street": ("address", "value", "line1"),
     "city": ("address", "value", "city"),
     "postcode": ("address", "value", "postcode"),
+    "gender": ("gender", "value"),
 }
 
 
@@ -129,6 +131,7 @@ def _record(row: Any, identifiers: dict[str, str]) -> Record:
         "email_local": local or None,
         "email_domain": domain or None,
         "customer_id": identifiers.get("customer_id"),
+        "gender": _text(row.gender, limit=20),
     }
 
 

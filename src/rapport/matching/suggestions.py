@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: the traits a steward compares, as the golden record holds them
-CARD_TRAITS = ("first_name", "middle_name", "last_name", "birth_date", "address", "company")
+CARD_TRAITS = ("first_name", "middle_name", "last_name", "birth_date", "gender", "address", "company")
 
 
 class SuggestionNotFound(LookupError):

@@ -75,6 +75,7 @@ class ProfileCard(BaseModel):
     middle_name: Any = None
     last_name: Any = None
     birth_date: Any = None
+    gender: Any = None
     address: Any = None
     company: Any = None
     identifiers: dict[str, list[str]] = Field(description="identifier values by kind")
