@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, FastAPI
 
 import rapport
@@ -46,6 +48,14 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.state.database = database or connect_configured(settings)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     problems.install(app)
+    documented = app.openapi
+
+    def openapi() -> dict[str, Any]:  # the limits of this server, not the defaults
+        if app.openapi_schema is None:
+            app.openapi_schema = events.document_limits(documented(), settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     guards.install(app, settings)
 
     @app.get(

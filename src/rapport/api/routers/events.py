@@ -17,6 +17,7 @@ from rapport.api.problems import PROBLEM_JSON, Problem, ProblemError
 from rapport.catalog.errors import json_kind
 from rapport.ingest import ingest_events
 from rapport.ingest.jsontext import parse_json, utf8_problem
+from rapport.settings import Settings
 from rapport.trust.roles import Permission as P
 
 router = APIRouter(prefix="/v1", tags=["events"], route_class=JsonBodyRoute)
@@ -78,6 +79,22 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
 }
 
 
+def document_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Say in the OpenAPI ``document`` the batch limits this server is configured with, not the defaults."""
+    post = document["paths"]["/v1/events"]["post"]
+    events = post["requestBody"]["content"]["application/json"]["schema"]["properties"]["events"]
+    events["maxItems"] = settings.max_batch_events
+    post["responses"]["413"]["description"] = _too_large(settings)
+    return document
+
+
+def _too_large(settings: Settings) -> str:
+    return (
+        f"Over {settings.max_batch_events:,} events or {settings.max_batch_bytes:,} bytes in one request "
+        "(`RAPPORT_MAX_BATCH_EVENTS`, `RAPPORT_MAX_BATCH_BYTES`)"
+    )
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -136,7 +153,7 @@ def _events_of(body: bytes, max_events: int) -> list[Any]:
     responses={
         200: {"description": "Every event was accepted or recognised as a duplicate"},
         400: {"model": Problem, "description": "The body is not JSON"},
-        413: {"model": Problem, "description": "Over 5,000 events or 10 MB (both configurable)"},
+        413: {"model": Problem, "description": "Too many events or bytes in one request"},
         422: {
             "model": RejectedBatch,
             "description": "Some events were rejected (and quarantined); the others were stored. The body "

@@ -1,0 +1,34 @@
+"""The OpenAPI document as an integrating developer reads it: limits as configured, examples that work,
+and answers that carry what it promises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rapport.api import create_app
+from rapport.db import connect
+from rapport.settings import Settings
+
+OFFLINE_SECRET = "document-tests-only-secret-0123456789abcdef"
+
+
+def document(**settings: Any) -> dict[str, Any]:
+    """The OpenAPI document of an app so configured; building it opens no database."""
+    configured = Settings(database_url="sqlite:///never-opened.db", secret_key=OFFLINE_SECRET, **settings)
+    built: dict[str, Any] = create_app(connect("sqlite://"), configured).openapi()
+    return built
+
+
+def batch_schema(post: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = post["requestBody"]["content"]["application/json"]["schema"]
+    return schema
+
+
+def test_the_batch_limits_documented_are_those_configured() -> None:
+    post = document(max_batch_events=200, max_batch_bytes=2 * 1024 * 1024)["paths"]["/v1/events"]["post"]
+
+    assert batch_schema(post)["properties"]["events"]["maxItems"] == 200
+    too_large = post["responses"]["413"]["description"]
+    assert too_large.startswith("Over 200 events or 2,097,152 bytes in one request")
+    default = document()["paths"]["/v1/events"]["post"]
+    assert batch_schema(default)["properties"]["events"]["maxItems"] == 5000
