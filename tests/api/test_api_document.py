@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.testclient import TestClient
+
 from rapport.api import create_app
 from rapport.db import connect
 from rapport.settings import Settings
+from support.http import ok
 
 OFFLINE_SECRET = "document-tests-only-secret-0123456789abcdef"
 
@@ -32,3 +35,14 @@ def test_the_batch_limits_documented_are_those_configured() -> None:
     assert too_large.startswith("Over 200 events or 2,097,152 bytes in one request")
     default = document()["paths"]["/v1/events"]["post"]
     assert batch_schema(default)["properties"]["events"]["maxItems"] == 5000
+
+
+def test_the_documented_batch_of_events_is_one_the_api_takes(client: TestClient) -> None:
+    content = document()["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    examples = content["examples"]
+
+    assert examples
+    for example in examples.values():
+        assert ok(client.post("/v1/events", json=example["value"]))["rejected"] == []
+    envelope = batch_schema(document()["paths"]["/v1/events"]["post"])["properties"]["events"]["items"]
+    assert all(field.get("description") for field in envelope["properties"].values())

@@ -60,21 +60,77 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
                     "id": {
                         "type": "string",
                         "maxLength": 200,
-                        "description": "idempotency key chosen by the client",
+                        "description": "the client's idempotency key: an id sent again is a duplicate",
                     },
-                    "type": {"type": "string", "example": "order.placed"},
+                    "type": {
+                        "type": "string",
+                        "example": "order.placed",
+                        "description": "an event type of the catalog (`GET /v1/event-types`)",
+                    },
                     "schema_version": {"type": "integer", "description": "defaults to the latest version"},
-                    "occurred_at": {"type": "string", "format": "date-time"},
-                    "source": {"type": "string", "maxLength": 200, "example": "pos-store-12"},
+                    "occurred_at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "RFC 3339 with an offset, e.g. 2026-05-03T14:22:05Z",
+                    },
+                    "source": {
+                        "type": "string",
+                        "maxLength": 200,
+                        "example": "pos-store-12",
+                        "description": "the system that sends the event",
+                    },
                     "identifiers": {
                         "type": "object",
                         "additionalProperties": {"type": "string"},
                         "example": {"email": "jo@example.com", "loyalty_id": "L-77"},
+                        "description": "identifier kind to one value (`GET /v1/identity/kinds`); one "
+                        "at least must be usable",
                     },
-                    "data": {"type": "object"},
+                    "data": {
+                        "type": "object",
+                        "description": "checked against the JSON Schema of the type's version",
+                    },
                 },
             },
         }
+    },
+}
+#: batches a client can send as they are, shown in the interactive docs
+ENVELOPE_EXAMPLES: dict[str, Any] = {
+    "order": {
+        "summary": "An order placed in a store",
+        "value": {
+            "events": [
+                {
+                    "id": "pos-12-000981",
+                    "type": "order.placed",
+                    "occurred_at": "2026-05-03T14:22:05Z",
+                    "source": "pos-store-12",
+                    "identifiers": {"email": "jo@example.com", "loyalty_id": "L-77"},
+                    "data": {
+                        "order_id": "O-981",
+                        "currency": "EUR",
+                        "total": 59.9,
+                        "lines": [{"sku": "SH-1", "quantity": 1, "unit_price": 59.9}],
+                    },
+                }
+            ]
+        },
+    },
+    "visit": {
+        "summary": "A page seen by a visitor known by a cookie",
+        "value": {
+            "events": [
+                {
+                    "id": "web-5f2a-1",
+                    "type": "page.viewed",
+                    "occurred_at": "2026-05-03T14:20:00+02:00",
+                    "source": "web-shop",
+                    "identifiers": {"cookie_id": "c-5f2a"},
+                    "data": {"url": "https://shop.example.com/shoes", "title": "Shoes"},
+                }
+            ]
+        },
     },
 }
 
@@ -148,7 +204,10 @@ def _events_of(body: bytes, max_events: int) -> list[Any]:
     response_model=IngestResult,
     summary="Send a batch of events",
     openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": ENVELOPE_SCHEMA}}}
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ENVELOPE_SCHEMA, "examples": ENVELOPE_EXAMPLES}},
+        }
     },
     responses={
         200: {"description": "Every event was accepted or recognised as a duplicate"},
