@@ -46,3 +46,17 @@ def test_the_documented_batch_of_events_is_one_the_api_takes(client: TestClient)
         assert ok(client.post("/v1/events", json=example["value"]))["rejected"] == []
     envelope = batch_schema(document()["paths"]["/v1/events"]["post"])["properties"]["events"]["items"]
     assert all(field.get("description") for field in envelope["properties"].values())
+
+
+def test_what_is_created_is_named_by_location_as_documented(client: TestClient) -> None:
+    kind = {"type": "warranty.claimed", "schema": {"type": "object"}}
+    created = client.post("/v1/event-types", json=kind)
+    key = client.post("/v1/keys", json={"name": "desk", "role": "agent"})
+
+    assert ok(created, 201) and created.headers["location"] == "/v1/event-types/warranty.claimed"
+    assert [v["type"] for v in ok(client.get(created.headers["location"]))] == ["warranty.claimed"]
+    assert key.headers["location"] == f"/v1/keys/{ok(key, 201)['id']}"
+    assert ok(client.delete(key.headers["location"]))["revoked_at"]  # the key's own address
+    paths = document()["paths"]
+    for path in ("/v1/event-types", "/v1/keys"):
+        assert "Location" in paths[path]["post"]["responses"]["201"]["headers"], path

@@ -63,6 +63,13 @@ def _many(annotation: Any) -> bool:
     return (origin or annotation) in (list, set, frozenset, tuple)
 
 
+def created(description: str) -> dict[str, Any]:
+    """The OpenAPI description of a 201 whose ``Location`` names what was created (RFC 9110 §15.3.2:
+    without one, the address the request was sent to would be taken for it)."""
+    location = {"description": "the address of what was created", "schema": {"type": "string"}}
+    return {"description": description, "headers": {"Location": location}}
+
+
 def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Response
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import DatabaseDep, ReadSession
+from rapport.api.deps import DatabaseDep, ReadSession, created
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.catalog import CatalogError
@@ -48,6 +50,7 @@ def get_event_type(name: str, session: ReadSession) -> list[EventTypeOut]:
     status_code=201,
     summary="Add an event type or a new version",
     responses={
+        201: created("The version added; `Location` is the type's address (every version of it)"),
         200: {"description": "The type's current version, the same as sent: nothing was added"},
         422: {"model": Problem},
     },
@@ -78,6 +81,8 @@ def post_event_type(
                 response.status_code = 200
     except CatalogError as exc:
         raise ProblemError(422, "Invalid event type", exc.reason, [exc.reason]) from exc
+    if added:
+        response.headers["Location"] = f"{router.prefix}/{quote(event_type.type, safe='')}"
     with database.session() as session:  # its personal fields are those of every version of its type
         described = load_catalog(session).describe(event_type)
     return EventTypeOut.model_validate(described)

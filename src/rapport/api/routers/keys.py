@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from rapport.api.auth import Audit, CurrentCaller, require
-from rapport.api.deps import DatabaseDep, ReadSession
+from rapport.api.deps import DatabaseDep, ReadSession, created
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.bodies import RequestBody
@@ -76,12 +76,14 @@ def get_keys(session: ReadSession, audit: Audit) -> list[KeyOut]:
     response_model=NewKey,
     status_code=201,
     summary="Create a key; its secret is in this answer only",
+    responses={201: created("The key; `Location` is its address, which `DELETE` revokes")},
     dependencies=[require(P.KEYS_MANAGE)],
 )
-def post_key(body: KeyIn, database: DatabaseDep, caller: CurrentCaller) -> NewKey:
+def post_key(body: KeyIn, database: DatabaseDep, caller: CurrentCaller, response: Response) -> NewKey:
     expires = timedelta(days=body.expires_in_days) if body.expires_in_days else None
     with database.session(write=True) as session:
         key, secret = issue_key(session, by=caller, name=body.name, role=body.role, expires_in=expires)
+        response.headers["Location"] = f"{router.prefix}/{key.id}"
         return NewKey.model_validate({**KeyOut.model_validate(key).model_dump(), "key": secret})
 
 
