@@ -80,6 +80,9 @@ def test_one_bad_event_is_rejected_by_field_and_the_good_ones_are_stored(
     rejected = body["rejected"][0]
     assert rejected["index"] == 1 and rejected["id"] == bad["id"]
     assert "data.total: expected a number, got a string" in rejected["errors"]
+    # as in every problem document, `errors` says what is wrong: here each reason, by the event's place
+    assert "events.1: data.total: expected a number, got a string" in body["errors"]
+    assert len(body["errors"]) == len(rejected["errors"])
     assert stored_ids(db) == {good_before["id"], good_after["id"]}
     assert quarantined(db) == 1
 

@@ -39,7 +39,8 @@ class IngestResult(BaseModel):
 
 class RejectedBatch(Problem):
     """A problem document. When events were rejected it also says what became of each event of the
-    batch; when the body itself is wrong (no list of events), only what is wrong."""
+    batch (``errors`` then holds every reason, as ``events.{index}: {reason}``); when the body itself is
+    wrong (no list of events), only what is wrong."""
 
     accepted: int | None = None
     duplicates: int | None = None
@@ -236,12 +237,15 @@ async def post_events(request: Request, database: DatabaseDep, settings: Setting
     result = {"accepted": outcome.accepted, "duplicates": outcome.duplicates, "rejected": outcome.rejected}
     if outcome.rejected:
         detail = f"{len(outcome.rejected)} of {len(events)} events were rejected and quarantined"
+        # `errors`, as every problem document has it: each reason, named by the event's place in the batch
+        errors = [f"events.{r['index']}: {reason}" for r in outcome.rejected for reason in r["errors"]]
         return JSONResponse(
             {
                 "type": "about:blank",
                 "title": "Some events were rejected",
                 "status": 422,
                 "detail": detail,
+                "errors": errors,
                 **result,
             },
             status_code=422,
