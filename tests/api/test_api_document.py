@@ -60,3 +60,11 @@ def test_what_is_created_is_named_by_location_as_documented(client: TestClient) 
     paths = document()["paths"]
     for path in ("/v1/event-types", "/v1/keys"):
         assert "Location" in paths[path]["post"]["responses"]["201"]["headers"], path
+
+
+def test_a_problem_document_is_documented_with_every_member_it_always_has() -> None:
+    schemas = document()["components"]["schemas"]
+
+    for name in ("Problem", "RejectedBatch"):
+        assert set(schemas[name]["required"]) == {"type", "title", "status", "detail", "errors"}, name
+

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +27,11 @@ PROBLEM_JSON = "application/problem+json"
 CONSOLE = "rapport.console."
 
 
+def _always_sent(schema: dict[str, Any]) -> None:
+    """Every answer holds ``type`` and ``errors`` (maybe empty), though a Problem is made without them."""
+    schema["required"] = [*dict.fromkeys([*schema.get("required", []), "type", "errors"])]
+
+
 class Problem(BaseModel):
     """What went wrong with a request."""
 
@@ -34,7 +39,9 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    errors: list[str] = []
+    errors: list[str] = Field(default=[], description="each field that is wrong, and what is wrong with it")
+
+    model_config = ConfigDict(json_schema_extra=_always_sent)
 
 
 class ProblemError(Exception):
