@@ -68,3 +68,25 @@ def test_a_problem_document_is_documented_with_every_member_it_always_has() -> N
     for name in ("Problem", "RejectedBatch"):
         assert set(schemas[name]["required"]) == {"type", "title", "status", "detail", "errors"}, name
 
+
+PAGING = {"after", "before", "cursor", "limit"}
+
+
+def test_every_list_says_how_to_page_through_it() -> None:
+    built = document()
+    undescribed = [
+        f"{method.upper()} {path} {parameter['name']}"
+        for path, item in built["paths"].items()
+        for method, operation in item.items()
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] in PAGING and not parameter.get("description")
+    ]
+
+    assert undescribed == []
+    for name, schema in built["components"]["schemas"].items():
+        for field in ("next_after", "next_cursor"):
+            if field in schema.get("properties", {}):
+                assert schema["properties"][field].get("description"), f"{name}.{field}"
+    overview = built["info"]["description"]
+    for convention in ("Authorization: Bearer", "application/problem+json", "next_after", "Retry-After"):
+        assert convention in overview

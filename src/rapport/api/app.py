@@ -28,6 +28,29 @@ from rapport.db import Database, connect_configured
 from rapport.settings import Settings, get_settings
 from rapport.trust.ratelimit import RateLimiter
 
+#: what holds for every operation, said once for an integrator
+OVERVIEW = """\
+**Keys.** Every operation but `GET /health` needs an API key, sent as `Authorization: Bearer <key>`
+(press *Authorize*); without a usable one the answer is 401, with a key whose role may not do it 403.
+
+**Errors** are `application/problem+json` (RFC 9457), one shape on every operation and status:
+`type`, `title`, `status`, `detail` (what is wrong, in words) and `errors` (each field that is wrong,
+`query.limit: …`, `name: …`; maybe empty). Some add members: a 410 its `erased_at`, the 422 of
+`POST /v1/events` the counts and each `rejected` event.
+
+**Limits.** A body is at most 1 MiB (a batch of events has its own limits) and is sent as
+`application/json`, uncompressed: else 413 or 415. Each key may make a number of requests a minute; over
+it, 429 with `Retry-After` (seconds). When the database cannot serve, 503 with `Retry-After`: nothing
+was stored, send the same request again.
+
+**Paging.** A list answers one page: `limit` items at most. Most answer `{"items": [...], "next_after":
+…}`: pass `next_after` as `after` for the next page, null on the last one (the timeline:
+`next_cursor` as `cursor`). The merge log and identity conflicts answer a list: pass the `id` of its last
+item as `after`; matching runs, newest first, take it as `before`; a page holding fewer than `limit` is
+the last. Lists that are never long (event types, identifier kinds, keys, stores, device models) answer
+whole.
+"""
+
 
 def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
     """A Rapport API on ``database`` (default: the configured one). The schema must be migrated.
@@ -39,6 +62,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         title="Rapport",
         version=rapport.__version__,
         summary="Customer 360: every event from every source, tied to one person.",
+        description=OVERVIEW,
         dependencies=[Depends(reject_nul), Depends(reject_repeated)],
         # a path with a trailing slash (or an id that is one) is not found: no redirect that keeps a
         # DELETE's method and takes its address from the client's Host header

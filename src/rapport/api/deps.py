@@ -63,6 +63,13 @@ def _many(annotation: Any) -> bool:
     return (origin or annotation) in (list, set, frozenset, tuple)
 
 
+#: what the paging parameters of a list mean, said alike on every list
+AFTER_NEXT = "the `next_after` of the previous page; leave it out for the first page"
+AFTER_LAST_ID = "the `id` of the last item of the previous page; leave it out for the first page"
+LIMIT_NEXT = "items on a page; `next_after` is null on the last one"
+LIMIT_FEWER = "items on a page; a page holding fewer is the last"
+
+
 def created(description: str) -> dict[str, Any]:
     """The OpenAPI description of a 201 whose ``Location`` names what was created (RFC 9110 §15.3.2:
     without one, the address the request was sent to would be taken for it)."""

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import ReadSession
+from rapport.api.deps import AFTER_NEXT, LIMIT_NEXT, ReadSession
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import NOT_BLANK
 from rapport.db.base import MAX_ROW_ID
@@ -35,7 +35,7 @@ class AuditItem(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[AuditItem]
-    next_after: int | None = Field(description="pass as ?after= for the next page")
+    next_after: int | None = Field(description="pass as `after` for the next page; null on the last one")
 
 
 @router.get(
@@ -47,8 +47,8 @@ class AuditPage(BaseModel):
 def get_audit(
     session: ReadSession,
     auditor: Audit,
-    after: int = Query(0, ge=0, le=MAX_ROW_ID),
-    limit: int = Query(100, ge=1, le=1000),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID, description=AFTER_NEXT),
+    limit: int = Query(100, ge=1, le=1000, description=LIMIT_NEXT),
     action: str | None = Query(
         None, min_length=1, pattern=NOT_BLANK, max_length=50, examples=["profile.read"]
     ),

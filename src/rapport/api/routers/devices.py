@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StrictFloat, StrictInt
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from rapport.api.auth import Audit, CurrentCaller, require
-from rapport.api.deps import DatabaseDep, ReadSession, live_profile
+from rapport.api.deps import LIMIT_NEXT, DatabaseDep, ReadSession, live_profile
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import NOT_BLANK, Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.api.routers.profiles import redactor_for
@@ -128,7 +128,7 @@ def get_devices(
         description="the next_after of the previous page: its last serial, or for an analyst (who sees "
         "serials masked) its position, +100",
     ),
-    limit: int = Query(100, ge=1, le=500),
+    limit: int = Query(100, ge=1, le=500, description=LIMIT_NEXT),
 ) -> dict[str, Any]:
     """An analyst sees every serial as [redacted], as the identifiers of the 360."""
     now = datetime.now(UTC)

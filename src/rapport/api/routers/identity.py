@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import AFTER_LAST_ID, LIMIT_FEWER, DatabaseDep, ReadSession, SettingsDep
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import NOT_BLANK, Problem, ProblemError
 from rapport.bodies import RequestBody
@@ -89,8 +89,8 @@ def get_merges(
     session: ReadSession,
     audit: Audit,
     profile_id: str | None = Query(None, min_length=1, pattern=NOT_BLANK),
-    after: int = Query(0, ge=0, le=MAX_ROW_ID),
-    limit: int = Query(50, ge=1, le=500),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID, description=AFTER_LAST_ID),
+    limit: int = Query(50, ge=1, le=500, description=LIMIT_FEWER),
 ) -> list[MergeOut]:
     found = list_merges(session, profile_id=profile_id, after=after, limit=limit)
     audit("merges.list", "merges", "all", count=len(found))  # the profiles merged, as the console
@@ -135,8 +135,8 @@ def get_conflicts(
     session: ReadSession,
     audit: Audit,
     status: Literal["open", "all"] = "open",
-    after: int = Query(0, ge=0, le=MAX_ROW_ID),
-    limit: int = Query(50, ge=1, le=500),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID, description=AFTER_LAST_ID),
+    limit: int = Query(50, ge=1, le=500, description=LIMIT_FEWER),
 ) -> list[ConflictOut]:
     found = list_conflicts(session, status=None if status == "all" else status, after=after, limit=limit)
     audit("conflicts.list", "conflicts", status, count=len(found))  # profiles and identifiers, as the console

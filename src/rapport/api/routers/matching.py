@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, model_validator
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import AFTER_NEXT, LIMIT_FEWER, LIMIT_NEXT, DatabaseDep, ReadSession, SettingsDep
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.bodies import RequestBody
@@ -101,7 +101,7 @@ class SuggestionOut(BaseModel):
 
 class SuggestionPage(BaseModel):
     items: list[SuggestionOut]
-    next_after: int | None = Field(description="pass as ?after= for the next page")
+    next_after: int | None = Field(description="pass as `after` for the next page; null on the last one")
 
 
 class ResolveIn(RequestBody):
@@ -158,8 +158,8 @@ def get_suggestions(
     session: ReadSession,
     audit: Audit,
     status: Literal["open", "accepted", "rejected", "merged", "refused", "obsolete", "all"] = "open",
-    after: int = Query(0, ge=0, le=MAX_ROW_ID),
-    limit: int = Query(50, ge=1, le=500),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID, description=AFTER_NEXT),
+    limit: int = Query(50, ge=1, le=500, description=LIMIT_NEXT),
 ) -> SuggestionPage:
     """Open suggestions are listed only while both profiles are live; ``merged`` lists the pairs runs
     merged on their own, with the evidence they merged them on; ``refused`` the likely pairs the identity
@@ -280,7 +280,13 @@ def post_resolve(
 @router.get("/runs", response_model=list[RunOut], summary="Matching runs, newest first")
 def get_runs(
     session: ReadSession,
-    before: int | None = Query(None, ge=1, le=MAX_ROW_ID, description="runs older than this one"),
-    limit: int = Query(20, ge=1, le=500),
+    before: int | None = Query(
+        None,
+        ge=1,
+        le=MAX_ROW_ID,
+        description="runs older than this one: the `id` of the last run of the previous page; leave it out "
+        "for the first page",
+    ),
+    limit: int = Query(20, ge=1, le=500, description=LIMIT_FEWER),
 ) -> list[RunOut]:
     return [RunOut.of(run) for run in list_runs(session, before=before, limit=limit)]

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from rapport.api.auth import Audit, CurrentCaller, require
 from rapport.api.deps import Kinds, ReadSession, live_profile, profile_missing
@@ -59,7 +59,7 @@ class TimelineItem(BaseModel):
 class TimelinePage(BaseModel):
     profile_id: str
     items: list[TimelineItem]
-    next_cursor: str | None
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")
 
 
 class OrderOut(BaseModel):
@@ -181,8 +181,17 @@ def get_timeline(
     channel: str | None = Query(None, min_length=1, pattern=NOT_BLANK, max_length=30),
     since: QueryMoment = None,
     until: QueryMoment = None,
-    cursor: str | None = Query(None, min_length=1, pattern=NOT_BLANK, max_length=200),
-    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(
+        None,
+        min_length=1,
+        pattern=NOT_BLANK,
+        max_length=200,
+        description="the `next_cursor` of the previous page, asked with the same filters; leave it out for "
+        "the first page",
+    ),
+    limit: int = Query(
+        50, ge=1, le=500, description="items on a page; `next_cursor` is null on the last one"
+    ),
 ) -> dict[str, Any]:
     root = live_profile(session, profile_id)
     chosen = TimelineFilter(

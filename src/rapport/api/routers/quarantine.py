@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import AFTER_NEXT, LIMIT_NEXT, DatabaseDep, ReadSession, SettingsDep
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import NOT_BLANK, Problem, ProblemError
 from rapport.bodies import RequestBody
@@ -74,7 +74,7 @@ class QuarantineItem(BaseModel):
 
 class QuarantinePage(BaseModel):
     items: list[QuarantineItem]
-    next_after: int | None = Field(description="pass as ?after= for the next page")
+    next_after: int | None = Field(description="pass as `after` for the next page; null on the last one")
 
 
 class ReplayRequest(RequestBody):
@@ -111,8 +111,8 @@ def get_quarantine(
         max_length=MAX_TRANSPORT,
         description="only what came this way: http, mqtt, file:NAME (an imported file, by its name) …",
     ),
-    after: int = Query(0, ge=0, le=MAX_ROW_ID),
-    limit: int = Query(50, ge=1, le=500),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID, description=AFTER_NEXT),
+    limit: int = Query(50, ge=1, le=500, description=LIMIT_NEXT),
 ) -> QuarantinePage:
     items = list_quarantine(
         session,
