@@ -1113,7 +1113,8 @@ def test_health_says_the_api_and_its_database_are_up(client: TestClient, db: Dat
 
 
 def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
-    problem(client.get("/v1/nowhere"), 404)
+    assert problem(client.get("/v1/nowhere"), 404)["detail"] == "nothing is at /v1/nowhere"
+    assert problem(client.get("/v1/keys/"), 404)["detail"] == "nothing is at /v1/keys/"
     assert problem(client.delete("/v1/events"), 405)["detail"] == (
         "DELETE is not allowed on /v1/events; it takes POST"
     )

@@ -290,6 +290,8 @@ def install(app: FastAPI) -> None:
             detail = (
                 "the body could not be read: send JSON text in UTF-8, nested at most a few hundred levels"
             )
+        if exc.status_code == 404 and detail == "Not Found":  # no route: say which address, not the title
+            detail = f"nothing is at {request.url.path[:200]}"
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405 and headers and "Allow" in headers:
             headers = {**headers, "Allow": allowed_methods(request) or headers["Allow"]}
