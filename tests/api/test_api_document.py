@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from rapport.api import create_app
 from rapport.db import connect
 from rapport.settings import Settings
-from support.http import ok
+from support.http import ok, problem
 
 OFFLINE_SECRET = "document-tests-only-secret-0123456789abcdef"
 
@@ -90,3 +90,11 @@ def test_every_list_says_how_to_page_through_it() -> None:
     overview = built["info"]["description"]
     for convention in ("Authorization: Bearer", "application/problem+json", "next_after", "Retry-After"):
         assert convention in overview
+
+
+def test_an_order_is_documented_with_the_errors_it_gives(client: TestClient) -> None:
+    answers = document()["paths"]["/v1/orders/{order_id}"]["get"]["responses"]
+
+    assert "410" not in answers  # an erased person's order stays, scrubbed: it is answered
+    assert "order" in answers["404"]["description"]
+    assert problem(client.get("/v1/orders/O-404"), 404)["detail"] == "no order 'O-404'"
