@@ -3,6 +3,7 @@ and answers that carry what it promises."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -98,3 +99,16 @@ def test_an_order_is_documented_with_the_errors_it_gives(client: TestClient) -> 
     assert "410" not in answers  # an erased person's order stays, scrubbed: it is answered
     assert "order" in answers["404"]["description"]
     assert problem(client.get("/v1/orders/O-404"), 404)["detail"] == "no order 'O-404'"
+
+
+def test_every_error_answer_says_when_it_is_given() -> None:
+    reasons = {status.phrase for status in HTTPStatus}
+    bare = [
+        f"{method.upper()} {path} {status}"
+        for path, item in document()["paths"].items()
+        for method, operation in item.items()
+        for status, answer in operation["responses"].items()
+        if int(status) >= 400 and answer["description"] in reasons
+    ]
+
+    assert bare == []

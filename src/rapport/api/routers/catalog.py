@@ -33,7 +33,7 @@ def list_event_types(session: ReadSession) -> list[EventTypeOut]:
     "/{name}",
     response_model=list[EventTypeOut],
     summary="Every version of one event type",
-    responses={404: {"model": Problem}},
+    responses={404: {"model": Problem, "description": "No event type has this name"}},
     dependencies=[require(P.REFERENCE_READ)],
 )
 def get_event_type(name: str, session: ReadSession) -> list[EventTypeOut]:
@@ -52,7 +52,10 @@ def get_event_type(name: str, session: ReadSession) -> list[EventTypeOut]:
     responses={
         201: created("The version added; `Location` is the type's address (every version of it)"),
         200: {"description": "The type's current version, the same as sent: nothing was added"},
-        422: {"model": Problem},
+        422: {
+            "model": Problem,
+            "description": "The request is invalid, or the catalog refuses the schema; `errors` says why",
+        },
     },
     dependencies=[require(P.CATALOG_WRITE)],
 )

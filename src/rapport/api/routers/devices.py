@@ -107,7 +107,10 @@ class DeviceModelOut(BaseModel):
 @router.get(
     "/devices",
     response_model=DevicePage,
-    responses={404: {"model": Problem}, 410: {"model": Problem}},
+    responses={
+        404: {"model": Problem, "description": "No profile has the `owner` id"},
+        410: {"model": Problem, "description": "The `owner` was erased on request"},
+    },
     summary="Devices, by serial, or those a person owns",
     dependencies=[require(P.PROFILES_READ)],
 )
@@ -240,7 +243,9 @@ def get_device_models(session: ReadSession) -> list[dict[str, Any]]:
 @router.put(
     "/device-models/{model:anytext}",
     response_model=DeviceModelOut,
-    responses={422: {"model": Problem}},
+    responses={
+        422: {"model": Problem, "description": "The request or a threshold is invalid; `errors` says which"}
+    },
     summary="Set the thresholds of a model (replacing its built-in defaults)",
     dependencies=[require(P.CATALOG_WRITE)],
 )

@@ -101,7 +101,10 @@ def get_merges(
     "/merges/{merge_id}/undo",
     response_model=MergeOut,
     summary="Undo a merge",
-    responses={404: {"model": Problem}, 409: {"model": Problem}},
+    responses={
+        404: {"model": Problem, "description": "No merge has this id"},
+        409: {"model": Problem, "description": "Undone already, or a profile of it has changed since"},
+    },
     dependencies=[require(P.IDENTITY_REVIEW)],
 )
 def post_undo(
@@ -159,7 +162,7 @@ def get_kinds(session: ReadSession, settings: SettingsDep) -> list[KindOut]:
     response_model=KindOut,
     status_code=201,
     summary="Add an identifier kind",
-    responses={409: {"model": Problem}},
+    responses={409: {"model": Problem, "description": "A kind of this name exists already"}},
     dependencies=[require(P.CATALOG_WRITE)],
 )
 def post_kind(body: KindIn, database: DatabaseDep, audit: Audit) -> KindOut:

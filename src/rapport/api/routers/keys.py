@@ -91,7 +91,7 @@ def post_key(body: KeyIn, database: DatabaseDep, caller: CurrentCaller, response
     "/{key_id}",
     response_model=KeyOut,
     summary="Revoke a key, at once (a key revoked already is answered as it is)",
-    responses={404: {"model": Problem}},
+    responses={404: {"model": Problem, "description": "No key has this id"}},
     dependencies=[require(P.KEYS_MANAGE)],
 )
 def delete_key(
