@@ -346,6 +346,18 @@ def test_a_body_sent_compressed_is_a_415_problem_naming_the_encoding_and_changes
     assert rows(db) == before
 
 
+def test_a_request_without_a_body_is_not_refused_for_its_content_encoding(
+    client: TestClient, anonymous: TestClient
+) -> None:
+    # the header speaks of a body: with none, there is nothing encoded to refuse (an operation that takes
+    # no body documents no 415)
+    gzipped = {"Content-Encoding": "gzip"}
+
+    assert ok(anonymous.get("/health", headers=gzipped))["status"] == "ok"
+    assert ok(client.get("/v1/keys", headers=gzipped))
+    assert problem(client.delete("/v1/keys/999", headers=gzipped), 404)
+
+
 def test_a_body_sent_as_identity_is_read(client: TestClient) -> None:
     body = orjson.dumps({"events": [page_view({"cookie_id": "c-1"})]})
     response = client.post("/v1/events", content=body, headers={**JSON_BODY, "Content-Encoding": "identity"})

@@ -7,9 +7,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rapport.api.jsonbody import has_body
 from rapport.api.problems import internal_error, problem_response
 from rapport.settings import Settings
 
@@ -69,7 +71,8 @@ class PlainBodies:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        # the header speaks of the body: a request without one (a GET) has nothing encoded to refuse
+        if scope["type"] == "http" and has_body(Request(scope)):
             encoding = Headers(scope=scope).get("content-encoding", "identity").strip().lower()
             if encoding not in ("", "identity"):
                 detail = f"the body is sent as {encoding[:40]!r} (Content-Encoding); send it as plain JSON"
