@@ -320,9 +320,12 @@ def test_a_body_that_is_not_json_is_a_400_problem(
     [
         ({}, "events: required property missing"),
         ({"evnts": []}, "events: required property missing"),
-        ([page_view({"cookie_id": "c-1"})], 'body: expected an object, got a list; send {"events": [...]}'),
-        ("events", 'body: expected an object, got a string; send {"events": [...]}'),
-        (None, 'body: expected an object, got null; send {"events": [...]}'),
+        (
+            [page_view({"cookie_id": "c-1"})],
+            'request body: expected an object, got a list; send {"events": [...]}',
+        ),
+        ("events", 'request body: expected an object, got a string; send {"events": [...]}'),
+        (None, 'request body: expected an object, got null; send {"events": [...]}'),
         ({"events": {"id": "e-1"}}, "events: expected a list of events"),
         ({"events": "e-1"}, "events: expected a list of events"),
         ({"events": None}, "events: expected a list of events"),

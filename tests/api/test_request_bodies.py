@@ -162,6 +162,16 @@ def test_no_body_at_all_is_named_as_missing_whatever_the_content_type(client: Te
     assert found["errors"] == ["request body: required property missing"]
 
 
+def test_the_body_as_a_whole_is_named_alike_on_every_operation(client: TestClient) -> None:
+    # "request body", never "body": POST /v1/profiles/{id}/messages has a field of that name
+    for method, path in operations_with_a_body(client):
+        as_list = problem(client.request(method, path, json=[1]), 422)["errors"]
+        broken = problem(client.request(method, path, content=b"{", headers=JSON_BODY), 400)["errors"]
+
+        assert as_list and all(e.startswith("request body: ") for e in as_list), (path, as_list)
+        assert all(e.startswith("request body: ") for e in broken), (path, broken)
+
+
 # -- a field the body does not have ---------------------------------------------------------------------
 
 

@@ -268,7 +268,7 @@ def install(app: FastAPI) -> None:
         if broken is not None:  # as POST /v1/events answers it: the body as a whole is wrong
             reason = (broken.get("ctx") or {}).get("error") or broken["msg"]
             detail = f"the body is not valid JSON: {reason} (at character {broken['loc'][-1]})"
-            return answer(request, ProblemError(400, "Malformed JSON", detail, [f"body: {reason}"]))
+            return answer(request, ProblemError(400, "Malformed JSON", detail, [f"request body: {reason}"]))
         errors = [f"{_location(e['loc'])}: {_message(e)}" for e in found]
         detail = errors[0] if errors else "invalid request"
         return answer(request, ProblemError(422, "Invalid request", detail, errors))

@@ -173,7 +173,8 @@ def _events_of(body: bytes, max_events: int) -> list[Any]:
         problem = utf8_problem(body) or f"not valid JSON: {exc}"
         raise ProblemError(400, "Malformed JSON", f"the body is {problem}") from exc
     if not isinstance(document, dict):
-        reason = f'body: expected an object, got {json_kind(document)}; send {{"events": [...]}}'
+        # named as every operation names its body as a whole (a message has a field called body)
+        reason = f'request body: expected an object, got {json_kind(document)}; send {{"events": [...]}}'
         raise ProblemError(422, "Invalid request", reason, [reason])
     if "events" not in document:
         raise ProblemError(

@@ -262,7 +262,7 @@ def post_resolve(
             retrain=body.retrain,
         )
     except BadThresholds as exc:  # the body's validation catches these first
-        raise ProblemError(422, "Invalid request", str(exc), [f"body: {exc}"]) from exc
+        raise ProblemError(422, "Invalid request", str(exc), [f"request body: {exc}"]) from exc
     except RunFailed as exc:  # a run spans several transactions: it is recorded once it ends
         audit("identity.resolve", "match_run", str(exc.run.id), status="failed")
         raise ProblemError(409, "Matching run failed", str(exc), run_id=exc.run.id) from exc
