@@ -112,3 +112,15 @@ def test_every_error_answer_says_when_it_is_given() -> None:
     ]
 
     assert bare == []
+
+
+def test_every_query_parameter_says_what_it_does() -> None:
+    undescribed = [
+        f"{method.upper()} {path} {parameter['name']}"
+        for path, item in document()["paths"].items()
+        for method, operation in item.items()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query" and not parameter.get("description")
+    ]
+
+    assert undescribed == []

@@ -50,7 +50,12 @@ def get_audit(
     after: int = Query(0, ge=0, le=MAX_ROW_ID, description=AFTER_NEXT),
     limit: int = Query(100, ge=1, le=1000, description=LIMIT_NEXT),
     action: str | None = Query(
-        None, min_length=1, pattern=NOT_BLANK, max_length=50, examples=["profile.read"]
+        None,
+        min_length=1,
+        pattern=NOT_BLANK,
+        max_length=50,
+        examples=["profile.read"],
+        description="the entries of one action",
     ),
     target_id: str | None = Query(
         None, min_length=1, pattern=NOT_BLANK, max_length=200, description="e.g. a profile id"

@@ -159,6 +159,7 @@ def get_decision(
         pattern=NOT_BLANK,
         max_length=50,
         examples=["marketing"],
+        description="what the contact or use is for",
         json_schema_extra={"enum": list(PURPOSES)},
     ),
     channel: str = Query(

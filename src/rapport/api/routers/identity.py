@@ -88,7 +88,12 @@ class KindIn(RequestBody):
 def get_merges(
     session: ReadSession,
     audit: Audit,
-    profile_id: str | None = Query(None, min_length=1, pattern=NOT_BLANK),
+    profile_id: str | None = Query(
+        None,
+        min_length=1,
+        pattern=NOT_BLANK,
+        description="only the merges this profile took part in, absorbing or absorbed",
+    ),
     after: int = Query(0, ge=0, le=MAX_ROW_ID, description=AFTER_LAST_ID),
     limit: int = Query(50, ge=1, le=500, description=LIMIT_FEWER),
 ) -> list[MergeOut]:
@@ -137,7 +142,7 @@ def post_undo(
 def get_conflicts(
     session: ReadSession,
     audit: Audit,
-    status: Literal["open", "all"] = "open",
+    status: Literal["open", "all"] = Query("open", description="`all`: the resolved clashes too"),
     after: int = Query(0, ge=0, le=MAX_ROW_ID, description=AFTER_LAST_ID),
     limit: int = Query(50, ge=1, le=500, description=LIMIT_FEWER),
 ) -> list[ConflictOut]:

@@ -157,7 +157,9 @@ class RunOut(BaseModel):
 def get_suggestions(
     session: ReadSession,
     audit: Audit,
-    status: Literal["open", "accepted", "rejected", "merged", "refused", "obsolete", "all"] = "open",
+    status: Literal["open", "accepted", "rejected", "merged", "refused", "obsolete", "all"] = Query(
+        "open", description="the suggestions in this state; `all`: every one"
+    ),
     after: int = Query(0, ge=0, le=MAX_ROW_ID, description=AFTER_NEXT),
     limit: int = Query(50, ge=1, le=500, description=LIMIT_NEXT),
 ) -> SuggestionPage:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -178,9 +178,11 @@ def get_timeline(
     types: list[str] | None = Query(
         None, description="event types, comma-separated or the parameter repeated", max_length=2000
     ),
-    channel: str | None = Query(None, min_length=1, pattern=NOT_BLANK, max_length=30),
-    since: QueryMoment = None,
-    until: QueryMoment = None,
+    channel: str | None = Query(
+        None, min_length=1, pattern=NOT_BLANK, max_length=30, description="events of this channel"
+    ),
+    since: Annotated[QueryMoment, Query(description="events that occurred at or after this moment")] = None,
+    until: Annotated[QueryMoment, Query(description="events that occurred before this moment")] = None,
     cursor: str | None = Query(
         None,
         min_length=1,

@@ -103,7 +103,9 @@ class ReplayResult(BaseModel):
 def get_quarantine(
     session: ReadSession,
     audit: Audit,
-    status: Literal[Status, "all"] = "open",
+    status: Literal[Status, "all"] = Query(
+        "open", description="`open` to mend, `replayed`, `duplicate` (its id was stored already) or `all`"
+    ),
     transport: str | None = Query(
         None,
         min_length=1,
