@@ -263,6 +263,7 @@ def put_device_model(model: str, body: DeviceModelIn, database: DatabaseDep, aud
             )
             audit.record(session, "device_model.set", "device_model", model)
     except DeviceModelError as exc:
-        where = "path" if str(exc).startswith("model") else "body"  # the model is named in the path
-        raise ProblemError(422, "Invalid device model", str(exc), [f"{where}.{exc}"]) from exc
+        # the model is named in the path; a field of the body alone, as every body's checks name it
+        named = f"path.{exc}" if str(exc).startswith("model") else str(exc)
+        raise ProblemError(422, "Invalid device model", str(exc), [named]) from exc
     return config.as_dict()

@@ -103,7 +103,7 @@ def put_one_store(
     quarantined with the reason, and can be replayed). A new ``visit_timeout_s`` rebuilds its visits."""
     if "\x00" in "".join(body.zones):
         reason = "zones: must not contain a NUL character"
-        raise ProblemError(422, "Invalid store", reason, [f"body.{reason}"])
+        raise ProblemError(422, "Invalid store", reason, [reason])
     try:
         with database.session(write=True) as session:
             store, created = put_store(
@@ -117,8 +117,9 @@ def put_one_store(
             )
             audit.record(session, "store.register" if created else "store.update", "store", store_id)
     except BadStore as exc:
-        where = "path" if str(exc).startswith("store_id") else "body"
-        raise ProblemError(422, "Invalid store", str(exc), [f"{where}.{exc}"]) from exc
+        # the id is named in the path; a field of the body alone, as every body's checks name it
+        named = f"path.{exc}" if str(exc).startswith("store_id") else str(exc)
+        raise ProblemError(422, "Invalid store", str(exc), [named]) from exc
     response.status_code = 201 if created else 200
     return store
 
