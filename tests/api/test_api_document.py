@@ -6,6 +6,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import jsonschema
 from fastapi.testclient import TestClient
 
 from rapport.api import create_app
@@ -124,3 +125,15 @@ def test_every_query_parameter_says_what_it_does() -> None:
     ]
 
     assert undescribed == []
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    # the OpenAPI 3.1 schema as schemathesis carries it: what code generators and validators read
+    from schemathesis.specs.openapi.definitions import OPENAPI_31
+
+    built = document(max_batch_events=7000)
+
+    assert built["openapi"].startswith("3.1.")
+    assert [error.message for error in jsonschema.Draft202012Validator(OPENAPI_31).iter_errors(built)] == []
+    for schema in built["components"]["schemas"].values():
+        jsonschema.Draft202012Validator.check_schema(schema)  # raises naming what is wrong
