@@ -66,7 +66,11 @@ def _many(annotation: Any) -> bool:
 #: what the paging parameters of a list mean, said alike on every list
 AFTER_NEXT = "the `next_after` of the previous page; leave it out for the first page"
 AFTER_LAST_ID = "the `id` of the last item of the previous page; leave it out for the first page"
-LIMIT_NEXT = "items on a page; `next_after` is null on the last one"
+LIMIT_NEXT = "items on a page at most"
+#: a page that comes back as full as asked leaves a ``next_after``, though nothing may follow
+NEXT_AFTER = (
+    "pass as `after` for the next page; null when none follows (a full page may be followed by an empty one)"
+)
 LIMIT_FEWER = "items on a page; a page holding fewer is the last"
 
 

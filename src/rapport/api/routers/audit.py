@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import AFTER_NEXT, LIMIT_NEXT, ReadSession
+from rapport.api.deps import AFTER_NEXT, LIMIT_NEXT, NEXT_AFTER, ReadSession
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import NOT_BLANK
 from rapport.db.base import MAX_ROW_ID
@@ -35,7 +35,7 @@ class AuditItem(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[AuditItem]
-    next_after: int | None = Field(description="pass as `after` for the next page; null on the last one")
+    next_after: int | None = Field(description=NEXT_AFTER)
 
 
 @router.get(

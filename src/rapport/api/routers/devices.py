@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StrictFloat, StrictInt
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from rapport.api.auth import Audit, CurrentCaller, require
-from rapport.api.deps import LIMIT_NEXT, DatabaseDep, ReadSession, live_profile
+from rapport.api.deps import LIMIT_NEXT, NEXT_AFTER, DatabaseDep, ReadSession, live_profile
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import NOT_BLANK, Problem, ProblemError, QueryMoment, invalid_query, utc_moment
 from rapport.api.routers.profiles import redactor_for
@@ -78,7 +78,7 @@ class DeviceOut(DeviceSummary):
 
 class DevicePage(BaseModel):
     items: list[DeviceSummary]
-    next_after: str | None = Field(description="pass as `after` for the next page; null on the last one")
+    next_after: str | None = Field(description=NEXT_AFTER)
 
 
 class Threshold(RequestBody):

@@ -9,7 +9,15 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, model_validator
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import AFTER_NEXT, LIMIT_FEWER, LIMIT_NEXT, DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import (
+    AFTER_NEXT,
+    LIMIT_FEWER,
+    LIMIT_NEXT,
+    NEXT_AFTER,
+    DatabaseDep,
+    ReadSession,
+    SettingsDep,
+)
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import Problem, ProblemError
 from rapport.bodies import RequestBody
@@ -101,7 +109,7 @@ class SuggestionOut(BaseModel):
 
 class SuggestionPage(BaseModel):
     items: list[SuggestionOut]
-    next_after: int | None = Field(description="pass as `after` for the next page; null on the last one")
+    next_after: int | None = Field(description=NEXT_AFTER)
 
 
 class ResolveIn(RequestBody):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, StrictInt
 
 from rapport.api.auth import Audit, require
-from rapport.api.deps import AFTER_NEXT, LIMIT_NEXT, DatabaseDep, ReadSession, SettingsDep
+from rapport.api.deps import AFTER_NEXT, LIMIT_NEXT, NEXT_AFTER, DatabaseDep, ReadSession, SettingsDep
 from rapport.api.jsonbody import JsonBodyRoute
 from rapport.api.problems import NOT_BLANK, Problem, ProblemError
 from rapport.bodies import RequestBody
@@ -74,7 +74,7 @@ class QuarantineItem(BaseModel):
 
 class QuarantinePage(BaseModel):
     items: list[QuarantineItem]
-    next_after: int | None = Field(description="pass as `after` for the next page; null on the last one")
+    next_after: int | None = Field(description=NEXT_AFTER)
 
 
 class ReplayRequest(RequestBody):
