@@ -297,14 +297,14 @@ def test_a_second_of_60_that_is_no_leap_second_is_not_rfc_3339(client: TestClien
     ("body", "reason"),
     [
         (b"{not json", "not valid JSON"),
-        (b"", "not valid JSON"),
+        (b" ", "not valid JSON"),  # none at all is missing (test_request_bodies), as on every operation
         (b'{"events": [', "not valid JSON"),
         (b"\xff\xfe\x00", "not UTF-8 text (invalid start byte at byte 1)"),
         (b'{"events": [{"id": "caf\xe9"}]}', "not UTF-8 text (invalid continuation byte at byte 24)"),
         (b'{"events": []} trailing', "not valid JSON"),
         (b"NaN", "not valid JSON"),
     ],
-    ids=["broken", "empty", "truncated", "not utf-8", "latin-1 inside", "trailing text", "NaN"],
+    ids=["broken", "blank", "truncated", "not utf-8", "latin-1 inside", "trailing text", "NaN"],
 )
 def test_a_body_that_is_not_json_is_a_400_problem(
     client: TestClient, db: Database, body: bytes, reason: str

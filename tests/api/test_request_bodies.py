@@ -162,6 +162,14 @@ def test_no_body_at_all_is_named_as_missing_whatever_the_content_type(client: Te
     assert found["errors"] == ["request body: required property missing"]
 
 
+def test_no_body_at_all_is_missing_for_a_batch_of_events_too(client: TestClient) -> None:
+    for headers in (JSON_BODY, {}):
+        found = problem(client.post("/v1/events", headers=headers), 422)
+
+        assert found["errors"] == ["request body: required property missing"]
+        assert found["detail"] == 'request body: required property missing; send {"events": [...]}'
+
+
 def test_the_body_as_a_whole_is_named_alike_on_every_operation(client: TestClient) -> None:
     # "request body", never "body": POST /v1/profiles/{id}/messages has a field of that name
     for method, path in operations_with_a_body(client):

@@ -167,6 +167,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _events_of(body: bytes, max_events: int) -> list[Any]:
+    if not body:  # no body at all is missing, as every operation that needs one says it (not malformed)
+        missing = "request body: required property missing"
+        raise ProblemError(422, "Invalid request", f'{missing}; send {{"events": [...]}}', [missing])
     try:
         document = parse_json(body)
     except orjson.JSONDecodeError as exc:
