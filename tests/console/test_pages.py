@@ -261,7 +261,7 @@ def test_what_is_wrong_with_a_device_is_said_in_words_on_its_page_and_the_360(
     world: str, browser_for: SignedIn, db: Database, settings: Settings
 ) -> None:
     with db.session(write=True) as session:
-        put_model(session, model=MODEL, thresholds=RULES, silent_after_seconds=3600, now=BASE)
+        put_model(session, model=MODEL, thresholds=RULES, silent_after_seconds=3600)
     sent = [reading("FR-1", minute=40, temp_c=9.5), reported("FR-1", "fault", minute=41, code="E7")]
     assert not ingest(db, settings, sent).rejected
     client = browser_for(Role.AGENT)
