@@ -134,7 +134,7 @@ def get_quarantine(
     "/{item_id:int}",  # not /replay, which takes POST alone
     response_model=QuarantineItem,
     summary="One quarantined item, its payload whole",
-    responses={404: {"model": Problem}},
+    responses={404: {"model": Problem, "description": "No quarantined item has this id"}},
     dependencies=[require(P.QUARANTINE_MANAGE)],
 )
 def get_quarantined_item(
