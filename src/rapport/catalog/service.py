@@ -41,7 +41,7 @@ def load_catalog(session: Session) -> Catalog:
 
 
 #: compiled versions by :func:`_compiled`'s key, the least recently added first
-_compiled_types: dict[bytes, EventType] = {}
+_compiled_types: dict[str, EventType] = {}
 _compiled_lock = Lock()
 MAX_COMPILED = 4096
 
@@ -56,9 +56,10 @@ def _compiled(
 ) -> EventType:
     """A version, compiled once per process: not again each time another type is added (compiling every
     schema again took seconds with a large one in the catalog), nor when the catalog is first read after
-    this process added it (that read is an ingest's, which other writers wait for). Keyed by its JSON with
-    the keys sorted: PostgreSQL gives a schema back with its keys in an order of its own."""
-    key = orjson.dumps([type, version, schema, description, subject, channel], option=orjson.OPT_SORT_KEYS)
+    this process added it (that read is an ingest's, which other writers wait for). Keyed by its
+    :func:`_canonical` text, as a definition sent again is compared: PostgreSQL gives a schema back in forms
+    of its own."""
+    key = _canonical([type, version, schema, description, subject, channel])
     found = _compiled_types.get(key)
     if found is None:
         found = EventType(type, version, schema, description, subject, channel)
