@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 import rapport
 from rapport import console
@@ -58,7 +59,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     Refuses (ValueError) to run outside demo mode with the demo secret."""
     settings = settings or get_settings()
     settings.check_secrets()
-    app = FastAPI(
+    # the interactive docs (/docs) load their files from this server: they work with no internet. No
+    # ReDoc page: its footer fetches a logo from its maker's CDN.
+    app = FastAPIOffline(
         title="Rapport",
         version=rapport.__version__,
         summary="Customer 360: every event from every source, tied to one person.",
@@ -67,6 +70,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         # a path with a trailing slash (or an id that is one) is not found: no redirect that keeps a
         # DELETE's method and takes its address from the client's Host header
         redirect_slashes=False,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database or connect_configured(settings)

@@ -29,7 +29,7 @@ SECURITY_HEADERS = [
 ]
 #: API answers run no scripts and may not be framed; the interactive docs load their own scripts
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-DOC_PATHS = ("/docs", "/redoc")
+DOC_PATHS = ("/docs",)
 
 
 class RequestLimits:
