@@ -883,8 +883,8 @@ def test_a_replay_names_the_ids_asked_for_that_are_not_open_in_the_quarantine(cl
     assert ok(client.post("/v1/quarantine/replay"))["not_found"] == []  # all that is open: none asked for
 
 
-def test_the_quarantine_pages_with_after(client: TestClient) -> None:
-    bad = [event("warranty.claimed", ids={"email": "jo@example.com"}, minute=n, serial="S") for n in range(5)]
+def test_the_quarantine_pages_with_after_and_a_full_last_page_is_the_last(client: TestClient) -> None:
+    bad = [event("warranty.claimed", ids={"email": "jo@example.com"}, minute=n, serial="S") for n in range(6)]
     problem(send(client, bad), 422)
 
     first = ok(client.get("/v1/quarantine", params={"limit": 3}))

@@ -45,8 +45,8 @@ it, 429 with `Retry-After` (seconds). When the database cannot serve, 503 with `
 was stored, send the same request again.
 
 **Paging.** A list answers one page: `limit` items at most. Most answer `{"items": [...], "next_after":
-…}`: pass `next_after` as `after` for the next page until it is null (a page as full as `limit` may
-be followed by an empty one); the timeline passes `next_cursor` as `cursor`, null on its last page.
+…}`: pass `next_after` as `after` for the next page until it is null, as it is on the
+last page; the timeline passes `next_cursor` as `cursor`, null on its last page.
 The merge log and identity conflicts answer a list: pass the `id` of its last item as `after`; matching
 runs, newest first, take it as `before`; a page holding fewer than `limit` is the last. Lists that are
 never long (event types, identifier kinds, keys, stores, device models) answer whole.

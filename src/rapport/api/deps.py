@@ -67,10 +67,7 @@ def _many(annotation: Any) -> bool:
 AFTER_NEXT = "the `next_after` of the previous page; leave it out for the first page"
 AFTER_LAST_ID = "the `id` of the last item of the previous page; leave it out for the first page"
 LIMIT_NEXT = "items on a page at most"
-#: a page that comes back as full as asked leaves a ``next_after``, though nothing may follow
-NEXT_AFTER = (
-    "pass as `after` for the next page; null when none follows (a full page may be followed by an empty one)"
-)
+NEXT_AFTER = "pass as `after` for the next page; null on the last page"
 LIMIT_FEWER = "items on a page; a page holding fewer is the last"
 
 

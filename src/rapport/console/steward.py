@@ -46,6 +46,7 @@ from rapport.matching.suggestions import (
     reject,
 )
 from rapport.trust.roles import Permission as P
+from rapport.views.paging import one_page
 
 router = APIRouter(prefix="/steward")
 
@@ -99,7 +100,9 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
     after = _number(request.query_params.get("after", "0"), "after")
     transport = request.query_params.get("transport", "")[:MAX_TRANSPORT] or None
     only = None if status == "all" else cast(Status, status)
-    items = list_quarantine(session, status=only, transport=transport, after=after, limit=PAGE)
+    items, last = one_page(
+        list_quarantine(session, status=only, transport=transport, after=after, limit=PAGE + 1), PAGE
+    )
     rows = [{"item": i, "unknown_type": _unknown_type(i.errors), "sent": _sent(i)} for i in items]
     record(request, viewer, "quarantine.list", "quarantine", status, count=len(items))  # what people sent
     context = {
@@ -108,7 +111,7 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
         "transport": transport or "",
         "max_transport": MAX_TRANSPORT,
         "statuses": STATUSES,
-        "next_after": items[-1].id if len(items) == PAGE else None,
+        "next_after": last.id if last else None,
         "outcome": {
             k: int(v)
             for k in ("replayed", "duplicates", "still")
@@ -142,9 +145,9 @@ async def post_replay(request: Request, viewer: CurrentViewer) -> Response:
 @router.get("/conflicts", response_class=HTMLResponse, dependencies=[need(P.IDENTITY_REVIEW)])
 def get_conflicts(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
     after = _number(request.query_params.get("after", "0"), "after")
-    items = list_conflicts(session, status="open", after=after, limit=PAGE)
+    items, last = one_page(list_conflicts(session, status="open", after=after, limit=PAGE + 1), PAGE)
     record(request, viewer, "conflicts.list", "conflicts", "open", count=len(items))  # profiles, identifiers
-    context = {"items": items, "next_after": items[-1].id if len(items) == PAGE else None}
+    context = {"items": items, "next_after": last.id if last else None}
     return render(request, "steward/conflicts.html", context, viewer=viewer)
 
 
@@ -152,13 +155,13 @@ def get_conflicts(request: Request, session: PageSession, viewer: CurrentViewer)
 def get_suggestions(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
     """Two profiles side by side with the evidence for and against; accept or reject."""
     after = _number(request.query_params.get("after", "0"), "after")
-    items = list_suggestions(session, status="open", after=after, limit=PAGE)
+    items, last = one_page(list_suggestions(session, status="open", after=after, limit=PAGE + 1), PAGE)
     record(
         request, viewer, "suggestions.list", "match_suggestions", "open", count=len(items)
     )  # both profiles
     context: dict[str, Any] = {
         "items": items,
-        "next_after": items[-1]["id"] if len(items) == PAGE else None,
+        "next_after": last["id"] if last else None,
         "done": re.fullmatch(r"(accept|reject)ed-(\d+)", request.query_params.get("done", "")),
         "merge": is_whole_number(request.query_params.get("merge", "")) and request.query_params["merge"],
     }

@@ -15,6 +15,7 @@ from rapport.api.problems import NOT_BLANK
 from rapport.db.base import MAX_ROW_ID
 from rapport.trust import audit
 from rapport.trust.roles import Permission as P
+from rapport.views.paging import one_page
 
 router = APIRouter(prefix="/v1/audit", tags=["trust"], route_class=JsonBodyRoute)
 
@@ -62,10 +63,13 @@ def get_audit(
     ),
     key_id: int | None = Query(None, ge=1, le=MAX_ROW_ID, description="the entries of one key"),
 ) -> AuditPage:
-    items = audit.page(session, after=after, limit=limit, action=action, target_id=target_id, key_id=key_id)
+    found = audit.page(
+        session, after=after, limit=limit + 1, action=action, target_id=target_id, key_id=key_id
+    )
+    items, last = one_page(found, limit)
     # who read whom, as the console records it: the filters stay out, a target may be an identifier value
     auditor("audit.list", "audit", "all", count=len(items))
     return AuditPage(
         items=[AuditItem.model_validate(i) for i in items],
-        next_after=items[-1].id if len(items) == limit else None,
+        next_after=last.id if last else None,
     )

@@ -29,6 +29,7 @@ from rapport.things.devices import (
 )
 from rapport.trust.redact import Redactor
 from rapport.trust.roles import Permission as P
+from rapport.views.paging import one_page
 
 router = APIRouter(prefix="/v1", tags=["devices"], route_class=JsonBodyRoute)
 
@@ -142,17 +143,14 @@ def get_devices(
         items = devices_of(session, profile_ids=[root], now=now)
         return {"items": _masked(session, redactor, items) if redactor else items, "next_after": None}
     if redactor is None:
-        items = list_devices(session, after=after, limit=limit, now=now)
+        items, last = one_page(list_devices(session, after=after, limit=limit + 1, now=now), limit)
         audit("devices.list", "devices", "all", count=len(items))  # whose devices: their owners are listed
-        return {"items": items, "next_after": items[-1]["serial"] if len(items) == limit else None}
+        return {"items": items, "next_after": last["serial"] if last else None}
     # a serial as the cursor would show what the page masks: an analyst pages by position
     skip = _position(after)
-    items = list_devices(session, skip=skip, limit=limit, now=now)
+    items, last = one_page(list_devices(session, skip=skip, limit=limit + 1, now=now), limit)
     audit("devices.list", "devices", "all", count=len(items))
-    return {
-        "items": _masked(session, redactor, items),
-        "next_after": f"+{skip + limit}" if len(items) == limit else None,
-    }
+    return {"items": _masked(session, redactor, items), "next_after": f"+{skip + limit}" if last else None}
 
 
 def _masked(session: ReadSession, redactor: Redactor, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from rapport.matching.suggestions import (
     reject,
 )
 from rapport.trust.roles import Permission as P
+from rapport.views.paging import one_page
 
 router = APIRouter(
     prefix="/v1/identity",
@@ -174,11 +175,12 @@ def get_suggestions(
     """Open suggestions are listed only while both profiles are live; ``merged`` lists the pairs runs
     merged on their own, with the evidence they merged them on; ``refused`` the likely pairs the identity
     rules forbid to merge (two customer numbers, say), kept out of the steward's queue."""
-    items = list_suggestions(session, status=None if status == "all" else status, after=after, limit=limit)
+    only = None if status == "all" else status
+    items, last = one_page(list_suggestions(session, status=only, after=after, limit=limit + 1), limit)
     audit("suggestions.list", "match_suggestions", status, count=len(items))  # both profiles, as the console
     return SuggestionPage(
         items=[SuggestionOut.model_validate(i) for i in items],
-        next_after=items[-1]["id"] if len(items) == limit else None,
+        next_after=last["id"] if last else None,
     )
 
 

@@ -18,6 +18,7 @@ from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent, Status
 from rapport.ingest.quarantine import PREVIEW_BYTES, get_item, list_quarantine, preview
 from rapport.ingest.replay import replay
 from rapport.trust.roles import Permission as P
+from rapport.views.paging import one_page
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"], route_class=JsonBodyRoute)
 
@@ -116,17 +117,13 @@ def get_quarantine(
     after: int = Query(0, ge=0, le=MAX_ROW_ID, description=AFTER_NEXT),
     limit: int = Query(50, ge=1, le=500, description=LIMIT_NEXT),
 ) -> QuarantinePage:
-    items = list_quarantine(
-        session,
-        status=None if status == "all" else status,
-        transport=transport,
-        after=after,
-        limit=limit,
-    )
+    only = None if status == "all" else status
+    found = list_quarantine(session, status=only, transport=transport, after=after, limit=limit + 1)
+    items, last = one_page(found, limit)
     audit("quarantine.list", "quarantine", status, count=len(items))  # what people sent, as the console
     return QuarantinePage(
         items=[QuarantineItem.of(i, whole=False) for i in items],
-        next_after=items[-1].id if len(items) == limit else None,
+        next_after=last.id if last else None,
     )
 
 
