@@ -38,6 +38,10 @@ class QuarantinedEvent(Base):
     #: the payload as sent when it parsed as JSON; otherwise None and ``raw_text`` holds it
     payload: Mapped[Any] = mapped_column(JSONDoc, nullable=True)
     raw_text: Mapped[str | None] = mapped_column(Text)
+    #: the size of what was sent, in bytes of its compact JSON (or of its text), and its start: what a
+    #: listing shows of a large item, read without reading the item (see ``ingest.quarantine.preview``)
+    payload_bytes: Mapped[int]
+    payload_preview: Mapped[str] = mapped_column(Text)
     errors: Mapped[list[Any]]
     status: Mapped[Status] = mapped_column(String(20), default="open")
     attempts: Mapped[int] = mapped_column(default=0)

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import ColumnElement, Connection, bindparam, insert, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, undefer
 
 from rapport.db.base import table_of
 from rapport.db.bulk import chunked, one_of
@@ -29,15 +29,32 @@ def list_quarantine(
     limit: int = 50,
 ) -> list[QuarantinedEvent]:
     """Quarantined input in the order it was kept, optionally only what has ``status`` or came by
-    ``transport`` (``file:NAME``: an imported file's rows, each with its line)."""
+    ``transport`` (``file:NAME``: an imported file's rows, each with its line).
+
+    An item larger than its preview comes without its payload and raw text (reading them raises): a page of
+    items of up to 10 MB each would otherwise be read whole to show a few KB of each."""
+    whole = (QuarantinedEvent.payload, QuarantinedEvent.raw_text)
     query = (
-        select(QuarantinedEvent).where(QuarantinedEvent.id > after).order_by(QuarantinedEvent.id).limit(limit)
+        select(QuarantinedEvent)
+        .where(QuarantinedEvent.id > after)
+        .order_by(QuarantinedEvent.id)
+        .limit(limit)
+        .options(*(defer(column, raiseload=True) for column in whole))
     )
     if status is not None:
         query = query.where(QuarantinedEvent.status == status)
     if transport is not None:
         query = query.where(QuarantinedEvent.transport == transport)
-    return list(session.scalars(query))
+    items = list(session.scalars(query))
+    small = [item.id for item in items if item.payload_bytes <= PREVIEW_BYTES]
+    for chunk in chunked(small):  # their payloads, onto the items already loaded
+        session.scalars(
+            select(QuarantinedEvent)
+            .where(QuarantinedEvent.id.in_(chunk))
+            .options(*map(undefer, whole))
+            .execution_options(populate_existing=True)
+        ).all()
+    return items
 
 
 def get_item(session: Session, item_id: int) -> QuarantinedEvent | None:
@@ -61,17 +78,22 @@ class Preview:
 
 
 def preview(item: QuarantinedEvent) -> Preview:
-    """The start of ``item``'s payload, as compact JSON (or the text it was kept as)."""
-    if item.raw_text is not None:
-        whole = item.raw_text.encode("utf-8", "surrogatepass")
+    """The start of ``item``'s payload, as kept with it."""
+    return Preview(item.payload_preview, item.payload_bytes, item.payload_bytes > PREVIEW_BYTES)
+
+
+def _start_and_size(payload: Any, raw_text: str | None) -> tuple[str, int]:
+    """The first :data:`PREVIEW_BYTES` of a payload as compact JSON (or the text it is kept as), and the
+    size of the whole."""
+    if raw_text is not None:
+        whole = raw_text.encode("utf-8", "surrogatepass")
     else:
         try:
-            whole = orjson.dumps(item.payload)
-        except TypeError:  # PostgreSQL gives 1e30 back as a whole number beyond 64 bits
-            whole = json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")).encode()
+            whole = orjson.dumps(payload)
+        except TypeError:  # a whole number beyond 64 bits
+            whole = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     # cut at a character's boundary: a character the limit splits is left out
-    text = whole[:PREVIEW_BYTES].decode("utf-8", "ignore")
-    return Preview(text=text, size=len(whole), truncated=len(whole) > PREVIEW_BYTES)
+    return whole[:PREVIEW_BYTES].decode("utf-8", "ignore"), len(whole)
 
 
 #: where an event starts in the file it was read from, by its position in its batch or stream (imports)
@@ -213,6 +235,7 @@ def item_row(
     raw_text: str | None = None,
 ) -> dict[str, Any]:
     """An open item of the quarantine, as :func:`keep` takes it."""
+    start, size = _start_and_size(payload, raw_text)
     return {
         "received_at": now,
         "transport": transport,
@@ -221,6 +244,8 @@ def item_row(
         "type": type,
         "payload": payload,
         "raw_text": raw_text,
+        "payload_bytes": size,
+        "payload_preview": start,
         "errors": errors,
         "status": "open",
         "attempts": 0,
