@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from builders import BASE, amended_then_cancelled, event, ingest, order, profile_of
+from builders import BASE, amended_then_cancelled, consent, event, ingest, order, profile_of
 from rapport.api import create_app
 from rapport.catalog.models import EventTypeVersion
 from rapport.db import Database
@@ -29,6 +29,7 @@ from rapport.profiles.models import Profile
 from rapport.settings import Settings
 from rapport.things.devices import put_model
 from rapport.things.stores import put_store
+from rapport.trust.consent import ledger
 from rapport.trust.keys import revoke_key
 from rapport.trust.models import ApiKey, AuditEntry
 from rapport.trust.roles import Role
@@ -304,6 +305,39 @@ def test_a_device_or_order_whose_id_holds_a_slash_opens_from_the_360_page(
         answer = client.get(path)
         assert answer.status_code == 200, (path, answer.text[-300:])
         assert the_id in answer.text
+
+
+@pytest.mark.parametrize(
+    ("asked", "ended"),
+    [(("email", 60), ("any", 60)), (("any", 60), ("email", 60)), (("sms", 60), ("any", 30))],
+    ids=["ended for every channel at once", "ended by email at once", "ended earlier"],
+)
+def test_the_360_page_notes_leave_me_alone_exactly_when_the_consent_ledger_says_so(
+    world: str,
+    browser_for: SignedIn,
+    db: Database,
+    settings: Settings,
+    asked: tuple[str, int],
+    ended: tuple[str, int],
+) -> None:
+    """Asking to be left alone and ending it at the same moment leave the person alone, whatever the
+    channels they were recorded on, as the ledger answers."""
+    ingest(
+        db,
+        settings,
+        [
+            consent(JO, "leave_me_alone", "granted", asked[0], minute=asked[1]),
+            consent(JO, "leave_me_alone", "revoked", ended[0], minute=ended[1]),
+        ],
+    )
+    with db.session() as session:
+        recorded = ledger(session, profile_id=world)
+    assert recorded is not None and recorded["leave_me_alone"]
+
+    html = browser_for(Role.AGENT).get(f"/customers/{world}").text
+
+    assert "Leave me alone." in html
+    assert "no personalisation and no recognition in store" in html
 
 
 def test_an_analyst_sees_the_360_page_masked(world: str, browser_for: SignedIn) -> None:

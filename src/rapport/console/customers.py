@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -26,7 +27,7 @@ from rapport.console.web import (
 )
 from rapport.identity.models import Identifier
 from rapport.identity.service import identifier_values, load_kinds
-from rapport.profiles.consent import LEAVE_ME_ALONE
+from rapport.profiles.consent import LEAVE_ME_ALONE, left_alone
 from rapport.profiles.models import Profile
 from rapport.profiles.service import BadCursor, TimelineFilter, order_view, resolve_root, timeline
 from rapport.things.devices import device_view
@@ -122,11 +123,11 @@ def _live(session: PageSession, profile_id: str) -> tuple[str, str | None]:
     return profile.id, profile_id if profile.id != profile_id else None
 
 
-def _left_alone(consents: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The latest leave-me-alone preference, when the person asks to be left alone."""
-    entries = [c for c in consents if c.get("purpose") == LEAVE_ME_ALONE]
-    latest = max(entries, key=lambda c: str(c.get("at", "")), default=None)
-    return latest if latest is not None and latest.get("status") == "granted" else None
+def _left_alone(consents: list[dict[str, Any]]) -> Mapping[str, Any] | None:
+    """The leave-me-alone preference in force, when the person asks to be left alone: by the ledger's
+    rule, so that two recorded at one moment on different channels answer as the API does."""
+    latest = left_alone({f"{c['purpose']}:{c['channel']}": c for c in consents})
+    return latest if latest is not None and latest["status"] == "granted" else None
 
 
 def _day(text: str, name: str) -> datetime | None:
