@@ -18,7 +18,7 @@ from builders import at, consent, event, ingest
 from rapport.db import Database
 from rapport.events.models import Event
 from rapport.identity.models import Identifier
-from rapport.profiles.consent import left_alone
+from rapport.profiles.consent import left_alone, recognised_in_store
 from rapport.profiles.models import Profile
 from rapport.profiles.state import apply, empty_state, iso
 from rapport.settings import Settings
@@ -106,6 +106,32 @@ def test_given_a_blanket_denial_and_a_later_grant_by_email_then_only_email_is_al
     assert decide(consents, **MARKETING_BY_EMAIL).allowed
     assert not decide(consents, purpose="marketing", channel="sms").allowed
     assert not decide(consents, purpose="marketing", channel="any").allowed
+
+
+def test_asked_about_every_channel_a_later_withdrawal_on_one_channel_refuses() -> None:
+    """What is not allowed on one channel is not allowed on every channel, and a use that is about no
+    channel (in-store recognition) stops when the person withdraws it through whichever channel."""
+    revoked = entry("in_store_recognition", "revoked", "in_app", minute=10, event_id="e-2")
+    consents = state(entry("in_store_recognition", "granted", minute=5), revoked)
+
+    decision = decide(consents, purpose="in_store_recognition", channel="any")
+
+    assert not decision.allowed
+    assert decision.basis == revoked
+    assert decision.reason.startswith("in-store recognition by in-app message was revoked by webshop")
+    assert not recognised_in_store(consents)
+
+
+def test_asked_about_every_channel_a_later_blanket_grant_or_a_grant_on_one_channel_does_not_refuse() -> None:
+    blanket = entry("in_store_recognition", "granted", minute=10, event_id="e-2")
+    withdrawn_before = state(entry("in_store_recognition", "revoked", "in_app", minute=5), blanket)
+    granted_on_one = state(blanket, entry("in_store_recognition", "granted", "in_app", minute=20))
+
+    assert decide(withdrawn_before, purpose="in_store_recognition", channel="any").basis == blanket
+    assert decide(granted_on_one, purpose="in_store_recognition", channel="any").basis == blanket
+    assert not decide(
+        state(entry("marketing", "granted", "email")), purpose="marketing", channel="any"
+    ).allowed
 
 
 @pytest.mark.parametrize(("grant_id", "revoke_id"), [("e-2", "e-1"), ("e-1", "e-2")])

@@ -6,9 +6,10 @@ with their consent (store visits). The rules (:func:`decide`):
 
 - For a purpose and a channel, the latest (:func:`consent_order`) of the consent recorded for that
   channel and the consent recorded for every channel (``any``) counts: a later blanket revoke overrides an
-  earlier grant by email, and a later grant by email overrides an earlier blanket denial. Of two recorded
-  at the same moment, the one that holds contact back counts (a withdrawal over a grant; asking to be
-  left alone over its end), whatever their ids.
+  earlier grant by email, and a later grant by email overrides an earlier blanket denial. Asked about
+  every channel (``any``, as in-store recognition is), a later withdrawal for any single channel counts
+  too. Of two recorded at the same moment, the one that holds contact back counts (a withdrawal over a
+  grant; asking to be left alone over its end), whatever their ids.
 - ``granted`` allows; ``denied`` and ``revoked`` do not.
 - With nothing recorded, ``service`` is allowed (serving a customer about their own orders and cases
   needs no opt-in) and every other purpose is not (opt-in).
@@ -139,9 +140,16 @@ def _latest(*entries: Entry | None) -> Entry | None:
 
 def recorded(consents: Mapping[str, Entry], *, purpose: str, channel: str) -> Entry | None:
     """The consent entry that counts for ``purpose`` on ``channel``: the later of the one recorded for
-    that channel and the one recorded for every channel."""
-    specific = consents.get(f"{purpose}:{channel}")
-    return specific if channel == ANY else _latest(specific, consents.get(f"{purpose}:{ANY}"))
+    that channel and the one recorded for every channel. Asked about every channel (``any``: also a use
+    about no channel, such as in-store recognition), a withdrawal recorded later for a single channel
+    counts too: what is not allowed on one channel is not allowed on all, and a person who withdraws
+    through the channel at hand (an app) has withdrawn."""
+    blanket = consents.get(f"{purpose}:{ANY}")
+    if channel != ANY:
+        return _latest(consents.get(f"{purpose}:{channel}"), blanket)
+    prefix = f"{purpose}:"
+    withdrawals = (e for key, e in consents.items() if key.startswith(prefix) and e["status"] != "granted")
+    return _latest(blanket, *withdrawals)
 
 
 def left_alone(consents: Mapping[str, Entry]) -> Entry | None:

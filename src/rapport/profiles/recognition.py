@@ -29,7 +29,6 @@ from rapport.db.bulk import chunked, one_of
 from rapport.events.models import Event
 from rapport.events.store import EventRow
 from rapport.profiles.consent import (
-    ANY,
     IN_STORE_RECOGNITION,
     LEAVE_ME_ALONE,
     consent_entry,
@@ -73,9 +72,9 @@ NOT_RECOGNISED = Recognition()
 
 
 def _counts(entry: Mapping[str, Any]) -> bool:
-    """Whether the entry can change in-store recognition."""
-    purpose: str = entry["purpose"]
-    return purpose == LEAVE_ME_ALONE or (purpose == IN_STORE_RECOGNITION and entry["channel"] == ANY)
+    """Whether the entry can change in-store recognition: on whatever channel it was recorded, as a
+    withdrawal through one channel withdraws it (:func:`~rapport.profiles.consent.recorded`)."""
+    return entry["purpose"] in (LEAVE_ME_ALONE, IN_STORE_RECOGNITION)
 
 
 def recognition(entries: Iterable[Mapping[str, Any]], *, erased: bool = False) -> Recognition:

@@ -149,6 +149,22 @@ def test_leave_me_alone_unties_the_visits_before_it_and_its_end_ties_back_only_t
     assert store_counts(db, JO) == 3
 
 
+def test_withdrawing_recognition_through_one_channel_unties_the_visits(
+    db: Database, settings: Settings
+) -> None:
+    """The app records the withdrawal on its own channel: recognition in store stops all the same."""
+    register(db)
+    ingest(db, settings, [recognise(JO), *trip(JO, 0)])
+    assert visits(db)[0].profile_id == profile_of(db, JO)
+
+    withdrawal = consent(JO, "in_store_recognition", "revoked", "in_app", minute=30, source="app")
+    ingest(db, settings, [withdrawal, *trip(JO, 60)])
+
+    assert [v.profile_id for v in visits(db)] == [None, None]
+    assert presence_on_timeline(db, JO) == []
+    assert their_visits(db, JO) == []
+
+
 def test_a_consent_given_after_the_visits_ties_none_of_them(db: Database, settings: Settings) -> None:
     register(db)
     ingest(db, settings, [*trip(JO, 0), *trip(JO, 100)])

@@ -44,7 +44,8 @@ class ConsentEntry(BaseModel):
 
 class ChannelState(BaseModel):
     status: str | None = Field(
-        description="what was recorded (for this channel or every channel); null: nothing"
+        description="what was recorded (for this channel or every channel; for any, also a later denial or "
+        "revoke for a single channel); null: nothing"
     )
     allowed: bool
     reason: str
