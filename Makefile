@@ -2,7 +2,7 @@
 #   make demo    install (if needed) and run the demo
 #   make test    install (if needed), prepare test services, then lint, type-check and test
 #   make serve   run the HTTP API
-#   make bench   ingest and profile benchmarks
+#   make bench   the benchmarks: ingest, profile reads, identity matching, MQTT (see docs/benchmarks.md)
 #   make clean   remove the virtualenv, SQLite databases and test output
 
 SHELL := /bin/bash
