@@ -363,6 +363,17 @@ def test_export_holds_the_golden_record_identifiers_consents_and_every_event(
 # -- bad input --------------------------------------------------------------------------------------
 
 
+def test_the_gone_answer_gives_the_moment_of_erasure_as_the_erasure_answered_it(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    jo = given_jo(db, settings)
+    erased = ok(client.delete(f"/v1/profiles/{jo.profile_id}"))["erased_at"]
+    for path in ("", "/timeline", "/export", "/consents"):
+        gone = problem(client.get(f"/v1/profiles/{jo.profile_id}{path}"), 410)
+        assert gone["erased_at"] == erased, path  # one moment, written one way, as every answer writes it
+        assert erased in gone["detail"]
+
+
 def test_an_erased_profile_is_gone_for_export_and_erasure_and_nothing_changes(
     db: Database, settings: Settings, client: TestClient
 ) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from rapport.api.problems import ProblemError
@@ -111,9 +112,13 @@ def profile_missing(profile_id: str) -> ProblemError:
     return ProblemError(404, "Not found", f"no profile {profile_id!r}")
 
 
+_MOMENT = TypeAdapter(datetime)
+
+
 def profile_gone(profile_id: str, erased_at: datetime) -> ProblemError:
-    """The 410 for a person erased on request, saying when."""
-    when = erased_at.isoformat()
+    """The 410 for a person erased on request, saying when: the moment written as every answer writes
+    one (``…Z``), the erasure's own answer included, so that a client can compare the two."""
+    when = _MOMENT.dump_python(erased_at.astimezone(UTC), mode="json")
     return ProblemError(
         410, "Gone", f"profile {profile_id!r} was erased on request at {when}", erased_at=when
     )
