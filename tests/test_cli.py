@@ -530,7 +530,8 @@ def test_a_key_name_must_be_printable_text(cli: CliRunner, client: TestClient, n
 @pytest.mark.parametrize(
     ("arguments", "problem"),
     [
-        (["keys", "create", "--role", "agent", "--name", " "], "--name must "),
+        # blank, as the API and the console say it, not a length the name has
+        (["keys", "create", "--role", "agent", "--name", " "], "--name must not be blank"),
         (
             ["mqtt", "--client-id", "a b"],
             "--client-id must be 1 to 50 characters without /, +, #, $ or spaces",

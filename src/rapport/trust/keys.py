@@ -36,9 +36,9 @@ class Caller:
 
 def unfit_key_name(name: str) -> str | None:
     """Why ``name`` cannot name a key (it is listed one per line and shown on pages); None when it can."""
-    if not name or len(name) > MAX_KEY_NAME:
+    if len(name) > MAX_KEY_NAME:
         return f"must be 1 to {MAX_KEY_NAME} characters"
-    return unfit_name(name)
+    return unfit_name(name)  # "must not be blank" for nothing but white space, which the CLI trims to ""
 
 
 def _hash(key: str) -> str:
