@@ -299,6 +299,17 @@ def test_every_answer_carries_the_protective_headers(
     assert answers[500].json()["detail"] == "Rapport failed to answer; this is a bug on our side."
 
 
+def test_the_docs_page_may_run_scripts_of_this_server_only(anonymous: TestClient) -> None:
+    answer = anonymous.get("/docs")
+
+    policy = dict(part.strip().split(" ", 1) for part in answer.headers["content-security-policy"].split(";"))
+    assert policy["default-src"] == policy["img-src"].removesuffix(" data:") == "'self'"
+    assert policy["script-src"] == "'self' 'unsafe-inline'"  # the page starts Swagger UI with a script
+    assert policy["frame-ancestors"] == "'none'"
+    others = {name: answer.headers.get(name) for name in PROTECTIVE if name != "content-security-policy"}
+    assert others == {name: value for name, value in PROTECTIVE.items() if name != "content-security-policy"}
+
+
 # -- request size -------------------------------------------------------------------------------------
 
 

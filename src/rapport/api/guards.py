@@ -27,8 +27,14 @@ SECURITY_HEADERS = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
     (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
 ]
-#: API answers run no scripts and may not be framed; the interactive docs load their own scripts
+#: API answers run no scripts and may not be framed
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+#: the interactive docs run Swagger UI from this server, started by a script in their page
+DOC_CSP = (
+    b"content-security-policy",
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; frame-ancestors 'none'",
+)
 DOC_PATHS = ("/docs",)
 
 
@@ -111,9 +117,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = list(SECURITY_HEADERS)
-        if not scope["path"].startswith(DOC_PATHS):
-            extra.append(API_CSP)
+        extra = [*SECURITY_HEADERS, DOC_CSP if scope["path"].startswith(DOC_PATHS) else API_CSP]
         started = False
 
         async def with_headers(message: Message) -> None:
