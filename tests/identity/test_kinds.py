@@ -229,6 +229,8 @@ def test_an_email_address_composed_or_decomposed_is_one_person(db: Database, set
         "<jo@example.com>",
         "jo<jo@example.com>",
         "<mailto:jo@example.com>",
+        "mailto:jo@example.com?subject=Hello",  # a link's headers are no part of the address
+        "MAILTO:Jo@Example.com?cc=sam@example.com&subject=Hi",
     ],
 )
 def test_an_email_address_written_as_a_link_or_with_a_name_is_the_address(written: str) -> None:
@@ -244,12 +246,52 @@ def test_an_email_address_written_as_a_link_or_with_a_name_is_the_address(writte
         ("Jo <jo@example.com", "with a name, write it as Name <address>, one address alone"),
         ("Jo <>", None),
         ("jo@example.com..", None),
+        # what a list or a spreadsheet leaves around an address: kept, it would make one person two
+        ("jo@example.com,", None),
+        ("jo@example.com;", None),
+        ("(jo@example.com)", None),
+        ('"jo@example.com"', None),
+        ("'jo@example.com'", None),
+        ("jo@example.com?subject=Hello", None),  # a link's headers without the link
+        ("jo@example.com/", None),
+        ("jo@example.com:25", None),
+        ("jo@-example.com", None),
     ],
 )
 def test_an_email_address_that_is_not_one_address_is_refused(written: str, why: str | None) -> None:
     with pytest.raises(InvalidIdentifier) as refused:
         KindTable(BUILTIN_KINDS, region="GB").normalise("email", written)
     assert str(refused.value) == f"{written!r} is not an email address" + (f": {why}" if why else "")
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "jo.smith+shop@example.com",
+        "o'brien@example.ie",
+        "j\u00f6rg@b\u00fccher.example",
+        "jo@xn--bcher-kva.example",
+        "jo@\u0909\u0926\u093e\u0939\u0930\u0923.example",  # a script written with combining vowel signs
+    ],
+)
+def test_an_address_of_the_characters_addresses_hold_is_taken(written: str) -> None:
+    assert KindTable(BUILTIN_KINDS, region="GB").normalise("email", written) == written
+
+
+def test_an_address_with_a_trailing_comma_is_refused_not_made_another_person(
+    db: Database, settings: Settings
+) -> None:
+    outcome = ingest(
+        db,
+        settings,
+        [
+            message({"email": "jo4@example.com", "customer_id": "C-4"}),
+            message({"email": "jo4@example.com,"}, minute=1),
+        ],
+    )
+
+    assert outcome.rejected[0]["errors"] == ["identifiers.email: 'jo4@example.com,' is not an email address"]
+    assert holders(db, "email") == {"jo4@example.com": holders(db, "customer_id")["C-4"]}
 
 
 def test_an_address_with_a_display_name_links_to_the_address_alone(db: Database, settings: Settings) -> None:

@@ -112,7 +112,14 @@ def _fold(value: str) -> str:
     return _caseless(value, str.casefold)
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: a character of a domain's label: a letter or digit of any script (with its combining marks), never
+#: ASCII punctuation but the hyphen, which only joins two runs of them
+_LABEL_CHAR = r"[^\s\x00-\x2f:-@\[-`{-\x7f]"
+_LABEL = f"{_LABEL_CHAR}+(?:-+{_LABEL_CHAR}+)*"
+#: A local part of anything but spaces, what only a quoted one may hold, and the marks a list or a
+#: spreadsheet leaves around an address; a domain of labels and dots, or an address literal:
+#: ``jo@example.com,`` or ``"jo@example.com"`` would otherwise be a second person.
+_EMAIL = re.compile(rf"""^[^@\s"(),:;<>\[\\\]]+@(?:(?:{_LABEL}\.)+{_LABEL}|\[[\w.:]+\])$""")
 #: an address with a display name, ``Jo <jo@example.com>``: the name holds no address (nor brackets)
 _NAMED_ADDRESS = re.compile(r"^[^<>@]*<([^<>]*)>$")
 
@@ -127,9 +134,12 @@ def _email(value: str) -> str:
         return folded
     if folded.endswith(">") or "<" in folded:
         folded = _address_of(folded, value)
-    # a link's scheme and the final dot of a fully qualified domain name are no part of the address
-    address = folded.removeprefix("mailto:").removesuffix(".")
-    if not _EMAIL.match(address) or address.endswith(".") or ">" in address or "<" in address:
+    # a link's scheme and headers (``?subject=…``) and the final dot of a fully qualified domain name are
+    # no part of the address
+    if folded.startswith("mailto:"):
+        folded = folded.removeprefix("mailto:").partition("?")[0]
+    address = folded.removesuffix(".")
+    if not _EMAIL.match(address):
         raise InvalidIdentifier(f"{value!r} is not an email address")
     return address
 
