@@ -169,6 +169,34 @@ def test_numbers_set_aside_for_drama_and_tests_are_whole_numbers(written: str) -
     assert KindTable(BUILTIN_KINDS, region="GB").normalise("phone", written) is not None
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "+44 20 7946 O000",  # the letter O for a zero: read without it, another (shorter) number
+        "+44 7700 900l23",  # a lower-case L for a one
+        "+44 20 79A6 00000",
+        "020 7946 000O ext 101",
+    ],
+)
+def test_a_phone_number_with_a_letter_among_its_digits_is_refused(written: str) -> None:
+    with pytest.raises(InvalidIdentifier) as refused:
+        KindTable(BUILTIN_KINDS, region="GB").normalise("phone", written)
+    assert str(refused.value) == f"{written!r} is not a phone number: it holds a letter among its digits"
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [
+        ("+1 800 FLOWERS", "+18003569377"),  # three letters or more spell a number on the keypad
+        ("+1-800-GOT-JUNK", "+18004685865"),
+        ("Tel: 07700 900123", "+447700900123"),  # a label before the number is no part of it
+        ("020 7946 0000 extension 101", "+442079460000;ext=101"),
+    ],
+)
+def test_letters_that_spell_a_number_or_say_what_it_is_are_read(written: str, value: str) -> None:
+    assert KindTable(BUILTIN_KINDS, region="GB").normalise("phone", written) == value
+
+
 def test_an_event_with_a_junk_phone_number_is_refused_naming_it(db: Database, settings: Settings) -> None:
     outcome = ingest(db, settings, [message({"email": "jo@example.com", "phone": "1234"})])
 

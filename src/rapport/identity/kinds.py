@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import phonenumbers
+from phonenumbers import phonenumberutil
 
 #: Words that mean "nobody" in real data, compared with a value's letters and digits alone (case, spaces,
 #: punctuation and invisible characters aside), so that "N/A", "#N/A", "n.a.", "(null)", "NaN" (a
@@ -178,6 +179,26 @@ def phone_value(number: phonenumbers.PhoneNumber) -> str:
     return f"{e164}{EXTENSION}{extension}" if extension else e164
 
 
+#: where the phone library starts reading a number: its first plus sign or digit ("Tel:" before it is a label)
+_NUMBER_START = re.compile(r"[+\uff0b\d]")
+#: as many letters of A to Z as the phone library reads as a keypad spells them (``+1 800 FLOWERS``)
+_SPELLED = 3
+
+
+def _letter_among_digits(text: str) -> bool:
+    """Whether the number in ``text``, without its extension, holds a letter the phone library would drop:
+    fewer than three (or one not of A to Z) it takes for a typo and leaves out, and reads the rest as
+    another number, a digit short (``+44 20 7946 O000``)."""
+    start = _NUMBER_START.search(text)
+    if start is None:
+        return False
+    # the library's own split of a number from its extension, so that "ext" or "x" before one is no letter
+    _, number = phonenumberutil._maybe_strip_extension(text[start.start() :])
+    letters = [char for char in number if char.isalpha()]
+    spelled = len(letters) >= _SPELLED and all(char.isascii() for char in letters)
+    return bool(letters) and not spelled
+
+
 def phone_normaliser(region: str) -> Callable[[str], str | None]:
     """E.164 for numbers written with a country code or in ``region``'s national format, with the
     extension if one is written (:func:`phone_value`); None for a placeholder, a number of zeros only
@@ -193,6 +214,8 @@ def phone_normaliser(region: str) -> Callable[[str], str | None]:
             number = phonenumbers.parse(stripped, region)
         except phonenumbers.NumberParseException as exc:
             raise InvalidIdentifier(f"{value!r} is not a phone number") from exc
+        if _letter_among_digits(stripped):
+            raise InvalidIdentifier(f"{value!r} is not a phone number: it holds a letter among its digits")
         if number.national_number == 0:  # "+44 0000 000000", "000-000-0000": blocked however written
             return None
         # Possible, not valid: the library's list of numbers in use lags behind the numbering plans, and
