@@ -82,6 +82,11 @@ def test_characters_that_show_nothing_are_no_part_of_an_identifier(
     assert KindTable(BUILTIN_KINDS, region="GB").normalise(kind, written) == value
 
 
+@pytest.mark.parametrize("written", ["@ jo", "@\u00a0Jo", " @ jo "])
+def test_a_handle_is_trimmed_after_its_at_sign_too(written: str) -> None:
+    assert KindTable(BUILTIN_KINDS, region="GB").normalise("twitter", written) == "jo"
+
+
 def test_a_placeholder_hiding_an_invisible_character_is_blocked() -> None:
     table = KindTable(BUILTIN_KINDS, region="GB")
     assert table.normalise("email", "test@test.com\u200b") is None

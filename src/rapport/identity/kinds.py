@@ -156,7 +156,7 @@ def _address_of(text: str, value: str) -> str:
 
 
 def _handle(value: str) -> str:
-    return _fold(value).removeprefix("@")
+    return _fold(value).removeprefix("@").lstrip()  # "@ jo" is "jo", as "@jo" is
 
 
 #: why a number that parses cannot be a whole phone number
