@@ -264,6 +264,9 @@ def test_an_email_address_composed_or_decomposed_is_one_person(db: Database, set
         "<mailto:jo@example.com>",
         "mailto:jo@example.com?subject=Hello",  # a link's headers are no part of the address
         "MAILTO:Jo@Example.com?cc=sam@example.com&subject=Hi",
+        "jo@example\u3002com",  # the ideographic full stop an East Asian keyboard types for a dot
+        "jo@example.com\u3002",
+        "jo@example\uff61com",  # and its halfwidth form
     ],
 )
 def test_an_email_address_written_as_a_link_or_with_a_name_is_the_address(written: str) -> None:
@@ -289,6 +292,9 @@ def test_an_email_address_written_as_a_link_or_with_a_name_is_the_address(writte
         ("jo@example.com/", None),
         ("jo@example.com:25", None),
         ("jo@-example.com", None),
+        ("jo@example.com\u2019", None),  # a typographic apostrophe
+        ("jo@exam\u2022ple.com", None),  # a bullet
+        ("jo@\u2605.example", None),  # a star
     ],
 )
 def test_an_email_address_that_is_not_one_address_is_refused(written: str, why: str | None) -> None:
