@@ -255,6 +255,23 @@ def test_undo_restores_both_profiles_and_keeps_them_apart(db: Database, settings
         assert session.scalars(select(Conflict.reason)).all() == ["merge_refused"]
 
 
+def test_undo_gives_the_absorbed_person_back_where_and_when_its_identifiers_were_first_seen(
+    db: Database, settings: Settings
+) -> None:
+    """A link that arrives late but says it occurred first was, while the two were one, the first sighting
+    of both their identifiers; once split, the absorbed person's own events say where theirs came from."""
+    jo, cookie = {"email": "jo@example.com"}, {"cookie_id": "ck-1"}
+    ingest(db, settings, [message(jo, minute=5, source="shop"), page_view(cookie, minute=6, source="web")])
+    ingest(db, settings, [event("identity.linked", ids={**jo, **cookie}, minute=1, source="crm")])
+    assert first_sighting(db, "cookie_id", "ck-1") == ("crm", datetime.fromisoformat(at(1)))
+
+    undo_only_merge(db, settings)
+
+    assert holder(db, "cookie_id", "ck-1") != holder(db, "email", "jo@example.com")
+    assert first_sighting(db, "cookie_id", "ck-1") == ("web", datetime.fromisoformat(at(6)))
+    assert first_sighting(db, "email", "jo@example.com") == ("crm", datetime.fromisoformat(at(1)))  # kept it
+
+
 def undo_only_merge(db: Database, settings: Settings, *, first: bool = False) -> None:
     """Undo the one merge there is (with ``first``, the first of several)."""
     with db.session(write=True) as session:

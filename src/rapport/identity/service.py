@@ -16,7 +16,14 @@ from rapport.db.revisions import RevisionCache
 from rapport.events.models import Event
 from rapport.events.store import EventRow, select_events
 from rapport.identity.graph import GraphBatch, MergeDecision, MergeRequest, conflict_key, key_text
-from rapport.identity.kinds import BUILTIN_KINDS, NORMALISERS, IdentifierKind, InvalidIdentifier, KindTable
+from rapport.identity.kinds import (
+    BUILTIN_KINDS,
+    NORMALISERS,
+    TRANSFERABLE,
+    IdentifierKind,
+    InvalidIdentifier,
+    KindTable,
+)
 from rapport.identity.models import Conflict, Identifier, IdentifierKindRecord, Merge, MergeBlock
 from rapport.identity.undo import Filed, events_of, split, to_link
 from rapport.profiles.followers import profiles_changed
@@ -178,6 +185,11 @@ def undo_merge(
         moved.extend(select_events(conn, one_of(conn, table_of(Event).c.event_id, chunk)))
         session.execute(update(Event).where(Event.event_id.in_(chunk)).values(profile_id=merge.absorbed_id))
     going = set(moved_ids)
+    _first_seen_again(
+        [identifier for text, identifier in held.items() if text in theirs],
+        moved=[event for event in found if event.event_id in going],
+        sightings={row.event_id: row for row in moved},
+    )
     _link_kept_out(
         session,
         merge,
@@ -199,6 +211,26 @@ def undo_merge(
     rebuild_entities(conn, [f._replace(profile_id=merge.absorbed_id) for f in moved])
     profiles_changed(conn, [holder, merge.absorbed_id])
     return merge
+
+
+def _first_seen_again(
+    given_back: list[Identifier], *, moved: list[Filed], sightings: Mapping[str, EventRow]
+) -> None:
+    """Date each identifier ``given_back`` to the absorbed profile by the earliest of the events ``moved``
+    back with it that carry it: a sighting on an event that stays with the survivor (a link that said it
+    occurred first) is no longer one of the profile holding it. Never earlier than it was, as an event
+    that named it without linking it (a refused merge) is no sighting; a device's serial stays as it was,
+    dated by the registration that passed it on."""
+    for identifier in given_back:
+        if identifier.kind in TRANSFERABLE:
+            continue
+        text = key_text((identifier.kind, identifier.value))
+        carrying = [sightings[event.event_id] for event in moved if text in event.keys]
+        if not carrying:
+            continue
+        first = min(carrying, key=lambda row: (row.occurred_at, row.source, row.event_id))
+        if first.occurred_at > identifier.first_seen_at:
+            identifier.first_seen_at, identifier.source = first.occurred_at, first.source
 
 
 def _link_kept_out(
