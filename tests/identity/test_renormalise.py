@@ -240,3 +240,35 @@ def test_the_migration_reads_the_stored_values_again(unmigrated: Database) -> No
 
     assert list(values(unmigrated, "email")) == [JORG]
     assert list(values(unmigrated, "phone")) == [f"{SWITCHBOARD};ext=7"]
+
+
+def test_the_migration_after_the_quarantine_preview_reads_handles_and_domains_again(
+    unmigrated: Database,
+) -> None:
+    # given a database of the revision before, holding a handle with the space of "@ jo", a domain with
+    # an ideographic full stop and a mailto link's headers, as the earlier rules stored them
+    upgrade(unmigrated.engine, "0016")
+    settings = Settings(
+        database_url=unmigrated.engine.url.render_as_string(hide_password=False),
+        secret_key="tests-only-secret-of-the-step-by-step-database",
+    )
+    ingest(
+        unmigrated, settings, [message({"twitter": "jo", "email": "jo@example.com", "customer_id": "C-1"})]
+    )
+    ingest(unmigrated, settings, [message({"email": "sam@example.com", "customer_id": "C-2"}, id="sam")])
+    stored_as(unmigrated, "twitter", "jo", " jo")
+    stored_as(unmigrated, "email", "jo@example.com", "jo@example\u3002com")
+    stored_as(unmigrated, "email", "sam@example.com", "mailto:sam@example.com?subject=Hi")
+
+    upgrade(unmigrated.engine)
+
+    # then they read as the same identifiers sent again now read, and reach their holders
+    assert list(values(unmigrated, "twitter")) == ["jo"]
+    assert sorted(values(unmigrated, "email")) == ["jo@example.com", "sam@example.com"]
+    again = [
+        message({"twitter": "@ jo"}, minute=2, id="jo-again"),
+        message({"email": "sam@example.com"}, minute=2, id="sam-again"),
+    ]
+    ingest(unmigrated, settings, again)
+    assert filed_under(unmigrated, "jo-again") == holder(unmigrated, "customer_id", "C-1")
+    assert filed_under(unmigrated, "sam-again") == holder(unmigrated, "customer_id", "C-2")

@@ -1,14 +1,15 @@
 """Stored identifiers read again under the normalisation rules in force, for a database that stored them
-under earlier ones (a migration calls it once).
+under earlier ones (a migration calls it each time the rules change).
 
 A value stored under the earlier rules would no longer match the same identifier sent again: a composed
 and a decomposed ``jörg@example.com`` were two values, ``mailto:jo@example.com`` was stored as written,
 and a phone number lost its extension. Two passes find what changes:
 
 - each stored value of a kind that changes case is normalised again (the rules give the same answer
-  for a value stored under the earlier ones as for the value as sent): only values outside ASCII, and
-  addresses holding what the email rules now take off (``mailto:``, a final dot, a display name), can
-  change;
+  for a value stored under the earlier ones as for the value as sent): only values outside ASCII (an
+  ideographic full stop in a domain), values beginning with a space (a handle sent as ``@ jo``), and
+  addresses holding what the email rules now take off (``mailto:`` and a link's headers, a final dot, a
+  display name), can change;
 - a phone number's extension is no part of the stored value, so it is read from the events of the
   profile holding the number: when every one of them that carries the number carries it with one and
   the same extension, the number takes it. When they name several extensions, or the number without
@@ -141,7 +142,11 @@ def _changed_values(connection: Connection, normalisers: dict[str, str], done: R
     bracketed = or_(value.like("mailto:%"), value.like("%."), value.contains("<"), value.contains(">"))
     query = select(*(table.c[name] for name in _COLUMNS)).where(
         table.c.kind.in_(kinds),
-        or_(_not_ascii(connection, value), and_(table.c.kind.in_(emails), bracketed) if emails else false()),
+        or_(
+            _not_ascii(connection, value),
+            value.like(" %"),  # a handle written "@ jo"
+            and_(table.c.kind.in_(emails), bracketed) if emails else false(),
+        ),
     )
     changed: list[Stored] = []
     for row in connection.execute(query):
