@@ -293,6 +293,15 @@ def test_a_key_name_that_shows_nothing_or_hides_characters_is_a_422_naming_why(
     assert len(ok(client.get("/v1/keys"))) == 1  # the client's own: none was made
 
 
+def test_a_key_name_is_kept_without_the_spaces_around_it_as_the_console_and_command_line_keep_it(
+    client: TestClient,
+) -> None:
+    made = ok(client.post("/v1/keys", json={"name": "  store 12 desk ", "role": "agent"}), 201)
+
+    assert made["name"] == "store 12 desk"
+    assert [k["name"] for k in ok(client.get("/v1/keys")) if k["id"] == made["id"]] == ["store 12 desk"]
+
+
 def test_a_name_in_any_script_with_spaces_and_signs_is_taken(client: TestClient) -> None:
     name = "Kühlschrank № 7 — 東京 / 70:30"
 

@@ -25,7 +25,7 @@ class KeyIn(RequestBody):
     name: str = Field(
         min_length=1,
         max_length=MAX_KEY_NAME,
-        description="who or what uses the key: visible, printable text",
+        description="who or what uses the key: visible, printable text (spaces around it are dropped)",
         examples=["store 12 desk"],
     )
     role: Role
@@ -33,7 +33,8 @@ class KeyIn(RequestBody):
     @field_validator("name")
     @classmethod
     def _printable(cls, name: str) -> str:
-        if problem := unfit_key_name(name):  # as the console and the command line check it
+        name = name.strip()  # as the console and the command line trim and check it
+        if problem := unfit_key_name(name):
             raise ValueError(problem)
         return name
 
