@@ -252,6 +252,33 @@ def test_an_export_shows_what_of_other_peoples_events_is_theirs_and_nothing_of_t
     assert "K-2" not in str(clash) and clash.keys().isdisjoint({"key", "detail"})
 
 
+def test_an_export_holds_nothing_of_the_other_profile_of_a_merge_undone_since(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    # given Jo and a visitor whose cookie a chat tied to Jo's email, a merge a steward then undid
+    visitor = {"cookie_id": "ck-visitor-1"}
+    ingest(db, settings, [page_view(JO, minute=0), page_view(visitor, minute=1)])
+    assert ingest(db, settings, [page_view({**JO, **visitor}, minute=2)]).merges == 1
+    [merge] = ok(client.get("/v1/identity/merges"))
+    ok(client.post(f"/v1/identity/merges/{merge['id']}/undo"))
+    jo = profile_of(db, settings, "email", JO["email"])
+    other = profile_of(db, settings, "cookie_id", "ck-visitor-1")
+    assert (merge["survivor_id"], merge["absorbed_id"]) == (jo, other)
+
+    # when each asks for what is held about them
+    jos = ok(client.get(f"/v1/profiles/{jo}/export"))["merges"]
+    visitors = ok(client.get(f"/v1/profiles/{other}/export"))["merges"]
+
+    # then each sees the merge, and of the other side neither its profile nor the identifiers it brought
+    assert [(m["id"], m["survivor_id"], m["absorbed_id"], m["absorbed_identifiers"]) for m in jos] == [
+        (merge["id"], jo, None, [])
+    ]
+    assert [(m["survivor_id"], m["absorbed_id"], m["absorbed_identifiers"]) for m in visitors] == [
+        (None, other, ["cookie_id:ck-visitor-1"])
+    ]
+    assert jos[0]["undone_at"] is not None
+
+
 def test_an_object_that_holds_their_value_in_someone_elses_event_loses_its_personal_fields_at_any_depth(
     db: Database, settings: Settings, client: TestClient
 ) -> None:

@@ -5,14 +5,16 @@ recorded, and what they allow purpose by purpose and channel by channel) and eve
 event of the person oldest first with its full envelope, every order with every version, the cases with
 their history, the devices with their twin state, the store visits kept under the person's profiles
 (those counted only anonymously, without in-store consent, too: they are still kept by profile), the
-merges that involve the person's profiles, and what is kept about them outside their profiles: the
-identity conflicts about them, the quarantined input that holds one of their identifier values (what an
-erasure deletes too), and, of other people's events that name them (a company's contact person), what is
-theirs: their identifiers and values, and the personal fields beside them (what an erasure scrubs).
+merges that involve the person's profiles (of one undone since, nothing of the other profile), and what
+is kept about them outside their profiles: the identity conflicts about them, the quarantined input that
+holds one of their identifier values (what an erasure deletes too), and, of other people's events that
+name them (a company's contact person), what is theirs: their identifiers and values, and the personal
+fields beside them (what an erasure scrubs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +43,18 @@ FORMAT = "rapport.export/1"
 def _columns(row: object) -> dict[str, Any]:
     """Every column of a mapped row, by name: an export holds all that is kept."""
     return {attr.key: getattr(row, attr.key) for attr in inspect(row).mapper.column_attrs}
+
+
+def _their_side(merge: Merge, ids: Sequence[str]) -> dict[str, Any]:
+    """A merge that involves the person. One undone since joined them for a while with someone else: that
+    profile's id, and the identifiers it brought when it was the one absorbed, are the other person's."""
+    row = _columns(merge)
+    if merge.survivor_id not in ids:
+        row["survivor_id"] = None
+    if merge.absorbed_id not in ids:
+        row["absorbed_id"] = None
+        row["absorbed_identifiers"] = []
+    return row
 
 
 def export(
@@ -106,7 +120,7 @@ def export(
         "cases": [_columns(c) for c in cases],
         "devices": devices_of(session, profile_ids=ids, now=now or datetime.now(UTC)),
         "store_visits": [{**_columns(v), "recognised": v.profile_id is not None} for v in visits],
-        "merges": [_columns(m) for m in merges],
+        "merges": [_their_side(m, ids) for m in merges],
         "identity_conflicts": conflicts,
         "quarantined": [row._asdict() for row in sorted(quarantined, key=lambda row: row.id)],
         "mentioned_in": [mention.about_them() for mention in named],
