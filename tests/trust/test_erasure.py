@@ -279,6 +279,29 @@ def test_an_export_holds_nothing_of_the_other_profile_of_a_merge_undone_since(
     assert jos[0]["undone_at"] is not None
 
 
+def test_an_export_leaves_out_of_their_events_the_identifiers_another_person_holds(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    # given a visit that carried Jo's email beside another customer's number: not merged, filed under the
+    # other customer, and Jo's in that visit is the email
+    ingest(db, settings, [page_view({**JO, "customer_id": "J-1"})])
+    ingest(db, settings, [page_view({"customer_id": "K-2"}, minute=1)])
+    refused = page_view({"email": "JO@example.com", "customer_id": "K-2"}, minute=2)
+    assert ingest(db, settings, [refused]).conflicts == 1
+    other = profile_of(db, settings, "customer_id", "K-2")
+
+    # when the other customer asks for what is held about them
+    document = ok(client.get(f"/v1/profiles/{other}/export"))
+
+    # then their events show their own number and not Jo's email, which Jo's export shows instead
+    assert [e["identifiers"] for e in document["events"]] == [{"customer_id": "K-2"}, {"customer_id": "K-2"}]
+    assert "jo@example.com" not in str(document).lower()
+    jos = ok(client.get(f"/v1/profiles/{profile_of(db, settings, 'email', JO['email'])}/export"))
+    assert [(m["event_id"], m["identifiers"]) for m in jos["mentioned_in"]] == [
+        (refused["id"], {"email": "JO@example.com"})
+    ]
+
+
 def test_an_object_that_holds_their_value_in_someone_elses_event_loses_its_personal_fields_at_any_depth(
     db: Database, settings: Settings, client: TestClient
 ) -> None:

@@ -86,6 +86,7 @@ __all__ = [
     "held_elsewhere",
     "mentions",
     "person_of",
+    "their_keys",
 ]
 
 #: what a string that held an identifier value becomes
@@ -141,7 +142,7 @@ def person_of(session: Session, *, profile_id: str) -> tuple[str, list[str]] | N
 # -- what belongs to the person ---------------------------------------------------------------------
 
 
-def _their_keys(
+def their_keys(
     connection: Connection, ids: Sequence[str], carried_by: Iterable[Mapping[str, Any]], kinds: KindTable
 ) -> set[Key]:
     """Identifiers linked to the person, and those their events carry (``carried_by``: each event's
@@ -719,16 +720,15 @@ def _delete(
 def held_elsewhere(
     connection: Connection,
     ids: Sequence[str],
-    carried_by: Iterable[Mapping[str, Any]],
+    keys: set[Key],
     kinds: KindTable,
     redactor: Redactor,
 ) -> tuple[list[dict[str, Any]], list[Row[Any]], list[Mention]]:
-    """What is kept about the person of the profiles ``ids``, whose events carry ``carried_by`` (each
-    event's identifiers), outside their profiles, for an export: the identity conflicts about them (with
+    """What is kept about the person of the profiles ``ids``, whose identifiers are ``keys`` (see
+    :func:`their_keys`), outside their profiles, for an export: the identity conflicts about them (with
     only their profiles and identifiers: the others are someone else's), the quarantined input holding one
     of their identifier values, and other people's events that name them (what an erasure deletes or
     scrubs)."""
-    keys = _their_keys(connection, ids, carried_by, kinds)
     theirs = _Theirs(frozenset(keys), kinds)
     conflicts = [
         {
@@ -780,7 +780,7 @@ def erase(
     ids = [root, *aliases]
     connection = session.connection()
     events = list(select_events(connection, one_of(connection, table_of(Event).c.profile_id, ids)))
-    keys = _their_keys(connection, ids, (fact.identifiers for fact in events), kinds)
+    keys = their_keys(connection, ids, (fact.identifiers for fact in events), kinds)
     theirs = _Theirs(frozenset(keys), kinds, tuple(_needles(keys, events, kinds)))
 
     bury(connection, keys, secret, now)

@@ -1,15 +1,15 @@
 """Export on request: everything Rapport holds about a person, as one machine-readable document.
 
-The document (format ``rapport.export/1``) holds the 360 view, the identifiers, the consents now (as
-recorded, and what they allow purpose by purpose and channel by channel) and every consent event, every
-event of the person oldest first with its full envelope, every order with every version, the cases with
-their history, the devices with their twin state, the store visits kept under the person's profiles
-(those counted only anonymously, without in-store consent, too: they are still kept by profile), the
-merges that involve the person's profiles (of one undone since, nothing of the other profile), and what
-is kept about them outside their profiles: the identity conflicts about them, the quarantined input that
-holds one of their identifier values (what an erasure deletes too), and, of other people's events that
-name them (a company's contact person), what is theirs: their identifiers and values, and the personal
-fields beside them (what an erasure scrubs).
+The document (format ``rapport.export/1``) holds the 360 view, the identifiers, the consents now (as recorded,
+and what they allow purpose by purpose and channel by channel) and every consent event, every event of the
+person oldest first with its full envelope (an identifier on it that another profile holds is that person's,
+and left out), every order with every version, the cases with their history, the devices with their twin
+state, the store visits kept under the person's profiles (those counted only anonymously, without in-store
+consent, too: they are still kept by profile), the merges that involve the person's profiles (of one undone
+since, nothing of the other profile), and what is kept about them outside their profiles: the identity
+conflicts about them, the quarantined input that holds one of their identifier values (what an erasure deletes
+too), and, of other people's events that name them (a company's contact person), what is theirs: their
+identifiers and values, and the personal fields beside them (what an erasure scrubs).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from rapport.catalog.service import load_catalog
 from rapport.db.bulk import by_code_point
 from rapport.events.models import Event
+from rapport.identity.graph import Key
 from rapport.identity.kinds import KindTable
 from rapport.identity.models import Merge
 from rapport.identity.service import identifiers_of
@@ -31,7 +32,7 @@ from rapport.profiles.models import Case, Order
 from rapport.things.devices import devices_of
 from rapport.things.stores.models import Visit
 from rapport.trust.consent import ledger
-from rapport.trust.erasure import held_elsewhere, person_of
+from rapport.trust.erasure import held_elsewhere, person_of, their_keys
 from rapport.trust.redact import Redactor
 from rapport.views import profile_360
 
@@ -43,6 +44,18 @@ FORMAT = "rapport.export/1"
 def _columns(row: object) -> dict[str, Any]:
     """Every column of a mapped row, by name: an export holds all that is kept."""
     return {attr.key: getattr(row, attr.key) for attr in inspect(row).mapper.column_attrs}
+
+
+def _without_others(envelope: dict[str, Any], keys: set[Key], kinds: KindTable) -> dict[str, Any]:
+    """One of the person's events as stored, but for the identifiers on it that another profile holds
+    (another customer's number on a visit the rules would not merge, the cookie of someone a steward
+    split off again): those are the other person's, and show in their export among ``mentioned_in``."""
+    identifiers = {
+        kind: value
+        for kind, value in envelope["identifiers"].items()
+        if (key := kinds.key_of(kind, value)) is None or key in keys
+    }
+    return {**envelope, "identifiers": identifiers}
 
 
 def _their_side(merge: Merge, ids: Sequence[str]) -> dict[str, Any]:
@@ -70,12 +83,15 @@ def export(
     view = profile_360(session, profile_id=profile_id)
     consent = ledger(session, profile_id=root)
     assert view is not None and consent is not None
-    events = [
+    envelopes = [
         e.envelope()
         for e in session.scalars(
             select(Event).where(Event.profile_id.in_(ids)).order_by(Event.occurred_at, Event.seq)
         )
     ]
+    connection = session.connection()
+    keys = their_keys(connection, ids, (envelope["identifiers"] for envelope in envelopes), kinds)
+    events = [_without_others(envelope, keys, kinds) for envelope in envelopes]
     orders = session.scalars(
         select(Order)
         .where(Order.profile_id.in_(ids))
@@ -90,9 +106,8 @@ def export(
     merges = session.scalars(
         select(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.absorbed_id.in_(ids))).order_by(Merge.id)
     )
-    carried_by = (event["identifiers"] for event in events)
     redactor = Redactor(load_catalog(session))
-    conflicts, quarantined, named = held_elsewhere(session.connection(), ids, carried_by, kinds, redactor)
+    conflicts, quarantined, named = held_elsewhere(connection, ids, keys, kinds, redactor)
     return {
         "format": FORMAT,
         "exported_at": now or datetime.now(UTC),
