@@ -124,6 +124,31 @@ def test_a_pair_the_rules_forbid_is_not_merged_and_a_rejected_one_is_not_suggest
     assert numbers["id"] not in {s["id"] for s in page["items"]}
 
 
+def test_an_export_holds_the_pairs_matching_scored_the_person_in_and_nothing_of_the_other(
+    client: TestClient, crowd: World
+) -> None:
+    # given a run that suggested Kate and Katherine, and a steward who said they are two people
+    resolve(client)
+    kate, katherine = crowd.nickname, crowd.original(crowd.nickname)
+    likely = suggestion_of(client, kate, katherine)
+    ok(client.post(f"/v1/identity/suggestions/{likely['id']}/reject"))
+    kates = profile_id(client, kate)
+
+    # when Kate asks for what is held about her
+    document = ok(client.get(f"/v1/profiles/{kates}/export"))
+
+    # then the pair is there, decided, with the evidence, her profile and nothing of Katherine's
+    [held] = [s for s in document["match_suggestions"] if s["id"] == likely["id"]]
+    assert (held["profile_id"], held["status"], held["probability"]) == (
+        kates,
+        "rejected",
+        likely["probability"],
+    )
+    assert held["evidence"] == likely["evidence"] and held["decided_at"] is not None
+    others = str(document["match_suggestions"])
+    assert profile_id(client, katherine) not in others and katherine.email not in others
+
+
 def test_a_suggestion_of_a_person_erased_since_cannot_be_accepted(client: TestClient, crowd: World) -> None:
     resolve(client)
     likely = suggestion_of(client, crowd.nickname, crowd.original(crowd.nickname))

@@ -9,11 +9,11 @@ them together is recorded as a conflict instead of merging them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from rapport.db.bulk import by_code_point, chunked
@@ -33,6 +33,7 @@ __all__ = [
     "list_suggestions",
     "profile_cards",
     "reject",
+    "suggestions_about",
 ]
 
 #: the traits a steward compares, as the golden record holds them
@@ -92,6 +93,35 @@ def _view(suggestion: MatchSuggestion, cards: dict[str, dict[str, Any]]) -> dict
         "left": cards.get(suggestion.left_id, {**missing, "id": suggestion.left_id}),
         "right": cards.get(suggestion.right_id, {**missing, "id": suggestion.right_id}),
     }
+
+
+def suggestions_about(session: Session, *, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """What matching holds about the person of ``profile_ids`` (a profile and its aliases), for an export:
+    each pair it scored them in, oldest first, with the probability, the evidence and the decision, and
+    their own profile of the two. The other profile is someone else (a stranger, or a person a steward
+    kept apart from them): of it, nothing."""
+    ids = set(profile_ids)
+    found = session.scalars(
+        select(MatchSuggestion)
+        .where(or_(MatchSuggestion.left_id.in_(ids), MatchSuggestion.right_id.in_(ids)))
+        .order_by(MatchSuggestion.id)
+    )
+    return [
+        {
+            "id": s.id,
+            "run_id": s.run_id,
+            "profile_id": s.left_id if s.left_id in ids else s.right_id,
+            "status": s.status,
+            "probability": s.probability,
+            "match_weight": s.match_weight,
+            "evidence": s.evidence,
+            "refused": s.refused,
+            "created_at": s.created_at,
+            "decided_at": s.decided_at,
+            "merge_id": s.merge_id,
+        }
+        for s in found
+    ]
 
 
 def list_suggestions(

@@ -6,10 +6,11 @@ person oldest first with its full envelope (an identifier on it that another pro
 and left out), every order with every version, the cases with their history, the devices with their twin
 state, the store visits kept under the person's profiles (those counted only anonymously, without in-store
 consent, too: they are still kept by profile), the merges that involve the person's profiles (of one undone
-since, nothing of the other profile), and what is kept about them outside their profiles: the identity
-conflicts about them, the quarantined input that holds one of their identifier values (what an erasure deletes
-too), and, of other people's events that name them (a company's contact person), what is theirs: their
-identifiers and values, and the personal fields beside them (what an erasure scrubs).
+since, nothing of the other profile), the pairs matching scored them in (their side of each), and what is kept
+about them outside their profiles: the identity conflicts about them, the quarantined input that holds one of
+their identifier values (what an erasure deletes too), and, of other people's events that name them (a
+company's contact person), what is theirs: their identifiers and values, and the personal fields beside them
+(what an erasure scrubs).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rapport.identity.graph import Key
 from rapport.identity.kinds import KindTable
 from rapport.identity.models import Merge
 from rapport.identity.service import identifiers_of
+from rapport.matching.suggestions import suggestions_about
 from rapport.profiles.models import Case, Order
 from rapport.things.devices import devices_of
 from rapport.things.stores.models import Visit
@@ -139,4 +141,5 @@ def export(
         "identity_conflicts": conflicts,
         "quarantined": [row._asdict() for row in sorted(quarantined, key=lambda row: row.id)],
         "mentioned_in": [mention.about_them() for mention in named],
+        "match_suggestions": suggestions_about(session, profile_ids=ids),
     }

@@ -57,6 +57,10 @@ class ExportOut(BaseModel):
     quarantined: list[dict[str, Any]] = Field(
         description="quarantined input that holds one of the person's identifier values"
     )
+    match_suggestions: list[dict[str, Any]] = Field(
+        description="the pairs matching scored the person in: probability, evidence and decision, with "
+        "their own profile of the two"
+    )
 
 
 class ErasureOut(BaseModel):
