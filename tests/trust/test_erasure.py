@@ -339,6 +339,27 @@ def test_their_own_events_lose_their_values_written_otherwise_or_short(
     assert stored(db, viewed["id"]).data == {"url": "/basket", "title": ERASED, "session_id": ERASED}
 
 
+def test_their_own_events_lose_a_source_named_after_them(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    # given a mailbox sync that names itself after the mailbox it reads, Jo's
+    synced = event("profile.updated", ids=JO, source="mailbox-sync:Jo@Example.com", locale="en-GB")
+    viewed = page_view(JO, minute=1)
+    ingest(db, settings, [synced, viewed])
+    jo = profile_of(db, settings, "email", JO["email"])
+
+    erase(db, settings, client, "email", JO["email"])
+
+    # then the source that names them goes, from the event and from the trait it fed, and the other stays
+    assert stored(db, synced["id"]).source == ERASED
+    assert stored(db, viewed["id"]).source == viewed["source"]
+    with db.session() as session:
+        profile = session.get(Profile, jo)
+        assert profile is not None
+        assert profile.traits["locale"]["value"] == "en-GB"
+        assert profile.traits["locale"]["source"] == ERASED
+
+
 # -- nothing brings them back ------------------------------------------------------------------------
 
 

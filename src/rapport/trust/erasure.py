@@ -7,8 +7,8 @@ The person is a live profile and every profile merged into it (its aliases). Era
 - scrubs each of their events: no identifiers, only the ``data`` fields the catalog declares and does
   not mark ``x-personal``, at any depth (what analysts see masked, see :mod:`rapport.trust.redact`,
   goes), and any string left that holds one of their identifier values becomes ``[erased]`` (an event
-  id or a subject that holds one is replaced too; a renamed id is a keyed hash of the original, which,
-  sent again, is still a duplicate);
+  id, a subject or a source that holds one is replaced too; a renamed id is a keyed hash of the
+  original, which, sent again, is still a duplicate);
 - drops personal traits from the golden record (account sums and consents stay) and rebuilds their
   orders and cases from the scrubbed events (others' events about them are scrubbed too, but for their
   identifiers); deletes their devices with their telemetry series and ownership history (their alerts
@@ -326,9 +326,20 @@ def _scrub_events(
             # still unique, and the same for the same id, but no longer readable
             event_id = renamed[fact.event_id] = erased_event_id(event_id, secret)
         subject = None if fact.subject is not None and theirs.in_text(fact.subject) else fact.subject
-        scrubbed.append(fact._replace(event_id=event_id, subject=subject, identifiers={}, data=data))
+        # a client names the source, and may name it after them (a sync of their mailbox)
+        source = ERASED if theirs.in_text(fact.source) else fact.source
+        scrubbed.append(
+            fact._replace(event_id=event_id, subject=subject, source=source, identifiers={}, data=data)
+        )
         params.append(
-            {"b_old": fact.event_id, "b_id": event_id, "b_subject": subject, "b_ids": {}, "b_data": data}
+            {
+                "b_old": fact.event_id,
+                "b_id": event_id,
+                "b_subject": subject,
+                "b_source": source,
+                "b_ids": {},
+                "b_data": data,
+            }
         )
     if params:
         table = table_of(Event)
@@ -338,6 +349,7 @@ def _scrub_events(
             .values(
                 event_id=bindparam("b_id"),
                 subject=bindparam("b_subject"),
+                source=bindparam("b_source"),
                 identifiers=bindparam("b_ids", type_=table.c.identifiers.type),
                 data=bindparam("b_data", type_=table.c.data.type),
             ),
