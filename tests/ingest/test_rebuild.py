@@ -12,7 +12,7 @@ from sqlalchemy.event import listen as event_listen
 from sqlalchemy.event import remove as event_remove
 from typer.testing import CliRunner
 
-from builders import event, ingest, order
+from builders import event, ingest, order, profile_of
 from rapport.cli import app
 from rapport.db import Database
 from rapport.db.base import table_of
@@ -26,7 +26,7 @@ from rapport.settings import Settings
 from rapport.things.devices.models import Device, DeviceReading, DeviceRegistration
 from rapport.things.stores.models import Visit
 from support.database import held_by_a_long_write
-from things.devices.device_events import reading, registered
+from things.devices.device_events import reading, registered, reported
 
 #: columns that say when a row was written, not what it holds
 WRITTEN_AT = {"updated_at", "state_version"}
@@ -163,6 +163,35 @@ def test_what_erasure_left_stays_as_it_is(db: Database, settings: Settings, clie
     with db.session() as session:
         assert session.scalars(select(Device.serial)).all() == ["FR-2"]
         assert len(session.scalars(select(DeviceRegistration.event_id)).all()) == 1
+
+
+def test_a_device_the_erased_person_sold_keeps_no_event_id_that_named_them(
+    db: Database, settings: Settings, client: TestClient
+) -> None:
+    # given a fridge Jo registered and read under event ids that hold her email, then sold to Al
+    jo, al = {"email": "jo@example.com"}, {"email": "al@example.com"}
+    ingest(
+        db,
+        settings,
+        [
+            {**registered("FR-2", jo), "id": "reg-jo@example.com-FR-2"},
+            reading("FR-2", minute=1, id="tel-jo@example.com-1", temp_c=3),
+            {**reported("FR-2", "door_open", minute=2, detail="left open, said jo@example.com"), "id": "r-1"},
+            registered("FR-2", al, minute=5),
+            reading("FR-2", minute=6, humidity=40),
+        ],
+    )
+    jo_id = profile_of(db, settings, "email", jo["email"])
+    # when Jo is erased
+    assert client.delete(f"/v1/profiles/{jo_id}").status_code == 200
+    # then neither Al's fridge, nor its history, nor what it last said holds her email, and a rebuild finds
+    # it as erasure left it
+    erased = _snapshot(db)
+    assert "jo@example.com" not in str(erased).lower()
+    assert "jo@example.com" not in client.get("/v1/devices/FR-2").text.lower()
+    assert [row["serial"] for row in erased["device_readings"]] == ["FR-2", "FR-2"]
+    _rebuild(db, settings)
+    assert _snapshot(db) == erased
 
 
 def test_rapport_rebuild_says_what_it_rebuilt(db: Database, settings: Settings, cli: CliRunner) -> None:

@@ -12,7 +12,8 @@ The person is a live profile and every profile merged into it (its aliases). Era
 - drops personal traits from the golden record (account sums and consents stay) and rebuilds their
   orders and cases from the scrubbed events (others' events about them are scrubbed too, but for their
   identifiers); deletes their devices with their telemetry series and ownership history (their alerts
-  are events, scrubbed like the rest);
+  are events, scrubbed like the rest); a device they sold to someone else follows their events as they
+  are now (renamed ids, what it last reported);
 - deletes the identity conflicts of their profiles or identifiers and the quarantined input that holds
   one of their identifier values, takes those values off other people's events (with the personal fields
   of an object that holds one: a contact's name beside their email), and writes tombstones
@@ -72,7 +73,7 @@ from rapport.profiles.models import Case, Order, Profile
 from rapport.profiles.projector import rebuild_cases, rebuild_orders, rebuild_profiles
 from rapport.profiles.service import aliases_of, resolve_root
 from rapport.profiles.statestore import load_states, save_states
-from rapport.things.devices import forget_devices
+from rapport.things.devices import follow_rewritten, forget_devices
 from rapport.things.stores import rebuild_visits
 from rapport.trust.redact import UNDECLARED, Redactor, Shape
 from rapport.trust.redact import held as held_values
@@ -799,8 +800,11 @@ def erase(
     identifiers = table_of(Identifier)
     connection.execute(delete(identifiers).where(one_of(connection, identifiers.c.profile_id, ids)))
 
+    # their devices go while their events still hold the ids the devices' rows were written with
+    devices = _delete_devices(connection, ids, keys)
     redactor = Redactor(catalog)
     scrubbed = _scrub_events(connection, events, redactor=redactor, theirs=theirs, secret=secret)
+    follow_rewritten(connection, zip(events, scrubbed.rows, strict=True))  # devices they sold stay
     facts = {fact.event_id: fact for fact in scrubbed.rows}
     states = load_states(connection, ids)
     traits_removed = 0
@@ -812,7 +816,6 @@ def erase(
     orders, cases, entities_removed, entity_events = _rebuild_entities(
         connection, ids, events, redactor=redactor, theirs=theirs
     )
-    devices = _delete_devices(connection, ids, keys)
     merges = _scrub_merges(connection, ids, keys, scrubbed.renamed, secret)
 
     clashes = _delete(connection, Conflict, _their_conflicts(connection, ids, theirs))

@@ -14,7 +14,7 @@ Example::
 
 from rapport.things.devices.alerts import find_silent
 from rapport.things.devices.history import BadHistory, parse_bucket
-from rapport.things.devices.projector import project_devices
+from rapport.things.devices.projector import follow_rewritten, project_devices
 from rapport.things.devices.screen import screen_devices
 from rapport.things.devices.service import (
     device_view,
@@ -34,6 +34,7 @@ __all__ = [
     "device_view",
     "devices_of",
     "find_silent",
+    "follow_rewritten",
     "forget_devices",
     "list_devices",
     "parse_bucket",

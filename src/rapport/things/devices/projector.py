@@ -13,7 +13,7 @@ from operator import attrgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from rapport.db.base import UTCDateTime, stored_moment, table_of
 from rapport.db.bulk import insert_rows, select_rows, upsert_rows
@@ -274,3 +274,43 @@ def _mark_out(connection: Connection, outs: Mapping[str, Mapping[str, str]]) -> 
     judged = {serial: {name: {event_id: True} for name, event_id in outs[serial].items()} for serial in twins}
     _mark(twins, judged)
     upsert_rows(connection, table_of(Device), list(twins.values()), key=["serial"])
+
+
+def follow_rewritten(connection: Connection, rewritten: Iterable[tuple[EventRow, EventRow]]) -> None:
+    """Erasure rewrote device events (each pair: the event as it was, and as it is now, perhaps under a
+    new id) of devices that stay, someone else's now: their series, ownership history and twins follow,
+    as a rebuild would fold them from the log, with the new ids and the latest report as its event says
+    it now."""
+    pairs = [(before, after) for before, after in rewritten if before.type in DEVICE_TYPES]
+    renamed = {b.event_id: a.event_id for b, a in pairs if b.event_id != a.event_id}
+    if renamed:
+        params = [{"b_old": old, "b_new": new} for old, new in renamed.items()]
+        for model in (DeviceReading, DeviceRegistration):
+            table = table_of(model)
+            moved = update(table).where(table.c.event_id == bindparam("b_old"))
+            connection.execute(moved.values(event_id=bindparam("b_new")), params)
+    now_says = {before.event_id: after for before, after in pairs}
+    serials = {serial_key(serial) for b, _ in pairs if isinstance(serial := b.data.get("serial"), str)}
+    twins = load_twins(connection, serials)
+    for twin in twins.values():
+        state = twin["state"]
+        latest = state.get("report")
+        if isinstance(latest, dict) and (fact := now_says.get(latest.get("event_id", ""))) is not None:
+            said = {name: fact.data.get(name) for name in ("event", "code", "detail")}
+            state["report"] = {**latest, **said}
+        twin["state"] = _renamed_in(state, renamed)
+        for column in ("owner_event_id", "last_event_id", "silence_alerted"):
+            twin[column] = renamed.get(twin[column], twin[column])
+    if twins:
+        upsert_rows(connection, table_of(Device), list(twins.values()), key=["serial"])
+
+
+def _renamed_in(value: Any, renamed: Mapping[str, str]) -> Any:
+    """``value`` (JSON) with every string that is one of the ids ``renamed`` replaced by its new id."""
+    if isinstance(value, str):
+        return renamed.get(value, value)
+    if isinstance(value, dict):
+        return {key: _renamed_in(item, renamed) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_renamed_in(item, renamed) for item in value]
+    return value
