@@ -240,6 +240,38 @@ def test_every_body_refuses_a_field_it_does_not_have_naming_it(client: TestClien
     assert set(refused.values()) == {(422, True)}, refused
 
 
+def test_an_erasure_sent_a_body_it_does_not_take_is_a_422_and_erases_no_one(client: TestClient) -> None:
+    ok(client.post("/v1/events", json={"events": [order("O-1", {"email": "jo@example.com"})]}))
+    pid = ok(client.get("/v1/profiles", params={"identifier": "email:jo@example.com"}))["id"]
+
+    found = problem(client.request("DELETE", f"/v1/profiles/{pid}", json={"dry_run": True}), 422)
+
+    assert found["errors"] == ["dry_run: Extra inputs are not permitted"]
+    assert ok(client.get(f"/v1/profiles/{pid}"))["id"] == pid  # still there
+    ok(client.request("DELETE", f"/v1/profiles/{pid}", json={}))  # an empty object says nothing
+
+
+def test_every_operation_without_a_body_refuses_one_that_says_something(client: TestClient) -> None:
+    a_field, a_list = ["not_a_field: Extra inputs are not permitted"], ["request body: takes no body"]
+    refused = {}
+    for path, item in client.app.openapi()["paths"].items():
+        for method, operation in item.items():
+            # the uptime check reads nothing sent; HEAD answers as GET does, without the problem
+            if "requestBody" in operation or path == "/health" or method == "head":
+                continue
+            sent = {"json": {"not_a_field": 1}}, {"content": b"[1]", "headers": JSON_BODY}
+            answers = [client.request(method, path.format_map(_AnyValue()), **kw) for kw in sent]
+            refused[f"{method.upper()} {path}"] = [(a.status_code, a.json()["errors"][:1]) for a in answers]
+    assert refused == {key: [(422, a_field), (422, a_list)] for key in refused}
+
+
+class _AnyValue(dict[str, str]):
+    """A value for every path parameter, a number included."""
+
+    def __missing__(self, key: str) -> str:
+        return "1"
+
+
 # -- the id of what a client creates, in the path -------------------------------------------------------
 
 #: what reads as no character, moves the line, or stands for bytes that were not UTF-8

@@ -15,6 +15,7 @@ of free-form JSON, and it would fail only when stored, as a 500. Every router's 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -105,6 +106,23 @@ def check_media_type(request: Request) -> None:
     )
 
 
+def refuse_stray_body(body: bytes) -> None:
+    """Refuse with a 422 a body sent to an operation that takes none, as a field a body does not have is
+    refused: ignored, ``{"dry_run": true}`` sent to ``DELETE /v1/profiles/{id}`` would erase the person.
+    Nothing but white space, or an empty object, says nothing and is let through."""
+    try:
+        document = json.loads(body) if body.strip() else {}
+    except ValueError:
+        document = None
+    if document == {}:
+        return
+    if isinstance(document, dict):
+        errors = [f"{name}: Extra inputs are not permitted" for name in list(document)[:20]]
+    else:
+        errors = ["request body: takes no body"]
+    raise ProblemError(422, "Invalid request", errors[0], errors)
+
+
 class JsonBodyRoute(APIRoute):
     """A route whose JSON body must be sent as JSON (:func:`check_media_type`) and is read by
     :class:`JsonRequest`."""
@@ -117,6 +135,8 @@ class JsonBodyRoute(APIRoute):
         async def reading_json(request: Request) -> Response:
             if takes_json:
                 check_media_type(request)
+            elif has_body(request):
+                refuse_stray_body(await request.body())
             return await handle(JsonRequest(request.scope, request.receive))
 
         return reading_json
