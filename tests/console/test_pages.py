@@ -723,6 +723,28 @@ def test_an_order_known_only_from_an_amendment_is_not_shown_as_placed(
 
 
 @pytest.mark.parametrize(
+    ("first", "said"),
+    [
+        ({"type": "order.cancelled"}, "from this cancellation (the placement has not arrived): —, 0 lines"),
+        ({"type": "order.amended", "currency": "EUR"}, "Known so far from this amendment"),
+    ],
+    ids=["a cancellation", "an amendment without a total"],
+)
+def test_an_order_known_only_from_an_event_without_a_total_has_its_page(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings, first: dict[str, Any], said: str
+) -> None:
+    """A cancellation, or an amendment that changes only the currency, may arrive before the placement:
+    the order has no total yet, and its page says so rather than failing."""
+    data = {name: value for name, value in first.items() if name != "type"}
+    early = event(first["type"], ids=JO, minute=42, order_id="O-EARLY", **data)
+    assert not ingest(db, settings, [early]).rejected
+
+    page = browser_for(Role.AGENT).get("/orders/O-EARLY")
+
+    assert page.status_code == 200 and said in page.text
+
+
+@pytest.mark.parametrize(
     ("terms", "shown"),
     [({"credit_limit": 1000.0, "currency": "KWD"}, "1,000.000 KWD"), ({"credit_limit": 2500}, "2,500.00")],
     ids=["with its currency", "no currency given"],
