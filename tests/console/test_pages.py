@@ -745,6 +745,32 @@ def test_an_order_known_only_from_an_event_without_a_total_has_its_page(
 
 
 @pytest.mark.parametrize(
+    ("role", "shown"),
+    [
+        (Role.AGENT, "address: <del>1 Old Road, Leeds, GB</del> → <ins>2 New Street, York, GB</ins>"),
+        (Role.ANALYST, "shipping address: changed ([redacted])"),
+    ],
+    ids=["agent", "analyst"],
+)
+def test_a_changed_address_is_shown_as_an_address_or_as_masked(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings, role: Role, shown: str
+) -> None:
+    """A delivery address moved: an agent reads the old and the new one as addresses, an analyst (who may
+    not see personal data) that it changed, without either."""
+    old = {"line1": "1 Old Road", "city": "Leeds", "country": "GB"}
+    new = {"line1": "2 New Street", "city": "York", "country": "GB"}
+    events = [
+        order("O-MOVED", JO, minute=40, shipping_address=old),
+        event("order.amended", ids=JO, minute=41, order_id="O-MOVED", shipping_address=new),
+    ]
+    assert not ingest(db, settings, events).rejected
+
+    html = browser_for(role).get("/orders/O-MOVED").text
+
+    assert shown in html and "line1" not in html and "{" not in html.split("<body")[1]
+
+
+@pytest.mark.parametrize(
     ("terms", "shown"),
     [({"credit_limit": 1000.0, "currency": "KWD"}, "1,000.000 KWD"), ({"credit_limit": 2500}, "2,500.00")],
     ids=["with its currency", "no currency given"],

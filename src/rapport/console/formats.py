@@ -1,7 +1,8 @@
-"""How values read on a page: times and ages, amounts, channel icons."""
+"""How values read on a page: times and ages, amounts, channel icons, addresses."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +89,26 @@ def money(amount: Any, currency: str | None = None) -> str:
     except (TypeError, ValueError):
         return str(amount)
     return f"{text} {currency}" if currency else text
+
+
+#: the parts of an address in the order one is written; a part of another name follows them
+ADDRESS_PARTS = ("line1", "line2", "city", "postcode", "region", "country")
+
+
+def plain(value: Any) -> str:
+    """A field's value as a reader says it: an address as its parts (``1 Old Road, Leeds, GB``), a list as
+    its items. The parts of a mapping come in the order an address is written, the others by name: JSON
+    stored on PostgreSQL keeps no order of its own, and an address must read the same on both backends."""
+    if value is None:
+        return "—"
+    if isinstance(value, Mapping):
+        known = [part for part in ADDRESS_PARTS if part in value]
+        names = known + sorted(str(name) for name in value if name not in ADDRESS_PARTS)
+        parts = [plain(value[name]) for name in names if value[name] not in (None, "")]
+        return ", ".join(parts)
+    if isinstance(value, list | tuple):
+        return ", ".join(plain(item) for item in value)
+    return str(value)
 
 
 def likely(probability: float) -> str:

@@ -44,6 +44,7 @@ templates.env.filters.update(
     when=formats.when,
     age=formats.age,
     money=formats.money,
+    plain=formats.plain,
     likely=formats.likely,
     icon=formats.icon,
     summarise=formats.summarise,
