@@ -139,6 +139,9 @@ SUMMARY_FIELDS = (
     "order_id",
     "case_id",
     "invoice_id",
+    "quote_id",
+    "payment_id",
+    "account_id",
     "url",
     "product",
     "sku",
@@ -154,6 +157,9 @@ SUMMARY_FIELDS = (
     "message",
 )
 
+#: the amounts of an event's data worth a line, each in the event's currency, with what goes before it
+AMOUNT_FIELDS = (("total", ""), ("amount", ""), ("credit_limit", "credit limit "))
+
 
 def summarise(item: dict[str, Any]) -> str:
     """One line saying what an event was about."""
@@ -167,6 +173,8 @@ def summarise(item: dict[str, Any]) -> str:
         parts.append(text if len(text) <= 80 else text[:79] + "…")
         if len(parts) == 3:
             break
-    if data.get("total") is not None:
-        parts.append(money(data["total"], data.get("currency")))
+    for name, label in AMOUNT_FIELDS:
+        amount = data.get(name)
+        if isinstance(amount, int | float | str) and not isinstance(amount, bool):
+            parts.append(label + money(amount, data.get("currency")))
     return " · ".join(parts)
