@@ -770,6 +770,34 @@ def test_a_changed_address_is_shown_as_an_address_or_as_masked(
     assert shown in html and "line1" not in html and "{" not in html.split("<body")[1]
 
 
+def test_what_an_amendment_changed_is_listed_in_one_order_on_both_backends(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    """Field by field by name, the status last, as the API lists them: PostgreSQL gives a stored
+    mapping back shortest name first, which must not reorder the page."""
+    moved = {"line1": "2 New Street", "city": "York", "country": "GB"}
+    events = [
+        order("O-MANY", JO, minute=40),
+        event(
+            "order.amended",
+            ids=JO,
+            minute=41,
+            order_id="O-MANY",
+            currency="GBP",
+            total=12.0,
+            shipping_address=moved,
+            lines=[{"sku": "SKU-2", "quantity": 1, "unit_price": 12.0}],
+        ),
+    ]
+    assert not ingest(db, settings, events).rejected
+
+    html = browser_for(Role.AGENT).get("/orders/O-MANY").text
+
+    said = [html.find(f">{field}: ") for field in ("currency", "shipping address", "total", "status")]
+    lines = html.find("+ 1 \u00d7 SKU-2")
+    assert -1 not in said and said[0] < lines < said[1] < said[2] < said[3]
+
+
 @pytest.mark.parametrize(
     ("terms", "shown"),
     [({"credit_limit": 1000.0, "currency": "KWD"}, "1,000.000 KWD"), ({"credit_limit": 2500}, "2,500.00")],
