@@ -770,6 +770,23 @@ def test_a_changed_address_is_shown_as_an_address_or_as_masked(
     assert shown in html and "line1" not in html and "{" not in html.split("<body")[1]
 
 
+def test_an_analyst_sees_that_an_amount_no_schema_names_changed_without_seeing_it(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    """Shipping is not a field of the order's schema, so an analyst's view masks it, the amounts of the
+    page (shown in the order's currency) among them."""
+    events = [
+        order("O-SHIP", JO, minute=40, total=65.0, shipping=5.0),
+        event("order.amended", ids=JO, minute=41, order_id="O-SHIP", total=60.0, shipping=0.0),
+    ]
+    assert not ingest(db, settings, events).rejected
+
+    page = browser_for(Role.ANALYST).get("/orders/O-SHIP")
+
+    assert page.status_code == 200 and "shipping: changed ([redacted])" in page.text
+    assert "total: <del>65.00 EUR</del> → <ins>60.00 EUR</ins>" in page.text
+
+
 def test_what_an_amendment_changed_is_listed_in_one_order_on_both_backends(
     world: str, browser_for: SignedIn, db: Database, settings: Settings
 ) -> None:
