@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from builders import BASE, amended_then_cancelled, consent, event, ingest, order, profile_of
+from builders import BASE, amended_then_cancelled, consent, event, ingest, order, page_view, profile_of
 from rapport.api import create_app
 from rapport.catalog.models import EventTypeVersion
 from rapport.db import Database
@@ -768,6 +768,33 @@ def test_a_changed_address_is_shown_as_an_address_or_as_masked(
     html = browser_for(role).get("/orders/O-MOVED").text
 
     assert shown in html and "line1" not in html and "{" not in html.split("<body")[1]
+
+
+def test_a_customer_is_a_customer_since_they_were_first_seen_whatever_arrived_first(
+    browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    """Last week's orders loaded after today's visit: the page says the customer has been one since the
+    first order, as its counters do, and not since the moment of the event that happened to arrive first."""
+    kim = {"email": "kim@example.com"}
+    assert not ingest(db, settings, [page_view(kim, minute=600)]).rejected
+    assert not ingest(db, settings, [order("O-OLD", kim, minute=30)]).rejected
+    kims = profile_of(db, settings, "email", "kim@example.com")
+
+    html = browser_for(Role.AGENT).get(f"/customers/{kims}").text
+
+    assert "customer since 2026-05-01 09:30 UTC" in html and "2026-05-01 19:00" not in html.split("<dl")[0]
+
+
+def test_someone_only_written_to_is_not_called_a_customer_since_then(
+    browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    sent = event("message.sent", ids={"email": "lee@example.com"}, minute=30, channel="email", body="Hello")
+    assert not ingest(db, settings, [sent]).rejected
+    lees = profile_of(db, settings, "email", "lee@example.com")
+
+    html = browser_for(Role.AGENT).get(f"/customers/{lees}").text
+
+    assert "not seen yet" in html and "customer since" not in html
 
 
 def test_an_analyst_sees_that_an_amount_no_schema_names_changed_without_seeing_it(
