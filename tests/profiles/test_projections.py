@@ -488,6 +488,28 @@ def test_a_corrected_invoice_and_a_payment_reported_twice_count_once(
     assert set(stored["payments"]) == {"PAY-77"}
 
 
+def test_a_payment_that_bounced_is_reported_again_at_zero_and_no_longer_counts(
+    db: Database, settings: Settings
+) -> None:
+    """A direct debit of 120 EUR against invoice I-7 bounced: the bank reports PAY-9 again, at 0, and Jo
+    owes the 120 again, as an invoice re-issued at 0 stops counting."""
+    jo = {"email": "jo@example.com"}
+    outcome = ingest(
+        db,
+        settings,
+        [
+            issued("I-7", 120, 0, jo),
+            received("PAY-9", 120, 30, jo, source="bank"),
+            received("PAY-9", 0, 90, jo, source="bank"),
+        ],
+    )
+
+    assert not outcome.rejected
+    account, stored = the_account(db, settings)
+    assert (account["paid"], account["receivables"]) == ({"EUR": 0}, {"EUR": 120})
+    assert stored["payments"]["PAY-9"]["amount"] == 0
+
+
 def test_invoices_and_payments_count_once_in_any_order_and_batching(db: Database, settings: Settings) -> None:
     """Each number counts as its latest version has it (at the same moment, the greater event id), however
     the versions arrive: one by one, all at once, in batches, shuffled; and the stored account is the same."""
