@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from fastapi.testclient import TestClient
 
-from builders import event, ingest, profile_of
+from builders import event, ingest, order, profile_of
 from rapport.api import create_app
 from rapport.console.search import LIMIT, Hit, search
 from rapport.db import Database
@@ -143,3 +143,16 @@ def test_a_name_beginning_with_a_capital_beyond_ascii_is_found_alike_on_both_bac
             for query in missing:
                 assert profile_id not in [h.profile_id for h in found(db, settings, query)], query
                 assert profile_id not in console.get("/search", params={"q": query, "partial": "1"}).text
+
+
+def test_the_beginning_of_an_order_number_typed_in_lower_case_finds_it_on_both_backends(
+    db: Database, settings: Settings
+) -> None:
+    """An agent types the caller's order number as they hear it, ``web-10``: SQLite's LIKE ignores the
+    case of ASCII letters, PostgreSQL's does not, and the same search must find the same order."""
+    placed = order("WEB-1001", {"email": "kim@example.com"})
+    assert not ingest(db, settings, [placed]).rejected
+    kims = profile_of(db, settings, "email", "kim@example.com")
+    hits = found(db, settings, "web-10")
+
+    assert [(hit.profile_id, hit.matched) for hit in hits] == [(kims, "order number")]

@@ -120,9 +120,12 @@ def _partial(session: Session, *, text: str, limit: int) -> Found:
         .limit(limit)
     )
     found: Found = [(row.profile_id, row.kind.replace("_", " ")) for row in identifiers]
+    # as typed, in capitals and in lower case: SQLite's LIKE ignores the case of ASCII letters, and
+    # PostgreSQL's must find the same orders ("web-10" finds WEB-1001)
+    numbered = {_escape(text) + "%", _escape(text.upper()) + "%", _escape(text.lower()) + "%"}
     orders = session.scalars(
         select(Order.profile_id)
-        .where(Order.order_id.like(_escape(text) + "%", escape="\\"))
+        .where(or_(*(Order.order_id.like(number, escape="\\") for number in sorted(numbered))))
         .order_by(by_code_point(Order.order_id))
         .limit(limit)
     )
