@@ -814,6 +814,24 @@ def test_an_analyst_sees_that_an_amount_no_schema_names_changed_without_seeing_i
     assert "total: <del>65.00 EUR</del> → <ins>60.00 EUR</ins>" in page.text
 
 
+def test_a_line_changed_only_in_a_field_of_its_own_shows_that_field(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    """A discount given on a line, its quantity and price as they were: the change shows what moved,
+    rather than the same line on both sides of the arrow."""
+    lamp = {"sku": "LAMP", "quantity": 1, "unit_price": 40.0, "line_discount": 0}
+    events = [
+        order("O-DISC", JO, minute=40, total=40.0, lines=[lamp]),
+        event("order.amended", ids=JO, minute=41, order_id="O-DISC", lines=[{**lamp, "line_discount": 5}]),
+    ]
+    assert not ingest(db, settings, events).rejected
+
+    html = browser_for(Role.AGENT).get("/orders/O-DISC").text
+
+    lamp_at = "1 \u00d7 LAMP at 40.00 EUR · line discount"
+    assert f"~ {lamp_at} 0 → {lamp_at} 5" in html
+
+
 def test_what_an_amendment_changed_is_listed_in_one_order_on_both_backends(
     world: str, browser_for: SignedIn, db: Database, settings: Settings
 ) -> None:
