@@ -864,7 +864,37 @@ def test_a_replay_applies_an_id_once_and_marks_the_other_items_with_it_duplicate
     assert [i["data"]["serial"] for i in timeline["items"]] == ["S-1"]
     assert ok(client.get("/v1/quarantine"))["items"] == []
     unknown = problem(client.get("/v1/quarantine", params={"status": "duplicates"}), 422)
-    assert "'open', 'replayed', 'duplicate' or 'all'" in unknown["detail"]
+    assert "'open', 'replayed', 'duplicate', 'discarded' or 'all'" in unknown["detail"]
+
+
+def test_a_steward_discards_what_will_never_be_replayed_and_its_payload_is_gone(client: TestClient) -> None:
+    claims = [
+        event("warranty.claimed", ids={"email": f"jo{n}@example.com"}, serial=f"WM-{n}") for n in (1, 2)
+    ]
+    problem(send(client, claims), 422)
+    junk, claim = (i["id"] for i in ok(client.get("/v1/quarantine"))["items"])
+
+    # the same id twice, and one of no item
+    answer = ok(client.post("/v1/quarantine/discard", json={"ids": [junk, 999, junk]}))
+
+    assert answer == {"discarded": 1, "not_found": [999]}
+    [left] = ok(client.get("/v1/quarantine", params={"status": "discarded"}))["items"]
+    assert (left["id"], left["event_id"], left["status"]) == (junk, claims[0]["id"], "discarded")
+    assert (left["payload"], left["raw_text"], left["payload_preview"]) == (None, None, "")
+    assert left["errors"] and left["resolved_at"] is not None and left["payload_bytes"] > 0
+    assert "jo1@example.com" not in json.dumps(ok(client.get(f"/v1/quarantine/{junk}")))
+    # a replay of everything open, once the cause is fixed, runs the other alone
+    ok(add_type(client, WARRANTY_V1), 201)
+    assert ok(client.post("/v1/quarantine/replay"))["replayed"] == 1
+    assert [i["id"] for i in ok(client.get("/v1/quarantine", params={"status": "replayed"}))["items"]] == [
+        claim
+    ]
+    # nothing open is discarded twice, nor is what was replayed
+    again = ok(client.post("/v1/quarantine/discard", json={"ids": [junk, claim]}))
+    assert again == {"discarded": 0, "not_found": [junk, claim]}
+    [entry, *_] = ok(client.get("/v1/audit", params={"action": "quarantine.discard"}))["items"]
+    assert (entry["target_id"], entry["detail"]["discarded"]) == (f"{junk},999,{junk}", 1)
+    assert "ids" in problem(client.post("/v1/quarantine/discard", json={"ids": []}), 422)["errors"][0]
 
 
 def test_a_replay_names_the_ids_asked_for_that_are_not_open_in_the_quarantine(client: TestClient) -> None:

@@ -37,6 +37,7 @@ ALLOWED: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/quarantine"): ADMIN,
     ("GET", "/v1/quarantine/{item_id}"): ADMIN,
     ("POST", "/v1/quarantine/replay"): ADMIN,
+    ("POST", "/v1/quarantine/discard"): ADMIN,
     ("GET", "/v1/profiles"): READERS,
     ("GET", "/v1/profiles/{profile_id}"): READERS,
     ("GET", "/v1/profiles/{profile_id}/timeline"): READERS,

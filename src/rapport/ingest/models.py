@@ -14,8 +14,9 @@ from rapport.db.base import Base, JSONDoc
 MAX_TRANSPORT = 300
 
 #: what became of quarantined input: still ``open``; ``replayed`` and stored; a ``duplicate``, not applied
-#: because the log holds its id already (an id is stored once)
-Status = Literal["open", "replayed", "duplicate"]
+#: because the log holds its id already (an id is stored once); ``discarded`` by a data steward, who judged
+#: it will never be replayed (its payload is gone)
+Status = Literal["open", "replayed", "duplicate", "discarded"]
 
 
 class QuarantinedEvent(Base):

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, bindparam, insert, or_, select
+from sqlalchemy import ColumnElement, Connection, bindparam, insert, null, or_, select, update
 from sqlalchemy.orm import Session, defer, undefer
 
 from rapport.db.base import table_of
@@ -55,6 +55,26 @@ def list_quarantine(
             .execution_options(populate_existing=True)
         ).all()
     return items
+
+
+def discard(session: Session, ids: Sequence[int], *, now: datetime) -> list[int]:
+    """Discard the open items of ``ids``: input a data steward judged will never be replayed (junk from a
+    misconfigured source, what an erased person's systems still send). Each keeps its reasons, id, type and
+    size; its payload is deleted. Returns the ids of no open item, in the order asked."""
+    lock_identity_graph(session)  # as a replay, which takes open items: the two take turns
+    table = table_of(QuarantinedEvent)
+    asked = list(dict.fromkeys(ids))
+    found: set[int] = set()
+    for chunk in chunked(asked):
+        found.update(
+            session.scalars(select(table.c.id).where(table.c.status == "open", table.c.id.in_(chunk)))
+        )
+        session.execute(
+            update(table)
+            .where(table.c.status == "open", table.c.id.in_(chunk))
+            .values(status="discarded", resolved_at=now, payload=null(), raw_text=None, payload_preview="")
+        )
+    return [item_id for item_id in asked if item_id not in found]
 
 
 def get_item(session: Session, item_id: int) -> QuarantinedEvent | None:

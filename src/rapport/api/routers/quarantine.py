@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -15,7 +15,7 @@ from rapport.api.problems import NOT_BLANK, Problem, ProblemError
 from rapport.bodies import RequestBody
 from rapport.db.base import MAX_ROW_ID
 from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent, Status
-from rapport.ingest.quarantine import PREVIEW_BYTES, get_item, list_quarantine, preview
+from rapport.ingest.quarantine import PREVIEW_BYTES, discard, get_item, list_quarantine, preview
 from rapport.ingest.replay import replay
 from rapport.trust.roles import Permission as P
 from rapport.views.paging import one_page
@@ -105,7 +105,9 @@ def get_quarantine(
     session: ReadSession,
     audit: Audit,
     status: Literal[Status, "all"] = Query(
-        "open", description="`open` to mend, `replayed`, `duplicate` (its id was stored already) or `all`"
+        "open",
+        description="`open` to mend, `replayed`, `duplicate` (its id was stored already), `discarded` "
+        "or `all`",
     ),
     transport: str | None = Query(
         None,
@@ -168,3 +170,33 @@ def post_replay(
         still_rejected=outcome.still_rejected,
         not_found=outcome.not_found,
     )
+
+
+class DiscardRequest(RequestBody):
+    ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_ROW_ID)]] = Field(
+        min_length=1, max_length=5000, description="the ids of the open items to discard"
+    )
+
+
+class DiscardResult(BaseModel):
+    discarded: int
+    not_found: list[int] = Field(description="of the ids asked for, those of no open item")
+
+
+@router.post(
+    "/discard",
+    response_model=DiscardResult,
+    summary="Discard quarantined input that will never be replayed; its payload is deleted",
+    dependencies=[require(P.QUARANTINE_MANAGE)],
+)
+def post_discard(database: DatabaseDep, audit: Audit, body: DiscardRequest) -> DiscardResult:
+    """For input no fix will make acceptable (junk from a misconfigured source, what an erased person's
+    systems still send): it leaves the open items, and a replay of all of them no longer runs it again.
+    Each item keeps its reasons, id, type and size, as `discarded`; its payload is deleted, for good."""
+    with database.session(write=True) as session:
+        not_found = discard(session, body.ids, now=datetime.now(UTC))
+        discarded = len(set(body.ids)) - len(not_found)
+        # as a replay's entry: the ids as the target (cut to its width) and in the detail
+        target = ",".join(map(str, body.ids))
+        audit.record(session, "quarantine.discard", "quarantine", target, discarded=discarded, ids=body.ids)
+    return DiscardResult(discarded=discarded, not_found=not_found)
