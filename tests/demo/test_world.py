@@ -208,3 +208,10 @@ def test_a_bigger_world_has_the_overlaps_of_real_life() -> None:
     assert any(s.startswith("pos-store-") for s in sources)
     assert any(s.startswith("sensor-store-") for s in sources)
     assert set(k.split(":", 1)[0] for k in w.truth) == KINDS
+
+
+@pytest.mark.parametrize("seed", [7, 11, 21])
+def test_every_person_cast_appears_in_the_world(seed: int) -> None:
+    size = WorldSize(customers=300, months=2)
+    w = generate_world(size, seed=seed, end=END)
+    assert w.people == size.customers

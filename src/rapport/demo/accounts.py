@@ -63,7 +63,9 @@ def profiles(life: Life) -> None:
     p, rng = life.p, life.rng
     if p.customer_id is None:  # a newsletter subscriber the CRM knows by email alone
         data: Data = {"first_name": p.first_name, "locale": p.country.locale}
-        life.emit(life.later(p.since, 0, 20 * DAY), "profile.updated", "crm", {"email": p.email}, data)
+        # within the window, so that someone who signs up late still appears in the world
+        known_at = life.later(p.since, 0, min(20 * DAY, life.end - p.since))
+        life.emit(known_at, "profile.updated", "crm", {"email": p.email}, data)
         return
     if p.is_new:
         cookie = p.cookies[0]
