@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -29,6 +29,7 @@ from builders import ingest, page_view
 from rapport.cli import app
 from rapport.db import Database, connect
 from rapport.events import Event
+from rapport.identity.models import Conflict, Merge
 from rapport.settings import Settings, get_settings
 from rapport.things.devices import put_model
 from rapport.trust.keys import list_keys
@@ -53,7 +54,16 @@ def test_the_demo_loads_a_world_and_summarises_it(cli: CliRunner, db: Database) 
     assert isinstance(summary["profiles"], int) and summary["profiles"] > 0
     with db.session() as session:
         example = profile_360(session, profile_id=str(summary["example_profile"]))
+        logged = dict(session.execute(select(Event.type, func.count()).group_by(Event.type)).all())
+        merges = session.scalar(select(func.count()).select_from(Merge))
+        conflicts = session.scalar(select(func.count()).select_from(Conflict))
     assert example is not None and example["counters"]["events"] > 1
+    # every number the summary prints is what the database holds: the stores' deliveries included
+    assert logged["inventory.received"] > 0
+    assert summary["events_in_log"] == sum(logged.values())
+    assert summary["device_alerts"] == logged.get("device.alert", 0)
+    assert summary["events_accepted"] == sum(logged.values()) - logged.get("device.alert", 0)
+    assert (summary["merges"], summary["conflicts"]) == (merges, conflicts)
 
     again = cli.invoke(app, ["demo", "--customers", "25", "--months", "1", "--no-serve"])
     assert last_json(again.stdout)["duplicates"] == summary["events_generated"]

@@ -16,6 +16,7 @@ from rapport.identity.models import Conflict, Merge
 from rapport.ingest import Outcome, ingest_stream
 from rapport.profiles.models import Order, Profile
 from rapport.settings import Settings
+from rapport.things.devices.twin import ALERT
 
 #: what store sensors and connected products report themselves
 SENSED = frozenset(
@@ -43,7 +44,9 @@ def load_world(
     Loading twice is harmless: the event ids are stable, so a second load finds only duplicates.
     """
     world = generate_world(WorldSize(customers=customers, months=months), seed=seed)
-    open_stores(database, world, settings=settings)  # registered and stocked before their sensors report
+    # registered and stocked before their sensors report; the deliveries count as events of the world
+    stocked = open_stores(database, world, settings=settings)
+    delivered = stocked.accepted + stocked.duplicates + stocked.rejected_count
     events, sensed = world.events, []
     if sensors is not None:
         sensed = [e for e in world.events if e["type"] in SENSED]
@@ -51,6 +54,7 @@ def load_world(
     gc.freeze()  # the generated world stays in memory; keep the collector from rescanning it every batch
     batches = (events[start : start + batch_size] for start in range(0, len(events), batch_size))
     total = ingest_stream(database, batches, settings=settings, transport="demo", on_progress=on_progress)
+    total.add(stocked)
     if sensors is not None:
         total.add(sensors(sensed))
     gc.unfreeze()
@@ -73,13 +77,16 @@ def load_world(
         )
         summary = {
             "people_in_world": world.people,
-            "events_generated": len(world.events),
+            "events_generated": len(world.events) + delivered,
             "events_sent_by_sensors_and_devices": len(sensed),
             "events_accepted": total.accepted,
             "duplicates": total.duplicates,
             "rejected": total.rejected_count,
+            # what the platform itself derived from the devices' readings, beside what the world sent
+            "device_alerts": session.scalar(select(func.count()).where(Event.type == ALERT)),
+            "events_in_log": session.scalar(select(func.count()).select_from(Event)),
             "profiles": profiles,
-            "merges": session.scalar(select(func.count()).select_from(Merge)),
+            "merges": session.scalar(select(func.count()).where(Merge.undone_at.is_(None))),  # in force
             "conflicts": session.scalar(select(func.count()).select_from(Conflict)),
             "orders": session.scalar(select(func.count()).select_from(Order)),
             "example_profile": busiest.profile_id if busiest else None,
