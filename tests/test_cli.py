@@ -449,6 +449,27 @@ def test_numbers_out_of_range_are_refused_before_anything_runs(cli: CliRunner, a
     assert "Invalid value" in result.output
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["demo", "--customers", "100000000", "--no-serve", "--no-broker"],
+        ["demo", "--customers", "20000", "--months", "36", "--no-serve", "--no-broker"],
+        ["identity", "evaluate", "--dataset", "demo", "--customers", "100000000"],
+    ],
+    ids=["demo customers", "demo customer-months", "evaluate customers"],
+)
+def test_a_world_too_big_to_hold_is_refused_before_anything_runs(
+    cli: CliRunner, db: Database, arguments: list[str]
+) -> None:
+    result = cli.invoke(app, arguments)
+
+    assert result.exit_code == 2
+    assert "too big to generate in memory" in result.output
+    assert "customers times months may be at most 300,000" in result.output
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == 0
+
+
 def test_the_device_sweep_reports_a_silent_device_once(
     cli: CliRunner, db: Database, settings: Settings
 ) -> None:

@@ -339,10 +339,13 @@ def demo(
     ] = True,
 ) -> None:
     """Generate a synthetic world, ingest it through the pipeline, and serve the API."""
+    from rapport.demo import too_big
     from rapport.demo.load import Sensors, load_world
     from rapport.mqtt.client import Broker, MqttError
     from rapport.mqtt.demo import broker_answers, send_through_broker
 
+    if (why := too_big(customers, months)) is not None:
+        _usage(why)
     settings = _settings(demo=True)
     where = Broker.from_url(settings.mqtt_url)  # shown without the user and password
     with _database(settings, takes_events=True) as database:
@@ -682,9 +685,12 @@ def identity_evaluate(
 ) -> None:
     """Precision, recall and F1 of matching on labelled data (FEBRL, or the demo world's truth)."""
     from rapport.bench.accuracy import DATASETS, run
+    from rapport.demo import too_big
     from rapport.matching.engine import MatchingError
 
     _thresholds(auto_merge=auto_merge, review=review)
+    if dataset == "demo" and (why := too_big(customers, 6)) is not None:
+        _usage(why)
     if dataset not in DATASETS:
         _usage(f"--dataset {dataset!r} is none of {', '.join(DATASETS)}")
     settings = _settings(demo=True)

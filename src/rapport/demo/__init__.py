@@ -6,6 +6,6 @@ only, and deterministic for a given size, seed and end.
 """
 
 from rapport.demo.model import Store
-from rapport.demo.world import World, WorldSize, generate_world, iter_events
+from rapport.demo.world import MAX_CUSTOMER_MONTHS, World, WorldSize, generate_world, iter_events, too_big
 
-__all__ = ["Store", "World", "WorldSize", "generate_world", "iter_events"]
+__all__ = ["MAX_CUSTOMER_MONTHS", "Store", "World", "WorldSize", "generate_world", "iter_events", "too_big"]

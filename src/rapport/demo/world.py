@@ -14,7 +14,20 @@ from rapport.demo.model import Store
 from rapport.demo.people import Casting, make_stores
 from rapport.demo.sink import Numbers, Sink
 
-__all__ = ["Store", "World", "WorldSize", "generate_world", "iter_events"]
+__all__ = ["MAX_CUSTOMER_MONTHS", "Store", "World", "WorldSize", "generate_world", "iter_events", "too_big"]
+
+#: the largest world generated: it is held in memory whole, some 16 KB for each customer and month
+MAX_CUSTOMER_MONTHS = 300_000
+
+
+def too_big(customers: int, months: int) -> str | None:
+    """Why a world of this size is not generated, or None when it may be."""
+    if customers * months <= MAX_CUSTOMER_MONTHS:
+        return None
+    return (
+        f"a world of {customers:,} customers over {months} months is too big to generate in memory: "
+        f"customers times months may be at most {MAX_CUSTOMER_MONTHS:,} (50,000 customers over 6 months)"
+    )
 
 
 @dataclass(frozen=True)
