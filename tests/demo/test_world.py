@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import fastjsonschema
 import jsonschema
@@ -15,6 +16,7 @@ import pytest
 
 import rapport.demo
 from rapport.demo import World, WorldSize, generate_world, iter_events
+from rapport.demo.hours import TIMEZONES
 from rapport.demo.instore import deliveries
 from rapport.things.devices.twin import ALERT
 
@@ -215,3 +217,24 @@ def test_every_person_cast_appears_in_the_world(seed: int) -> None:
     size = WorldSize(customers=300, months=2)
     w = generate_world(size, seed=seed, end=END)
     assert w.people == size.customers
+
+
+def test_store_visits_keep_to_local_opening_hours_and_crowd_on_saturdays() -> None:
+    w = generate_world(WorldSize(customers=600, months=3, stores=8), seed=3, end=END)
+    zones = {s.store_id: ZoneInfo(TIMEZONES.get(s.city, "Europe/London")) for s in w.stores}
+    berlin = next(s.store_id for s in w.stores if s.city == "Berlin")
+    by_weekday: Counter[int] = Counter()
+    for event in w.events:
+        data = event["data"]
+        assert isinstance(data, dict)
+        if event["type"] not in {"store.entered", "store.zone_entered", "store.exited"}:
+            continue
+        local = datetime.fromisoformat(str(event["occurred_at"])).astimezone(zones[str(data["store_id"])])
+        opens, closes = (11, 17) if local.weekday() == 6 else (9, 20)
+        assert opens <= local.hour < closes, (event["type"], data["store_id"], local)
+        assert not (local.weekday() == 6 and data["store_id"] == berlin)  # shut on Sundays
+        if event["type"] == "store.entered":
+            by_weekday[local.weekday()] += 1
+    weekdays = sum(by_weekday[d] for d in range(5)) / 5
+    assert by_weekday[5] > 1.4 * weekdays  # Saturday is the busiest day
+    assert by_weekday[6] < by_weekday[5]

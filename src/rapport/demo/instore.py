@@ -3,13 +3,15 @@ and the deliveries that put what they bought on the shelves."""
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from random import Random
 
 from rapport.demo.commerce import pos_order
-from rapport.demo.life import DAY, MINUTE, SHOPPING, Life
+from rapport.demo.hours import BUSIEST_DAY, closes_at, day_weight, walk_in
+from rapport.demo.life import DAY, MINUTE, Life
 from rapport.demo.model import Store
 from rapport.demo.sink import Data, Envelope
 from rapport.demo.vocab import PRODUCTS
@@ -28,32 +30,43 @@ _ZONE_OF = {product.sku: product.zone for product in PRODUCTS}
 
 
 def visits(life: Life) -> None:
+    """Trips to a store while it is open, more of them on Saturdays; the door, the departments walked
+    through and the till."""
     p, rng = life.p, life.rng
     if p.loyalty_id is None:
         return
     ids = {"loyalty_id": p.loyalty_id}
-    for t in life.times(0.7 * p.activity):
+    for t in life.times(0.7 * p.activity * BUSIEST_DAY):
         number = p.home_store if rng.random() < 0.85 else rng.randrange(1, len(life.stores) + 1)
         store = life.stores[number - 1]
-        t = life.clock(t, SHOPPING)
+        if rng.random() * BUSIEST_DAY >= day_weight(store, t):  # a quieter day keeps fewer of the trips
+            continue
+        t = walk_in(store, t, rng)
+        if t < p.since:
+            continue
         visit: Data = {"store_id": store.store_id}
         if rng.random() < 0.9:
             visit["visit_id"] = life.numbers.next("visit")
-        if not life.emit(t, "store.entered", store.sensor_source, dict(ids), dict(visit)):
-            continue
         departments = [z for z in store.zones if z not in {"entrance", "checkout"}]
         walked = rng.sample(departments, min(len(departments), rng.randint(1, 4)))
-        for zone in walked:
-            t += rng.uniform(1, 9) * MINUTE
-            life.emit(t, "store.zone_entered", store.sensor_source, dict(ids), {**visit, "zone": zone})
-        if rng.random() < 0.45:
-            t += rng.uniform(1, 6) * MINUTE
-            life.emit(t, "store.zone_entered", store.sensor_source, dict(ids), {**visit, "zone": "checkout"})
-            t += rng.uniform(1, 5) * MINUTE
-            pos_order(life, t, store, walked)
+        steps = [rng.uniform(1, 9) * MINUTE for _ in walked]
+        buys = rng.random() < 0.45
+        if buys:
+            steps += [rng.uniform(1, 6) * MINUTE, rng.uniform(1, 5) * MINUTE]
+        steps.append(rng.uniform(1, 4) * MINUTE)
+        # out by closing time: whoever walked in late goes round faster
+        pace = min(1.0, (closes_at(store, t) - MINUTE - t) / sum(steps))
+        moments = list(itertools.accumulate((s * pace for s in steps), initial=t))
+        if not life.emit(t, "store.entered", store.sensor_source, dict(ids), dict(visit)):
+            continue
+        for zone, at in zip(walked, moments[1:], strict=False):
+            life.emit(at, "store.zone_entered", store.sensor_source, dict(ids), {**visit, "zone": zone})
+        if buys:
+            at = moments[len(walked) + 1]
+            life.emit(at, "store.zone_entered", store.sensor_source, dict(ids), {**visit, "zone": "checkout"})
+            pos_order(life, moments[len(walked) + 2], store, walked)
         if rng.random() < 0.95:  # the door sensor misses a few people on the way out
-            left = t + rng.uniform(1, 4) * MINUTE
-            life.emit(left, "store.exited", store.sensor_source, dict(ids), dict(visit))
+            life.emit(moments[-1], "store.exited", store.sensor_source, dict(ids), dict(visit))
 
 
 def stock_scanner(store: Store, zone: str) -> dict[str, str]:

@@ -22,9 +22,8 @@ def _cumulative(weights: Sequence[float]) -> list[float]:
     return list(itertools.accumulate(weights))
 
 
-# How likely each UTC hour is for things people do on their own time, in shops, and in offices.
+# How likely each UTC hour is for things people do on their own time and in offices.
 LEISURE = _cumulative([1, 0.6, 0.3, 0.2, 0.2, 0.4, 1, 2, 3, 4, 4, 5, 6, 5, 5, 5, 5, 6, 7, 9, 10, 9, 6, 3])
-SHOPPING = _cumulative([0] * 9 + [3, 5, 7, 9, 8, 7, 7, 8, 9, 7, 4] + [0] * 4)
 OFFICE = _cumulative([0] * 8 + [5, 9, 9, 8, 6, 8, 9, 8, 7, 4] + [0] * 6)
 _HOURS = range(24)
 

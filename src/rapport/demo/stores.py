@@ -6,19 +6,13 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from rapport.db import Database
+from rapport.demo.hours import zone_of
 from rapport.demo.instore import deliveries
 from rapport.demo.model import Store
 from rapport.demo.world import World
 from rapport.ingest import Outcome, ingest_stream
 from rapport.settings import Settings
 from rapport.things.stores import put_store
-
-#: where the demo's stores are, for which days are weekends
-TIMEZONES = {
-    "Berlin": "Europe/Berlin",
-    "Dublin": "Europe/Dublin",
-    "Amsterdam": "Europe/Amsterdam",
-}
 
 
 def register_stores(database: Database, stores: Iterable[Store]) -> int:
@@ -32,7 +26,7 @@ def register_stores(database: Database, stores: Iterable[Store]) -> int:
                 store_id=store.store_id,
                 name=store.name,
                 zones=list(store.zones),
-                timezone=TIMEZONES.get(store.city, "Europe/London"),
+                timezone=zone_of(store).key,
                 now=now,
             )
             count += 1
