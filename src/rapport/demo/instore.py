@@ -74,12 +74,14 @@ def stock_scanner(store: Store, zone: str) -> dict[str, str]:
     return {"device_serial": f"SHELF-{store.store_id}-{zone}".upper()}
 
 
-def deliveries(events: Sequence[Envelope], stores: Sequence[Store]) -> list[Envelope]:
+def deliveries(events: Sequence[Envelope], stores: Sequence[Store], *, mark: str = "") -> list[Envelope]:
     """``inventory.received`` events that stocked what the stores sold in ``events`` (a world's), oldest
     first. Each product is delivered to a store every few days or weeks, depending on its zone, from
     before the window; the deliveries kept are the last before each sale. The same events always give
-    the same deliveries, with the same ids."""
+    the same deliveries, with the same ids. ``mark`` (a world's) goes into the ids, so that another
+    world's deliveries (another seed or size), loaded beside these, keep their own."""
     by_id = {store.store_id: store for store in stores}
+    world = mark or "demo"
     sales: dict[tuple[str, str], list[datetime]] = defaultdict(list)
     for event in events:
         order = event["data"]
@@ -90,7 +92,7 @@ def deliveries(events: Sequence[Envelope], stores: Sequence[Store]) -> list[Enve
     found: list[tuple[datetime, Envelope]] = []
     for (store_id, sku), sold in sorted(sales.items()):
         store = by_id[store_id]
-        rng = Random(f"rapport-demo/stock/{store_id}/{sku}")
+        rng = Random(f"rapport-demo/stock/{world}/{store_id}/{sku}")
         zone = _ZONE_OF.get(sku, "home")
         if zone not in store.zones:
             zone = next((z for z in store.zones if z in RESTOCK_DAYS), store.zones[0])
@@ -104,7 +106,8 @@ def deliveries(events: Sequence[Envelope], stores: Sequence[Store]) -> list[Enve
         for n, delivered in enumerate(schedule, start=1):
             if delivered in wanted:
                 data: Data = {"store_id": store_id, "zone": zone, "sku": sku, "quantity": rng.randint(3, 24)}
-                found.append((delivered, _delivery(store, f"stock-{store_id}-{sku}-{n}", delivered, data)))
+                event_id = f"stock-{world}-{store_id}-{sku}-{n}"
+                found.append((delivered, _delivery(store, event_id, delivered, data)))
     found.sort(key=lambda pair: (pair[0], str(pair[1]["id"])))
     return [envelope for _, envelope in found]
 

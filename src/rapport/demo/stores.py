@@ -36,6 +36,6 @@ def register_stores(database: Database, stores: Iterable[Store]) -> int:
 def open_stores(database: Database, world: World, *, settings: Settings, batch_size: int = 2_000) -> Outcome:
     """Register the world's stores and take in the deliveries that stocked what they sold."""
     register_stores(database, world.stores)
-    stock: Sequence[dict[str, object]] = deliveries(world.events, world.stores)
+    stock: Sequence[dict[str, object]] = deliveries(world.events, world.stores, mark=world.mark)
     batches = (stock[start : start + batch_size] for start in range(0, len(stock), batch_size))
     return ingest_stream(database, batches, settings=settings, transport="demo")

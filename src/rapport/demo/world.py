@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +52,7 @@ class World:
     truth: dict[str, str]  # "kind:value" of every identifier in the events -> real person id ("person-0042")
     stores: list[Store]
     shared: dict[str, tuple[str, ...]] = field(default_factory=dict)  # identifiers several people use
+    mark: str = ""  # the same for the same seed and size, whenever the world ends; another's otherwise
 
     @property
     def people(self) -> int:
@@ -78,7 +80,8 @@ def generate_world(size: WorldSize = WorldSize(), *, seed: int = 7, end: datetim
     stores = make_stores(size.stores, cast_rng)
     casting = Casting(cast_rng, start_ts, end_ts, stores)
     people = casting.cast(size.customers)
-    ids = Random(f"{root}/ids/{size.customers}/{size.months}/{size.stores}")
+    world = f"{root}/ids/{size.customers}/{size.months}/{size.stores}"
+    ids = Random(world)
     sink = Sink(ids, start_ts, end_ts, casting.owner)
     numbers = Numbers(Random(f"{root}/numbers"))
     for p in people:
@@ -101,7 +104,8 @@ def generate_world(size: WorldSize = WorldSize(), *, seed: int = 7, end: datetim
         key = f"email:{p.email}"
         if p.household_head is not None and key in sink.truth:
             shared[key] = (*shared.get(key, (p.household_head,)), p.pid)
-    return World(events=events, truth=sink.truth, stores=stores, shared=shared)
+    mark = f"{zlib.crc32(world.encode()):08x}"
+    return World(events=events, truth=sink.truth, stores=stores, shared=shared, mark=mark)
 
 
 def iter_events(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import fastjsonschema
 from sqlalchemy import func, select
@@ -39,6 +39,19 @@ def test_deliveries_are_valid_stable_and_come_before_the_sales_they_stock() -> N
         assert isinstance(data, dict)
         for line in data["lines"] if data.get("channel") == "store" else []:
             assert first[(data["store_id"], line["sku"])] <= str(sale["occurred_at"])
+
+
+def test_two_worlds_deliveries_never_share_an_id() -> None:
+    """Another seed or size makes another world: its deliveries, loaded beside the first's, are its own."""
+    size = WorldSize(customers=80, months=2)
+    worlds = [generate_world(size, seed=5, end=END), generate_world(size, seed=6, end=END)]
+    worlds.append(generate_world(WorldSize(customers=81, months=2), seed=5, end=END))
+    ids = [{e["id"] for e in deliveries(w.events, w.stores, mark=w.mark)} for w in worlds]
+    assert all(ids)
+    assert ids[0].isdisjoint(ids[1]) and ids[0].isdisjoint(ids[2]) and ids[1].isdisjoint(ids[2])
+    # the same seed and size an hour later is the same world: its deliveries are found again as duplicates
+    later = generate_world(size, seed=5, end=END + timedelta(hours=1))
+    assert later.mark == worlds[0].mark
 
 
 def test_the_demo_registers_its_stores_and_builds_their_visits(db: Database, settings: Settings) -> None:
