@@ -238,3 +238,19 @@ def test_store_visits_keep_to_local_opening_hours_and_crowd_on_saturdays() -> No
     weekdays = sum(by_weekday[d] for d in range(5)) / 5
     assert by_weekday[5] > 1.4 * weekdays  # Saturday is the busiest day
     assert by_weekday[6] < by_weekday[5]
+
+
+def test_device_firmware_only_moves_forward() -> None:
+    w = generate_world(WorldSize(customers=400, months=6), seed=5, end=END)
+    seen: dict[str, tuple[int, ...]] = {}
+    updates = 0
+    for event in w.events:
+        data = event["data"]
+        if event["type"] not in {"device.registered", "device.telemetry"} or not isinstance(data, dict):
+            continue
+        version = tuple(int(part) for part in str(data["firmware"]).split("."))
+        before = seen.get(str(data["serial"]), version)
+        assert version >= before, (data["serial"], before, version)
+        updates += version > before
+        seen[str(data["serial"])] = version
+    assert updates > 0

@@ -270,6 +270,12 @@ _FAULTS = (
 )
 
 
+def _next_patch(version: str) -> str:
+    """The firmware an update brings: '3.2.9' -> '3.2.10', never a lower version."""
+    major_minor, _, patch = version.rpartition(".")
+    return f"{major_minor}.{int(patch) + 1}"
+
+
 def register_device(life: Life, t: float, device: Device, bought: float) -> None:
     """The owner registers an appliance; it then reports readings every week or so."""
     p, rng = life.p, life.rng
@@ -299,7 +305,7 @@ def register_device(life: Life, t: float, device: Device, bought: float) -> None
             value = rng.uniform(low, high)
             readings[name] = round(value) if name in {"cycles", "door_openings"} else round(value, 1)
         if rng.random() < 0.05:
-            firmware = firmware[:-1] + str(int(firmware[-1]) + 1 if firmware[-1] != "9" else 0)
+            firmware = _next_patch(firmware)
         life.emit(
             t,
             "device.telemetry",
