@@ -294,3 +294,39 @@ def test_the_keyboard_reaches_the_content_first(page: Page, server: Server) -> N
     expect(skip).to_be_in_viewport()
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
+
+
+# the words of column and row headers, status badges and times that are split across lines (a line
+# may end at a space or after a hyphen: 2026-10-/16)
+SPLIT_WORDS = """() => {
+    const split = [];
+    for (const cell of document.querySelectorAll("main th, main td.when, main .status, main .pace")) {
+        const texts = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        while (texts.nextNode()) {
+            const text = texts.currentNode;
+            if (text.parentElement.closest(".sr")) continue;  // for screen readers: not laid out
+            for (const word of text.data.matchAll(/[^\\s-]+/g)) {
+                const range = document.createRange();
+                range.setStart(text, word.index);
+                range.setEnd(text, word.index + word[0].length);
+                const lines = new Set([...range.getClientRects()].map((box) => Math.round(box.top)));
+                if (lines.size > 1) split.push(word[0]);
+            }
+        }
+    }
+    return split;
+}"""
+
+
+@pytest.mark.parametrize(
+    "path", ["/customers/{long}", "/steward/suggestions", "/stores/store-1", "/admin/keys"]
+)
+def test_tables_keep_their_words_whole(page: Page, server: Server, screen: Screens, path: str) -> None:
+    # given a page of tables, in a window as wide as a laptop's
+    target = path.replace("{long}", server.seeded.long_history)
+    sign_in(page, server, then=target)
+    page.wait_for_url(lambda url: urlparse(url).path == target)
+    expect(page.locator("main h1").first).to_be_visible()
+    screen(page, "tables")
+    # then no word of a header, a status or a time is broken across lines ("Sou / rce", "gran / ted")
+    assert page.evaluate(SPLIT_WORDS) == []
