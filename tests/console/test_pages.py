@@ -248,6 +248,26 @@ def test_sending_the_key_form_again_creates_no_second_key(
     assert names == {"desk 10", "desk 11"}
 
 
+def test_a_refused_key_form_keeps_what_was_typed(world: str, browser_for: SignedIn, db: Database) -> None:
+    # given the key form, filled in for an admin key with a number of days out of range
+    client = browser_for(Role.ADMIN)
+    form = {"name": "night desk", "role": "admin", "expires_in_days": "0"}
+    # when it is sent
+    answer = client.post("/admin/keys", data={**form, **key_form_of(client.get("/admin/keys").text)})
+    # then it is refused, and the form shows what was typed: sent again once the days are put right, it
+    # makes the admin key asked for, not a key of the role the form starts with
+    assert answer.status_code == 422 and "Expires in" in answer.text
+    assert re.search(r'id="k-name" name="name" value="night desk"', answer.text)
+    assert re.search(r'<option value="admin" selected>', answer.text)
+    assert not re.search(r'<option value="agent" selected>', answer.text)
+    assert re.search(r'id="k-days" name="expires_in_days" value="0"', answer.text)
+    # and a key made is not typed into the next one
+    made = client.post("/admin/keys", data={**form, "expires_in_days": "7", **key_form_of(answer.text)})
+    assert made.status_code == 201
+    assert not re.search(r'id="k-name" name="name" value="night desk"', made.text)
+    assert re.search(r'<option value="agent" selected>', made.text)
+
+
 def test_the_360_page_shows_the_golden_record_timeline_and_orders(world: str, browser_for: SignedIn) -> None:
     client = browser_for(Role.AGENT)
     html = client.get(f"/customers/{world}").text

@@ -63,12 +63,21 @@ def _keys_page(
     *,
     new: dict[str, Any] | None = None,
     error: str | None = None,
+    typed: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     keys = list_keys(session)
     record(request, viewer, "keys.list", "keys", "all", count=len(keys))  # who holds a key, named
-    # the form creates one key: sent again (a reload, a second click), its one-time value is refused
-    context = {"keys": keys, "roles": list(Role), "new": new, "error": error, "once": new_token()}
+    # the form creates one key: sent again (a reload, a second click), its one-time value is refused;
+    # refused, it shows what was typed, so that a key is not sent again with the role the form starts with
+    context = {
+        "keys": keys,
+        "roles": list(Role),
+        "new": new,
+        "error": error,
+        "once": new_token(),
+        "typed": typed or {"name": "", "role": Role.AGENT.value, "days": ""},
+    }
     return render(request, "admin/keys.html", context, viewer=viewer, status=status)
 
 
@@ -89,20 +98,16 @@ async def post_key(request: Request, session: PageSession, viewer: CurrentViewer
         form.get("role", ""),
         form.get("expires_in_days", "").strip(),
     )
+    typed = {"name": name[:200], "role": role, "days": days[:20]}
     if unfit_key_name(name):
-        return _keys_page(
-            request,
-            session,
-            viewer,
-            error="Name: give the key a name (up to 200 characters of printable text).",
-            status=422,
-        )
+        error = "Name: give the key a name (up to 200 characters of printable text)."
+        return _keys_page(request, session, viewer, error=error, typed=typed, status=422)
     if role not in {r.value for r in Role}:
-        return _keys_page(request, session, viewer, error="Role: choose one of the roles.", status=422)
+        error = "Role: choose one of the roles."
+        return _keys_page(request, session, viewer, error=error, typed=typed, status=422)
     if days and (not is_whole_number(days) or not 1 <= int(days) <= 3650):
-        return _keys_page(
-            request, session, viewer, error="Expires in: a number of days from 1 to 3650.", status=422
-        )
+        error = "Expires in: a number of days from 1 to 3650."
+        return _keys_page(request, session, viewer, error=error, typed=typed, status=422)
     created: dict[str, Any] | None = None
     with database_of(request).session(write=True) as write:
         # in the key's transaction: of two sendings at once, the second waits for the first and is refused
