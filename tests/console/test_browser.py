@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import pytest
 from console_harness import Screens, Server
 from console_world import LONG_HISTORY, UNKNOWN_TYPE
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from rapport.trust.roles import Role
 
@@ -111,6 +111,40 @@ def test_the_timeline_loads_older_events_while_scrolling(page: Page, server: Ser
     expect(page.locator("#timeline li.end")).to_be_visible()
     assert events.count() >= LONG_HISTORY
     screen(page, "timeline scrolled")
+
+
+def _revocable_key(browser: Browser, server: Server, name: str) -> tuple[str, Page]:
+    """A new agent key made on the key page, and that page, signed in as an admin, to revoke it from."""
+    admin = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server.url).new_page()
+    sign_in(admin, server, then="/admin/keys")
+    admin.get_by_label("Who or what uses it").fill(name)
+    admin.get_by_role("button", name="Create key").click()
+    secret = admin.get_by_label("The new key").input_value()
+    return secret, admin
+
+
+@pytest.mark.parametrize("where", ["timeline", "search"])
+def test_a_key_revoked_while_a_page_fetches_more_says_why_the_session_ended(
+    page: Page, browser: Browser, server: Server, screen: Screens, where: str
+) -> None:
+    # given an agent on a page that fetches more of itself: the timeline, or search as they type
+    secret, admin = _revocable_key(browser, server, f"desk mid-{where}")
+    page.goto(f"/signin?next=/customers/{server.seeded.long_history}" if where == "timeline" else "/signin")
+    page.get_by_label("API key").fill(secret)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("main h1").first).to_be_visible()
+    # when an admin revokes their key, and they scroll on or type
+    admin.get_by_role("button", name=f"Revoke key desk mid-{where}").click()
+    expect(admin.get_by_role("button", name=f"Revoke key desk mid-{where}")).to_have_count(0)
+    admin.context.close()
+    if where == "timeline":
+        page.locator("#timeline li").last.scroll_into_view_if_needed()
+    else:
+        page.get_by_label(re.compile("Name, email")).press_sequentially("Longt", delay=30)
+    # then they are asked to sign in again, and told why, where the page did nothing or said nothing
+    expect(page.get_by_role("alert")).to_contain_text("was revoked")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    screen(page, "session ended")
 
 
 def test_the_timeline_filters_by_type(page: Page, server: Server) -> None:

@@ -33,7 +33,9 @@ def sign_in_page(
     request: Request, *, error: str | None = None, next_url: str | None = None, status: int = 200
 ) -> HTMLResponse:
     response = render(request, "signin.html", {"error": error, "next": _safe_next(next_url)}, status=status)
-    if request.cookies.get(COOKIE):
+    # a page's script that fetches part of a page (partial=1) reloads the page on a 401: the cookie stays
+    # for that reload, so that the page it shows says why the session ended
+    if request.cookies.get(COOKIE) and not request.query_params.get("partial"):
         end_session(response)
     return response
 

@@ -39,6 +39,7 @@ function endlessTimeline(list) {
       try {
         const url = link.getAttribute("href") + "&partial=1";
         const answer = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+        if (answer.status === 401) { window.location.reload(); return; }
         if (!answer.ok) { busy = false; return; }
         const holder = document.createElement("ol");
         holder.innerHTML = await answer.text();
