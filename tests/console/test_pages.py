@@ -644,6 +644,22 @@ def test_the_quarantine_page_names_the_line_of_an_imported_file(
     assert "via file:other.jsonl line 1 ·" in one_file and "file:events.jsonl" not in one_file
 
 
+def test_the_quarantine_page_counts_replays_in_words(
+    db: Database, settings: Settings, browser_for: SignedIn
+) -> None:
+    # given an event refused for its type, not replayed yet
+    assert ingest(db, settings, [event("no.such_type", ids={"cookie_id": "c-1"})]).rejected_count == 1
+    client = browser_for(Role.ADMIN)
+    html = client.get("/steward/quarantine").text
+    assert "· not replayed yet</p>" in html
+    # when it is replayed, once and then again, still refused
+    for times in ("· replayed once</p>", "· replayed 2 times</p>"):
+        client.post("/steward/quarantine/replay", data={"csrf": csrf_of(html)})
+        html = client.get("/steward/quarantine").text
+        # then the page counts the replays as a person would, never "1 attempts"
+        assert times in html and "attempts" not in html
+
+
 def test_the_quarantine_page_shows_the_start_of_a_large_payload(
     db: Database, settings: Settings, browser_for: SignedIn
 ) -> None:
