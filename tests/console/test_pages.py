@@ -391,6 +391,29 @@ def test_an_order_page_is_audited_without_its_number(
     assert (entry.target_id, set(entry.detail)) == (world, {"via", "order"})
 
 
+def test_a_steward_discards_a_quarantined_item_whose_payload_is_then_gone(
+    world: str, browser_for: SignedIn, db: Database, settings: Settings
+) -> None:
+    assert ingest(db, settings, [event("warranty.claimed", ids={"email": "junk@example.com"})]).rejected_count
+    with db.session() as session:
+        item = session.scalar(select(QuarantinedEvent.id))
+    client = browser_for(Role.ADMIN)
+    page = client.get("/steward/quarantine").text
+    assert f'aria-label="Discard item {item}"' in page
+
+    done = client.post("/steward/quarantine/discard", data={"id": str(item), "csrf": csrf_of(page)})
+
+    assert done.status_code == 200 and f"Item #{item} was discarded" in done.text
+    assert "junk@example.com" not in client.get("/steward/quarantine", params={"status": "discarded"}).text
+    with db.session() as session:
+        kept = session.get(QuarantinedEvent, item)
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "quarantine.discard")).one()
+    assert kept is not None and (kept.status, kept.payload) == ("discarded", None)
+    assert (entry.target_id, entry.detail["via"]) == (str(item), "console")
+    again = client.post("/steward/quarantine/discard", data={"id": str(item), "csrf": csrf_of(page)})
+    assert again.status_code == 404 and f"no open quarantined item #{item}" in again.text
+
+
 def test_undoing_a_merge_and_replaying_the_quarantine_are_audited_as_through_the_api(
     world: str, browser_for: SignedIn, db: Database, settings: Settings
 ) -> None:

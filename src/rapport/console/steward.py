@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
 from fastapi import APIRouter, Request
@@ -36,7 +37,7 @@ from rapport.identity.service import (
 )
 from rapport.ingest.models import MAX_TRANSPORT, QuarantinedEvent, Status
 from rapport.ingest.pipeline import source_priorities
-from rapport.ingest.quarantine import list_quarantine, preview
+from rapport.ingest.quarantine import discard, list_quarantine, preview
 from rapport.ingest.replay import replay
 from rapport.matching.suggestions import (
     SuggestionConflict,
@@ -74,6 +75,8 @@ def _sent(item: QuarantinedEvent) -> str:
     """What the quarantine page shows of what was sent: all of it, indented, when it fits the listing's
     preview; else the preview, so that a page stays small and quick however large the items."""
     start = preview(item)
+    if item.status == "discarded":
+        return f"Deleted when it was discarded ({start.size:,} bytes)."
     if not start.truncated:
         return (
             start.text
@@ -112,6 +115,7 @@ def get_quarantine(request: Request, session: PageSession, viewer: CurrentViewer
         "max_transport": MAX_TRANSPORT,
         "statuses": STATUSES,
         "next_after": last.id if last else None,
+        "discarded": is_whole_number(d := request.query_params.get("discarded", "")) and d,
         "outcome": {
             k: int(v)
             for k in ("replayed", "duplicates", "still")
@@ -140,6 +144,25 @@ async def post_replay(request: Request, viewer: CurrentViewer) -> Response:
         f"/steward/quarantine?replayed={outcome.replayed}&duplicates={outcome.duplicates}"
         f"&still={outcome.still_rejected}"
     )
+
+
+@router.post("/quarantine/discard", dependencies=[need(P.QUARANTINE_MANAGE)])
+async def post_discard(request: Request, viewer: CurrentViewer) -> Response:
+    """One item a steward judged will never be replayed: its payload is deleted (as the API's discard)."""
+    form = await check_form(request, viewer)
+    item_id = _number(form.get("id", ""), "id")
+    with database_of(request).session(write=True) as session:
+        if discard(session, [item_id], now=datetime.now(UTC)):
+            raise PageError(
+                404,
+                "Nothing to discard",
+                f"There is no open quarantined item #{item_id}.",
+                link="/steward/quarantine",
+            )
+        record_in(
+            session, viewer, "quarantine.discard", "quarantine", str(item_id), discarded=1, ids=[item_id]
+        )
+    return redirect(f"/steward/quarantine?discarded={item_id}")
 
 
 @router.get("/conflicts", response_class=HTMLResponse, dependencies=[need(P.IDENTITY_REVIEW)])

@@ -46,7 +46,7 @@ def list_quarantine(
     if transport is not None:
         query = query.where(QuarantinedEvent.transport == transport)
     items = list(session.scalars(query))
-    small = [item.id for item in items if item.payload_bytes <= PREVIEW_BYTES]
+    small = [item.id for item in items if not preview(item).truncated]
     for chunk in chunked(small):  # their payloads, onto the items already loaded
         session.scalars(
             select(QuarantinedEvent)
@@ -98,8 +98,9 @@ class Preview:
 
 
 def preview(item: QuarantinedEvent) -> Preview:
-    """The start of ``item``'s payload, as kept with it."""
-    return Preview(item.payload_preview, item.payload_bytes, item.payload_bytes > PREVIEW_BYTES)
+    """The start of ``item``'s payload, as kept with it; a discarded item's is deleted, none of it is left."""
+    left = item.payload_bytes > PREVIEW_BYTES and item.status != "discarded"
+    return Preview(item.payload_preview, item.payload_bytes, left)
 
 
 def _start_and_size(payload: Any, raw_text: str | None) -> tuple[str, int]:
