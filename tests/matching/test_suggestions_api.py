@@ -84,7 +84,9 @@ def test_a_steward_resolves_the_duplicates_through_the_api(client: TestClient, c
     assert profile_id(client, kate) == profile_id(client, katherine)
     [merge] = [m for m in ok(client.get("/v1/identity/merges")) if m["id"] == accepted["merge_id"]]
     assert merge["reason"].startswith(f"suggestion {likely['id']} accepted by test admin: probability")
-    assert "already" in problem(client.post(f"/v1/identity/suggestions/{likely['id']}/accept"), 409)["detail"]
+    twice = problem(client.post(f"/v1/identity/suggestions/{likely['id']}/accept"), 409)["detail"]
+    assert twice.startswith("suggestion") and "accepted already by test admin at" in twice
+    assert twice.endswith(f"at {accepted['decided_at']}")  # as the API writes the moment
     [entry] = ok(client.get("/v1/audit", params={"action": "match.accept"}))["items"]
     assert entry["target_id"] == str(likely["id"]) and entry["detail"] == {"merge_id": merge["id"]}
     [read] = ok(client.get("/v1/audit", params={"action": "suggestion.read"}))["items"]  # both people shown

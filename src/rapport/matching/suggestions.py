@@ -163,7 +163,10 @@ def _undecided(session: Session, suggestion_id: int, *, refused: bool = False) -
     if suggestion.status == "refused" and not refused:
         raise SuggestionConflict(f"suggestion {suggestion_id} cannot be merged: {suggestion.refused}")
     if suggestion.status not in ("open", "refused"):
-        when = f" at {suggestion.decided_at.isoformat()}" if suggestion.decided_at else ""
+        # a moment as the API writes every moment (RFC 3339, Z)
+        when = (
+            f" at {suggestion.decided_at.isoformat().replace('+00:00', 'Z')}" if suggestion.decided_at else ""
+        )
         by = f" by {suggestion.decided_by}" if suggestion.decided_by else ""
         raise SuggestionConflict(f"suggestion {suggestion_id} was {suggestion.status} already{by}{when}")
     # A profile merged with someone else or erased since makes the suggestion obsolete (the next run marks
