@@ -551,7 +551,10 @@ def test_every_page_is_either_audited_or_shows_no_one() -> None:
     assert {where(p) for p in PAGES} == {where(p) for p in [*AUDITED, *UNAUDITED]}
 
 
-@pytest.mark.parametrize("path", [*UNAUDITED, "/console/static/console.css", "/console/static/console.js"])
+@pytest.mark.parametrize(
+    "path",
+    [*UNAUDITED, "/console/static/console.css", "/console/static/console.js", "/console/static/favicon.svg"],
+)
 def test_a_page_without_personal_data_records_nothing(
     path: str, world: str, browser_for: SignedIn, db: Database
 ) -> None:
