@@ -870,6 +870,46 @@ def test_a_csv_header_naming_a_column_twice_or_not_at_all_stops_the_import(
     assert refusal(db, path, settings) == problem
 
 
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        (
+            VIEWS.replace("data.title", "notes"),
+            "column 7 of the header (line 1), notes, is no column import reads: id, type, schema_version, "
+            "occurred_at, source, identifiers.<kind>, and data or data.<field>",
+        ),
+        (
+            VIEWS.replace("id,type", "ID,type"),
+            "column 1 of the header (line 1), ID, is no column import reads: id, type, schema_version, "
+            "occurred_at, source, identifiers.<kind>, and data or data.<field> (write it id)",
+        ),
+        (
+            VIEWS.replace(",source", ", source"),
+            "column 4 of the header (line 1),  source, is no column import reads: id, type, schema_version, "
+            "occurred_at, source, identifiers.<kind>, and data or data.<field> (write it source)",
+        ),
+        (
+            VIEWS.replace(",source", ""),
+            "the header (line 1) names no source column: every row would be refused for want of it",
+        ),
+        (
+            VIEWS.replace("identifiers.email,", ""),
+            "the header (line 1) names no identifiers.<kind> column: every row would be refused for want "
+            "of it",
+        ),
+    ],
+    ids=["unknown", "upper case", "space", "no source", "no identifiers"],
+)
+def test_a_csv_header_whose_columns_every_row_would_be_refused_for_stops_the_import(
+    db: Database, settings: Settings, tmp_path: Path, header: str, problem: str
+) -> None:
+    """A column no event has, or one every event needs left out, would send each row to the quarantine,
+    where no replay could mend it: the header is refused before anything is stored."""
+    path = views_file(tmp_path / "views.csv", view_line(1), view_line(2), header=header)
+
+    assert refusal(db, path, settings) == problem
+
+
 def test_blank_lines_before_a_csv_header_are_skipped(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:

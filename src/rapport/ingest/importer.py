@@ -24,6 +24,7 @@ from rapport.catalog.service import load_catalog
 from rapport.catalog.value_kinds import ANY_KIND, field_kinds, kind_of
 from rapport.db import Database
 from rapport.db.bulk import chunked
+from rapport.ingest.envelope import ENVELOPE_FIELDS
 from rapport.ingest.jsontext import json_problem, parse_json, utf8_problem
 from rapport.ingest.models import MAX_TRANSPORT
 from rapport.ingest.pipeline import Outcome, ingest_stream
@@ -248,8 +249,40 @@ def _csv_header(records: Iterator[_Record | Unparsable]) -> list[str]:
                 f"the header (line {record.line}) names {_printable(name)} twice, in columns "
                 f"{seen[name]} and {column}: one of the two values of each row would be lost"
             )
+        if not _known_column(name):
+            meant = _as_meant(name)
+            hint = f" (write it {_printable(meant)})" if _known_column(meant) else ""
+            raise UnusableFile(f"{where}, {_printable(name)}, is no column import reads: {COLUMNS}{hint}")
         seen[name] = column
+    for needed in REQUIRED_COLUMNS:
+        if not any(name == needed or name.startswith(f"{needed}.") for name in header):
+            shown = f"{needed}.<kind>" if needed == "identifiers" else needed
+            raise UnusableFile(
+                f"the header (line {record.line}) names no {shown} column: every row would be refused for "
+                "want of it"
+            )
     return header
+
+
+#: the columns a CSV file may have, as :func:`_csv_header` names them
+COLUMNS = "id, type, schema_version, occurred_at, source, identifiers.<kind>, and data or data.<field>"
+#: the columns every row needs a cell of (``identifiers`` as a whole or one ``identifiers.<kind>``); ``data``
+#: may be left out for a type whose data has no required field
+REQUIRED_COLUMNS = ("id", "type", "occurred_at", "source", "identifiers")
+
+
+def _as_meant(name: str) -> str:
+    """A column's name without spaces around it and its envelope part in lower case, as a sheet's header
+    may be written (``ID``, `` source``); a kind's or a field's name keeps its capitals."""
+    prefix, dot, field = name.strip().partition(".")
+    return prefix.lower() + dot + field
+
+
+def _known_column(name: str) -> bool:
+    """Whether a column of the header names a field of the envelope, or of its identifiers or data: a
+    column of any other name would have every row refused, as an unknown envelope field."""
+    prefix, dot, _ = name.partition(".")
+    return prefix in DOTTED if dot else name in ENVELOPE_FIELDS
 
 
 def _csv_rows(
