@@ -353,6 +353,25 @@ def test_a_csv_file_with_a_data_column_of_json_is_imported(
     assert rejected.event_id == "o-3" and "data.lines: required property missing" in rejected.errors
 
 
+def test_a_csv_file_with_an_identifiers_column_of_json_is_imported(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """As the data column is: a file written from JSON Lines a column per envelope field, say."""
+    header = ["id", "type", "occurred_at", "source", "identifiers", "data.url"]
+    identifiers = {"email": "jo@example.com", "cookie_id": "c-1"}
+    rows = [
+        ["v-1", "page.viewed", "2026-05-01T09:00:00Z", "web", json.dumps(identifiers), "/a"],
+        ["v-2", "page.viewed", "2026-05-01T09:01:00Z", "web", "{not json", "/b"],
+    ]
+
+    outcome = import_file(db, write_csv(tmp_path / "views.csv", header, rows), settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (1, 1)
+    assert stored(db)["v-1"].identifiers == identifiers
+    [kept] = quarantine(db)
+    assert kept.errors[0].startswith("line 3: the identifiers column is not valid JSON")
+
+
 @pytest.mark.parametrize(
     ("header", "cells", "problem"),
     [
@@ -876,17 +895,18 @@ def test_a_csv_header_naming_a_column_twice_or_not_at_all_stops_the_import(
         (
             VIEWS.replace("data.title", "notes"),
             "column 7 of the header (line 1), notes, is no column import reads: id, type, schema_version, "
-            "occurred_at, source, identifiers.<kind>, and data or data.<field>",
+            "occurred_at, source, identifiers or identifiers.<kind>, and data or data.<field>",
         ),
         (
             VIEWS.replace("id,type", "ID,type"),
             "column 1 of the header (line 1), ID, is no column import reads: id, type, schema_version, "
-            "occurred_at, source, identifiers.<kind>, and data or data.<field> (write it id)",
+            "occurred_at, source, identifiers or identifiers.<kind>, and data or data.<field> (write it id)",
         ),
         (
             VIEWS.replace(",source", ", source"),
             "column 4 of the header (line 1),  source, is no column import reads: id, type, schema_version, "
-            "occurred_at, source, identifiers.<kind>, and data or data.<field> (write it source)",
+            "occurred_at, source, identifiers or identifiers.<kind>, and data or data.<field> "
+            "(write it source)",
         ),
         (
             VIEWS.replace(",source", ""),
@@ -894,8 +914,8 @@ def test_a_csv_header_naming_a_column_twice_or_not_at_all_stops_the_import(
         ),
         (
             VIEWS.replace("identifiers.email,", ""),
-            "the header (line 1) names no identifiers.<kind> column: every row would be refused for want "
-            "of it",
+            "the header (line 1) names no identifiers or identifiers.<kind> column: every row would be "
+            "refused for want of it",
         ),
     ],
     ids=["unknown", "upper case", "space", "no source", "no identifiers"],

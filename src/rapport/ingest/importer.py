@@ -192,8 +192,9 @@ DOTTED = ("identifiers", "data")
 def read_csv(
     stream: TextIO, field_kinds: FieldKinds = lambda _type, _version, _field: ANY_KIND, limit: int = MAX_LINE
 ) -> Iterator[Line]:
-    """Columns ``id, type, occurred_at, source``, then ``identifiers.<kind>`` and either a ``data`` column
-    holding a JSON object or ``data.<field>`` columns, read as the type's schema lets each field be
+    """Columns ``id, type, occurred_at, source``, then for the identifiers and the data each either a
+    column holding a JSON object (``identifiers``, ``data``) or a column per kind or field
+    (``identifiers.<kind>``, ``data.<field>``); the data's fields read as the type's schema lets each field be
     (``field_kinds(type, version, field)``: by default, as text); a row holds at most ``limit`` characters.
     The header is read at once (blank lines before it skipped): raises UnusableFile if it cannot be
     followed, before any row is read."""
@@ -256,7 +257,7 @@ def _csv_header(records: Iterator[_Record | Unparsable]) -> list[str]:
         seen[name] = column
     for needed in REQUIRED_COLUMNS:
         if not any(name == needed or name.startswith(f"{needed}.") for name in header):
-            shown = f"{needed}.<kind>" if needed == "identifiers" else needed
+            shown = f"{needed} or {needed}.<kind>" if needed == "identifiers" else needed
             raise UnusableFile(
                 f"the header (line {record.line}) names no {shown} column: every row would be refused for "
                 "want of it"
@@ -265,7 +266,10 @@ def _csv_header(records: Iterator[_Record | Unparsable]) -> list[str]:
 
 
 #: the columns a CSV file may have, as :func:`_csv_header` names them
-COLUMNS = "id, type, schema_version, occurred_at, source, identifiers.<kind>, and data or data.<field>"
+COLUMNS = (
+    "id, type, schema_version, occurred_at, source, identifiers or identifiers.<kind>, "
+    "and data or data.<field>"
+)
 #: the columns every row needs a cell of (``identifiers`` as a whole or one ``identifiers.<kind>``); ``data``
 #: may be left out for a type whose data has no required field
 REQUIRED_COLUMNS = ("id", "type", "occurred_at", "source", "identifiers")
@@ -478,6 +482,7 @@ def _csv_event(row: dict[str, str], field_kinds: FieldKinds) -> dict[str, Any]:
     version = _json_or_text(row["schema_version"]) if row.get("schema_version") else None
     # the version the data is checked against: the latest where the row names none as a whole number
     checked = version if isinstance(version, int) and not isinstance(version, bool) else None
+    whole: dict[str, str] = {}  # the identifiers or data written as one JSON object
     for column, value in row.items():
         if value == "":
             continue
@@ -485,19 +490,19 @@ def _csv_event(row: dict[str, str], field_kinds: FieldKinds) -> dict[str, Any]:
         if dot and name in dotted:
             kinds = field_kinds(type_name, checked, field) if name == "data" else TEXT
             dotted[name][field] = _cell(value, kinds)
-        elif column == "data":
-            try:
-                event["data"] = parse_json(value)
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"the data column is {json_problem(exc)}") from exc
+        elif column in dotted:
+            whole[column] = value
         else:
             event[column] = version if column == "schema_version" else value
     for name, fields in dotted.items():
-        if name in event and fields:
+        if name in whole and fields:
             raise ValueError(
                 f"columns {name} and {name}.{next(iter(fields))} both give {name}: use one or the other"
             )
-        event.setdefault(name, fields)
+        try:
+            event[name] = parse_json(whole[name]) if name in whole else fields
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"the {name} column is {json_problem(exc)}") from exc
     return event
 
 
