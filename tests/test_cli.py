@@ -628,6 +628,21 @@ def test_ctrl_c_stops_an_import_saying_what_was_committed(db: Database, settings
     assert _stored_ids(db) == {v["id"] for v in views[:4]}
 
 
+def test_import_reads_standard_input_for_a_dash(db: Database, settings: Settings) -> None:
+    """``rapport import - < FILE``, as commands that read files take ``-``: read as /dev/stdin is."""
+    views = [page_view({"cookie_id": f"c-{n}"}, minute=n) for n in range(3)]
+    secret = settings.secret_key.get_secret_value()
+    env = {**os.environ, "RAPPORT_DATABASE_URL": settings.database_url, "RAPPORT_SECRET_KEY": secret}
+    command = [sys.executable, "-c", "from rapport.cli import app; app()", "import", "-"]
+    lines = "".join(json.dumps(view) + "\n" for view in views)
+
+    done = subprocess.run(command, input=lines.encode(), capture_output=True, env=env, timeout=120)
+
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().startswith("3 accepted, 0 duplicates, 0 rejected"), done.stdout
+    assert _stored_ids(db) == {v["id"] for v in views}
+
+
 def _stored_ids(db: Database) -> set[str]:
     with db.session() as session:
         return set(session.scalars(select(Event.event_id)))

@@ -198,8 +198,9 @@ def import_(
             exists=True,
             dir_okay=False,
             readable=True,
+            allow_dash=True,
             help="a .jsonl/.ndjson/.jsonlines/.json file (one event per line), a .csv file, or a file or "
-            "pipe without an extension, read as JSON Lines (/dev/stdin)",
+            "pipe without an extension, read as JSON Lines (/dev/stdin, or - for standard input)",
         ),
     ],
     batch_size: Annotated[
@@ -214,6 +215,8 @@ def import_(
     """Ingest a file of events of any size; rejected lines go to the quarantine."""
     from rapport.ingest.importer import UnusableFile, import_file, transport_of
 
+    if str(path) == "-":  # standard input, as /dev/stdin names it (and so its quarantined rows: file:stdin)
+        path = Path("/dev/stdin")
     settings = _settings(secrets=True)
     progress = _Progress(path.name)
     with _database(settings, takes_events=True) as database:
