@@ -1092,6 +1092,20 @@ def test_one_json_document_in_place_of_json_lines_is_refused_before_anything_is_
     assert refusal(db, path, settings) == problem
 
 
+@pytest.mark.parametrize("name", ["events", "events.jsonl"])
+def test_a_csv_file_read_as_json_lines_is_refused_before_anything_is_stored(
+    db: Database, settings: Settings, tmp_path: Path, name: str
+) -> None:
+    """CSV through a pipe, or in a file named as JSON Lines: each of its lines would be quarantined as not
+    JSON, the header first."""
+    path = views_file(tmp_path / name, view_line(1), view_line(2), header=codecs.BOM_UTF8.decode() + VIEWS)
+
+    assert refusal(db, path, settings) == (
+        f"{name} starts with a CSV header (line 1: id,type,occurred_at,source,…), not JSON Lines: import "
+        "reads CSV from a file named .csv; save it as one first"
+    )
+
+
 def test_a_json_file_of_one_object_per_line_is_read_as_json_lines(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:

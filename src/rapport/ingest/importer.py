@@ -121,6 +121,22 @@ def _refuse_one_document(first: bytes, number: int, name: str) -> None:
             f"import takes one event per line; write each on a line of its own first, e.g. with "
             f"jq -c . {quoted} > events.jsonl"
         )
+    columns = _csv_header_in(start)
+    if columns:
+        shown = ",".join(columns[:4]) + (",…" if len(columns) > 4 else "")
+        raise UnusableFile(
+            f"{name} starts with a CSV header (line {number}: {shown}), not JSON Lines: import reads CSV "
+            "from a file named .csv; save it as one first"
+        )
+
+
+def _csv_header_in(line: bytes) -> list[str]:
+    """The columns of ``line`` if it reads as the header of a CSV file of events (naming ``id`` and
+    ``type``), else none: CSV piped in, or named as JSON Lines, whose every line would be refused."""
+    if line.startswith((b"{", b"[")):
+        return []
+    cells = next(csv.reader([_shown(line)]), [])
+    return cells if {"id", "type"} <= {_as_meant(cell) for cell in cells} else []
 
 
 def _too_long(what: str, limit: int) -> str:
