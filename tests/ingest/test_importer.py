@@ -1042,8 +1042,11 @@ def test_a_line_over_the_limit_is_read_past_in_pieces(tmp_path: Path) -> None:
         ("events.jsonl.xz", lzma.compress(b"{}\n"), "compressed with xz"),
         ("views.zip", b"PK\x03\x04\x14\x00\x00\x00", "a ZIP archive (as an .xlsx workbook is)"),
         ("views.csv", VIEWS.encode("utf-16"), "UTF-16 text"),
+        ("views.csv", VIEWS.encode("utf-16-le"), "UTF-16 text"),
+        ("events.jsonl", json.dumps(GOOD[0]).encode("utf-16-be"), "UTF-16 text"),
+        ("events.jsonl", json.dumps(GOOD[0]).encode("utf-32-le"), "UTF-32 text"),
     ],
-    ids=["gzip", "bzip2", "xz", "zip", "utf-16"],
+    ids=["gzip", "bzip2", "xz", "zip", "utf-16", "utf-16 unmarked", "utf-16-be unmarked", "utf-32 unmarked"],
 )
 def test_a_compressed_or_binary_file_is_refused_naming_its_format(
     db: Database, settings: Settings, tmp_path: Path, name: str, content: bytes, what: str

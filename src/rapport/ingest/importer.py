@@ -669,8 +669,9 @@ _BINARY = [
     (rb"PK\x03\x04", "a ZIP archive (as an .xlsx workbook is)"),
     (rb"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
     (rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an .xls workbook"),
-    (rb"\xff\xfe\x00\x00|\x00\x00\xfe\xff", "UTF-32 text"),
-    (rb"\xff\xfe|\xfe\xff", "UTF-16 text"),
+    # with a byte-order mark, or without: the NUL bytes of the first characters (JSON and CSV start in ASCII)
+    (rb"\xff\xfe\x00\x00|\x00\x00\xfe\xff|[^\x00]\x00\x00\x00|\x00\x00\x00[^\x00]", "UTF-32 text"),
+    (rb"\xff\xfe|\xfe\xff|[^\x00]\x00[^\x00]\x00|\x00[^\x00]\x00[^\x00]", "UTF-16 text"),
 ]
 
 
