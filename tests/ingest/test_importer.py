@@ -1161,6 +1161,23 @@ def test_files_with_a_byte_order_mark_are_imported(db: Database, settings: Setti
     assert stored(db).keys() == {"v-1", GOOD[0]["id"]}
 
 
+def test_json_lines_files_joined_each_with_its_byte_order_mark_are_imported(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """``cat day1.jsonl day2.jsonl``, each saved with a mark: the second's first line starts with one."""
+    marked = [codecs.BOM_UTF8 + json.dumps(e).encode() + b"\r\n" for e in GOOD]
+    path = tmp_path / "days.jsonl"
+    path.write_bytes(b"".join(marked))
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (3, 0)
+    assert stored(db).keys() == {e["id"] for e in GOOD}
+    with path.open("rb") as stream:  # nor does the mark count towards a line's limit
+        limit = max(len(line) - len(codecs.BOM_UTF8) - 2 for line in marked)
+        assert [type(item) for _, item in read_jsonl(stream, limit)] == [dict, dict, dict]
+
+
 def test_lines_that_are_not_utf8_or_hold_nul_bytes_are_quarantined_as_text_naming_the_problem(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:

@@ -71,8 +71,9 @@ class UnusableFile(ValueError):
 
 
 def read_jsonl(stream: BufferedReader, limit: int = MAX_LINE, *, name: str = "the input") -> Iterator[Line]:
-    """One event per line of UTF-8 (a byte-order mark is skipped); blank lines are skipped. A line longer
-    than ``limit`` bytes is refused with its size, read past in pieces, and its first ``KEPT`` bytes kept.
+    """One event per line of UTF-8 (a byte-order mark is skipped, at the start of any line); blank lines
+    are skipped. A line longer than ``limit`` bytes is refused with its size, read past in pieces, and its
+    first ``KEPT`` bytes kept.
     The first line that is not blank is read at once: raises UnusableFile, naming the file ``name``, if it
     shows the whole is one JSON document spread over lines (an array, an object written out), before any
     line is given."""
@@ -88,6 +89,9 @@ def _jsonl_lines(stream: BufferedReader, limit: int, name: str) -> Iterator[Line
     started = False
     while line := stream.readline(limit + 2):  # at most two bytes of line break past the limit
         number += 1
+        if line.startswith(codecs.BOM_UTF8):  # files joined, each saved with a mark: not counted either
+            ended = line.endswith(b"\n")
+            line = line[len(codecs.BOM_UTF8) :] + (b"" if ended else stream.readline(len(codecs.BOM_UTF8)))
         if not started and line.strip():
             started = True
             _refuse_one_document(line, number, name)
