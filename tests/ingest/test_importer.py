@@ -917,8 +917,15 @@ def test_a_csv_header_naming_a_column_twice_or_not_at_all_stops_the_import(
             "the header (line 1) names no identifiers or identifiers.<kind> column: every row would be "
             "refused for want of it",
         ),
+        (
+            VIEWS.replace(",", ";"),
+            "column 1 of the header (line 1), id;type;occurred_at;source;identifiers.email;data.url;"
+            "data.title, is no column import reads: id, type, schema_version, occurred_at, source, "
+            "identifiers or identifiers.<kind>, and data or data.<field> (its columns are separated by "
+            "semicolons: save the file with commas between them)",
+        ),
     ],
-    ids=["unknown", "upper case", "space", "no source", "no identifiers"],
+    ids=["unknown", "upper case", "space", "no source", "no identifiers", "semicolons"],
 )
 def test_a_csv_header_whose_columns_every_row_would_be_refused_for_stops_the_import(
     db: Database, settings: Settings, tmp_path: Path, header: str, problem: str

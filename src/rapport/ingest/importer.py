@@ -271,9 +271,9 @@ def _csv_header(records: Iterator[_Record | Unparsable]) -> list[str]:
                 f"{seen[name]} and {column}: one of the two values of each row would be lost"
             )
         if not _known_column(name):
-            meant = _as_meant(name)
-            hint = f" (write it {_printable(meant)})" if _known_column(meant) else ""
-            raise UnusableFile(f"{where}, {_printable(name)}, is no column import reads: {COLUMNS}{hint}")
+            raise UnusableFile(
+                f"{where}, {_printable(name)}, is no column import reads: {COLUMNS}{_hint_for(name)}"
+            )
         seen[name] = column
     for needed in REQUIRED_COLUMNS:
         if not any(name == needed or name.startswith(f"{needed}.") for name in header):
@@ -293,6 +293,23 @@ COLUMNS = (
 #: the columns every row needs a cell of (``identifiers`` as a whole or one ``identifiers.<kind>``); ``data``
 #: may be left out for a type whose data has no required field
 REQUIRED_COLUMNS = ("id", "type", "occurred_at", "source", "identifiers")
+
+
+#: what other programs separate the cells of a row with (a spreadsheet set to a language whose decimal
+#: point is a comma writes ``;``)
+OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars"}
+
+
+def _hint_for(name: str) -> str:
+    """How a column's name no event has may have been meant: one known but for its case or spaces, or
+    known columns separated by something other than commas."""
+    meant = _as_meant(name)
+    if _known_column(meant):
+        return f" (write it {_printable(meant)})"
+    for separator, what in OTHER_SEPARATORS.items():
+        if separator in name and all(_known_column(_as_meant(part)) for part in name.split(separator)):
+            return f" (its columns are separated by {what}: save the file with commas between them)"
+    return ""
 
 
 def _as_meant(name: str) -> str:
