@@ -213,7 +213,7 @@ def import_(
     ] = 5000,
 ) -> None:
     """Ingest a file of events of any size; rejected lines go to the quarantine."""
-    from rapport.ingest.importer import UnusableFile, import_file, transport_of
+    from rapport.ingest.importer import UnreadableInput, UnusableFile, import_file, transport_of
 
     if str(path) == "-":  # standard input, as /dev/stdin names it (and so its quarantined rows: file:stdin)
         path = Path("/dev/stdin")
@@ -226,6 +226,12 @@ def import_(
             )
         except UnusableFile as exc:  # found before anything was stored
             _error(str(exc))
+        except UnreadableInput as exc:
+            typer.echo("", err=True)  # after the progress line
+            _error(
+                f"{exc}: {progress.done:,} lines read, {progress.outcome.accepted:,} accepted were "
+                "committed; run it again once it can be read: what was stored counts as duplicates"
+            )
         except KeyboardInterrupt:
             _interrupted(
                 f"interrupted: {progress.done:,} lines read, {progress.outcome.accepted:,} accepted were "

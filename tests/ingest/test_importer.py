@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import csv
+import errno
 import gzip
 import io
 import json
@@ -1428,6 +1429,65 @@ def test_the_import_command_refuses_a_file_it_cannot_read_before_storing_anythin
     assert result.exit_code == 2, result.output
     assert "error: " in result.stderr and problem in result.stderr
     assert stored(db) == {} and quarantine(db) == []
+
+
+class FailingDisk(io.RawIOBase):
+    """A file whose reads fail with an I/O error after its first ``good`` bytes, as a disk's or a network
+    share's do when it goes away."""
+
+    def __init__(self, content: bytes, good: int) -> None:
+        self.content, self.good, self.at = content, good, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.at >= self.good:
+            raise OSError(errno.EIO, "Input/output error")
+        size = min(len(buffer), self.good - self.at, 4)  # a few bytes at a time: fails amid a line
+        buffer[:size] = self.content[self.at : self.at + size]
+        self.at += size
+        return size
+
+
+@pytest.mark.parametrize(
+    ("good_lines", "problem"),
+    [
+        (0, "error: events.jsonl cannot be read: Input/output error\n"),
+        (
+            3,
+            "error: events.jsonl could not be read past line 2 (Input/output error): 2 lines read, 2 "
+            "accepted were committed; run it again once it can be read: what was stored counts as "
+            "duplicates\n",
+        ),
+    ],
+    ids=["at once", "amid the file"],
+)
+def test_the_import_command_names_a_file_it_fails_to_read_not_the_database(
+    cli: CliRunner,
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    good_lines: int,
+    problem: str,
+) -> None:
+    path = jsonl(tmp_path / "events.jsonl", GOOD)
+    content = path.read_bytes()
+    good = len(b"".join(content.splitlines(keepends=True)[:good_lines])) - 10 * (good_lines > 0)
+    opened = Path.open
+
+    def open_failing(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            return io.BufferedReader(FailingDisk(content, good))
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_failing)
+
+    result = cli.invoke(app, ["import", "--batch-size", "2", str(path)])
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.endswith(problem), result.stderr
+    assert stored(db).keys() == {e["id"] for e in GOOD[: max(0, good_lines - 1)]}
 
 
 def added_during_the_import(db: Database) -> Callable[[int, Outcome], None]:

@@ -70,6 +70,25 @@ class UnusableFile(ValueError):
     in place of JSON Lines, or a CSV header it cannot follow): nothing is stored."""
 
 
+class UnreadableInput(Exception):
+    """The file failed to be read amid an import (an I/O error: a disk or network share gone): the batches
+    before are committed, and the import can be run again once it can be read."""
+
+    def __init__(self, name: str, line: int, reason: str) -> None:
+        super().__init__(f"{name} could not be read past line {line:,} ({reason})")
+
+
+def _failing_as_the_file(items: Iterator[Line], name: str) -> Iterator[Line]:
+    """``items``, an I/O error in reading them raised as the file's (:class:`UnreadableInput`): an
+    ``OSError`` on its own is taken for a database out of reach."""
+    line = 0
+    try:
+        for line, item in items:
+            yield line, item
+    except OSError as exc:
+        raise UnreadableInput(name, line, exc.strerror or str(exc)) from exc
+
+
 def read_jsonl(stream: BufferedReader, limit: int = MAX_LINE, *, name: str = "the input") -> Iterator[Line]:
     """One event per line of UTF-8 (a byte-order mark is skipped, at the start of any line); blank lines
     are skipped. A line longer than ``limit`` bytes is refused with its size, read past in pieces, and its
@@ -563,7 +582,8 @@ def import_file(
     rejections (the first hundred, in file order), names the ``line`` of the file it starts on; progress
     counts the lines that could not be read among those read and rejected. Raises UnusableFile, having
     stored nothing, for a file that is not text (compressed, an archive), whose extension is neither, that
-    is one JSON document (an array) in place of JSON Lines, or a CSV header it cannot follow."""
+    is one JSON document (an array) in place of JSON Lines, or a CSV header it cannot follow, or whose
+    start the system fails to read; UnreadableInput when it fails to read the file further on."""
     transport = transport_of(path)
     with database.session() as session:
         catalog = load_catalog(session)
@@ -625,18 +645,22 @@ def import_file(
             failed = unreadable.rejected_count
             on_progress(read + failed, replace(total, rejected_count=total.rejected_count + failed))
 
+    name = _shown(os.fsencode(path.name))
     with ExitStack() as opened:
-        raw = opened.enter_context(path.open("rb"))  # opened once: a pipe cannot be read twice
-        _refuse_binary(raw, path)
-        if _format_of(path) == "csv":  # bytes that are not UTF-8 are kept, to be named and quarantined
-            typed_cells = True
-            text = TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-            items = read_csv(text, cell_kinds, settings.max_batch_bytes)
-        else:
-            items = read_jsonl(raw, settings.max_batch_bytes, name=_shown(os.fsencode(path.name)))
+        try:  # the file is opened and its start read before anything is stored
+            raw = opened.enter_context(path.open("rb"))  # opened once: a pipe cannot be read twice
+            _refuse_binary(raw, path)
+            if _format_of(path) == "csv":  # bytes that are not UTF-8 are kept, to be named and quarantined
+                typed_cells = True
+                text = TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+                items = read_csv(text, cell_kinds, settings.max_batch_bytes)
+            else:
+                items = read_jsonl(raw, settings.max_batch_bytes, name=name)
+        except OSError as exc:
+            raise UnusableFile(f"{name} cannot be read: {exc.strerror or exc}") from exc
         total = ingest_stream(
             database,
-            parsed(items),
+            parsed(_failing_as_the_file(items, name)),
             settings=settings,
             transport=transport,
             on_progress=committed,
