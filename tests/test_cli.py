@@ -35,6 +35,7 @@ from rapport.things.devices import put_model
 from rapport.trust.keys import list_keys
 from rapport.trust.roles import Role
 from rapport.views import profile_360
+from support.database import held_by_a_long_write
 
 
 def last_json(output: str) -> dict[str, object]:
@@ -626,6 +627,35 @@ def test_ctrl_c_stops_an_import_saying_what_was_committed(db: Database, settings
         "duplicates\n"
     ), errors
     assert _stored_ids(db) == {v["id"] for v in views[:4]}
+
+
+def test_an_import_the_database_stops_says_so_on_a_line_of_its_own(db: Database, settings: Settings) -> None:
+    """Held past RAPPORT_LOCK_WAIT_S by another writer after a batch was committed: the reason is not
+    written onto the end of the progress line."""
+    views = [page_view({"cookie_id": f"c-{n}"}, minute=n) for n in range(4)]
+    secret = settings.secret_key.get_secret_value()
+    env = {
+        **os.environ,
+        "RAPPORT_DATABASE_URL": settings.database_url,
+        "RAPPORT_SECRET_KEY": secret,
+        "RAPPORT_LOCK_WAIT_S": "1",
+    }
+    command = [sys.executable, "-c", "from rapport.cli import app; app()", "import", "--batch-size", "2", "-"]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as importing:
+        assert importing.stdin is not None and importing.stderr is not None
+        importing.stdin.write("".join(json.dumps(view) + "\n" for view in views[:2]).encode())
+        importing.stdin.flush()
+        _wait_for(lambda: len(_stored_ids(db)) == 2 or importing.poll() is not None)
+        with held_by_a_long_write(db):
+            importing.stdin.write("".join(json.dumps(view) + "\n" for view in views[2:]).encode())
+            importing.stdin.close()
+            code = importing.wait(60)
+        errors = importing.stderr.read().decode()
+
+    assert code == 2, errors
+    assert "/s)\nerror: the database cannot serve now" in errors, errors
 
 
 def test_import_reads_standard_input_for_a_dash(db: Database, settings: Settings) -> None:

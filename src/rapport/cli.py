@@ -150,9 +150,17 @@ class _Progress:
         self.started = time.perf_counter()
         self.done = 0
         self.outcome = Outcome()
+        self.shown = False  # whether the line was written, and not ended yet
+
+    def end_line(self) -> None:
+        """End the progress line, if one was written, so that what follows is on a line of its own."""
+        if self.shown:
+            typer.echo("", err=True)
+            self.shown = False
 
     def __call__(self, done: int, outcome: Outcome) -> None:
         self.done, self.outcome = done, outcome
+        self.shown = True
         rate = done / max(time.perf_counter() - self.started, 1e-9)
         typer.echo(
             f"\r{self.label}: {done:,} read, {outcome.accepted:,} accepted, "
@@ -227,7 +235,7 @@ def import_(
         except UnusableFile as exc:  # found before anything was stored
             _error(str(exc))
         except UnreadableInput as exc:
-            typer.echo("", err=True)  # after the progress line
+            progress.end_line()
             _error(
                 f"{exc}: {progress.done:,} lines read, {progress.outcome.accepted:,} accepted were "
                 "committed; run it again once it can be read: what was stored counts as duplicates"
@@ -237,6 +245,9 @@ def import_(
                 f"interrupted: {progress.done:,} lines read, {progress.outcome.accepted:,} accepted were "
                 "committed; run it again: what was stored counts as duplicates"
             )
+        except Exception:  # the database's: told once the progress line is ended
+            progress.end_line()
+            raise
     typer.echo("", err=True)
     where = " (see GET /v1/quarantine)" if outcome.rejected_count else ""
     typer.echo(
