@@ -545,6 +545,20 @@ def test_rows_of_empty_cells_are_skipped_after_the_header_too(
     assert quarantine(db) == []
 
 
+def test_the_header_again_amid_csv_files_joined_is_skipped(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """``cat jan.csv feb.csv``: the second file's header, with its byte-order mark if saved with one, is
+    no event."""
+    second = codecs.BOM_UTF8.decode() + VIEWS
+    path = views_file(tmp_path / "q1.csv", view_line(1), second, view_line(2), VIEWS, view_line(3))
+
+    outcome = import_file(db, path, settings=settings)
+
+    assert (outcome.accepted, outcome.rejected_count) == (3, 0)
+    assert quarantine(db) == []
+
+
 def test_a_csv_row_of_a_type_added_after_the_import_is_taken_by_a_replay(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:

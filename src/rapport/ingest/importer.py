@@ -345,6 +345,11 @@ def _known_column(name: str) -> bool:
     return prefix in DOTTED if dot else name in ENVELOPE_FIELDS
 
 
+def _repeats(record: _Record, header: list[str]) -> bool:
+    """Whether a record is the header again, as in CSV files joined (each file's byte-order mark kept)."""
+    return bool(record.cells) and [record.cells[0].lstrip("\ufeff"), *record.cells[1:]] == header
+
+
 def _csv_rows(
     records: Iterator[_Record | Unparsable], header: list[str], field_kinds: FieldKinds
 ) -> Iterator[Line]:
@@ -354,7 +359,7 @@ def _csv_rows(
             yield record.line, record
             continue
         number = record.line
-        if _blank(record):
+        if _blank(record) or _repeats(record, header):
             continue
         if len(record.cells) > len(header):  # DictReader would drop the cells past the header's
             problem = f"{len(record.cells)} cells, more than the {len(header)} columns the header names"
