@@ -1131,6 +1131,19 @@ def test_a_csv_file_read_as_json_lines_is_refused_before_anything_is_stored(
     )
 
 
+def test_json_lines_ended_by_carriage_returns_alone_are_refused_before_anything_is_stored(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Read as one line, the file would be quarantined whole, or cut to its first 1,024 bytes if large."""
+    path = tmp_path / "mac.jsonl"
+    path.write_bytes(b"".join(json.dumps(e).encode() + b"\r" for e in GOOD))
+
+    assert refusal(db, path, settings) == (
+        "mac.jsonl ends its lines with a carriage return alone (line 1 holds more than one event), not "
+        "JSON Lines: end each with a line feed first, e.g. with tr '\\r' '\\n' < mac.jsonl > events.jsonl"
+    )
+
+
 def test_a_json_file_of_one_object_per_line_is_read_as_json_lines(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:

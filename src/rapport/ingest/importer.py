@@ -144,6 +144,12 @@ def _refuse_one_document(first: bytes, number: int, name: str) -> None:
             f"import takes one event per line; write each on a line of its own first, e.g. with "
             f"jq -c . {quoted} > events.jsonl"
         )
+    if _ended_by_carriage_returns(start):
+        raise UnusableFile(
+            f"{name} ends its lines with a carriage return alone (line {number} holds more than one event), "
+            f"not JSON Lines: end each with a line feed first, e.g. with tr '\\r' '\\n' < {quoted} > "
+            "events.jsonl"
+        )
     columns = _csv_header_in(start)
     if columns:
         shown = ",".join(columns[:4]) + (",…" if len(columns) > 4 else "")
@@ -151,6 +157,18 @@ def _refuse_one_document(first: bytes, number: int, name: str) -> None:
             f"{name} starts with a CSV header (line {number}: {shown}), not JSON Lines: import reads CSV "
             "from a file named .csv; save it as one first"
         )
+
+
+def _ended_by_carriage_returns(line: bytes) -> bool:
+    """Whether ``line`` is events each ended by a carriage return alone (as old Mac programs write): its
+    part before the first is a JSON object, and more follows."""
+    head, cr, rest = line.partition(b"\r")
+    if not cr or not rest.strip():
+        return False
+    try:
+        return isinstance(parse_json(head), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _csv_header_in(line: bytes) -> list[str]:
