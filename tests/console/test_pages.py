@@ -222,6 +222,15 @@ def test_a_form_without_its_token_changes_nothing(world: str, browser_for: Signe
     assert re.search(r'value="rk_[^"]+"', answer.text), "the new key is shown once"
 
 
+def test_a_form_whose_token_is_not_ascii_is_refused_as_out_of_date(world: str, browser_for: SignedIn) -> None:
+    client = browser_for(Role.ADMIN)
+    for path in ("/signout", "/admin/keys", "/steward/quarantine/replay", "/steward/merges/1/undo"):
+        answer = client.post(path, data={"name": "sneaky", "role": "admin", "csrf": "jeton-é"})
+        assert answer.status_code == 403, (path, answer.status_code)
+        assert "Form expired" in answer.text
+    assert client.get("/").status_code == 200  # the session goes on
+
+
 def test_sending_the_key_form_again_creates_no_second_key(
     world: str, browser_for: SignedIn, db: Database
 ) -> None:

@@ -212,7 +212,9 @@ async def form_of(request: Request) -> dict[str, str]:
 async def check_form(request: Request, viewer: Viewer) -> dict[str, str]:
     """The posted form, once its token matches the session's; a 403 page otherwise."""
     fields = await form_of(request)
-    if not secrets.compare_digest(fields.get("csrf", ""), viewer.csrf):
+    # compared as bytes: compare_digest refuses a str that is not ASCII, and a form may send anything
+    sent = fields.get("csrf", "").encode()
+    if not secrets.compare_digest(sent, viewer.csrf.encode()):
         raise PageError(403, "Form expired", "This form is out of date. Reload the page and try again.")
     return fields
 
