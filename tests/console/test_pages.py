@@ -8,8 +8,10 @@ import base64
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from html import escape, unescape
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -315,25 +317,46 @@ def test_an_analyst_reads_no_identifier_value_in_what_a_device_said_on_its_page(
 
 
 @pytest.mark.parametrize(
-    ("sent", "page"),
+    ("sent", "kind", "the_id"),
     [
-        (registered("WM/1", JO, minute=40), "devices/WM/1"),
-        (order("pos-12/981", JO, minute=40), "orders/pos-12/981"),
+        (registered("WM/1", JO, minute=40), "devices", "WM/1"),
+        (order("pos-12/981", JO, minute=40), "orders", "pos-12/981"),
+        (order("../../admin/keys", JO, minute=40), "orders", "../../admin/keys"),
+        (order("pos-12/..", JO, minute=40), "orders", "pos-12/.."),
+        (registered("../../STEWARD", JO, minute=40), "devices", "../../STEWARD"),
     ],
-    ids=["device serial", "order number"],
+    ids=[
+        "device serial",
+        "order number",
+        "order number of dot segments",
+        "order number ending in dots",
+        "device serial of dot segments",
+    ],
 )
 def test_a_device_or_order_whose_id_holds_a_slash_opens_from_the_360_page(
-    world: str, browser_for: SignedIn, db: Database, settings: Settings, sent: dict[str, Any], page: str
+    world: str,
+    browser_for: SignedIn,
+    db: Database,
+    settings: Settings,
+    sent: dict[str, Any],
+    kind: str,
+    the_id: str,
 ) -> None:
     assert not ingest(db, settings, [sent]).rejected
     client = browser_for(Role.AGENT)
-    kind, _, the_id = page.partition("/")
+    here = f"https://testserver/customers/{world}"
+    html = client.get(here).text
 
-    assert f'href="/{page}"' in client.get(f"/customers/{world}").text
-    for path in (f"/{page}", f"/{kind}/{the_id.replace('/', '%2F')}"):
-        answer = client.get(path)
-        assert answer.status_code == 200, (path, answer.text[-300:])
-        assert the_id in answer.text
+    # each link that names it, resolved as a browser resolves it (dot segments removed), leads to its page
+    links = [
+        href for href, text in re.findall(r'<a href="([^"]+)"[^>]*>(.*?)</a>', html) if escape(the_id) in text
+    ]
+    assert links, html
+    for url in [urljoin(here, unescape(href)) for href in links] + [f"/{kind}/{the_id.replace('/', '%2F')}"]:
+        assert urlsplit(url).path.startswith(f"/{kind}/"), url
+        answer = client.get(url)
+        assert answer.status_code == 200, (url, answer.text[-300:])
+        assert escape(the_id) in answer.text
 
 
 @pytest.mark.parametrize(

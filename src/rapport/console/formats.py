@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 
 def is_whole_number(text: str) -> bool:
@@ -30,6 +31,13 @@ CHANNEL_ICONS = {
     "erp": "▦",
     "crm": "☷",
 }
+
+
+def segment(value: Any) -> str:
+    """``value`` as one segment of a link's path, its slashes encoded too: a browser removes dot segments
+    from a path, so an order number such as ``../../admin/keys`` would lead elsewhere (the pages' routes
+    take an encoded slash back as a slash)."""
+    return quote(str(value), safe="")
 
 
 def when(moment: Any) -> str:

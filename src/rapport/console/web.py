@@ -48,6 +48,7 @@ templates.env.filters.update(
     likely=formats.likely,
     icon=formats.icon,
     summarise=formats.summarise,
+    segment=formats.segment,
 )
 
 
