@@ -168,6 +168,24 @@ def test_the_session_cookie_is_http_only_same_site_and_secure(db: Database, sett
     assert client.get("/v1/profiles", headers={"Authorization": f"Bearer {value}"}).status_code == 401
 
 
+@pytest.mark.parametrize("sent_from", ["cross-site", "same-site"])
+def test_a_sign_in_form_sent_from_another_site_opens_no_session(
+    db: Database, settings: Settings, sent_from: str
+) -> None:
+    """A page elsewhere cannot sign a browser in with a key of its choosing (login CSRF): the browser says
+    where the form came from."""
+    client = TestClient(create_app(db, settings), base_url="https://testserver")
+    key = new_key(db, Role.ADMIN)
+    answer = client.post("/signin", data={"key": key}, headers={"Sec-Fetch-Site": sent_from})
+    assert answer.status_code == 403
+    assert "another site" in answer.text
+    assert "rapport_session" not in answer.headers.get("set-cookie", "")
+    # sent from the sign-in page itself, or typed by a client that does not say, it signs in
+    for origin in ({"Sec-Fetch-Site": "same-origin"}, {}):
+        signed_in = client.post("/signin", data={"key": key}, headers=origin, follow_redirects=False)
+        assert signed_in.status_code == 303 and "rapport_session" in signed_in.headers["set-cookie"]
+
+
 def test_revoking_the_key_ends_the_session(world: str, browser_for: SignedIn, db: Database) -> None:
     client = browser_for(None)
     secret = new_key(db, Role.AGENT, name="desk 4")

@@ -21,6 +21,10 @@ from rapport.trust.keys import RefusedKey, authenticate
 
 router = APIRouter()
 
+#: where a browser may say a sign-in form came from (``Sec-Fetch-Site``): a page of this site, or the
+#: person themselves (a bookmark, an address typed in)
+ALLOWED_FROM = frozenset({"same-origin", "none"})
+
 
 def _safe_next(url: str | None) -> str:
     """Only a path of this site: never an open redirect."""
@@ -51,6 +55,11 @@ async def post_sign_in(request: Request) -> Response:
     form = await form_of(request)
     key = str(form.get("key", "")).strip()
     next_url = str(form.get("next", "/"))
+    # the form has no token yet to check (no session): the browser says where it was sent from, and a
+    # page elsewhere must not sign it in with a key of that page's choosing
+    if request.headers.get("sec-fetch-site", "same-origin") not in ALLOWED_FROM:
+        message = "Sign-in refused: the form was sent from another site. Sign in on this page instead."
+        return sign_in_page(request, error=message, next_url=next_url, status=403)
     if not key:
         return sign_in_page(request, error="Paste your API key to sign in.", next_url=next_url, status=422)
     if len(key) > 200 or "\x00" in key:
