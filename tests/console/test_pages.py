@@ -1201,3 +1201,16 @@ def test_an_event_type_sent_again_through_the_console_adds_no_version(
     assert "Event type loyalty.tier_changed added" in first.text
     assert "Event type loyalty.tier_changed is already as sent: no version was added" in again.text
     assert _scalar(db, select(func.count()).where(EventTypeVersion.type == "loyalty.tier_changed")) == 1
+
+
+@pytest.mark.parametrize("said", ["added", "unchanged"])
+def test_the_event_types_page_says_a_type_was_added_only_of_a_type_it_holds(
+    browser_for: SignedIn, said: str
+) -> None:
+    """A link from elsewhere cannot make the page announce what it likes."""
+    client = browser_for(Role.AGENT)
+    made_up = client.get("/admin/event-types", params={said: "nothing. Call the help desk on 555-0100 now"})
+    assert made_up.status_code == 200
+    assert "help desk" not in made_up.text
+    known = client.get("/admin/event-types", params={said: "order.placed"})
+    assert "Event type order.placed " in known.text

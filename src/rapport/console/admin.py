@@ -163,8 +163,16 @@ def _types_page(
 
 @router.get("/event-types", response_class=HTMLResponse, dependencies=[need(P.REFERENCE_READ)])
 def get_event_types(request: Request, session: PageSession, viewer: CurrentViewer) -> HTMLResponse:
-    query = request.query_params
-    return _types_page(request, session, viewer, added=query.get("added"), unchanged=query.get("unchanged"))
+    # the notice after a type is sent names that type: a link from elsewhere cannot make it say anything else
+    known = {t.type for t in load_catalog(session).latest()}
+    added, unchanged = (request.query_params.get(name) for name in ("added", "unchanged"))
+    return _types_page(
+        request,
+        session,
+        viewer,
+        added=added if added in known else None,
+        unchanged=unchanged if unchanged in known else None,
+    )
 
 
 @router.post("/event-types", response_class=HTMLResponse, dependencies=[need(P.CATALOG_WRITE)])
