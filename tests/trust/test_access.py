@@ -176,6 +176,27 @@ def test_an_analyst_sees_neither_device_serials_nor_event_ids(api_client: Callab
     assert ok(agent.get(f"/v1/profiles/{jo}/consents"))["history"][0]["event_id"] == "consent-jo@example.com"
 
 
+def test_an_analyst_sees_no_serial_of_a_device_registered_without_it_among_the_identifiers(
+    api_client: Callable[..., TestClient],
+) -> None:
+    """A source may name the device in the data alone: its serial is still an identifier value, masked on
+    the timeline as in the 360's list of devices."""
+    agent, analyst = api_client(Role.AGENT), api_client(Role.ANALYST)
+    ben = {"email": "ben@example.com"}
+    sent = registered("WM-88", ben, minute=0)
+    sent["identifiers"] = ben
+    assert ok(agent.post("/v1/events", json={"events": [sent]}))["accepted"] == 1
+    owner = ok(agent.get("/v1/profiles", params={"identifier": "email:ben@example.com"}))["id"]
+    assert ok(agent.get(f"/v1/profiles/{owner}"))["devices"][0]["serial"] == "WM-88"
+
+    timeline = ok(analyst.get(f"/v1/profiles/{owner}/timeline"))
+    seen = ok(analyst.get(f"/v1/profiles/{owner}"))
+
+    assert [item["type"] for item in timeline["items"]] == ["device.registered"]
+    assert "wm-88" not in text_of(timeline) and "wm-88" not in text_of(seen)
+    assert timeline["items"][0]["data"]["kind"] == "fridge"  # what is no identifier value stays
+
+
 def test_an_analyst_sees_no_identifier_value_in_what_a_device_said(
     api_client: Callable[..., TestClient],
 ) -> None:

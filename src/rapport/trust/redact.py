@@ -21,6 +21,7 @@ from typing import Any
 
 from rapport.catalog.registry import Catalog
 from rapport.profiles.state import SOCIAL, social_network
+from rapport.things.devices.twin import DEVICE_TYPES
 
 REDACTED = "[redacted]"
 #: what erasure puts in place of a personal or undeclared field: nothing, the field is left out
@@ -164,7 +165,10 @@ class Redactor:
     def event(self, item: dict[str, Any], values: Iterable[str] = ()) -> dict[str, Any]:
         """A timeline item: its id, identifier values (in its data too: a device's serial, or one of
         ``values``, those of the person whose timeline it is) and personal data masked."""
-        hidden = held([*item["identifiers"].values(), *values])
+        # a device's events name it in their data: its serial is an identifier value even when the source
+        # left it out of the event's identifiers
+        serial = [item["data"].get("serial")] if item["type"] in DEVICE_TYPES else []
+        hidden = held([*item["identifiers"].values(), *values, *serial])
         return {
             **item,
             "id": REDACTED,
