@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from rapport.api.deps import get_database, get_settings
+from rapport.api.deps import after_read, get_database, get_settings
 from rapport.api.problems import ProblemError
 from rapport.trust import audit
 from rapport.trust.keys import Caller, RefusedKey, authenticate
@@ -73,6 +73,7 @@ class Auditor:
     read-only sessions)."""
 
     def __init__(self, request: Request, caller: CurrentCaller) -> None:
+        self.request = request
         self.database = get_database(request)
         self.settings = get_settings(request)
         self.caller = caller
@@ -93,9 +94,14 @@ class Auditor:
         )
 
     def __call__(self, action: str, target_type: str, target_id: str, **detail: Any) -> None:
-        """Record a read, in a transaction of its own."""
-        with self.database.session(write=True) as session:
-            self.record(session, action, target_type, target_id, **detail)
+        """Record a read, in a transaction of its own, once the read's session has given its connection
+        back (see :func:`rapport.api.deps.after_read`)."""
+
+        def write() -> None:
+            with self.database.session(write=True) as session:
+                self.record(session, action, target_type, target_id, **detail)
+
+        after_read(self.request, write)
 
 
 Audit = Annotated[Auditor, Depends(Auditor)]
