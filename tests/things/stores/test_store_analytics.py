@@ -146,3 +146,20 @@ def test_a_recognised_shoppers_visits_frequency_and_style(small_world: Database)
         "pays 1.00 times the average price of what sells in the same zones of the same stores (2 items)"
     )
     assert style["loyalty"]["evidence"] == "3 of 3 visits at Rapport Home store-1 (100 %); 3.0 visits a month"
+
+
+def test_an_order_reported_twice_counts_once_in_store_and_online(
+    small_world: Database, settings: Settings
+) -> None:
+    # given the till's order and the web order reported again, by the ERP, under their own event ids
+    again = [till("P-1", JO, 11, lines=[("SH-1", 1, 60.0)]), web_order("W-1", JO, SATURDAY + 500)]
+    assert not ingest(small_world, settings, [{**e, "source": "erp"} for e in again]).rejected
+
+    with small_world.session() as session:
+        found = customer_visits(session, profile_id=profile_of(small_world, JO), now=NOW)
+
+    assert found["summary"]["in_store_vs_online"] == {
+        "orders": {"store": 2, "web": 1},
+        "in_store_share": 0.667,
+        "online_share": 0.333,
+    }

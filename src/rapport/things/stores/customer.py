@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.db.bulk import by_code_point
 from rapport.events.models import Event
 from rapport.profiles.consent import ANY, IN_STORE_RECOGNITION, decide
-from rapport.profiles.models import Profile
+from rapport.profiles.models import Order, Profile
 from rapport.things.stores.figures import mean, share, split_by_daytype, straight_buy, visit_view
 from rapport.things.stores.models import Store, Visit
 from rapport.things.stores.registry import zone_of
@@ -56,13 +56,18 @@ def price_reference(session: Session, *, stores: list[str], now: datetime) -> di
 
 
 def _channels(session: Session, profile_id: str) -> dict[str, Any]:
-    """Orders in store and online, from the channel of each order.placed."""
+    """The person's orders in store and online, each counted once by its number, in the channel of its
+    first placement (a till's order that the ERP reports again is still one order in store)."""
     rows = session.execute(
-        select(Event.channel, func.count())
-        .where(Event.profile_id == profile_id, Event.type == "order.placed")
-        .group_by(Event.channel)
+        select(Event.subject, Event.channel)
+        .join(Order, Order.order_id == Event.subject)
+        .where(Order.profile_id == profile_id, Event.type == "order.placed")
+        .order_by(Event.occurred_at, Event.seq)
     ).all()
-    orders = {channel or "unknown": n for channel, n in rows}
+    first_channel: dict[str | None, str] = {}  # the join leaves no order without its number
+    for order_id, channel in rows:
+        first_channel.setdefault(order_id, channel or "unknown")
+    orders = dict(sorted(Counter(first_channel.values()).items()))
     total = sum(orders.values())
     online = sum(n for channel, n in orders.items() if channel in ONLINE)
     return {
