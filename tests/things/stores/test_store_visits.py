@@ -238,6 +238,23 @@ def test_a_till_order_naming_no_store_is_the_purchase_of_one_visit_the_earliest_
     assert [(f["purchases"], f["average_basket"]) for f in figures if f] == [(1, {"EUR": 30.0}), (0, {})]
 
 
+@pytest.mark.parametrize("together", [True, False])
+def test_a_till_order_reported_again_by_another_system_is_bought_once(
+    db: Database, settings: Settings, together: bool
+) -> None:
+    register(db)
+    trip = [recognise(JO), entered(JO, 0), zone(JO, "shoes", 1), till("P-1", JO, 5), exited(JO, 8)]
+    # the ERP reports the till's order again, under its own event id and with its number padded
+    again = {**till("P-1", JO, 5), "source": "erp"}
+    again["data"] = {**again["data"], "order_id": "P-1 "}
+
+    for batch in [[*trip, again]] if together else [trip, [again]]:
+        assert not ingest(db, settings, batch).rejected
+
+    [visit] = visits(db)
+    assert (visit.order_id, visit.basket_value, len(visit.items)) == ("P-1", 60.0, 1)
+
+
 def test_sensors_whose_clocks_disagree_are_repaired_and_said_so(db: Database, settings: Settings) -> None:
     register(db)
     ingest(db, settings, [recognise(JO)])

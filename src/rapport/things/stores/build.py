@@ -17,9 +17,10 @@ Sensors whose clocks disagree are told apart from people who came twice by a tol
 reported a little after the first zone is that visit's entry, an exit reported a little before an
 entry is set aside; each such repair is written into the visit's ``notes``.
 
-A purchase is a till order of the same person (at this store, or naming no store) placed inside the
-visit: from its entry to its exit (give or take the clock tolerance) or, with no exit seen, up to half
-an hour after the last sighting. An order that fits two visits goes to the earlier, at whichever store.
+A purchase is a till order of the same person (at this store, or naming no store; each order once, by
+its number, however many systems report it) placed inside the visit: from its entry to its exit (give
+or take the clock tolerance) or, with no exit seen, up to half an hour after the last sighting. An order
+that fits two visits goes to the earlier, at whichever store.
 Shelf time is the time from the latest delivery of the SKU to the store before the sale to the sale.
 """
 
@@ -65,7 +66,8 @@ _IN_A_VISIT = {ENTERED: 0, ZONE: 1, EXITED: 2}
 
 @dataclass(frozen=True)
 class Sale:
-    """A till order of the person: when, where (None when the order names no store), what."""
+    """A till order of the person: when, where (None when the order names no store), what; and the
+    event that placed it (an order another system reports again is placed by two events)."""
 
     order_id: str
     at: datetime
@@ -73,6 +75,7 @@ class Sale:
     total: float | None
     currency: str | None
     lines: tuple[Mapping[str, Any], ...]
+    event_id: str
 
 
 @dataclass(frozen=True, order=True)
@@ -291,9 +294,14 @@ def _window(visit: Built) -> tuple[datetime, datetime]:
 
 def attach_sales(visits: Sequence[Built], sales: Iterable[Sale]) -> None:
     """Give each till order of the person to the visit it was placed in (the earliest that fits);
-    ``visits`` are the person's, at one store or several, oldest first."""
+    ``visits`` are the person's, at one store or several, oldest first. An order placed by more than
+    one event (the till's, and the ERP's report of it) is bought once, as first placed."""
     windows = [_window(v) for v in visits]
-    for sale in sorted(sales, key=lambda s: (s.at, s.order_id)):
+    placed: set[str] = set()
+    for sale in sorted(sales, key=lambda s: (s.at, s.order_id, s.event_id)):
+        if sale.order_id in placed:
+            continue
+        placed.add(sale.order_id)
         for visit, (start, end) in zip(visits, windows, strict=True):
             if sale.store_id not in (None, visit.store_id) or not start <= sale.at <= end:
                 continue

@@ -347,12 +347,14 @@ def _sale(fact: Seen) -> Sale:
     total = data.get("total")
     lines = data.get("lines")
     return Sale(
-        order_id=str(data.get("order_id")),
+        # the order's number as the log keeps it, without the whitespace some exports pad it with
+        order_id=fact.subject or str(data.get("order_id")).strip(),
         at=fact.occurred_at,
         store_id=store_of(fact),
         total=float(total) if isinstance(total, int | float) else None,
         currency=data.get("currency") if isinstance(data.get("currency"), str) else None,
         lines=tuple(line for line in lines if isinstance(line, dict)) if isinstance(lines, list) else (),
+        event_id=fact.event_id,
     )
 
 
