@@ -255,6 +255,20 @@ def test_a_till_order_reported_again_by_another_system_is_bought_once(
     assert (visit.order_id, visit.basket_value, len(visit.items)) == ("P-1", 60.0, 1)
 
 
+def test_a_basket_in_a_three_decimal_currency_keeps_its_third_decimal(
+    db: Database, settings: Settings
+) -> None:
+    register(db)
+    paid = [till("P-1", JO, 3, lines=[("SH-1", 1, 1.275)]), till("P-2", JO, 5, lines=[("SH-2", 1, 2.5)])]
+    for order in paid:  # the till builder rounds its totals to two decimals
+        order["data"] |= {"currency": "KWD", "total": order["data"]["lines"][0]["unit_price"]}
+
+    assert not ingest(db, settings, [entered(JO, 0), zone(JO, "shoes", 1), *paid, exited(JO, 8)]).rejected
+
+    [visit] = visits(db)
+    assert (visit.order_id, visit.basket_value, visit.currency) == ("P-1", 3.775, "KWD")
+
+
 def test_sensors_whose_clocks_disagree_are_repaired_and_said_so(db: Database, settings: Settings) -> None:
     register(db)
     ingest(db, settings, [recognise(JO)])

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rapport.events.facts import Fact
-from rapport.profiles.state import iso
+from rapport.profiles.state import exact_sum, iso
 
 __all__ = [
     "CLOCK_TOLERANCE",
@@ -113,7 +113,7 @@ class Built:
         basket = None
         if first is not None:
             same = [s.total for s in self.sales if s.currency == first.currency and s.total is not None]
-            basket = round(sum(same), 2) if same else None
+            basket = exact_sum(same) if same else None  # a currency's third decimal stays (KWD)
         return {
             "visit_id": self.visit_id,
             "store_id": self.store_id,
