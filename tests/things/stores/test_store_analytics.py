@@ -163,3 +163,26 @@ def test_an_order_reported_twice_counts_once_in_store_and_online(
         "in_store_share": 0.667,
         "online_share": 0.333,
     }
+
+
+def test_a_visit_paid_in_two_currencies_counts_in_the_average_basket_of_each(
+    db: Database, settings: Settings
+) -> None:
+    register(db)
+    # given one visit paid 10 EUR then 5 USD at the till, and another paid 20 USD
+    dollars = till("P-2", AL, 6, lines=[("SH-2", 1, 5.0)])
+    dollars["data"]["currency"] = "USD"
+    more_dollars = till("P-3", JO, 65, lines=[("SH-3", 1, 20.0)])
+    more_dollars["data"]["currency"] = "USD"
+    events = [
+        entered(AL, 0), zone(AL, "shoes", 1), till("P-1", AL, 5, lines=[("SH-1", 1, 10.0)]), dollars,
+        exited(AL, 8),
+        entered(JO, 60), zone(JO, "shoes", 61), more_dollars, exited(JO, 68),
+    ]  # fmt: skip
+    assert not ingest(db, settings, events).rejected
+
+    with db.session() as session:
+        found = store_analytics(session, store_id=STORE, since=moment(0), until=moment(DAY), now=NOW)
+
+    assert found is not None and (found["visits"], found["purchases"]) == (2, 2)
+    assert found["average_basket"] == {"EUR": 10.0, "USD": 12.5}

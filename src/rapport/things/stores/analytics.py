@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.db.bulk import by_code_point
-from rapport.things.stores.figures import mean, median, share, split_by_daytype
+from rapport.things.stores.figures import mean, median, paid_in, share, split_by_daytype
 from rapport.things.stores.models import Store, Visit
 from rapport.things.stores.registry import zone_of
 
@@ -132,8 +132,8 @@ def store_analytics(
     purchases = [v for v in visits if v.order_id is not None]
     baskets: dict[str, list[float]] = defaultdict(list)
     for visit in purchases:
-        if visit.currency and visit.basket_value is not None:
-            baskets[visit.currency].append(visit.basket_value)
+        for currency, value in paid_in(visit).items():
+            baskets[currency].append(value)
     return {
         "store_id": store_id,
         "name": store.name,

@@ -110,10 +110,12 @@ class Built:
     def row(self, *, recognised: bool, now: datetime) -> dict[str, Any]:
         """The visit as a row of the ``visits`` table."""
         first = self.sales[0] if self.sales else None
-        basket = None
-        if first is not None:
-            same = [s.total for s in self.sales if s.currency == first.currency and s.total is not None]
-            basket = exact_sum(same) if same else None  # a currency's third decimal stays (KWD)
+        paid: dict[str, list[float]] = {}
+        for sale in self.sales:
+            if sale.currency is not None and sale.total is not None:
+                paid.setdefault(sale.currency, []).append(sale.total)
+        # a currency's third decimal stays (KWD)
+        baskets = {currency: exact_sum(totals) for currency, totals in sorted(paid.items())}
         return {
             "visit_id": self.visit_id,
             "store_id": self.store_id,
@@ -125,8 +127,9 @@ class Built:
             "duration_s": self.duration_s,
             "zones": self.zones,
             "order_id": None if first is None else first.order_id,
-            "basket_value": basket,
+            "basket_value": None if first is None else baskets.get(first.currency or ""),
             "currency": None if first is None else first.currency,
+            "baskets": baskets,
             "items": self.items,
             "notes": self.notes,
             "updated_at": now,

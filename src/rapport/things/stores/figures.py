@@ -29,6 +29,15 @@ def straight_buy(visit: Visit) -> bool:
     return visit.order_id is not None and len(shopping_zones(visit.zones)) == 1
 
 
+def paid_in(visit: Visit) -> dict[str, float]:
+    """What the visit paid at the till in each currency."""
+    if visit.baskets is not None:
+        return {currency: float(value) for currency, value in visit.baskets.items()}
+    if visit.currency and visit.basket_value is not None:  # stored before a visit kept each currency
+        return {visit.currency: visit.basket_value}
+    return {}
+
+
 def mean(values: Iterable[float]) -> float | None:
     found = list(values)
     return round(statistics.fmean(found), 1) if found else None
@@ -78,6 +87,7 @@ def visit_view(visit: Visit, *, zone: ZoneInfo, timeout: timedelta, now: datetim
         "order_id": visit.order_id,
         "basket_value": visit.basket_value,
         "currency": visit.currency,
+        "baskets": paid_in(visit),
         "items": visit.items,
         "notes": visit.notes,
     }

@@ -61,6 +61,9 @@ class Visit(Base):
     order_id: Mapped[str | None] = mapped_column(String(200))
     basket_value: Mapped[float | None] = mapped_column(Float)
     currency: Mapped[str | None] = mapped_column(String(3))
+    #: {currency: value} of every till order inside the visit: a till taking two currencies pays in both
+    #: (None: a visit stored before this was kept; its one basket is ``basket_value`` in ``currency``)
+    baskets: Mapped[dict[str, Any] | None]
     #: [{"order_id", "sku", "quantity", "unit_price", "zone", "received_at", "shelf_s"}]: shelf_s is how
     #: long since the latest delivery of that SKU to this store before the sale (None: no delivery known)
     items: Mapped[list[Any]]
