@@ -29,6 +29,8 @@ from rapport.db import Database
 from rapport.settings import Settings
 from rapport.things.stores.analytics import BadPeriod, store_analytics
 from rapport.things.stores.customer import customer_visits
+from rapport.things.stores.models import Visit
+from rapport.things.stores.style import speed
 
 DAY = 24 * 60
 NOW = moment(SATURDAY + 1000)
@@ -186,3 +188,17 @@ def test_a_visit_paid_in_two_currencies_counts_in_the_average_basket_of_each(
 
     assert found is not None and (found["visits"], found["purchases"]) == (2, 2)
     assert found["average_basket"] == {"EUR": 10.0, "USD": 12.5}
+
+
+@pytest.mark.parametrize(
+    ("minutes", "straight", "score"),
+    [(2, False, 0.7), (10, False, 0.7), (35, False, 0.35), (180, True, 0.3), (60, True, 0.3)],
+)
+def test_speed_scores_visit_length_between_ten_minutes_and_an_hour_and_straight_buys_beside_it(
+    minutes: int, straight: bool, score: float
+) -> None:
+    # given one visit of ``minutes`` that went straight to shoes and bought, or browsed two zones
+    walked = [{"zone": "shoes"}] if straight else [{"zone": "shoes"}, {"zone": "home"}]
+    visit = Visit(duration_s=minutes * 60.0, closed_by="exit", order_id="P-1", zones=walked, items=[])
+
+    assert speed([visit])["score"] == score

@@ -46,7 +46,9 @@ def speed(visits: Sequence[Visit]) -> Trait:
     if not timed:
         return _trait(None, "unknown", "no visit with an exit seen yet", visits=len(visits))
     minutes = statistics.fmean(timed) / 60
-    score = _clamp(0.7 * (1 - (minutes - 10) / 50) + 0.3 * straight / len(visits))
+    # each part within its bounds, so that a very short (long) visit neither hides nor outweighs the buys
+    brevity = min(1.0, max(0.0, 1 - (minutes - 10) / 50))
+    score = _clamp(0.7 * brevity + 0.3 * straight / len(visits))
     evidence = (
         f"visits last {minutes:.0f} min on average ({len(timed)} with an exit seen); {straight} of "
         f"{len(visits)} went straight to one zone and bought"
