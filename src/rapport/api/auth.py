@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from rapport.api.deps import after_read, get_database, get_settings
+from rapport.api.deps import get_database, get_settings
 from rapport.api.problems import ProblemError
+from rapport.db.afterwards import after_read
 from rapport.trust import audit
 from rapport.trust.keys import Caller, RefusedKey, authenticate
 from rapport.trust.ratelimit import RateLimiter
@@ -95,13 +96,13 @@ class Auditor:
 
     def __call__(self, action: str, target_type: str, target_id: str, **detail: Any) -> None:
         """Record a read, in a transaction of its own, once the read's session has given its connection
-        back (see :func:`rapport.api.deps.after_read`)."""
+        back (see :mod:`rapport.db.afterwards`)."""
 
         def write() -> None:
             with self.database.session(write=True) as session:
                 self.record(session, action, target_type, target_id, **detail)
 
-        after_read(self.request, write)
+        after_read(self.request.state, write)
 
 
 Audit = Annotated[Auditor, Depends(Auditor)]

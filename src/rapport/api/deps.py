@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from rapport.api.problems import ProblemError
 from rapport.db import Database
+from rapport.db.afterwards import reading
 from rapport.identity.kinds import KindTable
 from rapport.identity.service import load_kinds
 from rapport.profiles.models import Profile
@@ -92,26 +93,10 @@ def get_settings(request: Request) -> Settings:
 def read_session(request: Request) -> Iterator[Session]:
     """A read-only session for the request, seeing the database as of one moment. Routes that write open
     their own transaction, so that it is committed before the answer is sent. What a route asks to be done
-    once it has read (:func:`after_read`: record the read in the audit log) is done when the session has
-    given its connection back, before the answer is sent: a request that held its read's connection while
-    it waited for another would, with as many such requests as the pool has connections, wait for ever."""
-    steps: list[Callable[[], None]] = []
-    request.state.after_read = steps
-    with get_database(request).session(snapshot=True) as session:
+    once it has read (recording the read in the audit log) is done when the session has given its
+    connection back, before the answer is sent (see :mod:`rapport.db.afterwards`)."""
+    with reading(request.state), get_database(request).session(snapshot=True) as session:
         yield session
-    request.state.after_read = None
-    for step in steps:
-        step()
-
-
-def after_read(request: Request, step: Callable[[], None]) -> None:
-    """Do ``step``, which opens a transaction of its own, once the request's read session has ended (see
-    :func:`read_session`); at once if it holds none."""
-    steps: list[Callable[[], None]] | None = getattr(request.state, "after_read", None)
-    if steps is None:
-        step()
-    else:
-        steps.append(step)
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]

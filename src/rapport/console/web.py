@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from rapport.catalog.service import load_catalog
 from rapport.console import formats
 from rapport.db import Database
+from rapport.db.afterwards import after_read, reading
 from rapport.settings import Settings
 from rapport.trust import audit
 from rapport.trust.keys import Caller, RefusedKey, authenticate_hash, fingerprint
@@ -175,15 +176,10 @@ CurrentViewer = Annotated[Viewer, Depends(current_viewer)]
 
 def page_session(request: Request) -> Iterator[Session]:
     """A read-only session for one page, seeing the database as of one moment. What the page showed is
-    recorded (:func:`record_all`) once the session has given its connection back, before the page is sent:
-    a page that held its read's connection while it waited for another would, with as many pages at once
-    as the pool has connections, wait for ever."""
-    entries: list[tuple[Viewer, Entry]] = []
-    request.state.page_entries = entries
-    with database_of(request).session(snapshot=True) as session:
+    recorded (:func:`record_all`) once the session has given its connection back, before the page is sent
+    (see :mod:`rapport.db.afterwards`)."""
+    with reading(request.state), database_of(request).session(snapshot=True) as session:
         yield session
-    request.state.page_entries = None
-    _write_entries(request, entries)
 
 
 # ended with the page, before it is sent, so that what it showed is recorded before too
@@ -250,19 +246,14 @@ def record(
 def record_all(request: Request, viewer: Viewer, entries: Iterable[Entry]) -> None:
     """Write the audit entries for what one page showed the viewer, in one transaction of their own, once
     the page's read session has ended (see :func:`page_session`); at once if it holds none."""
-    pending: list[tuple[Viewer, Entry]] | None = getattr(request.state, "page_entries", None)
-    if pending is None:
-        _write_entries(request, [(viewer, entry) for entry in entries])
-    else:
-        pending.extend((viewer, entry) for entry in entries)
+    shown = list(entries)
 
+    def write() -> None:
+        with database_of(request).session(write=True) as session:
+            for action, target_type, target_id, detail in shown:
+                record_in(session, viewer, action, target_type, target_id, **detail)
 
-def _write_entries(request: Request, entries: list[tuple[Viewer, Entry]]) -> None:
-    if not entries:
-        return
-    with database_of(request).session(write=True) as session:
-        for viewer, (action, target_type, target_id, detail) in entries:
-            record_in(session, viewer, action, target_type, target_id, **detail)
+    after_read(request.state, write)
 
 
 def record_in(
